@@ -1,0 +1,3 @@
+from hermipy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The ``hermipy`` command line: run a binary, print the syscall table."""
+import argparse
+import os
+import sys
+
+from hermipy.errors import HermipyError
+
+EPILOG = "Exit status: the guest's own, 128+N when a signal N ended it, 126/127 when it could not start."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hermipy", description="Run unmodified Linux x86-64 binaries "
+                                     "as unikernels.", epilog=EPILOG)
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for hermipy errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a binary", epilog=EPILOG)
+    run.add_argument("--strace", action="store_true", help="print each syscall like strace(1) to stderr")
+    run.add_argument("--strace-file", metavar="F", help="write the syscall trace to F instead")
+    run.add_argument("--root", metavar="DIR", help="confine the guest's file system to DIR (default: host /)")
+    run.add_argument("-E", dest="env", action="append", default=[], metavar="VAR=VAL",
+                     help="set an environment variable for the guest (repeatable)")
+    run.add_argument("--clear-env", action="store_true", help="start from an empty environment")
+    run.add_argument("--strict", action="store_true", help="stop on the first unimplemented syscall")
+    run.add_argument("--backend", choices=["unicorn"], default="unicorn", help="CPU backend (default: unicorn)")
+    run.add_argument("--memory", metavar="MIB", type=int, default=4096, help="guest RAM in MiB (default 4096)")
+    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("binary", help="path to the ELF executable")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
+    table = sub.add_parser("syscalls", help="print hermipy's syscall table")
+    table.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    return parser
+
+
+def guest_environment(args) -> list[bytes]:
+    env = {} if args.clear_env else dict(os.environb)
+    for item in args.env:
+        if "=" not in item:
+            raise HermipyError(f"-E {item}: expected VAR=VAL", 2)
+        key, value = item.split("=", 1)
+        env[os.fsencode(key)] = os.fsencode(value)
+    return [key + b"=" + value for key, value in env.items()]
+
+
+def cmd_run(args) -> int:
+    from hermipy.runner import run_binary
+    from hermipy.syscalls.kernel import Options
+    if args.root and not os.path.isdir(args.root):
+        raise HermipyError(f"--root {args.root}: not a directory", 2)
+    options = Options(root=args.root, strace=args.strace, strace_file=args.strace_file, strict=args.strict,
+                      memory=args.memory << 20, backend=args.backend, debug=args.debug)
+    sys.stdout.flush()
+    return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
+
+
+def cmd_syscalls(args) -> int:
+    from hermipy.syscalls.docs import render
+    sys.stdout.write(render(args.format))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_syscalls(args)
+    except HermipyError as err:
+        if args.debug:
+            raise
+        sys.stderr.write(f"hermipy: {err}\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130

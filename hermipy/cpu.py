@@ -1,0 +1,93 @@
+"""The one CPU interface every backend implements: run the guest until a stop, and say why.
+
+A backend owns the vCPU; guest RAM is a host mapping shared with the kernel (``PhysicalMemory``), so
+syscall handlers read and write guest memory directly. Syscalls are serviced in-line through the
+callback given to :meth:`Cpu.run`; the run only returns at a stop the kernel must decide on.
+"""
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StopReason(Enum):
+    EXIT = "exit"        # the guest called exit/exit_group, or was killed
+    FAULT = "fault"      # a CPU exception the kernel must resolve (page fault, #GP, #UD, #DE ...)
+
+
+# x86 exception vectors (Intel SDM vol. 3, 6.3.1)
+VEC_DE, VEC_DB, VEC_BP, VEC_UD, VEC_DF, VEC_GP, VEC_PF = 0, 1, 3, 6, 8, 13, 14
+
+
+@dataclass(slots=True)
+class Stop:
+    reason: StopReason
+    vector: int = -1       # FAULT: exception vector
+    address: int = 0       # FAULT: CR2 for a page fault
+    rip: int = 0           # FAULT: the faulting instruction
+    status: int = 0        # EXIT: the wait status to report
+
+
+class GuestExit(Exception):
+    """Raised by the kernel (exit, exit_group, a fatal signal) to end the run."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+# General-purpose register order used by get_regs/set_regs (matches struct user_regs_struct minus segs).
+GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
+
+
+class Cpu:
+    """Interface of a CPU backend. See UnicornCpu for the reference implementation."""
+
+    name = "abstract"
+
+    def run(self, on_syscall) -> Stop:
+        """Run from the current rip until a stop. ``on_syscall(nr, a0..a5) -> int`` services syscalls."""
+        raise NotImplementedError
+
+    def get_regs(self) -> list[int]:
+        """All GPR_NAMES values."""
+        raise NotImplementedError
+
+    def set_regs(self, values: list[int]) -> None:
+        raise NotImplementedError
+
+    def get_reg(self, name: str) -> int:
+        raise NotImplementedError
+
+    def set_reg(self, name: str, value: int) -> None:
+        raise NotImplementedError
+
+    def set_fs_base(self, value: int) -> None:
+        raise NotImplementedError
+
+    def get_fs_base(self) -> int:
+        raise NotImplementedError
+
+    def set_gs_base(self, value: int) -> None:
+        raise NotImplementedError
+
+    def get_gs_base(self) -> int:
+        raise NotImplementedError
+
+    def read_fpu_state(self) -> bytes:
+        """The 512-byte FXSAVE image (for signal frames)."""
+        raise NotImplementedError
+
+    def write_fpu_state(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def flush_tlb(self) -> None:
+        """Page-table entries were removed or downgraded: drop cached translations."""
+        raise NotImplementedError
+
+    def invalidate_code(self, start: int, end: int) -> None:
+        """Guest code in [start, end) changed behind the CPU's back: drop its translations."""
+        raise NotImplementedError
+
+    def cpuid_features(self) -> tuple[int, int]:
+        """(AT_HWCAP, AT_HWCAP2) as Linux computes them for this CPU."""
+        raise NotImplementedError

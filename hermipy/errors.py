@@ -1,0 +1,13 @@
+"""Errors that end a run with one clear line and a shell-like exit status (126/127)."""
+
+
+class HermipyError(Exception):
+    """A problem to report to the user as ``hermipy: <message>``, exiting with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 126):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class LoadError(HermipyError):
+    """The binary cannot be loaded (missing, not an ELF, wrong architecture, corrupt)."""

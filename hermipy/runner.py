@@ -1,0 +1,66 @@
+"""One run of a guest: build the kernel, load the binary, drive the CPU until the guest exits."""
+import os
+import signal
+import sys
+
+from hermipy.cpu import VEC_PF, GuestExit, StopReason
+from hermipy.syscalls.kernel import Kernel, Options
+from hermipy.syscalls.table import Dispatcher, load_handlers
+
+
+def create_cpu(name: str, kernel: Kernel):
+    if name == "unicorn":
+        from hermipy.unicorn_backend import UnicornCpu
+        cpu = UnicornCpu(kernel.ram, kernel.mem.page_table.root)
+        cpu.snapshot_fresh_context()
+        return cpu
+    from hermipy.errors import HermipyError
+    raise HermipyError(f"unknown backend {name!r} (available: unicorn)", 2)
+
+
+def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -> int:
+    """Run ``path`` with ``argv``; return the exit status a shell would see."""
+    load_handlers()
+    kernel = Kernel(options)
+    kernel.attach_cpu(create_cpu(options.backend, kernel))
+    from hermipy.loader.load import load_program
+    from hermipy.syscalls.sys_signal import handle_fault, SignalState
+    kernel.signals = SignalState()
+    entry, sp = load_program(kernel, path, [os.fsencode(a) for a in argv], env)
+    cpu = kernel.cpu
+    for reg in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
+                "r14", "r15"):
+        cpu.set_reg(reg, 0)
+    cpu.set_reg("rsp", sp)
+    cpu.set_reg("rip", entry)
+    trace = _open_trace(options)
+    on_syscall = Dispatcher(kernel, trace).on_syscall
+    mem = kernel.mem
+    try:
+        while True:
+            stop = cpu.run(on_syscall)
+            if stop.reason is StopReason.EXIT:
+                status = stop.status
+                break
+            if stop.vector == VEC_PF and mem.populate(stop.address):
+                continue
+            try:
+                handle_fault(kernel, stop)
+            except GuestExit as exit_:
+                status = exit_.status
+                break
+    finally:
+        mem.sync_all()
+    if trace is not None:
+        trace.write(f"+++ exited with {status} +++\n" if status < 128 or not kernel.signals.killed_by
+                    else f"+++ killed by {signal.Signals(kernel.signals.killed_by).name} +++\n")
+        trace.flush()
+    return status
+
+
+def _open_trace(options: Options):
+    if options.strace_file:
+        return open(options.strace_file, "w")
+    if options.strace:
+        return sys.stderr
+    return None

@@ -1,0 +1,119 @@
+"""Load a program into a fresh guest, as fs/binfmt_elf.c load_elf_binary does, one step per function:
+open -> parse -> map segments (and bss) -> set brk -> build the initial stack.
+"""
+import os
+import stat
+from errno import EACCES, EISDIR, ENOENT, ENOTDIR, ELOOP
+
+from hermipy.errors import LoadError
+from hermipy.layout import ELF_ET_DYN_BASE, PAGE_SIZE, STACK_SIZE, STACK_TOP, page_down, page_up
+from hermipy.loader.elf import ET_DYN, PF_R, PF_W, PF_X, ElfImage, parse_elf
+from hermipy.loader.stack import build_initial_stack
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_PRIVATE, PROT_EXEC,
+                                     PROT_READ, PROT_WRITE, MappedFile)
+
+HEADER_READ = 64 * 1024
+
+
+def open_binary(k, guest_path: str) -> tuple[int, str]:
+    """Open the executable through the guest's file-system view; errors as a shell reports them."""
+    try:
+        host = k.fs.to_host(k.fs.absolute(k.fs.cwd, guest_path))
+        fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC)
+    except (SyscallError, OSError) as err:
+        code = err.errno
+        reason = os.strerror(code)
+        raise LoadError(f"{guest_path}: {reason}", 127 if code in (ENOENT, ENOTDIR, ELOOP) else 126) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise LoadError(f"{guest_path}: {os.strerror(EISDIR if stat.S_ISDIR(st.st_mode) else EACCES)}", 126)
+    return fd, host
+
+
+def read_image(fd: int, guest_path: str) -> ElfImage:
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, HEADER_READ, 0)
+    image = parse_elf(guest_path, head, size)
+    needed = max([image.phoff + image.phnum * image.phentsize] +
+                 [s.offset + s.filesz for s in image.segments if s.type == 3])
+    if needed > len(head):
+        image = parse_elf(guest_path, os.pread(fd, needed, 0), size)
+    return image
+
+
+def load_bias(image: ElfImage) -> int:
+    """ET_EXEC maps at its link addresses; a PIE at ELF_ET_DYN_BASE (ASLR off)."""
+    if image.type != ET_DYN:
+        return 0
+    return page_down(ELF_ET_DYN_BASE - min(s.vaddr for s in image.loads))
+
+
+def segment_prot(flags: int) -> int:
+    return ((PROT_READ if flags & PF_R else 0) | (PROT_WRITE if flags & PF_W else 0)
+            | (PROT_EXEC if flags & PF_X else 0))
+
+
+def map_segments(k, image: ElfImage, fd: int, bias: int) -> int:
+    """Map each PT_LOAD from the file, zero its bss; return the end of the highest segment."""
+    mapped = MappedFile(fd, image.path)
+    end = 0
+    for seg in image.loads:
+        start = bias + seg.vaddr
+        prot = segment_prot(seg.flags)
+        page_start = page_down(start)
+        file_end = start + seg.filesz
+        mem_end = start + seg.memsz
+        if seg.filesz:
+            k.mem.map(page_start, file_end - page_start, prot, MAP_PRIVATE | MAP_FIXED, mapped,
+                      seg.offset - (start - page_start), name=image.path)
+            tail = page_up(file_end) - file_end
+            if seg.memsz > seg.filesz and tail:
+                k.mem.poke(file_end, bytes(min(tail, mem_end - file_end)))
+        bss_start = page_up(file_end) if seg.filesz else page_start
+        if page_up(mem_end) > bss_start:
+            k.mem.map(bss_start, page_up(mem_end) - bss_start, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        end = max(end, mem_end)
+    return end
+
+
+def phdr_address(image: ElfImage, bias: int) -> int:
+    """Where the program headers are in memory: PT_PHDR, or the PT_LOAD that covers e_phoff."""
+    for seg in image.segments:
+        if seg.type == 6:
+            return bias + seg.vaddr
+    for seg in image.loads:
+        if seg.offset <= image.phoff < seg.offset + seg.filesz:
+            return bias + seg.vaddr + image.phoff - seg.offset
+    return 0
+
+
+def map_stack(k, executable: bool) -> None:
+    prot = PROT_READ | PROT_WRITE | (PROT_EXEC if executable else 0)
+    k.mem.map(STACK_TOP - STACK_SIZE, STACK_SIZE, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN,
+              name="[stack]")
+
+
+def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes]) -> tuple[int, int]:
+    """Load ``guest_path`` into kernel ``k``; return (entry point, initial stack pointer)."""
+    fd, _host = open_binary(k, guest_path)
+    try:
+        image = read_image(fd, guest_path)
+        if image.interpreter:
+            raise LoadError(f"{guest_path}: dynamically linked (interpreter {image.interpreter}): "
+                            "not supported yet, only static binaries run", 126)
+        bias = load_bias(image)
+        end = map_segments(k, image, fd, bias)
+    finally:
+        os.close(fd)
+    k.brk_start = k.brk = page_up(end)
+    map_stack(k, image.executable_stack)
+    exe = k.fs.absolute(k.fs.cwd, guest_path)
+    k.proc.exe = os.path.normpath(exe)
+    k.proc.comm = os.path.basename(guest_path).encode()[:15]
+    k.proc.argv, k.proc.environ = argv, envp
+    hwcap, hwcap2 = k.cpu.cpuid_features()
+    sp = build_initial_stack(k, argv, envp, execfn=guest_path.encode(), phdr=phdr_address(image, bias),
+                             phnum=image.phnum, entry=bias + image.entry, base=0, hwcap=hwcap, hwcap2=hwcap2)
+    return bias + image.entry, sp

@@ -1,0 +1,116 @@
+"""Open files and the guest's file-descriptor table (fs/file.c, fs/fcntl.c).
+
+Every open file is backed by a host file descriptor that the kernel owns: a passthrough file, a
+directory, a pipe, a tty, or a memfd holding synthetic content (/proc files). Guest fd numbers are
+the guest's own; several guest fds may share one ``OpenFile`` (dup), and the host fd is closed when
+the last one goes.
+"""
+import os
+from errno import EBADF, EMFILE, EINVAL
+
+from hermipy.syscalls.errors import SyscallError
+
+O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 3, 0, 1, 2
+O_APPEND, O_NONBLOCK, O_CLOEXEC, O_DIRECTORY, O_PATH = 0o2000, 0o4000, 0o2000000, 0o200000, 0o10000000
+NOFILE_DEFAULT = 1024
+
+
+class OpenFile:
+    """An open file description: a host fd plus what the guest asked for when opening it."""
+
+    __slots__ = ("host_fd", "path", "flags", "refs", "dir_entries", "dir_pos", "kind", "__weakref__")
+
+    def __init__(self, host_fd: int, path: str, flags: int, kind: str = "file"):
+        self.host_fd, self.path, self.flags, self.kind = host_fd, path, flags, kind
+        self.refs = 0
+        self.dir_entries = None     # synthetic directory listing: list of (name, d_type, inode)
+        self.dir_pos = 0
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR) and not self.flags & O_PATH
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs == 0:
+            try:
+                os.close(self.host_fd)
+            except OSError:
+                pass
+
+
+class FdTable:
+    """Guest fd -> OpenFile, with the per-descriptor close-on-exec flag."""
+
+    def __init__(self):
+        self.files: dict[int, OpenFile] = {}
+        self.cloexec: set[int] = set()
+        self.limit = NOFILE_DEFAULT
+
+    def get(self, fd: int) -> OpenFile:
+        try:
+            return self.files[fd]
+        except KeyError:
+            raise SyscallError(EBADF) from None
+
+    def lowest_free(self, start: int = 0) -> int:
+        fd = start
+        while fd in self.files:
+            fd += 1
+        if fd >= self.limit:
+            raise SyscallError(EMFILE)
+        return fd
+
+    def install(self, file: OpenFile, cloexec: bool = False, start: int = 0) -> int:
+        fd = self.lowest_free(start)
+        self.install_at(fd, file, cloexec)
+        return fd
+
+    def install_at(self, fd: int, file: OpenFile, cloexec: bool = False) -> None:
+        if fd < 0 or fd >= self.limit:
+            raise SyscallError(EBADF)
+        old = self.files.get(fd)
+        file.refs += 1
+        self.files[fd] = file
+        if cloexec:
+            self.cloexec.add(fd)
+        else:
+            self.cloexec.discard(fd)
+        if old is not None:
+            old.release()
+
+    def close(self, fd: int) -> None:
+        file = self.files.pop(fd, None)
+        if file is None:
+            raise SyscallError(EBADF)
+        self.cloexec.discard(fd)
+        file.release()
+
+    def dup(self, fd: int, start: int = 0, cloexec: bool = False) -> int:
+        if start < 0:
+            raise SyscallError(EINVAL)
+        return self.install(self.get(fd), cloexec, start)
+
+    def close_all(self) -> None:
+        for fd in list(self.files):
+            self.close(fd)
+
+    def inherit_stdio(self) -> None:
+        """Guest fds 0-2 are the host's stdin/stdout/stderr (duplicated, so the guest may close them)."""
+        for fd in (0, 1, 2):
+            try:
+                host = os.dup(fd)
+            except OSError:
+                continue
+            flags = os.O_RDWR
+            try:
+                import fcntl
+                flags = fcntl.fcntl(host, fcntl.F_GETFL)
+            except OSError:
+                pass
+            kind = "tty" if os.isatty(host) else "file"
+            self.install_at(fd, OpenFile(host, f"/dev/fd/{fd}", flags & ~O_CLOEXEC, kind))

@@ -1,0 +1,163 @@
+"""The syscall table as data: one entry per x86-64 syscall with its handler, status and note.
+
+Numbers come from the vendored ``syscall_64.tbl``; handlers register with ``@syscall("name", FULL)``
+and never type a number. Handlers return an int >= 0 (or None when they set the registers themselves,
+as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns errors into ``-errno``.
+"""
+import inspect
+import os
+import sys
+from errno import ENOSYS
+
+from hermipy.syscalls.argtypes import Arg, show_result
+from hermipy.syscalls.errors import SyscallError
+
+FULL, PARTIAL, STUB, UNIMPLEMENTED = "FULL", "PARTIAL", "STUB", "UNIMPLEMENTED"
+TABLE_SIZE = 512
+
+
+def _read_numbers() -> dict[str, int]:
+    path = os.path.join(os.path.dirname(__file__), "syscall_64.tbl")
+    numbers = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                nr, _abi, name = line.split()[:3]
+                numbers[name] = int(nr)
+    return numbers
+
+
+NUMBERS = _read_numbers()
+NAMES = {nr: name for name, nr in NUMBERS.items()}
+
+
+class Entry:
+    """One row of the table."""
+
+    __slots__ = ("nr", "name", "status", "note", "handler", "argtypes", "invoke")
+
+    def __init__(self, nr: int, name: str):
+        self.nr, self.name = nr, name
+        self.status, self.note, self.handler, self.argtypes = UNIMPLEMENTED, "", None, ()
+        self.invoke = self._compile_on_first_call
+
+    def _compile_on_first_call(self, k, *raw):
+        self.invoke = self._compile()
+        return self.invoke(k, *raw)
+
+    def _compile(self):
+        """Build ``invoke(k, a0..a5)`` that decodes exactly the arguments this handler takes."""
+        if self.handler is None:
+            return _missing(self)
+        params = []
+        for i, argtype in enumerate(self.argtypes):
+            params.append(f"d{i}(a{i})" if argtype.decode else f"a{i}")
+        env = {"h": self.handler}
+        env.update({f"d{i}": t.decode for i, t in enumerate(self.argtypes) if t.decode})
+        src = f"def invoke(k, a0, a1, a2, a3, a4, a5):\n    return h(k{''.join(', ' + p for p in params)})\n"
+        exec(src, env)
+        return env["invoke"]
+
+
+ENTRIES: list[Entry] = [Entry(nr, NAMES.get(nr, f"syscall_{nr}")) for nr in range(TABLE_SIZE)]
+BY_NAME: dict[str, Entry] = {e.name: e for e in ENTRIES if e.nr in NAMES}
+
+
+def syscall(name: str, status: str = FULL, note: str = ""):
+    """Register the decorated function as the handler of ``name`` (man 2 name)."""
+    if status in (PARTIAL, STUB) and not note:
+        raise ValueError(f"{name}: {status} needs a note saying what is missing")
+
+    def register(func):
+        entry = BY_NAME[name]
+        if entry.handler is not None:
+            raise ValueError(f"{name} registered twice")
+        entry.handler, entry.status, entry.note = func, status, note
+        sig = inspect.signature(func)
+        entry.argtypes = tuple(p.annotation if isinstance(p.annotation, Arg) else
+                               (p.annotation() if isinstance(p.annotation, type) and issubclass(p.annotation, Arg)
+                                else Arg())
+                               for p in list(sig.parameters.values())[1:])
+        return func
+    return register
+
+
+def alias(name: str, of: str, status: str | None = None, note: str | None = None) -> None:
+    """``name`` shares the handler of ``of`` (e.g. pread64/pread, getdents/getdents64)."""
+    src, entry = BY_NAME[of], BY_NAME[name]
+    entry.handler, entry.argtypes = src.handler, src.argtypes
+    entry.status, entry.note = status or src.status, src.note if note is None else note
+
+
+def declare(name: str, status: str, note: str) -> None:
+    """Record a syscall deliberately answered with ENOSYS (quietly), e.g. rseq, or obsolete ones."""
+    def refuse(k, *args):
+        raise SyscallError(ENOSYS)
+    entry = BY_NAME[name]
+    entry.handler, entry.status, entry.note, entry.argtypes = refuse, status, note, ()
+
+
+def _missing(entry: Entry):
+    def invoke(k, *raw):
+        k.report_unimplemented(entry)
+        raise SyscallError(ENOSYS)
+    return invoke
+
+
+def load_handlers() -> None:
+    """Import every handler module (each registers its syscalls)."""
+    from hermipy.syscalls import (sys_fs, sys_io, sys_mm, sys_process, sys_signal,  # noqa: F401
+                                  sys_time, sys_info)
+
+
+class Dispatcher:
+    """Turns a trapped syscall into a handler call and its result into rax."""
+
+    def __init__(self, kernel, strace_file=None):
+        self.kernel = kernel
+        self.strace_file = strace_file
+        self.on_syscall = self.dispatch if strace_file is None else self.dispatch_traced
+
+    def dispatch(self, nr, a0, a1, a2, a3, a4, a5):
+        entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
+        try:
+            return entry.invoke(self.kernel, a0, a1, a2, a3, a4, a5)
+        except SyscallError as err:
+            return -err.errno
+        except OSError as err:            # host call failed: Linux host, so the errno is the guest's too
+            if err.errno is None:
+                raise
+            return -err.errno
+
+    def dispatch_traced(self, nr, a0, a1, a2, a3, a4, a5):
+        entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
+        raw = (a0, a1, a2, a3, a4, a5)
+        shown = self._format_args(entry, raw)
+        if entry.name in ("exit", "exit_group"):
+            self._emit(f"{entry.name}({shown}) = ?")
+        result = self.dispatch(nr, *raw)
+        if entry.name not in ("exit", "exit_group"):
+            self._emit(f"{entry.name}({shown}) = {show_result(result)}")
+        return result
+
+    def _format_args(self, entry: Entry, raw) -> str:
+        k = self.kernel
+        if entry.handler is None:
+            return ", ".join(hex(a) for a in raw[:6])
+        values = [t.decode(r) if t.decode else r for t, r in zip(entry.argtypes, raw)]
+        return ", ".join(t.show(k, v, values) for t, v in zip(entry.argtypes, values))
+
+    def _emit(self, line: str) -> None:
+        self.strace_file.write(line + "\n")
+        self.strace_file.flush()
+
+
+def _out_of_range(nr: int) -> Entry:
+    return Entry(nr, f"syscall_{nr:#x}")
+
+
+def rows() -> list[dict]:
+    """The table for printing: every x86-64 syscall, by number."""
+    load_handlers()
+    return [{"nr": e.nr, "name": e.name, "status": e.status, "note": e.note}
+            for e in ENTRIES if e.nr in NAMES]
