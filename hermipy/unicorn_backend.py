@@ -31,6 +31,7 @@ CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
 UC_CPU_X86_WESTMERE = 16     # SSE4.2, POPCNT: what TCG emulates fully (no AVX)
 SYSCALL_INSN_LEN = 2
 MASK64 = (1 << 64) - 1
+_RIP_INDEX = GPR_NAMES.index("rip")
 
 _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -196,8 +197,12 @@ class UnicornCpu(Cpu):
         self._fresh_context = ctypes.string_at(self._ctx.value, self._ctx_size + 64)
 
     # -- registers -------------------------------------------------------------------------------
+    # Inside the SYSCALL hook QEMU's rip still points at the instruction and is advanced after the hook;
+    # get/set present Linux's view (pt_regs->ip is the instruction after the syscall).
     def get_reg(self, name: str) -> int:
         self.lib.uc_reg_read(self.uch, REG[name], ctypes.byref(self._scratch))
+        if name == "rip" and self._in_syscall:
+            return self._scratch.value + SYSCALL_INSN_LEN
         return self._scratch.value
 
     def set_reg(self, name: str, value: int) -> None:
@@ -208,12 +213,15 @@ class UnicornCpu(Cpu):
 
     def get_regs(self) -> list[int]:
         self.lib.uc_reg_read_batch(self.uch, self._gpr_ids, self._gpr_ptrs, len(GPR_NAMES))
-        return list(self._gpr_vals)
+        values = list(self._gpr_vals)
+        if self._in_syscall:
+            values[_RIP_INDEX] += SYSCALL_INSN_LEN
+        return values
 
     def set_regs(self, values: list[int]) -> None:
         values = list(values)
         if self._in_syscall:
-            values[GPR_NAMES.index("rip")] -= SYSCALL_INSN_LEN
+            values[_RIP_INDEX] -= SYSCALL_INSN_LEN
         for i, v in enumerate(values):
             self._gpr_vals[i] = v & MASK64
         self.lib.uc_reg_write_batch(self.uch, self._gpr_ids, self._gpr_ptrs, len(GPR_NAMES))
