@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="stop on the first unimplemented syscall")
     run.add_argument("--backend", choices=["unicorn"], default="unicorn", help="CPU backend (default: unicorn)")
     run.add_argument("--memory", metavar="MIB", type=int, default=4096, help="guest RAM in MiB (default 4096)")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.add_argument("binary", help="path to the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
     table = sub.add_parser("syscalls", help="print hermipy's syscall table")
@@ -71,3 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as err:          # a hermipy bug: one clear line unless --debug asks for the traceback
+        if args.debug:
+            raise
+        sys.stderr.write(f"hermipy: internal error: {type(err).__name__}: {err} (rerun with --debug for details)\n")
+        return 70

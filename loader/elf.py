@@ -71,8 +71,10 @@ def parse_elf(path: str, data: bytes, file_size: int) -> ElfImage:
     if e_type not in (ET_EXEC, ET_DYN):
         kind = {1: "a relocatable object", 4: "a core dump"}.get(e_type, f"ELF type {e_type}")
         raise LoadError(f"{path}: {kind}, not an executable", 126)
-    if phentsize != PHDR.size or phnum == 0 or phnum > 512 or phoff + phnum * phentsize > min(len(data), file_size):
+    if phentsize != PHDR.size or phnum == 0 or phnum > 512:
         raise LoadError(f"{path}: corrupt ELF program headers", 126)
+    if phoff + phnum * phentsize > file_size:
+        raise LoadError(f"{path}: truncated ELF (program headers beyond end of file)", 126)
     image = ElfImage(path, e_type, entry, phoff, phentsize, phnum)
     for i in range(phnum):
         p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = \

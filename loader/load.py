@@ -7,7 +7,7 @@ from errno import EACCES, EISDIR, ENOENT, ENOTDIR, ELOOP
 
 from hermipy.errors import LoadError
 from hermipy.layout import ELF_ET_DYN_BASE, PAGE_SIZE, STACK_SIZE, STACK_TOP, page_down, page_up
-from hermipy.loader.elf import ET_DYN, PF_R, PF_W, PF_X, ElfImage, parse_elf
+from hermipy.loader.elf import EHDR, ET_DYN, PF_R, PF_W, PF_X, PT_INTERP, ElfImage, parse_elf
 from hermipy.loader.stack import build_initial_stack
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_PRIVATE, PROT_EXEC,
@@ -33,13 +33,17 @@ def open_binary(k, guest_path: str) -> tuple[int, str]:
 
 
 def read_image(fd: int, guest_path: str) -> ElfImage:
+    """Parse from the file's first 64 KiB, rereading more when headers or PT_INTERP lie beyond it."""
     size = os.fstat(fd).st_size
     head = os.pread(fd, HEADER_READ, 0)
+    if len(head) >= EHDR.size:
+        phoff, phentsize, phnum = (EHDR.unpack_from(head)[i] for i in (5, 9, 10))
+        if len(head) < phoff + phentsize * phnum <= size:
+            head = os.pread(fd, phoff + phentsize * phnum, 0)
     image = parse_elf(guest_path, head, size)
-    needed = max([image.phoff + image.phnum * image.phentsize] +
-                 [s.offset + s.filesz for s in image.segments if s.type == 3])
-    if needed > len(head):
-        image = parse_elf(guest_path, os.pread(fd, needed, 0), size)
+    interp_end = max([s.offset + s.filesz for s in image.segments if s.type == PT_INTERP], default=0)
+    if interp_end > len(head):
+        image = parse_elf(guest_path, os.pread(fd, interp_end, 0), size)
     return image
 
 
