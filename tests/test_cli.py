@@ -1,0 +1,124 @@
+"""The command line: clear one-line errors with shell-like exit statuses, strace output, the syscall table."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from difftest import ROOT, hermipy_command
+
+HELLO_C = '#include <stdio.h>\nint main(int c, char **v) { printf("hi %d\\n", c); return 7; }\n'
+
+
+@pytest.fixture(scope="module")
+def hello(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    (d / "hello.c").write_text(HELLO_C)
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(d / "hello"), str(d / "hello.c")], check=True)
+    return d / "hello"
+
+
+def hermipy(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hermipy", *map(str, args)], capture_output=True, cwd=cwd,
+                          timeout=60)
+
+
+def patched(src: Path, dst: Path, offset: int, data: bytes) -> Path:
+    blob = bytearray(src.read_bytes())
+    blob[offset:offset + len(data)] = data
+    dst.write_bytes(bytes(blob))
+    dst.chmod(0o755)
+    return dst
+
+
+def assert_clean_error(proc, status: int, words: str) -> None:
+    err = proc.stderr.decode()
+    assert proc.returncode == status, err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("hermipy: ") and words in err, err
+
+
+def test_runs_and_propagates_status(hello):
+    proc = hermipy("run", hello, "a", "b")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (7, b"hi 3\n", b"")
+
+
+def test_missing_file():
+    assert_clean_error(hermipy("run", "/nonexistent/prog"), 127, "No such file or directory")
+
+
+def test_directory(tmp_path):
+    assert_clean_error(hermipy("run", tmp_path), 126, "Is a directory")
+
+
+def test_not_elf(tmp_path):
+    script = tmp_path / "notelf"
+    script.write_text("just text\n")
+    assert_clean_error(hermipy("run", script), 126, "not an ELF executable")
+
+
+def test_32_bit(hello, tmp_path):
+    assert_clean_error(hermipy("run", patched(hello, tmp_path / "m32", 4, b"\x01")), 126, "32-bit")
+
+
+def test_other_architecture(hello, tmp_path):
+    assert_clean_error(hermipy("run", patched(hello, tmp_path / "arm", 18, b"\xb7\x00")), 126, "AArch64")
+
+
+def test_truncated(hello, tmp_path):
+    short = tmp_path / "short"
+    short.write_bytes(hello.read_bytes()[:100])
+    assert_clean_error(hermipy("run", short), 126, "truncated")
+
+
+def test_corrupt_program_headers(hello, tmp_path):
+    assert_clean_error(hermipy("run", patched(hello, tmp_path / "bad", 54, b"\x07\x00")), 126, "corrupt")
+
+
+def test_strace_looks_like_strace(hello, tmp_path):
+    log = tmp_path / "trace"
+    proc = hermipy("run", "--strace-file", log, hello)
+    assert proc.returncode == 7 and proc.stdout == b"hi 1\n"
+    trace = log.read_text().splitlines()
+    assert "brk(NULL) = " in trace[0]
+    assert 'write(1, "hi 1\\n", 5) = 5' in trace
+    assert trace[-2:] == ["exit_group(7) = ?", "+++ exited with 7 +++"]
+
+
+def test_strace_shows_errors(tmp_path):
+    src = tmp_path / "open.c"
+    src.write_text('#include <fcntl.h>\nint main() { return open("/nonexistent", O_RDONLY|O_CLOEXEC) < 0; }\n')
+    subprocess.run(["gcc", "-static", "-o", str(tmp_path / "open"), str(src)], check=True)
+    proc = hermipy("run", "--strace", tmp_path / "open")
+    assert proc.returncode == 1
+    assert 'openat(AT_FDCWD, "/nonexistent", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)' \
+        in proc.stderr.decode()
+
+
+def test_syscall_table_formats():
+    import json
+    table = json.loads(hermipy("syscalls", "--format", "json").stdout)
+    by_name = {row["name"]: row for row in table["syscalls"]}
+    assert len(by_name) >= 360 and by_name["read"]["status"] == "FULL"
+    assert all(row["note"] for row in table["syscalls"] if row["status"] in ("PARTIAL", "STUB"))
+    assert "UNIMPLEMENTED" in hermipy("syscalls").stdout.decode()
+
+
+def test_docs_are_current():
+    """docs/syscalls.md is generated: regenerate with `hermipy syscalls --format markdown > docs/syscalls.md`."""
+    current = hermipy("syscalls", "--format", "markdown").stdout.decode()
+    assert (ROOT / "docs" / "syscalls.md").read_text() == current
+
+
+def test_unimplemented_syscall_warns_once_and_strict_stops(tmp_path):
+    src = tmp_path / "nosys.c"
+    src.write_text('#include <unistd.h>\n#include <stdio.h>\n#include <errno.h>\n'
+                   'int main() { long a = syscall(134), b = syscall(134);\n'
+                   ' printf("%ld %ld %d\\n", a, b, errno == ENOSYS); return 0; }\n')   # 134: uselib
+    subprocess.run(["gcc", "-static", "-o", str(tmp_path / "nosys"), str(src)], check=True)
+    proc = hermipy("run", tmp_path / "nosys")
+    assert proc.stdout == b"-1 -1 1\n"
+    assert proc.stderr.decode().count("uselib") == 1
+    strict = hermipy("run", "--strict", tmp_path / "nosys")
+    assert_clean_error(strict, 126, "uselib")
