@@ -74,7 +74,7 @@ def map_segments(k, image: ElfImage, fd: int, bias: int) -> int:
                       seg.offset - (start - page_start), name=image.path)
             tail = page_up(file_end) - file_end
             if seg.memsz > seg.filesz and tail:
-                k.mem.poke(file_end, bytes(min(tail, mem_end - file_end)))
+                k.mem.poke(file_end, bytes(tail))    # padzero(): up to the page end, as Linux does
         bss_start = page_up(file_end) if seg.filesz else page_start
         if page_up(mem_end) > bss_start:
             k.mem.map(bss_start, page_up(mem_end) - bss_start, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
@@ -99,25 +99,47 @@ def map_stack(k, executable: bool) -> None:
               name="[stack]")
 
 
+def load_interpreter(k, program: str, interp_path: str) -> tuple[int, int]:
+    """Map the program interpreter (ld.so) top-down below mmap_base; return (base, entry)."""
+    try:
+        fd, _host = open_binary(k, interp_path)
+    except LoadError as err:
+        if err.exit_code == 127:
+            raise LoadError(f"{program}: cannot execute: required file not found "
+                            f"(interpreter {interp_path})", 127) from None
+        raise
+    try:
+        image = read_image(fd, interp_path)
+        if image.interpreter or image.type != ET_DYN:
+            raise LoadError(f"{program}: bad ELF interpreter {interp_path}", 126)
+        low = page_down(min(s.vaddr for s in image.loads))
+        span = page_up(max(s.vaddr + s.memsz for s in image.loads)) - low
+        base = k.mem.find_free(span)
+        map_segments(k, image, fd, base - low)
+    finally:
+        os.close(fd)
+    return base - low, base - low + image.entry
+
+
 def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes]) -> tuple[int, int]:
-    """Load ``guest_path`` into kernel ``k``; return (entry point, initial stack pointer)."""
+    """Load ``guest_path`` (and its interpreter) into kernel ``k``; return (entry point, initial rsp)."""
     fd, _host = open_binary(k, guest_path)
     try:
         image = read_image(fd, guest_path)
-        if image.interpreter:
-            raise LoadError(f"{guest_path}: dynamically linked (interpreter {image.interpreter}): "
-                            "not supported yet, only static binaries run", 126)
         bias = load_bias(image)
         end = map_segments(k, image, fd, bias)
     finally:
         os.close(fd)
     k.brk_start = k.brk = page_up(end)
     map_stack(k, image.executable_stack)
-    exe = k.fs.absolute(k.fs.cwd, guest_path)
-    k.proc.exe = os.path.normpath(exe)
+    interp_base, entry = 0, bias + image.entry
+    if image.interpreter:
+        interp_base, entry = load_interpreter(k, guest_path, image.interpreter)
+    k.proc.exe = os.path.normpath(k.fs.absolute(k.fs.cwd, guest_path))
     k.proc.comm = os.path.basename(guest_path).encode()[:15]
     k.proc.argv, k.proc.environ = argv, envp
     hwcap, hwcap2 = k.cpu.cpuid_features()
     sp = build_initial_stack(k, argv, envp, execfn=guest_path.encode(), phdr=phdr_address(image, bias),
-                             phnum=image.phnum, entry=bias + image.entry, base=0, hwcap=hwcap, hwcap2=hwcap2)
-    return bias + image.entry, sp
+                             phnum=image.phnum, entry=bias + image.entry, base=interp_base, hwcap=hwcap,
+                             hwcap2=hwcap2)
+    return entry, sp
