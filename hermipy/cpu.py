@@ -4,7 +4,6 @@ A backend owns the vCPU; guest RAM is a host mapping shared with the kernel (``P
 syscall handlers read and write guest memory directly. Syscalls are serviced in-line through the
 callback given to :meth:`Cpu.run`; the run only returns at a stop the kernel must decide on.
 """
-from dataclasses import dataclass
 from enum import Enum
 
 
@@ -17,13 +16,17 @@ class StopReason(Enum):
 VEC_DE, VEC_DB, VEC_BP, VEC_UD, VEC_DF, VEC_GP, VEC_PF = 0, 1, 3, 6, 8, 13, 14
 
 
-@dataclass(slots=True)
 class Stop:
-    reason: StopReason
-    vector: int = -1       # FAULT: exception vector
-    address: int = 0       # FAULT: CR2 for a page fault
-    rip: int = 0           # FAULT: the faulting instruction
-    status: int = 0        # EXIT: the wait status to report
+    """Why a run ended: EXIT with the status to report, or FAULT with the vector, CR2 and faulting rip."""
+
+    __slots__ = ("reason", "vector", "address", "rip", "status")
+
+    def __init__(self, reason: StopReason, vector: int = -1, address: int = 0, rip: int = 0, status: int = 0):
+        self.reason, self.vector, self.address, self.rip, self.status = reason, vector, address, rip, status
+
+    def __repr__(self) -> str:
+        return (f"Stop({self.reason.name}, vector={self.vector}, address={self.address:#x}, rip={self.rip:#x}, "
+                f"status={self.status})")
 
 
 class GuestExit(Exception):

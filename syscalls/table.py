@@ -4,7 +4,6 @@ Numbers come from the vendored ``syscall_64.tbl``; handlers register with ``@sys
 and never type a number. Handlers return an int >= 0 (or None when they set the registers themselves,
 as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns errors into ``-errno``.
 """
-import inspect
 import os
 import sys
 from errno import ENOSYS
@@ -73,13 +72,20 @@ def syscall(name: str, status: str = FULL, note: str = ""):
         if entry.handler is not None:
             raise ValueError(f"{name} registered twice")
         entry.handler, entry.status, entry.note = func, status, note
-        sig = inspect.signature(func)
-        entry.argtypes = tuple(p.annotation if isinstance(p.annotation, Arg) else
-                               (p.annotation() if isinstance(p.annotation, type) and issubclass(p.annotation, Arg)
-                                else Arg())
-                               for p in list(sig.parameters.values())[1:])
+        code = func.__code__
+        names = code.co_varnames[1:code.co_argcount]
+        entry.argtypes = tuple(_argtype(func.__annotations__.get(n)) for n in names)
         return func
     return register
+
+
+def _argtype(annotation) -> Arg:
+    """An annotation is an Arg instance, an Arg subclass, or absent (plain unsigned value)."""
+    if isinstance(annotation, Arg):
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, Arg):
+        return annotation()
+    return Arg()
 
 
 def alias(name: str, of: str, status: str | None = None, note: str | None = None) -> None:
