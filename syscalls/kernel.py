@@ -4,7 +4,6 @@ One ``Kernel`` serves every CPU backend; handlers in ``sys_*.py`` take it as the
 """
 import os
 import sys
-from dataclasses import dataclass, field
 
 from hermipy.errors import HermipyError
 from hermipy.syscalls.files import FdTable
@@ -15,38 +14,32 @@ RLIM_INFINITY = (1 << 64) - 1
 RLIMIT_NOFILE, RLIMIT_STACK = 7, 3
 
 
-@dataclass
 class Options:
     """What the user chose on the command line."""
-    root: str | None = None
-    strace: bool = False
-    strace_file: str | None = None
-    strict: bool = False
-    memory: int = 4 << 30
-    backend: str = "unicorn"
-    debug: bool = False
+
+    def __init__(self, root: str | None = None, strace: bool = False, strace_file: str | None = None,
+                 strict: bool = False, memory: int = 4 << 30, backend: str = "unicorn", debug: bool = False):
+        self.root, self.strace, self.strace_file, self.strict = root, strace, strace_file, strict
+        self.memory, self.backend, self.debug = memory, backend, debug
 
 
-@dataclass
 class Process:
-    """Identity and per-process attributes (include/linux/sched.h, cred.h)."""
-    pid: int
-    ppid: int
-    uid: int
-    gid: int
-    euid: int
-    egid: int
-    suid: int = 0
-    sgid: int = 0
-    groups: list[int] = field(default_factory=list)
-    umask: int = 0o022
-    comm: bytes = b""
-    exe: str = ""                     # guest path of the executable (/proc/self/exe)
-    argv: list[bytes] = field(default_factory=list)
-    environ: list[bytes] = field(default_factory=list)
-    clear_child_tid: int = 0
-    rlimits: dict[int, list[int]] = field(default_factory=dict)
-    auxv: bytes = b""
+    """Identity and per-process attributes (include/linux/sched.h, cred.h), taken from the host at start."""
+
+    def __init__(self):
+        self.pid, self.ppid = os.getpid(), os.getppid()
+        self.uid, self.gid, self.euid, self.egid = os.getuid(), os.getgid(), os.geteuid(), os.getegid()
+        self.suid, self.sgid = self.euid, self.egid
+        self.groups: list[int] = os.getgroups()
+        self.umask = _host_umask()
+        self.rlimits: dict[int, list[int]] = _host_rlimits()
+        self.comm = b""
+        self.exe = ""                      # guest path of the executable (/proc/self/exe)
+        self.argv: list[bytes] = []
+        self.environ: list[bytes] = []
+        self.clear_child_tid = 0
+        self.robust_list = 0
+        self.auxv = b""
 
 
 class Kernel:
@@ -57,9 +50,7 @@ class Kernel:
         self.fs = FsView(options.root)
         self.fds = FdTable()
         self.fds.inherit_stdio()
-        self.proc = Process(pid=os.getpid(), ppid=os.getppid(), uid=os.getuid(), gid=os.getgid(),
-                            euid=os.geteuid(), egid=os.getegid(), suid=os.geteuid(), sgid=os.getegid(),
-                            groups=os.getgroups(), umask=_host_umask(), rlimits=_host_rlimits())
+        self.proc = Process()
         self.cpu = None
         self.brk_start = self.brk = 0
         self.signals = None            # SignalState, created by sys_signal
