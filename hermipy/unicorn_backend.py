@@ -32,6 +32,8 @@ UC_CPU_X86_WESTMERE = 16     # SSE4.2, POPCNT: what TCG emulates fully (no AVX)
 SYSCALL_INSN_LEN = 2
 MASK64 = (1 << 64) - 1
 _RIP_INDEX = GPR_NAMES.index("rip")
+_PROBE_ADDR = 0x1000
+_CPUID1_CODE = b"\xb8\x01\x00\x00\x00\x0f\xa2"      # mov eax, 1; cpuid
 
 _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -64,6 +66,9 @@ def _load_libunicorn() -> ctypes.CDLL:
     lib.uc_context_save.argtypes = [vp, vp]
     lib.uc_context_restore.argtypes = [vp, vp]
     lib.uc_strerror.restype = ctypes.c_char_p
+    lib.uc_close.argtypes = [vp]
+    lib.uc_mem_map.argtypes = [vp, _u64, sz, ctypes.c_uint32]
+    lib.uc_mem_write.argtypes = [vp, _u64, ctypes.c_char_p, sz]
     lib.uc_ctl.restype = ctypes.c_int
     return lib
 
@@ -273,5 +278,20 @@ class UnicornCpu(Cpu):
         self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
 
     def cpuid_features(self) -> tuple[int, int]:
-        """AT_HWCAP is CPUID.1:EDX on x86 (arch/x86/include/asm/elf.h); Westmere's set as QEMU reports it."""
-        return 0x178BFBFF, 0
+        """AT_HWCAP is CPUID.1:EDX on x86 (arch/x86/include/asm/elf.h), as the guest's own CPUID reports it.
+
+        Probed on a scratch vCPU of the same model (~1 ms), so it matches whatever this Unicorn emulates.
+        """
+        lib = self.lib
+        uch = ctypes.c_void_p()
+        self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(uch)))
+        try:
+            lib.uc_ctl(uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
+            self._check(lib.uc_mem_map(uch, _PROBE_ADDR, 0x1000, 7))
+            self._check(lib.uc_mem_write(uch, _PROBE_ADDR, _CPUID1_CODE, len(_CPUID1_CODE)))
+            self._check(lib.uc_emu_start(uch, _PROBE_ADDR, _PROBE_ADDR + len(_CPUID1_CODE), 0, 0))
+            edx = _u64()
+            lib.uc_reg_read(uch, REG["rdx"], ctypes.byref(edx))
+            return edx.value & 0xFFFFFFFF, 0
+        finally:
+            lib.uc_close(uch)

@@ -23,6 +23,25 @@ FAULT_AROUND_PAGES = 16
 _MAP_NORESERVE_HOST = 0x4000
 
 
+_commit_limit = 0
+
+
+def commit_limit() -> int:
+    """The host's total RAM plus swap in bytes (read once)."""
+    global _commit_limit
+    if not _commit_limit:
+        swap = 0
+        try:
+            with open("/proc/meminfo", "rb") as f:
+                for line in f:
+                    if line.startswith(b"SwapTotal:"):
+                        swap = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        _commit_limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") + swap
+    return _commit_limit
+
+
 class PhysicalMemory:
     """Guest RAM: one anonymous host mapping, handed out in 4 KiB frames (zeroed before reuse)."""
 
@@ -180,7 +199,8 @@ class AddressSpace:
         changed = False
         for vma in self._overlapping(start, end):
             if vma.start < start:
-                self.vmas.append(vma.split_at(start))
+                vma = vma.split_at(start)          # continue with the part inside the range
+                self.vmas.append(vma)
                 changed = True
             if vma.end > end:
                 self.vmas.append(vma.split_at(end))
@@ -206,12 +226,21 @@ class AddressSpace:
         raise SyscallError(ENOMEM)
 
     # -- mapping operations ----------------------------------------------------------------------
+    @staticmethod
+    def check_commit(length: int) -> None:
+        """Overcommit heuristic (mm/util.c __vm_enough_memory, vm.overcommit_memory=0): one request larger
+        than the host's RAM plus swap fails with ENOMEM, as it would natively."""
+        if length > commit_limit():
+            raise SyscallError(ENOMEM)
+
     def map(self, addr: int, length: int, prot: int, flags: int, file: MappedFile | None = None,
             offset: int = 0, name: str = "") -> int:
         """mmap(2) placement and VMA creation; pages arrive on first touch."""
         if length <= 0:
             raise SyscallError(EINVAL)
         length = page_up(length)
+        if prot & PROT_WRITE and not flags & MAP_NORESERVE and (file is None or not flags & MAP_SHARED):
+            self.check_commit(length)
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr % PAGE_SIZE or addr + length > USER_TOP or addr < MMAP_BOTTOM and addr != 0:
                 raise SyscallError(EINVAL)
@@ -293,6 +322,9 @@ class AddressSpace:
         vma = self.find(old)
         if vma is None or old + old_len > vma.end:
             raise SyscallError(EFAULT)
+        if new_len > old_len and vma.prot & PROT_WRITE and not vma.flags & MAP_NORESERVE and \
+                (vma.file is None or not vma.shared):
+            self.check_commit(new_len - old_len)
         if fixed_to is None:
             if new_len <= old_len:
                 self.unmap(old + new_len, old_len - new_len)

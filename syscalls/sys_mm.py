@@ -6,8 +6,8 @@ from hermipy.layout import PAGE_SIZE, page_up
 from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Fd, Flags, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_ACCMODE, O_RDONLY, O_WRONLY
-from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
-                                     PROT_WRITE, MappedFile)
+from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE,
+                                     MAP_SHARED, PROT_WRITE, MappedFile)
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 MAP_TYPE = 0xF
@@ -62,9 +62,8 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
             raise SyscallError(EACCES)
         file = MappedFile(of.host_fd, of.path)
         name = of.path
-    elif fd != -1 and not flags & MAP_ANONYMOUS:
-        raise SyscallError(EBADF)
-    norm_flags = (MAP_SHARED if shared else MAP_PRIVATE) | (flags & (MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE))
+    kept = MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE
+    norm_flags = (MAP_SHARED if shared else MAP_PRIVATE) | (flags & kept)
     return k.mem.map(addr, length, prot, norm_flags, file, offset if file else 0, name)
 
 
