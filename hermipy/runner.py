@@ -7,6 +7,9 @@ from hermipy.cpu import VEC_PF, GuestExit, StopReason
 from hermipy.syscalls.kernel import Kernel, Options
 from hermipy.syscalls.table import Dispatcher, load_handlers
 
+FPU_CW_INIT = 0x037F        # x87: all exceptions masked, 64-bit precision, round to nearest
+MXCSR_INIT = 0x1F80         # SSE: all exceptions masked, round to nearest
+
 
 def create_cpu(name: str, kernel: Kernel):
     if name == "unicorn":
@@ -32,6 +35,8 @@ def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -
                 "r14", "r15"):
         cpu.set_reg(reg, 0)
     cpu.set_reg("rsp", sp)
+    cpu.set_reg("fpcw", FPU_CW_INIT)       # what execve leaves (arch/x86/kernel/fpu/core.c fpstate_init_fx)
+    cpu.set_reg("mxcsr", MXCSR_INIT)
     cpu.set_reg("rip", entry)
     trace = _open_trace(options)
     on_syscall = Dispatcher(kernel, trace).on_syscall

@@ -3,6 +3,7 @@
 stdout, stderr and the exit status must match byte for byte. A native run killed by signal N is
 compared as a shell reports it: exit status 128+N and the signal's description on stderr.
 """
+import fcntl
 import os
 import shutil
 import signal
@@ -32,24 +33,45 @@ class Result:
     stderr: bytes
 
 
+def _stale(out: Path, src: Path) -> bool:
+    return not out.exists() or out.stat().st_mtime < src.stat().st_mtime
+
+
 def build(name: str, variant: str) -> Path:
-    """Compile testbins/<name>.c for one variant into tests/.build (rebuilt when the source is newer)."""
+    """Compile testbins/<name>.c for one variant into tests/.build (rebuilt when the source is newer).
+
+    Safe under pytest-xdist: one build directory lock serialises compilers across worker processes,
+    and the binary appears atomically (compiled to a temporary name, then renamed).
+    """
     src = TESTBINS / f"{name}.c"
     out = BUILD / variant / name
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+    if not _stale(out, src):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    cmd = VARIANTS[variant] + ["-o", str(tmp), str(src)]
-    if variant != "musl":
-        cmd.append("-lm")
-    subprocess.run(cmd, check=True, capture_output=True)
-    tmp.rename(out)
+    with open(BUILD / f".lock-{variant}-{name}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _stale(out, src):                       # another worker may have built it meanwhile
+            tmp = out.with_name(f".{name}.{os.getpid()}.tmp")
+            cmd = VARIANTS[variant] + ["-o", str(tmp), str(src)]
+            if variant != "musl":
+                cmd.append("-lm")
+            proc = subprocess.run(cmd, capture_output=True)
+            if proc.returncode:
+                raise RuntimeError(f"building {name} ({variant}) failed:\n{proc.stderr.decode(errors='replace')}")
+            tmp.rename(out)
     return out
 
 
-def build_all(names, variants=tuple(VARIANTS)) -> None:
-    jobs = [(n, v) for n in names for v in variants if v != "musl" or shutil.which("musl-gcc")]
+def available_variants() -> list[str]:
+    return [v for v in VARIANTS if shutil.which(VARIANTS[v][0])]
+
+
+def build_all(names=None, variants=None) -> None:
+    """Build every testbin (or ``names``) for every available variant, in parallel."""
+    if names is None:
+        names = sorted(p.stem for p in TESTBINS.glob("*.c"))
+    variants = available_variants() if variants is None else variants
+    jobs = [(n, v) for n in names for v in variants]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(lambda job: build(*job), jobs))
 
@@ -67,10 +89,19 @@ def hermipy_command(*options: str) -> list[str]:
     return [sys.executable, "-m", "hermipy", "run", *options]
 
 
+# Development aid while syscalls are written in parallel: HERMIPY_DIFFTEST_IGNORE_WARNINGS=1 drops hermipy's
+# "syscall X is not implemented" warnings from the emulated stderr before comparing. Never set in CI.
+IGNORE_WARNINGS = os.environ.get("HERMIPY_DIFFTEST_IGNORE_WARNINGS") == "1"
+
+
 def run_hermipy(argv, *, cwd=None, stdin=b"", env=None, options=()) -> Result:
     proc = subprocess.run(hermipy_command(*options) + [str(a) for a in argv], cwd=cwd, input=stdin, env=env,
                           capture_output=True, timeout=TIMEOUT)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    stderr = proc.stderr
+    if IGNORE_WARNINGS:
+        stderr = b"".join(line for line in stderr.splitlines(keepends=True)
+                          if not (line.startswith(b"hermipy: warning: syscall") and b"not implemented" in line))
+    return Result(proc.returncode, proc.stdout, stderr)
 
 
 def assert_same(argv, *, cwd=None, stdin=b"", env=None, options=(), setup=None) -> Result:
@@ -89,7 +120,33 @@ def assert_same(argv, *, cwd=None, stdin=b"", env=None, options=(), setup=None) 
     else:
         native = run_native(argv, cwd=cwd, stdin=stdin, env=env)
         emulated = run_hermipy(argv, cwd=cwd, stdin=stdin, env=env, options=options)
-    assert emulated.stderr == native.stderr, f"stderr differs for {argv}"
-    assert emulated.stdout == native.stdout, f"stdout differs for {argv}"
-    assert emulated.status == native.status, f"exit status differs for {argv}"
+    assert emulated.stderr == native.stderr, f"stderr differs for {argv}:\n{_diff(native.stderr, emulated.stderr)}"
+    assert emulated.stdout == native.stdout, f"stdout differs for {argv}:\n{_diff(native.stdout, emulated.stdout)}"
+    assert emulated.status == native.status, f"exit status differs for {argv}: native {native.status}, " \
+                                             f"hermipy {emulated.status}"
     return native
+
+
+def _diff(native: bytes, emulated: bytes, limit: int = 40) -> str:
+    """A short unified diff (native -> hermipy) for assertion messages."""
+    import difflib
+    lines = list(difflib.unified_diff(native.decode(errors="replace").splitlines(),
+                                      emulated.decode(errors="replace").splitlines(),
+                                      "native", "hermipy", lineterm="", n=1))
+    return "\n".join(lines[:limit] + ([f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else []))
+
+
+def unimplemented(*names: str) -> list[str]:
+    """Those of the named syscalls that hermipy's table has no handler for yet."""
+    from hermipy.syscalls.table import BY_NAME, UNIMPLEMENTED, load_handlers
+    load_handlers()
+    return [n for n in names if BY_NAME[n].status == UNIMPLEMENTED]
+
+
+def pending(*names: str, owner: str = "another area"):
+    """xfail(strict=False) while any of the named syscalls is still unimplemented (work in someone else's
+    area); once they all exist the test counts in full."""
+    import pytest
+    missing = unimplemented(*names)
+    return pytest.mark.xfail(bool(missing), strict=False,
+                             reason=f"needs {', '.join(missing)} ({owner})" if missing else "")

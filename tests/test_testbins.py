@@ -1,0 +1,126 @@
+"""The core testbins (testbins/*.c), each built three ways and run natively and under hermipy.
+
+Syscalls still being written elsewhere make a test xfail (not strict) until they exist: see
+``difftest.pending``; once every syscall a test needs is in the table, the test counts in full.
+"""
+import subprocess
+import sys
+
+import pytest
+
+from difftest import BUILD, VARIANTS, assert_same, build, pending, run_native
+
+# What each C library's start-up and stdio need beyond this suite's own area (memory, process, loader).
+STARTUP = {
+    "static": ("prlimit64", "readlink", "getrandom", "clock_gettime", "newfstatat"),
+    "static-pie": ("prlimit64", "readlink", "getrandom", "clock_gettime", "newfstatat"),
+    "musl": ("ioctl",),
+}
+FILE_IO = ("openat", "open", "close", "lseek", "pread64", "read", "unlink", "pipe", "pipe2")
+
+ENV = {"HERMI_A": "alpha", "HERMI_EMPTY": "", "HERMI_SPACES": "a b  c=d", "LANG": "C", "PATH": "/usr/bin:/bin"}
+
+
+def _cli_leaks_coerced_locale() -> bool:
+    """Python coerces a C locale by exporting LC_CTYPE=C.UTF-8 (PEP 538); hermipy must not pass that on."""
+    probe = ("import sys; from hermipy.cli import build_parser, guest_environment; "
+             "sys.exit(any(e.startswith(b'LC_CTYPE=') for e in guest_environment(build_parser().parse_args("
+             "['run', 'x']))))")
+    return subprocess.run([sys.executable, "-c", probe], env={"LANG": "C"}).returncode != 0
+
+
+LOCALE_LEAK = pytest.mark.xfail(_cli_leaks_coerced_locale(), strict=False,
+                                reason="hermipy/cli.py guest_environment passes on Python's coerced LC_CTYPE "
+                                       "(the lead's file: take the environment from /proc/self/environ)")
+
+
+def variant_params(*extra_syscalls: str):
+    """pytest params over every variant, each marked pending on what it still lacks."""
+    return [pytest.param(v, marks=pending(*STARTUP[v], *extra_syscalls, owner="file system / io / info / time"))
+            for v in VARIANTS]
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_hello(variant):
+    result = assert_same([build("hello", variant)])
+    assert result.stdout == b"Hello, world!\n" and result.stderr == b"a line on stderr\n"
+    assert result.status == 0
+
+
+@pytest.mark.parametrize("variant", variant_params())
+@LOCALE_LEAK
+def test_args_env_auxv(variant):
+    result = assert_same([build("args_env_auxv", variant)], env=ENV)
+    out = result.stdout.decode()
+    for fact in ("AT_PHNUM == e_phnum: yes", "AT_PHDR == ehdr + e_phoff: yes", "AT_ENTRY == _start: yes",
+                 "AT_HWCAP == cpuid(1).edx: yes", "AT_MINSIGSTKSZ present: 1", "envp == argv + argc + 1: yes",
+                 "AT_EXECFN == argv[0]: yes", "env HERMI_SPACES: \"a b  c=d\"", "env HERMI_UNSET: (unset)"):
+        assert fact in out, fact
+    assert result.status == 0
+
+
+@pytest.mark.parametrize("variant", variant_params())
+@LOCALE_LEAK
+def test_args_relative_argv0_and_odd_arguments(variant):
+    """argv[0] as typed (relative, so AT_EXECFN must be it too), an empty argument, spaces, UTF-8."""
+    path = build("args_env_auxv", variant)
+    result = assert_same(["./args_env_auxv", "", "two words", "ünïcødé", "-x", "--", "*"], cwd=path.parent,
+                         env={"HERMI_A": "x" * 3000})
+    assert result.status == 3 and b"argc: 7\n" in result.stdout
+
+
+@pytest.mark.parametrize("variant", variant_params())
+@LOCALE_LEAK
+def test_args_empty_environment(variant):
+    result = assert_same([build("args_env_auxv", variant)], env={})
+    assert b"env count: 0\n" in result.stdout
+
+
+MEMORY_SECTIONS = ["anon", "fixed", "reserve", "remap", "madvise", "big", "brk"]
+
+
+@pytest.mark.parametrize("section", MEMORY_SECTIONS)
+@pytest.mark.parametrize("variant", variant_params())
+def test_mmap_patterns(variant, section):
+    result = assert_same([build("mmap_patterns", variant), section])
+    assert result.stdout.endswith(b"done\n") and b"other" not in result.stdout
+
+
+@pytest.mark.parametrize("variant", variant_params(*FILE_IO))
+def test_mmap_file_backed(variant, tmp_path):
+    result = assert_same([build("mmap_patterns", variant), "file"], setup=lambda d: None)
+    assert b"read() sees shared write: SHARED-WRITE" in result.stdout
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_mmap_patterns_all_sections_in_one_process(variant):
+    """The sections one after another: each leaves the address space as the next one expects."""
+    assert_same([build("mmap_patterns", variant), *MEMORY_SECTIONS])
+
+
+@pytest.mark.parametrize("variant", variant_params("madvise"))
+def test_malloc_stress(variant):
+    result = assert_same([build("malloc_stress", variant)])
+    assert b"bad 0 zero 1" in result.stdout and result.status == 0
+
+
+@pytest.mark.parametrize("variant", variant_params("sysinfo"))
+def test_cpu_mixed(variant):
+    result = assert_same([build("cpu_mixed", variant)])
+    assert result.stdout.startswith(b"primes 216816\n")
+
+
+@pytest.mark.parametrize("variant", variant_params("sysinfo"))
+def test_cpu_mixed_scaled_and_usage_error(variant):
+    assert_same([build("cpu_mixed", variant), "2"])
+    result = assert_same([build("cpu_mixed", variant), "0"])
+    assert result.status == 2 and result.stderr.startswith(b"usage")
+
+
+def test_build_is_cached():
+    """build() returns the session's binary without recompiling (mtime unchanged)."""
+    path = build("hello", "static")
+    before = path.stat().st_mtime_ns
+    assert build("hello", "static") == path and path.stat().st_mtime_ns == before
+    assert path.parent.parent == BUILD
+    assert run_native([path]).status == 0
