@@ -104,27 +104,45 @@ def run_hermipy(argv, *, cwd=None, stdin=b"", env=None, options=()) -> Result:
     return Result(proc.returncode, proc.stdout, stderr)
 
 
-def assert_same(argv, *, cwd=None, stdin=b"", env=None, options=(), setup=None) -> Result:
-    """Run natively and under hermipy (``setup(dir)`` prepares a fresh cwd for each when given)."""
-    if setup is not None:
-        import tempfile
-        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            setup(a)
-            setup(b)
-            native = run_native(argv, cwd=a, stdin=stdin, env=env)
-            emulated = run_hermipy(argv, cwd=b, stdin=stdin, env=env, options=options)
-            native_out = native.stdout.replace(a.encode(), b"<tmp>")
-            emulated_out = emulated.stdout.replace(b.encode(), b"<tmp>")
-            native = Result(native.status, native_out, native.stderr.replace(a.encode(), b"<tmp>"))
-            emulated = Result(emulated.status, emulated_out, emulated.stderr.replace(b.encode(), b"<tmp>"))
-    else:
-        native = run_native(argv, cwd=cwd, stdin=stdin, env=env)
-        emulated = run_hermipy(argv, cwd=cwd, stdin=stdin, env=env, options=options)
+def run_both(argv, *, cwd=None, stdin=b"", env=None, options=(), setup=None) -> tuple[Result, Result]:
+    """(native, hermipy) results; with ``setup(dir)`` each runs in a fresh temp cwd it prepared, and the
+    temp dir's path in the output reads as <tmp>."""
+    if setup is None:
+        return (run_native(argv, cwd=cwd, stdin=stdin, env=env),
+                run_hermipy(argv, cwd=cwd, stdin=stdin, env=env, options=options))
+    import tempfile
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        setup(a)
+        setup(b)
+        native = run_native(argv, cwd=a, stdin=stdin, env=env)
+        emulated = run_hermipy(argv, cwd=b, stdin=stdin, env=env, options=options)
+    return _untmp(native, a), _untmp(emulated, b)
+
+
+def _untmp(result: Result, tmp: str) -> Result:
+    return Result(result.status, result.stdout.replace(tmp.encode(), b"<tmp>"),
+                  result.stderr.replace(tmp.encode(), b"<tmp>"))
+
+
+def assert_results_same(argv, native: Result, emulated: Result) -> Result:
     assert emulated.stderr == native.stderr, f"stderr differs for {argv}:\n{_diff(native.stderr, emulated.stderr)}"
     assert emulated.stdout == native.stdout, f"stdout differs for {argv}:\n{_diff(native.stdout, emulated.stdout)}"
     assert emulated.status == native.status, f"exit status differs for {argv}: native {native.status}, " \
                                              f"hermipy {emulated.status}"
     return native
+
+
+def assert_same(argv, *, cwd=None, stdin=b"", env=None, options=(), setup=None) -> Result:
+    """Run natively and under hermipy (``setup(dir)`` prepares a fresh cwd for each when given); stdout,
+    stderr and exit status must be identical. Returns the native result."""
+    native, emulated = run_both(argv, cwd=cwd, stdin=stdin, env=env, options=options, setup=setup)
+    return assert_results_same(argv, native, emulated)
+
+
+def reported_missing(stderr: bytes) -> list[str]:
+    """Syscall names hermipy warned about as not implemented."""
+    import re
+    return [m.decode() for m in re.findall(rb"hermipy: warning: syscall (\w+) \(\d+\) is not implemented", stderr)]
 
 
 def _diff(native: bytes, emulated: bytes, limit: int = 40) -> str:
