@@ -1,0 +1,526 @@
+"""KVM CPU backend: the guest binary runs natively on the host CPU, as HermiTux does on uhyve.
+
+/dev/kvm is driven from Python with ``fcntl.ioctl`` and ``mmap`` (Documentation/virt/kvm/api.rst). Guest
+RAM is the kernel's ``PhysicalMemory`` mapping itself (guest physical == offset in that mapping) and the
+page table is the kernel's ``PageTable``: the same loader, syscall table and kernel state as the Unicorn
+backend, behind the same ``Cpu`` interface.
+
+The application runs at CPL3. A tiny "kernel" (GDT, IDT, TSS with RSP0 and an I/O permission bitmap, a
+kernel stack and a page of stubs, see ``hermipy/kvm_stubs.py``) is mapped supervisor-only in the upper
+half through the same page table. Every way out of the application ends in an ``out`` to a port, which is
+a KVM_EXIT_IO that Python services:
+
+* ``syscall`` enters the LSTAR stub, whose ``out SYSCALL_PORT`` exits; Python dispatches the syscall
+  from the registers KVM shares in the ``kvm_run`` page (KVM_CAP_SYNC_REGS: no extra ioctl), writes rax
+  and resumes. On a software-paging VM (PVM) ``syscall`` stays at CPL3, so setting rip back is the whole
+  return; on VMX/SVM it entered CPL0, and the return is the ``sysretq`` stub (or ``iretq`` when a
+  handler changed rip/rflags/rcx/r11, as rt_sigreturn does).
+* an exception enters an IDT stub at CPL0 that pushes the vector, rax and CR2 and does
+  ``out FAULT_PORT``; Python turns it into ``Stop(FAULT, ...)``; the run resumes through ``iretq``.
+
+Between exits the backend keeps the *application's* registers in the shared page ("the view"): at each
+exit they are rewritten to what Linux's pt_regs would hold, and ``_enter`` turns them back into what the
+chosen return path needs.
+"""
+import ctypes
+import fcntl
+import mmap
+import os
+import struct
+
+from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_PF
+from hermipy.syscalls.memory import PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
+from hermipy.kvm_stubs import (FLUSH_MAX, FAULT_PORT, KCALL_VECTOR, SYSCALL_PORT, KernelArea, SEL_KERNEL_CS,
+                               SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS)
+
+KVM_PATH = "/dev/kvm"
+KVM_API_VERSION = 12
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    """_IOC() from asm-generic/ioctl.h with type KVMIO (0xAE)."""
+    return (direction << 30) | (size << 16) | (0xAE << 8) | nr
+
+
+_NONE, _W, _R, _RW = 0, 1, 2, 3
+KVM_GET_API_VERSION = _ioc(_NONE, 0x00, 0)
+KVM_CREATE_VM = _ioc(_NONE, 0x01, 0)
+KVM_CHECK_EXTENSION = _ioc(_NONE, 0x03, 0)
+KVM_GET_VCPU_MMAP_SIZE = _ioc(_NONE, 0x04, 0)
+KVM_GET_SUPPORTED_CPUID = _ioc(_RW, 0x05, 8)
+KVM_CREATE_VCPU = _ioc(_NONE, 0x41, 0)
+KVM_SET_USER_MEMORY_REGION = _ioc(_W, 0x46, 32)
+KVM_RUN = _ioc(_NONE, 0x80, 0)
+KVM_GET_REGS = _ioc(_R, 0x81, 144)
+KVM_SET_REGS = _ioc(_W, 0x82, 144)
+KVM_GET_SREGS = _ioc(_R, 0x83, 312)
+KVM_SET_SREGS = _ioc(_W, 0x84, 312)
+KVM_GET_MSRS = _ioc(_RW, 0x88, 8)
+KVM_SET_MSRS = _ioc(_W, 0x89, 8)
+KVM_GET_FPU = _ioc(_R, 0x8C, 416)
+KVM_SET_FPU = _ioc(_W, 0x8D, 416)
+KVM_SET_CPUID2 = _ioc(_W, 0x90, 8)
+KVM_SET_XCRS = _ioc(_W, 0xA7, 392)
+
+KVM_CAP_USER_MEMORY, KVM_CAP_SYNC_REGS = 3, 74
+KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS = 1, 2
+KVM_EXIT_IO, KVM_EXIT_HLT, KVM_EXIT_MMIO, KVM_EXIT_SHUTDOWN = 2, 5, 6, 8
+KVM_EXIT_FAIL_ENTRY, KVM_EXIT_INTR, KVM_EXIT_INTERNAL_ERROR = 9, 10, 17
+EXIT_NAMES = {0: "UNKNOWN", 1: "EXCEPTION", 2: "IO", 5: "HLT", 6: "MMIO", 8: "SHUTDOWN (triple fault)",
+              9: "FAIL_ENTRY", 17: "INTERNAL_ERROR"}
+
+# Architectural registers (Intel SDM vol. 3, 2.5 and 4.1; vol. 4 for the MSRs).
+MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK = 0xC0000080, 0xC0000081, 0xC0000082, 0xC0000083, 0xC0000084
+MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE = 0xC0000100, 0xC0000101, 0xC0000102
+EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
+CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 18, 1 << 31
+CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE = 1 << 5, 1 << 9, 1 << 10, 1 << 18
+RFLAGS_FIXED, RFLAGS_IF = 0x2, 0x200
+# What SYSCALL clears in RFLAGS (Linux: X86_EFLAGS_TF|DF|IF|IOPL|AC|NT, arch/x86/kernel/cpu/common.c).
+SYSCALL_MASK = 0x47700
+# Flags a user program may hold (CF PF AF ZF SF TF IF DF OF NT RF AC ID), as iretq from CPL0 accepts them.
+USER_RFLAGS = 0x254FD5 | RFLAGS_FIXED | RFLAGS_IF
+# XCR0 components a Linux process may use without asking: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
+XCR0_ALLOWED = 0xE7
+MASK64 = (1 << 64) - 1
+INITIAL_RFLAGS = RFLAGS_FIXED | RFLAGS_IF      # what Linux hands a new process
+
+# kvm_run layout (include/uapi/linux/kvm.h): exit_reason at 8, the exit union at 32, then
+# kvm_valid_regs (288), kvm_dirty_regs (296) and the sync regs (304): struct kvm_regs, then kvm_sregs.
+RUN_VALID_WORD, RUN_DIRTY_WORD, SYNC_REGS_WORD = 36, 37, 38
+KVM_REGS_ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12",
+                  "r13", "r14", "r15", "rip", "rflags")
+W = {name: SYNC_REGS_WORD + i for i, name in enumerate(KVM_REGS_ORDER)}
+_GPR_WORDS = tuple(W[name] for name in GPR_NAMES)
+W_RAX, W_RCX, W_RDX, W_RSI, W_RDI, W_RSP = W["rax"], W["rcx"], W["rdx"], W["rsi"], W["rdi"], W["rsp"]
+W_R8, W_R9, W_R10, W_R11, W_RIP, W_RFLAGS = W["r8"], W["r9"], W["r10"], W["r11"], W["rip"], W["rflags"]
+
+# x87/SSE control and status words inside struct kvm_fpu, by the names the Unicorn backend uses.
+FPU_FIELDS = {"fpcw": (128, "<H"), "fpsw": (130, "<H"), "mxcsr": (400, "<I")}
+
+# Where the application's registers are, relative to what KVM holds (see the module docstring).
+MODE_USER = 0         # KVM's registers are the application's, at CPL3: resume as is
+MODE_SYSCALL = 1      # at CPL0 inside the LSTAR stub (VMX/SVM): return with sysretq, or iretq
+MODE_KERNEL = 2       # at CPL0 (boot, an exception stub): return with iretq
+MODE_RAW = 3          # a KVM_RUN was interrupted: KVM's registers are mid-flight, resume untouched
+
+
+def _canonical(addr: int) -> bool:
+    return addr < 0x800000000000 or addr >= 0xFFFF800000000000
+
+
+def open_kvm() -> int:
+    """Open /dev/kvm and check the API; raise OSError saying why it cannot be used."""
+    fd = os.open(KVM_PATH, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        version = fcntl.ioctl(fd, KVM_GET_API_VERSION, 0)
+        if version != KVM_API_VERSION:
+            raise OSError(f"{KVM_PATH}: KVM API version {version}, expected {KVM_API_VERSION}")
+        for cap in (KVM_CAP_USER_MEMORY, KVM_CAP_SYNC_REGS):
+            if fcntl.ioctl(fd, KVM_CHECK_EXTENSION, cap) <= 0:
+                raise OSError(f"{KVM_PATH}: KVM capability {cap} missing")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def kvm_unusable_reason() -> str | None:
+    """None when /dev/kvm can run a guest here, else a one-line reason (for tests and ``--backend auto``)."""
+    try:
+        fd = open_kvm()
+    except OSError as err:
+        return str(err)
+    try:
+        vm = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        os.close(vm)
+    except OSError as err:
+        return f"{KVM_PATH}: KVM_CREATE_VM: {err.strerror}"
+    finally:
+        os.close(fd)
+    return None
+
+
+_libc = None
+
+
+def _ioctl_result(fd: int, request: int, buf: bytes) -> int:
+    """An ioctl whose return value matters (``fcntl.ioctl`` with a buffer returns the buffer instead)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p]
+    result = _libc.ioctl(fd, request, buf)
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def _pack_segment(base=0, limit=0xFFFFFFFF, selector=0, type_=0, present=1, dpl=0, db=0, s=1, l=0, g=1,
+                  unusable=0) -> bytes:
+    return struct.pack("<QIHBBBBBBBBBx", base, limit, selector, type_, present, dpl, db, s, l, g, 0, unusable)
+
+
+def _code_segment(selector: int, dpl: int) -> bytes:
+    return _pack_segment(selector=selector, type_=0xB, dpl=dpl, l=1)
+
+
+def _data_segment(selector: int, dpl: int) -> bytes:
+    return _pack_segment(selector=selector, type_=0x3, dpl=dpl, db=1)
+
+
+class KvmCpu(Cpu):
+    """One vCPU of a fresh KVM virtual machine, in 64-bit long mode over the kernel's RAM and page table."""
+
+    name = "kvm"
+
+    def __init__(self, ram, page_table):
+        self.ram = ram
+        self.page_table = page_table
+        self.kvm = open_kvm()
+        self.vm = self.vcpu = -1
+        self._run_map = None
+        try:
+            self._create(ram, page_table)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _create(self, ram, page_table) -> None:
+        kvm = self.kvm
+        self.vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+        region = struct.pack("<IIQQQ", 0, 0, 0, ram.size, ram.address)
+        fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION, region)
+        self.vcpu = fcntl.ioctl(self.vm, KVM_CREATE_VCPU, 0)
+        size = fcntl.ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
+        self._run_map = mmap.mmap(self.vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._w = memoryview(self._run_map).cast("Q")
+        self.area = KernelArea(ram, page_table)
+        self._cpuid = self._supported_cpuid()
+        fcntl.ioctl(self.vcpu, KVM_SET_CPUID2, self._cpuid)
+        xcr0 = self._xsave_components()
+        self._set_long_mode(page_table.root, xcr0 != 0)
+        if xcr0:
+            xcrs = bytearray(392)
+            struct.pack_into("<IIIIQ", xcrs, 0, 1, 0, 0, 0, xcr0)
+            fcntl.ioctl(self.vcpu, KVM_SET_XCRS, xcrs)
+        self._fs_base = self._gs_base = 0
+        self._set_msrs({MSR_STAR: (SEL_USER32_CS << 48) | (SEL_KERNEL_CS << 32), MSR_LSTAR: self.area.syscall_entry,
+                        MSR_CSTAR: self.area.syscall_entry, MSR_SFMASK: SYSCALL_MASK,
+                        MSR_FS_BASE: 0, MSR_GS_BASE: 0, MSR_KERNEL_GS_BASE: 0})
+        # Every register starts at zero (the reset value RDX=0x600 would reach _start as rtld_fini).
+        fcntl.ioctl(self.vcpu, KVM_SET_REGS, struct.pack("<18Q", *([0] * 17 + [RFLAGS_FIXED])))
+        w = self._w
+        w[RUN_VALID_WORD] = KVM_SYNC_X86_REGS
+        w[RUN_DIRTY_WORD] = 0
+        for index in _GPR_WORDS:
+            w[index] = 0
+        w[W_RFLAGS] = INITIAL_RFLAGS
+        self._mode = MODE_KERNEL
+        self._syscall_mode = None          # MODE_USER or MODE_SYSCALL, learnt at the first syscall
+        self._flush = False
+        self._kcall_saved = None
+        self._stale: list[tuple[int, int]] = []
+        self._track_page_table(page_table)
+
+    def _supported_cpuid(self) -> bytearray:
+        nent = 128
+        while True:
+            buf = bytearray(8 + 40 * nent)
+            struct.pack_into("<I", buf, 0, nent)
+            try:
+                fcntl.ioctl(self.kvm, KVM_GET_SUPPORTED_CPUID, buf)
+                return buf
+            except OSError as err:
+                if err.errno != 7 or nent >= 4096:      # E2BIG: more entries than room
+                    raise
+                nent *= 2
+
+    def _cpuid_entry(self, function: int, index: int = 0) -> tuple[int, int, int, int] | None:
+        buf = self._cpuid
+        for i in range(struct.unpack_from("<I", buf, 0)[0]):
+            fn, idx, flags, eax, ebx, ecx, edx = struct.unpack_from("<7I", buf, 8 + 40 * i)
+            if fn == function and (idx == index or not flags & 1):
+                return eax, ebx, ecx, edx
+        return None
+
+    def _xsave_components(self) -> int:
+        """XCR0 to enable (AVX, AVX-512 where the host has them), 0 when XSAVE is unavailable."""
+        leaf1 = self._cpuid_entry(1)
+        leaf_d = self._cpuid_entry(0xD, 0)
+        if leaf1 is None or leaf_d is None or not leaf1[2] & (1 << 26):
+            return 0
+        xcr0 = leaf_d[0] & XCR0_ALLOWED
+        if xcr0 & 0xE0 != 0xE0:           # AVX-512 needs its three components together
+            xcr0 &= ~0xE0
+        return xcr0 | 3
+
+    def _set_long_mode(self, root: int, xsave: bool) -> None:
+        """Segments, descriptor tables, control registers: 64-bit mode, paging on, CPL0 (Intel SDM 9.8.5)."""
+        area = self.area
+        sregs = bytearray(fcntl.ioctl(self.vcpu, KVM_GET_SREGS, bytes(312)))
+        user_ds = _data_segment(SEL_USER_DS, 3)
+        segments = [_code_segment(SEL_KERNEL_CS, 0), user_ds, user_ds, user_ds, user_ds,
+                    _data_segment(SEL_KERNEL_DS, 0),
+                    _pack_segment(base=area.tss_va, limit=area.tss_limit, selector=SEL_TSS, type_=0xB, s=0, g=0),
+                    _pack_segment(type_=0x2, present=0, s=0, g=0, limit=0, unusable=1)]
+        sregs[0:192] = b"".join(segments)
+        struct.pack_into("<QH6xQH6x", sregs, 192, area.gdt_va, area.gdt_limit, area.idt_va, area.idt_limit)
+        cr0 = CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE
+        cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | (CR4_OSXSAVE if xsave else 0)
+        efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
+        apic_base = struct.unpack_from("<Q", sregs, 272)[0]
+        struct.pack_into("<7Q", sregs, 224, cr0, 0, root, cr4, 0, efer, apic_base)
+        sregs[280:312] = bytes(32)
+        fcntl.ioctl(self.vcpu, KVM_SET_SREGS, bytes(sregs))
+
+    def _set_msrs(self, msrs: dict[int, int]) -> None:
+        buf = struct.pack("<II", len(msrs), 0) + b"".join(struct.pack("<IIQ", i, 0, v & MASK64)
+                                                          for i, v in msrs.items())
+        done = _ioctl_result(self.vcpu, KVM_SET_MSRS, buf)
+        if done != len(msrs):
+            raise OSError(f"kvm: KVM_SET_MSRS set {done} of {len(msrs)} MSRs")
+
+    def close(self) -> None:
+        if self._run_map is not None:
+            try:
+                self._w.release()
+                self._run_map.close()
+            except (BufferError, ValueError):
+                pass
+            self._run_map = None
+        for fd in (self.vcpu, self.vm, self.kvm):
+            if fd >= 0:
+                os.close(fd)
+        self.vcpu = self.vm = self.kvm = -1
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, on_syscall) -> Stop:
+        w, vcpu, ioctl = self._w, self.vcpu, fcntl.ioctl
+        while True:
+            if self._mode != MODE_USER or self._flush:
+                self._enter()
+            w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
+            try:
+                ioctl(vcpu, KVM_RUN, 0)
+            except InterruptedError:
+                self._mode = MODE_RAW
+                continue
+            reason = w[1] & 0xFFFFFFFF
+            if reason == KVM_EXIT_IO:
+                port = (w[4] >> 16) & 0xFFFF
+                if port == SYSCALL_PORT:
+                    # Linux's view: rip is the instruction after `syscall` (rcx), rflags the caller's (r11).
+                    w[W_RIP] = w[W_RCX]
+                    w[W_RFLAGS] = w[W_R11]
+                    mode = self._syscall_mode
+                    if mode is None:
+                        mode = self._syscall_mode = self._learn_syscall_mode()
+                    self._mode = mode
+                    try:
+                        result = on_syscall(w[W_RAX], w[W_RDI], w[W_RSI], w[W_RDX], w[W_R10], w[W_R8], w[W_R9])
+                    except GuestExit as exit_:
+                        return Stop(StopReason.EXIT, status=exit_.status)
+                    if result is not None:
+                        w[W_RAX] = result & MASK64
+                    continue
+                if port == FAULT_PORT:
+                    stop = self._fault_exit()
+                    if stop is not None:
+                        return stop
+                    continue
+            self._unexpected_exit(reason)
+
+    def _learn_syscall_mode(self) -> int:
+        """Does `syscall` enter CPL0 here (VMX/SVM) or stay at CPL3 (PVM)? Asked once, at the first syscall."""
+        sregs = fcntl.ioctl(self.vcpu, KVM_GET_SREGS, bytes(312))
+        cs_selector, cs_dpl = struct.unpack_from("<H", sregs, 12)[0], sregs[16]
+        ss_dpl = sregs[5 * 24 + 16]
+        return MODE_USER if cs_selector & 3 == 3 or (cs_dpl == 3 and ss_dpl == 3) else MODE_SYSCALL
+
+    def _fault_exit(self) -> Stop | None:
+        """An exception stub reported: rebuild the application's registers from its stack frame."""
+        w = self._w
+        frame = self.area.stack_offset(w[W_RSP])
+        cr2, rax, vector, error, rip, cs, rflags, rsp, _ss = struct.unpack_from("<9Q", self.ram.buf, frame)
+        self._mode = MODE_KERNEL
+        if cs & 3 != 3:
+            raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
+                          f"{rip:#x}, cr2={cr2:#x}")
+        w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
+        if vector == KCALL_VECTOR and rip == self.area.kcall_stub:     # the way into CPL0 _enter asked for
+            w[W_RIP], w[W_RFLAGS], w[W_RSP] = self._kcall_saved
+            return None
+        return Stop(StopReason.FAULT, vector=vector, address=cr2 if vector == VEC_PF else 0, rip=rip)
+
+    def _enter(self) -> None:
+        """Make KVM's registers resume the application from the view (see the MODE_* constants)."""
+        w, mode = self._w, self._mode
+        if mode == MODE_RAW:
+            return
+        if mode == MODE_USER:
+            # Only a TLB flush brings us here: it needs CPL0, so trap into the kernel first.
+            self._kcall_saved = (w[W_RIP], w[W_RFLAGS], w[W_RSP])
+            w[W_RIP] = self.area.kcall_stub
+            self._mode = MODE_RAW
+            return
+        rip, rflags = w[W_RIP], w[W_RFLAGS]
+        if (mode == MODE_SYSCALL and not self._flush and rip == w[W_RCX] and rflags == w[W_R11]
+                and _canonical(rip)):
+            w[W_RIP] = self.area.sysret_stub
+            w[W_RFLAGS] = RFLAGS_FIXED
+            self._mode = MODE_RAW
+            return
+        frame = self.area.iret_frame_va
+        struct.pack_into("<5Q", self.ram.buf, self.area.stack_offset(frame), rip, SEL_USER_CS | 3,
+                         (rflags & USER_RFLAGS) | RFLAGS_FIXED, w[W_RSP], SEL_USER_DS | 3)
+        w[W_RSP] = frame
+        w[W_RFLAGS] = RFLAGS_FIXED
+        if self._flush:
+            self._prepare_flush()
+            w[W_RIP] = self.area.flush_iret_stub
+            self._flush = False
+        else:
+            w[W_RIP] = self.area.iret_stub
+        self._mode = MODE_RAW
+
+    def _unexpected_exit(self, reason: int) -> None:
+        w = self._w
+        detail = ""
+        if reason == KVM_EXIT_IO:
+            detail = f" port {(w[4] >> 16) & 0xFFFF:#x}"
+        elif reason == KVM_EXIT_MMIO:
+            detail = f" at physical {w[4]:#x} (outside guest RAM)"
+        elif reason == KVM_EXIT_INTERNAL_ERROR:
+            detail = f" suberror {w[4] & 0xFFFFFFFF}"
+        elif reason == KVM_EXIT_FAIL_ENTRY:
+            detail = f" hardware reason {w[4]:#x}"
+        raise OSError(f"kvm: unexpected exit {EXIT_NAMES.get(reason, reason)}{detail}, rip={w[W_RIP]:#x}")
+
+    # -- registers -------------------------------------------------------------------------------
+    def get_reg(self, name: str) -> int:
+        index = W.get(name)
+        if index is not None:
+            return self._w[index]
+        if name in FPU_FIELDS:
+            offset, fmt = FPU_FIELDS[name]
+            return struct.unpack_from(fmt, fcntl.ioctl(self.vcpu, KVM_GET_FPU, bytes(416)), offset)[0]
+        if name in ("fs_base", "gs_base"):
+            return self._fs_base if name == "fs_base" else self._gs_base
+        raise KeyError(f"kvm backend: no register {name!r}")
+
+    def set_reg(self, name: str, value: int) -> None:
+        index = W.get(name)
+        if index is not None:
+            self._w[index] = value & MASK64
+        elif name in FPU_FIELDS:
+            offset, fmt = FPU_FIELDS[name]
+            fpu = bytearray(fcntl.ioctl(self.vcpu, KVM_GET_FPU, bytes(416)))
+            struct.pack_into(fmt, fpu, offset, value)
+            fcntl.ioctl(self.vcpu, KVM_SET_FPU, bytes(fpu))
+        elif name in ("fs_base", "gs_base"):
+            (self.set_fs_base if name == "fs_base" else self.set_gs_base)(value)
+        else:
+            raise KeyError(f"kvm backend: no register {name!r}")
+
+    def get_regs(self) -> list[int]:
+        w = self._w
+        return [w[i] for i in _GPR_WORDS]
+
+    def set_regs(self, values: list[int]) -> None:
+        w = self._w
+        for i, v in zip(_GPR_WORDS, values):
+            w[i] = v & MASK64
+
+    def get_fs_base(self) -> int:
+        return self._fs_base
+
+    def set_fs_base(self, value: int) -> None:
+        self._set_msrs({MSR_FS_BASE: value})
+        self._fs_base = value & MASK64
+
+    def get_gs_base(self) -> int:
+        return self._gs_base
+
+    def set_gs_base(self, value: int) -> None:
+        self._set_msrs({MSR_GS_BASE: value})
+        self._gs_base = value & MASK64
+
+    def read_fpu_state(self) -> bytes:
+        """struct kvm_fpu rearranged as an FXSAVE image (Intel SDM vol. 1, 10.5.1)."""
+        fpu = fcntl.ioctl(self.vcpu, KVM_GET_FPU, bytes(416))
+        fcw, fsw, ftwx, fop, fip, fdp = struct.unpack_from("<HHBxHQQ", fpu, 128)
+        mxcsr = struct.unpack_from("<I", fpu, 400)[0]
+        image = bytearray(512)
+        struct.pack_into("<HHBxHQQII", image, 0, fcw, fsw, ftwx, fop, fip, fdp, mxcsr, 0xFFFF)
+        image[32:160] = fpu[0:128]
+        image[160:416] = fpu[152:408]
+        return bytes(image)
+
+    def write_fpu_state(self, data: bytes) -> None:
+        fcw, fsw, ftwx, fop, fip, fdp, mxcsr = struct.unpack_from("<HHBxHQQI", data, 0)
+        fpu = bytearray(416)
+        fpu[0:128] = data[32:160]
+        struct.pack_into("<HHBxHQQ", fpu, 128, fcw, fsw, ftwx, fop, fip, fdp)
+        fpu[152:408] = data[160:416]
+        struct.pack_into("<I", fpu, 400, mxcsr)
+        fcntl.ioctl(self.vcpu, KVM_SET_FPU, bytes(fpu))
+
+    # -- memory coherence ------------------------------------------------------------------------
+    def flush_tlb(self) -> None:
+        """Drop cached translations before the application runs again (see ``_track_page_table``)."""
+        self._flush = True
+
+    def _track_page_table(self, page_table) -> None:
+        """Record every present PTE the kernel removes or downgrades, to invalidate it in the guest.
+
+        A reload of CR3 is enough on VMX/SVM with EPT/NPT, but a software-paging VM (KVM's shadow MMU,
+        PVM) only notices page-table changes that the *guest* writes: entries Python rewrites through the
+        host mapping stay cached in the shadow tables. So the flush stub rewrites each recorded entry
+        from inside the guest (a write KVM traps and applies) and ``invlpg``s its address; when too many
+        entries changed, the memory slot is removed and re-added, which drops every shadow page.
+        """
+        words, leaf_slot, stale = page_table.words, page_table._leaf_slot, self._stale
+        keep = PTE_P | PTE_W | PTE_U | PTE_D
+
+        def set_pte(va: int, pte: int) -> None:
+            slot = leaf_slot(va, True)
+            old = words[slot]
+            words[slot] = pte
+            if old & PTE_P and ((old ^ pte) & PTE_ADDR or (old & ~pte) & keep or (pte & ~old) & PTE_NX):
+                stale.append((va, slot << 3))
+                self._flush = True
+
+        def clear_pte(va: int) -> int:
+            slot = leaf_slot(va, False)
+            if slot < 0:
+                return 0
+            old = words[slot]
+            words[slot] = 0
+            if old & PTE_P:
+                stale.append((va, slot << 3))
+                self._flush = True
+            return old
+
+        page_table.set, page_table.clear = set_pte, clear_pte
+
+    def _prepare_flush(self) -> None:
+        """Hand the stale entries to the flush stub, or drop all shadow pages when they are too many."""
+        stale = self._stale
+        if len(stale) > FLUSH_MAX:
+            for size in (0, self.ram.size):
+                fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION,
+                            struct.pack("<IIQQQ", 0, 0, 0, size, self.ram.address))
+            stale.clear()
+        self.area.write_flush_list(stale)
+        stale.clear()
+
+    def invalidate_code(self, start: int, end: int) -> None:
+        """Nothing to do: the CPU executes guest memory itself, no translation cache lives in hermipy."""
+
+    def cpuid_features(self) -> tuple[int, int]:
+        """AT_HWCAP is CPUID.1:EDX (arch/x86/include/asm/elf.h ELF_HWCAP), as KVM presents it to the guest."""
+        leaf1 = self._cpuid_entry(1)
+        return (leaf1[3] if leaf1 else 0), 0
