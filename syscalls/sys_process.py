@@ -1,5 +1,7 @@
 """Process lifetime and identity: exit, ids, arch_prctl, set_tid_address, prctl, rseq (kernel/exit.c, sys.c)."""
-from errno import EFAULT, EINVAL, EPERM
+import os
+import struct
+from errno import EFAULT, EINVAL, EPERM, ESRCH
 
 from hermipy.cpu import GuestExit
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
@@ -90,3 +92,109 @@ def set_robust_list(k, head: Ptr, length: Size) -> int:
 
 
 declare("rseq", STUB, "returns ENOSYS: restartable sequences are not offered; glibc and musl carry on without")
+
+
+@syscall("getgroups", FULL)
+def getgroups(k, size: Int, grouplist: Ptr) -> int:
+    """getgroups(2): with size 0 only the count; a smaller non-zero size is EINVAL."""
+    groups = k.proc.groups
+    if size < 0:
+        raise SyscallError(EINVAL)
+    if size:
+        if size < len(groups):
+            raise SyscallError(EINVAL)
+        k.mem.write(grouplist, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+@syscall("getresuid", FULL)
+def getresuid(k, ruid: Ptr, euid: Ptr, suid: Ptr) -> int:
+    p = k.proc
+    for addr, value in ((ruid, p.uid), (euid, p.euid), (suid, p.suid)):
+        k.mem.write(addr, struct.pack("<I", value))
+    return 0
+
+
+@syscall("getresgid", FULL)
+def getresgid(k, rgid: Ptr, egid: Ptr, sgid: Ptr) -> int:
+    p = k.proc
+    for addr, value in ((rgid, p.gid), (egid, p.egid), (sgid, p.sgid)):
+        k.mem.write(addr, struct.pack("<I", value))
+    return 0
+
+
+def _self_or_esrch(k, pid: int) -> int:
+    """The guest sees no other process: 0 or its own pid mean itself, any other pid is ESRCH (the host's
+    process of that number is not the guest's business)."""
+    if pid not in (0, k.proc.pid):
+        raise SyscallError(ESRCH)
+    return 0
+
+
+@syscall("getpgrp", FULL)
+def getpgrp(k) -> int:
+    """getpgrp(2): the guest shares the hermipy process's group, as the native program would."""
+    return os.getpgrp()
+
+
+@syscall("getpgid", PARTIAL, note="only the guest itself (pid 0 or its own); other pids are ESRCH")
+def getpgid(k, pid: Int) -> int:
+    return os.getpgid(_self_or_esrch(k, pid))
+
+
+@syscall("getsid", PARTIAL, note="only the guest itself (pid 0 or its own); other pids are ESRCH")
+def getsid(k, pid: Int) -> int:
+    return os.getsid(_self_or_esrch(k, pid))
+
+
+@syscall("setpgid", PARTIAL, note="only the guest itself (pid 0 or its own); other pids are ESRCH")
+def setpgid(k, pid: Int, pgid: Int) -> int:
+    """setpgid(2): applied to the hermipy process, which is the guest's process on the host."""
+    if pgid < 0:
+        raise SyscallError(EINVAL)
+    _self_or_esrch(k, pid)
+    os.setpgid(0, pgid)
+    return 0
+
+
+@syscall("setsid", FULL)
+def setsid(k) -> int:
+    """setsid(2): EPERM for a process-group leader, like the host says."""
+    return os.setsid()
+
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
+PR_SET_NAME, PR_GET_NAME = 15, 16
+TASK_COMM_LEN = 16
+NSIG = 64
+
+
+@syscall("prctl", PARTIAL, note="PR_SET_NAME/PR_GET_NAME, PR_[GS]ET_DUMPABLE, PR_[GS]ET_PDEATHSIG; "
+                                "other options are EINVAL")
+def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE",
+                           4: "PR_SET_DUMPABLE", 15: "PR_SET_NAME", 16: "PR_GET_NAME"}),
+          arg2: Ptr, arg3: Ptr, arg4: Ptr, arg5: Ptr) -> int:
+    """prctl(2) (kernel/sys.c)."""
+    p = k.proc
+    if option == PR_SET_NAME:
+        p.comm = k.mem.read_cstr(arg2, TASK_COMM_LEN)[:TASK_COMM_LEN - 1]
+        return 0
+    if option == PR_GET_NAME:
+        k.mem.write(arg2, p.comm[:TASK_COMM_LEN - 1] + b"\0")
+        return 0
+    if option == PR_GET_DUMPABLE:
+        return getattr(p, "dumpable", 1)
+    if option == PR_SET_DUMPABLE:
+        if arg2 not in (0, 1):
+            raise SyscallError(EINVAL)
+        p.dumpable = arg2
+        return 0
+    if option == PR_SET_PDEATHSIG:
+        if arg2 > NSIG:
+            raise SyscallError(EINVAL)
+        p.pdeathsig = arg2
+        return 0
+    if option == PR_GET_PDEATHSIG:
+        k.mem.write(arg2, struct.pack("<i", getattr(p, "pdeathsig", 0)))
+        return 0
+    raise SyscallError(EINVAL)

@@ -124,3 +124,10 @@ def test_build_is_cached():
     assert build("hello", "static") == path and path.stat().st_mtime_ns == before
     assert path.parent.parent == BUILD
     assert run_native([path]).status == 0
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_process_ids(variant):
+    """getres[ug]id, getgroups, getpgrp/getpgid/getsid/setpgid/setsid, prctl names, dumpable, pdeathsig."""
+    result = assert_same([build("process_ids", variant)])
+    assert b"other" not in result.stdout and b"name now: a-rather-long-t\n" in result.stdout
