@@ -12,19 +12,22 @@ from hermipy.syscalls.errors import SyscallError
 
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 3, 0, 1, 2
 O_APPEND, O_NONBLOCK, O_CLOEXEC, O_DIRECTORY, O_PATH = 0o2000, 0o4000, 0o2000000, 0o200000, 0o10000000
+O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_NOFOLLOW = 0o100, 0o200, 0o400, 0o1000, 0o400000
+O_LARGEFILE, O_TMPFILE = 0o100000, 0o20200000
 NOFILE_DEFAULT = 1024
 
 
 class OpenFile:
     """An open file description: a host fd plus what the guest asked for when opening it."""
 
-    __slots__ = ("host_fd", "path", "flags", "refs", "dir_entries", "dir_pos", "kind", "__weakref__")
+    __slots__ = ("host_fd", "path", "flags", "refs", "dir_entries", "dir_pos", "kind", "node", "__weakref__")
 
-    def __init__(self, host_fd: int, path: str, flags: int, kind: str = "file"):
+    def __init__(self, host_fd: int, path: str, flags: int, kind: str = "file", node=None):
         self.host_fd, self.path, self.flags, self.kind = host_fd, path, flags, kind
         self.refs = 0
         self.dir_entries = None     # synthetic directory listing: list of (name, d_type, inode)
         self.dir_pos = 0
+        self.node = node            # the procfs node a synthetic file or directory was opened from
 
     @property
     def readable(self) -> bool:
@@ -112,5 +115,26 @@ class FdTable:
                 flags = fcntl.fcntl(host, fcntl.F_GETFL)
             except OSError:
                 pass
-            kind = "tty" if os.isatty(host) else "file"
-            self.install_at(fd, OpenFile(host, f"/dev/fd/{fd}", flags & ~O_CLOEXEC, kind))
+            try:
+                path = os.readlink(f"/proc/self/fd/{host}")
+            except OSError:
+                path = f"/dev/fd/{fd}"
+            self.install_at(fd, OpenFile(host, path, flags & ~O_CLOEXEC, host_kind(host)))
+
+
+def host_kind(host_fd: int) -> str:
+    """OpenFile.kind for a host fd: "dir", "pipe", "socket", "tty" or "file"."""
+    import stat
+    try:
+        mode = os.fstat(host_fd).st_mode
+    except OSError:
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISFIFO(mode):
+        return "pipe"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) and os.isatty(host_fd):
+        return "tty"
+    return "file"

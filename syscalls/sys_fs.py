@@ -1,1 +1,789 @@
-"""File-system syscalls: open, stat, directories, links, permissions (fs/open.c, fs/stat.c, fs/namei.c)."""
+"""File-system syscalls: open, stat, directories, links, permissions (fs/open.c, fs/stat.c, fs/namei.c).
+
+Every path goes through ``k.fs`` (vfs.FsView): relative paths are joined onto the cwd or the dirfd's
+guest path, then resolved to a host path (passthrough) or a synthetic node (procfs). Host calls then
+act on the resolved host path, so their errors are the guest's errors. Where Python's ``os`` module
+cannot express a call exactly (statx, getdents64, renameat2 flags, faccessat2, utimensat with
+UTIME_OMIT, statfs's f_type), the host syscall is made directly with ctypes.
+"""
+import ctypes
+import os
+import stat as _stat
+import struct
+from errno import (EACCES, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
+                   EXDEV)
+
+from hermipy.syscalls import procfs
+from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLAGS, RENAME_FLAGS, STATX_FLAGS,
+                                       DirFd, Fd, Flags, Int, Long, Octal, Path, Ptr, Size, UInt)
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW,
+                                    O_PATH, O_RDONLY, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile, host_kind)
+from hermipy.syscalls.table import FULL, NUMBERS, PARTIAL, alias, syscall
+from hermipy.syscalls.vfs import PATH_MAX, Target
+
+AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
+AT_NO_AUTOMOUNT, AT_EMPTY_PATH, AT_STATX_SYNC_TYPE = 0x800, 0x1000, 0x6000
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
+STATX_BASIC_STATS, STATX__RESERVED = 0x7FF, 0x80000000
+MAX_DIRENT_BUF = 1 << 20                # one getdents call fills at most this much (a short read is fine)
+STAT = struct.Struct("<3Q3IiQ3q6q3q")   # struct stat, arch/x86/include/uapi/asm/stat.h (144 bytes)
+STATX_HEAD = struct.Struct("<IIQIIIHHQQQQ")         # struct statx up to stx_attributes_mask
+STATX_TS = struct.Struct("<qIi")
+STATX_SIZE = 256
+STATFS_SIZE = 120                       # struct statfs (asm-generic/statfs.h, 64-bit words)
+DIRENT64 = struct.Struct("<QqHB")       # struct linux_dirent64 header: d_ino, d_off, d_reclen, d_type
+DIRENT = struct.Struct("<QQH")          # struct linux_dirent header: d_ino, d_off, d_reclen
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_host_umask_cleared = False
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def host_syscall(name: str, *args) -> int:
+    """Make one host syscall (same ABI: the host is x86-64 Linux); an error raises OSError."""
+    conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    ret = _libc.syscall(ctypes.c_long(NUMBERS[name]), *conv)
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def _clear_host_umask() -> None:
+    """The guest's umask is applied by hand; the host's must not strip bits a second time."""
+    global _host_umask_cleared
+    if not _host_umask_cleared:
+        os.umask(0)
+        _host_umask_cleared = True
+
+
+def _path(k, addr: int) -> str:
+    raw = k.mem.read_cstr(addr, PATH_MAX + 1)
+    if len(raw) >= PATH_MAX:
+        raise SyscallError(36)          # ENAMETOOLONG
+    return os.fsdecode(raw)
+
+
+def _synthetic(k):
+    if k.fs.synthetic is None:
+        k.fs.synthetic = procfs.Synthetic(k)
+    return k.fs.synthetic
+
+
+def _dir_base(k, dirfd: int) -> str:
+    if dirfd == AT_FDCWD:
+        return k.fs.cwd
+    of = k.fds.get(dirfd)
+    if of.kind != "dir":
+        raise SyscallError(ENOTDIR)
+    return of.path
+
+
+def lookup(k, dirfd: int, path: str, follow: bool = True) -> Target:
+    """Resolve ``path`` (relative to ``dirfd`` or the cwd) in the guest's view."""
+    if not path:
+        raise SyscallError(ENOENT)
+    _synthetic(k)
+    base = "/" if path.startswith("/") else _dir_base(k, dirfd)
+    return k.fs.resolve(k.fs.absolute(base, path), follow)
+
+
+def _existing(t: Target) -> Target:
+    if t.missing:
+        raise SyscallError(ENOENT)
+    return t
+
+
+def _last_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else "/"
+
+
+def _guest_name(k, host_fd: int, t: Target) -> str:
+    """The guest's canonical name for a file just opened (what /proc/self/fd/N shows)."""
+    if k.fs.confined and t.host and not t.host.startswith("/proc/self/fd/"):
+        return t.guest
+    try:
+        return k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
+    except OSError:
+        return t.guest
+
+
+def _stat_of(k, t: Target, follow: bool):
+    t = _existing(t)
+    if t.node is not None:
+        return procfs.node_stat(t.node)
+    return os.stat(t.host, follow_symlinks=follow)
+
+
+def _fstat_of(of: OpenFile):
+    if of.node is not None:
+        return procfs.node_stat(of.node)
+    return os.fstat(of.host_fd)
+
+
+def pack_stat(st) -> bytes:
+    """struct stat from an os.stat_result (or procfs.Stat)."""
+    a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+    return STAT.pack(st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid, 0, st.st_rdev,
+                     st.st_size, st.st_blksize, st.st_blocks, a // 10**9, a % 10**9, m // 10**9, m % 10**9,
+                     c // 10**9, c % 10**9, 0, 0, 0)
+
+
+def _no_synthetic(t: Target, errno: int = EACCES) -> str:
+    """The host path of a target that must be a host file (synthetic files refuse changes)."""
+    if t.node is not None:
+        raise SyscallError(errno)
+    if t.host is None:
+        raise SyscallError(errno)
+    return t.host
+
+
+# -- open ---------------------------------------------------------------------------------------
+def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
+    """do_sys_openat2(): resolve, open on the host (or synthesize), install in the fd table."""
+    follow = not flags & O_NOFOLLOW and not (flags & O_CREAT and flags & O_EXCL)
+    t = lookup(k, dirfd, path, follow)
+    cloexec = bool(flags & O_CLOEXEC)
+    if flags & O_PATH:
+        shown = flags & (O_PATH | 0o200000 | O_NOFOLLOW | O_ACCMODE)
+    else:
+        shown = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE
+    if t.node is not None:
+        of = procfs.open_node(t.node, t.guest, flags)
+        of.flags = shown
+    elif t.host is None:
+        raise SyscallError(EACCES if flags & O_CREAT else ENOENT)
+    else:
+        host_flags = flags | O_CLOEXEC
+        if k.fs.confined and follow and t.host.startswith(k.fs.root):
+            host_flags |= O_NOFOLLOW          # the walk already followed every link: a new one is a race
+        if flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE:
+            _clear_host_umask()
+            mode &= 0o7777 & ~k.proc.umask
+        host_fd = os.open(t.host, host_flags, mode)
+        of = OpenFile(host_fd, _guest_name(k, host_fd, t), shown, host_kind(host_fd))
+    try:
+        return k.fds.install(of, cloexec)
+    except SyscallError:
+        if of.refs == 0:
+            of.refs = 1
+            of.release()
+        raise
+
+
+@syscall("openat", FULL)
+def openat(k, dirfd: DirFd, pathname: Path, flags: OPEN_FLAGS, mode: Octal) -> int:
+    """openat(2)."""
+    return do_open(k, dirfd, _path(k, pathname), flags, mode)
+
+
+@syscall("open", FULL)
+def open_(k, pathname: Path, flags: OPEN_FLAGS, mode: Octal) -> int:
+    """open(2)."""
+    return do_open(k, AT_FDCWD, _path(k, pathname), flags, mode)
+
+
+@syscall("creat", FULL)
+def creat(k, pathname: Path, mode: Octal) -> int:
+    """creat(2): open(O_CREAT|O_WRONLY|O_TRUNC)."""
+    return do_open(k, AT_FDCWD, _path(k, pathname), O_CREAT | O_WRONLY | O_TRUNC, mode)
+
+
+# -- stat ---------------------------------------------------------------------------------------
+def _stat_at(k, dirfd: int, path: str, flags: int):
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
+        raise SyscallError(EINVAL)
+    if not path and flags & AT_EMPTY_PATH:
+        if dirfd == AT_FDCWD:
+            return _stat_of(k, lookup(k, AT_FDCWD, k.fs.cwd), True)
+        return _fstat_of(k.fds.get(dirfd))
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    return _stat_of(k, lookup(k, dirfd, path, follow), follow)
+
+
+@syscall("stat", FULL)
+def stat(k, pathname: Path, statbuf: Ptr) -> int:
+    """stat(2)."""
+    st = _stat_at(k, AT_FDCWD, _path(k, pathname), 0)
+    k.mem.write(statbuf, pack_stat(st))
+    return 0
+
+
+@syscall("lstat", FULL)
+def lstat(k, pathname: Path, statbuf: Ptr) -> int:
+    """lstat(2)."""
+    st = _stat_at(k, AT_FDCWD, _path(k, pathname), AT_SYMLINK_NOFOLLOW)
+    k.mem.write(statbuf, pack_stat(st))
+    return 0
+
+
+@syscall("fstat", FULL)
+def fstat(k, fd: Fd, statbuf: Ptr) -> int:
+    """fstat(2)."""
+    k.mem.write(statbuf, pack_stat(_fstat_of(k.fds.get(fd))))
+    return 0
+
+
+@syscall("newfstatat", FULL)
+def newfstatat(k, dirfd: DirFd, pathname: Path, statbuf: Ptr, flags: AT_FLAGS) -> int:
+    """fstatat(2)."""
+    k.mem.write(statbuf, pack_stat(_stat_at(k, dirfd, _path(k, pathname), flags)))
+    return 0
+
+
+def _pack_statx(st, mask: int) -> bytes:
+    """struct statx (include/uapi/linux/stat.h) for a synthetic file: the basic stats only."""
+    head = STATX_HEAD.pack(STATX_BASIC_STATS, st.st_blksize, 0, st.st_nlink, st.st_uid, st.st_gid,
+                           st.st_mode & 0xFFFF, 0, st.st_ino, st.st_size, st.st_blocks, 0)
+    ts = b"".join(STATX_TS.pack(ns // 10**9, ns % 10**9, 0)
+                  for ns in (st.st_atime_ns, 0, st.st_ctime_ns, st.st_mtime_ns))
+    devs = struct.pack("<4I", os.major(st.st_rdev), os.minor(st.st_rdev), os.major(st.st_dev),
+                       os.minor(st.st_dev))
+    out = head + ts + devs
+    return out + bytes(STATX_SIZE - len(out))
+
+
+@syscall("statx", FULL)
+def statx(k, dirfd: DirFd, pathname: Path, flags: STATX_FLAGS, mask: UInt, statxbuf: Ptr) -> int:
+    """statx(2): host files are asked of the host kernel itself, so every field is exact."""
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) or \
+            flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
+        raise SyscallError(EINVAL)
+    path = _path(k, pathname)
+    buf = ctypes.create_string_buffer(STATX_SIZE)
+    if not path and flags & AT_EMPTY_PATH:
+        if dirfd == AT_FDCWD:
+            t, of = _existing(lookup(k, AT_FDCWD, k.fs.cwd)), None
+        else:
+            t, of = None, k.fds.get(dirfd)
+        if of is not None and of.node is None:
+            host_syscall("statx", of.host_fd, b"", flags, mask, buf)
+            k.mem.write(statxbuf, buf.raw)
+            return 0
+        if of is not None:
+            k.mem.write(statxbuf, _pack_statx(procfs.node_stat(of.node), mask))
+            return 0
+    else:
+        t = _existing(lookup(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
+    if t.node is not None:
+        k.mem.write(statxbuf, _pack_statx(procfs.node_stat(t.node), mask))
+        return 0
+    host_syscall("statx", AT_FDCWD, os.fsencode(t.host), flags & ~AT_EMPTY_PATH, mask, buf)
+    k.mem.write(statxbuf, buf.raw)
+    return 0
+
+
+# -- access -------------------------------------------------------------------------------------
+def _node_access(k, node, mode: int) -> None:
+    st = procfs.node_stat(node)
+    if mode == F_OK:
+        return
+    if k.proc.euid == 0:
+        if mode & X_OK and not st.st_mode & 0o111:
+            raise SyscallError(EACCES)
+        return
+    shift = 6 if st.st_uid == k.proc.euid else 3 if st.st_gid == k.proc.egid else 0
+    if mode & ~(st.st_mode >> shift) & 7:
+        raise SyscallError(EACCES)
+
+
+def do_access(k, dirfd: int, path: str, mode: int, flags: int) -> int:
+    if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
+        of = k.fds.get(dirfd)
+        if of.node is not None:
+            _node_access(k, of.node, mode)
+            return 0
+        host_syscall("faccessat2", of.host_fd, b"", mode, flags)
+        return 0
+    if not path and flags & AT_EMPTY_PATH:
+        path = k.fs.cwd
+    t = _existing(lookup(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
+    if t.node is not None:
+        _node_access(k, t.node, mode)
+        return 0
+    host_syscall("faccessat2", AT_FDCWD, os.fsencode(t.host), mode, flags & ~AT_EMPTY_PATH)
+    return 0
+
+
+@syscall("access", FULL)
+def access(k, pathname: Path, mode: ACCESS_MODE) -> int:
+    """access(2)."""
+    return do_access(k, AT_FDCWD, _path(k, pathname), mode, 0)
+
+
+@syscall("faccessat", FULL)
+def faccessat(k, dirfd: DirFd, pathname: Path, mode: ACCESS_MODE) -> int:
+    """faccessat(2) as the kernel has it: no flags argument."""
+    return do_access(k, dirfd, _path(k, pathname), mode, 0)
+
+
+@syscall("faccessat2", FULL)
+def faccessat2(k, dirfd: DirFd, pathname: Path, mode: ACCESS_MODE,
+               flags: Flags({0x100: "AT_SYMLINK_NOFOLLOW", 0x200: "AT_EACCESS", 0x1000: "AT_EMPTY_PATH"})) -> int:
+    """faccessat2(2)."""
+    return do_access(k, dirfd, _path(k, pathname), mode, flags)
+
+
+# -- directories --------------------------------------------------------------------------------
+def _dir_file(k, fd: int) -> OpenFile:
+    of = k.fds.get(fd)
+    if of.flags & O_PATH:
+        raise SyscallError(EBADF)
+    if of.kind != "dir":
+        raise SyscallError(ENOTDIR)
+    return of
+
+
+def _synthetic_dirents(k, of: OpenFile, count: int, wide: bool) -> bytes:
+    """Records for a synthetic directory, from position ``dir_pos``; d_off is the next index."""
+    if of.dir_pos == 0 or not of.dir_entries:
+        of.dir_entries = procfs.dir_listing(of.node)
+    out = bytearray()
+    pos = of.dir_pos
+    while pos < len(of.dir_entries):
+        name, d_type, ino = of.dir_entries[pos]
+        raw = os.fsencode(name)
+        if wide:
+            reclen = (DIRENT64.size + len(raw) + 1 + 7) & ~7
+            rec = DIRENT64.pack(ino, pos + 1, reclen, d_type) + raw
+        else:
+            reclen = (DIRENT.size + len(raw) + 2 + 7) & ~7
+            rec = DIRENT.pack(ino, pos + 1, reclen) + raw
+        rec = rec + bytes(reclen - len(rec))
+        if not wide:
+            rec = rec[:-1] + bytes([d_type])
+        if len(out) + reclen > count:
+            if not out:
+                raise SyscallError(EINVAL)
+            break
+        out += rec
+        pos += 1
+    of.dir_pos = pos
+    return bytes(out)
+
+
+def _getdents(k, fd: int, dirp: int, count: int, wide: bool) -> int:
+    of = _dir_file(k, fd)
+    if of.node is not None:
+        data = _synthetic_dirents(k, of, count, wide)
+    else:
+        size = min(count, MAX_DIRENT_BUF)
+        buf = ctypes.create_string_buffer(max(size, 1))
+        n = host_syscall("getdents64" if wide else "getdents", of.host_fd, buf, size)
+        data = buf.raw[:n]
+    if data:
+        k.mem.write(dirp, data)
+    return len(data)
+
+
+@syscall("getdents64", FULL)
+def getdents64(k, fd: Fd, dirp: Ptr, count: UInt) -> int:
+    """getdents64(2): the host kernel's own records (order, d_off cookies, d_type) for host directories."""
+    return _getdents(k, fd, dirp, count, True)
+
+
+@syscall("getdents", FULL)
+def getdents(k, fd: Fd, dirp: Ptr, count: UInt) -> int:
+    """getdents(2): struct linux_dirent, d_type in the record's last byte."""
+    return _getdents(k, fd, dirp, count, False)
+
+
+@syscall("getcwd", FULL)
+def getcwd(k, buf: Ptr, size: Size) -> int:
+    """getcwd(2): returns the length including the NUL."""
+    data = os.fsencode(k.fs.cwd) + b"\0"
+    if size < len(data):
+        raise SyscallError(ERANGE)
+    k.mem.write(buf, data)
+    return len(data)
+
+
+def _enter_dir(k, t: Target) -> None:
+    t = _existing(t)
+    if t.node is not None:
+        if t.node.kind != "dir":
+            raise SyscallError(ENOTDIR)
+        k.fs.cwd = t.guest
+        return
+    fd = os.open(t.host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        host_syscall("faccessat2", fd, b"", X_OK, AT_EACCESS | AT_EMPTY_PATH)
+        k.fs.cwd = _guest_name(k, fd, t)
+    finally:
+        os.close(fd)
+
+
+@syscall("chdir", FULL)
+def chdir(k, path: Path) -> int:
+    """chdir(2): the guest's cwd is a guest path; hermipy itself never changes directory."""
+    _enter_dir(k, lookup(k, AT_FDCWD, _path(k, path)))
+    return 0
+
+
+@syscall("fchdir", FULL)
+def fchdir(k, fd: Fd) -> int:
+    """fchdir(2)."""
+    of = k.fds.get(fd)
+    if of.kind != "dir":
+        raise SyscallError(ENOTDIR)
+    if of.node is None:
+        host_syscall("faccessat2", of.host_fd, b"", X_OK, AT_EACCESS | AT_EMPTY_PATH)
+    k.fs.cwd = of.path
+    return 0
+
+
+def do_mkdir(k, dirfd: int, path: str, mode: int) -> int:
+    t = lookup(k, dirfd, path, False)
+    if t.node is not None:
+        raise SyscallError(EEXIST)
+    host = _no_synthetic(t)
+    _clear_host_umask()
+    os.mkdir(host, mode & 0o1777 & ~k.proc.umask)
+    return 0
+
+
+@syscall("mkdir", FULL)
+def mkdir(k, pathname: Path, mode: Octal) -> int:
+    """mkdir(2)."""
+    return do_mkdir(k, AT_FDCWD, _path(k, pathname), mode)
+
+
+@syscall("mkdirat", FULL)
+def mkdirat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
+    """mkdirat(2)."""
+    return do_mkdir(k, dirfd, _path(k, pathname), mode)
+
+
+def do_rmdir(k, dirfd: int, path: str) -> int:
+    last = _last_name(path)
+    if last == ".":
+        raise SyscallError(EINVAL)
+    if last == "..":
+        raise SyscallError(ENOTEMPTY)
+    t = _existing(lookup(k, dirfd, path, False))
+    if t.node is not None and t.node.kind != "dir":
+        raise SyscallError(ENOTDIR)
+    os.rmdir(_no_synthetic(t))
+    return 0
+
+
+def do_unlink(k, dirfd: int, path: str) -> int:
+    t = _existing(lookup(k, dirfd, path, False))
+    if t.node is not None and t.node.kind == "dir":
+        raise SyscallError(EISDIR)
+    os.unlink(_no_synthetic(t))
+    return 0
+
+
+@syscall("rmdir", FULL)
+def rmdir(k, pathname: Path) -> int:
+    """rmdir(2)."""
+    return do_rmdir(k, AT_FDCWD, _path(k, pathname))
+
+
+@syscall("unlink", FULL)
+def unlink(k, pathname: Path) -> int:
+    """unlink(2)."""
+    return do_unlink(k, AT_FDCWD, _path(k, pathname))
+
+
+@syscall("unlinkat", FULL)
+def unlinkat(k, dirfd: DirFd, pathname: Path, flags: AT_FLAGS) -> int:
+    """unlinkat(2)."""
+    if flags & ~AT_REMOVEDIR:
+        raise SyscallError(EINVAL)
+    path = _path(k, pathname)
+    return do_rmdir(k, dirfd, path) if flags & AT_REMOVEDIR else do_unlink(k, dirfd, path)
+
+
+# -- names: rename, link, symlink, readlink ----------------------------------------------------
+def do_rename(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or \
+            (flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)):
+        raise SyscallError(EINVAL)
+    old = _existing(lookup(k, olddirfd, oldpath, False))
+    new = lookup(k, newdirfd, newpath, False)
+    if _last_name(oldpath) in (".", "..") or _last_name(newpath) in (".", ".."):
+        raise SyscallError(EEXIST if flags & RENAME_NOREPLACE and _last_name(newpath) in (".", "..")
+                           and _last_name(oldpath) not in (".", "..") else EBUSY)
+    if old.node is not None or new.node is not None or new.host is None:
+        raise SyscallError(EXDEV)
+    host_syscall("renameat2", AT_FDCWD, os.fsencode(old.host), AT_FDCWD, os.fsencode(new.host), flags)
+    return 0
+
+
+@syscall("rename", FULL)
+def rename(k, oldpath: Path, newpath: Path) -> int:
+    """rename(2)."""
+    return do_rename(k, AT_FDCWD, _path(k, oldpath), AT_FDCWD, _path(k, newpath), 0)
+
+
+@syscall("renameat", FULL)
+def renameat(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path) -> int:
+    """renameat(2)."""
+    return do_rename(k, olddirfd, _path(k, oldpath), newdirfd, _path(k, newpath), 0)
+
+
+@syscall("renameat2", FULL)
+def renameat2(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: RENAME_FLAGS) -> int:
+    """renameat2(2)."""
+    return do_rename(k, olddirfd, _path(k, oldpath), newdirfd, _path(k, newpath), flags)
+
+
+def do_link(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    new = lookup(k, newdirfd, newpath, False)
+    if new.node is not None:
+        raise SyscallError(EEXIST)
+    new_host = _no_synthetic(new, EXDEV)
+    if not oldpath and flags & AT_EMPTY_PATH:
+        of = k.fds.get(olddirfd) if olddirfd != AT_FDCWD else None
+        if of is None or of.node is not None:
+            raise SyscallError(ENOENT if of is None else EXDEV)
+        host_syscall("linkat", of.host_fd, b"", AT_FDCWD, os.fsencode(new_host), AT_EMPTY_PATH)
+        return 0
+    follow = bool(flags & AT_SYMLINK_FOLLOW)
+    old = _existing(lookup(k, olddirfd, oldpath, follow))
+    old_host = _no_synthetic(old, EXDEV)
+    os.link(old_host, new_host, follow_symlinks=follow)
+    return 0
+
+
+@syscall("link", FULL)
+def link(k, oldpath: Path, newpath: Path) -> int:
+    """link(2)."""
+    return do_link(k, AT_FDCWD, _path(k, oldpath), AT_FDCWD, _path(k, newpath), 0)
+
+
+@syscall("linkat", FULL)
+def linkat(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: AT_FLAGS) -> int:
+    """linkat(2)."""
+    return do_link(k, olddirfd, _path(k, oldpath), newdirfd, _path(k, newpath), flags)
+
+
+def do_symlink(k, target: str, newdirfd: int, linkpath: str) -> int:
+    if not target:
+        raise SyscallError(ENOENT)
+    t = lookup(k, newdirfd, linkpath, False)
+    if t.node is not None:
+        raise SyscallError(EEXIST)
+    os.symlink(target, _no_synthetic(t))
+    return 0
+
+
+@syscall("symlink", FULL)
+def symlink(k, target: Path, linkpath: Path) -> int:
+    """symlink(2): the target is stored verbatim (confinement applies when it is followed)."""
+    return do_symlink(k, _path(k, target), AT_FDCWD, _path(k, linkpath))
+
+
+@syscall("symlinkat", FULL)
+def symlinkat(k, target: Path, newdirfd: DirFd, linkpath: Path) -> int:
+    """symlinkat(2)."""
+    return do_symlink(k, _path(k, target), newdirfd, _path(k, linkpath))
+
+
+def do_readlink(k, dirfd: int, path: str, buf: int, bufsiz: int) -> int:
+    if bufsiz <= 0:
+        raise SyscallError(EINVAL)
+    t = _existing(lookup(k, dirfd, path, False))
+    if t.node is not None:
+        if t.node.kind != "link":
+            raise SyscallError(EINVAL)
+        data = os.fsencode(t.node.readlink())
+    else:
+        data = os.fsencode(os.readlink(t.host))
+    data = data[:bufsiz]
+    k.mem.write(buf, data)
+    return len(data)
+
+
+@syscall("readlink", FULL)
+def readlink(k, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
+    """readlink(2)."""
+    return do_readlink(k, AT_FDCWD, _path(k, pathname), buf, bufsiz)
+
+
+@syscall("readlinkat", FULL)
+def readlinkat(k, dirfd: DirFd, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
+    """readlinkat(2)."""
+    return do_readlink(k, dirfd, _path(k, pathname), buf, bufsiz)
+
+
+# -- attributes: mode, owner, times, size --------------------------------------------------------
+def _attr_target(k, dirfd: int, path: str, follow: bool) -> str:
+    """Host path for a change of attributes; synthetic files refuse with EPERM (proc_setattr)."""
+    return _no_synthetic(_existing(lookup(k, dirfd, path, follow)), EPERM)
+
+
+@syscall("chmod", FULL)
+def chmod(k, pathname: Path, mode: Octal) -> int:
+    """chmod(2)."""
+    os.chmod(_attr_target(k, AT_FDCWD, _path(k, pathname), True), mode & 0o7777)
+    return 0
+
+
+@syscall("fchmodat", FULL)
+def fchmodat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
+    """fchmodat(2) as the kernel has it: no flags argument."""
+    os.chmod(_attr_target(k, dirfd, _path(k, pathname), True), mode & 0o7777)
+    return 0
+
+
+@syscall("fchmod", FULL)
+def fchmod(k, fd: Fd, mode: Octal) -> int:
+    """fchmod(2)."""
+    of = k.fds.get(fd)
+    if of.node is not None:
+        raise SyscallError(EPERM)
+    os.fchmod(of.host_fd, mode & 0o7777)
+    return 0
+
+
+def _id(value: int) -> int:
+    return -1 if value == 0xFFFFFFFF else value
+
+
+def do_chown(k, dirfd: int, path: str, owner: int, group: int, flags: int) -> int:
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
+        return fchown(k, dirfd, owner, group)
+    if not path and flags & AT_EMPTY_PATH:
+        path = k.fs.cwd
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    os.chown(_attr_target(k, dirfd, path, follow), _id(owner), _id(group), follow_symlinks=follow)
+    return 0
+
+
+@syscall("chown", FULL)
+def chown(k, pathname: Path, owner: UInt, group: UInt) -> int:
+    """chown(2)."""
+    return do_chown(k, AT_FDCWD, _path(k, pathname), owner, group, 0)
+
+
+@syscall("lchown", FULL)
+def lchown(k, pathname: Path, owner: UInt, group: UInt) -> int:
+    """lchown(2)."""
+    return do_chown(k, AT_FDCWD, _path(k, pathname), owner, group, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("fchownat", FULL)
+def fchownat(k, dirfd: DirFd, pathname: Path, owner: UInt, group: UInt, flags: AT_FLAGS) -> int:
+    """fchownat(2)."""
+    return do_chown(k, dirfd, _path(k, pathname), owner, group, flags)
+
+
+@syscall("fchown", FULL)
+def fchown(k, fd: Fd, owner: UInt, group: UInt) -> int:
+    """fchown(2)."""
+    of = k.fds.get(fd)
+    if of.node is not None:
+        raise SyscallError(EPERM)
+    os.fchown(of.host_fd, _id(owner), _id(group))
+    return 0
+
+
+@syscall("umask", FULL)
+def umask(k, mask: Octal) -> int:
+    """umask(2): the guest's own mask, applied by hermipy when it creates files."""
+    old = k.proc.umask
+    k.proc.umask = mask & 0o777
+    return old
+
+
+@syscall("utimensat", FULL)
+def utimensat(k, dirfd: DirFd, pathname: Ptr, times: Ptr, flags: AT_FLAGS) -> int:
+    """utimensat(2) (and futimens: a NULL path means dirfd itself); UTIME_NOW/UTIME_OMIT as the host has them."""
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    ts = ctypes.create_string_buffer(k.mem.read(times, 32), 32) if times else None
+    path = _path(k, pathname) if pathname else None
+    if path is None or (not path and flags & AT_EMPTY_PATH):
+        if dirfd == AT_FDCWD:
+            if path is None:
+                raise SyscallError(EFAULT)
+            path = k.fs.cwd
+        else:
+            of = k.fds.get(dirfd)
+            if of.node is not None:
+                raise SyscallError(EPERM)
+            host_syscall("utimensat", of.host_fd, None, ts, 0)
+            return 0
+    host = _attr_target(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
+    host_syscall("utimensat", AT_FDCWD, os.fsencode(host), ts, flags & AT_SYMLINK_NOFOLLOW)
+    return 0
+
+
+@syscall("truncate", FULL)
+def truncate(k, path: Path, length: Long) -> int:
+    """truncate(2)."""
+    if length < 0:
+        raise SyscallError(EINVAL)
+    t = _existing(lookup(k, AT_FDCWD, _path(k, path)))
+    if t.node is not None:
+        raise SyscallError(EISDIR if t.node.kind == "dir" else EACCES)
+    os.truncate(t.host, length)
+    return 0
+
+
+@syscall("ftruncate", FULL)
+def ftruncate(k, fd: Fd, length: Long) -> int:
+    """ftruncate(2): EINVAL unless a regular file open for writing."""
+    of = k.fds.get(fd)
+    if of.flags & O_PATH:
+        raise SyscallError(EBADF)
+    if length < 0 or of.node is not None or not of.writable:
+        raise SyscallError(EINVAL)
+    os.ftruncate(of.host_fd, length)
+    return 0
+
+
+@syscall("fsync", FULL)
+def fsync(k, fd: Fd) -> int:
+    """fsync(2)."""
+    of = k.fds.get(fd)
+    if of.flags & O_PATH:
+        raise SyscallError(EBADF)
+    os.fsync(of.host_fd)
+    return 0
+
+
+@syscall("fdatasync", FULL)
+def fdatasync(k, fd: Fd) -> int:
+    """fdatasync(2)."""
+    of = k.fds.get(fd)
+    if of.flags & O_PATH:
+        raise SyscallError(EBADF)
+    os.fdatasync(of.host_fd)
+    return 0
+
+
+# -- file systems -------------------------------------------------------------------------------
+def _statfs_host(name: str, arg) -> bytes:
+    buf = ctypes.create_string_buffer(STATFS_SIZE)
+    host_syscall(name, arg, buf)
+    return buf.raw
+
+
+@syscall("statfs", FULL)
+def statfs(k, path: Path, buf: Ptr) -> int:
+    """statfs(2): the host's answer for the file system holding the file (synthetic files: /proc's)."""
+    t = _existing(lookup(k, AT_FDCWD, _path(k, path)))
+    k.mem.write(buf, _statfs_host("statfs", b"/proc" if t.node is not None else os.fsencode(t.host)))
+    return 0
+
+
+@syscall("fstatfs", FULL)
+def fstatfs(k, fd: Fd, buf: Ptr) -> int:
+    """fstatfs(2)."""
+    of = k.fds.get(fd)
+    data = _statfs_host("statfs", b"/proc") if of.node is not None else _statfs_host("fstatfs", of.host_fd)
+    k.mem.write(buf, data)
+    return 0

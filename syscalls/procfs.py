@@ -1,0 +1,353 @@
+"""Synthetic files: /proc/self (fs/proc/base.c, task_mmu.c, array.c), /dev/fd and /dev/std* links,
+and, for a guest confined with ``--root``, a /proc and the few devices every program expects.
+
+The nodes are overlaid on the guest's file-system view (``vfs.FsView.synthetic``): a path walk that
+reaches one gets the node. Opening a synthetic file writes its content, generated at open time as
+Linux's seq_files are, into a memfd, so read/lseek/pread/mmap work on it like on any host file.
+"""
+import os
+import stat as _stat
+import time
+import zlib
+from collections import namedtuple
+from errno import EACCES, EEXIST, EISDIR, ELOOP, ENOENT, ENOTDIR
+
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.files import O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_PATH, O_RDONLY, OpenFile
+from hermipy.syscalls.vfs import Target
+
+PAGE_KB = 4
+DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 4, 6, 8, 10, 12
+PROC_SUPER_MAGIC = 0x9FA0
+
+# struct stat's fields under os.stat_result's names, so one packer serves host and synthetic files
+Stat = namedtuple("Stat", "st_dev st_ino st_nlink st_mode st_uid st_gid st_rdev st_size st_blksize st_blocks "
+                          "st_atime_ns st_mtime_ns st_ctime_ns")
+
+HOST_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")        # reachable even when confined
+STD_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2"}
+HOST_PROC_FILES = ("cpuinfo", "meminfo", "version", "uptime", "loadavg", "stat", "filesystems")
+
+
+def d_type_of(mode: int) -> int:
+    return {_stat.S_IFIFO: DT_FIFO, _stat.S_IFCHR: DT_CHR, _stat.S_IFDIR: DT_DIR, _stat.S_IFBLK: DT_BLK,
+            _stat.S_IFREG: DT_REG, _stat.S_IFLNK: DT_LNK, _stat.S_IFSOCK: DT_SOCK}.get(_stat.S_IFMT(mode),
+                                                                                       DT_UNKNOWN)
+
+
+class Node:
+    """One synthetic name. ``kind``: "dir", "file", "link" or "host" (a host file shown here)."""
+
+    kind = ""
+    perm = 0o444
+
+    def __init__(self, ns: "Synthetic", path: str):
+        self.ns, self.path = ns, path
+
+    @property
+    def ino(self) -> int:
+        return zlib.crc32(self.path.encode()) | 0x1000
+
+    @property
+    def mode(self) -> int:
+        return {"dir": _stat.S_IFDIR, "file": _stat.S_IFREG, "link": _stat.S_IFLNK}[self.kind] | self.perm
+
+    def stat(self) -> Stat:
+        ns = self.ns
+        t = ns.start_ns
+        return Stat(ns.dev, self.ino, 2 if self.kind == "dir" else 1, self.mode, ns.k.proc.euid, ns.k.proc.egid,
+                    0, 0, 1024, 0, t, t, t)
+
+    @property
+    def d_type(self) -> int:
+        return d_type_of(self.mode)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
+
+class Dir(Node):
+    kind, perm = "dir", 0o555
+
+    def __init__(self, ns, path, children):
+        super().__init__(ns, path)
+        self.children = children        # () -> {name: Node}
+
+    def lookup(self, name: str):
+        return self.children().get(name)
+
+
+class File(Node):
+    kind = "file"
+
+    def __init__(self, ns, path, content, perm=0o444):
+        super().__init__(ns, path)
+        self.content, self.perm = content, perm      # content: () -> bytes
+
+
+class Link(Node):
+    kind, perm = "link", 0o777
+
+    def __init__(self, ns, path, target):
+        super().__init__(ns, path)
+        self.target = target            # () -> str
+
+    def readlink(self) -> str:
+        return self.target()
+
+    def follow(self):
+        return self.target()
+
+
+class FdLink(Node):
+    """/proc/self/fd/N: a magic link; following it reaches the open file itself, not its name."""
+
+    kind = "link"
+
+    def __init__(self, ns, path, fd: int):
+        super().__init__(ns, path)
+        self.fd = fd
+
+    def _file(self) -> OpenFile:
+        of = self.ns.k.fds.files.get(self.fd)
+        if of is None:
+            raise SyscallError(ENOENT)
+        return of
+
+    @property
+    def perm(self) -> int:
+        of = self.ns.k.fds.files.get(self.fd)
+        if of is None:
+            return 0
+        return (0o500 if of.readable else 0) | (0o300 if of.writable else 0)
+
+    def readlink(self) -> str:
+        return self._file().path
+
+    def follow(self) -> Target:
+        of = self._file()
+        if of.node is not None:
+            return Target(of.path, None, of.node)
+        return Target(of.path, f"/proc/self/fd/{of.host_fd}")
+
+
+class HostNode(Node):
+    kind = "host"
+
+    def __init__(self, ns, path, host_path):
+        super().__init__(ns, path)
+        self.host_path = host_path
+
+    @property
+    def mode(self) -> int:
+        return os.stat(self.host_path).st_mode
+
+
+class Synthetic:
+    """The synthetic namespace of one guest (kernel ``k``)."""
+
+    def __init__(self, k):
+        self.k = k
+        self.start_ns = time.time_ns()
+        try:
+            self.dev = os.stat("/proc").st_dev
+        except OSError:
+            self.dev = 0
+
+    @property
+    def pid(self) -> str:
+        return str(self.k.proc.pid)
+
+    # -- where the overlay sits on the host tree --------------------------------------------------
+    def overlay(self, parent: str, name: str):
+        """The synthetic node for ``parent/name`` on a host directory, or None (the host's own)."""
+        confined = self.k.fs.confined
+        if parent == "/proc":
+            if name in ("self", "thread-self", self.pid):
+                return self._proc_entries()[name]
+            return None
+        if parent == "/dev":
+            if name in STD_LINKS:
+                return Link(self, "/dev/" + name, lambda t=STD_LINKS[name]: t)
+            if confined and name in HOST_DEVICES and os.path.exists("/dev/" + name):
+                return HostNode(self, "/dev/" + name, "/dev/" + name)
+            return None
+        if parent == "/" and confined:
+            if name == "proc":
+                return Dir(self, "/proc", self._proc_entries)
+            if name == "dev" and not os.path.isdir(os.path.join(self.k.fs.root, "dev")):
+                return Dir(self, "/dev", self._dev_entries)
+        return None
+
+    # -- directories ------------------------------------------------------------------------------
+    def _proc_entries(self) -> dict:
+        pid = self.pid
+        entries = {"self": Link(self, "/proc/self", lambda: pid),
+                   "thread-self": Link(self, "/proc/thread-self", lambda: f"{pid}/task/{pid}"),
+                   pid: self._pid_dir(f"/proc/{pid}")}
+        if self.k.fs.confined:
+            for name in HOST_PROC_FILES:
+                if os.path.exists("/proc/" + name):
+                    entries[name] = HostNode(self, "/proc/" + name, "/proc/" + name)
+        return entries
+
+    def _dev_entries(self) -> dict:
+        entries = {name: HostNode(self, "/dev/" + name, "/dev/" + name)
+                   for name in HOST_DEVICES if os.path.exists("/dev/" + name)}
+        for name, target in STD_LINKS.items():
+            entries[name] = Link(self, "/dev/" + name, lambda t=target: t)
+        return entries
+
+    def _pid_dir(self, path: str) -> Dir:
+        k = self.k
+        files = {"maps": self.maps, "status": self.status, "stat": self.stat_line, "statm": self.statm,
+                 "cmdline": lambda: b"".join(a + b"\0" for a in k.proc.argv),
+                 "comm": lambda: k.proc.comm + b"\n"}
+        private = {"environ": lambda: b"".join(e + b"\0" for e in k.proc.environ), "auxv": lambda: k.proc.auxv}
+
+        def children():
+            out = {name: File(self, f"{path}/{name}", fn) for name, fn in files.items()}
+            out.update({name: File(self, f"{path}/{name}", fn, 0o400) for name, fn in private.items()})
+            out["exe"] = Link(self, f"{path}/exe", lambda: k.fs.canonical(k.proc.exe))
+            out["cwd"] = Link(self, f"{path}/cwd", lambda: k.fs.cwd)
+            out["root"] = Link(self, f"{path}/root", lambda: "/")
+            out["fd"] = Dir(self, f"{path}/fd", lambda: {str(fd): FdLink(self, f"{path}/fd/{fd}", fd)
+                                                         for fd in sorted(k.fds.files)})
+            out["fdinfo"] = Dir(self, f"{path}/fdinfo",
+                                lambda: {str(fd): File(self, f"{path}/fdinfo/{fd}", lambda fd=fd: self.fdinfo(fd))
+                                         for fd in sorted(k.fds.files)})
+            out["task"] = Dir(self, f"{path}/task", lambda: {self.pid: self._pid_dir(f"{path}/task/{self.pid}")})
+            if not k.fs.confined:
+                for name in ("mounts", "mountinfo"):
+                    out[name] = HostNode(self, f"{path}/{name}", f"/proc/self/{name}")
+            return out
+        return Dir(self, path, children)
+
+    # -- file contents ----------------------------------------------------------------------------
+    def maps(self) -> bytes:
+        """show_map_vma(): the header padded to 73 columns, then the name."""
+        lines = []
+        for vma in self.k.mem.vmas:
+            prot, dev, ino, name = vma.prot, 0, 0, ""
+            if vma.file is not None:
+                dev, ino = vma.file.dev, vma.file.inode
+                name = self._mapped_name(vma)
+            elif vma.name.startswith("["):
+                name = vma.name
+            head = "%08x-%08x %s%s%s%s %08x %02x:%02x %d " % (
+                vma.start, vma.end, "r" if prot & 1 else "-", "w" if prot & 2 else "-", "x" if prot & 4 else "-",
+                "s" if vma.shared else "p", vma.offset if vma.file is not None else 0, os.major(dev),
+                os.minor(dev), ino)
+            if name:
+                head = head.ljust(73) + name
+            lines.append(head + "\n")
+        return "".join(lines).encode(errors="surrogateescape")
+
+    def _mapped_name(self, vma) -> str:
+        try:
+            return self.k.fs.to_guest(os.readlink(f"/proc/self/fd/{vma.file.fd}"))
+        except OSError:
+            return vma.name
+
+    def _vm_kb(self) -> tuple[int, int, int, int]:
+        vmas = self.k.mem.vmas
+        size = sum(v.end - v.start for v in vmas) // 1024
+        stack = sum(v.end - v.start for v in vmas if v.name == "[stack]") // 1024
+        data = sum(v.end - v.start for v in vmas if v.file is None and v.prot & 2 and v.name != "[stack]") // 1024
+        rss = len(self.k.mem.frames) * PAGE_KB
+        return size, rss, stack, data
+
+    def status(self) -> bytes:
+        p = self.k.proc
+        size, rss, stack, data = self._vm_kb()
+        groups = " ".join(str(g) for g in p.groups)
+        text = (f"Name:\t{p.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
+                f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{p.pid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
+                f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
+                f"FDSize:\t{max(64, self.k.fds.limit if self.k.fds.limit < 1024 else 256)}\nGroups:\t{groups} \n"
+                f"NStgid:\t{p.pid}\nNSpid:\t{p.pid}\n"
+                f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"
+                f"VmHWM:\t{rss:8d} kB\nVmRSS:\t{rss:8d} kB\nVmData:\t{data:8d} kB\nVmStk:\t{stack:8d} kB\n"
+                f"VmSwap:\t       0 kB\nThreads:\t1\n"
+                "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n")
+        return text.encode()
+
+    def stat_line(self) -> bytes:
+        """/proc/self/stat (do_task_stat): 52 fields."""
+        k, p = self.k, self.k.proc
+        size, rss, _stack, _data = self._vm_kb()
+        ticks = os.sysconf("SC_CLK_TCK")
+        times = os.times()
+        fields = [p.pid, f"({p.comm.decode(errors='replace')})", "R", p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
+                  0x400000, 0, 0, 0, 0, int(times.user * ticks), int(times.system * ticks), 0, 0, 20, 0, 1, 0,
+                  0, size * 1024, rss // PAGE_KB, (1 << 64) - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0,
+                  0, 0, 0, 0, k.brk_start, 0, 0, 0, 0, 0, 0]
+        return (" ".join(str(f) for f in fields) + "\n").encode()
+
+    def statm(self) -> bytes:
+        size, rss, _stack, data = self._vm_kb()
+        return f"{size // PAGE_KB} {rss // PAGE_KB} 0 0 0 {data // PAGE_KB} 0\n".encode()
+
+    def fdinfo(self, fd: int) -> bytes:
+        of = self.k.fds.get(fd)
+        try:
+            pos = os.lseek(of.host_fd, 0, os.SEEK_CUR)
+        except OSError:
+            pos = 0
+        flags = of.flags | (0o2000000 if fd in self.k.fds.cloexec else 0)
+        try:
+            ino = os.fstat(of.host_fd).st_ino
+        except OSError:
+            ino = 0
+        return f"pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t0\nino:\t{ino}\n".encode()
+
+
+def node_stat(node) -> Stat | os.stat_result:
+    if node.kind == "host":
+        return os.stat(node.host_path)
+    return node.stat()
+
+
+def open_node(node, guest: str, flags: int) -> OpenFile:
+    """Open a synthetic file or directory: content into a memfd, a directory as a listing."""
+    if node.kind == "host":
+        raise AssertionError("host nodes resolve to host paths")
+    if flags & O_CREAT and flags & O_EXCL:
+        raise SyscallError(EEXIST)
+    if node.kind == "link" and not flags & O_PATH:
+        raise SyscallError(ELOOP)         # O_NOFOLLOW met a link
+    accmode = flags & O_ACCMODE
+    if node.kind == "dir":
+        if accmode != O_RDONLY and not flags & O_PATH:
+            raise SyscallError(EISDIR)
+        of = OpenFile(os.memfd_create("hermipy-dir", os.MFD_CLOEXEC), guest, flags, "dir", node)
+        of.dir_entries = []
+        return of
+    if flags & O_DIRECTORY:
+        raise SyscallError(ENOTDIR)
+    if accmode != O_RDONLY and not flags & O_PATH:
+        raise SyscallError(EACCES)
+    fd = os.memfd_create("hermipy-proc", os.MFD_CLOEXEC)
+    try:
+        if not flags & O_PATH:
+            data = node.content() if node.kind == "file" else b""
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return OpenFile(fd, guest, flags, "file", node)
+
+
+def dir_listing(node) -> list[tuple[str, int, int]]:
+    """(name, d_type, inode) for a synthetic directory, "." and ".." first."""
+    entries = [(".", DT_DIR, node.ino), ("..", DT_DIR, 1)]
+    for name, child in node.children().items():
+        try:
+            entries.append((name, child.d_type, child.ino))
+        except OSError:
+            continue
+    return entries
