@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="set an environment variable for the guest (repeatable)")
     run.add_argument("--clear-env", action="store_true", help="start from an empty environment")
     run.add_argument("--strict", action="store_true", help="stop on the first unimplemented syscall")
-    run.add_argument("--backend", choices=["unicorn"], default="unicorn", help="CPU backend (default: unicorn)")
+    run.add_argument("--backend", choices=["auto", "kvm", "unicorn"], default="auto", help="CPU backend: kvm (the "
+                     "binary runs natively, needs /dev/kvm), unicorn (emulated); default auto: kvm when usable")
     run.add_argument("--memory", metavar="MIB", type=int, default=4096, help="guest RAM in MiB (default 4096)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.add_argument("binary", help="path to the ELF executable")
@@ -31,8 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def inherited_environment() -> dict[bytes, bytes]:
+    """The environment hermipy was started with, as the kernel gave it (/proc/self/environ).
+
+    os.environ is not it: CPython's locale coercion (PEP 538) adds LC_CTYPE=C.UTF-8 under the C locale.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            block = f.read()
+    except OSError:
+        return dict(os.environb)
+    return dict(item.split(b"=", 1) for item in block.split(b"\0") if b"=" in item)
+
+
 def guest_environment(args) -> list[bytes]:
-    env = {} if args.clear_env else dict(os.environb)
+    env = {} if args.clear_env else inherited_environment()
     for item in args.env:
         if "=" not in item:
             raise HermipyError(f"-E {item}: expected VAR=VAL", 2)
