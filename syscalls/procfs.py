@@ -53,11 +53,13 @@ class Node:
     def mode(self) -> int:
         return {"dir": _stat.S_IFDIR, "file": _stat.S_IFREG, "link": _stat.S_IFLNK}[self.kind] | self.perm
 
+    size = 0
+
     def stat(self) -> Stat:
         ns = self.ns
         t = ns.start_ns
         return Stat(ns.dev, self.ino, 2 if self.kind == "dir" else 1, self.mode, ns.k.proc.euid, ns.k.proc.egid,
-                    0, 0, 1024, 0, t, t, t)
+                    0, self.size, 1024, 0, t, t, t)
 
     @property
     def d_type(self) -> int:
@@ -70,9 +72,9 @@ class Node:
 class Dir(Node):
     kind, perm = "dir", 0o555
 
-    def __init__(self, ns, path, children):
+    def __init__(self, ns, path, children, perm=0o555):
         super().__init__(ns, path)
-        self.children = children        # () -> {name: Node}
+        self.children, self.perm = children, perm        # children: () -> {name: Node}
 
     def lookup(self, name: str):
         return self.children().get(name)
@@ -93,6 +95,11 @@ class Link(Node):
         super().__init__(ns, path)
         self.target = target            # () -> str
 
+    @property
+    def size(self) -> int:
+        """Links under /dev are real symlinks (size: the target's length); /proc's report 0."""
+        return len(self.target()) if self.path.startswith("/dev/") else 0
+
     def readlink(self) -> str:
         return self.target()
 
@@ -103,7 +110,7 @@ class Link(Node):
 class FdLink(Node):
     """/proc/self/fd/N: a magic link; following it reaches the open file itself, not its name."""
 
-    kind = "link"
+    kind, size = "link", 64
 
     def __init__(self, ns, path, fd: int):
         super().__init__(ns, path)
@@ -213,7 +220,7 @@ class Synthetic:
             out["cwd"] = Link(self, f"{path}/cwd", lambda: k.fs.cwd)
             out["root"] = Link(self, f"{path}/root", lambda: "/")
             out["fd"] = Dir(self, f"{path}/fd", lambda: {str(fd): FdLink(self, f"{path}/fd/{fd}", fd)
-                                                         for fd in sorted(k.fds.files)})
+                                                         for fd in sorted(k.fds.files)}, 0o500)
             out["fdinfo"] = Dir(self, f"{path}/fdinfo",
                                 lambda: {str(fd): File(self, f"{path}/fdinfo/{fd}", lambda fd=fd: self.fdinfo(fd))
                                          for fd in sorted(k.fds.files)})
@@ -227,18 +234,26 @@ class Synthetic:
     # -- file contents ----------------------------------------------------------------------------
     def maps(self) -> bytes:
         """show_map_vma(): the header padded to 73 columns, then the name."""
-        lines = []
+        areas = []                      # [start, end, prot, shared, offset, dev, ino, name]
         for vma in self.k.mem.vmas:
-            prot, dev, ino, name = vma.prot, 0, 0, ""
+            dev, ino, name = 0, 0, ""
             if vma.file is not None:
                 dev, ino = vma.file.dev, vma.file.inode
                 name = self._mapped_name(vma)
             elif vma.name.startswith("["):
                 name = vma.name
+            prev = areas[-1] if areas else None
+            if prev and vma.file is None and prev[5:] == [0, 0, name] and prev[1] == vma.start and \
+                    prev[2:4] == [vma.prot, vma.shared]:
+                prev[1] = vma.end       # adjacent anonymous areas alike are one VMA on Linux (vma_merge)
+                continue
+            areas.append([vma.start, vma.end, vma.prot, vma.shared, vma.offset if vma.file is not None else 0,
+                          dev, ino, name])
+        lines = []
+        for start, end, prot, shared, offset, dev, ino, name in areas:
             head = "%08x-%08x %s%s%s%s %08x %02x:%02x %d " % (
-                vma.start, vma.end, "r" if prot & 1 else "-", "w" if prot & 2 else "-", "x" if prot & 4 else "-",
-                "s" if vma.shared else "p", vma.offset if vma.file is not None else 0, os.major(dev),
-                os.minor(dev), ino)
+                start, end, "r" if prot & 1 else "-", "w" if prot & 2 else "-", "x" if prot & 4 else "-",
+                "s" if shared else "p", offset, os.major(dev), os.minor(dev), ino)
             if name:
                 head = head.ljust(73) + name
             lines.append(head + "\n")

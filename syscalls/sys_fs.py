@@ -459,6 +459,31 @@ def mkdirat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
     return do_mkdir(k, dirfd, _path(k, pathname), mode)
 
 
+def do_mknod(k, dirfd: int, path: str, mode: int, dev: int) -> int:
+    kind = _stat.S_IFMT(mode) or _stat.S_IFREG
+    if kind not in (_stat.S_IFREG, _stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
+        raise SyscallError(EPERM if kind == _stat.S_IFDIR else EINVAL)
+    t = lookup(k, dirfd, path, False)
+    if t.node is not None:
+        raise SyscallError(EEXIST)
+    host = _no_synthetic(t)
+    _clear_host_umask()
+    os.mknod(host, kind | (mode & 0o7777 & ~k.proc.umask), dev & 0xFFFFFFFF)
+    return 0
+
+
+@syscall("mknod", FULL)
+def mknod(k, pathname: Path, mode: Octal, dev: UInt) -> int:
+    """mknod(2): FIFOs, sockets and regular files; device nodes as far as the host lets us."""
+    return do_mknod(k, AT_FDCWD, _path(k, pathname), mode, dev)
+
+
+@syscall("mknodat", FULL)
+def mknodat(k, dirfd: DirFd, pathname: Path, mode: Octal, dev: UInt) -> int:
+    """mknodat(2)."""
+    return do_mknod(k, dirfd, _path(k, pathname), mode, dev)
+
+
 def do_rmdir(k, dirfd: int, path: str) -> int:
     last = _last_name(path)
     if last == ".":
@@ -551,7 +576,8 @@ def do_link(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: 
     follow = bool(flags & AT_SYMLINK_FOLLOW)
     old = _existing(lookup(k, olddirfd, oldpath, follow))
     old_host = _no_synthetic(old, EXDEV)
-    os.link(old_host, new_host, follow_symlinks=follow)
+    host_syscall("linkat", AT_FDCWD, os.fsencode(old_host), AT_FDCWD, os.fsencode(new_host),
+                 flags & AT_SYMLINK_FOLLOW)
     return 0
 
 
