@@ -174,10 +174,11 @@ class Synthetic:
             if name in ("self", "thread-self", self.pid):
                 return self._proc_entries()[name]
             return None
-        if parent == "/dev":
-            if name in STD_LINKS:
+        if parent == "/dev" and confined:       # unconfined, the host's own /dev/fd -> /proc/self/fd links lead
+            if name in STD_LINKS:               # the walk into the /proc overlay
+
                 return Link(self, "/dev/" + name, lambda t=STD_LINKS[name]: t)
-            if confined and name in HOST_DEVICES and os.path.exists("/dev/" + name):
+            if name in HOST_DEVICES and os.path.exists("/dev/" + name):
                 return HostNode(self, "/dev/" + name, "/dev/" + name)
             return None
         if parent == "/" and confined:
