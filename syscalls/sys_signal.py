@@ -1,21 +1,225 @@
-"""Signals: dispositions, masks, and what a CPU fault becomes (kernel/signal.c, arch/x86/kernel/traps.c)."""
+"""Signals: dispositions, masks, pending sets, delivery through real x86-64 signal frames, CPU faults.
+
+Follows kernel/signal.c (sending, dequeueing, sigaction, sigprocmask, sigaltstack) and
+arch/x86/kernel/signal.c + signal_64.c (get_sigframe, x64_setup_rt_frame, rt_sigreturn), and
+arch/x86/kernel/traps.c + arch/x86/mm/fault.c for which signal and siginfo a CPU exception becomes.
+
+The guest is one single-threaded process, so a signal only ever comes from the guest itself (kill/tgkill/
+tkill/raise/abort) or from a CPU fault. Pending signals are delivered on the way back from the syscalls
+that can make one deliverable (the senders, rt_sigprocmask, rt_sigreturn, rt_sigsuspend, pause): the
+frame is built from inside the syscall, after its return value has been put in rax.
+"""
+import ctypes
 import signal as _signal
+import struct
 import sys
+import time
+from errno import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH
 
-from hermipy.cpu import GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
+from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
+from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
-SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 6, 7, 8, 11
+NSIG = 64                       # _NSIG on x86-64: signals 1..64
+SIGSET_SIZE = 8                 # sizeof(kernel sigset_t)
+MASK64 = (1 << 64) - 1
+
+(SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE,
+ SIGALRM, SIGTERM, SIGSTKFLT, SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ,
+ SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR, SIGSYS) = range(1, 32)
+
+SIG_DFL, SIG_IGN = 0, 1
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+
+# sa_flags (asm-generic/signal-defs.h, asm/signal.h)
+SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO = 0x1, 0x2, 0x4
+SA_EXPOSE_TAGBITS, SA_RESTORER, SA_ONSTACK = 0x800, 0x04000000, 0x08000000
+SA_RESTART, SA_NODEFER, SA_RESETHAND = 0x10000000, 0x40000000, 0x80000000
+UAPI_SA_FLAGS = (SA_NOCLDSTOP | SA_NOCLDWAIT | SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER | SA_RESETHAND
+                 | SA_EXPOSE_TAGBITS | SA_RESTORER)       # include/linux/signal_types.h: unknown bits are cleared
+
+# sigaltstack (uapi/linux/signal.h, asm/signal.h)
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+MINSIGSTKSZ = 2048
+
+# si_code values (uapi/asm-generic/siginfo.h)
+SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
+SEGV_MAPERR, SEGV_ACCERR = 1, 2
+ILL_ILLOPN = 2
+FPE_INTDIV, FPE_FLTDIV, FPE_FLTOVF, FPE_FLTUND, FPE_FLTRES, FPE_FLTINV = 1, 3, 4, 5, 6, 7
+BUS_ADRALN = 1
+
+# ucontext uc_flags (asm/ucontext.h): no UC_FP_XSTATE, the fpstate is a plain FXSAVE image
+UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 0x2, 0x4
+USER_CS, USER_DS = 0x33, 0x2B                  # __USER_CS / __USER_DS (asm/segment.h)
+
+# struct rt_sigframe { char *pretcode; struct ucontext uc; struct siginfo info; } (asm/sigframe.h)
+UC_OFFSET = 8
+UC_STACK = 16                                  # stack_t uc_stack: ss_sp u64, ss_flags s32 (+pad), ss_size u64
+UC_MCONTEXT = 40                               # struct sigcontext, 256 bytes
+UC_SIGMASK = 296                               # sigset_t, 8 bytes
+UCONTEXT_SIZE = 304
+INFO_OFFSET = UC_OFFSET + UCONTEXT_SIZE        # 312
+SIGINFO_SIZE = 128
+RT_SIGFRAME_SIZE = INFO_OFFSET + SIGINFO_SIZE  # 440
+FXSAVE_SIZE = 512
+RED_ZONE = 128
+
+# struct sigcontext (asm/sigcontext.h): r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags, then
+# cs gs fs ss (u16 each), err, trapno, oldmask, cr2, fpstate, reserved1[8].
+SC_GPRS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+           "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip", "rflags")
+SC_FORMAT = "<18Q4H5Q"
+SC_SIZE = 256
+_REG_INDEX = {name: i for i, name in enumerate(GPR_NAMES)}
+_SC_TO_GPR = tuple(_REG_INDEX[n] for n in SC_GPRS)
+
+# EFLAGS a signal handler may change (FIX_EFLAGS in arch/x86/kernel/signal.c)
+X86_EFLAGS_CF, X86_EFLAGS_PF, X86_EFLAGS_AF, X86_EFLAGS_ZF, X86_EFLAGS_SF = 0x1, 0x4, 0x10, 0x40, 0x80
+X86_EFLAGS_TF, X86_EFLAGS_DF, X86_EFLAGS_OF, X86_EFLAGS_RF, X86_EFLAGS_AC = 0x100, 0x400, 0x800, 0x10000, 0x40000
+FIX_EFLAGS = (X86_EFLAGS_AC | X86_EFLAGS_OF | X86_EFLAGS_DF | X86_EFLAGS_TF | X86_EFLAGS_SF | X86_EFLAGS_ZF
+              | X86_EFLAGS_AF | X86_EFLAGS_PF | X86_EFLAGS_CF | X86_EFLAGS_RF)
+
+# x86 page-fault error code bits (arch/x86/include/asm/trap_pf.h)
+PF_PROT, PF_WRITE, PF_USER = 0x1, 0x2, 0x4
+PROT_READ, PROT_WRITE = 1, 2
+
+# Default actions (the table in kernel/signal.c, "sig_kernel_*")
+_DEFAULT_COREDUMP = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS}
+_DEFAULT_IGNORE = {SIGCHLD, SIGURG, SIGWINCH, SIGCONT}
+_DEFAULT_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
+SYNCHRONOUS_MASK = sum(1 << (s - 1) for s in (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS))
+UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+
 FAULT_SIGNALS = {VEC_DE: SIGFPE, VEC_BP: SIGTRAP, VEC_UD: SIGILL, VEC_GP: SIGSEGV, VEC_PF: SIGSEGV,
                  12: SIGBUS, 16: SIGFPE, 17: SIGBUS, 19: SIGFPE}
 
+# FPU state a handler starts with (fpu__clear_user_states -> init_fpstate): FCW 0x37f, MXCSR 0x1f80.
+_INIT_FPU = bytearray(FXSAVE_SIZE)
+struct.pack_into("<H", _INIT_FPU, 0, 0x37F)
+struct.pack_into("<II", _INIT_FPU, 24, 0x1F80, 0xFFFF)
+INIT_FPU = bytes(_INIT_FPU)
+
+
+def _bit(signo: int) -> int:
+    return 1 << (signo - 1)
+
+
+def _valid(signo: int) -> bool:
+    return 1 <= signo <= NSIG
+
+
+class Action:
+    """struct k_sigaction for one signal."""
+
+    __slots__ = ("handler", "flags", "restorer", "mask")
+
+    def __init__(self, handler: int = SIG_DFL, flags: int = 0, restorer: int = 0, mask: int = 0):
+        self.handler, self.flags, self.restorer, self.mask = handler, flags, restorer, mask
+
+    def pack(self) -> bytes:
+        """struct kernel_sigaction for x86-64: handler, flags, restorer, mask (u64 each)."""
+        return struct.pack("<4Q", self.handler, self.flags, self.restorer, self.mask)
+
 
 class SignalState:
+    """Signal state of the one guest task: actions, blocked mask, pending queue, alternate stack."""
+
     def __init__(self):
         self.killed_by = 0
+        self.actions = [Action() for _ in range(NSIG + 1)]
+        self.blocked = 0
+        self.pending: dict[int, list[bytes]] = {}      # signo -> queued siginfo images (RT signals queue)
+        self.sas_sp, self.sas_size, self.sas_flags = 0, 0, SS_DISABLE
+        self.trap_nr, self.error_code, self.cr2 = 0, 0, 0   # thread.trap_nr/error_code/cr2 of the last fault
+        self._inherit_from_host()
+
+    def _inherit_from_host(self) -> None:
+        """execve keeps the blocked mask and ignored dispositions (SIGPIPE/SIGXFSZ: Python ignores them itself)."""
+        try:
+            blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, [])
+        except (OSError, ValueError):
+            blocked = ()
+        for s in blocked:
+            if _valid(int(s)):
+                self.blocked |= _bit(int(s))
+        self.blocked &= ~UNBLOCKABLE
+        for s in range(1, 32):
+            if s in (SIGKILL, SIGSTOP, SIGPIPE, SIGXFSZ):
+                continue
+            try:
+                if _signal.getsignal(s) == _signal.SIG_IGN:
+                    self.actions[s].handler = SIG_IGN
+            except (ValueError, OSError):
+                pass
+
+    # -- sending ---------------------------------------------------------------------------------
+    def ignored(self, signo: int) -> bool:
+        """sig_task_ignored(): the handler is SIG_IGN, or SIG_DFL with a default action of ignore/stop."""
+        handler = self.actions[signo].handler
+        return handler == SIG_IGN or (handler == SIG_DFL and (signo in _DEFAULT_IGNORE or signo in _DEFAULT_STOP))
+
+    def send(self, signo: int, info: bytes) -> None:
+        """__send_signal(): dropped when ignored and not blocked; standard signals are pending at most once."""
+        if not (self.blocked & _bit(signo)) and self.ignored(signo) and signo != SIGKILL:
+            return
+        queue = self.pending.setdefault(signo, [])
+        if signo < 32 and queue:
+            return
+        queue.append(info)
+
+    def pending_mask(self) -> int:
+        mask = 0
+        for signo in self.pending:
+            mask |= _bit(signo)
+        return mask
+
+    def next_deliverable(self) -> int:
+        """next_signal(): synchronous signals first, then the lowest number; 0 when none."""
+        ready = self.pending_mask() & ~self.blocked
+        if not ready:
+            return 0
+        sync = ready & SYNCHRONOUS_MASK
+        if sync:
+            ready = sync
+        return (ready & -ready).bit_length()
+
+    def dequeue(self, signo: int) -> bytes:
+        queue = self.pending[signo]
+        info = queue.pop(0)
+        if not queue:
+            del self.pending[signo]
+        return info
+
+    def discard(self, signo: int) -> None:
+        self.pending.pop(signo, None)
+
+    # -- alternate stack -------------------------------------------------------------------------
+    def on_sig_stack(self, sp: int) -> bool:
+        if self.sas_flags & SS_AUTODISARM:
+            return False
+        return sp > self.sas_sp and sp - self.sas_sp <= self.sas_size
+
+    def sas_ss_flags(self, sp: int) -> int:
+        if not self.sas_size:
+            return SS_DISABLE
+        return SS_ONSTACK if self.on_sig_stack(sp) else 0
+
+
+def make_siginfo(signo: int, code: int, pid: int = 0, uid: int = 0, addr: int | None = None) -> bytes:
+    """struct siginfo (128 bytes): si_signo, si_errno, si_code, then the union at offset 16."""
+    info = bytearray(SIGINFO_SIZE)
+    struct.pack_into("<iii", info, 0, signo, 0, code)
+    if addr is not None:
+        struct.pack_into("<Q", info, 16, addr & MASK64)
+    else:
+        struct.pack_into("<iI", info, 16, pid, uid)
+    return bytes(info)
 
 
 def terminate_by_signal(k, signo: int):
-    """Default action 'terminate': report it the way a shell does and exit with 128+signo."""
+    """Default action 'terminate'/'core': report it the way a shell does and exit with 128+signo."""
     k.signals.killed_by = signo
     sys.stdout.flush()
     sys.stderr.write(f"{_signal.strsignal(signo) or f'Signal {signo}'}\n")
@@ -23,6 +227,435 @@ def terminate_by_signal(k, signo: int):
     raise GuestExit(128 + signo)
 
 
+# -- delivery ------------------------------------------------------------------------------------
+def deliver_pending(k, saved_mask: int | None = None) -> bool:
+    """get_signal() + handle_signal() for every deliverable pending signal; True when a frame was built.
+
+    Like exit_to_user_mode_loop, each further signal gets its frame on top of the previous one, so the
+    last one set up runs first. ``saved_mask`` is the mask rt_sigsuspend restores (TIF_RESTORE_SIGMASK).
+    """
+    st = k.signals
+    delivered = False
+    while True:
+        signo = st.next_deliverable()
+        if not signo:
+            return delivered
+        info = st.dequeue(signo)
+        action = st.actions[signo]
+        if action.handler == SIG_IGN:
+            continue
+        if action.handler == SIG_DFL:
+            if signo in _DEFAULT_IGNORE or signo in _DEFAULT_STOP:
+                continue                                  # stop/continue: no job control, treated as ignore
+            terminate_by_signal(k, signo)
+        old_mask = st.blocked if saved_mask is None else saved_mask
+        saved_mask = None
+        if not _setup_rt_frame(k, signo, info, action, old_mask):
+            _force_sigsegv(k, signo)
+        delivered = True
+
+
+def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -> bool:
+    """x64_setup_rt_frame() + signal_delivered(). False when the frame could not be written (EFAULT)."""
+    st = k.signals
+    if not action.flags & SA_RESTORER:
+        return False
+    cpu, mem = k.cpu, k.mem
+    regs = cpu.get_regs()
+    sp = regs[_REG_INDEX["rsp"]]
+    on_stack_before = st.on_sig_stack(sp)
+    sp -= RED_ZONE
+    entering_altstack = False
+    if action.flags & SA_ONSTACK and st.sas_ss_flags(sp) == 0:
+        sp = st.sas_sp + st.sas_size
+        entering_altstack = True
+    fpstate = (sp - FXSAVE_SIZE) & ~63                              # fpu__alloc_mathframe
+    frame = ((fpstate - RT_SIGFRAME_SIZE) & ~15) - 8                # align_sigframe: as if called
+    if (on_stack_before or entering_altstack) and not (frame > st.sas_sp and frame - st.sas_sp <= st.sas_size):
+        return False                                                # would overflow the alternate stack
+    uc = bytearray(UCONTEXT_SIZE)
+    struct.pack_into("<QQQiIQ", uc, 0, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0,
+                     st.sas_sp, st.sas_flags - (1 << 32) if st.sas_flags & (1 << 31) else st.sas_flags, 0,
+                     st.sas_size)
+    gprs = [regs[i] for i in _SC_TO_GPR]
+    struct.pack_into(SC_FORMAT, uc, UC_MCONTEXT, *gprs, USER_CS, 0, 0, USER_DS,
+                     st.error_code, st.trap_nr, old_mask & MASK64, st.cr2, fpstate)
+    struct.pack_into("<Q", uc, UC_SIGMASK, old_mask & MASK64)
+    try:
+        mem.write(fpstate, cpu.read_fpu_state())
+        mem.write(frame, struct.pack("<Q", action.restorer) + bytes(uc))
+        if action.flags & SA_SIGINFO:
+            mem.write(frame + INFO_OFFSET, info)
+    except SyscallError:
+        return False
+    regs[_REG_INDEX["rdi"]] = signo
+    regs[_REG_INDEX["rax"]] = 0
+    regs[_REG_INDEX["rsi"]] = frame + INFO_OFFSET
+    regs[_REG_INDEX["rdx"]] = frame + UC_OFFSET
+    regs[_REG_INDEX["rip"]] = action.handler
+    regs[_REG_INDEX["rsp"]] = frame
+    regs[_REG_INDEX["rflags"]] &= ~(X86_EFLAGS_DF | X86_EFLAGS_RF | X86_EFLAGS_TF)
+    cpu.set_regs(regs)
+    cpu.write_fpu_state(INIT_FPU)                                   # fpu__clear_user_states
+    # signal_delivered(): block sa_mask (and the signal itself unless SA_NODEFER), one-shot, autodisarm
+    blocked = st.blocked | action.mask
+    if not action.flags & SA_NODEFER:
+        blocked |= _bit(signo)
+    st.blocked = blocked & ~UNBLOCKABLE
+    if action.flags & SA_RESETHAND:
+        st.actions[signo] = Action()
+    if st.sas_flags & SS_AUTODISARM:
+        st.sas_sp, st.sas_size, st.sas_flags = 0, 0, SS_DISABLE
+    return True
+
+
+def _force_sigsegv(k, failed_signo: int) -> None:
+    """force_sigsegv(): a frame that cannot be built becomes SIGSEGV (fatal when that was SIGSEGV)."""
+    st = k.signals
+    if failed_signo == SIGSEGV:
+        st.actions[SIGSEGV] = Action()
+    force_signal(k, SIGSEGV, make_siginfo(SIGSEGV, SI_KERNEL, addr=0))
+
+
+def force_signal(k, signo: int, info: bytes) -> None:
+    """force_sig_info_to_task(): a synchronous signal cannot be blocked or ignored; if it is, it kills."""
+    st = k.signals
+    action = st.actions[signo]
+    blocked = bool(st.blocked & _bit(signo))
+    if blocked or action.handler == SIG_IGN:
+        st.actions[signo] = Action()
+        st.blocked &= ~_bit(signo)
+    queue = st.pending.setdefault(signo, [])
+    if not queue:
+        queue.append(info)
+    deliver_pending(k)
+
+
+def _finish(k, result: int):
+    """Return path of a syscall: deliver what became deliverable, with ``result`` in the saved rax."""
+    if not k.signals.next_deliverable():
+        return result
+    k.cpu.set_reg("rax", result)
+    deliver_pending(k)
+    return None
+
+
+# -- faults --------------------------------------------------------------------------------------
+def fault_siginfo(k, stop) -> tuple[int, bytes, int]:
+    """(signo, siginfo, error code) for a CPU exception, as traps.c/fault.c would report it to user space."""
+    vector = stop.vector
+    signo = FAULT_SIGNALS.get(vector, SIGSEGV)
+    err = 0
+    if vector == VEC_PF:
+        vma = k.mem.find(stop.address)
+        code = SEGV_ACCERR if vma is not None else SEGV_MAPERR
+        err = PF_USER
+        if vma is not None:
+            err |= PF_PROT
+            if vma.prot & PROT_READ and not vma.prot & PROT_WRITE:
+                err |= PF_WRITE
+        return signo, make_siginfo(signo, code, addr=stop.address), err
+    if vector == VEC_DE:
+        return signo, make_siginfo(signo, FPE_INTDIV, addr=stop.rip), err
+    if vector == VEC_UD:
+        return signo, make_siginfo(signo, ILL_ILLOPN, addr=stop.rip), err
+    if vector == 19:
+        return signo, make_siginfo(signo, _simd_code(k), addr=stop.rip), err
+    if vector == 17:
+        return signo, make_siginfo(signo, BUS_ADRALN, addr=0), err
+    return signo, make_siginfo(signo, SI_KERNEL, addr=0), err      # #GP, #BP, #SS...: force_sig(), SI_KERNEL
+
+
+def _simd_code(k) -> int:
+    """math_error() for #XM: the first unmasked exception flagged in MXCSR."""
+    mxcsr = k.cpu.get_reg("mxcsr")
+    pending = mxcsr & 0x3F & ~((mxcsr >> 7) & 0x3F)
+    for bit, code in ((0x1, FPE_FLTINV), (0x4, FPE_FLTDIV), (0x8, FPE_FLTOVF), (0x10, FPE_FLTUND),
+                      (0x20, FPE_FLTRES)):
+        if pending & bit:
+            return code
+    return 0
+
+
 def handle_fault(k, stop) -> None:
     """A CPU exception the memory manager could not resolve becomes a synchronous signal."""
-    terminate_by_signal(k, FAULT_SIGNALS.get(stop.vector, SIGSEGV))
+    signo, info, err = fault_siginfo(k, stop)
+    st = k.signals
+    st.trap_nr = max(stop.vector, 0)
+    st.error_code = err
+    if stop.vector == VEC_PF:
+        st.cr2 = stop.address
+    if stop.vector != VEC_BP:
+        k.cpu.set_reg("rip", stop.rip)        # resume (or report) at the faulting instruction; int3 is a trap
+    force_signal(k, signo, info)
+
+
+# -- syscalls ------------------------------------------------------------------------------------
+SIGNAL = Int
+HOW = Enum({SIG_BLOCK: "SIG_BLOCK", SIG_UNBLOCK: "SIG_UNBLOCK", SIG_SETMASK: "SIG_SETMASK"})
+
+
+def _read_sigset(k, addr: int) -> int:
+    return int.from_bytes(k.mem.read(addr, SIGSET_SIZE), "little")
+
+
+@syscall("rt_sigaction", FULL)
+def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
+    """rt_sigaction(2) with struct kernel_sigaction {handler, flags, restorer, mask} (u64 each)."""
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    new = None
+    if act:
+        handler, flags, restorer, mask = struct.unpack("<4Q", k.mem.read(act, 32))
+        new = Action(handler, flags & UAPI_SA_FLAGS, restorer, mask & ~UNBLOCKABLE)
+    if not _valid(sig) or (new is not None and sig in (SIGKILL, SIGSTOP)):
+        raise SyscallError(EINVAL)
+    st = k.signals
+    old = st.actions[sig]
+    if new is not None:
+        st.actions[sig] = new
+        if st.ignored(sig):
+            st.discard(sig)                   # POSIX 3.3.1.3: setting "ignore" discards a pending signal
+    if oact:
+        k.mem.write(oact, old.pack())
+    return 0
+
+
+@syscall("rt_sigprocmask", FULL)
+def rt_sigprocmask(k, how: HOW, nset: Ptr, oset: Ptr, sigsetsize: Size) -> int:
+    """rt_sigprocmask(2); SIGKILL and SIGSTOP are never blocked. Unblocked pending signals arrive on return."""
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    st = k.signals
+    old = st.blocked
+    if nset:
+        new = _read_sigset(k, nset) & ~UNBLOCKABLE
+        if how == SIG_BLOCK:
+            st.blocked = old | new
+        elif how == SIG_UNBLOCK:
+            st.blocked = old & ~new
+        elif how == SIG_SETMASK:
+            st.blocked = new
+        else:
+            raise SyscallError(EINVAL)
+    if oset:
+        k.mem.write(oset, old.to_bytes(SIGSET_SIZE, "little"))
+    return _finish(k, 0)
+
+
+@syscall("rt_sigpending", FULL)
+def rt_sigpending(k, uset: Ptr, sigsetsize: Size) -> int:
+    """rt_sigpending(2): pending signals that are blocked."""
+    if sigsetsize > SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    st = k.signals
+    k.mem.write(uset, (st.pending_mask() & st.blocked).to_bytes(SIGSET_SIZE, "little")[:sigsetsize])
+    return 0
+
+
+@syscall("sigaltstack", FULL)
+def sigaltstack(k, uss: Ptr, uoss: Ptr) -> int:
+    """sigaltstack(2) (do_sigaltstack): stack_t is ss_sp u64, ss_flags s32 + pad, ss_size u64."""
+    st = k.signals
+    new = None
+    if uss:
+        new = struct.unpack("<QiIQ", k.mem.read(uss, 24))
+    sp = k.cpu.get_reg("rsp")
+    old = (st.sas_sp, st.sas_ss_flags(sp) | (st.sas_flags & SS_AUTODISARM), st.sas_size)
+    if new is not None:
+        ss_sp, ss_flags, _pad, ss_size = new
+        ss_flags &= 0xFFFFFFFF
+        if st.on_sig_stack(sp):
+            raise SyscallError(EPERM)
+        mode = ss_flags & ~SS_AUTODISARM
+        if mode not in (SS_DISABLE, SS_ONSTACK, 0):
+            raise SyscallError(EINVAL)
+        if (ss_sp, ss_size, ss_flags) != (st.sas_sp, st.sas_size, st.sas_flags):
+            if mode == SS_DISABLE:
+                ss_sp, ss_size = 0, 0
+            elif ss_size < MINSIGSTKSZ:
+                raise SyscallError(ENOMEM)
+            st.sas_sp, st.sas_size, st.sas_flags = ss_sp, ss_size, ss_flags
+    if uoss:
+        flags = old[1]
+        k.mem.write(uoss, struct.pack("<QiIQ", old[0], flags - (1 << 32) if flags & (1 << 31) else flags, 0,
+                                      old[2]))
+    return 0
+
+
+@syscall("rt_sigreturn", FULL)
+def rt_sigreturn(k) -> None:
+    """rt_sigreturn(2): registers, rflags, FPU state, mask and altstack back from the frame at rsp - 8."""
+    cpu, mem, st = k.cpu, k.mem, k.signals
+    regs = cpu.get_regs()
+    uc = regs[_REG_INDEX["rsp"]] - 8 + UC_OFFSET
+    try:
+        raw = mem.read(uc, UCONTEXT_SIZE)
+        values = struct.unpack_from(SC_FORMAT, raw, UC_MCONTEXT)
+        fpstate = values[-1]
+        fpu = mem.read(fpstate, FXSAVE_SIZE) if fpstate else INIT_FPU
+    except SyscallError:
+        st.trap_nr = st.error_code = 0
+        _force_sigsegv(k, 0)
+        return None
+    st.blocked = struct.unpack_from("<Q", raw, UC_SIGMASK)[0] & ~UNBLOCKABLE
+    old_flags = regs[_REG_INDEX["rflags"]]
+    for value, index in zip(values, _SC_TO_GPR):
+        regs[index] = value
+    regs[_REG_INDEX["rflags"]] = (old_flags & ~FIX_EFLAGS) | (values[17] & FIX_EFLAGS)
+    cpu.set_regs(regs)
+    fpu = bytearray(fpu)
+    struct.pack_into("<I", fpu, 24, struct.unpack_from("<I", fpu, 24)[0] & 0xFFFF)   # MXCSR reserved bits
+    cpu.write_fpu_state(bytes(fpu))
+    ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QiIQ", raw, UC_STACK)
+    _restore_altstack(st, ss_sp, ss_flags & 0xFFFFFFFF, ss_size, regs[_REG_INDEX["rsp"]])
+    deliver_pending(k)
+    return None
+
+
+def _restore_altstack(st: SignalState, ss_sp: int, ss_flags: int, ss_size: int, sp: int) -> None:
+    """restore_altstack(): do_sigaltstack with every error but EFAULT squashed."""
+    if st.on_sig_stack(sp):
+        return
+    mode = ss_flags & ~SS_AUTODISARM
+    if mode not in (SS_DISABLE, SS_ONSTACK, 0):
+        return
+    if mode == SS_DISABLE:
+        ss_sp, ss_size = 0, 0
+    elif ss_size < MINSIGSTKSZ:
+        return
+    st.sas_sp, st.sas_size, st.sas_flags = ss_sp, ss_size, ss_flags
+
+
+def _send_to_self(k, sig: int, code: int) -> None:
+    if sig:
+        k.signals.send(sig, make_siginfo(sig, code, pid=k.proc.pid, uid=k.proc.uid))
+
+
+_libc = None
+
+
+def _host_syscall(name: str, *args: int) -> int:
+    """Forward a signal to another host process or thread (the guest shares the host's pid space)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    from hermipy.syscalls.table import NUMBERS
+    result = _libc.syscall(ctypes.c_long(NUMBERS[name]), *(ctypes.c_long(a) for a in args))
+    if result < 0:
+        raise SyscallError(ctypes.get_errno())
+    return result
+
+
+@syscall("kill", PARTIAL, note="to itself (own pid, 0, own process group) the signal is delivered to the guest; "
+                               "another pid is forwarded to the host process; -1 and other groups give EPERM")
+def kill(k, pid: Int, sig: SIGNAL) -> int:
+    """kill(2)."""
+    if not 0 <= sig <= NSIG:
+        raise SyscallError(EINVAL)
+    own = k.proc.pid
+    if pid == own or pid == 0 or (pid < -1 and -pid == _host_pgrp()):
+        _send_to_self(k, sig, SI_USER)
+        return _finish(k, 0)
+    if pid > 0:
+        return _host_syscall("kill", pid, sig)
+    raise SyscallError(EPERM)
+
+
+def _host_pgrp() -> int:
+    import os
+    return os.getpgrp()
+
+
+@syscall("tgkill", FULL)
+def tgkill(k, tgid: Int, tid: Int, sig: SIGNAL) -> int:
+    """tgkill(2): the guest's one thread has tid == pid; other ids are forwarded to the host."""
+    if tid <= 0 or tgid <= 0:
+        raise SyscallError(EINVAL)
+    if tid == k.proc.pid:
+        if tgid != k.proc.pid:
+            raise SyscallError(ESRCH)
+        if not 0 <= sig <= NSIG:
+            raise SyscallError(EINVAL)
+        _send_to_self(k, sig, SI_TKILL)
+        return _finish(k, 0)
+    return _host_syscall("tgkill", tgid, tid, sig)
+
+
+@syscall("tkill", FULL)
+def tkill(k, tid: Int, sig: SIGNAL) -> int:
+    """tkill(2)."""
+    if tid <= 0:
+        raise SyscallError(EINVAL)
+    if tid == k.proc.pid:
+        if not 0 <= sig <= NSIG:
+            raise SyscallError(EINVAL)
+        _send_to_self(k, sig, SI_TKILL)
+        return _finish(k, 0)
+    return _host_syscall("tkill", tid, sig)
+
+
+def _wait_forever() -> None:
+    """Nothing can wake the guest any more (no other sender exists): sleep until hermipy is killed."""
+    while True:
+        _signal.pause()
+
+
+@syscall("rt_sigsuspend", PARTIAL, note="wakes for signals already pending; with none it sleeps forever "
+                                        "(host signals are not forwarded to the guest)")
+def rt_sigsuspend(k, unewset: Ptr, sigsetsize: Size) -> int:
+    """rt_sigsuspend(2): deliver with the temporary mask, the frame restores the old one; EINTR."""
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    st = k.signals
+    new = _read_sigset(k, unewset) & ~UNBLOCKABLE
+    saved = st.blocked
+    st.blocked = new
+    k.cpu.set_reg("rax", -EINTR)
+    while True:
+        if deliver_pending(k, saved_mask=saved):
+            return None
+        _wait_forever()
+
+
+@syscall("pause", PARTIAL, note="wakes for signals already pending; with none it sleeps forever "
+                                "(host signals are not forwarded to the guest)")
+def pause(k) -> int:
+    """pause(2)."""
+    k.cpu.set_reg("rax", -EINTR)
+    while True:
+        if deliver_pending(k):
+            return None
+        _wait_forever()
+
+
+@syscall("rt_sigtimedwait", PARTIAL, note="takes signals already pending; otherwise sleeps out the timeout "
+                                          "(EAGAIN) or forever, since no other sender exists")
+def rt_sigtimedwait(k, uthese: Ptr, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -> int:
+    """rt_sigtimedwait(2): dequeue a pending signal of the set, write its siginfo, return its number."""
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    these = _read_sigset(k, uthese) & ~UNBLOCKABLE
+    timeout = None
+    if uts:
+        sec, nsec = struct.unpack("<qq", k.mem.read(uts, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SyscallError(EINVAL)
+        timeout = sec + nsec / 1e9
+    st = k.signals
+    ready = st.pending_mask() & these
+    if ready:
+        sync = ready & SYNCHRONOUS_MASK
+        ready = sync or ready
+        signo = (ready & -ready).bit_length()
+        info = st.dequeue(signo)
+        if uinfo:
+            k.mem.write(uinfo, info)
+        return signo
+    if timeout is None:
+        _wait_forever()
+    if timeout:
+        time.sleep(timeout)
+    raise SyscallError(EAGAIN)
+
