@@ -168,7 +168,7 @@ int main(void) {
     TRY(syscall(SYS_truncate, "f2", 3));
     TRY(syscall(SYS_stat, "f2", &st));
     printf("size after truncate: %ld\n", (long)st.st_size);
-    TRY(syscall(SYS_truncate, "f2", -1));
+    TRY(syscall(SYS_truncate, "f2", -1L));
     TRY(syscall(SYS_truncate, "d2", 0));
     TRY(ftruncate(fd, 10));
     close(fd);
