@@ -171,3 +171,15 @@ ACCESS_MODE = Flags({4: "R_OK", 2: "W_OK", 1: "X_OK"}, zero="F_OK")
 RENAME_FLAGS = Flags({1: "RENAME_NOREPLACE", 2: "RENAME_EXCHANGE", 4: "RENAME_WHITEOUT"})
 STATX_FLAGS = Flags({0x100: "AT_SYMLINK_NOFOLLOW", 0x800: "AT_NO_AUTOMOUNT", 0x1000: "AT_EMPTY_PATH",
                      0x2000: "AT_STATX_FORCE_SYNC", 0x4000: "AT_STATX_DONT_SYNC"})
+
+
+class OpenMode(Octal):
+    """open(2)'s mode: strace prints it only when flags (argument ``flags_arg``) create a file."""
+
+    def __init__(self, flags_arg: int):
+        self.flags_arg = flags_arg
+
+    def show(self, k, value, args):
+        if args[self.flags_arg] & (0o100 | 0o20000000):      # O_CREAT, __O_TMPFILE
+            return super().show(k, value, args)
+        return None

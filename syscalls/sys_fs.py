@@ -14,7 +14,7 @@ from errno import (EACCES, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ENOENT,
                    EXDEV)
 
 from hermipy.syscalls import procfs
-from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLAGS, RENAME_FLAGS, STATX_FLAGS,
+from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLAGS, OpenMode, RENAME_FLAGS, STATX_FLAGS,
                                        DirFd, Fd, Flags, Int, Long, Octal, Path, Ptr, Size, UInt)
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW,
@@ -175,13 +175,13 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
 
 
 @syscall("openat", FULL)
-def openat(k, dirfd: DirFd, pathname: Path, flags: OPEN_FLAGS, mode: Octal) -> int:
+def openat(k, dirfd: DirFd, pathname: Path, flags: OPEN_FLAGS, mode: OpenMode(2)) -> int:
     """openat(2)."""
     return do_open(k, dirfd, _path(k, pathname), flags, mode)
 
 
 @syscall("open", FULL)
-def open_(k, pathname: Path, flags: OPEN_FLAGS, mode: Octal) -> int:
+def open_(k, pathname: Path, flags: OPEN_FLAGS, mode: OpenMode(1)) -> int:
     """open(2)."""
     return do_open(k, AT_FDCWD, _path(k, pathname), flags, mode)
 

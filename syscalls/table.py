@@ -151,7 +151,8 @@ class Dispatcher:
         if entry.handler is None:
             return ", ".join(hex(a) for a in raw[:6])
         values = [t.decode(r) if t.decode else r for t, r in zip(entry.argtypes, raw)]
-        return ", ".join(t.show(k, v, values) for t, v in zip(entry.argtypes, values))
+        shown = (t.show(k, v, values) for t, v in zip(entry.argtypes, values))
+        return ", ".join(s for s in shown if s is not None)      # None: an argument strace leaves out
 
     def _emit(self, line: str) -> None:
         self.strace_file.write(line + "\n")
