@@ -28,10 +28,12 @@ import mmap
 import os
 import struct
 
-from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_PF
-from hermipy.syscalls.memory import PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
-from hermipy.kvm_stubs import (FLUSH_MAX, FAULT_PORT, KCALL_VECTOR, SYSCALL_PORT, KernelArea, SEL_KERNEL_CS,
-                               SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS)
+from hermipy.cpu import GPR_NAMES, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
+from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PTE_ADDR, PTE_D,
+                                     PTE_NX, PTE_P, PTE_U, PTE_W)
+from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_LIST_VA, FLUSH_MAX, PROBE_PORT, SEL_KERNEL_CS, SEL_KERNEL_DS,
+                               SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT, USER_AREA,
+                               USER_AREA_SIZE, KernelArea)
 
 KVM_PATH = "/dev/kvm"
 KVM_API_VERSION = 12
@@ -175,14 +177,18 @@ class KvmCpu(Cpu):
 
     name = "kvm"
 
-    def __init__(self, ram, page_table):
+    def __init__(self, ram, mem):
+        """``ram``: the kernel's PhysicalMemory; ``mem``: its AddressSpace (page table, VMA list)."""
         self.ram = ram
-        self.page_table = page_table
+        self.page_table = page_table = mem.page_table
         self.kvm = open_kvm()
         self.vm = self.vcpu = -1
         self._run_map = None
         try:
             self._create(ram, page_table)
+            # The user window of kvm_stubs: a VMA, so that no mapping of the guest's ever lands there.
+            mem.map(USER_AREA, USER_AREA_SIZE, 0, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                    name="[hermipy-kvm]")
         except BaseException:
             self.close()
             raise
@@ -201,7 +207,13 @@ class KvmCpu(Cpu):
         self._cpuid = self._supported_cpuid()
         fcntl.ioctl(self.vcpu, KVM_SET_CPUID2, self._cpuid)
         xcr0 = self._xsave_components()
-        self._set_long_mode(page_table.root, xcr0 != 0)
+        try:
+            self._set_long_mode(page_table.root, xcr0 != 0)
+        except OSError:
+            if not xcr0:
+                raise
+            xcr0 = 0                       # this KVM refuses CR4.OSXSAVE: SSE only, as a pre-AVX CPU
+            self._set_long_mode(page_table.root, False)
         if xcr0:
             xcrs = bytearray(392)
             struct.pack_into("<IIIIQ", xcrs, 0, 1, 0, 0, 0, xcr0)
@@ -221,8 +233,9 @@ class KvmCpu(Cpu):
         self._mode = MODE_KERNEL
         self._syscall_mode = None          # MODE_USER or MODE_SYSCALL, learnt at the first syscall
         self._flush = False
-        self._kcall_saved = None
-        self._stale: list[tuple[int, int]] = []
+        self._stale: set[int] = set()
+        self._flush_cr3 = False            # the next return to the application goes through a CR3 reload
+        self._flush_resume_rip = 0
         self._track_page_table(page_table)
 
     def _supported_cpuid(self) -> bytearray:
@@ -247,10 +260,9 @@ class KvmCpu(Cpu):
         return None
 
     def _xsave_components(self) -> int:
-        """XCR0 to enable (AVX, AVX-512 where the host has them), 0 when XSAVE is unavailable."""
-        leaf1 = self._cpuid_entry(1)
+        """XCR0 to enable: x87, SSE, and AVX / AVX-512 where KVM offers them (CPUID.0xD.0:EAX)."""
         leaf_d = self._cpuid_entry(0xD, 0)
-        if leaf1 is None or leaf_d is None or not leaf1[2] & (1 << 26):
+        if leaf_d is None or not leaf_d[0] & 4:
             return 0
         xcr0 = leaf_d[0] & XCR0_ALLOWED
         if xcr0 & 0xE0 != 0xE0:           # AVX-512 needs its three components together
@@ -350,41 +362,70 @@ class KvmCpu(Cpu):
             raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
                           f"{rip:#x}, cr2={cr2:#x}")
         w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
-        if vector == KCALL_VECTOR and rip == self.area.kcall_stub:     # the way into CPL0 _enter asked for
-            w[W_RIP], w[W_RFLAGS], w[W_RSP] = self._kcall_saved
+        if vector == VEC_UD and rip == self.area.user_flush_trap:
+            # The end of the CPL3 flush loop: resume the application, reloading CR3 on the way.
+            w[W_RIP] = self._flush_resume_rip
+            self._flush_cr3 = True
             return None
         return Stop(StopReason.FAULT, vector=vector, address=cr2 if vector == VEC_PF else 0, rip=rip)
 
     def _enter(self) -> None:
         """Make KVM's registers resume the application from the view (see the MODE_* constants)."""
-        w, mode = self._w, self._mode
+        w, mode, area = self._w, self._mode, self.area
         if mode == MODE_RAW:
             return
+        kernel_flush = self._flush_cr3
+        self._flush_cr3 = False
+        if self._flush:
+            self._flush = False
+            if self._syscall_mode == MODE_USER:
+                self._start_user_flush()
+            else:
+                kernel_flush = True
         if mode == MODE_USER:
-            # Only a TLB flush brings us here: it needs CPL0, so trap into the kernel first.
-            self._kcall_saved = (w[W_RIP], w[W_RFLAGS], w[W_RSP])
-            w[W_RIP] = self.area.kcall_stub
-            self._mode = MODE_RAW
             return
         rip, rflags = w[W_RIP], w[W_RFLAGS]
-        if (mode == MODE_SYSCALL and not self._flush and rip == w[W_RCX] and rflags == w[W_R11]
+        if (mode == MODE_SYSCALL and not kernel_flush and rip == w[W_RCX] and rflags == w[W_R11]
                 and _canonical(rip)):
-            w[W_RIP] = self.area.sysret_stub
+            w[W_RIP] = area.sysret_stub
             w[W_RFLAGS] = RFLAGS_FIXED
             self._mode = MODE_RAW
             return
-        frame = self.area.iret_frame_va
-        struct.pack_into("<5Q", self.ram.buf, self.area.stack_offset(frame), rip, SEL_USER_CS | 3,
+        frame = area.iret_frame_va
+        struct.pack_into("<5Q", self.ram.buf, area.stack_offset(frame), rip, SEL_USER_CS | 3,
                          (rflags & USER_RFLAGS) | RFLAGS_FIXED, w[W_RSP], SEL_USER_DS | 3)
         w[W_RSP] = frame
         w[W_RFLAGS] = RFLAGS_FIXED
-        if self._flush:
-            self._prepare_flush()
-            w[W_RIP] = self.area.flush_iret_stub
-            self._flush = False
+        if kernel_flush:
+            self._write_flush_list()       # empty after a CPL3 flush loop: CR3 reload only
+            w[W_RIP] = area.flush_iret_stub
         else:
-            w[W_RIP] = self.area.iret_stub
+            w[W_RIP] = area.iret_stub
         self._mode = MODE_RAW
+
+    def _write_flush_list(self) -> int:
+        stale = self._stale
+        if len(stale) > FLUSH_MAX:
+            # Too many to rewrite one by one: removing the memory slot drops every shadow page.
+            for size in (0, self.ram.size):
+                fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION,
+                            struct.pack("<IIQQQ", 0, 0, 0, size, self.ram.address))
+            stale.clear()
+        count = self.area.write_flush_list(sorted(stale))
+        stale.clear()
+        return count
+
+    def _start_user_flush(self) -> None:
+        """Divert the application through the CPL3 flush loop, which jumps back to it when done."""
+        if not self._write_flush_list():
+            return
+        w, area = self._w, self.area
+        for name, index in (("rax", W_RAX), ("rbx", W["rbx"]), ("rcx", W_RCX), ("rdx", W_RDX)):
+            area.set_slot("saved_" + name, w[index])
+        self._flush_resume_rip = w[W_RIP]
+        w[W_RCX] = struct.unpack_from("<Q", self.ram.buf, area._slots["flush_count"])[0]
+        w[W_RDX] = FLUSH_LIST_VA
+        w[W_RIP] = area.user_flush
 
     def _unexpected_exit(self, reason: int) -> None:
         w = self._w
@@ -490,7 +531,7 @@ class KvmCpu(Cpu):
             old = words[slot]
             words[slot] = pte
             if old & PTE_P and ((old ^ pte) & PTE_ADDR or (old & ~pte) & keep or (pte & ~old) & PTE_NX):
-                stale.append((va, slot << 3))
+                stale.add(slot << 3)
                 self._flush = True
 
         def clear_pte(va: int) -> int:
@@ -500,27 +541,34 @@ class KvmCpu(Cpu):
             old = words[slot]
             words[slot] = 0
             if old & PTE_P:
-                stale.append((va, slot << 3))
+                stale.add(slot << 3)
                 self._flush = True
             return old
 
         page_table.set, page_table.clear = set_pte, clear_pte
 
-    def _prepare_flush(self) -> None:
-        """Hand the stale entries to the flush stub, or drop all shadow pages when they are too many."""
-        stale = self._stale
-        if len(stale) > FLUSH_MAX:
-            for size in (0, self.ram.size):
-                fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION,
-                            struct.pack("<IIQQQ", 0, 0, 0, size, self.ram.address))
-            stale.clear()
-        self.area.write_flush_list(stale)
-        stale.clear()
-
     def invalidate_code(self, start: int, end: int) -> None:
         """Nothing to do: the CPU executes guest memory itself, no translation cache lives in hermipy."""
 
     def cpuid_features(self) -> tuple[int, int]:
-        """AT_HWCAP is CPUID.1:EDX (arch/x86/include/asm/elf.h ELF_HWCAP), as KVM presents it to the guest."""
-        leaf1 = self._cpuid_entry(1)
-        return (leaf1[3] if leaf1 else 0), 0
+        """AT_HWCAP is CPUID.1:EDX (arch/x86/include/asm/elf.h ELF_HWCAP), as the guest's CPUID reports it."""
+        return self.guest_cpuid(1)[3], 0
+
+    def guest_cpuid(self, leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
+        """(eax, ebx, ecx, edx) of CPUID executed in the guest (a PVM host may not report what
+        KVM_GET_SUPPORTED_CPUID says). Before the first run only; later, KVM's table answers."""
+        if self._mode != MODE_KERNEL or self._syscall_mode is not None:
+            entry = self._cpuid_entry(leaf, subleaf)
+            return entry if entry is not None else (0, 0, 0, 0)
+        w = self._w
+        saved = [w[i] for i in _GPR_WORDS]
+        w[W_RAX], w[W["rcx"]] = leaf, subleaf
+        w[W_RIP], w[W_RSP], w[W_RFLAGS] = self.area.cpuid_probe, self.area.stack_top, RFLAGS_FIXED
+        w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
+        fcntl.ioctl(self.vcpu, KVM_RUN, 0)
+        if w[1] & 0xFFFFFFFF != KVM_EXIT_IO or (w[4] >> 16) & 0xFFFF != PROBE_PORT:
+            self._unexpected_exit(w[1] & 0xFFFFFFFF)
+        result = tuple(w[W[r]] & 0xFFFFFFFF for r in ("rax", "rbx", "rcx", "rdx"))
+        for i, value in zip(_GPR_WORDS, saved):
+            w[i] = value
+        return result

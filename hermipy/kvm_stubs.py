@@ -1,27 +1,40 @@
-"""The KVM backend's tiny guest kernel: GDT, TSS, IDT, a kernel stack and a page of stubs.
+"""The KVM backend's tiny guest kernel: GDT, TSS, IDT, a kernel stack, stubs, and a user window.
 
-It lives in frames allocated from guest RAM and is mapped in the upper half (``KERNEL_BASE``) through the
-application's own page table, supervisor-only except the stub page (on PVM the LSTAR stub runs at CPL3).
-Segment selectors follow Linux (arch/x86/include/asm/segment.h) so that ``sysretq`` and the values a
-program can observe in CS/SS are the familiar 0x33/0x2b. The stubs are assembled by keystone once.
+Supervisor pages (GDT with the TSS, IDT, kernel stubs, kernel stack) live in frames allocated from guest
+RAM and are mapped in the upper half at ``KERNEL_BASE`` through the application's own page table.
+Segment selectors follow Linux (arch/x86/include/asm/segment.h), so ``sysretq`` works and CS/SS read as
+the familiar 0x33/0x2b.
+
+A user-accessible window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a VMA so that nothing else
+is mapped there) holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3
+cannot touch the upper half at all:
+
+* the user stub page: the LSTAR entry (``out SYSCALL_PORT``) and the page-table flush loop;
+* the flush list: (PTE address, value) pairs the flush loop writes;
+* a map of all guest RAM (``USER_AREA + physical``, 2 MiB pages) through which the flush loop writes
+  page-table entries: a write the *guest* makes to a page table is one KVM's shadow MMU sees.
+
+The stubs are assembled by keystone (cached per process).
 """
 import struct
 
 from hermipy.syscalls.memory import PTE_ADDR, PTE_NX, PTE_P, PTE_U, PTE_W
 
 PTE_PS = 0x80                          # a 2 MiB page in a page-directory entry
+PAGE = 0x1000
+HUGE = 1 << 21
 
 KERNEL_BASE = 0xFFFF_8000_0000_0000     # first upper-half address: the guest kernel's pages
-# The stub page again, user-accessible, at the last page below the canonical hole (Linux leaves it unmapped:
-# it is above STACK_TOP). On PVM `syscall` stays at CPL3 and CPL3 cannot reach the upper half at all.
-USER_STUB_VA = 0x7FFF_FFFF_F000
-PAGE = 0x1000
-GDT_PAGE, IDT_PAGE, CODE_PAGE, STACK_PAGE, FLUSH_PAGE = 0, 1, 2, 3, 4
-KERNEL_PAGES = 5
-# All of guest RAM, supervisor-only, in 2 MiB pages (Linux's direct map address): how the flush stub
-# reaches page-table entries by physical address.
-DIRECT_MAP = 0xFFFF_8880_0000_0000
-FLUSH_MAX = (PAGE - 8) // 16           # (va, PTE address) pairs in the flush page after its count
+GDT_PAGE, IDT_PAGE, CODE_PAGE, STACK_PAGE = 0, 1, 2, 3
+KERNEL_PAGES = 4
+
+USER_AREA = 0x7F00_0000_0000           # PML4 slot 254: far below the stack and mmap_base (0x7ffff7fff000)
+USER_AREA_SIZE = 1 << 39
+USER_STUB_VA = USER_AREA + USER_AREA_SIZE - 0x20000
+FLUSH_LIST_VA = USER_STUB_VA + PAGE
+FLUSH_LIST_PAGES = 16
+FLUSH_MAX = FLUSH_LIST_PAGES * PAGE // 16     # (PTE address, value) pairs
+DIRECT_MAP_LIMIT = USER_STUB_VA - USER_AREA   # guest RAM the window can map
 
 SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_USER32_CS, SEL_USER_DS, SEL_USER_CS, SEL_TSS = 0x10, 0x18, 0x20, 0x28, 0x30, 0x40
 GDT_ENTRIES = {SEL_KERNEL_CS: 0x00AF9B000000FFFF, SEL_KERNEL_DS: 0x00CF93000000FFFF,
@@ -34,47 +47,46 @@ IOMAP_PORTS = 256                      # the I/O permission bitmap covers ports 
 
 SYSCALL_PORT = 0xE0                    # `out` from the LSTAR stub: a syscall for Python
 FAULT_PORT = 0xE1                      # `out` from an exception stub: vector, rax, CR2 on the kernel stack
-KCALL_VECTOR = 6                       # #UD from the `ud2` of kcall_stub: how the backend reaches CPL0
-                                       # from CPL3 (PVM answers any `int n` from CPL3 with #UD)
+PROBE_PORT = 0xE2                      # `out` after the CPUID probe (CPL0 only, not in the I/O bitmap)
 SPURIOUS_VECTOR = 0xFF                 # what any other software interrupt gate reports (never reached)
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})   # Intel SDM vol. 3, table 6-1
 USER_GATES = frozenset({3, 4})                                              # int3, into
 
-_STUB_ASM = """
-syscall_entry:
-    out {syscall_port:#x}, al
-    jmp rcx
+# Supervisor stubs, at CPL0. The flush stub runs the same list as the user one, then reloads CR3.
+_KERNEL_ASM = """
 sysret_stub:
     sysret
 iret_stub:
     iretq
 flush_iret_stub:
     push rax
+    push rbx
     push rcx
     push rdx
-    mov rdx, {flush_page:#x}
-    mov rcx, qword ptr [rdx]
-    add rdx, 8
-flush_loop:
+    mov rdx, {flush_list:#x}
+    mov rcx, {count_slot:#x}
+    mov rcx, qword ptr [rcx]
     test rcx, rcx
     jz flush_done
-    mov rax, qword ptr [rdx + 8]
-    push qword ptr [rax]
-    pop qword ptr [rax]
+flush_loop:
     mov rax, qword ptr [rdx]
-    invlpg [rax]
+    mov rbx, qword ptr [rdx + 8]
+    mov qword ptr [rax], rbx
     add rdx, 16
     dec rcx
-    jmp flush_loop
+    jnz flush_loop
 flush_done:
     mov rax, cr3
     mov cr3, rax
     pop rdx
     pop rcx
+    pop rbx
     pop rax
     iretq
-kcall_stub:
-    ud2
+cpuid_probe:
+    cpuid
+    out {probe_port:#x}, al
+    hlt
 fault_common:
     push rax
     mov rax, cr2
@@ -84,6 +96,40 @@ fault_common:
     jmp fault_common
 """
 
+# User stubs, at CPL3 (also the LSTAR target on VMX/SVM, where it runs at CPL0). user_flush starts with
+# rcx = count (> 0) and rdx = FLUSH_LIST_VA; it changes no flag (mov, lea, loop) and no stack, restores
+# rax, rbx, rcx, rdx from the slots Python fills, and traps (#UD) into CPL0, where the backend reloads
+# CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
+_USER_ASM = """
+syscall_entry:
+    out {syscall_port:#x}, al
+    jmp rcx
+user_flush:
+    mov rax, qword ptr [rdx]
+    mov rbx, qword ptr [rdx + 8]
+    mov qword ptr [rax], rbx
+    lea rdx, [rdx + 16]
+    loop user_flush
+    mov rax, qword ptr [rip + saved_rax]
+    mov rbx, qword ptr [rip + saved_rbx]
+    mov rcx, qword ptr [rip + saved_rcx]
+    mov rdx, qword ptr [rip + saved_rdx]
+user_flush_trap:
+    ud2
+saved_rax:
+    .quad 0
+saved_rbx:
+    .quad 0
+saved_rcx:
+    .quad 0
+saved_rdx:
+    .quad 0
+saved_rip:
+    .quad 0
+flush_count:
+    .quad 0
+"""
+
 
 def _vector_stub(vector: int) -> str:
     push_error = "" if vector in ERROR_CODE_VECTORS else "    push 0\n"
@@ -91,62 +137,70 @@ def _vector_stub(vector: int) -> str:
 
 
 STUB_VECTORS = (*range(32), SPURIOUS_VECTOR)
-_assembled: dict[int, tuple[bytes, dict[str, int]]] = {}
+_assembled: dict[tuple, tuple[bytes, dict[str, int]]] = {}
 
 
-def assemble_stubs(base: int, flush_page: int) -> tuple[bytes, dict[str, int]]:
-    """Machine code of the stubs placed at ``base``, and the address of each label (cached per base)."""
-    if base in _assembled:
-        return _assembled[base]
+def assemble(source: str, base: int) -> tuple[bytes, dict[str, int]]:
+    """Machine code of ``source`` placed at ``base``, and the address of each label (cached)."""
+    key = (source, base)
+    if key in _assembled:
+        return _assembled[key]
     from keystone import KS_ARCH_X86, KS_MODE_64, Ks
-    source = _STUB_ASM.format(syscall_port=SYSCALL_PORT, fault_port=FAULT_PORT, flush_page=flush_page)
-    source += "".join(_vector_stub(v) for v in STUB_VECTORS)
     names = [line[:-1] for line in source.splitlines() if line.endswith(":")]
     # keystone has no symbol-table API: a trailing table of `.quad label` gives every label's address.
-    source += "".join(f".quad {name}\n" for name in names)
-    blob = bytes(Ks(KS_ARCH_X86, KS_MODE_64).asm(source, base)[0])
+    blob = bytes(Ks(KS_ARCH_X86, KS_MODE_64).asm(source + "".join(f".quad {n}\n" for n in names), base)[0])
     code = blob[:-8 * len(names)]
-    labels = dict(zip(names, struct.unpack_from(f"<{len(names)}Q", blob, len(code))))
     if len(code) > PAGE:
         raise ValueError("kvm stubs exceed one page")
-    _assembled[base] = code, labels
+    labels = dict(zip(names, struct.unpack_from(f"<{len(names)}Q", blob, len(code))))
+    _assembled[key] = code, labels
     return code, labels
 
 
 class KernelArea:
     """Allocates, fills and maps the guest kernel's pages; knows every address the backend needs."""
 
-    def __init__(self, ram, page_table, base: int = KERNEL_BASE):
+    def __init__(self, ram, page_table):
         self.ram = ram
-        self.base = base
+        self.words = page_table.words
+        if ram.size > DIRECT_MAP_LIMIT:
+            raise OSError(f"kvm: guest RAM above {DIRECT_MAP_LIMIT >> 30} GiB is not supported")
         self.frames = [ram.alloc() for _ in range(KERNEL_PAGES)]
-        self.gdt_va = base + GDT_PAGE * PAGE
+        self.user_frame = ram.alloc()
+        self.list_frames = [ram.alloc() for _ in range(FLUSH_LIST_PAGES)]
+        self.gdt_va = KERNEL_BASE + GDT_PAGE * PAGE
         self.gdt_limit = GDT_SIZE - 1
         self.tss_va = self.gdt_va + TSS_OFFSET
         self.tss_limit = TSS_SIZE + IOMAP_PORTS // 8       # inclusive: covers the terminating 0xFF byte
-        self.idt_va = base + IDT_PAGE * PAGE
+        self.idt_va = KERNEL_BASE + IDT_PAGE * PAGE
         self.idt_limit = 256 * 16 - 1
-        self.stack_va = base + STACK_PAGE * PAGE
+        self.stack_va = KERNEL_BASE + STACK_PAGE * PAGE
         self.stack_top = self.stack_va + PAGE
         self.iret_frame_va = self.stack_top - 40
-        code_va = base + CODE_PAGE * PAGE
-        self.flush_va = base + FLUSH_PAGE * PAGE
-        code, labels = assemble_stubs(code_va, self.flush_va)
+
+        user_code, user = assemble(_USER_ASM.format(syscall_port=SYSCALL_PORT), USER_STUB_VA)
+        self.syscall_entry = user["syscall_entry"]
+        self.user_flush = user["user_flush"]
+        self.user_flush_trap = user["user_flush_trap"]
+        self._slots = {name: self.user_frame + user[name] - USER_STUB_VA
+                       for name in ("saved_rax", "saved_rbx", "saved_rcx", "saved_rdx", "saved_rip", "flush_count")}
+        source = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_list=FLUSH_LIST_VA,
+                                    count_slot=user["flush_count"]) + "".join(_vector_stub(v) for v in STUB_VECTORS)
+        kernel_code, labels = assemble(source, KERNEL_BASE + CODE_PAGE * PAGE)
         self.labels = labels
-        self.user_stub_va = USER_STUB_VA
-        self.syscall_entry = labels["syscall_entry"] - code_va + USER_STUB_VA
-        self.kcall_stub = labels["kcall_stub"] - code_va + USER_STUB_VA
         self.sysret_stub = labels["sysret_stub"]
         self.iret_stub = labels["iret_stub"]
         self.flush_iret_stub = labels["flush_iret_stub"]
+        self.cpuid_probe = labels["cpuid_probe"]
+
         self._fill_gdt_tss()
         self._fill_idt()
-        self._write(CODE_PAGE, 0, code)
+        self._poke(self.frames[CODE_PAGE], kernel_code)
+        self._poke(self.user_frame, user_code)
         self._map(page_table)
 
-    def _write(self, page: int, offset: int, data: bytes) -> None:
-        start = self.frames[page] + offset
-        self.ram.buf[start:start + len(data)] = data
+    def _poke(self, phys: int, data: bytes) -> None:
+        self.ram.buf[phys:phys + len(data)] = data
 
     def _fill_gdt_tss(self) -> None:
         gdt = bytearray(GDT_SIZE)
@@ -156,7 +210,7 @@ class KernelArea:
         low = ((limit & 0xFFFF) | (base & 0xFFFFFF) << 16 | 0x8B << 40 | ((limit >> 16) & 0xF) << 48
                | ((base >> 24) & 0xFF) << 56)
         struct.pack_into("<QQ", gdt, SEL_TSS, low, base >> 32)
-        self._write(GDT_PAGE, 0, bytes(gdt))
+        self._poke(self.frames[GDT_PAGE], bytes(gdt))
         tss = bytearray(TSS_SIZE + IOMAP_PORTS // 8 + 1)
         struct.pack_into("<Q", tss, 4, self.stack_top)             # RSP0
         struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
@@ -164,7 +218,7 @@ class KernelArea:
         for port in (SYSCALL_PORT, FAULT_PORT):
             bitmap[port // 8] &= ~(1 << (port % 8))
         tss[TSS_SIZE:] = bitmap
-        self._write(GDT_PAGE, TSS_OFFSET, bytes(tss))
+        self._poke(self.frames[GDT_PAGE] + TSS_OFFSET, bytes(tss))
 
     def _fill_idt(self) -> None:
         idt = bytearray(256 * 16)
@@ -173,35 +227,45 @@ class KernelArea:
             attributes = 0xEE if vector in USER_GATES else 0x8E        # present, 64-bit interrupt gate
             struct.pack_into("<HHBBHIxxxx", idt, vector * 16, stub & 0xFFFF, SEL_KERNEL_CS, 0, attributes,
                              (stub >> 16) & 0xFFFF, stub >> 32)
-        self._write(IDT_PAGE, 0, bytes(idt))
+        self._poke(self.frames[IDT_PAGE], bytes(idt))
 
     def _map(self, page_table) -> None:
         flags = {GDT_PAGE: PTE_P | PTE_W | PTE_NX, IDT_PAGE: PTE_P | PTE_NX,
-                 CODE_PAGE: PTE_P, STACK_PAGE: PTE_P | PTE_W | PTE_NX, FLUSH_PAGE: PTE_P | PTE_NX}
+                 CODE_PAGE: PTE_P, STACK_PAGE: PTE_P | PTE_W | PTE_NX}
         for page, frame in enumerate(self.frames):
-            page_table.set(self.base + page * PAGE, frame | flags[page])
-        page_table.set(USER_STUB_VA, self.frames[CODE_PAGE] | PTE_P | PTE_U)
+            page_table.set(KERNEL_BASE + page * PAGE, frame | flags[page])
+        page_table.set(USER_STUB_VA, self.user_frame | PTE_P | PTE_U)
+        for i, frame in enumerate(self.list_frames):
+            page_table.set(FLUSH_LIST_VA + i * PAGE, frame | PTE_P | PTE_U | PTE_NX)
         self._map_direct(page_table)
 
     def _map_direct(self, page_table) -> None:
-        """DIRECT_MAP + p -> physical p for all of RAM, with 2 MiB pages (PS in the page directory)."""
-        words, ram = page_table.words, self.ram
-        huge = 1 << 21
-        for phys in range(0, ram.size, huge):
-            va = DIRECT_MAP + phys
+        """USER_AREA + p -> physical p for all of RAM, with 2 MiB pages (PS in the page directory)."""
+        words, ram = self.words, self.ram
+        for phys in range(0, ram.size, HUGE):
+            va = USER_AREA + phys
             table = page_table.root
             for shift in (39, 30):
                 slot = (table >> 3) + ((va >> shift) & 511)
                 if not words[slot] & PTE_P:
-                    words[slot] = ram.alloc() | PTE_P | PTE_W
+                    words[slot] = ram.alloc() | PTE_P | PTE_W | PTE_U
                 table = words[slot] & PTE_ADDR
-            words[(table >> 3) + ((va >> 21) & 511)] = phys | PTE_P | PTE_W | PTE_PS | PTE_NX
+            words[(table >> 3) + ((va >> 21) & 511)] = phys | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX
 
-    def write_flush_list(self, pairs: list[tuple[int, int]]) -> None:
-        """The (virtual address, PTE physical address) pairs the flush stub rewrites and invalidates."""
-        data = struct.pack(f"<Q{2 * len(pairs)}Q", len(pairs),
-                           *(x for va, pte_phys in pairs for x in (va, DIRECT_MAP + pte_phys)))
-        self._write(FLUSH_PAGE, 0, data)
+    def write_flush_list(self, entries: list[int]) -> int:
+        """Store PTE physical addresses as (window address, current value) pairs; return their number."""
+        words, buf = self.words, self.ram.buf
+        data = struct.pack(f"<{2 * len(entries)}Q", *(x for pte in entries for x in (USER_AREA + pte, words[pte >> 3])))
+        for i, frame in enumerate(self.list_frames):
+            chunk = data[i * PAGE:(i + 1) * PAGE]
+            if not chunk:
+                break
+            buf[frame:frame + len(chunk)] = chunk
+        self.set_slot("flush_count", len(entries))
+        return len(entries)
+
+    def set_slot(self, name: str, value: int) -> None:
+        struct.pack_into("<Q", self.ram.buf, self._slots[name], value)
 
     def stack_offset(self, va: int) -> int:
         """Offset in guest RAM of a kernel stack address."""
