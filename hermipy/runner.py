@@ -17,8 +17,17 @@ def create_cpu(name: str, kernel: Kernel):
         cpu = UnicornCpu(kernel.ram, kernel.mem.page_table.root)
         cpu.snapshot_fresh_context()
         return cpu
+    if name in ("kvm", "auto"):
+        from hermipy.kvm_backend import KvmCpu
+        try:
+            return KvmCpu(kernel.ram, kernel.mem)
+        except (OSError, ImportError) as err:
+            if name == "kvm":
+                from hermipy.errors import HermipyError
+                raise HermipyError(f"--backend kvm: {err}", 2)
+        return create_cpu("unicorn", kernel)       # auto: /dev/kvm missing or unusable
     from hermipy.errors import HermipyError
-    raise HermipyError(f"unknown backend {name!r} (available: unicorn)", 2)
+    raise HermipyError(f"unknown backend {name!r} (available: auto, kvm, unicorn)", 2)
 
 
 def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -> int:
