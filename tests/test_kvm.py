@@ -1,0 +1,129 @@
+"""The KVM backend (--backend kvm): binaries run natively on the CPU, differentially against native runs
+and against the Unicorn backend.
+
+``tests/kvm_checks.c`` is freestanding (raw syscalls, no libc start-up) so that its checks do not wait on
+other areas' syscalls: page-table changes seen at once (munmap, mprotect, MADV_DONTNEED, address reuse),
+registers and flags kept across syscalls and page faults, CPU exceptions turned into the right signal,
+AT_HWCAP matching the guest's CPUID. The testbins compare the KVM run with the Unicorn run (which must
+agree byte for byte) and with the native run (pending on other areas' start-up syscalls, as in
+test_testbins).
+"""
+import fcntl
+import os
+import subprocess
+
+import pytest
+
+from difftest import BUILD, VARIANTS, assert_results_same, assert_same, available_variants, build, pending, \
+    run_hermipy
+
+KVM = ("--backend", "kvm")
+SOURCE = os.path.join(os.path.dirname(__file__), "kvm_checks.c")
+
+
+def _kvm_reason() -> str | None:
+    from hermipy.kvm_backend import kvm_unusable_reason
+    return kvm_unusable_reason()
+
+
+REASON = _kvm_reason()
+needs_kvm = pytest.mark.skipif(REASON is not None, reason=f"/dev/kvm is not usable here: {REASON}")
+
+
+def build_checks(variant: str):
+    """kvm_checks.c for one variant, freestanding (-nostdlib), into tests/.build/<variant>/kvm_checks."""
+    out = BUILD / variant / "kvm_checks"
+    if out.exists() and out.stat().st_mtime >= os.stat(SOURCE).st_mtime:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / f".lock-{variant}-kvm_checks", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists() or out.stat().st_mtime < os.stat(SOURCE).st_mtime:
+            tmp = out.with_name(f".kvm_checks.{os.getpid()}.tmp")
+            cmd = VARIANTS[variant] + ["-nostdlib", "-fno-builtin", "-fno-stack-protector", "-o", str(tmp), SOURCE]
+            subprocess.run(cmd, check=True, capture_output=True)
+            tmp.rename(out)
+    return out
+
+
+CHECKS = ["reuse", "regs", "auxv", "unmap", "readonly", "none", "dontneed", "ud2", "int3", "hlt", "null", "div",
+          "kernel", "usage"]
+
+
+@needs_kvm
+@pytest.mark.parametrize("variant", available_variants())
+@pytest.mark.parametrize("check", CHECKS)
+def test_checks_match_native(variant, check):
+    result = assert_same([build_checks(variant), check], options=KVM)
+    if check == "regs":
+        assert b": no" not in result.stdout
+    if check == "reuse":
+        assert result.stdout == b"stale values: 0\n"
+
+
+def _same_on_both_backends(argv, env=None):
+    """The KVM run and the Unicorn run of the same binary agree byte for byte (warnings included)."""
+    kvm = run_hermipy(argv, env=env, options=KVM)
+    unicorn = run_hermipy(argv, env=env, options=("--backend", "unicorn"))
+    assert_results_same(argv, unicorn, kvm)
+    return kvm
+
+
+TESTBIN_RUNS = {
+    "hello": [[]],
+    "args_env_auxv": [[], ["one", "", "two words"]],
+    "cpu_mixed": [[], ["0"]],
+    "process_ids": [[]],
+    "mmap_patterns": [["anon", "fixed", "reserve", "remap", "madvise", "big", "brk"]],
+}
+
+
+@needs_kvm
+@pytest.mark.parametrize("variant", available_variants())
+@pytest.mark.parametrize("name", sorted(TESTBIN_RUNS))
+def test_testbins_same_as_unicorn(name, variant):
+    env = {"LANG": "C", "PATH": "/usr/bin:/bin", "HERMI_A": "alpha"}
+    for args in TESTBIN_RUNS[name]:
+        _same_on_both_backends([build(name, variant), *args], env=env)
+
+
+@needs_kvm
+@pytest.mark.parametrize("variant", ["static", "musl"])
+def test_malloc_stress_same_as_unicorn(variant):
+    """Thousands of mmap/munmap/madvise: every page-table downgrade must reach the CPU's translations."""
+    result = _same_on_both_backends([build("malloc_stress", variant)])
+    assert b"bad 0" in result.stdout
+
+
+def _startup_pending(variant):
+    from test_testbins import STARTUP
+    return pending(*STARTUP[variant], owner="file system / io / info / time")
+
+
+@needs_kvm
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=_startup_pending(v)) for v in available_variants()])
+@pytest.mark.parametrize("name", ["hello", "cpu_mixed", "malloc_stress"])
+def test_testbins_match_native(name, variant):
+    assert_same([build(name, variant)], options=KVM)
+
+
+@needs_kvm
+def test_auto_picks_kvm():
+    from hermipy.runner import create_cpu
+    from hermipy.syscalls.kernel import Kernel, Options
+    cpu = create_cpu("auto", Kernel(Options(memory=64 << 20)))
+    assert cpu.name == "kvm"
+    cpu.close()
+
+
+def test_unusable_kvm(monkeypatch):
+    """--backend kvm says why it cannot run; auto quietly falls back to Unicorn."""
+    from hermipy import kvm_backend
+    from hermipy.errors import HermipyError
+    from hermipy.runner import create_cpu
+    from hermipy.syscalls.kernel import Kernel, Options
+    monkeypatch.setattr(kvm_backend, "KVM_PATH", "/nonexistent/kvm")
+    assert kvm_backend.kvm_unusable_reason()
+    with pytest.raises(HermipyError, match="--backend kvm: .*nonexistent"):
+        create_cpu("kvm", Kernel(Options(memory=64 << 20)))
+    assert create_cpu("auto", Kernel(Options(memory=64 << 20))).name == "unicorn"
