@@ -1,0 +1,86 @@
+"""Signals, differentially: dispositions, masks, pending signals, signal frames, faults, abort.
+
+testbins/signals.c prints deterministic facts for every non-fatal check (no argument), the FPU/SSE state
+around a handler ("fpu"), a SIGILL handler ("illegal"), and runs one fatal scenario per other argument;
+segfault.c and abort.c die the way a shell reports. Every case runs on each available CPU backend.
+"""
+import os
+
+import pytest
+
+import difftest
+from difftest import VARIANTS, build
+
+BACKENDS = ["unicorn"] + (["kvm"] if os.access("/dev/kvm", os.R_OK | os.W_OK) else [])
+
+FATAL = {"usr1": 138, "term": 143, "kill9": 137, "pending_term": 143, "blocked_segv": 139, "ignored_segv": 139,
+         "ud2": 132, "fpe": 136, "int3": 133, "abort_handler": 134, "abort_ignored": 134, "resethand_twice": 138,
+         "segv_in_handler": 139}
+
+# Known backend defects (hermipy/unicorn_backend.py, hermipy/kvm_backend.py are not this area's files).
+UNICORN_UD2 = "unicorn_backend.run reports UC_ERR_INSN_INVALID as vector -1 instead of #UD"
+KVM_MXCSR = "kvm_backend reads/writes MXCSR at struct kvm_fpu offset 400 (xmm15) instead of 408"
+
+
+def _known_bug(backend: str, variant: str, scenario: str):
+    if backend == "unicorn" and scenario in ("ud2", "illegal"):
+        return UNICORN_UD2
+    if backend == "kvm" and variant == "musl" and scenario == "fpu":
+        return KVM_MXCSR                     # musl's fegetround reads MXCSR, glibc's the x87 control word
+    return None
+
+
+def assert_same(argv, backend: str):
+    """difftest.assert_same on one backend; while another area's syscalls the C library calls at startup are
+    still missing (hermipy warns about them), a difference counts as an expected failure naming them."""
+    native, emulated = difftest.run_both(argv, options=("--backend", backend))
+    missing = difftest.reported_missing(emulated.stderr)
+    if missing and (native.stdout, native.stderr, native.status) != (emulated.stdout, emulated.stderr,
+                                                                     emulated.status):
+        pytest.xfail(f"needs {', '.join(sorted(set(missing)))} (another area)")
+    return difftest.assert_results_same(argv, native, emulated)
+
+
+def _run(backend: str, variant: str, *args: str):
+    bug = _known_bug(backend, variant, args[0] if args else "")
+    if bug:
+        pytest.xfail(bug)
+    return assert_same([build("signals", variant), *args], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_signals_all_checks(backend, variant):
+    native = _run(backend, variant)
+    assert native.status == 0 and native.stdout.endswith(b"done\n")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("scenario", ["fpu", "illegal"])
+def test_signals_handled(backend, variant, scenario):
+    native = _run(backend, variant, scenario)
+    assert native.status == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("scenario", sorted(FATAL))
+def test_signals_fatal(backend, variant, scenario):
+    native = _run(backend, variant, scenario)
+    assert native.status == FATAL[scenario]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name,status", [("segfault", 139), ("abort", 134)])
+def test_killed(backend, variant, name, status):
+    native = assert_same([build(name, variant)], backend)
+    assert native.status == status
+
+
+def test_strace_reports_the_killing_signal(tmp_path):
+    trace = tmp_path / "trace"
+    result = difftest.run_hermipy([build("segfault", "static")], options=("--strace-file", str(trace)))
+    assert result.status == 139
+    assert trace.read_text().endswith("+++ killed by SIGSEGV +++\n")
