@@ -183,3 +183,47 @@ class OpenMode(Octal):
         if args[self.flags_arg] & (0o100 | 0o20000000):      # O_CREAT, __O_TMPFILE
             return super().show(k, value, args)
         return None
+
+
+class Signal(Int):
+    """A signal number, printed as strace does (SIGUSR1, SIGRTMIN+2; 0 stays 0)."""
+
+    def show(self, k, value, args):
+        import signal as _signal
+        if 1 <= value <= 31:
+            try:
+                return _signal.Signals(value).name
+            except ValueError:
+                return str(value)
+        if 32 <= value <= 64:
+            return "SIGRTMIN" if value == 32 else f"SIGRT_{value - 32}"
+        return str(value)
+
+
+class SigSet(Ptr):
+    """A pointer to a kernel sigset_t (8 bytes), printed as strace does: [USR1 TERM], ~[KILL STOP]."""
+
+    def show(self, k, value, args):
+        if not value:
+            return "NULL"
+        try:
+            mask = int.from_bytes(k.mem.read(value, 8), "little")
+        except Exception:
+            return hex(value)
+        import signal as _signal
+
+        def names(bits):
+            out = []
+            for n in range(1, 65):
+                if bits & (1 << (n - 1)):
+                    if n < 32:
+                        try:
+                            out.append(_signal.Signals(n).name[3:])
+                        except ValueError:
+                            out.append(str(n))
+                    else:
+                        out.append("RTMIN" if n == 32 else f"RT_{n - 32}")
+            return " ".join(out)
+        if bin(mask).count("1") > 32:
+            return f"~[{names(~mask & ((1 << 64) - 1))}]"
+        return f"[{names(mask)}]"

@@ -17,7 +17,7 @@ import time
 from errno import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH
 
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
-from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size
+from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
@@ -399,7 +399,7 @@ def handle_fault(k, stop) -> None:
 
 
 # -- syscalls ------------------------------------------------------------------------------------
-SIGNAL = Int
+SIGNAL = Signal
 HOW = Enum({SIG_BLOCK: "SIG_BLOCK", SIG_UNBLOCK: "SIG_UNBLOCK", SIG_SETMASK: "SIG_SETMASK"})
 
 
@@ -430,7 +430,7 @@ def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
 
 
 @syscall("rt_sigprocmask", FULL)
-def rt_sigprocmask(k, how: HOW, nset: Ptr, oset: Ptr, sigsetsize: Size) -> int:
+def rt_sigprocmask(k, how: HOW, nset: SigSet, oset: Ptr, sigsetsize: Size) -> int:
     """rt_sigprocmask(2); SIGKILL and SIGSTOP are never blocked. Unblocked pending signals arrive on return."""
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
@@ -612,7 +612,7 @@ def _wait_forever() -> None:
 
 @syscall("rt_sigsuspend", PARTIAL, note="wakes for signals already pending; with none it sleeps forever "
                                         "(host signals are not forwarded to the guest)")
-def rt_sigsuspend(k, unewset: Ptr, sigsetsize: Size) -> int:
+def rt_sigsuspend(k, unewset: SigSet, sigsetsize: Size) -> int:
     """rt_sigsuspend(2): deliver with the temporary mask, the frame restores the old one; EINTR."""
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
@@ -640,7 +640,7 @@ def pause(k) -> int:
 
 @syscall("rt_sigtimedwait", PARTIAL, note="takes signals already pending; otherwise sleeps out the timeout "
                                           "(EAGAIN) or forever, since no other sender exists")
-def rt_sigtimedwait(k, uthese: Ptr, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -> int:
+def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -> int:
     """rt_sigtimedwait(2): dequeue a pending signal of the set, write its siginfo, return its number."""
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
