@@ -19,6 +19,10 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)      /* linux/signal.h; glibc does not export it */
+#endif
+
 static const char *err_name(int e)
 {
     switch (e) {
@@ -514,6 +518,14 @@ static void test_altstack(void)
         depth_sink = recurse(0);
     printf("stack overflow caught: signo=%d\n", got_signo);
 
+    ss.ss_flags = SS_AUTODISARM;
+    printf("autodisarm: %s\n", sigaltstack(&ss, NULL) == 0 ? "OK" : err_name(errno));
+    install(SIGUSR1, on_alt_handler, SA_SIGINFO | SA_ONSTACK);
+    raise(SIGUSR1);
+    printf("autodisarm: on altstack=%d query flags inside=%d uc_stack.ss_flags=%#x change inside=%s\n", on_alt,
+           alt_flags_inside, (unsigned)uc_ss_flags, err_name(alt_change_err));
+    sigaltstack(NULL, &old);
+    printf("autodisarm after return: flags=%#x size==%d\n", (unsigned)old.ss_flags, old.ss_size == alt_size);
     ss.ss_flags = SS_DISABLE;
     printf("disable: %s\n", sigaltstack(&ss, NULL) == 0 ? "OK" : err_name(errno));
     sigaltstack(NULL, &old);
@@ -570,6 +582,40 @@ static void test_fpu(void)
     raise(SIGUSR1);
     printf("errno after handler=%s\n", err_name(errno));
     install(SIGUSR1, SIG_IGN, 0);
+}
+
+/* ---- sigqueue: the sender's siginfo ------------------------------------------------------------- */
+static volatile int q_code, q_value, q_pid_ok;
+
+static void on_queued(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    q_code = si->si_code;
+    q_value = si->si_value.sival_int;
+    q_pid_ok = si->si_pid == getpid();
+}
+
+static void test_queue(void)
+{
+    install(SIGUSR2, on_queued, SA_SIGINFO);
+    union sigval v = {.sival_int = 42};
+    int r = sigqueue(getpid(), SIGUSR2, v);
+    printf("sigqueue: r=%d code SI_QUEUE=%d value=%d pid ok=%d\n", r, q_code == SI_QUEUE, q_value, q_pid_ok);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_code = SI_QUEUE;
+    si.si_value.sival_int = 7;
+    r = syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGUSR2, &si);
+    printf("rt_tgsigqueueinfo: r=%d value=%d\n", r, q_value);
+    si.si_code = SI_USER;
+    printf("posing as kill to another pid: %s\n", sys_result(syscall(SYS_rt_sigqueueinfo, 0x3ffffff0, SIGUSR2, &si)));
+    si.si_code = SI_QUEUE;
+    printf("missing pid: %s\n", sys_result(syscall(SYS_rt_sigqueueinfo, 0x3ffffff0, SIGUSR2, &si)));
+    printf("bad info: %s\n", sys_result(syscall(SYS_rt_sigqueueinfo, getpid(), SIGUSR2, (void *)8)));
+    printf("bad signal: %s\n", sys_result(syscall(SYS_rt_sigqueueinfo, getpid(), 99, &si)));
+    printf("tgsigqueueinfo tid 0: %s\n", sys_result(syscall(SYS_rt_tgsigqueueinfo, getpid(), 0, SIGUSR2, &si)));
+    install(SIGUSR2, SIG_DFL, 0);
 }
 
 /* ---- waiting ------------------------------------------------------------------------------------- */
@@ -692,6 +738,7 @@ int main(int argc, char **argv)
     test_nested();
     test_faults();
     test_altstack();
+    test_queue();
     test_wait();
     printf("done\n");
     return 0;
