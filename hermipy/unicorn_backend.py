@@ -10,12 +10,13 @@ import importlib.util
 import os
 import struct
 
-from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_PF
+from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_PF, VEC_UD
 
 # unicorn.h / x86.h constants (unicorn 2.1).
 UC_ARCH_X86, UC_MODE_64 = 4, 8
 UC_HOOK_INTR, UC_HOOK_INSN = 1, 2
 UC_X86_INS_SYSCALL = 699
+UC_ERR_INSN_INVALID = 10
 UC_CTL_IO_WRITE = 1
 UC_CTL_CPU_MODEL, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TLB_FLUSH = 7, 9, 11
 REG = {"rax": 35, "rbx": 37, "rcx": 38, "rdx": 40, "rsi": 43, "rdi": 39, "rbp": 36, "rsp": 44,
@@ -140,8 +141,9 @@ class UnicornCpu(Cpu):
                 raise self._error
             if self._stop is not None:
                 return self._stop
-            if err:
-                return Stop(StopReason.FAULT, vector=-1, rip=self.get_reg("rip"))
+            if err:        # UC_ERR_INSN_INVALID: QEMU raised #UD without calling the interrupt hook
+                vector = VEC_UD if err == UC_ERR_INSN_INVALID else -1
+                return Stop(StopReason.FAULT, vector=vector, rip=self.get_reg("rip"))
 
     def _syscall_hook(self, _uc, _user_data) -> None:
         lib, uch, vals = self.lib, self.uch, self._syscall_vals
@@ -205,6 +207,7 @@ class UnicornCpu(Cpu):
     # Inside the SYSCALL hook QEMU's rip still points at the instruction and is advanced after the hook;
     # get/set present Linux's view (pt_regs->ip is the instruction after the syscall).
     def get_reg(self, name: str) -> int:
+        self._scratch.value = 0           # 2- and 4-byte registers only fill the low bytes
         self.lib.uc_reg_read(self.uch, REG[name], ctypes.byref(self._scratch))
         if name == "rip" and self._in_syscall:
             return self._scratch.value + SYSCALL_INSN_LEN
@@ -247,6 +250,8 @@ class UnicornCpu(Cpu):
         """An FXSAVE-format image: FCW, FSW, FTW, MXCSR, ST0-7, XMM0-15 (Intel SDM vol. 1, 10.5.1)."""
         image = bytearray(512)
         struct.pack_into("<HH", image, 0, self.get_reg("fpcw"), self.get_reg("fpsw"))
+        full_tags = self.get_reg("fptag")        # 2 bits per register, 0b11 = empty
+        image[4] = sum(1 << i for i in range(8) if (full_tags >> (2 * i)) & 3 != 3)   # abridged FTW
         struct.pack_into("<I", image, 24, self.get_reg("mxcsr"))
         struct.pack_into("<I", image, 28, 0xFFFF)
         buf = (ctypes.c_uint8 * 16)()
@@ -262,6 +267,7 @@ class UnicornCpu(Cpu):
         fcw, fsw = struct.unpack_from("<HH", data, 0)
         self.set_reg("fpcw", fcw)
         self.set_reg("fpsw", fsw)
+        self.set_reg("fptag", sum((0 if data[4] >> i & 1 else 3) << (2 * i) for i in range(8)))
         self.set_reg("mxcsr", struct.unpack_from("<I", data, 24)[0])
         for i in range(16):
             buf = (ctypes.c_uint8 * 16).from_buffer_copy(data[160 + 16 * i:176 + 16 * i])

@@ -282,7 +282,7 @@ def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -
                      st.error_code, st.trap_nr, old_mask & MASK64, st.cr2, fpstate)
     struct.pack_into("<Q", uc, UC_SIGMASK, old_mask & MASK64)
     try:
-        mem.write(fpstate, _read_fpu_state(cpu))
+        mem.write(fpstate, cpu.read_fpu_state())
         mem.write(frame, struct.pack("<Q", action.restorer) + bytes(uc))
         if action.flags & SA_SIGINFO:
             mem.write(frame + INFO_OFFSET, info)
@@ -307,14 +307,6 @@ def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -
     if st.sas_flags & SS_AUTODISARM:
         st.sas_sp, st.sas_size, st.sas_flags = 0, 0, SS_DISABLE
     return True
-
-
-def _read_fpu_state(cpu) -> bytes:
-    """cpu.read_fpu_state(), after rewriting FCW: UnicornCpu.get_reg reads 2- and 4-byte registers into an
-    8-byte scratch whose upper bytes keep the last wide value read (a fault's CR2), so the image's FCW/FSW
-    pack would overflow; set_reg leaves the scratch clean. Harmless on other backends."""
-    cpu.set_reg("fpcw", cpu.get_reg("fpcw") & 0xFFFF)
-    return cpu.read_fpu_state()
 
 
 def _force_sigsegv(k, failed_signo: int) -> None:

@@ -17,14 +17,11 @@ FATAL = {"usr1": 138, "term": 143, "kill9": 137, "pending_term": 143, "blocked_s
          "ud2": 132, "fpe": 136, "int3": 133, "abort_handler": 134, "abort_ignored": 134, "resethand_twice": 138,
          "segv_in_handler": 139}
 
-# Known backend defects (hermipy/unicorn_backend.py, hermipy/kvm_backend.py are not this area's files).
-UNICORN_UD2 = "unicorn_backend.run reports UC_ERR_INSN_INVALID as vector -1 instead of #UD"
+# Known backend defects.
 KVM_MXCSR = "kvm_backend reads/writes MXCSR at struct kvm_fpu offset 400 (xmm15) instead of 408"
 
 
 def _known_bug(backend: str, variant: str, scenario: str):
-    if backend == "unicorn" and scenario in ("ud2", "illegal"):
-        return UNICORN_UD2
     if backend == "kvm" and variant == "musl" and scenario == "fpu":
         return KVM_MXCSR                     # musl's fegetround reads MXCSR, glibc's the x87 control word
     return None
