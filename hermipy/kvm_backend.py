@@ -358,6 +358,13 @@ class KvmCpu(Cpu):
         frame = self.area.stack_offset(w[W_RSP])
         cr2, rax, vector, error, rip, cs, rflags, rsp, _ss = struct.unpack_from("<9Q", self.ram.buf, frame)
         self._mode = MODE_KERNEL
+        if cs & 3 != 3 and rip in self.area.iretq_sites:
+            # iretq refused the frame the kernel asked for (a non-canonical rip from rt_sigreturn, say):
+            # the application faults where it would have resumed, as Linux's bad-iret fixup makes it.
+            rip, _cs, rflags, rsp, _ss = struct.unpack_from("<5Q", self.ram.buf,
+                                                            self.area.stack_offset(self.area.iret_frame_va))
+            w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
+            return Stop(StopReason.FAULT, vector=vector, rip=rip)
         if cs & 3 != 3:
             raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
                           f"{rip:#x}, cr2={cr2:#x}")

@@ -127,3 +127,13 @@ def test_unusable_kvm(monkeypatch):
     with pytest.raises(HermipyError, match="--backend kvm: .*nonexistent"):
         create_cpu("kvm", Kernel(Options(memory=64 << 20)))
     assert create_cpu("auto", Kernel(Options(memory=64 << 20))).name == "unicorn"
+
+
+def test_stub_cache_is_current():
+    """hermipy/kvm_stub_cache.py holds exactly what keystone assembles today (else: python -m hermipy.kvm_stubs)."""
+    pytest.importorskip("keystone")
+    from hermipy import kvm_stubs
+    from hermipy.kvm_stub_cache import STUBS
+    for source, base in kvm_stubs.stub_sources():
+        code, labels = kvm_stubs.assemble(source, base, cached=False)
+        assert STUBS.get(kvm_stubs._key(source, base)) == (code.hex(), labels), "run: python -m hermipy.kvm_stubs"
