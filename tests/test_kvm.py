@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from difftest import BUILD, VARIANTS, assert_results_same, assert_same, available_variants, build, pending, \
-    run_hermipy
+from difftest import BUILD, VARIANTS, Result, assert_results_same, assert_same, available_variants, build, \
+    pending, run_hermipy, run_native
 
 KVM = ("--backend", "kvm")
 SOURCE = os.path.join(os.path.dirname(__file__), "kvm_checks.c")
@@ -59,6 +59,20 @@ def test_checks_match_native(variant, check):
         assert b": no" not in result.stdout
     if check == "reuse":
         assert result.stdout == b"stale values: 0\n"
+
+
+@needs_kvm
+@pytest.mark.parametrize("check", ["regs", "reuse", "unmap"])
+def test_checks_with_patched_syscalls(check):
+    """KvmCpu.patch_syscalls: `syscall` sites rewritten to `out` after their first call behave the same."""
+    import sys
+    argv = [build_checks("static"), check]
+    prelude = ("import sys; from hermipy import kvm_backend; kvm_backend.KvmCpu.patch_syscalls = True; "
+               "from hermipy.cli import main; sys.exit(main(sys.argv[1:]))")
+    native = run_native(argv)
+    proc = subprocess.run([sys.executable, "-c", prelude, "run", "--backend", "kvm", *map(str, argv)],
+                          capture_output=True, timeout=120)
+    assert_results_same(argv, native, Result(proc.returncode, proc.stdout, proc.stderr))
 
 
 def _same_on_both_backends(argv, env=None):
