@@ -17,10 +17,17 @@ a KVM_EXIT_IO that Python services:
   handler changed rip/rflags/rcx/r11, as rt_sigreturn does).
 * an exception enters an IDT stub at CPL0 that pushes the vector, rax and CR2 and does
   ``out FAULT_PORT``; Python turns it into ``Stop(FAULT, ...)``; the run resumes through ``iretq``.
+* page-table entries the kernel removes or downgrades (munmap, mprotect, MADV_DONTNEED) are recorded
+  and rewritten *by the guest* before it runs again, then CR3 is reloaded: on a shadow-paging KVM
+  (PVM, or KVM without EPT/NPT) a change made through the host mapping alone stays invisible to the
+  CPU (see ``_track_page_table``).
 
 Between exits the backend keeps the *application's* registers in the shared page ("the view"): at each
 exit they are rewritten to what Linux's pt_regs would hold, and ``_enter`` turns them back into what the
 chosen return path needs.
+
+Measured on a PVM host (nested, software paging): a syscall round trip ~75-95 µs, a first touch of a
+page ~25-30 µs (the shadow page fault), CPU-bound code at native speed.
 """
 import ctypes
 import fcntl
