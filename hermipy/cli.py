@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
     table = sub.add_parser("syscalls", help="print hermipy's syscall table")
     table.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    analyze = sub.add_parser("analyze", help="list a binary's syscall sites and predict hermipy's support")
+    analyze.add_argument("--json", action="store_true", help="machine-readable report (docs/analyze-json.md)")
+    analyze.add_argument("--root", metavar="DIR", help="find the binary and its libraries under DIR (default: /)")
+    analyze.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    analyze.add_argument("binary", help="path to the ELF executable")
     return parser
 
 
@@ -72,11 +77,22 @@ def cmd_syscalls(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    from hermipy.rewriter.analyze import analyze, render_json, render_text
+    if args.root and not os.path.isdir(args.root):
+        raise HermipyError(f"--root {args.root}: not a directory", 2)
+    report = analyze(args.binary, args.root, os.environ.get("LD_LIBRARY_PATH"))
+    sys.stdout.write(render_json(report) if args.json else render_text(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "analyze":
+            return cmd_analyze(args)
         return cmd_syscalls(args)
     except HermipyError as err:
         if args.debug:

@@ -1,0 +1,114 @@
+"""Rewrite plans: the ``syscall`` sites of one ELF file that may be replaced by ``call rax``, cached by content.
+
+``syscall`` is ``0f 05`` and ``call rax`` is ``ff d0``: both two bytes, so every site decoded as an
+instruction is rewritable size-wise, and rax holds the syscall number at every real ``syscall`` (the
+kernel ABI reads it from there), so a ``call rax`` lands at address ``nr`` (a trampoline page at 0, as in
+zpoline). A site the sweep only reached after skipping undecodable bytes (data in code) is left out: a
+mis-decoded ``0f 05`` must never be patched, and an unpatched site still traps as a plain ``syscall``.
+
+Plans are small JSON files named by the SHA-256 of the file's content, in ``$XDG_CACHE_HOME/hermipy/plans``
+(default ``~/.cache/hermipy/plans``). ``load_cached_plan`` imports only hashlib/json/os, never capstone;
+``build_plan`` sweeps the file (capstone) and writes the cache.
+"""
+import hashlib
+import json
+import os
+
+PLAN_FORMAT = "hermipy-rewrite-plan"
+PLAN_VERSION = 1
+SYSCALL, CALL_RAX = b"\x0f\x05", b"\xff\xd0"
+
+
+class Site:
+    """One rewritable ``syscall``: link-time virtual address, file offset, number (None if not static)."""
+
+    __slots__ = ("address", "offset", "nr", "kind", "rax_is_nr")
+
+    def __init__(self, address: int, offset: int, nr: int | None, kind: str, rax_is_nr: bool = True):
+        self.address, self.offset, self.nr, self.kind, self.rax_is_nr = address, offset, nr, kind, rax_is_nr
+
+    def __repr__(self) -> str:
+        return f"Site({self.address:#x}, offset={self.offset:#x}, nr={self.nr}, kind={self.kind!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Site) and self.as_row() == other.as_row()
+
+    def as_row(self) -> list:
+        return [self.address, self.offset, self.nr, self.kind, int(self.rax_is_nr)]
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hermipy", "plans")
+
+
+def _content(path_or_bytes) -> bytes:
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        return bytes(path_or_bytes)
+    with open(path_or_bytes, "rb") as f:
+        return f.read()
+
+
+def plan_path(sha256: str) -> str:
+    return os.path.join(cache_dir(), sha256 + ".json")
+
+
+def load_cached_plan(path_or_bytes) -> list[Site] | None:
+    """The cached plan for this file's content, or None (no plan yet, or an unusable cache file)."""
+    data = _content(path_or_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with open(plan_path(digest), "rb") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT or doc.get("version") != PLAN_VERSION \
+            or doc.get("sha256") != digest:
+        return None
+    try:
+        sites = [Site(a, o, n, k, bool(r)) for a, o, n, k, r in doc["sites"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if any(data[s.offset:s.offset + 2] != SYSCALL for s in sites):
+        return None                       # not this file's syscalls after all: never trust it
+    return sites
+
+
+def sites_from_scan(result) -> list[Site]:
+    """Rewritable sites of a ``scan.ScanResult``."""
+    return [Site(s.address, s.offset, s.nr, s.kind) for s in result.sites
+            if s.offset is not None and not s.after_resync]
+
+
+def build_plan(path_or_bytes, name: str | None = None, write: bool = True) -> list[Site]:
+    """Sweep the file (capstone), store its plan in the cache (unless ``write`` is false), return it."""
+    from hermipy.rewriter.elf import ElfFile
+    from hermipy.rewriter.scan import scan
+    data = _content(path_or_bytes)
+    label = name or (path_or_bytes if isinstance(path_or_bytes, str) else "<bytes>")
+    sites = sites_from_scan(scan(ElfFile(label, data)))
+    if write:
+        store_plan(data, sites)
+    return sites
+
+
+def store_plan(data: bytes, sites: list[Site]) -> str | None:
+    """Write the plan atomically; a cache that cannot be written is not an error (returns None)."""
+    digest = hashlib.sha256(data).hexdigest()
+    doc = {"format": PLAN_FORMAT, "version": PLAN_VERSION, "sha256": digest, "size": len(data),
+           "fields": ["address", "offset", "nr", "kind", "rax_is_nr"],
+           "sites": [s.as_row() for s in sites]}
+    target = plan_path(digest)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        os.replace(tmp, target)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return None
+    return target
