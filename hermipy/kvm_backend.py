@@ -69,6 +69,8 @@ KVM_SET_MSRS = _ioc(_W, 0x89, 8)
 KVM_GET_FPU = _ioc(_R, 0x8C, 416)
 KVM_SET_FPU = _ioc(_W, 0x8D, 416)
 KVM_SET_CPUID2 = _ioc(_W, 0x90, 8)
+KVM_GET_XSAVE = _ioc(_R, 0xA4, 4096)
+KVM_SET_XSAVE = _ioc(_W, 0xA5, 4096)
 KVM_SET_XCRS = _ioc(_W, 0xA7, 392)
 
 KVM_CAP_USER_MEMORY, KVM_CAP_SYNC_REGS = 3, 74
@@ -104,8 +106,10 @@ _GPR_WORDS = tuple(W[name] for name in GPR_NAMES)
 W_RAX, W_RCX, W_RDX, W_RSI, W_RDI, W_RSP = W["rax"], W["rcx"], W["rdx"], W["rsi"], W["rdi"], W["rsp"]
 W_R8, W_R9, W_R10, W_R11, W_RIP, W_RFLAGS = W["r8"], W["r9"], W["r10"], W["r11"], W["rip"], W["rflags"]
 
-# x87/SSE control and status words inside struct kvm_fpu, by the names the Unicorn backend uses.
-FPU_FIELDS = {"fpcw": (128, "<H"), "fpsw": (130, "<H"), "mxcsr": (400, "<I")}
+# x87/SSE control and status words in the FXSAVE image, by the names the Unicorn backend uses.
+FPU_FIELDS = {"fpcw": (0, "<H"), "fpsw": (2, "<H"), "mxcsr": (24, "<I")}
+XSTATE_BV_OFFSET = 512                 # XSAVE header: which components the area holds
+XFEATURE_X87, XFEATURE_SSE = 1, 2
 
 # Where the application's registers are, relative to what KVM holds (see the module docstring).
 MODE_USER = 0         # KVM's registers are the application's, at CPL3: resume as is
@@ -487,7 +491,7 @@ class KvmCpu(Cpu):
             return self._w[index]
         if name in FPU_FIELDS:
             offset, fmt = FPU_FIELDS[name]
-            return struct.unpack_from(fmt, fcntl.ioctl(self.vcpu, KVM_GET_FPU, bytes(416)), offset)[0]
+            return struct.unpack_from(fmt, self._get_xsave(), offset)[0]
         if name in ("fs_base", "gs_base"):
             return self._fs_base if name == "fs_base" else self._gs_base
         raise KeyError(f"kvm backend: no register {name!r}")
@@ -498,9 +502,9 @@ class KvmCpu(Cpu):
             self._w[index] = value & MASK64
         elif name in FPU_FIELDS:
             offset, fmt = FPU_FIELDS[name]
-            fpu = bytearray(fcntl.ioctl(self.vcpu, KVM_GET_FPU, bytes(416)))
-            struct.pack_into(fmt, fpu, offset, value)
-            fcntl.ioctl(self.vcpu, KVM_SET_FPU, bytes(fpu))
+            image = bytearray(self.read_fpu_state())
+            struct.pack_into(fmt, image, offset, value)
+            self.write_fpu_state(bytes(image))
         elif name in ("fs_base", "gs_base"):
             (self.set_fs_base if name == "fs_base" else self.set_gs_base)(value)
         else:
@@ -530,24 +534,22 @@ class KvmCpu(Cpu):
         self._gs_base = value & MASK64
 
     def read_fpu_state(self) -> bytes:
-        """struct kvm_fpu rearranged as an FXSAVE image (Intel SDM vol. 1, 10.5.1)."""
-        fpu = fcntl.ioctl(self.vcpu, KVM_GET_FPU, bytes(416))
-        fcw, fsw, ftwx, fop, fip, fdp = struct.unpack_from("<HHBxHQQ", fpu, 128)
-        mxcsr = struct.unpack_from("<I", fpu, 400)[0]
-        image = bytearray(512)
-        struct.pack_into("<HHBxHQQII", image, 0, fcw, fsw, ftwx, fop, fip, fdp, mxcsr, 0xFFFF)
-        image[32:160] = fpu[0:128]
-        image[160:416] = fpu[152:408]
-        return bytes(image)
+        """The FXSAVE image: the legacy region of KVM_GET_XSAVE (KVM_GET_FPU reads MXCSR as 0 on PVM)."""
+        return bytes(self._get_xsave()[:512])
 
     def write_fpu_state(self, data: bytes) -> None:
-        fcw, fsw, ftwx, fop, fip, fdp, mxcsr = struct.unpack_from("<HHBxHQQI", data, 0)
-        fpu = bytearray(416)
-        fpu[0:128] = data[32:160]
-        struct.pack_into("<HHBxHQQ", fpu, 128, fcw, fsw, ftwx, fop, fip, fdp)
-        fpu[152:408] = data[160:416]
-        struct.pack_into("<I", fpu, 400, mxcsr)
-        fcntl.ioctl(self.vcpu, KVM_SET_FPU, bytes(fpu))
+        xsave = self._get_xsave()
+        xsave[0:28] = data[0:28]              # FCW .. MXCSR; MXCSR_MASK stays the CPU's
+        xsave[32:416] = data[32:416]          # ST0-7, XMM0-15
+        bv = struct.unpack_from("<Q", xsave, XSTATE_BV_OFFSET)[0]
+        struct.pack_into("<Q", xsave, XSTATE_BV_OFFSET, bv | XFEATURE_X87 | XFEATURE_SSE)
+        fcntl.ioctl(self.vcpu, KVM_SET_XSAVE, xsave, True)
+
+    def _get_xsave(self) -> bytearray:
+        """struct kvm_xsave: the guest's XSAVE area, standard format (Intel SDM vol. 1, 13.4)."""
+        xsave = bytearray(4096)
+        fcntl.ioctl(self.vcpu, KVM_GET_XSAVE, xsave, True)
+        return xsave
 
     # -- memory coherence ------------------------------------------------------------------------
     def flush_tlb(self) -> None:

@@ -151,3 +151,48 @@ def test_stub_cache_is_current():
     for source, base in kvm_stubs.stub_sources():
         code, labels = kvm_stubs.assemble(source, base, cached=False)
         assert STUBS.get(kvm_stubs._key(source, base)) == (code.hex(), labels), "run: python -m hermipy.kvm_stubs"
+
+
+@needs_kvm
+def test_fpu_state_reaches_the_guest():
+    """write_fpu_state / set_reg("mxcsr") change what the guest's stmxcsr and fnstcw see, and back."""
+    import struct
+    keystone = pytest.importorskip("keystone")
+    from hermipy.cpu import GuestExit, StopReason
+    from hermipy.kvm_backend import KvmCpu
+    from hermipy.syscalls.memory import AddressSpace, PhysicalMemory
+    ram = PhysicalMemory(64 << 20)
+    mem = AddressSpace(ram)
+    cpu = KvmCpu(ram, mem)
+    mem.cpu = cpu
+    code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(
+        "mov eax, 39; syscall; stmxcsr [rsp - 16]; mov edi, [rsp - 16]; fnstcw [rsp - 16];"
+        "movzx esi, word ptr [rsp - 16]; mov eax, 39; syscall; ldmxcsr [rsp - 32]; mov eax, 39; syscall",
+        0x400000)[0])
+    mem.map(0x400000, 0x1000, 7, 0x22)
+    mem.poke(0x400000, code)
+    mem.map(0x7FFE00000000, 0x10000, 3, 0x22)
+    mem.write(0x7FFE00010000 - 32, struct.pack("<I", 0x5F80))
+    cpu.set_reg("rip", 0x400000)
+    cpu.set_reg("rsp", 0x7FFE00010000)
+    seen = []
+
+    def on_syscall(nr, a0, a1, *rest):
+        seen.append((a0, a1))
+        if len(seen) == 1:
+            image = bytearray(cpu.read_fpu_state())
+            assert struct.unpack_from("<HxxxxxxxxxxxxxxxxxxxxxxI", image, 0) == (0x37F, 0x1F80)
+            struct.pack_into("<H", image, 0, 0x77F)
+            cpu.write_fpu_state(bytes(image))
+            cpu.set_reg("mxcsr", 0x3F80)
+        if len(seen) == 3:
+            raise GuestExit(cpu.get_reg("mxcsr") == 0x5F80)
+        return 0
+
+    while True:
+        stop = cpu.run(on_syscall)
+        if stop.reason is StopReason.EXIT or not mem.populate(stop.address):
+            break
+    cpu.close()
+    assert seen[1] == (0x3F80, 0x77F)
+    assert stop.reason is StopReason.EXIT and stop.status == 1
