@@ -7,10 +7,11 @@ zpoline). A site the sweep only reached after skipping undecodable bytes (data i
 mis-decoded ``0f 05`` must never be patched, and an unpatched site still traps as a plain ``syscall``.
 
 Plans are small JSON files named by the SHA-256 of the file's content, in ``$XDG_CACHE_HOME/hermipy/plans``
-(default ``~/.cache/hermipy/plans``). ``load_cached_plan`` imports only hashlib/json/os, never capstone;
-``build_plan`` sweeps the file (capstone) and writes the cache.
+(default ``~/.cache/hermipy/plans``). A second, tiny index ``by-stat/`` maps a file's identity (device,
+inode, size, mtime and ctime, which no user can set back) to its digest, so loading the plan of an unchanged
+file needs neither reading nor hashing it. ``load_cached_plan`` imports only json/os (hashlib when it must
+hash), never capstone; ``build_plan`` sweeps the file (capstone) and writes the cache.
 """
-import hashlib
 import json
 import os
 
@@ -42,6 +43,27 @@ def cache_dir() -> str:
     return os.path.join(base, "hermipy", "plans")
 
 
+def _digest(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def _stat_key(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_dev:x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ctime_ns:x}"
+
+
+def _read_small(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def _content(path_or_bytes) -> bytes:
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         return bytes(path_or_bytes)
@@ -55,23 +77,55 @@ def plan_path(sha256: str) -> str:
 
 def load_cached_plan(path_or_bytes) -> list[Site] | None:
     """The cached plan for this file's content, or None (no plan yet, or an unusable cache file)."""
+    if isinstance(path_or_bytes, str):
+        key = _stat_key(path_or_bytes)
+        known = _read_small(os.path.join(cache_dir(), "by-stat", key)) if key else None
+        if known:                                   # unchanged since it was hashed: no need to read it
+            sites = _parse(_read_small(plan_path(known.decode())), known.decode())
+            if sites is not None:
+                return sites
     data = _content(path_or_bytes)
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        with open(plan_path(digest), "rb") as f:
-            doc = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT or doc.get("version") != PLAN_VERSION \
-            or doc.get("sha256") != digest:
-        return None
-    try:
-        sites = [Site(a, o, n, k, bool(r)) for a, o, n, k, r in doc["sites"]]
-    except (KeyError, TypeError, ValueError):
-        return None
-    if any(data[s.offset:s.offset + 2] != SYSCALL for s in sites):
-        return None                       # not this file's syscalls after all: never trust it
+    digest = _digest(data)
+    sites = _parse(_read_small(plan_path(digest)), digest)
+    if sites is None or any(data[s.offset:s.offset + 2] != SYSCALL for s in sites):
+        return None                                 # not this file's syscalls after all: never trust it
+    if isinstance(path_or_bytes, str):
+        _remember_stat(path_or_bytes, digest)
     return sites
+
+
+def _parse(raw: bytes | None, digest: str) -> list[Site] | None:
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        if doc.get("format") != PLAN_FORMAT or doc.get("version") != PLAN_VERSION or doc.get("sha256") != digest:
+            return None
+        return [Site(a, o, n, k, bool(r)) for a, o, n, k, r in doc["sites"]]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
+
+
+def _remember_stat(path: str, digest: str) -> None:
+    key = _stat_key(path)
+    if key:
+        _write_atomic(os.path.join(cache_dir(), "by-stat", key), digest)
+
+
+def _write_atomic(target: str, text: str) -> bool:
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
 
 
 def sites_from_scan(result) -> list[Site]:
@@ -88,27 +142,16 @@ def build_plan(path_or_bytes, name: str | None = None, write: bool = True) -> li
     label = name or (path_or_bytes if isinstance(path_or_bytes, str) else "<bytes>")
     sites = sites_from_scan(scan(ElfFile(label, data)))
     if write:
-        store_plan(data, sites)
+        digest = store_plan(data, sites)
+        if digest and isinstance(path_or_bytes, str):
+            _remember_stat(path_or_bytes, digest)
     return sites
 
 
 def store_plan(data: bytes, sites: list[Site]) -> str | None:
-    """Write the plan atomically; a cache that cannot be written is not an error (returns None)."""
-    digest = hashlib.sha256(data).hexdigest()
+    """Write the plan atomically; returns its digest, or None when the cache cannot be written (no error)."""
+    digest = _digest(data)
     doc = {"format": PLAN_FORMAT, "version": PLAN_VERSION, "sha256": digest, "size": len(data),
            "fields": ["address", "offset", "nr", "kind", "rax_is_nr"],
            "sites": [s.as_row() for s in sites]}
-    target = plan_path(digest)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(doc, f, separators=(",", ":"))
-        os.replace(tmp, target)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        return None
-    return target
+    return digest if _write_atomic(plan_path(digest), json.dumps(doc, separators=(",", ":"))) else None
