@@ -17,15 +17,6 @@ FATAL = {"usr1": 138, "term": 143, "kill9": 137, "pending_term": 143, "blocked_s
          "ud2": 132, "fpe": 136, "int3": 133, "abort_handler": 134, "abort_ignored": 134, "resethand_twice": 138,
          "segv_in_handler": 139}
 
-# Known backend defects.
-KVM_MXCSR = "kvm_backend reads/writes MXCSR at struct kvm_fpu offset 400 (xmm15) instead of 408"
-
-
-def _known_bug(backend: str, variant: str, scenario: str):
-    if backend == "kvm" and variant == "musl" and scenario == "fpu":
-        return KVM_MXCSR                     # musl's fegetround reads MXCSR, glibc's the x87 control word
-    return None
-
 
 def assert_same(argv, backend: str):
     """difftest.assert_same on one backend; while another area's syscalls the C library calls at startup are
@@ -39,9 +30,6 @@ def assert_same(argv, backend: str):
 
 
 def _run(backend: str, variant: str, *args: str):
-    bug = _known_bug(backend, variant, args[0] if args else "")
-    if bug:
-        pytest.xfail(bug)
     return assert_same([build("signals", variant), *args], backend)
 
 
