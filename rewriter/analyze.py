@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import struct
-import time
 from errno import ELOOP, ENOENT, ENOTDIR
 
 from hermipy.errors import LoadError
@@ -105,7 +104,6 @@ def _real(resolver: LibraryResolver, guest_path: str) -> str:
 def analyze(binary: str, root: str | None = None, ld_library_path: str | None = None) -> dict:
     """The whole report as a JSON-ready dict (docs/analyze-json.md)."""
     from hermipy.syscalls.table import NAMES, rows
-    started = time.perf_counter()
     objects, needed = load_objects(binary, root, ld_library_path)
     for obj in objects:
         obj.scan = scan(obj.elf)
@@ -151,7 +149,6 @@ def analyze(binary: str, root: str | None = None, ld_library_path: str | None = 
         "syscalls": syscalls,
     }
     report["summary"] = summarize(sites, syscalls, needed, report["binary"]["interpreter"])
-    report["summary"]["seconds"] = round(time.perf_counter() - started, 3)
     return report
 
 
