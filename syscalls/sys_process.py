@@ -1,7 +1,8 @@
 """Process lifetime and identity: exit, ids, arch_prctl, set_tid_address, prctl, rseq (kernel/exit.c, sys.c)."""
 import os
 import struct
-from errno import EFAULT, EINVAL, EPERM, ESRCH
+import time
+from errno import EAGAIN, EDEADLK, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, ETIMEDOUT
 
 from hermipy.cpu import GuestExit
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
@@ -198,3 +199,43 @@ def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_
         k.mem.write(arg2, struct.pack("<i", getattr(p, "pdeathsig", 0)))
         return 0
     raise SyscallError(EINVAL)
+
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
+FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 9, 10, 6, 7, 8
+FUTEX_CMD_MASK = ~(128 | 256)          # FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME
+FUTEX_OPS = {0: "FUTEX_WAIT", 1: "FUTEX_WAKE", 3: "FUTEX_REQUEUE", 4: "FUTEX_CMP_REQUEUE", 5: "FUTEX_WAKE_OP",
+             9: "FUTEX_WAIT_BITSET", 10: "FUTEX_WAKE_BITSET", 128: "FUTEX_WAIT_PRIVATE", 129: "FUTEX_WAKE_PRIVATE",
+             137: "FUTEX_WAIT_BITSET_PRIVATE", 138: "FUTEX_WAKE_BITSET_PRIVATE"}
+
+
+@syscall("futex", PARTIAL, note="one thread: wakes find no waiter; a wait whose value matches can only time out "
+                                "(EDEADLK without a timeout, where Linux would block forever); no PI futexes")
+def futex(k, uaddr: Ptr, op: Enum(FUTEX_OPS), val: UInt, timeout: Ptr, uaddr2: Ptr, val3: UInt) -> int:
+    """futex(2) for a single-threaded process."""
+    if uaddr % 4:
+        raise SyscallError(EINVAL)
+    cmd = op & FUTEX_CMD_MASK
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP):
+        if cmd == FUTEX_CMP_REQUEUE and int.from_bytes(k.mem.read(uaddr, 4), "little") != val3:
+            raise SyscallError(EAGAIN)
+        if cmd == FUTEX_WAKE_BITSET and val3 == 0:
+            raise SyscallError(EINVAL)
+        return 0
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        if cmd == FUTEX_WAIT_BITSET and val3 == 0:
+            raise SyscallError(EINVAL)
+        if int.from_bytes(k.mem.read(uaddr, 4), "little") != val:
+            raise SyscallError(EAGAIN)
+        if not timeout:
+            raise SyscallError(EDEADLK)
+        sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SyscallError(EINVAL)
+        if cmd == FUTEX_WAIT:                      # relative timeout
+            time.sleep(sec + nsec / 1e9)
+        else:                                       # absolute, on CLOCK_MONOTONIC or CLOCK_REALTIME
+            now = time.clock_gettime(time.CLOCK_REALTIME if op & 256 else time.CLOCK_MONOTONIC)
+            time.sleep(max(0.0, sec + nsec / 1e9 - now))
+        raise SyscallError(ETIMEDOUT)
+    raise SyscallError(ENOSYS)
