@@ -121,10 +121,21 @@ def analyze(binary: str, root: str | None = None, ld_library_path: str | None = 
                           "in_function": inside, "kind": s.kind, "nr": s.nr, "name": name, "status": status,
                           "verdict": verdict, "evidence": s.how,
                           "after_resync": s.after_resync})
-            if s.kind == KNOWN:
-                row = per_nr.setdefault(s.nr, {"nr": s.nr, "name": name, "status": status, "verdict": verdict,
-                                               "sites": 0, "objects": []})
-                row["sites"] += 1
+            sites[-1]["callers"] = callers = []
+            for call, kind, nr in s.callers:
+                cname = NAMES.get(nr) if kind == KNOWN else None
+                cstatus = status_of.get(nr) if cname else None
+                callers.append({"address": call, "kind": kind, "nr": nr, "name": cname, "status": cstatus,
+                                "verdict": cstatus or (UNKNOWN_NUMBER if kind == KNOWN else kind)})
+            known = [(s.nr, "sites")] if s.kind == KNOWN else []
+            known += [(c["nr"], "calls") for c in callers if c["kind"] == KNOWN]
+            for nr, counter in known:
+                name = NAMES.get(nr)
+                status = status_of.get(nr) if name else None
+                row = per_nr.setdefault(nr, {"nr": nr, "name": name, "status": status,
+                                             "verdict": status or UNKNOWN_NUMBER, "sites": 0, "calls": 0,
+                                             "objects": []})
+                row[counter] += 1
                 if obj.path not in row["objects"]:
                     row["objects"].append(obj.path)
     syscalls = [per_nr[nr] for nr in sorted(per_nr)]
@@ -169,6 +180,8 @@ def _interp_entry(objects, interp: str | None):
 
 def summarize(sites: list[dict], syscalls: list[dict], needed: list[dict], interp: dict | None) -> dict:
     counts = {k: sum(1 for s in sites if s["kind"] == k) for k in (KNOWN, DYNAMIC, UNKNOWN)}
+    calls = [c for s in sites for c in s["callers"]]
+    calls_known = sum(1 for c in calls if c["kind"] == KNOWN)
     by_status = {st: sum(1 for r in syscalls if r["verdict"] == st) for st in (*STATUSES, UNKNOWN_NUMBER)}
     missing = [r["name"] or f"syscall_{r['nr']}" for r in syscalls
                if r["verdict"] in ("UNIMPLEMENTED", UNKNOWN_NUMBER)]
@@ -192,11 +205,14 @@ def summarize(sites: list[dict], syscalls: list[dict], needed: list[dict], inter
         text = "; ".join(problems) + "; " + text
     uncounted = []
     if counts[DYNAMIC]:
-        uncounted.append(f"{counts[DYNAMIC]} dynamic site{'s' * (counts[DYNAMIC] != 1)} (number from the caller)")
+        via = f": {calls_known} of {len(calls)} direct calls resolved, counted above" if calls else ""
+        uncounted.append(f"{counts[DYNAMIC]} dynamic site{'s' * (counts[DYNAMIC] != 1)} (number from the caller"
+                         f"{via})")
     if counts[UNKNOWN]:
         uncounted.append(f"{counts[UNKNOWN]} unknown site{'s' * (counts[UNKNOWN] != 1)}")
     return {"sites": len(sites), "known_sites": counts[KNOWN], "dynamic_sites": counts[DYNAMIC],
-            "unknown_sites": counts[UNKNOWN], "distinct_known": total, "by_status": by_status,
+            "unknown_sites": counts[UNKNOWN], "wrapper_calls": len(calls), "wrapper_calls_known": calls_known,
+            "distinct_known": total, "by_status": by_status,
             "missing": missing, "missing_libraries": missing_libs, "prediction": text,
             "not_counted": ", ".join(uncounted) if uncounted else None,
             "supported": not missing and not problems}
@@ -241,6 +257,9 @@ def render_text(report: dict) -> str:
         name = s["name"] or ("?" if s["kind"] == KNOWN else f"<{s['kind']}>")
         table.append([f"{s['address']:#x}", *([os.path.basename(s["object"])] if multi else []), func, nr, name,
                       s["verdict"]])
+        for c in s["callers"]:
+            table.append([f"  <- call {c['address']:#x}", *([""] if multi else []), "",
+                          str(c["nr"]) if c["nr"] is not None else "-", c["name"] or f"<{c['kind']}>", c["verdict"]])
     out.extend(_columns(header, table, right={header.index("NR")}))
     out.append("")
     out.append(f"distinct statically known syscalls ({summary['distinct_known']}): "

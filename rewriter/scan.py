@@ -45,12 +45,13 @@ FLOW_ENDS = {"jmp", "ret", "retf", "hlt", "ud2", "iretq", "iret", "sysret", "sys
 class SiteInfo:
     """One ``syscall`` instruction: where it is and what rax holds there."""
 
-    __slots__ = ("address", "offset", "kind", "nr", "function", "func_offset", "how", "after_resync")
+    __slots__ = ("address", "offset", "kind", "nr", "function", "func_offset", "how", "after_resync", "callers")
 
     def __init__(self, address, offset, kind, nr, function, func_offset, how, after_resync=False):
         self.address, self.offset, self.kind, self.nr = address, offset, kind, nr
         self.function, self.func_offset, self.how = function, func_offset, how
         self.after_resync = after_resync   # the sweep skipped undecodable bytes earlier in this chunk
+        self.callers: list[tuple[int, str, int | None]] = []   # dynamic: (call address, kind, nr) per caller
 
 
 class ScanResult:
@@ -75,6 +76,7 @@ class Scanner:
         self.uncertain: set[int] = set()              # syscall indexes found after a resync in their chunk
         self.jumps: dict[int, list[int]] = {}         # target -> source addresses (direct jmp/jcc/loop)
         self.entries: set[int] = set(elf.symbols.addrs)
+        self.calls: dict[int, list[int]] = {}         # direct call target -> call instruction addresses
         self.code: list[tuple[int, bytes]] = []       # (vaddr, bytes) of each swept range
         self._decoded: dict[int, object] = {}
         self.result = ScanResult()
@@ -120,7 +122,9 @@ class Scanner:
                     if op_str.startswith("0x"):
                         jumps.setdefault(int(op_str, 16), []).append(addr)
                 elif c == "c" and mnemonic == "call" and op_str.startswith("0x"):
-                    entries.add(int(op_str, 16))
+                    target = int(op_str, 16)
+                    entries.add(target)
+                    self.calls.setdefault(target, []).append(addr)
             if last >= stop:
                 pos = last
             elif stop < end and last > stop - MAX_INSN:
@@ -149,14 +153,35 @@ class Scanner:
         for idx in self.syscalls:
             addr = self.addrs[idx]
             function, func_offset = symbols.lookup(addr) if len(symbols) else (None, 0)
-            kind, nr, how = self.resolve(idx)
+            kind, nr, how, *origin = self.resolve(idx)
             if kind != KNOWN and function in ("syscall", "__syscall"):
+                if kind != DYNAMIC:
+                    origin = []
                 kind, nr, how = DYNAMIC, None, f"the {function}() wrapper: the number comes from its caller"
-            self.result.sites.append(SiteInfo(addr, self.elf.offset_of(addr), kind, nr, function, func_offset,
-                                              how, idx in self.uncertain))
+            site = SiteInfo(addr, self.elf.offset_of(addr), kind, nr, function, func_offset, how,
+                            idx in self.uncertain)
+            if kind == DYNAMIC and origin:
+                site.callers = self.resolve_callers(*origin)
+            self.result.sites.append(site)
         return self.result
 
-    def resolve(self, idx: int) -> tuple[str, int | None, str]:
+    def resolve_callers(self, entry: int, reg: str) -> list[tuple[int, str, int | None]]:
+        """For a number that is ``reg`` at function ``entry``: resolve ``reg`` at each direct call to it."""
+        callers = []
+        for call in self.calls.get(entry, ()):
+            idx = self._index(call)
+            if idx is None:
+                continue
+            preds, at_entry = self._preds(idx)
+            if at_entry or not preds:
+                callers.append((call, UNKNOWN, None))
+                continue
+            budget = [MAX_STEPS]
+            kind, nr, _how, *_ = self._merge([self._walk(p, reg, (), 0, budget, frozenset()) for p in preds])
+            callers.append((call, kind, nr))
+        return callers
+
+    def resolve(self, idx: int) -> tuple:
         budget = [MAX_STEPS]
         preds, entry = self._preds(idx)
         if entry:
@@ -194,13 +219,21 @@ class Scanner:
                 if what == "kill":
                     return UNKNOWN, None, f"{reg} set by {insn.mnemonic} {insn.op_str}".strip()
                 src, add, mask = effect[1:]
-                if reg == "rax" and src == "rdi" and self._is_mov(k + 1, "rdi, rsi"):
+                tracked, reg = reg, src
+                if add or mask != MASK64:
+                    ops = ops + ((add, mask),)
+                if tracked == "rax" and reg == "rdi" and self._is_mov(k + 1, "rdi, rsi"):
+                    found = self._walk_preds(k, reg, ops, depth, budget, seen)
+                    if found[0] == DYNAMIC:
+                        return found
                     return DYNAMIC, None, "mov rax, rdi; mov rdi, rsi: a syscall() wrapper"
-                reg, ops = src, ops + ((add, mask),)
             preds, entry = self._preds(k)
             if entry:
+                if reg in ARG_REGS and not ops:
+                    return (DYNAMIC, None, f"{reg} at function entry: the number comes from the caller",
+                            self.addrs[k], reg)
                 if reg in ARG_REGS:
-                    return DYNAMIC, None, f"{reg} at function entry: the number comes from the caller"
+                    return DYNAMIC, None, f"{reg} at function entry (transformed): the number comes from the caller"
                 return UNKNOWN, None, f"{reg} at function entry"
             if not preds:
                 return UNKNOWN, None, "no known predecessor (indirect jump target?)"
@@ -213,6 +246,16 @@ class Scanner:
                 return UNKNOWN, None, "too many joining paths"
             seen = seen | {(k, reg, ops)}
             return self._merge([self._walk(p, reg, ops, depth + 1, budget, seen) for p in preds])
+
+    def _walk_preds(self, k: int, reg: str, ops: tuple, depth: int, budget: list, seen: frozenset):
+        """Continue a walk from the predecessors of instruction k."""
+        preds, entry = self._preds(k)
+        if entry:
+            return ((DYNAMIC, None, f"{reg} at function entry", self.addrs[k], reg) if reg in ARG_REGS
+                    else (UNKNOWN, None, f"{reg} at function entry"))
+        if not preds:
+            return UNKNOWN, None, "no known predecessor"
+        return self._merge([self._walk(p, reg, ops, depth + 1, budget, seen) for p in preds])
 
     def _preds(self, k: int) -> tuple[list[int], bool]:
         """Predecessor instruction indexes of instruction k, and whether k is a function entry."""

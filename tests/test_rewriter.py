@@ -101,6 +101,9 @@ def test_busybox_facts(busybox_report):
     assert {"write", "openat", "exit_group", "read", "mmap", "execve", "wait4"} <= known_names(r)
     assert r["summary"]["known_sites"] > 0.9 * len(r["sites"])        # nearly every site resolves
     assert r["objects"][0]["resyncs"] == 0
+    wrapper = [s for s in r["sites"] if s["kind"] == "dynamic" and s["callers"]]      # stripped: by pattern
+    assert {"init_module", "delete_module"} <= {c["name"] for s in wrapper for c in s["callers"]}
+    assert {"init_module", "delete_module"} <= known_names(r)
     assert r["_seconds"] < 6, r["_seconds"]                           # goal 2 s; lenient under a loaded CI
 
 
@@ -122,6 +125,10 @@ def test_inline_syscalls_in_main(bins, variant):
     assert {"getpid", "io_pgetevents"} <= main
     wrapper = by_function(r, "syscall")
     assert wrapper and all(s["kind"] == "dynamic" for s in wrapper)
+    callers = [c for s in wrapper for c in s["callers"]]              # syscall(SYS_getppid) in main
+    assert [(c["kind"], c["name"]) for c in callers] == [("known", "getppid")]
+    getppid = next(s for s in r["syscalls"] if s["name"] == "getppid")
+    assert getppid["calls"] == 1 and getppid["sites"] == 0
     for s in r["sites"]:
         data = bins[variant].read_bytes()
         assert data[s["offset"]:s["offset"] + 2] == b"\x0f\x05"
@@ -218,15 +225,16 @@ def test_cli_json_schema(bins):
     assert set(doc["objects"][0]) == {"path", "role", "needed_by", "sha256", "kind", "code_ranges", "code_bytes",
                                       "instructions", "resyncs", "stray_0f05", "sites"}
     assert set(doc["sites"][0]) == {"object", "address", "offset", "function", "function_offset", "in_function",
-                                    "kind", "nr", "name", "status", "verdict", "evidence", "after_resync"}
-    assert set(doc["syscalls"][0]) == {"nr", "name", "status", "verdict", "sites", "objects"}
-    assert set(doc["summary"]) == {"sites", "known_sites", "dynamic_sites", "unknown_sites", "distinct_known",
+                                    "kind", "nr", "name", "status", "verdict", "evidence", "after_resync", "callers"}
+    assert set(doc["syscalls"][0]) == {"nr", "name", "status", "verdict", "sites", "calls", "objects"}
+    assert set(doc["summary"]) == {"sites", "known_sites", "dynamic_sites", "unknown_sites", "wrapper_calls",
+                                   "wrapper_calls_known", "distinct_known",
                                    "by_status", "missing", "missing_libraries", "prediction", "not_counted",
                                    "supported"}
     assert set(doc["summary"]["by_status"]) == {"FULL", "PARTIAL", "STUB", "UNIMPLEMENTED", "unknown number"}
     assert hermipy("analyze", "--json", bins["musl"]).stdout == proc.stdout          # deterministic
     documented = (Path(__file__).resolve().parent.parent / "docs" / "analyze-json.md").read_text()
-    for key in [*doc, *doc["binary"], *doc["objects"][0], *doc["sites"][0], *doc["summary"]]:
+    for key in [*doc, *doc["binary"], *doc["objects"][0], *doc["sites"][0], *doc["summary"], *doc["syscalls"][0]]:
         assert f"`{key}`" in documented, key
 
 
