@@ -22,11 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clear-env", action="store_true", help="start from an empty environment")
     run.add_argument("--strict", action="store_true", help="stop on the first unimplemented syscall")
     run.add_argument("--backend", choices=["auto", "kvm", "unicorn"], default="auto", help="CPU backend: kvm (the "
-                     "binary runs natively, needs /dev/kvm), unicorn (emulated); default auto: kvm when usable")
+                     "binary runs natively, needs /dev/kvm), unicorn (emulated); default auto: kvm when usable "
+                     "(`hermipy info` says which and why)")
     run.add_argument("--memory", metavar="MIB", type=int, default=4096, help="guest RAM in MiB (default 4096)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.add_argument("binary", help="path to the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
+    sub.add_parser("info", help="show the version, the CPU backends and which one --backend auto picks")
     table = sub.add_parser("syscalls", help="print hermipy's syscall table")
     table.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     analyze = sub.add_parser("analyze", help="list a binary's syscall sites and predict hermipy's support")
@@ -77,6 +79,29 @@ def cmd_syscalls(args) -> int:
     return 0
 
 
+def auto_backend() -> tuple[str, str]:
+    """(backend, why) for --backend auto: KVM when /dev/kvm can run a guest, Unicorn otherwise."""
+    from hermipy.kvm_backend import kvm_unusable_reason
+    reason = kvm_unusable_reason()
+    if reason is None:
+        return "kvm", "/dev/kvm is usable: the binary runs natively on the CPU"
+    return "unicorn", f"KVM is not usable ({reason}): instructions are emulated"
+
+
+def cmd_info(args) -> int:
+    import platform
+    from hermipy import __version__
+    from hermipy.syscalls.docs import summary
+    from hermipy.syscalls.table import rows
+    from hermipy.unicorn_backend import unicorn_version
+    backend, why = auto_backend()
+    sys.stdout.write(f"hermipy {__version__} (Python {platform.python_version()})\n"
+                     f"backends: kvm, unicorn {unicorn_version()}\n"
+                     f"--backend auto: {backend} ({why})\n"
+                     f"syscalls: {summary(rows())}\n")
+    return 0
+
+
 def cmd_analyze(args) -> int:
     from hermipy.rewriter.analyze import analyze, render_json, render_text
     if args.root and not os.path.isdir(args.root):
@@ -93,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "info":
+            return cmd_info(args)
         return cmd_syscalls(args)
     except HermipyError as err:
         if args.debug:

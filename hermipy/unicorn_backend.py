@@ -74,6 +74,12 @@ def _load_libunicorn() -> ctypes.CDLL:
     return lib
 
 
+def unicorn_version() -> str:
+    lib = _load_libunicorn()
+    combined = lib.uc_version(None, None)
+    return f"{combined >> 24 & 0xFF}.{combined >> 16 & 0xFF}.{combined >> 8 & 0xFF}"
+
+
 def _ctl_code(nr: int, nargs: int) -> int:
     """UC_CTL_WRITE(type, nr) from unicorn.h."""
     return (UC_CTL_IO_WRITE << 30) | (nargs << 26) | nr

@@ -1,4 +1,5 @@
 """The command line: clear one-line errors with shell-like exit statuses, strace output, the syscall table."""
+import os
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,11 @@ def test_unimplemented_syscall_warns_once_and_strict_stops(tmp_path):
     assert proc.stderr.decode().count("uselib") == 1
     strict = hermipy("run", "--strict", tmp_path / "nosys")
     assert_clean_error(strict, 126, "uselib")
+
+
+def test_info_names_the_auto_backend_and_why():
+    out = hermipy("info").stdout.decode()
+    assert out.startswith("hermipy ") and "unicorn 2." in out
+    expected = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "unicorn"
+    line = next(l for l in out.splitlines() if l.startswith("--backend auto:"))
+    assert line.split()[2] == expected and "(" in line
