@@ -331,3 +331,12 @@ def _timed(func, *args) -> float:
     started = time.perf_counter()
     assert func(*args)
     return time.perf_counter() - started
+
+
+def test_run_never_imports_the_analyser(bins):
+    code = ("import sys\nfrom hermipy.cli import main\nrc = main(['run', sys.argv[1]])\n"
+            "print(sorted(m for m in ('capstone', 'elftools', 'lief', 'hermipy.rewriter.scan', "
+            "'hermipy.rewriter.analyze') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(bins["musl"])], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.splitlines()[-1] == "[]", (proc.stdout, proc.stderr)
