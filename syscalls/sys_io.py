@@ -1,12 +1,24 @@
 """Reading and writing file descriptors: read, write, their vectored and positional forms, lseek,
-close, dup*, fcntl, ioctl, pipes, sendfile, copy_file_range (fs/read_write.c, fs/fcntl.c, fs/pipe.c)."""
+close, dup*, fcntl, flock, ioctl, pipes, sendfile, copy_file_range, fadvise64, readahead, poll and select
+(fs/read_write.c, fs/fcntl.c, fs/locks.c, fs/ioctl.c, drivers/tty/tty_io.c, fs/pipe.c, fs/select.c).
+
+Every guest fd is backed by a host fd, so whatever the host kernel can answer about the file itself (locks,
+terminal attributes, readiness) is asked of it with the guest's fd translated; what belongs to the fd table
+(numbers, close-on-exec) is the guest's own.
+"""
+import ctypes
+import logging
 import os
 import struct
-from errno import EBADF, EINVAL, ENOTTY, ESPIPE
+from errno import EBADF, EINTR, EINVAL, ENOTTY
 
-from hermipy.syscalls.argtypes import WHENCE, Fd, InBuf, Int, Long, Ptr, Size, UInt
+from hermipy.syscalls.argtypes import WHENCE, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.files import O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, OpenFile
+from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
+
+log = logging.getLogger(__name__)
 
 IOV_MAX = 1024
 MAX_RW_COUNT = 0x7FFFF000          # include/linux/fs.h: one read/write moves at most this much
@@ -123,9 +135,7 @@ def lseek(k, fd: Fd, offset: Long, whence: WHENCE) -> int:
             raise SyscallError(EINVAL)
         of.dir_pos = offset
         return offset
-    if of.kind in ("pipe", "socket", "tty") and of.kind != "tty":
-        raise SyscallError(ESPIPE)
-    return os.lseek(of.host_fd, offset, whence)
+    return os.lseek(of.host_fd, offset, whence)          # pipes, sockets: ESPIPE from the host
 
 
 @syscall("close", FULL)
@@ -133,3 +143,508 @@ def close(k, fd: Fd) -> int:
     """close(2)."""
     k.fds.close(fd)
     return 0
+
+
+# -- dup --------------------------------------------------------------------------------------------
+@syscall("dup", FULL)
+def dup(k, oldfd: Fd) -> int:
+    """dup(2): the lowest free fd, close-on-exec clear."""
+    return k.fds.dup(oldfd)
+
+
+@syscall("dup2", FULL)
+def dup2(k, oldfd: Fd, newfd: Fd) -> int:
+    """dup2(2): the same fd twice is a no-op once oldfd is known to be open."""
+    if oldfd == newfd:
+        k.fds.get(oldfd)
+        return newfd
+    return dup3(k, oldfd, newfd, 0)
+
+
+O_FLAGS_CLOEXEC = Flags({O_CLOEXEC: "O_CLOEXEC"})
+
+
+@syscall("dup3", FULL)
+def dup3(k, oldfd: Fd, newfd: Fd, flags: O_FLAGS_CLOEXEC) -> int:
+    """dup3(2) (ksys_dup3 order: flags, same fd, newfd range, then oldfd)."""
+    if flags & ~O_CLOEXEC or oldfd == newfd:
+        raise SyscallError(EINVAL)
+    if newfd < 0 or newfd >= k.fds.limit:
+        raise SyscallError(EBADF)
+    k.fds.install_at(newfd, k.fds.get(oldfd), bool(flags & O_CLOEXEC))
+    return newfd
+
+
+# -- fcntl ------------------------------------------------------------------------------------------
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW = 0, 1, 2, 3, 4, 5, 6, 7
+F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX, F_GETOWNER_UIDS = 8, 9, 10, 11, 15, 16, 17
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+F_SETLEASE, F_GETLEASE, F_NOTIFY, F_DUPFD_QUERY, F_CANCELLK, F_DUPFD_CLOEXEC = 1024, 1025, 1026, 1027, 1029, 1030
+F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS = 1031, 1032, 1033, 1034
+F_GET_RW_HINT, F_SET_RW_HINT, F_GET_FILE_RW_HINT, F_SET_FILE_RW_HINT = 1035, 1036, 1037, 1038
+FD_CLOEXEC = 1
+O_ASYNC, O_DIRECT, O_NOATIME = 0o20000, 0o40000, 0o1000000
+SETFL_MASK = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME      # fs/fcntl.c
+FCNTL_CMDS = {0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK", 6: "F_SETLK",
+              7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN", 10: "F_SETSIG", 11: "F_GETSIG", 15: "F_SETOWN_EX",
+              16: "F_GETOWN_EX", 17: "F_GETOWNER_UIDS", 36: "F_OFD_GETLK", 37: "F_OFD_SETLK", 38: "F_OFD_SETLKW",
+              1024: "F_SETLEASE", 1025: "F_GETLEASE", 1026: "F_NOTIFY", 1027: "F_DUPFD_QUERY", 1029: "F_CANCELLK",
+              1030: "F_DUPFD_CLOEXEC", 1031: "F_SETPIPE_SZ", 1032: "F_GETPIPE_SZ", 1033: "F_ADD_SEALS",
+              1034: "F_GET_SEALS", 1035: "F_GET_RW_HINT", 1036: "F_SET_RW_HINT", 1037: "F_GET_FILE_RW_HINT",
+              1038: "F_SET_FILE_RW_HINT"}
+FLOCK_SIZE = 32                         # struct flock: l_type, l_whence (s16), l_start, l_len (s64), l_pid (s32)
+# commands whose third argument points at a struct the host reads and/or writes: cmd -> (size, copy back)
+_FCNTL_STRUCT = {F_GETLK: (FLOCK_SIZE, True), F_SETLK: (FLOCK_SIZE, False), F_SETLKW: (FLOCK_SIZE, False),
+                 F_OFD_GETLK: (FLOCK_SIZE, True), F_OFD_SETLK: (FLOCK_SIZE, False),
+                 F_OFD_SETLKW: (FLOCK_SIZE, False), F_GETOWN_EX: (8, True), F_SETOWN_EX: (8, False),
+                 F_GETOWNER_UIDS: (8, True), F_GET_RW_HINT: (8, True), F_SET_RW_HINT: (8, False),
+                 F_GET_FILE_RW_HINT: (8, True), F_SET_FILE_RW_HINT: (8, False)}
+# commands with a plain integer argument (or none) that the host answers for the file itself
+_FCNTL_VALUE = {F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETLEASE, F_GETLEASE, F_NOTIFY, F_CANCELLK,
+                F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS}
+_O_PATH_FCNTL = {F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_DUPFD_QUERY}   # check_fcntl_cmd()
+
+
+def _host_struct_call(k, name: str, host_fd: int, cmd: int, addr: int, size: int, copy_back: bool) -> int:
+    """The host call with the guest's struct copied in (and out). A bad guest pointer becomes a NULL host
+    pointer, so the host reports what Linux would for it (its own errors first, else EFAULT)."""
+    try:
+        buf = ctypes.create_string_buffer(k.mem.read(addr, size), size)
+    except SyscallError:
+        buf = None
+    result = host_syscall(name, host_fd, cmd, buf)
+    if copy_back:
+        k.mem.write(addr, buf.raw[:size])
+    return result
+
+
+@syscall("fcntl", PARTIAL, note="the fd table's commands are the guest's; locks, leases, pipe sizes, seals, owners "
+                                "and hints go to the host file. A signal the host raises for the file (F_SETOWN/"
+                                "F_SETSIG/O_ASYNC, leases, F_NOTIFY) reaches the hermipy process, not the guest's "
+                                "handlers")
+def fcntl(k, fd: Fd, cmd: Enum(FCNTL_CMDS), arg: Long) -> int:
+    """fcntl(2) (fs/fcntl.c do_fcntl)."""
+    of = k.fds.get(fd)
+    if of.flags & O_PATH and cmd not in _O_PATH_FCNTL:
+        raise SyscallError(EBADF)
+    argi = arg & 0xFFFFFFFF
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if argi >= k.fds.limit:                       # f_dupfd(unsigned int from)
+            raise SyscallError(EINVAL)
+        return k.fds.install(of, cmd == F_DUPFD_CLOEXEC, argi)
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if fd in k.fds.cloexec else 0
+    if cmd == F_SETFD:
+        if argi & FD_CLOEXEC:
+            k.fds.cloexec.add(fd)
+        else:
+            k.fds.cloexec.discard(fd)
+        return 0
+    if cmd == F_GETFL:
+        return _status_flags(of)
+    if cmd == F_SETFL:
+        if of.node is None:
+            host = host_syscall("fcntl", of.host_fd, F_GETFL)
+            host_syscall("fcntl", of.host_fd, F_SETFL, (host & ~SETFL_MASK) | (argi & SETFL_MASK))
+        of.flags = (of.flags & ~SETFL_MASK) | (argi & SETFL_MASK)
+        return 0
+    if cmd == F_DUPFD_QUERY:
+        return int(k.fds.get(_s32(argi)) is of)
+    if cmd in _FCNTL_STRUCT:
+        size, copy_back = _FCNTL_STRUCT[cmd]
+        return _host_struct_call(k, "fcntl", of.host_fd, cmd, arg, size, copy_back)
+    if cmd in _FCNTL_VALUE:
+        if of.node is not None and cmd in (F_ADD_SEALS, F_GET_SEALS):
+            raise SyscallError(EINVAL)                # a synthetic /proc file is a memfd only on the host
+        return host_syscall("fcntl", of.host_fd, cmd, arg)
+    raise SyscallError(EINVAL)
+
+
+def _s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _status_flags(of: OpenFile) -> int:
+    """F_GETFL: the flags recorded at open, with the settable ones as the host file has them now (another
+    process sharing the open file description may have changed O_NONBLOCK, say)."""
+    if of.node is not None:
+        return of.flags
+    host = host_syscall("fcntl", of.host_fd, F_GETFL)
+    return (of.flags & ~SETFL_MASK) | (host & SETFL_MASK)
+
+
+@syscall("flock", FULL)
+def flock(k, fd: Fd, operation: Flags({1: "LOCK_SH", 2: "LOCK_EX", 4: "LOCK_NB", 8: "LOCK_UN"})) -> int:
+    """flock(2) on the host file: guest and host share the open file description, so the lock is the guest's."""
+    return host_syscall("flock", k.fds.get(fd).host_fd, operation)
+
+
+# -- ioctl ------------------------------------------------------------------------------------------
+TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
+TCSBRK, TCXONC, TCFLSH, TIOCSCTTY, TIOCGPGRP, TIOCSPGRP = 0x5409, 0x540A, 0x540B, 0x540E, 0x540F, 0x5410
+TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, FIONBIO, TIOCNOTTY = 0x5411, 0x5413, 0x5414, 0x541B, 0x5421, 0x5422
+TIOCGETD, TIOCGSID, FIONCLEX, FIOCLEX, FIOASYNC, FIOQSIZE = 0x5424, 0x5429, 0x5450, 0x5451, 0x5452, 0x5460
+TCGETS2, TCSETS2, TCSETSW2, TCSETSF2 = 0x802C542A, 0x402C542B, 0x402C542C, 0x402C542D
+TIOCGPTN, TIOCSPTLCK, FIGETBSZ, FS_IOC_GETFLAGS = 0x80045430, 0x40045431, 2, 0x80086601
+TERMIOS_SIZE, TERMIOS2_SIZE, WINSIZE_SIZE = 36, 44, 8   # asm-generic/termbits.h, uapi/asm-generic/termios.h
+# request -> ("out", n): the host fills n bytes the guest gets; ("in", n): the guest's n bytes go to the host;
+# ("value", 0): the argument itself is passed on; ("none", 0): no argument.
+_IOCTL_PASS = {
+    TCGETS: ("out", TERMIOS_SIZE), TCSETS: ("in", TERMIOS_SIZE), TCSETSW: ("in", TERMIOS_SIZE),
+    TCSETSF: ("in", TERMIOS_SIZE), TCGETS2: ("out", TERMIOS2_SIZE), TCSETS2: ("in", TERMIOS2_SIZE),
+    TCSETSW2: ("in", TERMIOS2_SIZE), TCSETSF2: ("in", TERMIOS2_SIZE),
+    TIOCGWINSZ: ("out", WINSIZE_SIZE), TIOCSWINSZ: ("in", WINSIZE_SIZE),
+    TCSBRK: ("value", 0), TCXONC: ("value", 0), TCFLSH: ("value", 0), TIOCSCTTY: ("value", 0),
+    TIOCNOTTY: ("none", 0),
+    TIOCGPGRP: ("out", 4), TIOCSPGRP: ("in", 4), TIOCGSID: ("out", 4), TIOCOUTQ: ("out", 4), TIOCGETD: ("out", 4),
+    TIOCGPTN: ("out", 4), TIOCSPTLCK: ("in", 4),
+    FIONREAD: ("out", 4), FIOQSIZE: ("out", 8), FIGETBSZ: ("out", 4), FS_IOC_GETFLAGS: ("out", 4),
+}
+IOCTL_NAMES = {TCGETS: "TCGETS", TCSETS: "TCSETS", TCSETSW: "TCSETSW", TCSETSF: "TCSETSF", TCGETS2: "TCGETS2",
+               TCSETS2: "TCSETS2", TCSETSW2: "TCSETSW2", TCSETSF2: "TCSETSF2", TIOCGWINSZ: "TIOCGWINSZ",
+               TIOCSWINSZ: "TIOCSWINSZ", TCSBRK: "TCSBRK", TCXONC: "TCXONC", TCFLSH: "TCFLSH",
+               TIOCSCTTY: "TIOCSCTTY", TIOCNOTTY: "TIOCNOTTY", TIOCGPGRP: "TIOCGPGRP", TIOCSPGRP: "TIOCSPGRP",
+               TIOCGSID: "TIOCGSID", TIOCOUTQ: "TIOCOUTQ", TIOCGETD: "TIOCGETD", TIOCGPTN: "TIOCGPTN",
+               TIOCSPTLCK: "TIOCSPTLCK", FIONREAD: "FIONREAD", FIOQSIZE: "FIOQSIZE", FIGETBSZ: "FIGETBSZ",
+               FS_IOC_GETFLAGS: "FS_IOC_GETFLAGS", FIONBIO: "FIONBIO", FIOASYNC: "FIOASYNC", FIOCLEX: "FIOCLEX",
+               FIONCLEX: "FIONCLEX"}
+
+
+class IoctlRequest(UInt):
+    def show(self, k, value, args) -> str:
+        return IOCTL_NAMES.get(value, hex(value))
+
+
+@syscall("ioctl", PARTIAL, note="terminal requests (TCGETS/TCSETS*, termios2, TIOC[GS]WINSZ, TIOC[GS]PGRP, TIOCGSID, "
+                                "TCSBRK/TCXONC/TCFLSH, ...) and FIONREAD/FIOQSIZE/FIGETBSZ go to the host fd, so a "
+                                "tty answers as itself and anything else with ENOTTY; FIONBIO/FIOASYNC/FIOCLEX/"
+                                "FIONCLEX are handled here. Any other request is ENOTTY and is recorded in "
+                                "Kernel.unhandled_ioctls (logged at debug level)")
+def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
+    """ioctl(2) (fs/ioctl.c do_vfs_ioctl, then the tty layer for terminals)."""
+    of = k.fds.get(fd)
+    if of.flags & O_PATH:
+        raise SyscallError(EBADF)
+    if request == FIOCLEX:
+        k.fds.cloexec.add(fd)
+        return 0
+    if request == FIONCLEX:
+        k.fds.cloexec.discard(fd)
+        return 0
+    if request in (FIONBIO, FIOASYNC):
+        on = int.from_bytes(k.mem.read(arg, 4), "little")
+        bit = O_NONBLOCK if request == FIONBIO else O_ASYNC
+        if of.node is None:
+            host_syscall("ioctl", of.host_fd, request, ctypes.c_int(on))
+        of.flags = of.flags | bit if on else of.flags & ~bit
+        return 0
+    how = _IOCTL_PASS.get(request)
+    if how is None:
+        unhandled = k.__dict__.setdefault("unhandled_ioctls", set())
+        if request not in unhandled:
+            unhandled.add(request)
+            log.debug("ioctl request %#x on fd %d (%s) is not handled: ENOTTY", request, fd, of.kind)
+        raise SyscallError(ENOTTY)
+    direction, size = how
+    if direction == "value":
+        return host_syscall("ioctl", of.host_fd, request, arg)
+    if direction == "none":
+        return host_syscall("ioctl", of.host_fd, request, 0)
+    if direction == "in":
+        return _host_struct_call(k, "ioctl", of.host_fd, request, arg, size, False)
+    buf = ctypes.create_string_buffer(size)
+    result = host_syscall("ioctl", of.host_fd, request, buf)
+    k.mem.write(arg, buf.raw)
+    return result
+
+
+# -- pipes ------------------------------------------------------------------------------------------
+O_NOTIFICATION_PIPE = O_DIRECT
+PIPE_FLAGS = Flags({O_CLOEXEC: "O_CLOEXEC", O_NONBLOCK: "O_NONBLOCK", O_DIRECT: "O_DIRECT"})
+
+
+@syscall("pipe2", FULL)
+def pipe2(k, pipefd: Ptr, flags: PIPE_FLAGS) -> int:
+    """pipe2(2): a host pipe; the two guest fds are installed only once the guest's int[2] is written."""
+    if flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT):
+        raise SyscallError(EINVAL)
+    r, w = os.pipe2(O_CLOEXEC | (flags & (O_NONBLOCK | O_DIRECT)))
+    name = f"pipe:[{os.fstat(r).st_ino}]"
+    files = (OpenFile(r, name, O_RDONLY | (flags & (O_NONBLOCK | O_DIRECT)), "pipe"),
+             OpenFile(w, name, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), "pipe"))
+    cloexec = bool(flags & O_CLOEXEC)
+    installed = []
+    try:
+        installed.append(k.fds.install(files[0], cloexec))
+        installed.append(k.fds.install(files[1], cloexec))
+        k.mem.write(pipefd, struct.pack("<ii", *installed))
+    except BaseException:
+        for fd in installed:
+            k.fds.close(fd)
+        for f in files:
+            if f.refs == 0:
+                f.refs = 1
+                f.release()
+        raise
+    return 0
+
+
+@syscall("pipe", FULL)
+def pipe(k, pipefd: Ptr) -> int:
+    """pipe(2)."""
+    return pipe2(k, pipefd, 0)
+
+
+# -- copying between files ---------------------------------------------------------------------------
+def _read_loff(k, addr: int):
+    return ctypes.c_int64(struct.unpack("<q", k.mem.read(addr, 8))[0]) if addr else None
+
+
+@syscall("sendfile", FULL)
+def sendfile(k, out_fd: Fd, in_fd: Fd, offset: Ptr, count: Size) -> int:
+    """sendfile(2) between the host files (do_sendfile order: offset copied in, in_fd, out_fd)."""
+    pos = _read_loff(k, offset)
+    src = k.fds.get(in_fd)
+    if not src.readable:
+        raise SyscallError(EBADF)
+    dst = k.fds.get(out_fd)
+    if not dst.writable:
+        raise SyscallError(EBADF)
+    done = host_syscall("sendfile", dst.host_fd, src.host_fd, pos, count)
+    if pos is not None:
+        k.mem.write(offset, struct.pack("<q", pos.value))
+    return done
+
+
+@syscall("copy_file_range", FULL)
+def copy_file_range(k, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr, length: Size, flags: UInt) -> int:
+    """copy_file_range(2) on the host files; offsets are read from and written back to the guest."""
+    src, dst = k.fds.get(fd_in), k.fds.get(fd_out)
+    pos_in, pos_out = _read_loff(k, off_in), _read_loff(k, off_out)
+    if flags:
+        raise SyscallError(EINVAL)
+    if src.node is not None and not src.readable or dst.node is not None and not dst.writable:
+        raise SyscallError(EBADF)                     # synthetic files: the host's memfd would not refuse
+    done = host_syscall("copy_file_range", src.host_fd, pos_in, dst.host_fd, pos_out, length, 0)
+    if pos_in is not None:
+        k.mem.write(off_in, struct.pack("<q", pos_in.value))
+    if pos_out is not None:
+        k.mem.write(off_out, struct.pack("<q", pos_out.value))
+    return done
+
+
+FADVICE = Enum({0: "POSIX_FADV_NORMAL", 1: "POSIX_FADV_RANDOM", 2: "POSIX_FADV_SEQUENTIAL",
+                3: "POSIX_FADV_WILLNEED", 4: "POSIX_FADV_DONTNEED", 5: "POSIX_FADV_NOREUSE"})
+
+
+@syscall("fadvise64", FULL)
+def fadvise64(k, fd: Fd, offset: Long, length: Long, advice: FADVICE) -> int:
+    """posix_fadvise(2): advice about the host file (ESPIPE for pipes, EINVAL for bad advice, from the host)."""
+    return host_syscall("fadvise64", k.fds.get(fd).host_fd, offset, length, advice)
+
+
+@syscall("readahead", FULL)
+def readahead(k, fd: Fd, offset: Long, count: Size) -> int:
+    """readahead(2) into the host's page cache."""
+    of = k.fds.get(fd)
+    if not of.readable:
+        raise SyscallError(EBADF)
+    return host_syscall("readahead", of.host_fd, offset, count)
+
+
+# -- poll and select ---------------------------------------------------------------------------------
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
+POLLIN_SET = POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR          # fs/select.c
+POLLOUT_SET = POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR
+POLLEX_SET = POLLPRI
+NSEC = 1_000_000_000
+
+
+class PollFd(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int32), ("events", ctypes.c_int16), ("revents", ctypes.c_int16)]
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_int64), ("nsec", ctypes.c_int64)]
+
+
+def _host_poll(k, wanted: list[tuple[int, int]], timeout) -> list[int]:
+    """Poll guest fds on the host: ``wanted`` is [(guest fd, events)], ``timeout`` a Timespec or None
+    (forever). Returns each entry's revents (POLLNVAL for a guest fd that is not open, 0 for fd < 0);
+    the host updates ``timeout`` to the time left, as ppoll does."""
+    arr = (PollFd * max(1, len(wanted)))()
+    revents = [0] * len(wanted)
+    for i, (fd, events) in enumerate(wanted):
+        arr[i].fd, arr[i].events = -1, events
+        if fd < 0:
+            continue
+        of = k.fds.files.get(fd)
+        if of is None:
+            revents[i] = POLLNVAL
+        else:
+            arr[i].fd = of.host_fd
+    if any(revents):
+        timeout = Timespec(0, 0)                 # do_poll: something to report already, no waiting
+    host_syscall("ppoll", arr, len(wanted), timeout, None, 8)
+    return [r or (arr[i].revents & 0xFFFF) for i, r in enumerate(revents)]
+
+
+def _nofile(k) -> int:
+    from hermipy.syscalls.kernel import RLIM_INFINITY
+    return k.proc.rlimits.get(7, [RLIM_INFINITY])[0]
+
+
+def _poll(k, ufds: int, nfds: int, timeout) -> int:
+    """do_sys_poll(): the guest's pollfd array in, revents out; the count of entries with any revents."""
+    if nfds > _nofile(k):
+        raise SyscallError(EINVAL)
+    raw = k.mem.read(ufds, 8 * nfds) if nfds else b""
+    entries = [struct.unpack_from("<ihh", raw, 8 * i) for i in range(nfds)]
+    revents = _host_poll(k, [(fd, events & 0xFFFF) for fd, events, _ in entries], timeout)
+    if nfds:
+        k.mem.write(ufds, b"".join(struct.pack("<ihH", fd, events, r)
+                                   for (fd, events, _), r in zip(entries, revents)))
+    return sum(1 for r in revents if r)
+
+
+def _timeout_ns(k, addr: int, usec: bool = False):
+    """A timespec (or timeval) -> Timespec for the host; None for a NULL pointer; EINVAL when invalid."""
+    if not addr:
+        return None
+    sec, frac = struct.unpack("<qq", k.mem.read(addr, 16))
+    limit = 1_000_000 if usec else NSEC
+    if sec < 0 or not 0 <= frac < limit:
+        raise SyscallError(EINVAL)
+    return Timespec(sec, frac * 1000 if usec else frac)
+
+
+def _write_left(k, addr: int, ts, given: bool, usec: bool = False) -> None:
+    """poll_select_finish(): the time left goes back to the guest when a non-zero timeout was given; a fault
+    writing it is ignored."""
+    if not given:
+        return
+    try:
+        k.mem.write(addr, struct.pack("<qq", ts.sec, ts.nsec // 1000 if usec else ts.nsec))
+    except SyscallError:
+        pass
+
+
+def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
+    """Run ``wait(timeout_override)`` with the guest's temporary signal mask (set_user_sigmask). Signals only
+    come from the guest itself, so none can arrive while waiting: a signal the new mask unblocks is already
+    pending, and then the call ends at once, with EINTR unless something was ready (do_poll's order)."""
+    if not sigmask:
+        return wait(False)
+    from hermipy.syscalls.sys_signal import UNBLOCKABLE, deliver_pending
+    if sigsetsize != 8:
+        raise SyscallError(EINVAL)
+    new = int.from_bytes(k.mem.read(sigmask, 8), "little") & ~UNBLOCKABLE
+    st = k.signals
+    saved = st.blocked
+    st.blocked = new
+    if not st.next_deliverable():
+        try:
+            return wait(False)
+        finally:
+            st.blocked = saved
+    try:
+        result = wait(True)
+    except BaseException:
+        st.blocked = saved
+        raise
+    if result > 0:
+        st.blocked = saved
+        return result
+    k.cpu.set_reg("rax", -EINTR)
+    deliver_pending(k, saved_mask=saved)         # the frame restores the caller's mask on sigreturn
+    return None
+
+
+@syscall("poll", FULL)
+def poll(k, fds: Ptr, nfds: UInt, timeout: Int) -> int:
+    """poll(2): timeout in milliseconds, negative for none."""
+    ts = None if timeout < 0 else Timespec(timeout // 1000, timeout % 1000 * 1_000_000)
+    return _poll(k, fds, nfds, ts)
+
+
+@syscall("ppoll", FULL)
+def ppoll(k, fds: Ptr, nfds: UInt, tsp: Ptr, sigmask: Ptr, sigsetsize: Size) -> int:
+    """ppoll(2): timespec timeout (updated with the time left) and a temporary signal mask."""
+    ts = _timeout_ns(k, tsp)
+    given = _nonzero(ts)
+    result = _with_sigmask(k, sigmask, sigsetsize,
+                           lambda now: _poll(k, fds, nfds, Timespec(0, 0) if now else ts))
+    _write_left(k, tsp, ts, given)
+    return result
+
+
+def _nonzero(ts) -> bool:
+    return ts is not None and bool(ts.sec or ts.nsec)
+
+
+def _max_fds(k) -> int:
+    """fdt->max_fds: the fd table's size, 64 and then powers of two times 128 as expand_fdtable grows it."""
+    top = max(k.fds.files, default=0) + 1
+    if top <= 64:
+        return 64
+    size = 128
+    while size < top:
+        size *= 2
+    return size
+
+
+def _select(k, n: int, inp: int, outp: int, exp: int, timeout) -> int:
+    """core_sys_select(): fd_set bitmaps of u64 words in, ready bitmaps out, the count of bits set."""
+    if n < 0:
+        raise SyscallError(EINVAL)
+    n = min(n, _max_fds(k))
+    nbytes = (n + 63) // 64 * 8
+    sets = [int.from_bytes(k.mem.read(addr, nbytes), "little") if addr and nbytes else 0
+            for addr in (inp, outp, exp)]
+    window = (1 << n) - 1
+    sets = [s & window for s in sets]
+    wanted = []
+    any_bits = sets[0] | sets[1] | sets[2]
+    fd = 0
+    while any_bits >> fd:
+        if any_bits >> fd & 1:
+            if fd not in k.fds.files:                 # max_select_fd()
+                raise SyscallError(EBADF)
+            events = ((POLLIN_SET if sets[0] >> fd & 1 else 0) | (POLLOUT_SET if sets[1] >> fd & 1 else 0)
+                      | (POLLEX_SET if sets[2] >> fd & 1 else 0))
+            wanted.append((fd, events))
+        fd += 1
+    revents = _host_poll(k, wanted, timeout)
+    ready = [0, 0, 0]
+    for (fd, _), r in zip(wanted, revents):
+        for i, mask in enumerate((POLLIN_SET, POLLOUT_SET, POLLEX_SET)):
+            if sets[i] >> fd & 1 and r & mask:
+                ready[i] |= 1 << fd
+    for addr, bits in zip((inp, outp, exp), ready):
+        if addr and nbytes:
+            k.mem.write(addr, bits.to_bytes(nbytes, "little"))
+    return sum(bin(b).count("1") for b in ready)
+
+
+@syscall("select", FULL)
+def select(k, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr, timeout: Ptr) -> int:
+    """select(2): struct timeval timeout, updated with the time left (Linux does)."""
+    ts = _timeout_ns(k, timeout, usec=True)
+    given = _nonzero(ts)
+    result = _select(k, nfds, readfds, writefds, exceptfds, ts)
+    _write_left(k, timeout, ts, given, usec=True)
+    return result
+
+
+@syscall("pselect6", FULL)
+def pselect6(k, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr, timeout: Ptr, sig: Ptr) -> int:
+    """pselect6: the sixth argument points at {const sigset_t *ss; size_t ss_len}."""
+    sigmask, sigsetsize = struct.unpack("<QQ", k.mem.read(sig, 16)) if sig else (0, 0)
+    ts = _timeout_ns(k, timeout)
+    given = _nonzero(ts)
+    result = _with_sigmask(k, sigmask, sigsetsize,
+                           lambda now: _select(k, nfds, readfds, writefds, exceptfds, Timespec(0, 0) if now else ts))
+    _write_left(k, timeout, ts, given)
+    return result

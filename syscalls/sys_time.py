@@ -1,33 +1,69 @@
-"""Time: clock_gettime, clock_getres, clock_nanosleep, gettimeofday, time, nanosleep (kernel/time/)."""
-import struct
-import time as _time
-from errno import EINVAL, EPERM
+"""Time: clock_gettime, clock_getres, clock_nanosleep, gettimeofday, time, nanosleep, and the clock setters
+(kernel/time/posix-timers.c, posix-cpu-timers.c, time.c, hrtimer.c).
 
-from hermipy.syscalls.argtypes import Enum, Int, Ptr
+The guest is one host process, so every clock is the host's: reading and sleeping go to the host kernel
+unchanged (it validates the clock and the timespec exactly as it would for the native program). Only the
+ids that name *another* process's CPU clock are refused, since the guest sees no other process; a CPU clock
+of the guest (pid 0 or its own pid/tid) is the hermipy process's, which includes the emulator's own work.
+"""
+import ctypes
+import struct
+from errno import EFAULT, EINVAL, EPERM
+
+from hermipy.syscalls.argtypes import Enum, Flags, Ptr
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, STUB, syscall
 
 CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID", 3: "CLOCK_THREAD_CPUTIME_ID",
           4: "CLOCK_MONOTONIC_RAW", 5: "CLOCK_REALTIME_COARSE", 6: "CLOCK_MONOTONIC_COARSE", 7: "CLOCK_BOOTTIME",
           8: "CLOCK_REALTIME_ALARM", 9: "CLOCK_BOOTTIME_ALARM", 11: "CLOCK_TAI"}
 CLOCK = Enum(CLOCKS)
+CLOCK_REALTIME = 0
+CPU_CLOCKS = (2, 3)
 TIMER_ABSTIME = 1
+TIMER_FLAGS = Flags({1: "TIMER_ABSTIME"})
 NSEC = 1_000_000_000
+USEC = 1_000_000
+CPUCLOCK_PERTHREAD_MASK, CPUCLOCK_CLOCK_MASK, CLOCKFD = 4, 3, 3
+# timekeeping.h: TIME_SETTOD_SEC_MAX = KTIME_SEC_MAX - TIME_UPTIME_SEC_MAX
+TIME_SETTOD_SEC_MAX = (((1 << 63) - 1) // NSEC) - 30 * 365 * 24 * 3600
 
 
-def _clock_ns(clock: int) -> int:
-    """The host's clock: the guest is one host process, so its CPU-time clocks are the process's."""
-    if clock not in CLOCKS:
+class Timespec(ctypes.Structure):
+    """struct __kernel_timespec: two s64."""
+    _fields_ = [("sec", ctypes.c_int64), ("nsec", ctypes.c_int64)]
+
+
+def host_clock(k, clock: int) -> int:
+    """The host clock id that stands for the guest's ``clock``; EINVAL for another process's CPU clock.
+
+    A negative id is a dynamic clock (include/linux/posix-timers.h): ~pid << 3 | type for a process or
+    thread CPU clock, ~fd << 3 | CLOCKFD for a posix-clock device, whose guest fd becomes the host's.
+    """
+    if clock >= 0:
+        return clock
+    if clock & CPUCLOCK_CLOCK_MASK == CLOCKFD:
+        fd = ~(clock >> 3)
+        try:
+            host_fd = k.fds.get(fd).host_fd
+        except SyscallError:
+            raise SyscallError(EINVAL) from None
+        return (~host_fd << 3) | (clock & 7)
+    pid = ~(clock >> 3)
+    if pid not in (0, k.proc.pid):
         raise SyscallError(EINVAL)
-    return _time.clock_gettime_ns(clock)
+    return clock
 
 
-def read_timespec(k, addr: int) -> int:
-    """struct timespec (two s64) -> nanoseconds; EINVAL for a negative or out-of-range field."""
-    sec, nsec = struct.unpack("<qq", k.mem.read(addr, 16))
-    if sec < 0 or not 0 <= nsec < NSEC:
-        raise SyscallError(EINVAL)
-    return sec * NSEC + nsec
+def _read_timespec_or_none(k, addr: int):
+    """A host copy of the guest's timespec, or None when the guest pointer is bad: the host call then gets
+    NULL, so it reports whatever the native kernel would (EINVAL/EOPNOTSUPP for the clock first, else EFAULT)."""
+    try:
+        sec, nsec = struct.unpack("<qq", k.mem.read(addr, 16))
+    except SyscallError:
+        return None
+    return Timespec(sec, nsec)
 
 
 def write_timespec(k, addr: int, ns: int) -> None:
@@ -36,75 +72,113 @@ def write_timespec(k, addr: int, ns: int) -> None:
 
 @syscall("clock_gettime", FULL)
 def clock_gettime(k, clockid: CLOCK, tp: Ptr) -> int:
-    """clock_gettime(2)."""
-    write_timespec(k, tp, _clock_ns(clockid))
+    """clock_gettime(2): the host's reading, then EFAULT if the guest's buffer is bad."""
+    ts = Timespec()
+    host_syscall("clock_gettime", host_clock(k, clockid), ts)
+    k.mem.write(tp, struct.pack("<qq", ts.sec, ts.nsec))
     return 0
 
 
 @syscall("clock_getres", FULL)
 def clock_getres(k, clockid: CLOCK, res: Ptr) -> int:
-    """clock_getres(2): the host's resolution for the clock."""
-    if clockid not in CLOCKS:
-        raise SyscallError(EINVAL)
+    """clock_getres(2): the host's resolution; ``res`` may be NULL."""
+    ts = Timespec()
+    host_syscall("clock_getres", host_clock(k, clockid), ts if res else None)
     if res:
-        write_timespec(k, res, round(_time.clock_getres(clockid) * NSEC))
+        k.mem.write(res, struct.pack("<qq", ts.sec, ts.nsec))
     return 0
+
+
+@syscall("clock_nanosleep", FULL)
+def clock_nanosleep(k, clockid: CLOCK, flags: TIMER_FLAGS, req: Ptr, rem: Ptr) -> int:
+    """clock_nanosleep(2), relative or TIMER_ABSTIME, slept by the host (clocks without a sleep give
+    EOPNOTSUPP, a bad timespec EINVAL, as natively). The remaining time is written only on EINTR."""
+    ts = _read_timespec_or_none(k, req)
+    left = Timespec()
+    try:
+        host_syscall("clock_nanosleep", host_clock(k, clockid), flags, ts, left)
+    except InterruptedError:
+        if rem and not flags & TIMER_ABSTIME:
+            k.mem.write(rem, struct.pack("<qq", left.sec, left.nsec))
+        raise
+    return 0
+
+
+@syscall("nanosleep", FULL)
+def nanosleep(k, req: Ptr, rem: Ptr) -> int:
+    """nanosleep(2) on CLOCK_MONOTONIC."""
+    ts = _read_timespec_or_none(k, req)
+    if ts is None:
+        raise SyscallError(EFAULT)
+    left = Timespec()
+    try:
+        host_syscall("nanosleep", ts, left)
+    except InterruptedError:
+        if rem:
+            k.mem.write(rem, struct.pack("<qq", left.sec, left.nsec))
+        raise
+    return 0
+
+
+class Timeval(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_int64), ("usec", ctypes.c_int64)]
+
+
+class Timezone(ctypes.Structure):
+    _fields_ = [("minuteswest", ctypes.c_int32), ("dsttime", ctypes.c_int32)]
 
 
 @syscall("gettimeofday", FULL)
 def gettimeofday(k, tv: Ptr, tz: Ptr) -> int:
-    """gettimeofday(2): struct timeval (two s64); the obsolete timezone reads as zero."""
+    """gettimeofday(2): struct timeval (two s64) and the kernel's struct timezone, both from the host."""
+    htv, htz = Timeval(), Timezone()
+    host_syscall("gettimeofday", htv, htz)
     if tv:
-        sec, ns = divmod(_time.clock_gettime_ns(0), NSEC)
-        k.mem.write(tv, struct.pack("<qq", sec, ns // 1000))
+        k.mem.write(tv, struct.pack("<qq", htv.sec, htv.usec))
     if tz:
-        k.mem.write(tz, bytes(8))
+        k.mem.write(tz, struct.pack("<ii", htz.minuteswest, htz.dsttime))
     return 0
 
 
 @syscall("time", FULL)
 def time(k, tloc: Ptr) -> int:
     """time(2)."""
-    now = _time.clock_gettime_ns(0) // NSEC
+    now = host_syscall("time", 0)
     if tloc:
         k.mem.write(tloc, struct.pack("<q", now))
     return now
 
 
-def _sleep_until(clock: int, deadline_ns: int) -> None:
-    while True:
-        left = deadline_ns - _time.clock_gettime_ns(clock)
-        if left <= 0:
-            return
-        _time.sleep(left / NSEC)
+def _valid_settod(sec: int, nsec: int) -> bool:
+    return 0 <= sec < TIME_SETTOD_SEC_MAX and 0 <= nsec < NSEC
 
 
-@syscall("nanosleep", FULL)
-def nanosleep(k, req: Ptr, rem: Ptr) -> int:
-    """nanosleep(2) on CLOCK_MONOTONIC."""
-    ns = read_timespec(k, req)
-    _sleep_until(1, _time.clock_gettime_ns(1) + ns)
-    return 0
-
-
-@syscall("clock_nanosleep", FULL)
-def clock_nanosleep(k, clockid: CLOCK, flags: Int, req: Ptr, rem: Ptr) -> int:
-    """clock_nanosleep(2): relative or TIMER_ABSTIME; CPU-time clocks of this process are refused (EINVAL)."""
-    if clockid not in (0, 1, 7, 8, 9, 11):
-        raise SyscallError(EINVAL)
-    ns = read_timespec(k, req)
-    clock = {8: 0, 9: 7}.get(clockid, clockid)
-    _sleep_until(clock, ns if flags & TIMER_ABSTIME else _time.clock_gettime_ns(clock) + ns)
-    return 0
-
-
-@syscall("clock_settime", STUB, note="refused with EPERM: the guest may not set the host's clocks")
+@syscall("clock_settime", STUB, note="never sets a clock: the checks Linux makes first (clock id, EFAULT, EINVAL) "
+                                     "are made, then EPERM even for a guest the host would let set the time")
 def clock_settime(k, clockid: CLOCK, tp: Ptr) -> int:
-    if clockid not in CLOCKS:
+    """clock_settime(2): posix-timers.c order: clock id, copy in, then the clock's clock_set."""
+    if clockid >= 0 and clockid not in CLOCKS:
         raise SyscallError(EINVAL)
-    raise SyscallError(EPERM)
+    if clockid < 0:
+        host_clock(k, clockid)
+    elif clockid not in (CLOCK_REALTIME, *CPU_CLOCKS):
+        raise SyscallError(EINVAL)         # no clock_set for monotonic, boottime, tai, coarse, raw, alarm
+    sec, nsec = struct.unpack("<qq", k.mem.read(tp, 16))
+    if clockid == CLOCK_REALTIME and not _valid_settod(sec, nsec):
+        raise SyscallError(EINVAL)
+    raise SyscallError(EPERM)              # CPU clocks can never be set; the real-time clock is the host's
 
 
-@syscall("settimeofday", STUB, note="refused with EPERM: the guest may not set the host's clocks")
+@syscall("settimeofday", STUB, note="never sets the clock: EFAULT/EINVAL as Linux checks them, then EPERM even "
+                                    "for a guest the host would let set the time")
 def settimeofday(k, tv: Ptr, tz: Ptr) -> int:
+    """settimeofday(2) (kernel/time/time.c)."""
+    if tv:
+        sec, usec = struct.unpack("<qq", k.mem.read(tv, 16))
+        if usec > USEC or usec < 0:
+            raise SyscallError(EINVAL)
+    if tz:
+        k.mem.read(tz, 8)
+    if tv and not _valid_settod(sec, usec * 1000):
+        raise SyscallError(EINVAL)
     raise SyscallError(EPERM)
