@@ -1,5 +1,12 @@
-"""System information and resource limits: uname, sysinfo, rlimits, rusage, times, affinity, getrandom
-(kernel/sys.c, kernel/sched/core.c, drivers/char/random.c)."""
+"""System information, resource limits and credentials: uname, sysinfo, rlimits, rusage, times, affinity,
+getrandom, the set*id family, setgroups, priorities, personality (kernel/sys.c, kernel/groups.c,
+kernel/sched/core.c, security/commoncap.c, drivers/char/random.c).
+
+Credentials are the guest's own record (k.proc): the set*id calls follow the kernel's permission rules,
+with the guest's capabilities starting as the host process's and changing as commoncap.c changes them when
+the uids leave or return to 0; the hermipy process's own ids never change.
+"""
+import ctypes
 import os
 import resource
 import struct
@@ -8,6 +15,7 @@ from errno import EFAULT, EINVAL, EPERM, ESRCH
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.kernel import RLIM_INFINITY
+from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 UTS_FIELD = 65
@@ -16,7 +24,6 @@ RLIMITS = {0: "RLIMIT_CPU", 1: "RLIMIT_FSIZE", 2: "RLIMIT_DATA", 3: "RLIMIT_STAC
            10: "RLIMIT_LOCKS", 11: "RLIMIT_SIGPENDING", 12: "RLIMIT_MSGQUEUE", 13: "RLIMIT_NICE",
            14: "RLIMIT_RTPRIO", 15: "RLIMIT_RTTIME"}
 RLIMIT_NOFILE = 7
-NR_OPEN = 1 << 20                      # fs/file.c sysctl_nr_open default
 RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
 GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE = 1, 2, 4
 
@@ -58,36 +65,52 @@ def sysinfo(k, info: Ptr) -> int:
 
 
 def _check_pid(k, pid: int) -> None:
+    """find_task_by_vpid(): the guest sees only itself, any other pid (negative ones too) is ESRCH."""
     if pid not in (0, k.proc.pid):
-        raise SyscallError(ESRCH if pid > 0 else EINVAL)
+        raise SyscallError(ESRCH)
 
 
-def _set_rlimit(k, resource_: int, soft: int, hard: int) -> None:
-    """The guest's own limits; raising a hard limit needs CAP_SYS_RESOURCE (euid 0 here)."""
+def _nr_open() -> int:
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20                 # fs/file.c sysctl_nr_open default
+
+
+def _set_rlimit(k, resource_: int, soft: int, hard: int) -> list[int]:
+    """do_prlimit() on the guest's own limits; returns the previous ones. Raising a hard limit needs
+    CAP_SYS_RESOURCE; RLIMIT_NOFILE also caps the guest's fd table."""
     if soft > hard:
         raise SyscallError(EINVAL)
-    old = k.proc.rlimits.setdefault(resource_, [RLIM_INFINITY, RLIM_INFINITY])
-    if hard > old[1] and k.proc.euid != 0:
+    if resource_ == RLIMIT_NOFILE and hard > _nr_open():
         raise SyscallError(EPERM)
+    old = k.proc.rlimits.setdefault(resource_, [RLIM_INFINITY, RLIM_INFINITY])
+    if hard > old[1] and not capable(k, CAP_SYS_RESOURCE):
+        raise SyscallError(EPERM)
+    previous = list(old)
     if resource_ == RLIMIT_NOFILE:
-        if hard > NR_OPEN and hard != RLIM_INFINITY or soft > NR_OPEN and soft != RLIM_INFINITY:
-            raise SyscallError(EPERM)
-        k.fds.limit = min(soft, NR_OPEN)
+        k.fds.limit = soft
     old[:] = [soft, hard]
+    return previous
 
 
-@syscall("prlimit64", FULL)
+RLIMIT_NOTE = "limits are the guest's own record: RLIMIT_NOFILE caps the guest's fd table, the others are not enforced"
+
+
+@syscall("prlimit64", PARTIAL, note=RLIMIT_NOTE)
 def prlimit64(k, pid: Int, resource_: Enum(RLIMITS), new_limit: Ptr, old_limit: Ptr) -> int:
-    """prlimit(2) for this process (pid 0 or its own)."""
+    """prlimit(2) for this process (pid 0 or its own): new limit copied in, then set, then the old one out."""
+    new = struct.unpack("<QQ", k.mem.read(new_limit, 16)) if new_limit else None
     _check_pid(k, pid)
     if resource_ not in RLIMITS:
         raise SyscallError(EINVAL)
-    new = struct.unpack("<QQ", k.mem.read(new_limit, 16)) if new_limit else None
-    current = k.proc.rlimits.get(resource_, [RLIM_INFINITY, RLIM_INFINITY])
-    if old_limit:
-        k.mem.write(old_limit, struct.pack("<QQ", *current))
     if new is not None:
-        _set_rlimit(k, resource_, *new)
+        previous = _set_rlimit(k, resource_, *new)
+    else:
+        previous = k.proc.rlimits.get(resource_, [RLIM_INFINITY, RLIM_INFINITY])
+    if old_limit:
+        k.mem.write(old_limit, struct.pack("<QQ", *previous))
     return 0
 
 
@@ -100,7 +123,7 @@ def getrlimit(k, resource_: Enum(RLIMITS), rlim: Ptr) -> int:
     return 0
 
 
-@syscall("setrlimit", FULL)
+@syscall("setrlimit", PARTIAL, note=RLIMIT_NOTE)
 def setrlimit(k, resource_: Enum(RLIMITS), rlim: Ptr) -> int:
     """setrlimit(2)."""
     if resource_ not in RLIMITS:
@@ -138,27 +161,23 @@ def times(k, buf: Ptr) -> int:
 
 
 @syscall("sched_getaffinity", FULL)
-def sched_getaffinity(k, pid: Int, cpusetsize: Size, mask: Ptr) -> int:
-    """sched_getaffinity(2): the host's mask; returns the kernel's cpumask size in bytes."""
+def sched_getaffinity(k, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
+    """sched_getaffinity(2): the host kernel's answer for the hermipy process (the guest's vCPU runs on it),
+    including its checks of the size and the number of bytes it returns (cpumask_size())."""
+    hlen = cpusetsize if cpusetsize <= 1 << 16 else (1 << 16) + cpusetsize % 8
+    buf = ctypes.create_string_buffer(hlen)
+    nbytes = host_syscall("sched_getaffinity", 0, hlen, buf)
     _check_pid(k, pid)
-    cpus = os.sched_getaffinity(0)
-    nbytes = max(8, ((max(cpus) // 64) + 1) * 8)
-    if cpusetsize < nbytes or cpusetsize % 8:
-        raise SyscallError(EINVAL)
-    bits = sum(1 << c for c in cpus)
-    k.mem.write(mask, bits.to_bytes(nbytes, "little"))
+    k.mem.write(mask, buf.raw[:nbytes])
     return nbytes
 
 
-@syscall("sched_setaffinity", PARTIAL, note="accepted when the mask keeps at least one host CPU; the guest has "
-                                            "one vCPU, so nothing changes")
-def sched_setaffinity(k, pid: Int, cpusetsize: Size, mask: Ptr) -> int:
-    """sched_setaffinity(2)."""
+@syscall("sched_setaffinity", FULL)
+def sched_setaffinity(k, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
+    """sched_setaffinity(2), applied to the hermipy process (EINVAL from the host when no allowed CPU is left)."""
+    data = k.mem.read(mask, min(cpusetsize, 1 << 16))
     _check_pid(k, pid)
-    bits = int.from_bytes(k.mem.read(mask, cpusetsize), "little")
-    if not any(bits >> c & 1 for c in os.sched_getaffinity(0)):
-        raise SyscallError(EINVAL)
-    return 0
+    return host_syscall("sched_setaffinity", 0, len(data), ctypes.create_string_buffer(data, len(data)))
 
 
 @syscall("sched_yield", FULL)
@@ -169,17 +188,14 @@ def sched_yield(k) -> int:
 
 @syscall("getcpu", FULL)
 def getcpu(k, cpu: Ptr, node: Ptr, tcache: Ptr) -> int:
-    """getcpu(2): the host CPU this process runs on; NUMA node 0."""
+    """getcpu(2): the host CPU and NUMA node this process runs on."""
+    hcpu, hnode = ctypes.c_uint32(), ctypes.c_uint32()
+    host_syscall("getcpu", hcpu, hnode, None)
     if cpu:
-        k.mem.write(cpu, struct.pack("<I", _current_cpu()))
+        k.mem.write(cpu, struct.pack("<I", hcpu.value))
     if node:
-        k.mem.write(node, struct.pack("<I", 0))
+        k.mem.write(node, struct.pack("<I", hnode.value))
     return 0
-
-
-def _current_cpu() -> int:
-    with open("/proc/self/stat", "rb") as f:
-        return int(f.read().rsplit(b")", 1)[1].split()[36])
 
 
 @syscall("getrandom", FULL)
@@ -190,3 +206,248 @@ def getrandom(k, buf: Ptr, count: Size, flags: UInt) -> int:
     count = min(count, 0x1FFFFFF)      # one call returns at most 32 MiB - 1
     k.mem.write(buf, os.urandom(count))
     return count
+
+
+# -- credentials ------------------------------------------------------------------------------------
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
+CAP_SETGID, CAP_SETUID, CAP_LINUX_IMMUTABLE, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_MAC_OVERRIDE = 6, 7, 9, 23, 24, 32
+CAP_FS_MASK = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
+                                   CAP_LINUX_IMMUTABLE, CAP_MAC_OVERRIDE))
+NO_ID = 0xFFFFFFFF                     # (uid_t) -1: "leave unchanged", never a valid id
+NGROUPS_MAX = 65536
+ID_NOTE = ("the guest's recorded ids change by the kernel's rules (capabilities start as the host's and are "
+           "dropped/regained as commoncap.c does); the hermipy process's own ids and file access stay the host's")
+
+
+def _creds(k):
+    """k.proc with the credential fields Process does not carry yet (fsuid/fsgid, capability sets)."""
+    p = k.proc
+    if not hasattr(p, "cap_eff"):
+        p.fsuid, p.fsgid = p.euid, p.egid
+        p.cap_eff, p.cap_prm = _host_caps()
+    return p
+
+
+def _host_caps() -> tuple[int, int]:
+    caps = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("CapEff:", "CapPrm:")):
+                    key, value = line.split(":")
+                    caps[key] = int(value, 16)
+    except OSError:
+        pass
+    return caps.get("CapEff", 0), caps.get("CapPrm", 0)
+
+
+def capable(k, cap: int) -> bool:
+    """ns_capable(): the guest's effective capability set has ``cap``."""
+    return bool(_creds(k).cap_eff >> cap & 1)
+
+
+def _fix_setuid(p, old: tuple[int, int, int, int]) -> None:
+    """cap_emulate_setxuid() and the fsuid fixup of cap_task_fix_setuid() (security/commoncap.c)."""
+    ouid, oeuid, osuid, ofsuid = old
+    if 0 in (ouid, oeuid, osuid) and 0 not in (p.uid, p.euid, p.suid):
+        p.cap_prm = p.cap_eff = 0
+    if oeuid == 0 and p.euid != 0:
+        p.cap_eff = 0
+    if oeuid != 0 and p.euid == 0:
+        p.cap_eff = p.cap_prm
+    _fix_fsuid(p, ofsuid)
+
+
+def _fix_fsuid(p, ofsuid: int) -> None:
+    if ofsuid == 0 and p.fsuid != 0:
+        p.cap_eff &= ~CAP_FS_MASK
+    if ofsuid != 0 and p.fsuid == 0:
+        p.cap_eff |= p.cap_prm & CAP_FS_MASK
+
+
+def _uids(p) -> tuple[int, int, int, int]:
+    return p.uid, p.euid, p.suid, p.fsuid
+
+
+@syscall("setuid", PARTIAL, note=ID_NOTE)
+def setuid(k, uid: UInt) -> int:
+    """setuid(2) (kernel/sys.c __sys_setuid)."""
+    p = _creds(k)
+    if uid == NO_ID:
+        raise SyscallError(EINVAL)
+    old = _uids(p)
+    if capable(k, CAP_SETUID):
+        p.uid = p.suid = uid
+    elif uid not in (p.uid, p.suid):
+        raise SyscallError(EPERM)
+    p.euid = p.fsuid = uid
+    _fix_setuid(p, old)
+    return 0
+
+
+@syscall("setgid", PARTIAL, note=ID_NOTE)
+def setgid(k, gid: UInt) -> int:
+    """setgid(2)."""
+    p = _creds(k)
+    if gid == NO_ID:
+        raise SyscallError(EINVAL)
+    if capable(k, CAP_SETGID):
+        p.gid = p.egid = p.sgid = p.fsgid = gid
+    elif gid in (p.gid, p.sgid):
+        p.egid = p.fsgid = gid
+    else:
+        raise SyscallError(EPERM)
+    return 0
+
+
+def _setre(k, cap: int, ids: list[int], r: int, e: int) -> list[int]:
+    """__sys_setreuid/__sys_setregid on [real, effective, saved]: the new [real, effective, saved]."""
+    real, eff, saved = ids
+    new = list(ids)
+    if r != NO_ID:
+        if r not in (real, eff) and not capable(k, cap):
+            raise SyscallError(EPERM)
+        new[0] = r
+    if e != NO_ID:
+        if e not in (real, eff, saved) and not capable(k, cap):
+            raise SyscallError(EPERM)
+        new[1] = e
+    if r != NO_ID or (e != NO_ID and e != real):
+        new[2] = new[1]
+    return new
+
+
+@syscall("setreuid", PARTIAL, note=ID_NOTE)
+def setreuid(k, ruid: UInt, euid: UInt) -> int:
+    p = _creds(k)
+    old = _uids(p)
+    p.uid, p.euid, p.suid = _setre(k, CAP_SETUID, [p.uid, p.euid, p.suid], ruid, euid)
+    p.fsuid = p.euid
+    _fix_setuid(p, old)
+    return 0
+
+
+@syscall("setregid", PARTIAL, note=ID_NOTE)
+def setregid(k, rgid: UInt, egid: UInt) -> int:
+    p = _creds(k)
+    p.gid, p.egid, p.sgid = _setre(k, CAP_SETGID, [p.gid, p.egid, p.sgid], rgid, egid)
+    p.fsgid = p.egid
+    return 0
+
+
+def _setres(k, cap: int, ids: list[int], fs: int, wanted: tuple[int, int, int]) -> list[int] | None:
+    """__sys_setresuid/__sys_setresgid: None for the no-op case, else the new [real, effective, saved]."""
+    r, e, s = wanted
+    if (r == NO_ID or r == ids[0]) and (e == NO_ID or e == ids[1] and e == fs) and (s == NO_ID or s == ids[2]):
+        return None
+    if any(x != NO_ID and x not in ids for x in wanted) and not capable(k, cap):
+        raise SyscallError(EPERM)
+    return [old if x == NO_ID else x for old, x in zip(ids, wanted)]
+
+
+@syscall("setresuid", PARTIAL, note=ID_NOTE)
+def setresuid(k, ruid: UInt, euid: UInt, suid: UInt) -> int:
+    p = _creds(k)
+    new = _setres(k, CAP_SETUID, [p.uid, p.euid, p.suid], p.fsuid, (ruid, euid, suid))
+    if new is not None:
+        old = _uids(p)
+        p.uid, p.euid, p.suid = new
+        p.fsuid = p.euid
+        _fix_setuid(p, old)
+    return 0
+
+
+@syscall("setresgid", PARTIAL, note=ID_NOTE)
+def setresgid(k, rgid: UInt, egid: UInt, sgid: UInt) -> int:
+    p = _creds(k)
+    new = _setres(k, CAP_SETGID, [p.gid, p.egid, p.sgid], p.fsgid, (rgid, egid, sgid))
+    if new is not None:
+        p.gid, p.egid, p.sgid = new
+        p.fsgid = p.egid
+    return 0
+
+
+@syscall("setfsuid", PARTIAL, note=ID_NOTE)
+def setfsuid(k, fsuid: UInt) -> int:
+    """setfsuid(2): always returns the previous fsuid; changes it when allowed."""
+    p = _creds(k)
+    old = p.fsuid
+    if fsuid != NO_ID and fsuid != old and (fsuid in (p.uid, p.euid, p.suid) or capable(k, CAP_SETUID)):
+        p.fsuid = fsuid
+        _fix_fsuid(p, old)
+    return old
+
+
+@syscall("setfsgid", PARTIAL, note=ID_NOTE)
+def setfsgid(k, fsgid: UInt) -> int:
+    p = _creds(k)
+    old = p.fsgid
+    if fsgid != NO_ID and fsgid != old and (fsgid in (p.gid, p.egid, p.sgid) or capable(k, CAP_SETGID)):
+        p.fsgid = fsgid
+    return old
+
+
+@syscall("setgroups", PARTIAL, note="the guest's supplementary groups (as getgroups reports them) change; the "
+                                    "hermipy process's groups and file access stay the host's")
+def setgroups(k, size: Int, grouplist: Ptr) -> int:
+    """setgroups(2): needs CAP_SETGID; the list is kept sorted, as groups_sort() does."""
+    if not capable(k, CAP_SETGID):
+        raise SyscallError(EPERM)
+    if size & 0xFFFFFFFF > NGROUPS_MAX:
+        raise SyscallError(EINVAL)
+    data = k.mem.read(grouplist, 4 * size) if size else b""
+    groups = sorted(struct.unpack(f"<{size}I", data))
+    if NO_ID in groups:
+        raise SyscallError(EINVAL)
+    k.proc.groups = groups
+    return 0
+
+
+# -- priority, personality ---------------------------------------------------------------------------
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+PRIO_WHICH = Enum({0: "PRIO_PROCESS", 1: "PRIO_PGRP", 2: "PRIO_USER"})
+MIN_NICE, MAX_NICE = -20, 19
+
+
+@syscall("getpriority", FULL)
+def getpriority(k, which: PRIO_WHICH, who: Int) -> int:
+    """getpriority(2): the raw syscall's 20 - nice, asked of the host, whose pid space the guest shares (the
+    guest's own process is the hermipy process, and its group and user are the host's)."""
+    if which == PRIO_USER and who == 0:
+        who = k.proc.uid
+    return host_syscall("getpriority", which, who)
+
+
+@syscall("setpriority", PARTIAL, note="only the guest itself: PRIO_PROCESS of its pid, or its own process group or "
+                                      "user, renices just the hermipy process; other targets are ESRCH")
+def setpriority(k, which: PRIO_WHICH, who: Int, niceval: Int) -> int:
+    """setpriority(2) with set_one_prio()'s check: a lower nice needs RLIMIT_NICE room or CAP_SYS_NICE."""
+    if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
+        raise SyscallError(EINVAL)
+    niceval = min(max(niceval, MIN_NICE), MAX_NICE)
+    own = {PRIO_PROCESS: k.proc.pid, PRIO_PGRP: os.getpgrp(), PRIO_USER: k.proc.uid}[which]
+    if who not in (0, own):
+        raise SyscallError(ESRCH)
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceval < current:
+        limit = k.proc.rlimits.get(13, [0, 0])[0]                  # RLIMIT_NICE, as 20 - nice
+        if 20 - niceval > limit and not capable(k, CAP_SYS_NICE):
+            raise SyscallError(13)                                  # EACCES
+    os.setpriority(os.PRIO_PROCESS, 0, niceval)
+    return 0
+
+
+PER_QUERY = 0xFFFFFFFF
+
+
+@syscall("personality", PARTIAL, note="the persona is recorded and reported back; its flags (ADDR_NO_RANDOMIZE, "
+                                      "READ_IMPLIES_EXEC, ...) do not change how hermipy runs the guest")
+def personality(k, persona: UInt) -> int:
+    """personality(2): returns the previous persona; 0xffffffff only queries."""
+    p = k.proc
+    if not hasattr(p, "personality"):
+        p.personality = host_syscall("personality", PER_QUERY) & 0xFFFFFFFF
+    old = p.personality
+    if persona != PER_QUERY:
+        p.personality = persona
+    return old
