@@ -1,0 +1,21 @@
+"""I/O control differentially: dup*, fcntl, flock, ioctl (a pty for the terminal requests), pipes, sendfile,
+copy_file_range, fadvise/readahead, poll/ppoll/select/pselect6 (testbins/io.c), and exit statuses and stdio
+flushing at exit (testbins/exit_codes.c), each natively and under hermipy."""
+import pytest
+
+from difftest import VARIANTS, assert_same, build
+
+
+def _empty(directory: str) -> None:
+    """io.c works in a fresh temporary directory it fills itself."""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_io(variant):
+    result = assert_same([build("io", variant)], setup=_empty)
+    out = result.stdout.decode()
+    for fact in ("read back: hello", "file holds: this line went to the file", "slave read: pong",
+                 "master read: ping", "winsize 24x80", "handler ran: 1", "TCGETS on file: -1 ENOTTY",
+                 "own lock does not conflict: 1", "bad pipe used no fds: 1"):
+        assert fact in out, fact
+    assert result.status == 0
