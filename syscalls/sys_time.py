@@ -20,7 +20,6 @@ CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_I
           8: "CLOCK_REALTIME_ALARM", 9: "CLOCK_BOOTTIME_ALARM", 11: "CLOCK_TAI"}
 CLOCK = Enum(CLOCKS)
 CLOCK_REALTIME = 0
-CPU_CLOCKS = (2, 3)
 TIMER_ABSTIME = 1
 TIMER_FLAGS = Flags({1: "TIMER_ABSTIME"})
 NSEC = 1_000_000_000
@@ -161,12 +160,12 @@ def clock_settime(k, clockid: CLOCK, tp: Ptr) -> int:
         raise SyscallError(EINVAL)
     if clockid < 0:
         host_clock(k, clockid)
-    elif clockid not in (CLOCK_REALTIME, *CPU_CLOCKS):
-        raise SyscallError(EINVAL)         # no clock_set for monotonic, boottime, tai, coarse, raw, alarm
+    elif clockid != CLOCK_REALTIME:
+        raise SyscallError(EINVAL)         # only the real-time clock and dynamic CPU clocks have a clock_set
     sec, nsec = struct.unpack("<qq", k.mem.read(tp, 16))
     if clockid == CLOCK_REALTIME and not _valid_settod(sec, nsec):
         raise SyscallError(EINVAL)
-    raise SyscallError(EPERM)              # CPU clocks can never be set; the real-time clock is the host's
+    raise SyscallError(EPERM)              # a CPU clock can never be set; the real-time clock is the host's
 
 
 @syscall("settimeofday", STUB, note="never sets the clock: EFAULT/EINVAL as Linux checks them, then EPERM even "
