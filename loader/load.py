@@ -16,6 +16,22 @@ from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MA
 HEADER_READ = 64 * 1024
 
 
+def find_command(k, name: str, envp: list[bytes]) -> str:
+    """A name without a slash is searched in the guest's $PATH, as execvp(3) does; else it is a path."""
+    if "/" in name:
+        return name
+    path = next((e[5:] for e in envp if e.startswith(b"PATH=")), b"/usr/local/bin:/usr/bin:/bin")
+    for directory in os.fsdecode(path).split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            host = k.fs.to_host(k.fs.absolute(k.fs.cwd, candidate))
+        except SyscallError:
+            continue
+        if os.path.isfile(host) and os.access(host, os.X_OK):
+            return candidate
+    raise LoadError(f"{name}: command not found", 127)
+
+
 def open_binary(k, guest_path: str) -> tuple[int, str]:
     """Open the executable through the guest's file-system view; errors as a shell reports them."""
     try:
@@ -123,6 +139,7 @@ def load_interpreter(k, program: str, interp_path: str) -> tuple[int, int]:
 
 def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes]) -> tuple[int, int]:
     """Load ``guest_path`` (and its interpreter) into kernel ``k``; return (entry point, initial rsp)."""
+    guest_path = find_command(k, guest_path, envp)
     fd, _host = open_binary(k, guest_path)
     try:
         image = read_image(fd, guest_path)

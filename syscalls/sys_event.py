@@ -1,0 +1,320 @@
+"""Event plumbing as host passthrough: epoll (fs/eventpoll.c), eventfd (fs/eventfd.c), timerfd (fs/timerfd.c).
+
+Each guest epoll instance is a host epoll fd. A guest registration (fd, its open file) becomes a host
+registration of the file's host fd whose 64-bit data is a token hermipy chose; the guest's own epoll_data is
+kept per registration and put back into each event (struct epoll_event is packed on x86-64: u32 events +
+u64 data, 12 bytes). Linux keys a registration by (file, fd), so a second guest fd for the same open file
+(dup) is registered through a host dup of its fd. A registration ends with ``EPOLL_CTL_DEL`` or when its
+open file is released, as in Linux: the host drops the registration when the host fd closes, and the dups
+hermipy made are closed once their guest file has gone.
+
+eventfd and timerfd are host eventfds and timerfds: read, write, poll and close (sys_io) act on them as on
+any host fd. signalfd is not provided: hermipy delivers signals itself, so a host signalfd would never see
+one (see the declarations at the end).
+"""
+import ctypes
+import os
+import struct
+from errno import EEXIST, EFAULT, EINTR, EINVAL, ENOENT
+
+from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, SigSet, Size, UInt
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile
+from hermipy.syscalls.sys_fs import host_syscall
+from hermipy.syscalls.sys_net import install_host_fd
+from hermipy.syscalls.table import FULL, STUB, declare, syscall
+
+EPOLL_CLOEXEC = 0o2000000
+EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
+EPOLLEXCLUSIVE = 1 << 28
+EVENT = struct.Struct("<IQ")               # struct epoll_event, __attribute__((packed)) on x86-64
+EP_MAX_EVENTS = 0x7FFFFFFF // EVENT.size
+MAX_BATCH = 1024                           # events fetched from the host per wait (the rest stay ready)
+TASK_SIZE_MAX = 0x7FFFFFFFF000
+EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC = 1, 0o4000, 0o2000000
+TFD_NONBLOCK, TFD_CLOEXEC = 0o4000, 0o2000000
+TFD_SETTIME_FLAGS = 0x3                    # TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET
+NSEC = 1_000_000_000
+SIGSET_SIZE = 8
+
+EPOLL_OP = Enum({1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"})
+EPOLL_FLAGS = Flags({EPOLL_CLOEXEC: "EPOLL_CLOEXEC"})
+EFD_FLAGS = Flags({EFD_SEMAPHORE: "EFD_SEMAPHORE", EFD_NONBLOCK: "EFD_NONBLOCK", EFD_CLOEXEC: "EFD_CLOEXEC"})
+TFD_FLAGS = Flags({TFD_NONBLOCK: "TFD_NONBLOCK", TFD_CLOEXEC: "TFD_CLOEXEC"})
+TFD_SETTIME = Flags({1: "TFD_TIMER_ABSTIME", 2: "TFD_TIMER_CANCEL_ON_SET"})
+CLOCK = Enum({0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 7: "CLOCK_BOOTTIME", 8: "CLOCK_REALTIME_ALARM",
+              9: "CLOCK_BOOTTIME_ALARM"})
+
+
+def _anon_file(k, host_fd: int, name: str, nonblock: bool, cloexec: bool, cls=OpenFile) -> int:
+    """Install a host anon-inode fd (epoll, eventfd, timerfd) in the guest's table."""
+    of = cls(host_fd, f"anon_inode:[{name}]", O_RDWR | (O_NONBLOCK if nonblock else 0), "anon")
+    return install_host_fd(k, of, cloexec)
+
+
+# -- epoll ----------------------------------------------------------------------------------------------
+class Registration:
+    """One (guest fd, open file) watched by an epoll instance."""
+
+    __slots__ = ("token", "fd", "file", "data", "host_fd", "owned")
+
+    def __init__(self, token: int, fd: int, file: OpenFile, data: int, host_fd: int, owned: bool):
+        self.token, self.fd, self.file, self.data = token, fd, file, data
+        self.host_fd, self.owned = host_fd, owned          # owned: a dup hermipy made and must close
+
+    @property
+    def alive(self) -> bool:
+        return self.file.refs > 0
+
+
+class Epoll(OpenFile):
+    """A guest epoll instance: a host epoll fd plus the guest's registrations."""
+
+    __slots__ = ("regs", "tokens", "next_token")
+
+    def __init__(self, host_fd: int, path: str, flags: int, kind: str = "anon"):
+        super().__init__(host_fd, path, flags, kind)
+        self.regs: dict[tuple[int, OpenFile], Registration] = {}
+        self.tokens: dict[int, Registration] = {}
+        self.next_token = 1
+
+    def forget(self, reg: Registration) -> None:
+        del self.regs[(reg.fd, reg.file)]
+        del self.tokens[reg.token]
+        if reg.owned:
+            os.close(reg.host_fd)                # the host drops the registration with the fd
+
+    def prune(self) -> None:
+        """Registrations whose open file was released (its guest fds all closed) end, as in Linux."""
+        for reg in [r for r in self.regs.values() if not r.alive]:
+            self.forget(reg)
+
+    def release(self) -> None:
+        super().release()
+        if self.refs == 0:
+            for reg in list(self.regs.values()):
+                self.forget(reg)
+
+
+def _create(k, cloexec: bool) -> int:
+    return _anon_file(k, host_syscall("epoll_create1", EPOLL_CLOEXEC), "eventpoll", False, cloexec, Epoll)
+
+
+@syscall("epoll_create", FULL)
+def epoll_create(k, size: Int) -> int:
+    """epoll_create(2): ``size`` only has to be positive."""
+    if size <= 0:
+        raise SyscallError(EINVAL)
+    return _create(k, False)
+
+
+@syscall("epoll_create1", FULL)
+def epoll_create1(k, flags: EPOLL_FLAGS) -> int:
+    """epoll_create1(2)."""
+    if flags & ~EPOLL_CLOEXEC:
+        raise SyscallError(EINVAL)
+    return _create(k, bool(flags & EPOLL_CLOEXEC))
+
+
+def _host_ctl(ep_host: int, op: int, host_fd: int, events: int, token: int) -> None:
+    event = ctypes.create_string_buffer(EVENT.pack(events, token), EVENT.size)
+    host_syscall("epoll_ctl", ep_host, op, host_fd, ctypes.addressof(event))
+
+
+@syscall("epoll_ctl", FULL)
+def epoll_ctl(k, epfd: Int, op: EPOLL_OP, fd: Int, event: Ptr) -> int:
+    """epoll_ctl(2), in do_epoll_ctl()'s order: the event (EFAULT), both fds (EBADF), then the host judges
+    what it can watch (EPERM, ELOOP, EINVAL) and hermipy which (fd, file) pairs it holds (EEXIST, ENOENT)."""
+    events = data = 0
+    if op != EPOLL_CTL_DEL:
+        events, data = EVENT.unpack(k.mem.read(event, EVENT.size))
+    ep = k.fds.get(epfd)
+    target = k.fds.get(fd)
+    if not isinstance(ep, Epoll) or target is ep:
+        # not an epoll instance (or itself): the host gives EPERM for an unpollable target, else EINVAL
+        _host_ctl(ep.host_fd, op, target.host_fd, events, 0)
+        raise SyscallError(EINVAL)
+    if op not in (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD):
+        raise SyscallError(EINVAL)
+    if op == EPOLL_CTL_MOD and events & EPOLLEXCLUSIVE:
+        raise SyscallError(EINVAL)
+    ep.prune()
+    key = (fd, target)
+    reg = ep.regs.get(key)
+    if op == EPOLL_CTL_ADD:
+        if reg is not None:
+            raise SyscallError(EEXIST)
+        shared = any(r.file is target for r in ep.regs.values())
+        host_fd = os.dup(target.host_fd) if shared else target.host_fd
+        token = ep.next_token
+        try:
+            _host_ctl(ep.host_fd, EPOLL_CTL_ADD, host_fd, events, token)
+        except OSError:
+            if shared:
+                os.close(host_fd)
+            raise
+        ep.next_token += 1
+        reg = ep.regs[key] = ep.tokens[token] = Registration(token, fd, target, data, host_fd, shared)
+        return 0
+    if reg is None:
+        raise SyscallError(ENOENT)
+    if op == EPOLL_CTL_DEL:
+        host_syscall("epoll_ctl", ep.host_fd, EPOLL_CTL_DEL, reg.host_fd, 0)
+        ep.forget(reg)
+        return 0
+    _host_ctl(ep.host_fd, EPOLL_CTL_MOD, reg.host_fd, events, reg.token)
+    reg.data = data
+    return 0
+
+
+def _wait_args(k, epfd: int, events: int, maxevents: int) -> Epoll:
+    """do_epoll_wait()'s checks, in its order."""
+    if maxevents <= 0 or maxevents > EP_MAX_EVENTS:
+        raise SyscallError(EINVAL)
+    if events + maxevents * EVENT.size > TASK_SIZE_MAX:
+        raise SyscallError(EFAULT)
+    ep = k.fds.get(epfd)
+    if not isinstance(ep, Epoll):
+        raise SyscallError(EINVAL)
+    return ep
+
+
+def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
+    """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None)."""
+    count = min(maxevents, MAX_BATCH)
+    buf = ctypes.create_string_buffer(count * EVENT.size)
+    while True:
+        ep.prune()
+        if timeout is None or not isinstance(timeout, int):
+            n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
+                             ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
+        else:
+            n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
+        out = bytearray()
+        for i in range(n):
+            mask, token = EVENT.unpack_from(buf, i * EVENT.size)
+            reg = ep.tokens.get(token)
+            if reg is not None and reg.alive:   # else: its file was released after the last prune
+                out += EVENT.pack(mask, reg.data)
+        if out or not n:
+            break
+    if out:
+        k.mem.write(events, bytes(out))
+    return len(out) // EVENT.size
+
+
+def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
+    """set_user_sigmask() around a wait: a signal the temporary mask lets through ends it with EINTR (after
+    any events already ready) and runs its handler with the old mask restored afterwards."""
+    if not sigmask:
+        return wait(None)
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    from hermipy.syscalls.sys_signal import UNBLOCKABLE, deliver_pending
+    new = int.from_bytes(k.mem.read(sigmask, SIGSET_SIZE), "little") & ~UNBLOCKABLE
+    st = k.signals
+    saved, st.blocked = st.blocked, new
+    try:
+        if not st.next_deliverable():
+            return wait(None)                   # no other sender exists: nothing can arrive while waiting
+        n = wait(0)
+        if n:
+            return n
+    except BaseException:
+        st.blocked = saved
+        raise
+    k.cpu.set_reg("rax", -EINTR)
+    if deliver_pending(k, saved_mask=saved):
+        return None
+    st.blocked = saved
+    raise SyscallError(EINTR)
+
+
+@syscall("epoll_wait", FULL)
+def epoll_wait(k, epfd: Int, events: Ptr, maxevents: Int, timeout: Int) -> int:
+    """epoll_wait(2): ``timeout`` in milliseconds, negative waits forever."""
+    ep = _wait_args(k, epfd, events, maxevents)
+    return _wait(k, ep, events, maxevents, timeout if timeout >= 0 else -1)
+
+
+@syscall("epoll_pwait", FULL)
+def epoll_pwait(k, epfd: Int, events: Ptr, maxevents: Int, timeout: Int, sigmask: SigSet, sigsetsize: Size) -> int:
+    """epoll_pwait(2): epoll_wait with a temporary signal mask."""
+    if sigmask and sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    ep = _wait_args(k, epfd, events, maxevents)
+    ms = timeout if timeout >= 0 else -1
+    return _with_sigmask(k, sigmask, sigsetsize,
+                         lambda zero: _wait(k, ep, events, maxevents, ms if zero is None else 0))
+
+
+@syscall("epoll_pwait2", FULL)
+def epoll_pwait2(k, epfd: Int, events: Ptr, maxevents: Int, timeout: Ptr, sigmask: SigSet, sigsetsize: Size) -> int:
+    """epoll_pwait2(2): a struct timespec timeout (NULL: forever)."""
+    ts = None
+    if timeout:
+        sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < NSEC:
+            raise SyscallError(EINVAL)
+        ts = ctypes.create_string_buffer(struct.pack("<qq", sec, nsec), 16)
+    if sigmask and sigsetsize != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    ep = _wait_args(k, epfd, events, maxevents)
+    return _with_sigmask(k, sigmask, sigsetsize,
+                         lambda zero: _wait(k, ep, events, maxevents, ts if zero is None else 0))
+
+
+# -- eventfd --------------------------------------------------------------------------------------------
+@syscall("eventfd2", FULL)
+def eventfd2(k, initval: UInt, flags: EFD_FLAGS) -> int:
+    """eventfd2(2): a host eventfd; EFD_NONBLOCK and EFD_SEMAPHORE go to the host, EFD_CLOEXEC to the guest."""
+    host = host_syscall("eventfd2", initval, (flags & ~EFD_CLOEXEC) | EFD_CLOEXEC)
+    return _anon_file(k, host, "eventfd", bool(flags & EFD_NONBLOCK), bool(flags & EFD_CLOEXEC))
+
+
+@syscall("eventfd", FULL)
+def eventfd(k, initval: UInt) -> int:
+    """eventfd(2): eventfd2 without flags."""
+    return eventfd2(k, initval, 0)
+
+
+# -- timerfd --------------------------------------------------------------------------------------------
+@syscall("timerfd_create", FULL)
+def timerfd_create(k, clockid: CLOCK, flags: TFD_FLAGS) -> int:
+    """timerfd_create(2): a host timerfd on the host's clock (the guest's clocks are the host's)."""
+    host = host_syscall("timerfd_create", clockid, (flags & ~TFD_CLOEXEC) | TFD_CLOEXEC)
+    return _anon_file(k, host, "timerfd", bool(flags & TFD_NONBLOCK), bool(flags & TFD_CLOEXEC))
+
+
+@syscall("timerfd_settime", FULL)
+def timerfd_settime(k, fd: Int, flags: TFD_SETTIME, new_value: Ptr, old_value: Ptr) -> int:
+    """timerfd_settime(2): the new itimerspec is checked first (EFAULT, EINVAL), then the fd (EBADF)."""
+    new = k.mem.read(new_value, 32)
+    fields = struct.unpack("<qqqq", new)
+    if flags & ~TFD_SETTIME_FLAGS or any(s < 0 or not 0 <= ns < NSEC for s, ns in (fields[0:2], fields[2:4])):
+        raise SyscallError(EINVAL)
+    of = k.fds.get(fd)
+    new_buf = ctypes.create_string_buffer(new, 32)
+    old_buf = ctypes.create_string_buffer(32)
+    host_syscall("timerfd_settime", of.host_fd, flags, ctypes.addressof(new_buf),
+                 ctypes.addressof(old_buf) if old_value else 0)
+    if old_value:
+        k.mem.write(old_value, old_buf.raw)
+    return 0
+
+
+@syscall("timerfd_gettime", FULL)
+def timerfd_gettime(k, fd: Int, curr_value: Ptr) -> int:
+    """timerfd_gettime(2)."""
+    of = k.fds.get(fd)
+    buf = ctypes.create_string_buffer(32)
+    host_syscall("timerfd_gettime", of.host_fd, ctypes.addressof(buf))
+    k.mem.write(curr_value, buf.raw)
+    return 0
+
+
+# -- signalfd -------------------------------------------------------------------------------------------
+_SIGNALFD_NOTE = ("ENOSYS: hermipy delivers the guest's signals itself, so a host signalfd would never see one "
+                  "and a faithful one needs poll/epoll readiness hermipy does not model")
+declare("signalfd", STUB, _SIGNALFD_NOTE)
+declare("signalfd4", STUB, _SIGNALFD_NOTE)
