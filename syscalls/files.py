@@ -46,6 +46,19 @@ class OpenFile:
                 pass
 
 
+def _inherited_table_size() -> int:
+    """The fd table a process starts with is its parent's, kept across execve (dup_fd, FDSize in
+    /proc/PID/status): the guest starts with the size hermipy's own process inherited."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"FDSize:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 64
+
+
 class FdTable:
     """Guest fd -> OpenFile, with the per-descriptor close-on-exec flag."""
 
@@ -53,6 +66,7 @@ class FdTable:
         self.files: dict[int, OpenFile] = {}
         self.cloexec: set[int] = set()
         self.limit = NOFILE_DEFAULT
+        self.size = _inherited_table_size()     # fdt->max_fds: grows as fds are installed, never shrinks
 
     def get(self, fd: int) -> OpenFile:
         try:
@@ -79,6 +93,8 @@ class FdTable:
         old = self.files.get(fd)
         file.refs += 1
         self.files[fd] = file
+        while fd >= self.size:                  # expand_fdtable: 64, then powers of two times 128
+            self.size = max(128, self.size * 2)
         if cloexec:
             self.cloexec.add(fd)
         else:

@@ -281,7 +281,7 @@ class Synthetic:
         text = (f"Name:\t{p.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
                 f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{p.pid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
                 f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
-                f"FDSize:\t{max(64, self.k.fds.limit if self.k.fds.limit < 1024 else 256)}\nGroups:\t{groups} \n"
+                f"FDSize:\t{self.k.fds.size}\nGroups:\t{groups} \n"
                 f"NStgid:\t{p.pid}\nNSpid:\t{p.pid}\n"
                 f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"
                 f"VmHWM:\t{rss:8d} kB\nVmRSS:\t{rss:8d} kB\nVmData:\t{data:8d} kB\nVmStk:\t{stack:8d} kB\n"

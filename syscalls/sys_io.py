@@ -510,14 +510,17 @@ def _poll(k, ufds: int, nfds: int, timeout) -> int:
 
 
 def _timeout_ns(k, addr: int, usec: bool = False):
-    """A timespec (or timeval) -> Timespec for the host; None for a NULL pointer; EINVAL when invalid."""
+    """A timespec (or timeval) -> Timespec for the host; None for a NULL pointer; EINVAL when invalid.
+    select's timeval is normalised first, with C's truncating division (kern_select)."""
     if not addr:
         return None
     sec, frac = struct.unpack("<qq", k.mem.read(addr, 16))
-    limit = 1_000_000 if usec else NSEC
-    if sec < 0 or not 0 <= frac < limit:
+    if usec:
+        whole = abs(frac) // 1_000_000 * (1 if frac >= 0 else -1)
+        sec, frac = sec + whole, (frac - whole * 1_000_000) * 1000
+    if sec < 0 or not 0 <= frac < NSEC:
         raise SyscallError(EINVAL)
-    return Timespec(sec, frac * 1000 if usec else frac)
+    return Timespec(sec, frac)
 
 
 def _write_left(k, addr: int, ts, given: bool, usec: bool = False) -> None:
@@ -584,22 +587,11 @@ def _nonzero(ts) -> bool:
     return ts is not None and bool(ts.sec or ts.nsec)
 
 
-def _max_fds(k) -> int:
-    """fdt->max_fds: the fd table's size, 64 and then powers of two times 128 as expand_fdtable grows it."""
-    top = max(k.fds.files, default=0) + 1
-    if top <= 64:
-        return 64
-    size = 128
-    while size < top:
-        size *= 2
-    return size
-
-
 def _select(k, n: int, inp: int, outp: int, exp: int, timeout) -> int:
     """core_sys_select(): fd_set bitmaps of u64 words in, ready bitmaps out, the count of bits set."""
     if n < 0:
         raise SyscallError(EINVAL)
-    n = min(n, _max_fds(k))
+    n = min(n, k.fds.size)
     nbytes = (n + 63) // 64 * 8
     sets = [int.from_bytes(k.mem.read(addr, nbytes), "little") if addr and nbytes else 0
             for addr in (inp, outp, exp)]
