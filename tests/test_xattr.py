@@ -1,0 +1,16 @@
+"""Extended attributes differentially (testbins/xattrs.c): set/get/list/remove on paths, symlinks and fds,
+size queries, flags, errors, natively and under hermipy."""
+import pytest
+
+from difftest import VARIANTS, assert_same, build
+
+
+def _empty(directory: str) -> None:
+    """xattrs.c works in a fresh temporary directory it fills itself."""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_xattrs(variant):
+    result = assert_same([build("xattrs", variant)], setup=_empty)
+    assert result.status == 0
+    assert b"getxattr: 5 green" in result.stdout or b"no user xattrs" in result.stdout
