@@ -10,7 +10,8 @@ hermipy made are closed once their guest file has gone.
 
 eventfd and timerfd are host eventfds and timerfds: read, write, poll and close (sys_io) act on them as on
 any host fd. signalfd is not provided: hermipy delivers signals itself, so a host signalfd would never see
-one (see the declarations at the end).
+one, and read(2) on a guest one would have to dequeue hermipy's pending signals rather than read a host fd
+(see the declarations at the end).
 """
 import ctypes
 import os
@@ -205,7 +206,8 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
 
 def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
     """set_user_sigmask() around a wait: a signal the temporary mask lets through ends it with EINTR (after
-    any events already ready) and runs its handler with the old mask restored afterwards."""
+    any events already ready) and runs its handler with the old mask restored afterwards; any other return
+    restores the old mask at once (restore_saved_sigmask_unless)."""
     if not sigmask:
         return wait(None)
     if sigsetsize != SIGSET_SIZE:
@@ -214,19 +216,23 @@ def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
     new = int.from_bytes(k.mem.read(sigmask, SIGSET_SIZE), "little") & ~UNBLOCKABLE
     st = k.signals
     saved, st.blocked = st.blocked, new
-    try:
-        if not st.next_deliverable():
+    if not st.next_deliverable():
+        try:
             return wait(None)                   # no other sender exists: nothing can arrive while waiting
+        finally:
+            st.blocked = saved
+    try:
         n = wait(0)
-        if n:
-            return n
     except BaseException:
         st.blocked = saved
         raise
+    if n:
+        st.blocked = saved                      # the signal stays pending, blocked again
+        return n
     k.cpu.set_reg("rax", -EINTR)
-    if deliver_pending(k, saved_mask=saved):
+    if deliver_pending(k, saved_mask=saved):    # the frame restores the caller's mask on sigreturn
         return None
-    st.blocked = saved
+    st.blocked = saved                          # ignored on delivery: no frame, a plain EINTR
     raise SyscallError(EINTR)
 
 
@@ -314,7 +320,7 @@ def timerfd_gettime(k, fd: Int, curr_value: Ptr) -> int:
 
 
 # -- signalfd -------------------------------------------------------------------------------------------
-_SIGNALFD_NOTE = ("ENOSYS: hermipy delivers the guest's signals itself, so a host signalfd would never see one "
-                  "and a faithful one needs poll/epoll readiness hermipy does not model")
+_SIGNALFD_NOTE = ("ENOSYS: hermipy delivers the guest's signals itself, so a host signalfd would never see one; "
+                  "a guest one needs read(2) to dequeue hermipy's pending signals, and read goes to host fds")
 declare("signalfd", STUB, _SIGNALFD_NOTE)
 declare("signalfd4", STUB, _SIGNALFD_NOTE)
