@@ -1,151 +1,461 @@
 """hermipy's benchmark harness: every workload under every runner, side by side, ratios to native in one run.
 
-    python -m benchmarks [--quick] [--json FILE] [--markdown FILE] [--only NAME,...] [--runners NAME,...]
+    python -m benchmarks [--quick] [--json FILE] [--markdown FILE] [--chart FILE] [--only NAME,...]
+                         [--runners NAME,...] [--runs N] [--timeout S] [--no-install]
 
-Each (workload, runner) pair gets a warm-up run and then N timed runs (wall time of the whole process, peak
-RSS of the child from wait4); the table shows the median, min-max, and the ratio to native's median.
+Each (workload, runner) cell gets a warm-up run and then N timed runs (default 5; 3 with --quick). A run is the
+whole process: wall time from spawn to reap, peak RSS of the child from wait4(2). Its stdout goes to a file and
+must match native's byte for byte, and its exit status must be 0, or the cell is "failed: reason". A runner
+that is not available here is "n/a". The per-syscall cost is derived: (median of a loop of N calls - median of
+the same program with a loop of 0 calls) / N, each runner against itself.
+
+Runners: native; hermipy-<backend> for each backend `hermipy info` lists, plus hermipy-<backend>-norewrite
+when `hermipy run` has --no-rewrite; qemu-user (qemu-x86_64); qiling (pip `qiling` in the harness' own
+virtual environment benchmarks/.venv, installed on first use, run through benchmarks/qiling_runner.py).
 """
 import argparse
+import hashlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "benchmarks" / ".build"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BUILD = HERE / ".build"
+VENV = HERE / ".venv"
+VENV_PACKAGES = ["qiling", "matplotlib"]
+QEMU = "qemu-x86_64"
+PYTHON3 = "/usr/bin/python3"        # Debian's, dynamic (the harness' own interpreter may be a shim script)
+SQLITE3 = "/usr/bin/sqlite3"
+BUSYBOX = "/bin/busybox"
 SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins" / "cpu_mixed.c",
-           "syscall_loop": ROOT / "benchmarks" / "src" / "syscall_loop.c",
-           "int_loop": ROOT / "benchmarks" / "src" / "int_loop.c"}
+           "int_loop": HERE / "src" / "int_loop.c", "syscall_cost": HERE / "src" / "syscall_cost.c",
+           "file_io": HERE / "src" / "file_io.c", "malloc_list": HERE / "src" / "malloc_list.c",
+           "spawn": HERE / "src" / "spawn.c"}
+SYSCALL_MODES = ("getppid", "read", "write")
 
 
-def compile_static(name: str) -> Path:
-    out = BUILD / name
-    src = SOURCES[name]
+def compile_static(name: str) -> str:
+    """benchmarks/.build/NAME, built with `gcc -static -O2` from its source when missing or older."""
+    out, src = BUILD / name, SOURCES[name]
     if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
         BUILD.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["gcc", "-static", "-O2", "-w", "-o", str(out), str(src), "-lm"], check=True)
-    return out
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src), "-lm"], check=True)
+    return str(out)
 
 
-# name -> (argv builder, description); argv builders get the quick flag.
-WORKLOADS = {
-    "hello": (lambda q: [compile_static("hello")], "static hello: whole-process startup"),
-    "int_loop": (lambda q: [compile_static("int_loop"), "5000000" if q else "50000000"], "xorshift integer loop"),
-    "cpu_mixed": (lambda q: [compile_static("cpu_mixed")] + (["1"] if q else []),
-                  "sieve + qsort + snprintf hashing"),
-    "syscall_loop": (lambda q: [compile_static("syscall_loop"), "20000" if q else "200000"],
-                     "getppid via syscall(2), 200k times"),
-}
+class Context:
+    """What workloads share in one harness run: the quick flag and a temp dir with the generated inputs."""
+
+    def __init__(self, quick: bool, tmp: Path):
+        self.quick, self.tmp = quick, tmp
+
+    def path(self, name: str) -> str:
+        return str(self.tmp / name)
+
+    def sort_input(self) -> str:
+        """5 MB (1 MB with --quick) of pseudo-random text lines, the same bytes on every run."""
+        path = self.tmp / "sort-input.txt"
+        if not path.exists():
+            size, state, lines = (1 if self.quick else 5) * 1024 * 1024, 88172645463325252, []
+            total = 0
+            while total < size:
+                state = (state * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+                word = "".join(chr(97 + (state >> s) % 26) for s in range(8, 8 + 4 * (3 + (state >> 60) % 12), 4))
+                lines.append(f"{state >> 32:08x} {word} {(state >> 20) % 1000000}\n")
+                total += len(lines[-1])
+            path.write_text("".join(lines))
+        return str(path)
+
+    def sqlite_script(self) -> str:
+        """CREATE TABLE, then 100k (10k with --quick) INSERT statements in one transaction, then a SELECT."""
+        path = self.tmp / "inserts.sql"
+        if not path.exists():
+            rows = 10000 if self.quick else 100000
+            body = "".join(f"INSERT INTO t(name, v) VALUES('row{i}', {(i * 7919) % 100003}.5);\n" for i in range(rows))
+            path.write_text("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL);\nBEGIN;\n" + body +
+                            "COMMIT;\nSELECT count(*), sum(v), max(name) FROM t;\n")
+        return str(path)
+
+    def fresh_db(self) -> None:
+        Path(self.path("bench.db")).unlink(missing_ok=True)
 
 
-def runner_commands() -> dict[str, list[str] | None]:
-    """Runner name -> command prefix (None: not available here, recorded as such)."""
-    hermipy = [sys.executable, "-m", "hermipy", "run"]
-    runners = {"native": [], "hermipy-unicorn": hermipy + ["--backend", "unicorn"]}
-    if os.access("/dev/kvm", os.R_OK | os.W_OK):
-        runners["hermipy-kvm"] = hermipy + ["--backend", "kvm"]
-    runners["qemu-user"] = ["qemu-x86_64"] if shutil.which("qemu-x86_64") else None
+@dataclass
+class Workload:
+    name: str
+    description: str
+    argv: Callable[[Context], list[str]]
+    stdin: Callable[[Context], str] | None = None
+    before_each: Callable[[Context], None] | None = None
+    needs: tuple[str, ...] = ()          # host files it runs (a missing one makes the workload n/a)
+
+
+def syscall_workload(mode: str, full: int, quick: int) -> Workload:
+    what = {"getppid": "getppid()", "read": "read 1 byte from /dev/zero", "write": "write 1 byte to /dev/null"}
+    return Workload(f"sys_{mode}", f"{what[mode]}, {full // 1000}k times through syscall(2)",
+                    lambda c: [compile_static("syscall_cost"), mode, str(quick if c.quick else full)])
+
+
+WORKLOADS = [
+    Workload("hello", "static hello: whole-process startup", lambda c: [compile_static("hello")]),
+    Workload("true", "/bin/true (dynamic): startup with ld.so and libc", lambda c: ["/bin/true"], needs=("/bin/true",)),
+    Workload("ls_usr_bin", "ls -la /usr/bin (dynamic)", lambda c: ["/bin/ls", "-la", "/usr/bin"], needs=("/bin/ls",)),
+    Workload("int_loop", "xorshift integer loop, 200M iterations",
+             lambda c: [compile_static("int_loop"), "20000000" if c.quick else "200000000"]),
+    Workload("cpu_mixed", "testbins/cpu_mixed.c x8: sieve + qsort + snprintf hashing",
+             lambda c: [compile_static("cpu_mixed"), "1" if c.quick else "8"]),
+    syscall_workload("getppid", 200000, 20000),
+    syscall_workload("read", 100000, 20000),
+    syscall_workload("write", 100000, 20000),
+    Workload("sys_none", "syscall_cost with a loop of 0 calls: the baseline the per-call costs subtract",
+             lambda c: [compile_static("syscall_cost"), "getppid", "0"]),
+    Workload("file_io", "4 MiB file written then read in 4 KiB blocks (temp dir)",
+             lambda c: [compile_static("file_io"), c.path("file_io.dat"), "4"]),
+    Workload("malloc_list", "linked list of 200k malloc'd nodes built and freed, 3 rounds",
+             lambda c: [compile_static("malloc_list"), "200000", "1" if c.quick else "3"]),
+    Workload("busybox_sort", "busybox sort of a 5 MB generated file", lambda c: [BUSYBOX, "sort", c.sort_input()],
+             needs=(BUSYBOX,)),
+    Workload("sqlite3", "sqlite3 (dynamic): 100k INSERTs in one transaction into a new file database",
+             lambda c: [SQLITE3, c.path("bench.db")], stdin=lambda c: c.sqlite_script(),
+             before_each=lambda c: c.fresh_db(), needs=(SQLITE3,)),
+    Workload("python_pass", "python3 -c pass (Debian's python3, dynamic): interpreter startup",
+             lambda c: [PYTHON3, "-c", "pass"], needs=(PYTHON3,)),
+    Workload("python_bench", "python3 benchmarks/src/pybench.py 3: pure-Python loops, dicts, strings, sort",
+             lambda c: [PYTHON3, str(HERE / "src" / "pybench.py"), "1" if c.quick else "3"], needs=(PYTHON3,)),
+]
+
+
+@dataclass
+class Runner:
+    name: str
+    prefix: list[str] | None                # None: not available here
+    reason: str = ""                        # why not available
+    info: dict = field(default_factory=dict)
+
+
+def hermipy_runners() -> list[Runner]:
+    """One runner per backend `hermipy info` lists; a -norewrite twin when `hermipy run` has --no-rewrite."""
+    base = [sys.executable, "-m", "hermipy", "run"]
+    info = subprocess.run([sys.executable, "-m", "hermipy", "info"], capture_output=True, text=True, cwd=ROOT)
+    line = next((l for l in info.stdout.splitlines() if l.startswith("backends:")), "")
+    listed = {b.split()[0] for b in line.split(":", 1)[1].split(",")} if line else set()
+    help_text = subprocess.run(base + ["--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    norewrite = "--no-rewrite" in help_text
+    runners = []
+    for backend in ("unicorn", "kvm"):
+        if backend not in listed:
+            runners.append(Runner(f"hermipy-{backend}", None, f"`hermipy info` does not list {backend}"))
+            continue
+        runners.append(Runner(f"hermipy-{backend}", base + ["--backend", backend]))
+        if norewrite:
+            runners.append(Runner(f"hermipy-{backend}-norewrite", base + ["--backend", backend, "--no-rewrite"]))
+    if not norewrite:
+        for backend in ("unicorn", "kvm"):
+            runners.append(Runner(f"hermipy-{backend}-norewrite", None, "`hermipy run` has no --no-rewrite"))
     return runners
 
 
-def measure(cmd: list[str], runs: int) -> dict:
-    """Warm-up plus ``runs`` timed runs; wall seconds and the child's peak RSS (KiB)."""
-    times, rss, status = [], 0, 0
+def ensure_venv(install: bool) -> str | None:
+    """The harness' own virtual environment with qiling and matplotlib; None when ready, else why not."""
+    python = VENV / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", "import qiling"], capture_output=True).returncode == 0:
+        return None
+    if not install:
+        return f"{VENV.relative_to(ROOT)} has no qiling (--no-install)"
+    print(f"installing {' '.join(VENV_PACKAGES)} into {VENV.relative_to(ROOT)} ...", file=sys.stderr)
+    for cmd in ([sys.executable, "-m", "venv", str(VENV)],
+                [str(python), "-m", "pip", "install", "-q", *VENV_PACKAGES]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            return f"`{' '.join(cmd[-3:])}` failed: {tail}"
+    return None
+
+
+def all_runners(wanted: set[str] | None, install: bool) -> list[Runner]:
+    runners = [Runner("native", [])] + hermipy_runners()
+    runners.append(Runner("qemu-user", [QEMU]) if shutil.which(QEMU) else Runner("qemu-user", None, f"no {QEMU}"))
+    runners.append(Runner("qiling", None, "not selected"))
+    if wanted is not None:
+        unknown = wanted - {r.name for r in runners}
+        if unknown:
+            sys.exit(f"unknown runner(s): {', '.join(sorted(unknown))}; known: {', '.join(r.name for r in runners)}")
+        runners = [r for r in runners if r.name in wanted]
+    for r in runners:
+        if r.name == "qiling":
+            problem = ensure_venv(install)
+            if problem:
+                r.reason = problem
+            else:
+                r.prefix = [str(VENV / "bin" / "python"), str(HERE / "qiling_runner.py")]
+    return runners
+
+
+def run_once(cmd: list[str], stdin: str | None, out_path: Path, timeout: float) -> dict:
+    """One run through benchmarks/src/spawn.c: wall seconds, the child's peak RSS (KiB) from wait4(2), exit
+    status, sha256 of stdout, the last line of stderr."""
+    spawn = compile_static("spawn")
+    timed_out = threading.Event()
+    report_r, report_w = os.pipe()
+    with open(out_path, "wb") as out, tempfile.TemporaryFile() as err, open(stdin or os.devnull, "rb") as inp:
+        proc = subprocess.Popen([spawn, str(report_w)] + cmd, stdin=inp, stdout=out, stderr=err,
+                                pass_fds=(report_w,), start_new_session=True)
+        os.close(report_w)
+
+        def kill():
+            timed_out.set()
+            os.killpg(proc.pid, signal.SIGKILL)
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        with os.fdopen(report_r) as report:
+            line = report.read().split()
+        proc.wait()
+        timer.cancel()
+        err.seek(0)
+        stderr = err.read()
+    tail = (stderr.decode(errors="replace").strip().splitlines() or [""])[-1][:160]
+    if timed_out.is_set() or len(line) != 3:
+        return {"timed_out": timed_out.is_set(), "status": None, "stderr_tail": tail or f"spawn: {proc.returncode}"}
+    wall_ns, rss_kib, wait_status = map(int, line)
+    return {"wall": wall_ns / 1e9, "rss_kib": rss_kib, "status": os.waitstatus_to_exitcode(wait_status),
+            "stdout": hashlib.sha256(out_path.read_bytes()).hexdigest(), "stderr_tail": tail, "timed_out": False}
+
+
+def measure(workload: Workload, runner: Runner, ctx: Context, runs: int, timeout: float,
+            reference: str | None) -> dict:
+    """Warm-up plus ``runs`` timed runs of one cell; the first failing run ends it as failed."""
+    argv = workload.argv(ctx)
+    stdin = workload.stdin(ctx) if workload.stdin else None
+    times, rss, digest = [], 0, None
     for i in range(runs + 1):
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, wait_status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(wait_status)
-        proc.stderr.close()
-        status = proc.returncode
-        if status != 0:
-            return {"error": f"exit status {status}"}
+        if workload.before_each:
+            workload.before_each(ctx)
+        r = run_once(runner.prefix + argv, stdin, ctx.tmp / "stdout", timeout)
+        if r["timed_out"]:
+            return {"status": "failed", "reason": f"timeout (> {timeout:g} s)"}
+        if r["status"] != 0:
+            why = "no result from spawn" if r["status"] is None else f"exit status {r['status']}"
+            return {"status": "failed", "reason": f"{why}: {r['stderr_tail']}".rstrip(": ")}
+        if reference is not None and r["stdout"] != reference:
+            return {"status": "failed", "reason": "stdout differs from native"}
+        digest = r["stdout"]
         if i:
-            times.append(elapsed)
-            rss = max(rss, usage.ru_maxrss)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "rss_kib": rss,
-            "runs": runs}
+            times.append(r["wall"])
+            rss = max(rss, r["rss_kib"])
+    return {"status": "ok", "median": statistics.median(times), "min": min(times), "max": max(times),
+            "times": times, "rss_kib": rss, "stdout_sha256": digest}
 
 
-def run_all(args) -> dict:
-    runners = runner_commands()
-    if args.runners:
-        runners = {k: v for k, v in runners.items() if k in args.runners.split(",")}
-    names = args.only.split(",") if args.only else list(WORKLOADS)
+def run_all(args, runners: list[Runner], workloads: list[Workload], ctx: Context) -> dict:
     results = {}
-    for name in names:
-        argv = [str(a) for a in WORKLOADS[name][0](args.quick)]
-        results[name] = {}
-        for runner, prefix in runners.items():
-            if prefix is None:
-                results[name][runner] = {"error": "not installed"}
-                continue
-            results[name][runner] = measure(prefix + argv, args.runs)
-            print(f"  {name:<14} {runner:<16} {fmt_cell(results[name][runner], None)}", file=sys.stderr)
-        native = results[name].get("native", {}).get("median")
-        for cell in results[name].values():
-            if native and "median" in cell:
+    started = time.monotonic()
+    for w in workloads:
+        missing = [p for p in w.needs if not os.access(p, os.X_OK)]
+        results[w.name] = {}
+        reference = None
+        for runner in runners:
+            if missing:
+                cell = {"status": "n/a", "reason": f"no {missing[0]}"}
+            elif runner.prefix is None:
+                cell = {"status": "n/a", "reason": runner.reason}
+            else:
+                cell = measure(w, runner, ctx, args.runs, args.timeout, reference)
+                if runner.name == "native" and cell["status"] == "ok":
+                    reference = cell["stdout_sha256"]
+            results[w.name][runner.name] = cell
+            print(f"  {w.name:<13} {runner.name:<26} {cell_text(cell)}", file=sys.stderr)
+        native = results[w.name].get("native", {}).get("median")
+        for cell in results[w.name].values():
+            if native and cell["status"] == "ok":
                 cell["ratio"] = cell["median"] / native
-    return {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "results": results,
-            "descriptions": {n: WORKLOADS[n][1] for n in names}}
+    return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "quick": args.quick,
+            "runs": args.runs, "elapsed_s": round(time.monotonic() - started, 1),
+            "runners": {r.name: ({"command": r.prefix} if r.prefix is not None else {"unavailable": r.reason})
+                        for r in runners},
+            "workloads": {w.name: {"description": w.description,
+                                   "argv": [a.replace(str(ctx.tmp), "$TMP") for a in w.argv(ctx)]
+                                   if not [p for p in w.needs if not os.access(p, os.X_OK)] else None}
+                          for w in workloads},
+            "results": results, "syscall_cost_us": syscall_costs(results, ctx)}
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def syscall_costs(results: dict, ctx: Context) -> dict:
+    """Per runner and syscall: (median wall of N calls - median wall of 0 calls) / N, in µs."""
+    base = results.get("sys_none", {})
+    costs = {}
+    for mode in SYSCALL_MODES:
+        cells = results.get(f"sys_{mode}")
+        if not cells:
+            continue
+        n = int(next(w for w in WORKLOADS if w.name == f"sys_{mode}").argv(ctx)[-1])
+        for runner, cell in cells.items():
+            zero = base.get(runner, {})
+            if cell["status"] == "ok" and zero.get("status") == "ok":
+                costs.setdefault(runner, {})[mode] = round((cell["median"] - zero["median"]) / n * 1e6, 3)
+            else:
+                costs.setdefault(runner, {})[mode] = None
+    return costs
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    if Path("/sys/module/kvm_pvm").exists():
+        kvm = "PVM (kvm_pvm: software VM, no VMX/SVM)"
+    elif Path("/sys/module/kvm_intel").exists():
+        kvm = "VMX (kvm_intel)"
+    elif Path("/sys/module/kvm_amd").exists():
+        kvm = "SVM (kvm_amd)"
+    else:
+        kvm = "absent" if not Path("/dev/kvm").exists() else "unknown type"
+    if Path("/dev/kvm").exists() and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        kvm += ", not usable by this user"
+
+    def version(cmd: list[str]) -> str:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+            return out.splitlines()[0] if out else "?"
+        except (OSError, subprocess.TimeoutExpired):
+            return "not installed"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+        import unicorn
+        unicorn_version = unicorn.__version__
+    except ImportError:
+        unicorn_version = "not installed"
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    qiling_python = VENV / "bin" / "python"
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": f"Linux {platform.release()}", "kvm": kvm,
+            "python": platform.python_version(), "unicorn": unicorn_version, "hermipy_commit": commit or "?",
+            "qemu": version([QEMU, "--version"]),
+            "qiling": version([str(qiling_python), "-c", "import qiling, unicorn; "
+                               "print(qiling.__version__, '(unicorn', unicorn.__version__ + ')')"])
+            if qiling_python.exists() else "not installed"}
 
 
-def fmt_cell(cell: dict, _native) -> str:
-    if "error" in cell:
-        return f"failed ({cell['error']})"
-    text = f"{cell['median'] * 1000:.1f} ms ({cell['min'] * 1000:.1f}-{cell['max'] * 1000:.1f})"
+def cell_text(cell: dict, detail: bool = False) -> str:
+    if cell["status"] == "n/a":
+        return "n/a"
+    if cell["status"] == "failed":
+        return "failed: " + cell["reason"].replace("|", "\\|")
+    text = f"{ms(cell['median'])}"
+    if detail:
+        text += f" ({ms(cell['min'], unit=False)}–{ms(cell['max'])})"
     if "ratio" in cell:
-        text += f" {cell['ratio']:.2f}x"
+        text += f", {cell['ratio']:.2f}x"
+    if detail:
+        text += f", {cell['rss_kib'] / 1024:.0f} MiB"
     return text
 
 
+def ms(seconds: float, unit: bool = True) -> str:
+    value = seconds * 1000
+    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+    return text + (" ms" if unit else "")
+
+
 def markdown(report: dict) -> str:
-    runners = list(next(iter(report["results"].values())).keys())
-    lines = [f"Measured {report['date']} on {report['machine']}" + (" (--quick)" if report["quick"] else ""),
-             "", "| workload | " + " | ".join(runners) + " |", "|---|" + "---|" * len(runners)]
+    m = report["machine"]
+    runners = list(report["runners"])
+    lines = [f"Measured {report['date']}" + (" (--quick)" if report["quick"] else "") +
+             f", hermipy {m['hermipy_commit']}, on: {m['cpu']}, {m['cores']} cores, {m['kernel']}, "
+             f"/dev/kvm: {m['kvm']}; Python {m['python']}, unicorn {m['unicorn']}, {m['qemu']}, "
+             f"Qiling {m['qiling']}. Warm-up + {report['runs']} runs per cell; "
+             f"the whole run took {report['elapsed_s'] / 60:.1f} min.", "",
+             "Median wall time of the whole process, ratio to native's median in the same run:", "",
+             "| workload | " + " | ".join(runners) + " |", "|---|" + "---:|" * len(runners)]
     for name, cells in report["results"].items():
-        lines.append(f"| {name} | " + " | ".join(fmt_cell(cells[r], None) for r in runners) + " |")
-    lines += ["", "Cells: median wall time of the whole process (min-max), ratio to native in the same run."]
+        lines.append(f"| {name} | " + " | ".join(cell_text(cells[r]) for r in runners) + " |")
+    costs = report["syscall_cost_us"]
+    if costs:
+        lines += ["", "Cost of one syscall in µs: (median of the N-call loop - median of the 0-call loop) / N:", "",
+                  "| syscall | " + " | ".join(costs) + " |", "|---|" + "---:|" * len(costs)]
+        for mode in SYSCALL_MODES:
+            if any(mode in c for c in costs.values()):
+                lines.append(f"| {mode} | " + " | ".join(
+                    "—" if c.get(mode) is None else f"{c[mode]:.2f}" for c in costs.values()) + " |")
+    lines += ["", "Every cell: median (min–max), ratio to native, peak RSS of the child (wait4):", "",
+              "| workload | runner | wall median (min–max) | ratio | peak RSS |", "|---|---|---:|---:|---:|"]
+    for name, cells in report["results"].items():
+        for r in runners:
+            c = cells[r]
+            if c["status"] == "ok":
+                ratio = f"{c['ratio']:.2f}x" if "ratio" in c else "—"
+                lines.append(f"| {name} | {r} | {ms(c['median'])} ({ms(c['min'], False)}–{ms(c['max'], False)}) "
+                             f"| {ratio} | {c['rss_kib'] / 1024:.1f} MiB |")
+            else:
+                lines.append(f"| {name} | {r} | {cell_text(c)} | | |")
+    lines += ["", "Workloads:", ""] + [f"- `{n}`: {w['description']}" for n, w in report["workloads"].items()]
+    unavailable = {n: r["unavailable"] for n, r in report["runners"].items() if "unavailable" in r}
+    if unavailable:
+        lines += ["", "Runners shown as n/a:", ""] + [f"- {n}: {why}" for n, why in unavailable.items()]
     return "\n".join(lines) + "\n"
 
 
+def chart(report: dict, path: Path) -> str | None:
+    """The PNG chart, drawn here if matplotlib imports, else by the harness' venv; None or why not drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        python = VENV / "bin" / "python"
+        if not python.exists():
+            return "matplotlib is not installed (pip install -e '.[bench]', or let the harness create its venv)"
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(report, f)
+            f.flush()
+            proc = subprocess.run([str(python), str(HERE / "chart.py"), f.name, str(path)], capture_output=True,
+                                  text=True)
+        return None if proc.returncode == 0 else f"chart.py failed: {proc.stderr.strip()[-300:]}"
+    sys.path.insert(0, str(HERE))
+    from chart import draw
+    draw(report, path)
+    return None
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller inputs, 3 runs")
-    parser.add_argument("--runs", type=int, default=None)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0],
+                                     epilog="Workloads: " + ", ".join(w.name for w in WORKLOADS))
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, warm-up + 3 runs")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per cell (default 5, --quick 3)")
     parser.add_argument("--only", help="comma-separated workloads")
-    parser.add_argument("--runners", help="comma-separated runners")
-    parser.add_argument("--json", metavar="FILE")
-    parser.add_argument("--markdown", metavar="FILE")
+    parser.add_argument("--runners", help="comma-separated runners (default: all)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per run (default 60, --quick 20)")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
+    parser.add_argument("--chart", metavar="FILE", help="write a PNG chart of the ratios to native (log scale)")
+    parser.add_argument("--no-install", action="store_true", help="never create the harness' venv (qiling n/a)")
     args = parser.parse_args()
-    if args.runs is None:
-        args.runs = 3 if args.quick else 5
-    report = run_all(args)
+    args.runs = args.runs or (3 if args.quick else 5)
+    args.timeout = args.timeout or (20.0 if args.quick else 60.0)
+    known = {w.name: w for w in WORKLOADS}
+    names = args.only.split(",") if args.only else list(known)
+    if unknown := [n for n in names if n not in known]:
+        parser.error(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    workloads = [known[n] for n in names]
+    runners = all_runners(set(args.runners.split(",")) if args.runners else None, not args.no_install)
+    with tempfile.TemporaryDirectory(prefix="hermipy-bench-") as tmp:
+        report = run_all(args, runners, workloads, Context(args.quick, Path(tmp)))
     text = markdown(report)
     sys.stdout.write(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(text)
+    if args.chart:
+        problem = chart(report, Path(args.chart))
+        if problem:
+            print(f"no chart: {problem}", file=sys.stderr)
     return 0
 
 
