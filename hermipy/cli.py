@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "binary runs natively, needs /dev/kvm), unicorn (emulated); default auto: kvm when usable "
                      "(`hermipy info` says which and why)")
     run.add_argument("--memory", metavar="MIB", type=int, default=4096, help="guest RAM in MiB (default 4096)")
+    run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
+                     "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
+                     "directly after its first call)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.add_argument("binary", help="path to the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
@@ -70,6 +73,7 @@ def cmd_run(args) -> int:
     options = Options(root=args.root, strace=args.strace, strace_file=args.strace_file, strict=args.strict,
                       memory=args.memory << 20, backend=args.backend, debug=args.debug)
     sys.stdout.flush()
+    options.rewrite = args.rewrite
     return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
 
 

@@ -10,7 +10,9 @@ kernel stack and a page of stubs, see ``hermipy/kvm_stubs.py``) is mapped superv
 half through the same page table. Every way out of the application ends in an ``out`` to a port, which is
 a KVM_EXIT_IO that Python services:
 
-* ``syscall`` enters the LSTAR stub, whose ``out SYSCALL_PORT`` exits; Python dispatches the syscall
+* ``syscall`` enters the LSTAR stub. Syscalls whose result is kernel state the guest may read (getpid,
+  getuid, ...: ``answer_in_guest``) are answered there from a read-only page the kernel keeps current,
+  without leaving the guest. For the others the stub's ``out SYSCALL_PORT`` exits; Python dispatches the syscall
   from the registers KVM shares in the ``kvm_run`` page (KVM_CAP_SYNC_REGS: no extra ioctl), writes rax
   and resumes. On a software-paging VM (PVM) ``syscall`` stays at CPL3, so setting rip back is the whole
   return; on VMX/SVM it entered CPL0, and the return is the ``sysretq`` stub (or ``iretq`` when a
@@ -26,8 +28,13 @@ Between exits the backend keeps the *application's* registers in the shared page
 exit they are rewritten to what Linux's pt_regs would hold, and ``_enter`` turns them back into what the
 chosen return path needs.
 
-Measured on a PVM host (nested, software paging): a syscall round trip ~75-95 µs, a first touch of a
-page ~25-30 µs (the shadow page fault), CPU-bound code at native speed.
+Site rewriting (``rewrite``, on in ``hermipy run`` unless ``--no-rewrite``): a site that trapped with a
+number the guest cannot answer becomes ``out SYSCALL_PORT, al`` in place (``_rewrite_site``).
+
+Measured on a PVM host (nested, software paging): a syscall round trip to Python ~35-45 µs (~20% less
+from a rewritten site), an answer from the LSTAR stub ~1.3 µs (nearly all of it PVM's own cost of the
+``syscall`` instruction: the stub's code takes a few ns), a first touch of a page ~25-30 µs (the shadow page
+fault), CPU-bound code at native speed.
 """
 import ctypes
 import fcntl
@@ -36,10 +43,10 @@ import os
 import struct
 
 from hermipy.cpu import GPR_NAMES, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
-from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PTE_ADDR, PTE_D,
-                                     PTE_NX, PTE_P, PTE_U, PTE_W)
-from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_LIST_VA, FLUSH_MAX, PROBE_PORT, SEL_KERNEL_CS, SEL_KERNEL_DS,
-                               SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT, USER_AREA,
+from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_WRITE, PTE_ADDR,
+                                     PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W)
+from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_LIST_VA, FLUSH_MAX, NOT_ANSWERED, PROBE_PORT, SEL_KERNEL_CS,
+                               SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT, USER_AREA,
                                USER_AREA_SIZE, KernelArea)
 
 KVM_PATH = "/dev/kvm"
@@ -187,6 +194,7 @@ class KvmCpu(Cpu):
     """One vCPU of a fresh KVM virtual machine, in 64-bit long mode over the kernel's RAM and page table."""
 
     name = "kvm"
+    survives_fork = False
 
     def __init__(self, ram, mem):
         """``ram``: the kernel's PhysicalMemory; ``mem``: its AddressSpace (page table, VMA list)."""
@@ -249,18 +257,55 @@ class KvmCpu(Cpu):
         self._flush_cr3 = False            # the next return to the application goes through a CR3 reload
         self._flush_resume_rip = 0
         self._track_page_table(page_table)
-        self._entry_return = self.area.syscall_entry + 2      # rip after the LSTAR stub's `out`
+        self._entry_return = self.area.entry_return           # rip after the LSTAR stub's `out`
+        self._answers = None                                  # () -> {nr: result}, see answer_in_guest
+        self._refresh_after: frozenset[int] = frozenset()
+        self._answered: frozenset[int] = frozenset()
+        self.rewrite = False
+        self._file_sites: dict[tuple[int, int], object] = {}  # (dev, inode) -> SitePolicy
 
-    # Off by default: a program reading its own code would see the patch.
-    patch_syscalls = False
+    # -- in-guest answers and site rewriting -----------------------------------------------------
+    def answer_in_guest(self, answers, refresh_after) -> None:
+        """Let the LSTAR entry answer some syscalls without leaving the guest.
 
-    def _patch_site(self, va: int) -> None:
-        """Replace the `syscall` (0f 05) just executed by `out SYSCALL_PORT, al` (e6 e0): same length,
-        and the next call exits straight from CPL3, without the syscall/LSTAR transition (~20% of a
-        syscall's round trip on PVM). Private mappings only: a shared one would carry it to the file."""
-        pte = self.page_table.get(va)
+        ``answers()`` returns {nr: result} for syscalls whose result is kernel state the guest may read
+        (getpid & co.); it is called once the syscall mode is known and again after each syscall whose
+        number is in ``refresh_after`` (the calls that can change those results)."""
+        self._answers = answers
+        self._refresh_after = frozenset(refresh_after)
+        if self._syscall_mode is not None:
+            self._write_answers()
+
+    def _write_answers(self) -> None:
+        answers = {nr: value for nr, value in self._answers().items() if 0 <= value < NOT_ANSWERED}
+        self._answered = frozenset(answers)
+        self.area.write_answers(answers, self._syscall_mode == MODE_SYSCALL)
+
+    def _rewrite_site(self, va: int, nr: int) -> None:
+        """Rewrite the `syscall` (0f 05) that just trapped into `out SYSCALL_PORT, al` (e6 e0).
+
+        Same length, so no other instruction moves; the next call exits straight from CPL3 into the
+        Python kernel, without the `syscall` -> LSTAR transition (on PVM that transition alone costs
+        ~1.5 µs and the whole round trip ~20% more). Left alone: numbers the LSTAR entry answers in the
+        guest (`out` always exits, the entry does not), sites a cached rewrite plan marks as shared by
+        several numbers (the syscall() wrapper: see ``rewriter.plan.SitePolicy``), and any code that is
+        not a private, read-only file mapping (JIT buffers, shared or writable code: the program may
+        read or rewrite those bytes itself, and a shared mapping would carry the patch to the file).
+        """
+        if nr in self._answered or (va & 0xFFF) == 0xFFF:
+            return
         vma = self.mem.find(va)
-        if not pte & PTE_P or (va & 0xFFF) == 0xFFF or vma is None or vma.shared:
+        if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE:
+            return
+        pte = self.page_table.get(va)
+        if not pte & PTE_P:
+            return
+        key = (vma.file.dev, vma.file.inode)
+        policy = self._file_sites.get(key)
+        if policy is None:
+            from hermipy.rewriter.plan import SitePolicy
+            policy = self._file_sites[key] = SitePolicy(f"/proc/self/fd/{vma.file.fd}")
+        if not policy.may_rewrite(vma.offset + va - vma.start):
             return
         phys = (pte & PTE_ADDR) + (va & 0xFFF)
         buf = self.ram.buf
@@ -360,20 +405,25 @@ class KvmCpu(Cpu):
                         mode = self._syscall_mode
                         if mode is None:
                             mode = self._syscall_mode = self._learn_syscall_mode()
+                            if self._answers is not None:
+                                self._write_answers()
                         self._mode = mode
-                        if self.patch_syscalls:
-                            self._patch_site(w[W_RCX] - 2)
+                        if self.rewrite:
+                            self._rewrite_site(w[W_RCX] - 2, w[W_RAX])
                     else:
                         # A patched site: `out` at CPL3 in place of `syscall`; clobber rcx, r11 as it would.
                         w[W_RCX] = w[W_RIP]
                         w[W_R11] = w[W_RFLAGS]
                         self._mode = MODE_USER
+                    nr = w[W_RAX]
                     try:
-                        result = on_syscall(w[W_RAX], w[W_RDI], w[W_RSI], w[W_RDX], w[W_R10], w[W_R8], w[W_R9])
+                        result = on_syscall(nr, w[W_RDI], w[W_RSI], w[W_RDX], w[W_R10], w[W_R8], w[W_R9])
                     except GuestExit as exit_:
                         return Stop(StopReason.EXIT, status=exit_.status)
                     if result is not None:
                         w[W_RAX] = result & MASK64
+                    if nr in self._refresh_after:
+                        self._write_answers()
                     continue
                 if port == FAULT_PORT:
                     stop = self._fault_exit()

@@ -9,8 +9,11 @@ A user-accessible window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a
 is mapped there) holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3
 cannot touch the upper half at all:
 
-* the user stub page: the LSTAR entry (``out SYSCALL_PORT``) and the page-table flush loop;
+* the user stub page: the LSTAR entry and the page-table flush loop;
 * the flush list: (PTE address, value) pairs the flush loop writes;
+* the answer page (read-only): what the LSTAR entry answers without leaving the guest, one 8-byte slot per
+  syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``); and a writable scratch page (the entry's
+  saved rsp and a 16-byte stack for ``popfq``: the application's stack, red zone included, is never touched);
 * a map of all guest RAM (``USER_AREA + physical``, 2 MiB pages) through which the flush loop writes
   page-table entries: a write the *guest* makes to a page table is one KVM's shadow MMU sees.
 
@@ -34,6 +37,12 @@ USER_STUB_VA = USER_AREA + USER_AREA_SIZE - 0x20000
 FLUSH_LIST_VA = USER_STUB_VA + PAGE
 FLUSH_LIST_PAGES = 16
 FLUSH_MAX = FLUSH_LIST_PAGES * PAGE // 16     # (PTE address, value) pairs
+ANSWERS_VA = USER_STUB_VA + 0x12000          # read-only at CPL3: answers the kernel keeps current
+SCRATCH_VA = USER_STUB_VA + 0x13000          # writable at CPL3: the LSTAR entry's saved rsp and popfq stack
+ANSWER_SLOTS = 187                           # syscall numbers 0..186 (gettid is 186)
+NOT_ANSWERED = 1 << 63                       # slot n holds NOT_ANSWERED | n: "ask Python"
+AT_CPL0_OFFSET = 0xFF8                       # in the answer page: 1 when `syscall` entered CPL0 (VMX/SVM)
+SCRATCH_STACK_TOP = 0x100                    # in the scratch page; the saved rsp is at offset 0
 DIRECT_MAP_LIMIT = USER_STUB_VA - USER_AREA   # guest RAM the window can map
 
 SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_USER32_CS, SEL_USER_DS, SEL_USER_CS, SEL_TSS = 0x10, 0x18, 0x20, 0x28, 0x30, 0x40
@@ -97,13 +106,41 @@ fault_common:
     jmp fault_common
 """
 
-# User stubs, at CPL3 (also the LSTAR target on VMX/SVM, where it runs at CPL0). user_flush starts with
-# rcx = count (> 0) and rdx = FLUSH_LIST_VA; it changes no flag (mov, lea, loop) and no stack, restores
-# rax, rbx, rcx, rdx from the slots Python fills, and traps (#UD) into CPL0, where the backend reloads
-# CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
+# User stubs, at CPL3 (also the LSTAR target on VMX/SVM, where it runs at CPL0).
+#
+# syscall_entry answers from the answer page when slot rax holds a value (getpid & co., see
+# KvmCpu.answer_in_guest), else exits to Python with `out`. rcx and r11 are what `syscall` made them; rax is
+# the answer; rflags is restored from r11 as sysretq would (popfq on the scratch stack at CPL3: a CPL3
+# popfq leaves IF/IOPL alone; sysretq itself at CPL0). No other register, and no byte of the application's
+# memory, changes. `out` leaves rax = nr (flags are Python's to restore from r11).
+#
+# user_flush starts with rcx = count (> 0) and rdx = FLUSH_LIST_VA; it changes no flag (mov, lea, loop) and no
+# stack, restores rax, rbx, rcx, rdx from the slots Python fills, and traps (#UD) into CPL0, where the backend
+# reloads CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
 _USER_ASM = """
 syscall_entry:
+    cmp rax, {slots:#x}
+    jae to_python
+    mov qword ptr [rip + syscall_entry + {scratch:#x}], rsp
+    lea rsp, [rip + syscall_entry + {answers:#x}]
+    mov rax, qword ptr [rsp + rax*8]
+    btr rax, 63
+    jc not_answered
+    cmp byte ptr [rsp + {at_cpl0:#x}], 0
+    jne answer_sysret
+    lea rsp, [rip + syscall_entry + {stack_top:#x}]
+    push r11
+    popfq
+    mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
+    jmp rcx
+answer_sysret:
+    mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
+    sysret
+not_answered:
+    mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
+to_python:
     out {syscall_port:#x}, al
+entry_return:
     jmp rcx
 user_flush:
     mov rax, qword ptr [rdx]
@@ -175,7 +212,9 @@ def assemble(source: str, base: int, cached: bool = True) -> tuple[bytes, dict[s
 
 def stub_sources() -> list[tuple[str, int]]:
     """Every (source, base) the backend assembles."""
-    user = _USER_ASM.format(syscall_port=SYSCALL_PORT)
+    user = _USER_ASM.format(syscall_port=SYSCALL_PORT, slots=ANSWER_SLOTS, scratch=SCRATCH_VA - USER_STUB_VA,
+                            answers=ANSWERS_VA - USER_STUB_VA, at_cpl0=AT_CPL0_OFFSET,
+                            stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP)
     _, user_labels = assemble(user, USER_STUB_VA)
     kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_list=FLUSH_LIST_VA,
                                 count_slot=user_labels["flush_count"]) + "".join(_vector_stub(v) for v in STUB_VECTORS)
@@ -205,6 +244,8 @@ class KernelArea:
             raise OSError(f"kvm: guest RAM above {DIRECT_MAP_LIMIT >> 30} GiB is not supported")
         self.frames = [ram.alloc() for _ in range(KERNEL_PAGES)]
         self.user_frame = ram.alloc()
+        self.answer_frame = ram.alloc()
+        self.scratch_frame = ram.alloc()
         self.list_frames = [ram.alloc() for _ in range(FLUSH_LIST_PAGES)]
         self.gdt_va = KERNEL_BASE + GDT_PAGE * PAGE
         self.gdt_limit = GDT_SIZE - 1
@@ -219,6 +260,7 @@ class KernelArea:
         (user_source, user_base), (kernel_source, kernel_base) = stub_sources()
         user_code, user = assemble(user_source, user_base)
         self.syscall_entry = user["syscall_entry"]
+        self.entry_return = user["entry_return"]
         self.user_flush = user["user_flush"]
         self.user_flush_trap = user["user_flush_trap"]
         self._slots = {name: self.user_frame + user[name] - USER_STUB_VA
@@ -235,6 +277,7 @@ class KernelArea:
         self._fill_idt()
         self._poke(self.frames[CODE_PAGE], kernel_code)
         self._poke(self.user_frame, user_code)
+        self.write_answers({}, False)
         self._map(page_table)
 
     def _poke(self, phys: int, data: bytes) -> None:
@@ -273,6 +316,8 @@ class KernelArea:
         for page, frame in enumerate(self.frames):
             page_table.set(KERNEL_BASE + page * PAGE, frame | flags[page])
         page_table.set(USER_STUB_VA, self.user_frame | PTE_P | PTE_U)
+        page_table.set(ANSWERS_VA, self.answer_frame | PTE_P | PTE_U | PTE_NX)
+        page_table.set(SCRATCH_VA, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
         for i, frame in enumerate(self.list_frames):
             page_table.set(FLUSH_LIST_VA + i * PAGE, frame | PTE_P | PTE_U | PTE_NX)
         self._map_direct(page_table)
@@ -301,6 +346,12 @@ class KernelArea:
             buf[frame:frame + len(chunk)] = chunk
         self.set_slot("flush_count", len(entries))
         return len(entries)
+
+    def write_answers(self, answers: dict[int, int], at_cpl0: bool) -> None:
+        """Fill the answer page: ``answers`` maps syscall numbers below ANSWER_SLOTS to their result."""
+        slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]
+        struct.pack_into(f"<{ANSWER_SLOTS}Q", self.ram.buf, self.answer_frame, *slots)
+        struct.pack_into("<Q", self.ram.buf, self.answer_frame + AT_CPL0_OFFSET, int(at_cpl0))
 
     def set_slot(self, name: str, value: int) -> None:
         struct.pack_into("<Q", self.ram.buf, self._slots[name], value)

@@ -10,14 +10,20 @@ Plans are small JSON files named by the SHA-256 of the file's content, in ``$XDG
 (default ``~/.cache/hermipy/plans``). A second, tiny index ``by-stat/`` maps a file's identity (device,
 inode, size, mtime and ctime, which no user can set back) to its digest, so loading the plan of an unchanged
 file needs neither reading nor hashing it. ``load_cached_plan`` imports only json/os (hashlib when it must
-hash), never capstone; ``build_plan`` sweeps the file (capstone) and writes the cache.
+hash), never capstone; ``build_plan`` sweeps the file (capstone) and writes the cache. A file whose stat
+key is known but whose digest has no plan has no plan: the next run neither reads nor hashes it either.
+
+``SitePolicy`` is what ``hermipy run`` asks of a file's plan (see ``hermipy/kvm_backend.py`` ``_rewrite_site``),
+and ``is_rewritten`` recognises the output of ``hermipy rewrite`` (a ``.hermipy.rewritten`` section).
 """
 import json
 import os
+import struct
 
 PLAN_FORMAT = "hermipy-rewrite-plan"
 PLAN_VERSION = 1
 SYSCALL, CALL_RAX = b"\x0f\x05", b"\xff\xd0"
+REWRITTEN_SECTION = ".hermipy.rewritten"      # added by `hermipy rewrite`: the file's sites are done
 
 
 class Site:
@@ -81,14 +87,17 @@ def load_cached_plan(path_or_bytes) -> list[Site] | None:
         key = _stat_key(path_or_bytes)
         known = _read_small(os.path.join(cache_dir(), "by-stat", key)) if key else None
         if known:                                   # unchanged since it was hashed: no need to read it
-            sites = _parse(_read_small(plan_path(known.decode())), known.decode())
+            raw = _read_small(plan_path(known.decode()))
+            if raw is None:
+                return None                         # hashed before, and no plan was made for it since
+            sites = _parse(raw, known.decode())
             if sites is not None:
                 return sites
     data = _content(path_or_bytes)
     digest = _digest(data)
     sites = _parse(_read_small(plan_path(digest)), digest)
-    if sites is None or any(data[s.offset:s.offset + 2] != SYSCALL for s in sites):
-        return None                                 # not this file's syscalls after all: never trust it
+    if sites is not None and any(data[s.offset:s.offset + 2] != SYSCALL for s in sites):
+        sites = None                                # not this file's syscalls after all: never trust it
     if isinstance(path_or_bytes, str):
         _remember_stat(path_or_bytes, digest)
     return sites
@@ -155,3 +164,55 @@ def store_plan(data: bytes, sites: list[Site]) -> str | None:
            "fields": ["address", "offset", "nr", "kind", "rax_is_nr"],
            "sites": [s.as_row() for s in sites]}
     return digest if _write_atomic(plan_path(digest), json.dumps(doc, separators=(",", ":"))) else None
+
+
+def is_rewritten(path: str) -> bool:
+    """Whether the ELF file at ``path`` has a ``.hermipy.rewritten`` section (``hermipy rewrite`` output).
+
+    Reads the section headers and their name table with a few ``pread``s (ELF-64 little-endian layout,
+    System V gABI ch. 4), nothing else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.pread(fd, 64, 0)
+        if len(head) < 64 or head[:5] != b"\x7fELF\x02":
+            return False
+        shoff, = struct.unpack_from("<Q", head, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", head, 0x3A)
+        if not shoff or shentsize < 64 or not 0 < shstrndx < shnum <= 4096:
+            return False
+        table = os.pread(fd, shentsize * shnum, shoff)
+        if len(table) < shentsize * shnum:
+            return False
+        str_off, str_size = struct.unpack_from("<QQ", table, shentsize * shstrndx + 0x18)
+        names = os.pread(fd, min(str_size, 1 << 20), str_off)
+        wanted = REWRITTEN_SECTION.encode() + b"\0"
+        return any(names[n:n + len(wanted)] == wanted
+                   for n in (struct.unpack_from("<I", table, i * shentsize)[0] for i in range(shnum)))
+    except (OSError, struct.error):
+        return False
+    finally:
+        os.close(fd)
+
+
+class SitePolicy:
+    """Which trapped ``syscall`` sites of one mapped file ``hermipy run`` may rewrite in memory.
+
+    None of a ``hermipy rewrite`` output (its sites were chosen when it was written; those left as
+    ``syscall`` stay so). Otherwise every site except those the file's cached plan marks as shared by
+    several numbers (number not statically known: the syscall() wrapper), because a shared site may carry
+    a number that the trap path answers faster than a rewritten site can (see KvmCpu._rewrite_site).
+    Without a cached plan nothing is known to be shared: every site qualifies.
+    """
+
+    __slots__ = ("rewritten", "shared")
+
+    def __init__(self, path: str):
+        self.rewritten = is_rewritten(path)
+        plan = None if self.rewritten else load_cached_plan(path)
+        self.shared = frozenset(s.offset for s in plan if s.nr is None) if plan else frozenset()
+
+    def may_rewrite(self, offset: int) -> bool:
+        return not self.rewritten and offset not in self.shared

@@ -63,16 +63,63 @@ def test_checks_match_native(variant, check):
 
 @needs_kvm
 @pytest.mark.parametrize("check", ["regs", "reuse", "unmap"])
-def test_checks_with_patched_syscalls(check):
-    """KvmCpu.patch_syscalls: `syscall` sites rewritten to `out` after their first call behave the same."""
-    import sys
-    argv = [build_checks("static"), check]
-    prelude = ("import sys; from hermipy import kvm_backend; kvm_backend.KvmCpu.patch_syscalls = True; "
-               "from hermipy.cli import main; sys.exit(main(sys.argv[1:]))")
-    native = run_native(argv)
-    proc = subprocess.run([sys.executable, "-c", prelude, "run", "--backend", "kvm", *map(str, argv)],
-                          capture_output=True, timeout=120)
-    assert_results_same(argv, native, Result(proc.returncode, proc.stdout, proc.stderr))
+def test_checks_without_rewriting(check):
+    """--no-rewrite: every `syscall` keeps trapping into the LSTAR stub (the default rewrites sites)."""
+    result = assert_same([build_checks("static"), check], options=(*KVM, "--no-rewrite"))
+    assert b": no" not in result.stdout
+
+
+@needs_kvm
+def test_answers_in_guest():
+    """answer_in_guest: getpid & co. never reach Python; rax is the answer, rcx/r11 are what `syscall`
+    leaves, flags and the red zone are kept; a syscall in refresh_after refreshes the answers."""
+    keystone = pytest.importorskip("keystone")
+    from hermipy.cpu import GuestExit, StopReason
+    from hermipy.kvm_backend import KvmCpu
+    from hermipy.syscalls.memory import AddressSpace, PhysicalMemory
+    ram = PhysicalMemory(64 << 20)
+    mem = AddressSpace(ram)
+    cpu = KvmCpu(ram, mem)
+    mem.cpu = cpu
+    ids = {"uid": 1000}
+    cpu.answer_in_guest(lambda: {39: 4242, 102: ids["uid"]}, [105])
+    code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(
+        "mov eax, 500; syscall;"                                   # learns the syscall mode
+        "mov qword ptr [rsp - 8], 0x5a5a; std; stc; mov eax, 39; syscall;"
+        "mov r8, [rsp - 8]; pushfq; pop rdi; cld; mov rsi, rax; mov rdx, rcx; mov r10, r11; mov eax, 501; syscall;"
+        "mov eax, 102; syscall; mov rdi, rax; mov eax, 502; syscall;"
+        "mov edi, 7; mov eax, 105; syscall;"                       # setuid: Python, then the answers change
+        "mov eax, 102; syscall; mov rdi, rax; mov eax, 503; syscall;"
+        "mov rax, 0x100000027; syscall; mov rdi, rax; mov eax, 504; syscall",
+        0x400000)[0])
+    mem.map(0x400000, 0x1000, 7, 0x22)
+    mem.poke(0x400000, code)
+    mem.map(0x7FFE00000000, 0x10000, 3, 0x22)
+    cpu.set_reg("rip", 0x400000)
+    cpu.set_reg("rsp", 0x7FFE00010000)
+    seen = []
+
+    def on_syscall(nr, a0, a1, a2, a3, a4, a5):
+        seen.append((nr, a0, a1, a2, a3, a4))
+        if nr == 105:
+            ids["uid"] = a0
+        if nr == 504:
+            raise GuestExit(0)
+        return -38
+
+    while True:
+        stop = cpu.run(on_syscall)
+        if stop.reason is StopReason.EXIT or not mem.populate(stop.address):
+            break
+    cpu.close()
+    assert stop.reason is StopReason.EXIT
+    nrs = [s[0] for s in seen]
+    assert nrs == [500, 501, 502, 105, 503, 0x100000027, 504]
+    _, flags, rax, rcx, r11, red_zone = seen[1]
+    assert flags & 0x401 == 0x401 and r11 == flags and rax == 4242 and red_zone == 0x5A5A
+    assert 0x400000 < rcx < 0x400000 + len(code)
+    assert seen[2][1] == 1000 and seen[4][1] == 7                # getuid before and after setuid(7)
+    assert seen[6][1] == (-38) & (2 ** 64 - 1)                   # beyond the table: Python's answer
 
 
 def _same_on_both_backends(argv, env=None):
