@@ -10,4 +10,9 @@ class HermipyError(Exception):
 
 
 class LoadError(HermipyError):
-    """The binary cannot be loaded (missing, not an ELF, wrong architecture, corrupt)."""
+    """The binary cannot be loaded (missing, not an ELF, wrong architecture, corrupt); ``errno`` is what
+    execve(2) returns for it."""
+
+    def __init__(self, message: str, exit_code: int = 126, errno: int = 8):      # ENOEXEC
+        super().__init__(message, exit_code)
+        self.errno = errno

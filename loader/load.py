@@ -3,7 +3,7 @@ open -> parse -> map segments (and bss) -> set brk -> build the initial stack.
 """
 import os
 import stat
-from errno import EACCES, EISDIR, ENOENT, ENOTDIR, ELOOP
+from errno import EACCES, EISDIR, ELOOP, ENOENT, ENOEXEC, ENOTDIR
 
 from hermipy.errors import LoadError
 from hermipy.layout import ELF_ET_DYN_BASE, PAGE_SIZE, STACK_SIZE, STACK_TOP, page_down, page_up
@@ -14,6 +14,8 @@ from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MA
                                      PROT_READ, PROT_WRITE, MappedFile)
 
 HEADER_READ = 64 * 1024
+SCRIPT_HEADER = 256                 # BINPRM_BUF_SIZE: how much of a #! line the kernel reads
+MAX_SCRIPT_NESTING = 4              # an interpreter may itself be a script, this deep (ELOOP beyond)
 
 
 def find_command(k, name: str, envp: list[bytes]) -> str:
@@ -40,11 +42,13 @@ def open_binary(k, guest_path: str) -> tuple[int, str]:
     except (SyscallError, OSError) as err:
         code = err.errno
         reason = os.strerror(code)
-        raise LoadError(f"{guest_path}: {reason}", 127 if code in (ENOENT, ENOTDIR, ELOOP) else 126) from None
+        raise LoadError(f"{guest_path}: {reason}", 127 if code in (ENOENT, ENOTDIR, ELOOP) else 126,
+                        code) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise LoadError(f"{guest_path}: {os.strerror(EISDIR if stat.S_ISDIR(st.st_mode) else EACCES)}", 126)
+        shown = EISDIR if stat.S_ISDIR(st.st_mode) else EACCES
+        raise LoadError(f"{guest_path}: {os.strerror(shown)}", 126, EACCES)
     return fd, host
 
 
@@ -122,7 +126,7 @@ def load_interpreter(k, program: str, interp_path: str) -> tuple[int, int]:
     except LoadError as err:
         if err.exit_code == 127:
             raise LoadError(f"{program}: cannot execute: required file not found "
-                            f"(interpreter {interp_path})", 127) from None
+                            f"(interpreter {interp_path})", 127, ENOENT) from None
         raise
     try:
         image = read_image(fd, interp_path)
@@ -137,10 +141,39 @@ def load_interpreter(k, program: str, interp_path: str) -> tuple[int, int]:
     return base - low, base - low + image.entry
 
 
-def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes]) -> tuple[int, int]:
-    """Load ``guest_path`` (and its interpreter) into kernel ``k``; return (entry point, initial rsp)."""
-    guest_path = find_command(k, guest_path, envp)
+def script_interpreter(fd: int, guest_path: str, argv: list[bytes]) -> tuple[str, list[bytes]] | None:
+    """fs/binfmt_script.c: a file starting with ``#!`` runs its interpreter with the optional argument
+    (the rest of the line, one word) and the script's path in front of argv[1:]."""
+    head = os.pread(fd, SCRIPT_HEADER, 0)
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].replace(b"\t", b" ").strip()
+    if not line:
+        raise LoadError(f"{guest_path}: bad interpreter: no interpreter named", 126, ENOEXEC)
+    interp, _, arg = line.partition(b" ")
+    arg = arg.strip()
+    return os.fsdecode(interp), [interp, *([arg] if arg else []), os.fsencode(guest_path), *argv[1:]]
+
+
+def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes], depth: int = 0) -> tuple[int, int]:
+    """Load ``guest_path`` (and its interpreter, or a script's) into kernel ``k``; return (entry, initial rsp)."""
     fd, _host = open_binary(k, guest_path)
+    try:
+        script = script_interpreter(fd, guest_path, argv)
+    except BaseException:
+        os.close(fd)
+        raise
+    if script is not None:
+        os.close(fd)
+        if depth >= MAX_SCRIPT_NESTING:
+            raise LoadError(f"{guest_path}: {os.strerror(ELOOP)}", 126, ELOOP)
+        interp, argv = script
+        try:
+            return load_program(k, interp, argv, envp, depth + 1)
+        except LoadError as err:
+            if err.errno in (ENOENT, ENOTDIR):       # what a shell says about a script's missing interpreter
+                raise LoadError(f"{guest_path}: cannot execute: required file not found", 127, err.errno) from None
+            raise
     try:
         image = read_image(fd, guest_path)
         bias = load_bias(image)

@@ -40,17 +40,28 @@ class Process:
         self.clear_child_tid = 0
         self.robust_list = 0
         self.auxv = b""
+        self.forked = False                # a child hermipy process made by fork/clone (dies by real signals)
+        self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
 
 
 class Kernel:
-    def __init__(self, options: Options):
+    """One guest process's kernel state. ``successor_of``: execve's new image keeps the old one's open
+    files (the caller closes the close-on-exec ones), cwd and root, identity, limits and umask."""
+
+    def __init__(self, options: Options, successor_of: "Kernel | None" = None):
         self.options = options
         self.ram = PhysicalMemory(options.memory)
         self.mem = AddressSpace(self.ram)
-        self.fs = FsView(options.root)
-        self.fds = FdTable()
-        self.fds.inherit_stdio()
-        self.proc = Process()
+        if successor_of is None:
+            self.fs = FsView(options.root)
+            self.fds = FdTable()
+            self.fds.inherit_stdio()
+            self.proc = Process()
+            self.trace = None
+        else:
+            self.fs, self.fds, self.proc = successor_of.fs, successor_of.fds, successor_of.proc
+            self.fs.synthetic = None           # /proc/self of the new image
+            self.trace = successor_of.trace
         self.cpu = None
         self.brk_start = self.brk = 0
         self.signals = None            # SignalState, created by sys_signal

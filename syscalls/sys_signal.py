@@ -154,6 +154,17 @@ class SignalState:
             except (ValueError, OSError):
                 pass
 
+    def after_exec(self) -> "SignalState":
+        """flush_signal_handlers(): handled signals go back to SIG_DFL, ignored ones stay ignored; the mask
+        and pending signals are kept; the alternate stack is gone."""
+        new = SignalState.__new__(SignalState)
+        new.killed_by = 0
+        new.actions = [Action(SIG_IGN if a.handler == SIG_IGN else SIG_DFL) for a in self.actions]
+        new.blocked, new.pending = self.blocked, self.pending
+        new.sas_sp, new.sas_size, new.sas_flags = 0, 0, SS_DISABLE
+        new.trap_nr, new.error_code, new.cr2 = 0, 0, 0
+        return new
+
     # -- sending ---------------------------------------------------------------------------------
     def ignored(self, signo: int) -> bool:
         """sig_task_ignored(): the handler is SIG_IGN, or SIG_DFL with a default action of ignore/stop."""
@@ -219,12 +230,30 @@ def make_siginfo(signo: int, code: int, pid: int = 0, uid: int = 0, addr: int | 
 
 
 def terminate_by_signal(k, signo: int):
-    """Default action 'terminate'/'core': report it the way a shell does and exit with 128+signo."""
+    """Default action 'terminate'/'core': report it the way a shell does and exit with 128+signo. A forked
+    child's parent is a guest that reads the wait status, so there the host process dies by the signal."""
     k.signals.killed_by = signo
+    if k.proc.forked:
+        _die_on_host(k, signo)
     sys.stdout.flush()
     sys.stderr.write(f"{_signal.strsignal(signo) or f'Signal {signo}'}\n")
     sys.stderr.flush()
     raise GuestExit(128 + signo)
+
+
+def _die_on_host(k, signo: int):
+    """End this host process with ``signo`` (no core file: the image would be hermipy's, not the guest's)."""
+    import os
+    import resource
+    sys.stdout.flush()
+    sys.stderr.flush()
+    k.mem.sync_all()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    if signo != SIGKILL:
+        _signal.signal(signo, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signo])
+    os.kill(os.getpid(), signo)
+    os._exit(128 + signo)              # only if the host refused the signal
 
 
 # -- delivery ------------------------------------------------------------------------------------

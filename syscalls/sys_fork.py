@@ -1,0 +1,267 @@
+"""Processes: fork, vfork, clone, clone3, execve, execveat, wait4, waitid (kernel/fork.c, fs/exec.c,
+kernel/exit.c).
+
+Every guest process is a hermipy host process. fork is ``os.fork()`` taken inside the syscall: the child
+goes on from the same instruction with a copy-on-write copy of guest RAM (one private host mapping) and of
+the whole kernel state, so host pids, the process tree and wait statuses are the guest's own, and wait4 and
+waitid are the host's. A backend that cannot be inherited across fork (KVM: a VM belongs to the process that
+made it) is rebuilt in the child from the registers taken before the fork. execve loads the new program
+into a fresh kernel (address space, CPU) that keeps the open files, cwd, identity and signal mask; any
+failure before that point returns an errno to the unchanged caller, as Linux does.
+
+Threads (CLONE_VM without CLONE_VFORK, CLONE_THREAD) are not supported: ENOSYS. A vfork (CLONE_VM |
+CLONE_VFORK, as posix_spawn uses it) child runs on a copy of the parent's memory instead of sharing it; the
+parent waits until it execs or exits, as Linux's does.
+"""
+import ctypes
+import os
+import struct
+import sys
+from errno import E2BIG, EACCES, EINVAL, ENOENT, ENOSYS
+
+from hermipy.cpu import ReplaceImage
+from hermipy.errors import LoadError
+from hermipy.syscalls.argtypes import AT_FDCWD, DirFd, Enum, Flags, Int, Path, Ptr, Size
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.sys_fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, _path, host_syscall, lookup
+from hermipy.syscalls.table import PARTIAL, FULL, syscall
+
+CSIGNAL = 0xFF
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x1000, 0x2000, 0x4000, 0x8000, 0x10000
+CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x20000, 0x40000, 0x80000, 0x100000
+CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x200000, 0x400000, 0x800000, 0x1000000
+# What a process (not thread) clone may ask for here; CLONE_VM only together with CLONE_VFORK.
+SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
+             | CLONE_CHILD_SETTID | CLONE_DETACHED | CLONE_UNTRACED)
+CLONE_ARGS = struct.Struct("<11Q")         # struct clone_args (uapi/linux/sched.h), CLONE_ARGS_SIZE_VER2
+CLONE_ARGS_SIZE_VER0 = 64
+MAX_ARG_STRLEN = 32 * 4096                 # one argv/envp string (include/uapi/linux/binfmts.h)
+MAX_ARG_STRINGS = 0x7FFFFFFF
+RUSAGE_SIZE, SIGINFO_SIZE = 144, 128
+P_PIDFD = 3
+
+CLONE_FLAGS = Flags({CLONE_VM: "CLONE_VM", CLONE_FS: "CLONE_FS", CLONE_FILES: "CLONE_FILES",
+                     CLONE_SIGHAND: "CLONE_SIGHAND", CLONE_PIDFD: "CLONE_PIDFD", CLONE_VFORK: "CLONE_VFORK",
+                     CLONE_PARENT: "CLONE_PARENT", CLONE_THREAD: "CLONE_THREAD", CLONE_SETTLS: "CLONE_SETTLS",
+                     CLONE_PARENT_SETTID: "CLONE_PARENT_SETTID", CLONE_CHILD_CLEARTID: "CLONE_CHILD_CLEARTID",
+                     CLONE_CHILD_SETTID: "CLONE_CHILD_SETTID", 17: "SIGCHLD"})
+WAIT_OPTIONS = Flags({1: "WNOHANG", 2: "WUNTRACED", 4: "WEXITED", 8: "WCONTINUED", 0x01000000: "WNOWAIT",
+                      0x20000000: "__WNOTHREAD", 0x40000000: "__WALL", 0x80000000: "__WCLONE"})
+ID_TYPE = Enum({0: "P_ALL", 1: "P_PID", 2: "P_PGID", 3: "P_PIDFD"})
+EXECVEAT_FLAGS = Flags({AT_SYMLINK_NOFOLLOW: "AT_SYMLINK_NOFOLLOW", AT_EMPTY_PATH: "AT_EMPTY_PATH"})
+
+
+# -- fork -----------------------------------------------------------------------------------------------
+def _check_clone_flags(flags: int) -> None:
+    """copy_process()'s consistency checks (EINVAL), then what hermipy cannot do (ENOSYS)."""
+    if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS:
+        raise SyscallError(EINVAL)
+    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        raise SyscallError(EINVAL)
+    if flags & ~SUPPORTED or flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
+        raise SyscallError(ENOSYS)
+
+
+def _cpu_state(cpu):
+    """What a rebuilt CPU needs: registers, FS/GS base, the FXSAVE image."""
+    return cpu.get_regs(), cpu.get_fs_base(), cpu.get_gs_base(), cpu.read_fpu_state()
+
+
+def _flush_host_streams(k) -> None:
+    """Buffered host output must not be written twice, once by each process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if k.trace is not None:
+        k.trace.flush()
+
+
+def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0, tls: int = 0) -> int:
+    """kernel_clone() for a new process: the host forks here; returns the child's pid in the parent."""
+    _check_clone_flags(flags)
+    cpu = k.cpu
+    state = None if cpu.survives_fork else _cpu_state(cpu)
+    vfork = bool(flags & CLONE_VFORK)
+    _flush_host_streams(k)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC) if vfork else (-1, -1)
+    pid = os.fork()
+    if pid == 0:
+        _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w)
+        return 0
+    if vfork:
+        os.close(done_w)
+        while os.read(done_r, 1):          # EOF once the child has exec'd or exited
+            pass
+        os.close(done_r)
+    if flags & CLONE_PARENT_SETTID:
+        k.mem.write(parent_tid, struct.pack("<i", pid))
+    return pid
+
+
+def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w) -> None:
+    """The child's side of do_fork: identity, tid pointers, stack and TLS, and a CPU it can use."""
+    proc = k.proc
+    proc.ppid, proc.pid = proc.pid, os.getpid()
+    proc.forked = True
+    if proc.vfork_done >= 0:                 # a vfork parent waits for its own child, not for this one
+        os.close(proc.vfork_done)
+    proc.vfork_done = -1
+    if done_w >= 0:
+        os.close(done_r)
+        proc.vfork_done = done_w
+    k.signals.pending = {}                   # copy_process: the child starts with no pending signals
+    proc.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
+    for flag, addr in ((CLONE_CHILD_SETTID, child_tid), (CLONE_PARENT_SETTID, parent_tid)):
+        if flags & flag:
+            k.mem.write(addr, struct.pack("<i", proc.pid))
+    cpu = k.cpu
+    if state is not None:
+        from hermipy.runner import attach_new_cpu
+        regs, fs_base, gs_base, fpu = state
+        cpu = attach_new_cpu(k, cpu.name)
+        cpu.set_regs(regs)
+        cpu.set_gs_base(gs_base)
+        cpu.write_fpu_state(fpu)
+        cpu.set_fs_base(fs_base)
+        cpu.set_reg("rax", 0)
+    if stack:
+        cpu.set_reg("rsp", stack)
+    if flags & CLONE_SETTLS:
+        cpu.set_fs_base(tls)
+    if state is not None:
+        raise ReplaceImage(k)
+
+
+@syscall("fork", PARTIAL, note="a host process with a copy-on-write copy of guest memory; MAP_SHARED anonymous "
+                               "memory is copied, not shared, between parent and child")
+def fork(k) -> int:
+    """fork(2)."""
+    return do_fork(k, 17)                    # SIGCHLD
+
+
+@syscall("vfork", PARTIAL, note="the child runs on a copy of the parent's memory; the parent waits until it "
+                                "execs or exits")
+def vfork(k) -> int:
+    """vfork(2)."""
+    return do_fork(k, CLONE_VM | CLONE_VFORK | 17)
+
+
+@syscall("clone", PARTIAL, note="processes only (fork-like, or CLONE_VM|CLONE_VFORK as posix_spawn uses it); "
+                                "threads, namespaces, CLONE_FILES/FS/PIDFD/PARENT: ENOSYS")
+def clone(k, flags: CLONE_FLAGS, newsp: Ptr, parent_tidptr: Ptr, child_tidptr: Ptr, tls: Ptr) -> int:
+    """clone(2), x86-64 argument order: flags, stack, parent_tid, child_tid, tls."""
+    return do_fork(k, flags & 0xFFFFFFFF, newsp, parent_tidptr, child_tidptr, tls)
+
+
+@syscall("clone3", PARTIAL, note="as clone: processes only; set_tid and cgroup: ENOSYS")
+def clone3(k, uargs: Ptr, size: Size) -> int:
+    """clone3(2): struct clone_args; the stack is [stack, stack + stack_size)."""
+    if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
+        raise SyscallError(EINVAL)
+    raw = k.mem.read(uargs, min(size, CLONE_ARGS.size)).ljust(CLONE_ARGS.size, b"\0")
+    if size > CLONE_ARGS.size and any(k.mem.read(uargs + CLONE_ARGS.size, size - CLONE_ARGS.size)):
+        raise SyscallError(E2BIG)
+    (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+     cgroup) = CLONE_ARGS.unpack(raw)
+    if exit_signal & ~CSIGNAL or flags & CSIGNAL or bool(stack) != bool(stack_size):
+        raise SyscallError(EINVAL)
+    if set_tid or set_tid_size or cgroup:
+        raise SyscallError(ENOSYS)
+    return do_fork(k, flags | exit_signal, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
+
+
+# -- execve ---------------------------------------------------------------------------------------------
+def _strings(k, addr: int) -> list[bytes]:
+    """A NULL-terminated array of C strings (argv or envp); a NULL array is empty."""
+    out = []
+    while addr:
+        (ptr,) = struct.unpack("<Q", k.mem.read(addr, 8))
+        if not ptr:
+            break
+        s = k.mem.read_cstr(ptr, MAX_ARG_STRLEN + 1)
+        if len(s) > MAX_ARG_STRLEN or len(out) >= MAX_ARG_STRINGS:
+            raise SyscallError(E2BIG)
+        out.append(s)
+        addr += 8
+    return out
+
+
+def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], flags: int) -> int:
+    """do_execveat_common(): load into a new image; on success the old one is gone and the run goes on
+    with the new kernel (ReplaceImage); any error before that is the caller's errno."""
+    from hermipy.runner import boot, start_program
+    from hermipy.syscalls.sys_fs import _dir_base
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    if not path:
+        if not flags & AT_EMPTY_PATH:
+            raise SyscallError(ENOENT)
+        path = k.fds.get(dirfd).path
+    elif not path.startswith("/") and dirfd != AT_FDCWD:
+        path = k.fs.absolute(_dir_base(k, dirfd), path)
+    target = lookup(k, AT_FDCWD, path)       # /proc/self/exe, /dev/fd/N: the caller's, resolved now
+    if target.missing:
+        raise SyscallError(ENOENT)
+    if target.node is not None or not os.access(target.host, os.X_OK):
+        raise SyscallError(EACCES)
+    if "/proc" in path or "/dev" in path:
+        path = target.guest
+    new = boot(k.options, successor_of=k)
+    try:
+        start_program(new, path, argv, envp)
+    except (LoadError, SyscallError, OSError) as err:
+        new.cpu.close()
+        raise SyscallError(err.errno) from None
+    # The point of no return (begin_new_exec).
+    for fd in sorted(k.fds.cloexec):
+        k.fds.close(fd)
+    k.proc.clear_child_tid = k.proc.robust_list = 0
+    if k.proc.vfork_done >= 0:
+        os.close(k.proc.vfork_done)
+        k.proc.vfork_done = -1
+    if k.trace is not None:                 # the dispatcher never sees this call return
+        k.trace.write(f"execve({path!r}, ...) = 0\n")
+    raise ReplaceImage(new)
+
+
+@syscall("execve", PARTIAL, note="ELF (static, static-PIE, dynamic) and #! scripts; set-user-ID bits are not "
+                                 "honoured")
+def execve(k, filename: Path, argv: Ptr, envp: Ptr) -> int:
+    """execve(2)."""
+    return do_execve(k, AT_FDCWD, _path(k, filename), _strings(k, argv), _strings(k, envp), 0)
+
+
+@syscall("execveat", PARTIAL, note="as execve; AT_EMPTY_PATH runs the file the fd names")
+def execveat(k, dirfd: DirFd, filename: Path, argv: Ptr, envp: Ptr, flags: EXECVEAT_FLAGS) -> int:
+    """execveat(2)."""
+    return do_execve(k, dirfd, _path(k, filename), _strings(k, argv), _strings(k, envp), flags)
+
+
+# -- wait -----------------------------------------------------------------------------------------------
+@syscall("wait4", FULL)
+def wait4(k, upid: Int, stat_addr: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
+    """wait4(2): the guest's children are the host process's children."""
+    status = ctypes.c_int(0)
+    rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
+    pid = host_syscall("wait4", upid, ctypes.addressof(status), options, ctypes.addressof(rusage) if ru else 0)
+    if pid > 0:
+        if stat_addr:
+            k.mem.write(stat_addr, struct.pack("<i", status.value))
+        if ru:
+            k.mem.write(ru, rusage.raw)
+    return pid
+
+
+@syscall("waitid", FULL)
+def waitid(k, which: ID_TYPE, upid: Int, infop: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
+    """waitid(2): siginfo_t and struct rusage from the host; a pidfd is the guest's fd."""
+    if which == P_PIDFD:
+        upid = k.fds.get(upid).host_fd
+    info = ctypes.create_string_buffer(SIGINFO_SIZE)
+    rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
+    host_syscall("waitid", which, upid, ctypes.addressof(info), options, ctypes.addressof(rusage) if ru else 0)
+    if infop:
+        k.mem.write(infop, info.raw)
+    if ru:
+        k.mem.write(ru, rusage.raw)
+    return 0
