@@ -14,6 +14,7 @@ from errno import ELOOP, ENOENT, ENOTDIR
 from hermipy.errors import LoadError
 from hermipy.rewriter import elf as elfmod
 from hermipy.rewriter.ldpath import LibraryResolver
+from hermipy.rewriter.plan import sites_from_scan, store_plan
 from hermipy.rewriter.scan import DYNAMIC, KNOWN, UNKNOWN, scan
 from hermipy.syscalls.errors import SyscallError
 
@@ -107,6 +108,7 @@ def analyze(binary: str, root: str | None = None, ld_library_path: str | None = 
     objects, needed = load_objects(binary, root, ld_library_path)
     for obj in objects:
         obj.scan = scan(obj.elf)
+        store_plan(obj.elf.data, sites_from_scan(obj.scan))     # `hermipy run` reads it, capstone-free
     status_of = {row["nr"]: row["status"] for row in rows()}
     sites = []
     per_nr: dict[int, dict] = {}
@@ -120,7 +122,7 @@ def analyze(binary: str, root: str | None = None, ld_library_path: str | None = 
                           "function": s.function, "function_offset": s.func_offset if s.function else None,
                           "in_function": inside, "kind": s.kind, "nr": s.nr, "name": name, "status": status,
                           "verdict": verdict, "evidence": s.how,
-                          "after_resync": s.after_resync})
+                          "after_resync": s.after_resync, "rewritten": s.rewritten})
             sites[-1]["callers"] = callers = []
             for call, kind, nr in s.callers:
                 cname = NAMES.get(nr) if kind == KNOWN else None
@@ -155,7 +157,8 @@ def analyze(binary: str, root: str | None = None, ld_library_path: str | None = 
         "objects": [{"path": o.path, "role": o.role, "needed_by": o.needed_by, "sha256": o.sha256,
                      "kind": o.elf.kind, "code_ranges": o.scan.ranges, "code_bytes": o.scan.code_bytes,
                      "instructions": o.scan.instructions, "resyncs": o.scan.resyncs,
-                     "stray_0f05": o.scan.stray, "sites": len(o.scan.sites)} for o in objects],
+                     "stray_0f05": o.scan.stray, "sites": len(o.scan.sites),
+                     "rewritten_sites": sum(s.rewritten for s in o.scan.sites)} for o in objects],
         "sites": sites,
         "syscalls": syscalls,
     }
@@ -240,12 +243,15 @@ def render_text(report: dict) -> str:
     out.append(f"objects ({len(report['objects'])}):")
     for o in report["objects"]:
         out.append(f"  {o['role']:<11} {o['path']}: {o['sites']} syscall sites in {o['code_bytes']} bytes of code"
-                   + (f", {o['resyncs']} resyncs" if o["resyncs"] else ""))
+                   + (f", {o['resyncs']} resyncs" if o["resyncs"] else "")
+                   + (f", {o['rewritten_sites']} rewritten (hermipy rewrite)" if o["rewritten_sites"] else ""))
     out.append("")
     out.append(f"syscall sites ({summary['sites']}: {summary['known_sites']} known, "
                f"{summary['dynamic_sites']} dynamic, {summary['unknown_sites']} unknown):")
     multi = len(report["objects"]) > 1
-    header = ["ADDRESS", *(["OBJECT"] if multi else []), "FUNCTION", "NR", "SYSCALL", "VERDICT"]
+    rewritten = any(s["rewritten"] for s in report["sites"])
+    header = ["ADDRESS", *(["OBJECT"] if multi else []), "FUNCTION", "NR", "SYSCALL", "VERDICT",
+              *(["SITE"] if rewritten else [])]
     table = []
     for s in report["sites"]:
         func = "-"
@@ -256,10 +262,11 @@ def render_text(report: dict) -> str:
         nr = str(s["nr"]) if s["nr"] is not None else "-"
         name = s["name"] or ("?" if s["kind"] == KNOWN else f"<{s['kind']}>")
         table.append([f"{s['address']:#x}", *([os.path.basename(s["object"])] if multi else []), func, nr, name,
-                      s["verdict"]])
+                      s["verdict"], *([("rewritten" if s["rewritten"] else "syscall")] if rewritten else [])])
         for c in s["callers"]:
             table.append([f"  <- call {c['address']:#x}", *([""] if multi else []), "",
-                          str(c["nr"]) if c["nr"] is not None else "-", c["name"] or f"<{c['kind']}>", c["verdict"]])
+                          str(c["nr"]) if c["nr"] is not None else "-", c["name"] or f"<{c['kind']}>", c["verdict"],
+                          *([""] if rewritten else [])])
     out.extend(_columns(header, table, right={header.index("NR")}))
     out.append("")
     out.append(f"distinct statically known syscalls ({summary['distinct_known']}): "

@@ -122,6 +122,10 @@ def _remember_stat(path: str, digest: str) -> None:
 
 
 def _write_atomic(target: str, text: str) -> bool:
+    """Write ``target`` whole or not at all; never create a home directory that does not exist
+    (e.g. HOME=/nonexistent): then nothing is cached."""
+    if not os.environ.get("XDG_CACHE_HOME") and not os.path.isdir(os.path.expanduser("~")):
+        return False
     tmp = f"{target}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -140,7 +144,7 @@ def _write_atomic(target: str, text: str) -> bool:
 def sites_from_scan(result) -> list[Site]:
     """Rewritable sites of a ``scan.ScanResult``."""
     return [Site(s.address, s.offset, s.nr, s.kind) for s in result.sites
-            if s.offset is not None and not s.after_resync]
+            if s.offset is not None and not s.after_resync and not s.rewritten]
 
 
 def build_plan(path_or_bytes, name: str | None = None, write: bool = True) -> list[Site]:

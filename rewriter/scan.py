@@ -9,6 +9,9 @@
    register, or a call that clobbers it, makes the site "unknown". Reaching a function entry while tracking
    an argument register (rdi, rsi, ...) means the number comes from the caller: "dynamic" — glibc's and
    musl's ``syscall()`` (the function named ``syscall``, or ``mov rax, rdi; mov rdi, rsi; ...; syscall``).
+
+A site that ``hermipy rewrite`` already rewrote (``out 0xe0, al`` in place of ``syscall``, see
+``rewriter/rewrite.py``) is found and resolved the same way, and marked ``rewritten``.
 """
 import bisect
 from array import array
@@ -40,17 +43,20 @@ for _r, _subs in GPRS.items():
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 CALLER_SAVED = {"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"}
 FLOW_ENDS = {"jmp", "ret", "retf", "hlt", "ud2", "iretq", "iret", "sysret", "sysretq"}
+REWRITTEN_OP = "0xe0, al"      # `out SYSCALL_PORT, al` (hermipy/kvm_stubs.py): a rewritten syscall site
 
 
 class SiteInfo:
     """One ``syscall`` instruction: where it is and what rax holds there."""
 
-    __slots__ = ("address", "offset", "kind", "nr", "function", "func_offset", "how", "after_resync", "callers")
+    __slots__ = ("address", "offset", "kind", "nr", "function", "func_offset", "how", "after_resync", "callers",
+                 "rewritten")
 
-    def __init__(self, address, offset, kind, nr, function, func_offset, how, after_resync=False):
+    def __init__(self, address, offset, kind, nr, function, func_offset, how, after_resync=False, rewritten=False):
         self.address, self.offset, self.kind, self.nr = address, offset, kind, nr
         self.function, self.func_offset, self.how = function, func_offset, how
         self.after_resync = after_resync   # the sweep skipped undecodable bytes earlier in this chunk
+        self.rewritten = rewritten         # already `out 0xe0, al` (hermipy rewrite), not `syscall`
         self.callers: list[tuple[int, str, int | None]] = []   # dynamic: (call address, kind, nr) per caller
 
 
@@ -73,6 +79,7 @@ class Scanner:
         self.mdd.detail = True
         self.addrs = array("Q")
         self.syscalls: list[int] = []                 # indexes into addrs
+        self.rewritten: set[int] = set()              # those of them that are rewritten sites
         self.uncertain: set[int] = set()              # syscall indexes found after a resync in their chunk
         self.jumps: dict[int, list[int]] = {}         # target -> source addresses (direct jmp/jcc/loop)
         self.entries: set[int] = set(elf.symbols.addrs)
@@ -125,6 +132,11 @@ class Scanner:
                     target = int(op_str, 16)
                     entries.add(target)
                     self.calls.setdefault(target, []).append(addr)
+                elif c == "o" and mnemonic == "out" and op_str == REWRITTEN_OP:
+                    syscalls.append(len(addrs) - 1)
+                    self.rewritten.add(len(addrs) - 1)
+                    if resynced:
+                        self.uncertain.add(len(addrs) - 1)
             if last >= stop:
                 pos = last
             elif stop < end and last > stop - MAX_INSN:
@@ -159,7 +171,7 @@ class Scanner:
                     origin = []
                 kind, nr, how = DYNAMIC, None, f"the {function}() wrapper: the number comes from its caller"
             site = SiteInfo(addr, self.elf.offset_of(addr), kind, nr, function, func_offset, how,
-                            idx in self.uncertain)
+                            idx in self.uncertain, idx in self.rewritten)
             if kind == DYNAMIC and origin:
                 site.callers = self.resolve_callers(*origin)
             self.result.sites.append(site)
@@ -302,7 +314,7 @@ class Scanner:
         mnemonic = insn.mnemonic
         if mnemonic == "call" or mnemonic.endswith(" call"):
             return ("kill",) if reg in CALLER_SAVED else None
-        if mnemonic == "syscall":
+        if mnemonic == "syscall" or mnemonic == "out" and insn.op_str == REWRITTEN_OP:
             return ("kill",) if reg in ("rax", "rcx", "r11") else None
         try:
             written = insn.regs_access()[1]

@@ -223,9 +223,10 @@ def test_cli_json_schema(bins):
                         "summary"}
     assert set(doc["binary"]) == {"path", "kind", "elf_type", "entry", "interpreter"}
     assert set(doc["objects"][0]) == {"path", "role", "needed_by", "sha256", "kind", "code_ranges", "code_bytes",
-                                      "instructions", "resyncs", "stray_0f05", "sites"}
+                                      "instructions", "resyncs", "stray_0f05", "sites", "rewritten_sites"}
     assert set(doc["sites"][0]) == {"object", "address", "offset", "function", "function_offset", "in_function",
-                                    "kind", "nr", "name", "status", "verdict", "evidence", "after_resync", "callers"}
+                                    "kind", "nr", "name", "status", "verdict", "evidence", "after_resync", "callers",
+                                    "rewritten"}
     assert set(doc["syscalls"][0]) == {"nr", "name", "status", "verdict", "sites", "calls", "objects"}
     assert set(doc["summary"]) == {"sites", "known_sites", "dynamic_sites", "unknown_sites", "wrapper_calls",
                                    "wrapper_calls_known", "distinct_known",
@@ -313,6 +314,8 @@ def test_plan_cache_round_trip(tmp_path, monkeypatch):
 def test_plan_leaves_out_uncertain_sites(bins, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     r = analyze(str(bins["static"]))
+    assert load_cached_plan(str(bins["static"])) == build_plan(str(bins["static"]), write=False)   # analyze cached it
+    shutil.rmtree(tmp_path / "cache")
     plan = build_plan(str(bins["static"]), write=False)
     junk = by_function(r, "f_junk")[0]["address"]
     assert junk not in {s.address for s in plan}
@@ -340,3 +343,18 @@ def test_run_never_imports_the_analyser(bins):
     proc = subprocess.run([sys.executable, "-c", code, str(bins["musl"])], capture_output=True, text=True,
                           timeout=120)
     assert proc.stdout.splitlines()[-1] == "[]", (proc.stdout, proc.stderr)
+
+
+def test_no_plan_is_remembered(tmp_path, monkeypatch):
+    """A file without a plan is hashed once; later loads know from its stat key that there is none."""
+    from hermipy.rewriter import plan as plan_module
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    binary = tmp_path / "busybox"
+    shutil.copy(BUSYBOX, binary)
+    assert load_cached_plan(str(binary)) is None
+    monkeypatch.setattr(plan_module, "_content", lambda _: pytest.fail("read and hashed again"))
+    assert load_cached_plan(str(binary)) is None
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    built = build_plan(str(binary))                                                # a plan appears later
+    assert load_cached_plan(str(binary)) == built

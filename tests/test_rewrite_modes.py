@@ -1,0 +1,185 @@
+"""Syscall-site rewriting (issue 5): the differential suite's representative subset with rewriting on (the
+default) and off (``--no-rewrite``) on each backend; ``hermipy rewrite`` outputs run under hermipy exactly
+as the originals run natively, and ``hermipy analyze`` shows their rewritten sites.
+
+Each run also gets a fresh, empty plan cache (``XDG_CACHE_HOME``): no test depends on what an earlier
+``hermipy analyze`` left in the user's cache; ``test_cached_plan_spares_shared_sites`` fills one on purpose.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from difftest import assert_results_same, assert_same, build, run_hermipy, run_native
+
+BUSYBOX = "/usr/bin/busybox"
+needs_busybox = pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static is not installed")
+
+
+def _kvm_reason() -> str | None:
+    from hermipy.kvm_backend import kvm_unusable_reason
+    return kvm_unusable_reason()
+
+
+KVM_REASON = _kvm_reason()
+BACKENDS = ["unicorn", pytest.param("kvm", marks=pytest.mark.skipif(
+    KVM_REASON is not None, reason=f"/dev/kvm is not usable here: {KVM_REASON}"))]
+MODES = {"rewrite": (), "no-rewrite": ("--no-rewrite",)}
+ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/nonexistent", "TZ": "UTC", "HERMI_A": "alpha"}
+
+
+def _files(d: str) -> None:
+    Path(d, "numbers.txt").write_text("".join(f"{(i * 7919) % 1000}\n" for i in range(300)))
+    Path(d, "sub").mkdir()
+    Path(d, "sub", "one.txt").write_text("one\n")
+    for path in Path(d).rglob("*"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+
+
+# name -> (argv maker, needs busybox). Testbins: static glibc and musl start-up, ids and credentials (the
+# in-guest answers, refreshed by set*id), memory; busybox (static) and Debian programs (dynamic: ld.so and
+# libc's sites are mapped by the guest and rewritten as they trap).
+CASES = {
+    "hello-static": lambda: [build("hello", "static")],
+    "process_ids-musl": lambda: [build("process_ids", "musl")],
+    "info-static": lambda: [build("info", "static")],
+    "mmap_patterns-static-pie": lambda: [build("mmap_patterns", "static-pie"), "anon", "fixed", "remap", "brk"],
+    "busybox-sh": lambda: [BUSYBOX, "sh", "-c", "echo $((6 * 7)); id -u; sort -n numbers.txt | tail -n 2; "
+                                                "cat sub/one.txt; ls sub"],
+    "ls-la": lambda: ["ls", "-la", "--time-style=+%Y", "sub"],
+    "sort-n": lambda: ["sort", "-n", "numbers.txt"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _own_plan_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _env(tmp_path) -> dict:
+    return dict(ENV, XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES)
+def test_same_as_native(case, backend, mode, tmp_path):
+    argv = CASES[case]()
+    if argv[0] == BUSYBOX and not os.path.exists(BUSYBOX) or not shutil.which(str(argv[0]), path=ENV["PATH"]):
+        pytest.skip(f"{argv[0]} is not installed")
+    assert_same(argv, env=_env(tmp_path), setup=_files, options=("--backend", backend, *MODES[mode]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strace_shows_answered_syscalls(backend, tmp_path):
+    """Under --strace nothing is answered inside the guest: getpid & co. show like every other call."""
+    trace = tmp_path / "trace"
+    result = run_hermipy([build("process_ids", "static")], env=_env(tmp_path),
+                         options=("--backend", backend, "--strace-file", str(trace)))
+    assert result.status == 0
+    calls = {line.split("(")[0] for line in trace.read_text().splitlines()}
+    assert {"getpid", "getppid", "getuid", "geteuid", "getgid", "getegid"} <= calls, calls
+
+
+def hermipy(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "hermipy", *map(str, args)], capture_output=True, timeout=120,
+                          env=env)
+
+
+@pytest.fixture(scope="module")
+def rewritten(tmp_path_factory) -> dict[str, tuple[str, Path, int]]:
+    """name -> (original, rewritten copy, number of sites `hermipy rewrite` reported)."""
+    d = tmp_path_factory.mktemp("rewritten")
+    env = dict(os.environ, XDG_CACHE_HOME=str(d / "cache"))
+    out = {}
+    originals = {"info-static": build("info", "static"), "hello-musl": build("hello", "musl"),
+                 "process_ids-static-pie": build("process_ids", "static-pie")}
+    if os.path.exists(BUSYBOX):
+        originals["busybox"] = BUSYBOX
+    for name, original in originals.items():
+        target = d / name / Path(original).name          # busybox picks the applet by its own name
+        target.parent.mkdir()
+        proc = hermipy("rewrite", original, "-o", target, env=env)
+        assert proc.returncode == 0, proc.stderr
+        count = int(proc.stdout.split(b": ")[1].split()[0])
+        out[name] = (str(original), target, count)
+    return out
+
+
+REWRITTEN_RUNS = {"info-static": [[]], "hello-musl": [[]], "process_ids-static-pie": [[]],
+                  "busybox": [["sh", "-c", "echo $((6 * 7)); id -u; sort -n numbers.txt | tail -n 2"],
+                              ["ls", "-l", "sub"], ["sha256sum", "numbers.txt"]]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", REWRITTEN_RUNS)
+def test_rewritten_binary_runs_like_the_original(rewritten, name, backend, tmp_path):
+    if name not in rewritten:
+        pytest.skip("busybox-static is not installed")
+    original, copy, count = rewritten[name]
+    assert count > 10
+    for args in REWRITTEN_RUNS[name]:
+        native_dir, hermipy_dir = tmp_path / "native", tmp_path / "hermipy"
+        for d in (native_dir, hermipy_dir):
+            d.mkdir(exist_ok=True)
+            if not (d / "sub").exists():
+                _files(str(d))
+        native = run_native([original, *args], cwd=native_dir, env=ENV)
+        emulated = run_hermipy([copy, *args], cwd=hermipy_dir, env=_env(tmp_path), options=("--backend", backend))
+        assert_results_same([copy, *args], native, emulated)
+
+
+def test_rewritten_binary_is_marked_and_analyzed(rewritten):
+    from hermipy.rewriter.plan import SitePolicy, is_rewritten
+    original, copy, count = rewritten["info-static"]
+    assert is_rewritten(str(copy)) and not is_rewritten(original)
+    assert not SitePolicy(str(copy)).may_rewrite(0)              # hermipy run leaves its sites alone
+    proc = hermipy("analyze", "--json", copy)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    sites = report["sites"]
+    done = [s for s in sites if s["rewritten"]]
+    assert len(done) == count == report["objects"][0]["rewritten_sites"]
+    assert all(s["kind"] == "known" and s["name"] not in ("getpid", "getuid", "gettid") for s in done)
+    assert any(not s["rewritten"] for s in sites)                # syscall() and in-guest answers stay
+    original_report = json.loads(hermipy("analyze", "--json", original).stdout)
+    assert [(s["address"], s["nr"]) for s in original_report["sites"]] == [(s["address"], s["nr"]) for s in sites]
+    text = hermipy("analyze", copy).stdout.decode()
+    assert f"{count} rewritten (hermipy rewrite)" in text and " rewritten\n" in text
+    data, before = copy.read_bytes(), Path(original).read_bytes()
+    offsets = [s["offset"] for s in done]
+    assert all(data[o:o + 2] == b"\xe6\xe0" and before[o:o + 2] == b"\x0f\x05" for o in offsets)
+
+
+def test_rewrite_errors(rewritten, tmp_path):
+    _, copy, _ = rewritten["hello-musl"]
+    proc = hermipy("rewrite", copy, "-o", tmp_path / "again")
+    assert proc.returncode == 126 and b"already rewritten" in proc.stderr
+    proc = hermipy("rewrite", tmp_path / "missing", "-o", tmp_path / "out")
+    assert proc.returncode == 127 and proc.stderr.startswith(b"hermipy: ")
+
+
+@needs_busybox
+def test_cached_plan_spares_shared_sites(tmp_path):
+    """After `hermipy analyze`, run finds the plan without capstone; syscall() sites are not rewritten."""
+    from hermipy.rewriter.plan import SitePolicy
+    assert hermipy("analyze", BUSYBOX, env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))).returncode == 0
+    policy = SitePolicy(BUSYBOX)
+    assert policy.shared and not any(policy.may_rewrite(offset) for offset in policy.shared)
+    code = ("import sys\nfrom hermipy.cli import main\nrc = main(['run', sys.argv[1], 'true'])\n"
+            "from hermipy.rewriter import plan\n"
+            "print(sorted(m for m in ('capstone', 'lief', 'hermipy.rewriter.scan') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code, BUSYBOX], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")))
+    assert proc.stdout.splitlines()[-1] == "[]", (proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_rewrite_flag(backend, tmp_path):
+    result = run_hermipy([build("hello", "musl")], env=_env(tmp_path), options=("--backend", backend, "--no-rewrite"))
+    assert result.status == 0 and result.stdout == b"Hello, world!\n"
+    assert b"--no-rewrite" in hermipy("run", "--help").stdout
