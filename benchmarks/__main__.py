@@ -91,6 +91,9 @@ class Context:
     def fresh_db(self) -> None:
         Path(self.path("bench.db")).unlink(missing_ok=True)
 
+    def cold_cache(self) -> None:
+        shutil.rmtree(self.tmp / "xdg-cache", ignore_errors=True)
+
 
 @dataclass
 class Workload:
@@ -100,6 +103,7 @@ class Workload:
     stdin: Callable[[Context], str] | None = None
     before_each: Callable[[Context], None] | None = None
     needs: tuple[str, ...] = ()          # host files it runs (a missing one makes the workload n/a)
+    env: Callable[[Context], dict] | None = None
 
 
 def syscall_workload(mode: str, full: int, quick: int) -> Workload:
@@ -135,6 +139,16 @@ WORKLOADS = [
     Workload("python_bench", "python3 benchmarks/src/pybench.py 3: pure-Python loops, dicts, strings, sort",
              lambda c: [PYTHON3, str(HERE / "src" / "pybench.py"), "1" if c.quick else "3"], needs=(PYTHON3,)),
 ]
+
+
+# hermipy's own tools, measured once on the host (not under the runners): the goals of issue 5 name them.
+TOOLS = [
+    Workload("analyze_busybox", "`hermipy analyze /bin/busybox`, cold rewrite-plan cache (fresh $XDG_CACHE_HOME)",
+             lambda c: [sys.executable, "-m", "hermipy", "analyze", BUSYBOX], needs=(BUSYBOX,),
+             env=lambda c: {"XDG_CACHE_HOME": c.path("xdg-cache")}, before_each=lambda c: c.cold_cache()),
+]
+# Workloads whose time is the guest's own computation, not startup or syscalls (issue 6: KVM vs qemu-user).
+CPU_BOUND = ("int_loop", "cpu_mixed", "malloc_list", "busybox_sort", "sqlite3", "python_bench")
 
 
 @dataclass
@@ -203,7 +217,7 @@ def all_runners(wanted: set[str] | None, install: bool) -> list[Runner]:
     return runners
 
 
-def run_once(cmd: list[str], stdin: str | None, out_path: Path, timeout: float) -> dict:
+def run_once(cmd: list[str], stdin: str | None, out_path: Path, timeout: float, env: dict | None = None) -> dict:
     """One run through benchmarks/src/spawn.c: wall seconds, the child's peak RSS (KiB) from wait4(2), exit
     status, sha256 of stdout, the last line of stderr."""
     spawn = compile_static("spawn")
@@ -211,7 +225,7 @@ def run_once(cmd: list[str], stdin: str | None, out_path: Path, timeout: float) 
     report_r, report_w = os.pipe()
     with open(out_path, "wb") as out, tempfile.TemporaryFile() as err, open(stdin or os.devnull, "rb") as inp:
         proc = subprocess.Popen([spawn, str(report_w)] + cmd, stdin=inp, stdout=out, stderr=err,
-                                pass_fds=(report_w,), start_new_session=True)
+                                pass_fds=(report_w,), start_new_session=True, env=env)
         os.close(report_w)
 
         def kill():
@@ -238,11 +252,12 @@ def measure(workload: Workload, runner: Runner, ctx: Context, runs: int, timeout
     """Warm-up plus ``runs`` timed runs of one cell; the first failing run ends it as failed."""
     argv = workload.argv(ctx)
     stdin = workload.stdin(ctx) if workload.stdin else None
+    env = os.environ | workload.env(ctx) if workload.env else None
     times, rss, digest = [], 0, None
     for i in range(runs + 1):
         if workload.before_each:
             workload.before_each(ctx)
-        r = run_once(runner.prefix + argv, stdin, ctx.tmp / "stdout", timeout)
+        r = run_once(runner.prefix + argv, stdin, ctx.tmp / "stdout", timeout, env)
         if r["timed_out"]:
             return {"status": "failed", "reason": f"timeout (> {timeout:g} s)"}
         if r["status"] != 0:
@@ -258,16 +273,19 @@ def measure(workload: Workload, runner: Runner, ctx: Context, runs: int, timeout
             "times": times, "rss_kib": rss, "stdout_sha256": digest}
 
 
-def run_all(args, runners: list[Runner], workloads: list[Workload], ctx: Context) -> dict:
-    results = {}
+def missing_files(w: Workload) -> list[str]:
+    return [p for p in w.needs if not os.access(p, os.X_OK)]
+
+
+def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[Workload], ctx: Context) -> dict:
+    results, tool_results = {}, {}
     started = time.monotonic()
     for w in workloads:
-        missing = [p for p in w.needs if not os.access(p, os.X_OK)]
         results[w.name] = {}
         reference = None
         for runner in runners:
-            if missing:
-                cell = {"status": "n/a", "reason": f"no {missing[0]}"}
+            if missing_files(w):
+                cell = {"status": "n/a", "reason": f"no {missing_files(w)[0]}"}
             elif runner.prefix is None:
                 cell = {"status": "n/a", "reason": runner.reason}
             else:
@@ -280,15 +298,22 @@ def run_all(args, runners: list[Runner], workloads: list[Workload], ctx: Context
         for cell in results[w.name].values():
             if native and cell["status"] == "ok":
                 cell["ratio"] = cell["median"] / native
+    for t in tools:
+        if missing_files(t):
+            tool_results[t.name] = {"status": "n/a", "reason": f"no {missing_files(t)[0]}"}
+        else:
+            tool_results[t.name] = measure(t, Runner("host", []), ctx, args.runs, args.timeout, None)
+        print(f"  {t.name:<40} {cell_text(tool_results[t.name])}", file=sys.stderr)
+
+    def describe(w: Workload) -> dict:
+        argv = None if missing_files(w) else [a.replace(str(ctx.tmp), "$TMP") for a in w.argv(ctx)]
+        return {"description": w.description, "argv": argv}
     return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "quick": args.quick,
-            "runs": args.runs, "elapsed_s": round(time.monotonic() - started, 1),
+            "runs": args.runs, "note": args.note, "elapsed_s": round(time.monotonic() - started, 1),
             "runners": {r.name: ({"command": r.prefix} if r.prefix is not None else {"unavailable": r.reason})
                         for r in runners},
-            "workloads": {w.name: {"description": w.description,
-                                   "argv": [a.replace(str(ctx.tmp), "$TMP") for a in w.argv(ctx)]
-                                   if not [p for p in w.needs if not os.access(p, os.X_OK)] else None}
-                          for w in workloads},
-            "results": results, "syscall_cost_us": syscall_costs(results, ctx)}
+            "workloads": {w.name: describe(w) for w in workloads + tools},
+            "results": results, "tools": tool_results, "syscall_cost_us": syscall_costs(results, ctx)}
 
 
 def syscall_costs(results: dict, ctx: Context) -> dict:
@@ -365,27 +390,138 @@ def ms(seconds: float, unit: bool = True) -> str:
     return text + (" ms" if unit else "")
 
 
-def markdown(report: dict) -> str:
+def goals(report: dict) -> list[tuple[str, str, str, str]]:
+    """The speed goals of issues 2-6 against this run: (issue, goal, measured, verdict) rows."""
+    results, costs, runners = report["results"], report["syscall_cost_us"], report["runners"]
+    U, K = "hermipy-unicorn", "hermipy-kvm"
+    rewrite_switch = "command" in runners.get(U + "-norewrite", {}) or "command" in runners.get(K + "-norewrite", {})
+
+    def cell(workload, runner):
+        c = results.get(workload, {}).get(runner)
+        return c if c and c["status"] == "ok" else None
+
+    def wall(workload, runner):
+        c = cell(workload, runner)
+        return None if c is None else c["median"] * 1000
+
+    def ratio(workload, runner):
+        c = cell(workload, runner)
+        return c.get("ratio") if c else None
+
+    def cost(runner, mode="getppid"):
+        return costs.get(runner, {}).get(mode)
+
+    def check(value, limit, fmt):
+        if value is None:
+            return "—", "not measured"
+        return fmt.format(value), "met" if value <= limit else "missed"
+
+    rows = []
+
+    def add(issue, goal, value, limit, fmt):
+        rows.append((issue, goal) + check(value, limit, fmt))
+
+    def worst(runner, modes=SYSCALL_MODES):
+        values = [cost(runner, m) for m in modes]
+        return None if None in values or not values else max(values)
+
+    add("2", "Unicorn: mixed CPU ≤ 14x native", ratio("cpu_mixed", U), 14, "{:.1f}x")
+    add("2", "Unicorn: trivial syscall (getppid) < 4 µs", cost(U), 4, "{:.2f} µs")
+    add("2", "Unicorn: static hello < 120 ms wall", wall("hello", U), 120, "{:.0f} ms")
+    for w in ("true", "ls_usr_bin", "python_pass"):
+        parts = [f"{r.removeprefix('hermipy-')} {ratio(w, r):.1f}x" for r in (U, K, "qemu-user") if ratio(w, r)]
+        rows.append(("3", f"report `{w}` against native and qemu-user", ", ".join(parts) or "—",
+                     "reported" if parts else "not measured"))
+    add("4", "KVM: mixed CPU ≤ 1.15x native", ratio("cpu_mixed", K), 1.15, "{:.2f}x")
+    add("4", "KVM: trivial syscall ≤ 0.1 µs (answered in the guest)", cost(K), 0.1, "{:.2f} µs")
+    add("4", "KVM: static hello ≤ 100 ms wall", wall("hello", K), 100, "{:.0f} ms")
+    if rewrite_switch:
+        add("5", "Unicorn, rewritten: getppid/read/write ≤ 1 µs (worst of three)", worst(U), 1, "{:.2f} µs")
+        add("5", "KVM, rewritten: getppid/read/write ≤ 0.1 µs (worst of three)", worst(K), 0.1, "{:.2f} µs")
+        for r in (U, K):
+            extra = None
+            if wall("hello", r) is not None and wall("hello", r + "-norewrite") is not None:
+                extra = wall("hello", r) - wall("hello", r + "-norewrite")
+            add("5", f"{r.removeprefix('hermipy-')}: a cached rewriting run adds ≤ 5 ms (hello, vs --no-rewrite)",
+                extra, 5, "{:+.1f} ms")
+    else:
+        for goal in ("Unicorn, rewritten: trivial syscalls ≤ 1 µs", "KVM, rewritten: trivial syscalls ≤ 0.1 µs",
+                     "a cached rewriting run adds ≤ 5 ms"):
+            rows.append(("5", goal, "—", "not measured: `hermipy run` has no --no-rewrite to compare with"))
+    tool = report.get("tools", {}).get("analyze_busybox")
+    add("5", "`hermipy analyze` of busybox-static ≤ 2 s (cold cache)",
+        tool["median"] if tool and tool["status"] == "ok" else None, 2, "{:.2f} s")
+    add("6", "Unicorn: hello ≤ 80 ms wall", wall("hello", U), 80, "{:.0f} ms")
+    add("6", "KVM: hello ≤ 60 ms wall", wall("hello", K), 60, "{:.0f} ms")
+    add("6", "Unicorn: mixed CPU ≤ 12x native", ratio("cpu_mixed", U), 12, "{:.1f}x")
+    add("6", "KVM: mixed CPU ≤ 1.1x native", ratio("cpu_mixed", K), 1.1, "{:.2f}x")
+    add("6", "Unicorn: trivial syscall ≤ 1.5 µs", cost(U), 1.5, "{:.2f} µs")
+    add("6", "KVM: trivial syscall ≤ 0.1 µs in-guest", cost(K), 0.1, "{:.2f} µs")
+    for r in (U, K):
+        ran = [w for w in results if cell(w, "qiling") and cell(w, r)]
+        slower = [w for w in ran if cell(w, r)["median"] >= cell(w, "qiling")["median"]]
+        qiling_failed = [w for w in results if results[w].get("qiling", {}).get("status") == "failed"]
+        measured = (f"slower on {', '.join(slower)}" if slower else f"faster on all {len(ran)}") + \
+            f" where both ran; Qiling failed {len(qiling_failed)}"
+        rows.append(("6", f"{r.removeprefix('hermipy-')}: every workload faster than Qiling", measured,
+                     "not measured" if not ran else "missed" if slower else "met"))
+    ran = [w for w in CPU_BOUND if cell(w, K) and cell(w, "qemu-user")]
+    slower = [w for w in ran if cell(w, K)["median"] >= cell(w, "qemu-user")["median"]]
+    rows.append(("6", f"KVM faster than qemu-user on CPU-bound work ({', '.join(CPU_BOUND)})",
+                 f"slower on {', '.join(slower)}" if slower else f"faster on all {len(ran)}",
+                 "not measured" if not ran else "missed" if slower else "met"))
+    return rows
+
+
+def short_path(arg: str) -> str:
+    """An argument as the report shows it: repository paths relative to the root, other paths by name."""
+    if not arg.startswith("/"):
+        return arg
+    return str(Path(arg).relative_to(ROOT)) if Path(arg).is_relative_to(ROOT) else Path(arg).name
+
+
+def markdown(report: dict, chart_path: str | None = None) -> str:
     m = report["machine"]
     runners = list(report["runners"])
-    lines = [f"Measured {report['date']}" + (" (--quick)" if report["quick"] else "") +
-             f", hermipy {m['hermipy_commit']}, on: {m['cpu']}, {m['cores']} cores, {m['kernel']}, "
-             f"/dev/kvm: {m['kvm']}; Python {m['python']}, unicorn {m['unicorn']}, {m['qemu']}, "
-             f"Qiling {m['qiling']}. Warm-up + {report['runs']} runs per cell; "
-             f"the whole run took {report['elapsed_s'] / 60:.1f} min.", "",
-             "Median wall time of the whole process, ratio to native's median in the same run:", "",
-             "| workload | " + " | ".join(runners) + " |", "|---|" + "---:|" * len(runners)]
+    lines = ["# hermipy benchmark results", "",
+             "Generated by `python -m benchmarks" + (" --quick" if report["quick"] else "") + "` (benchmarks/): "
+             "every workload under every runner in turn, one warm-up run and "
+             f"{report['runs']} timed runs per cell; the whole run took {report['elapsed_s'] / 60:.1f} min.", "",
+             f"- Date: {report['date']}",
+             f"- Machine: {m['cpu']}, {m['cores']} cores, {m['kernel']}",
+             f"- /dev/kvm: {m['kvm']}",
+             f"- Python {m['python']}, unicorn {m['unicorn']}, {m['qemu']}, Qiling {m['qiling']}",
+             f"- hermipy commit {m['hermipy_commit']}"]
+    if report.get("note"):
+        lines.append(f"- Note: {report['note']}")
+    lines += ["", "## Goals of issues 2–6", "", "| issue | goal | measured | verdict |", "|---|---|---|---|"]
+    lines += [f"| {i} | {g} | {v} | {ok} |" for i, g, v, ok in goals(report)]
+    if chart_path:
+        lines += ["", f"![wall time / native, log scale]({chart_path})"]
+    lines += ["", "## Wall time", "",
+              "Median wall time of the whole process (spawn to reap), ratio to native's median in the same run. "
+              "A runner's stdout must equal native's and its exit status be 0, else the cell says why it failed; "
+              "n/a: the runner is not available here.", "",
+              "| workload | " + " | ".join(runners) + " |", "|---|" + "---:|" * len(runners)]
     for name, cells in report["results"].items():
         lines.append(f"| {name} | " + " | ".join(cell_text(cells[r]) for r in runners) + " |")
     costs = report["syscall_cost_us"]
     if costs:
-        lines += ["", "Cost of one syscall in µs: (median of the N-call loop - median of the 0-call loop) / N:", "",
+        lines += ["", "## Cost of one syscall (µs)", "",
+                  "(median of the loop of N calls − median of the same program with 0 calls) / N, each runner "
+                  "against itself (workloads sys_getppid, sys_read, sys_write, sys_none):", "",
                   "| syscall | " + " | ".join(costs) + " |", "|---|" + "---:|" * len(costs)]
         for mode in SYSCALL_MODES:
             if any(mode in c for c in costs.values()):
                 lines.append(f"| {mode} | " + " | ".join(
                     "—" if c.get(mode) is None else f"{c[mode]:.2f}" for c in costs.values()) + " |")
-    lines += ["", "Every cell: median (min–max), ratio to native, peak RSS of the child (wait4):", "",
+    if report.get("tools"):
+        lines += ["", "## hermipy's own tools (on the host)", "", "| tool | wall median (min–max) |", "|---|---:|"]
+        for name, c in report["tools"].items():
+            text = cell_text(c) if c["status"] != "ok" else f"{ms(c['median'])} ({ms(c['min'], False)}–{ms(c['max'], False)})"
+            lines.append(f"| {name} | {text} |")
+    lines += ["", "## Every cell", "", "Median (min–max) wall time, ratio to native, peak RSS of the measured process "
+              "(ru_maxrss from wait4(2); for hermipy and Qiling that is the whole Python process):", "",
               "| workload | runner | wall median (min–max) | ratio | peak RSS |", "|---|---|---:|---:|---:|"]
     for name, cells in report["results"].items():
         for r in runners:
@@ -396,10 +532,13 @@ def markdown(report: dict) -> str:
                              f"| {ratio} | {c['rss_kib'] / 1024:.1f} MiB |")
             else:
                 lines.append(f"| {name} | {r} | {cell_text(c)} | | |")
-    lines += ["", "Workloads:", ""] + [f"- `{n}`: {w['description']}" for n, w in report["workloads"].items()]
-    unavailable = {n: r["unavailable"] for n, r in report["runners"].items() if "unavailable" in r}
-    if unavailable:
-        lines += ["", "Runners shown as n/a:", ""] + [f"- {n}: {why}" for n, why in unavailable.items()]
+    lines += ["", "## Workloads", ""] + [f"- `{n}`: {w['description']}" for n, w in report["workloads"].items()]
+    lines += ["", "## Runners", ""]
+    for n, r in report["runners"].items():
+        how = "n/a: " + r["unavailable"] if "unavailable" in r else \
+            "`" + " ".join(short_path(a) for a in r["command"]) + " PROGRAM ARGS`" \
+            if r["command"] else "the program itself"
+        lines.append(f"- {n}: {how}")
     return "\n".join(lines) + "\n"
 
 
@@ -425,37 +564,42 @@ def chart(report: dict, path: Path) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0],
-                                     epilog="Workloads: " + ", ".join(w.name for w in WORKLOADS))
+                                     epilog="Workloads: " + ", ".join(w.name for w in WORKLOADS + TOOLS))
     parser.add_argument("--quick", action="store_true", help="smaller inputs, warm-up + 3 runs")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per cell (default 5, --quick 3)")
-    parser.add_argument("--only", help="comma-separated workloads")
+    parser.add_argument("--only", help="comma-separated workloads (default: all)")
     parser.add_argument("--runners", help="comma-separated runners (default: all)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per run (default 60, --quick 20)")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    parser.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
+    parser.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     parser.add_argument("--chart", metavar="FILE", help="write a PNG chart of the ratios to native (log scale)")
+    parser.add_argument("--note", default="", help="a line about the conditions, kept in the report")
     parser.add_argument("--no-install", action="store_true", help="never create the harness' venv (qiling n/a)")
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 5)
     args.timeout = args.timeout or (20.0 if args.quick else 60.0)
-    known = {w.name: w for w in WORKLOADS}
+    known = {w.name: w for w in WORKLOADS + TOOLS}
     names = args.only.split(",") if args.only else list(known)
     if unknown := [n for n in names if n not in known]:
         parser.error(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    workloads = [known[n] for n in names]
+    workloads = [known[n] for n in names if known[n] in WORKLOADS]
+    tools = [known[n] for n in names if known[n] in TOOLS]
     runners = all_runners(set(args.runners.split(",")) if args.runners else None, not args.no_install)
     with tempfile.TemporaryDirectory(prefix="hermipy-bench-") as tmp:
-        report = run_all(args, runners, workloads, Context(args.quick, Path(tmp)))
-    text = markdown(report)
+        report = run_all(args, runners, workloads, tools, Context(args.quick, Path(tmp)))
+    chart_link = None
+    if args.chart:
+        problem = chart(report, Path(args.chart))
+        if problem:
+            print(f"no chart: {problem}", file=sys.stderr)
+        elif args.markdown:
+            chart_link = os.path.relpath(Path(args.chart).resolve(), Path(args.markdown).resolve().parent)
+    text = markdown(report, chart_link)
     sys.stdout.write(text)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(text)
-    if args.chart:
-        problem = chart(report, Path(args.chart))
-        if problem:
-            print(f"no chart: {problem}", file=sys.stderr)
     return 0
 
 

@@ -8,16 +8,25 @@ import sys
 from pathlib import Path
 
 
+COLORS = {"hermipy-unicorn": "#1f77b4", "hermipy-unicorn-norewrite": "#9ecae1", "hermipy-kvm": "#d62728",
+          "hermipy-kvm-norewrite": "#f4a09c", "qemu-user": "#9467bd", "qiling": "#8c564b"}
+
+
+def color(runner: str, i: int) -> str:
+    return COLORS.get(runner, f"C{i % 10}")
+
+
 def draw(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runners = [r for r in report["runners"] if r != "native"]
     workloads = list(report["results"])
+    runners = [r for r in report["runners"] if r != "native" and
+               any(report["results"][w][r]["status"] != "n/a" for w in workloads)]
     height = 0.8 / max(len(runners), 1)
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(workloads) * max(len(runners), 1) ** 0.5 + 2.5))
-    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(10, 1.6 + len(workloads) * (0.1 * len(runners) + 0.12)))
+    failures = []
     for i, runner in enumerate(runners):
         ys, ratios, failed = [], [], []
         for j, name in enumerate(workloads):
@@ -28,11 +37,14 @@ def draw(report: dict, path: Path) -> None:
                 ratios.append(cell["ratio"])
             elif cell.get("status") == "failed":
                 failed.append(y)
-        ax.barh(ys, ratios, height=height, color=cmap(i % 10), label=runner)
-        for y in failed:
-            ax.text(1.02, y, "failed", va="center", fontsize=6, color=cmap(i % 10))
-    ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.barh(ys, ratios, height=height, color=color(runner, i), label=runner)
+        failures += [(y, runner, i) for y in failed]
     ax.set_xscale("log")
+    left = min(ax.get_xlim()[0], 0.5)
+    ax.set_xlim(left=left)
+    for y, runner, i in failures:
+        ax.text(left * 1.05, y, f"{runner}: failed", va="center", fontsize=6, color=color(runner, i))
+    ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(workloads)))
     ax.set_yticklabels(workloads)
     ax.invert_yaxis()
