@@ -9,14 +9,14 @@ mis-decoded ``0f 05`` must never be patched, and an unpatched site still traps a
 Plans are small JSON files named by the SHA-256 of the file's content, in ``$XDG_CACHE_HOME/hermipy/plans``
 (default ``~/.cache/hermipy/plans``). A second, tiny index ``by-stat/`` maps a file's identity (device,
 inode, size, mtime and ctime, which no user can set back) to its digest, so loading the plan of an unchanged
-file needs neither reading nor hashing it. ``load_cached_plan`` imports only json/os (hashlib when it must
-hash), never capstone; ``build_plan`` sweeps the file (capstone) and writes the cache. A file whose stat
-key is known but whose digest has no plan has no plan: the next run neither reads nor hashes it either.
+file needs neither reading nor hashing it. ``load_cached_plan`` imports only os (json when a plan exists,
+hashlib when it must hash), never capstone; ``build_plan`` sweeps the file (capstone) and writes the cache.
+A file whose stat key is known but whose digest has no plan has no plan: the next run neither reads nor
+hashes it either.
 
 ``SitePolicy`` is what ``hermipy run`` asks of a file's plan (see ``hermipy/kvm_backend.py`` ``_rewrite_site``),
 and ``is_rewritten`` recognises the output of ``hermipy rewrite`` (a ``.hermipy.rewritten`` section).
 """
-import json
 import os
 import struct
 
@@ -106,6 +106,7 @@ def load_cached_plan(path_or_bytes) -> list[Site] | None:
 def _parse(raw: bytes | None, digest: str) -> list[Site] | None:
     if raw is None:
         return None
+    import json                                     # only when there is a plan to read (~1 ms to import)
     try:
         doc = json.loads(raw)
         if doc.get("format") != PLAN_FORMAT or doc.get("version") != PLAN_VERSION or doc.get("sha256") != digest:
@@ -163,6 +164,7 @@ def build_plan(path_or_bytes, name: str | None = None, write: bool = True) -> li
 
 def store_plan(data: bytes, sites: list[Site]) -> str | None:
     """Write the plan atomically; returns its digest, or None when the cache cannot be written (no error)."""
+    import json
     digest = _digest(data)
     doc = {"format": PLAN_FORMAT, "version": PLAN_VERSION, "sha256": digest, "size": len(data),
            "fields": ["address", "offset", "nr", "kind", "rax_is_nr"],
