@@ -37,6 +37,15 @@ class GuestExit(Exception):
         self.status = status
 
 
+class ReplaceImage(Exception):
+    """Raised by the kernel (execve; a fork child whose backend cannot be inherited) to go on with
+    ``kernel`` and its CPU from the state they hold."""
+
+    def __init__(self, kernel):
+        super().__init__("replace image")
+        self.kernel = kernel
+
+
 # General-purpose register order used by get_regs/set_regs (matches struct user_regs_struct minus segs).
 GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
@@ -46,9 +55,14 @@ class Cpu:
     """Interface of a CPU backend. See UnicornCpu for the reference implementation."""
 
     name = "abstract"
+    survives_fork = True        # False: a forked child must build its own (a KVM VM belongs to its process)
 
     def run(self, on_syscall) -> Stop:
         """Run from the current rip until a stop. ``on_syscall(nr, a0..a5) -> int`` services syscalls."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the vCPU and what it holds (the guest RAM belongs to the kernel)."""
         raise NotImplementedError
 
     def get_regs(self) -> list[int]:

@@ -3,7 +3,7 @@ import os
 import signal
 import sys
 
-from hermipy.cpu import VEC_PF, GuestExit, StopReason
+from hermipy.cpu import VEC_PF, GuestExit, ReplaceImage, StopReason
 from hermipy.syscalls.kernel import Kernel, Options
 from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
 
@@ -37,6 +37,24 @@ def create_cpu(name: str, kernel: Kernel):
     raise HermipyError(f"unknown backend {name!r} (available: auto, kvm, unicorn)", 2)
 
 
+def boot(options: Options, successor_of: Kernel | None = None) -> Kernel:
+    """A kernel with its CPU and signal state: fresh, or (execve) keeping what exec keeps from ``successor_of``."""
+    from hermipy.syscalls.sys_signal import SignalState
+    kernel = Kernel(options, successor_of)
+    attach_new_cpu(kernel, options.backend)
+    kernel.signals = successor_of.signals.after_exec() if successor_of is not None else SignalState()
+    return kernel
+
+
+def attach_new_cpu(kernel: Kernel, backend: str):
+    """Give ``kernel`` a CPU of ``backend`` (at boot, and in a fork child that cannot inherit its parent's)."""
+    cpu = create_cpu(backend, kernel)
+    kernel.attach_cpu(cpu)
+    if cpu.name == "kvm":
+        _kvm_fast_paths(kernel, cpu)
+    return cpu
+
+
 def in_guest_answers(kernel: Kernel) -> dict[int, int]:
     """{nr: result} of the IN_GUEST syscalls, as their handlers compute it now."""
     return {NUMBERS[name]: ENTRIES[NUMBERS[name]].invoke(kernel, 0, 0, 0, 0, 0, 0) for name in IN_GUEST}
@@ -55,18 +73,11 @@ def _kvm_fast_paths(kernel: Kernel, cpu) -> None:
         cpu.answer_in_guest(lambda: in_guest_answers(kernel), [NUMBERS[n] for n in CHANGES_IN_GUEST])
 
 
-def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -> int:
-    """Run ``path`` with ``argv``; return the exit status a shell would see."""
-    load_handlers()
-    kernel = Kernel(options)
-    cpu = create_cpu(options.backend, kernel)
-    kernel.attach_cpu(cpu)
-    if cpu.name == "kvm":
-        _kvm_fast_paths(kernel, cpu)
+def start_program(kernel: Kernel, path: str, argv: list[bytes], env: list[bytes]) -> None:
+    """Load the program and set the registers execve leaves: rsp at argc, everything else zero."""
     from hermipy.loader.load import load_program
-    from hermipy.syscalls.sys_signal import handle_fault, SignalState
-    kernel.signals = SignalState()
-    entry, sp = load_program(kernel, path, [os.fsencode(a) for a in argv], env)
+    entry, sp = load_program(kernel, path, argv, env)
+    cpu = kernel.cpu
     for reg in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
                 "r14", "r15"):
         cpu.set_reg(reg, 0)
@@ -74,29 +85,51 @@ def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -
     cpu.set_reg("fpcw", FPU_CW_INIT)       # what execve leaves (arch/x86/kernel/fpu/core.c fpstate_init_fx)
     cpu.set_reg("mxcsr", MXCSR_INIT)
     cpu.set_reg("rip", entry)
+
+
+def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -> int:
+    """Run ``path`` with ``argv``; return the exit status a shell would see."""
+    load_handlers()
+    kernel = boot(options)
+    from hermipy.loader.load import find_command
+    start_program(kernel, find_command(kernel, path, env), [os.fsencode(a) for a in argv], env)
     trace = _open_trace(options)
-    on_syscall = Dispatcher(kernel, trace).on_syscall
-    mem = kernel.mem
-    try:
-        while True:
-            stop = cpu.run(on_syscall)
-            if stop.reason is StopReason.EXIT:
-                status = stop.status
-                break
-            if stop.vector == VEC_PF and mem.populate(stop.address):
-                continue
-            try:
-                handle_fault(kernel, stop)
-            except GuestExit as exit_:
-                status = exit_.status
-                break
-    finally:
-        mem.sync_all()
+    kernel.trace = trace
+    while True:
+        try:
+            status = _run(kernel, trace)
+            break
+        except ReplaceImage as replaced:        # execve, or a fork child on a backend it cannot inherit
+            kernel = replaced.kernel
     if trace is not None:
         trace.write(f"+++ exited with {status} +++\n" if status < 128 or not kernel.signals.killed_by
                     else f"+++ killed by {signal.Signals(kernel.signals.killed_by).name} +++\n")
         trace.flush()
     return status
+
+
+def _run(kernel: Kernel, trace) -> int:
+    """Drive ``kernel``'s CPU until the guest exits; page faults the kernel can resolve are resolved."""
+    from hermipy.syscalls.sys_signal import handle_fault
+    cpu, mem = kernel.cpu, kernel.mem
+    on_syscall = Dispatcher(kernel, trace).on_syscall
+    try:
+        while True:
+            stop = cpu.run(on_syscall)
+            if stop.reason is StopReason.EXIT:
+                return stop.status
+            if stop.vector == VEC_PF and mem.populate(stop.address):
+                continue
+            try:
+                handle_fault(kernel, stop)
+            except GuestExit as exit_:
+                return exit_.status
+    except ReplaceImage:
+        cpu.close()                             # the old image's CPU, or the one a fork child cannot use
+        raise
+    finally:
+        if kernel.cpu is cpu:                   # not replaced: this image ends here
+            mem.sync_all()
 
 
 def _open_trace(options: Options):

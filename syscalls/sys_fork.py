@@ -15,6 +15,7 @@ parent waits until it execs or exits, as Linux's does.
 """
 import ctypes
 import os
+import stat
 import struct
 import sys
 from errno import E2BIG, EACCES, EINVAL, ENOENT, ENOSYS
@@ -202,7 +203,8 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     target = lookup(k, AT_FDCWD, path)       # /proc/self/exe, /dev/fd/N: the caller's, resolved now
     if target.missing:
         raise SyscallError(ENOENT)
-    if target.node is not None or not os.access(target.host, os.X_OK):
+    if target.node is not None or not stat.S_ISREG(os.stat(target.host).st_mode) \
+            or not os.access(target.host, os.X_OK):
         raise SyscallError(EACCES)
     if "/proc" in path or "/dev" in path:
         path = target.guest

@@ -445,6 +445,9 @@ def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
         st.actions[sig] = new
         if st.ignored(sig):
             st.discard(sig)                   # POSIX 3.3.1.3: setting "ignore" discards a pending signal
+        if sig == SIGCHLD and (new.handler == SIG_IGN) != (old.handler == SIG_IGN):
+            # The guest's children are the host's: ignoring SIGCHLD must make the host reap them itself.
+            _signal.signal(SIGCHLD, _signal.SIG_IGN if new.handler == SIG_IGN else _signal.SIG_DFL)
     if oact:
         k.mem.write(oact, old.pack())
     return 0
