@@ -6,8 +6,9 @@
 Each (workload, runner) cell gets a warm-up run and then N timed runs (default 5; 3 with --quick). A run is the
 whole process: wall time from spawn to reap, peak RSS of the child from wait4(2). Its stdout goes to a file and
 must match native's byte for byte, and its exit status must be 0, or the cell is "failed: reason". A runner
-that is not available here is "n/a". The per-syscall cost is derived: (median of a loop of N calls - median of
-the same program with a loop of 0 calls) / N, each runner against itself.
+that is not available here is "n/a". The per-syscall cost: the loop of N calls times itself (clock_gettime)
+and that time / N is reported, with (median wall of N calls - median wall of 0 calls) / N as a cross-check.
+The Markdown report starts with the speed goals of issues 2-6, each checked against this run.
 
 Runners: native; hermipy-<backend> for each backend `hermipy info` lists, plus hermipy-<backend>-norewrite
 when `hermipy run` has --no-rewrite; qemu-user (qemu-x86_64); qiling (pip `qiling` in the harness' own
@@ -110,7 +111,8 @@ class Workload:
 
 def syscall_workload(mode: str, full: int, quick: int) -> Workload:
     what = {"getppid": "getppid()", "read": "read 1 byte from /dev/zero", "write": "write 1 byte to /dev/null"}
-    return Workload(f"sys_{mode}", f"{what[mode]}, {full // 1000}k times through syscall(2) ({quick // 1000}k with --quick)",
+    return Workload(f"sys_{mode}",
+                    f"{what[mode]}, {full // 1000}k times through syscall(2) ({quick // 1000}k with --quick)",
                     lambda c: [compile_static("syscall_cost"), mode, str(quick if c.quick else full)],
                     timed_loop=True)
 
@@ -281,6 +283,8 @@ def measure(workload: Workload, runner: Runner, ctx: Context, runs: int, timeout
             "times": times, "rss_kib": rss, "stdout_sha256": digest}
     if loop_ns:
         cell["loop_ns"] = loop_ns
+        # A loop that took longer than its whole process: the runner's clock is wrong, its timing unusable.
+        cell["loop_clock_ok"] = all(ns <= wall * 1e9 for ns, wall in zip(loop_ns, times))
     return cell
 
 
@@ -343,9 +347,9 @@ def syscall_costs(results: dict, ctx: Context) -> dict:
                 continue
             zero = base.get(runner, {})
             wall = (cell["median"] - zero["median"]) / n * 1e6 if zero.get("status") == "ok" else None
-            costs.setdefault(runner, {})[mode] = {
-                "timed": round(statistics.median(cell["loop_ns"]) / n / 1000, 3),
-                "wall": None if wall is None else round(wall, 3)}
+            timed = statistics.median(cell["loop_ns"]) / n / 1000 if cell["loop_clock_ok"] else None
+            costs.setdefault(runner, {})[mode] = {"timed": None if timed is None else round(timed, 3),
+                                                  "wall": None if wall is None else round(wall, 3)}
     return costs
 
 
@@ -489,6 +493,10 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def spread(cell: dict) -> str:
+    return f"{ms(cell['median'])} ({ms(cell['min'], False)}–{ms(cell['max'], False)})"
+
+
 def short_path(arg: str) -> str:
     """An argument as the report shows it: repository paths relative to the root, other paths by name."""
     if not arg.startswith("/"):
@@ -527,31 +535,31 @@ def markdown(report: dict, chart_path: str | None = None) -> str:
                   "First figure: the loop of N calls timed by the program itself (clock_gettime around the loop, "
                   "median of the runs) / N. In brackets, the cross-check from wall times: (median wall of the "
                   "N-call run − median wall of the 0-call run, sys_none) / N; on a loaded machine startup jitter "
-                  "makes it noisy, even negative.", "",
+                  "makes it noisy, even negative. \"clock wrong\": the program's own timing of the loop exceeded "
+                  "the wall time of its whole process, so that runner's clock_gettime cannot be trusted.", "",
                   "| syscall | " + " | ".join(costs) + " |", "|---|" + "---:|" * len(costs)]
 
         def cost_text(c):
             if c is None:
                 return "—"
-            return f"{c['timed']:.2f}" + ("" if c["wall"] is None else f" ({c['wall']:.2f})")
+            timed = "clock wrong" if c["timed"] is None else f"{c['timed']:.2f}"
+            return timed + ("" if c["wall"] is None else f" ({c['wall']:.2f})")
         for mode in SYSCALL_MODES:
             if any(mode in c for c in costs.values()):
                 lines.append(f"| {mode} | " + " | ".join(cost_text(c.get(mode)) for c in costs.values()) + " |")
     if report.get("tools"):
         lines += ["", "## hermipy's own tools (on the host)", "", "| tool | wall median (min–max) |", "|---|---:|"]
         for name, c in report["tools"].items():
-            text = cell_text(c) if c["status"] != "ok" else f"{ms(c['median'])} ({ms(c['min'], False)}–{ms(c['max'], False)})"
-            lines.append(f"| {name} | {text} |")
-    lines += ["", "## Every cell", "", "Median (min–max) wall time, ratio to native, peak RSS of the measured process "
-              "(ru_maxrss from wait4(2); for hermipy and Qiling that is the whole Python process):", "",
+            lines.append(f"| {name} | {spread(c) if c['status'] == 'ok' else cell_text(c)} |")
+    lines += ["", "## Every cell", "", "Median (min–max) wall time, ratio to native, peak RSS of the measured "
+              "process (ru_maxrss from wait4(2); for hermipy and Qiling that is the whole Python process):", "",
               "| workload | runner | wall median (min–max) | ratio | peak RSS |", "|---|---|---:|---:|---:|"]
     for name, cells in report["results"].items():
         for r in runners:
             c = cells[r]
             if c["status"] == "ok":
                 ratio = f"{c['ratio']:.2f}x" if "ratio" in c else "—"
-                lines.append(f"| {name} | {r} | {ms(c['median'])} ({ms(c['min'], False)}–{ms(c['max'], False)}) "
-                             f"| {ratio} | {c['rss_kib'] / 1024:.1f} MiB |")
+                lines.append(f"| {name} | {r} | {spread(c)} | {ratio} | {c['rss_kib'] / 1024:.1f} MiB |")
             else:
                 lines.append(f"| {name} | {r} | {cell_text(c)} | | |")
     lines += ["", "## Workloads", ""] + [f"- `{n}`: {w['description']}" for n, w in report["workloads"].items()]

@@ -50,8 +50,8 @@ def draw(report: dict, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("wall time / native wall time (median, log scale; lower is better)")
     m = report["machine"]
-    ax.set_title(f"hermipy benchmarks {report['date']}: {m['cpu']}, {m['cores']} cores, /dev/kvm {m['kvm'].split(' ')[0]}",
-                 fontsize=9)
+    kvm = m["kvm"].split(" ")[0]
+    ax.set_title(f"hermipy benchmarks {report['date']}: {m['cpu']}, {m['cores']} cores, /dev/kvm {kvm}", fontsize=9)
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
