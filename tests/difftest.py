@@ -85,8 +85,12 @@ def run_native(argv, *, cwd=None, stdin=b"", env=None) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+BACKEND = None       # set by conftest's hermipy_backend fixture: the backend a test runs hermipy on
+
+
 def hermipy_command(*options: str) -> list[str]:
-    return [sys.executable, "-m", "hermipy", "run", *options]
+    chosen = ("--backend", BACKEND) if BACKEND and "--backend" not in options else ()
+    return [sys.executable, "-m", "hermipy", "run", *chosen, *options]
 
 
 # Development aid while syscalls are written in parallel: HERMIPY_DIFFTEST_IGNORE_WARNINGS=1 drops hermipy's

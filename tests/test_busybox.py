@@ -21,7 +21,8 @@ OWN_AREA = {"brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "msync", "
             "getpgid", "getsid", "setpgid", "setsid", "arch_prctl", "set_tid_address", "set_robust_list",
             "prctl", "getresuid", "getresgid"}
 
-pytestmark = pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static is not installed")
+pytestmark = [pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static is not installed"),
+              pytest.mark.usefixtures("hermipy_backend")]      # each test on every CPU backend
 
 WORDS = "".join(f"{w}\n" for w in "pear apple fig apple kiwi banana fig fig date cherry apple".split())
 TABLE = "".join(f"{i}:{(i * 37) % 101}:name{i % 7}:{'x' * (i % 5)}\n" for i in range(60))

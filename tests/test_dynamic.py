@@ -7,6 +7,8 @@ import pytest
 
 from difftest import assert_same, run_hermipy, run_native
 
+pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
+
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/nonexistent", "TZ": "UTC"}
 NUMBERS = "".join(f"{(i * 7919) % 1000}\n" for i in range(2000))
 TEXT = "".join(f"line {i}: the quick brown fox {i % 7} jumps\n" for i in range(500))

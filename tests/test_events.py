@@ -6,6 +6,8 @@ import pytest
 
 from difftest import VARIANTS, assert_same, build
 
+pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
+
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_events(variant):

@@ -18,6 +18,8 @@ import pytest
 from difftest import (VARIANTS, Result, assert_results_same, build, reported_missing, run_both, run_hermipy,
                       run_native)
 
+pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
+
 BUSYBOX = "/usr/bin/busybox"
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC", "HOME": "/nonexistent"}
 OWN_AREA = {"open", "openat", "creat", "stat", "fstat", "lstat", "newfstatat", "statx", "access", "faccessat",

@@ -5,6 +5,8 @@ import pytest
 
 from difftest import VARIANTS, assert_same, build
 
+pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
+
 
 def _empty(directory: str) -> None:
     """io.c works in a fresh temporary directory it fills itself."""

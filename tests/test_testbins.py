@@ -10,6 +10,8 @@ import pytest
 
 from difftest import BUILD, VARIANTS, assert_same, build, pending, run_native
 
+pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
+
 # What each C library's start-up and stdio need beyond this suite's own area (memory, process, loader).
 STARTUP = {
     "static": ("prlimit64", "readlink", "getrandom", "clock_gettime", "newfstatat"),

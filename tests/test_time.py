@@ -7,6 +7,8 @@ import pytest
 
 from difftest import VARIANTS, assert_same, build, run_hermipy
 
+pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
+
 BUSYBOX = "/usr/bin/busybox"
 needs_busybox = pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static is not installed")
 
