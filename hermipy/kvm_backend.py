@@ -29,11 +29,15 @@ exit they are rewritten to what Linux's pt_regs would hold, and ``_enter`` turns
 chosen return path needs.
 
 Site rewriting (``rewrite``, on in ``hermipy run`` unless ``--no-rewrite``): a site that trapped with a
-number the guest cannot answer becomes ``out SYSCALL_PORT, al`` in place (``_rewrite_site``).
+number the guest cannot answer becomes ``out SYSCALL_PORT, al`` in place (``_rewrite_site``). A site calling
+a syscall the guest can answer exits to Python once (the LSTAR entry asks about each new site, see
+``_new_answered_site``): a libc wrapper's ``syscall`` then becomes a jump to a per-site trampoline that
+reads the answer page without trapping at all (``rewriter/trampoline.py``); any other site is remembered,
+and the LSTAR entry answers its later calls.
 
 Measured on a PVM host (nested, software paging): a syscall round trip to Python ~35-45 µs (~20% less
 from a rewritten site), an answer from the LSTAR stub ~1.3 µs (nearly all of it PVM's own cost of the
-``syscall`` instruction: the stub's code takes a few ns), a first touch of a page ~25-30 µs (the shadow page
+``syscall`` instruction: the stub's code takes a few ns), from a trampoline ~0.002 µs, a first touch of a page ~25-30 µs (the shadow page
 fault), CPU-bound code at native speed.
 """
 import ctypes
@@ -45,9 +49,9 @@ import struct
 from hermipy.cpu import GPR_NAMES, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_WRITE, PTE_ADDR,
                                      PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W)
-from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_LIST_VA, FLUSH_MAX, NOT_ANSWERED, PROBE_PORT, SEL_KERNEL_CS,
-                               SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT, USER_AREA,
-                               USER_AREA_SIZE, KernelArea)
+from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_LIST_VA, FLUSH_MAX, NOT_ANSWERED, PROBE_PORT,
+                               SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
+                               SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, KernelArea)
 
 KVM_PATH = "/dev/kvm"
 KVM_API_VERSION = 12
@@ -123,6 +127,10 @@ MODE_USER = 0         # KVM's registers are the application's, at CPL3: resume a
 MODE_SYSCALL = 1      # at CPL0 inside the LSTAR stub (VMX/SVM): return with sysretq, or iretq
 MODE_KERNEL = 2       # at CPL0 (boot, an exception stub): return with iretq
 MODE_RAW = 3          # a KVM_RUN was interrupted: KVM's registers are mid-flight, resume untouched
+
+# MODE_USER or MODE_SYSCALL once a vCPU of this process (or of the parent it was forked from) has learnt it:
+# a fork child's answer page must be current before its first exit, its trampolines read it.
+_learnt_syscall_mode: int | None = None
 
 
 def _canonical(addr: int) -> bool:
@@ -262,7 +270,8 @@ class KvmCpu(Cpu):
         self._refresh_after: frozenset[int] = frozenset()
         self._answered: frozenset[int] = frozenset()
         self.rewrite = False
-        self._file_sites: dict[tuple[int, int], object] = {}  # (dev, inode) -> SitePolicy
+        self._policies = None                                 # vma -> its file's SitePolicy (trampoline.file_policies)
+        self._trampolines = None                              # rewriter.trampoline.Trampolines, when in use
 
     # -- in-guest answers and site rewriting -----------------------------------------------------
     def answer_in_guest(self, answers, refresh_after) -> None:
@@ -273,26 +282,46 @@ class KvmCpu(Cpu):
         number is in ``refresh_after`` (the calls that can change those results)."""
         self._answers = answers
         self._refresh_after = frozenset(refresh_after)
-        if self._syscall_mode is not None:
+        if self._syscall_mode is not None or _learnt_syscall_mode is not None:
             self._write_answers()
 
     def _write_answers(self) -> None:
         answers = {nr: value for nr, value in self._answers().items() if 0 <= value < NOT_ANSWERED}
         self._answered = frozenset(answers)
-        self.area.write_answers(answers, self._syscall_mode == MODE_SYSCALL)
+        mode = self._syscall_mode if self._syscall_mode is not None else _learnt_syscall_mode
+        self.area.write_answers(answers, mode == MODE_SYSCALL)
+
+    def _new_answered_site(self, rcx: int, nr: int) -> None:
+        """The LSTAR entry asks about a site it has not answered before: give the site a trampoline (when
+        rewriting), or let the entry answer it from now on."""
+        if self.rewrite:
+            if self._trampolines is None:
+                from hermipy.rewriter.trampoline import Trampolines
+                self._trampolines = Trampolines(self.mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, self._policy,
+                                                self.invalidate_code)
+            if self._trampolines.patch(rcx - 2, nr):
+                return
+        self.area.remember_site(rcx)
+
+    def _policy(self, vma):
+        if self._policies is None:
+            from hermipy.rewriter.trampoline import file_policies
+            self._policies = file_policies()
+        return self._policies(vma)
 
     def _rewrite_site(self, va: int, nr: int) -> None:
         """Rewrite the `syscall` (0f 05) that just trapped into `out SYSCALL_PORT, al` (e6 e0).
 
         Same length, so no other instruction moves; the next call exits straight from CPL3 into the
         Python kernel, without the `syscall` -> LSTAR transition (on PVM that transition alone costs
-        ~1.5 µs and the whole round trip ~20% more). Left alone: numbers the LSTAR entry answers in the
-        guest (`out` always exits, the entry does not), sites a cached rewrite plan marks as shared by
-        several numbers (the syscall() wrapper: see ``rewriter.plan.SitePolicy``), and any code that is
-        not a private, read-only file mapping (JIT buffers, shared or writable code: the program may
-        read or rewrite those bytes itself, and a shared mapping would carry the patch to the file).
+        ~1.5 µs and the whole round trip ~20% more). Never called for numbers the guest answers itself
+        (``_new_answered_site``: `out` always exits, the entry does not). Left alone: sites a cached rewrite
+        plan marks as shared by several numbers (the syscall() wrapper: see ``rewriter.plan.SitePolicy``),
+        and any code that is not a private, read-only file mapping (JIT buffers, shared or writable code:
+        the program may read or rewrite those bytes itself, and a shared mapping would carry the patch to
+        the file).
         """
-        if nr in self._answered or (va & 0xFFF) == 0xFFF:
+        if (va & 0xFFF) == 0xFFF:
             return
         vma = self.mem.find(va)
         if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE:
@@ -300,12 +329,7 @@ class KvmCpu(Cpu):
         pte = self.page_table.get(va)
         if not pte & PTE_P:
             return
-        key = (vma.file.dev, vma.file.inode)
-        policy = self._file_sites.get(key)
-        if policy is None:
-            from hermipy.rewriter.plan import SitePolicy
-            policy = self._file_sites[key] = SitePolicy(f"/proc/self/fd/{vma.file.fd}")
-        if not policy.may_rewrite(vma.offset + va - vma.start):
+        if not self._policy(vma).may_rewrite(vma.offset + va - vma.start):
             return
         phys = (pte & PTE_ADDR) + (va & 0xFFF)
         buf = self.ram.buf
@@ -408,7 +432,9 @@ class KvmCpu(Cpu):
                             if self._answers is not None:
                                 self._write_answers()
                         self._mode = mode
-                        if self.rewrite:
+                        if w[W_RAX] in self._answered:
+                            self._new_answered_site(w[W_RCX], w[W_RAX])
+                        elif self.rewrite:
                             self._rewrite_site(w[W_RCX] - 2, w[W_RAX])
                     else:
                         # A patched site: `out` at CPL3 in place of `syscall`; clobber rcx, r11 as it would.
@@ -437,7 +463,9 @@ class KvmCpu(Cpu):
         sregs = fcntl.ioctl(self.vcpu, KVM_GET_SREGS, bytes(312))
         cs_selector, cs_dpl = struct.unpack_from("<H", sregs, 12)[0], sregs[16]
         ss_dpl = sregs[5 * 24 + 16]
-        return MODE_USER if cs_selector & 3 == 3 or (cs_dpl == 3 and ss_dpl == 3) else MODE_SYSCALL
+        global _learnt_syscall_mode
+        _learnt_syscall_mode = MODE_USER if cs_selector & 3 == 3 or (cs_dpl == 3 and ss_dpl == 3) else MODE_SYSCALL
+        return _learnt_syscall_mode
 
     def _fault_exit(self) -> Stop | None:
         """An exception stub reported: rebuild the application's registers from its stack frame."""

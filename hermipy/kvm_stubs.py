@@ -12,8 +12,11 @@ cannot touch the upper half at all:
 * the user stub page: the LSTAR entry and the page-table flush loop;
 * the flush list: (PTE address, value) pairs the flush loop writes;
 * the answer page (read-only): what the LSTAR entry answers without leaving the guest, one 8-byte slot per
-  syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``); and a writable scratch page (the entry's
-  saved rsp and a 16-byte stack for ``popfq``: the application's stack, red zone included, is never touched);
+  syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``), also read by the per-site trampolines of
+  ``rewriter/trampoline.py``; a writable scratch page (the entry's saved rsp and syscall number, a 16-byte
+  stack for its ``popfq`` and another for the trampolines' ``pushfq``: the application's stack, red zone
+  included, is never touched); and the seen-sites page (read-only): the return addresses of the sites
+  Python has seen call an answered syscall, one slot per ``rcx & SEEN_MASK``;
 * a map of all guest RAM (``USER_AREA + physical``, 2 MiB pages) through which the flush loop writes
   page-table entries: a write the *guest* makes to a page table is one KVM's shadow MMU sees.
 
@@ -39,10 +42,14 @@ FLUSH_LIST_PAGES = 16
 FLUSH_MAX = FLUSH_LIST_PAGES * PAGE // 16     # (PTE address, value) pairs
 ANSWERS_VA = USER_STUB_VA + 0x12000          # read-only at CPL3: answers the kernel keeps current
 SCRATCH_VA = USER_STUB_VA + 0x13000          # writable at CPL3: the LSTAR entry's saved rsp and popfq stack
+SEEN_VA = USER_STUB_VA + 0x14000             # read-only at CPL3: sites whose answered syscalls Python has seen
+SEEN_MASK = 0xFF8                            # rcx bits that pick a slot of the seen-sites page
 ANSWER_SLOTS = 187                           # syscall numbers 0..186 (gettid is 186)
 NOT_ANSWERED = 1 << 63                       # slot n holds NOT_ANSWERED | n: "ask Python"
 AT_CPL0_OFFSET = 0xFF8                       # in the answer page: 1 when `syscall` entered CPL0 (VMX/SVM)
 SCRATCH_STACK_TOP = 0x100                    # in the scratch page; the saved rsp is at offset 0
+SCRATCH_NR = 0x8                             # in the scratch page: the syscall number, kept by the entry
+TRAMPOLINE_STACK_TOP = SCRATCH_VA + 0x200    # the trampolines' pushfq stack (rewriter/trampoline.py)
 DIRECT_MAP_LIMIT = USER_STUB_VA - USER_AREA   # guest RAM the window can map
 
 SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_USER32_CS, SEL_USER_DS, SEL_USER_CS, SEL_TSS = 0x10, 0x18, 0x20, 0x28, 0x30, 0x40
@@ -109,7 +116,9 @@ fault_common:
 # User stubs, at CPL3 (also the LSTAR target on VMX/SVM, where it runs at CPL0).
 #
 # syscall_entry answers from the answer page when slot rax holds a value (getpid & co., see
-# KvmCpu.answer_in_guest), else exits to Python with `out`. rcx and r11 are what `syscall` made them; rax is
+# KvmCpu.answer_in_guest) and the seen-sites page holds the return address rcx (Python has had its chance to
+# give the site a trampoline, see KvmCpu._new_answered_site), else exits to Python with `out` (rax = nr).
+# rcx and r11 are what `syscall` made them; rax is
 # the answer; rflags is restored from r11 as sysretq would (popfq on the scratch stack at CPL3: a CPL3
 # popfq leaves IF/IOPL alone; sysretq itself at CPL0). No other register, and no byte of the application's
 # memory, changes. `out` leaves rax = nr (flags are Python's to restore from r11).
@@ -122,10 +131,17 @@ syscall_entry:
     cmp rax, {slots:#x}
     jae to_python
     mov qword ptr [rip + syscall_entry + {scratch:#x}], rsp
+    mov qword ptr [rip + syscall_entry + {scratch_nr:#x}], rax
     lea rsp, [rip + syscall_entry + {answers:#x}]
     mov rax, qword ptr [rsp + rax*8]
     btr rax, 63
     jc not_answered
+    mov rsp, rcx
+    and esp, {seen_mask:#x}
+    add rsp, qword ptr [rip + seen_table]
+    cmp rcx, qword ptr [rsp]
+    jne new_site
+    lea rsp, [rip + syscall_entry + {answers:#x}]
     cmp byte ptr [rsp + {at_cpl0:#x}], 0
     jne answer_sysret
     lea rsp, [rip + syscall_entry + {stack_top:#x}]
@@ -136,6 +152,8 @@ syscall_entry:
 answer_sysret:
     mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
     sysret
+new_site:
+    mov rax, qword ptr [rip + syscall_entry + {scratch_nr:#x}]
 not_answered:
     mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
 to_python:
@@ -164,6 +182,8 @@ saved_rdx:
     .quad 0
 flush_count:
     .quad 0
+seen_table:
+    .quad {seen_va:#x}
 """
 
 
@@ -213,8 +233,9 @@ def assemble(source: str, base: int, cached: bool = True) -> tuple[bytes, dict[s
 def stub_sources() -> list[tuple[str, int]]:
     """Every (source, base) the backend assembles."""
     user = _USER_ASM.format(syscall_port=SYSCALL_PORT, slots=ANSWER_SLOTS, scratch=SCRATCH_VA - USER_STUB_VA,
-                            answers=ANSWERS_VA - USER_STUB_VA, at_cpl0=AT_CPL0_OFFSET,
-                            stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP)
+                            scratch_nr=SCRATCH_VA - USER_STUB_VA + SCRATCH_NR, answers=ANSWERS_VA - USER_STUB_VA,
+                            at_cpl0=AT_CPL0_OFFSET, stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP,
+                            seen_mask=SEEN_MASK, seen_va=SEEN_VA)
     _, user_labels = assemble(user, USER_STUB_VA)
     kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_list=FLUSH_LIST_VA,
                                 count_slot=user_labels["flush_count"]) + "".join(_vector_stub(v) for v in STUB_VECTORS)
@@ -246,6 +267,7 @@ class KernelArea:
         self.user_frame = ram.alloc()
         self.answer_frame = ram.alloc()
         self.scratch_frame = ram.alloc()
+        self.seen_frame = ram.alloc()
         self.list_frames = [ram.alloc() for _ in range(FLUSH_LIST_PAGES)]
         self.gdt_va = KERNEL_BASE + GDT_PAGE * PAGE
         self.gdt_limit = GDT_SIZE - 1
@@ -278,6 +300,7 @@ class KernelArea:
         self._poke(self.frames[CODE_PAGE], kernel_code)
         self._poke(self.user_frame, user_code)
         self.write_answers({}, False)
+        self._poke(self.seen_frame, bytes(PAGE))
         self._map(page_table)
 
     def _poke(self, phys: int, data: bytes) -> None:
@@ -318,6 +341,7 @@ class KernelArea:
         page_table.set(USER_STUB_VA, self.user_frame | PTE_P | PTE_U)
         page_table.set(ANSWERS_VA, self.answer_frame | PTE_P | PTE_U | PTE_NX)
         page_table.set(SCRATCH_VA, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
+        page_table.set(SEEN_VA, self.seen_frame | PTE_P | PTE_U | PTE_NX)
         for i, frame in enumerate(self.list_frames):
             page_table.set(FLUSH_LIST_VA + i * PAGE, frame | PTE_P | PTE_U | PTE_NX)
         self._map_direct(page_table)
@@ -352,6 +376,10 @@ class KernelArea:
         slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]
         struct.pack_into(f"<{ANSWER_SLOTS}Q", self.ram.buf, self.answer_frame, *slots)
         struct.pack_into("<Q", self.ram.buf, self.answer_frame + AT_CPL0_OFFSET, int(at_cpl0))
+
+    def remember_site(self, rcx: int) -> None:
+        """Let the LSTAR entry answer the syscalls of the site returning to ``rcx`` without asking Python."""
+        struct.pack_into("<Q", self.ram.buf, self.seen_frame + (rcx & SEEN_MASK), rcx)
 
     def set_slot(self, name: str, value: int) -> None:
         struct.pack_into("<Q", self.ram.buf, self._slots[name], value)

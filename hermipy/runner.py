@@ -7,12 +7,15 @@ from hermipy.cpu import VEC_PF, GuestExit, ReplaceImage, StopReason
 from hermipy.syscalls.kernel import Kernel, Options
 from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
 
-# Syscalls whose result is kernel state the guest may read: the KVM backend answers them inside the guest
-# (kvm_stubs: the LSTAR entry's answer page), from their own handlers' results...
+# Syscalls whose result is kernel state the guest may read: answered inside the guest from an answer page
+# (kvm_stubs: the KVM LSTAR entry's; the per-site trampolines of rewriter/trampoline.py on both backends),
+# from their own handlers' results...
 IN_GUEST = ("getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp")
 # ...recomputed after each of the calls that can change them (kernel/sys.c: the set*id family changes the
-# ids, setpgid/setsid the process group; no other syscall hermipy serves changes any of them).
-CHANGES_IN_GUEST = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setpgid", "setsid")
+# ids, setpgid/setsid the process group; fork & co. the pid and parent pid in a child that keeps its CPU,
+# as Unicorn's does; no other syscall hermipy serves changes any of them).
+CHANGES_IN_GUEST = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setpgid", "setsid",
+                    "fork", "vfork", "clone", "clone3")
 
 FPU_CW_INIT = 0x037F        # x87: all exceptions masked, 64-bit precision, round to nearest
 MXCSR_INIT = 0x1F80         # SSE: all exceptions masked, round to nearest
@@ -50,8 +53,7 @@ def attach_new_cpu(kernel: Kernel, backend: str):
     """Give ``kernel`` a CPU of ``backend`` (at boot, and in a fork child that cannot inherit its parent's)."""
     cpu = create_cpu(backend, kernel)
     kernel.attach_cpu(cpu)
-    if cpu.name == "kvm":
-        _kvm_fast_paths(kernel, cpu)
+    _fast_paths(kernel, cpu)
     return cpu
 
 
@@ -60,17 +62,21 @@ def in_guest_answers(kernel: Kernel) -> dict[int, int]:
     return {NUMBERS[name]: ENTRIES[NUMBERS[name]].invoke(kernel, 0, 0, 0, 0, 0, 0) for name in IN_GUEST}
 
 
-def _kvm_fast_paths(kernel: Kernel, cpu) -> None:
+def _fast_paths(kernel: Kernel, cpu) -> None:
     """Site rewriting (unless ``hermipy run --no-rewrite``: ``options.rewrite`` false) and in-guest answers
     (unless tracing: then every syscall reaches the Python kernel and shows in the trace).
 
-    Only KVM has them: Unicorn services each syscall in-line from its SYSCALL hook, and a rewritten site
-    (a call into a trampoline page hooked on that page alone) measured the same there (~2.0 vs ~2.2 µs a
-    call, within noise) while clobbering the red zone."""
+    KVM answers IN_GUEST syscalls in its LSTAR entry, and both backends give their wrappers' sites per-site
+    trampolines that answer without trapping (rewriter/trampoline.py); KVM also rewrites other trapped sites
+    into direct exits. Unicorn services every other syscall in-line from its SYSCALL hook."""
     options = kernel.options
     cpu.rewrite = getattr(options, "rewrite", True)
     if not (options.strace or options.strace_file):
-        cpu.answer_in_guest(lambda: in_guest_answers(kernel), [NUMBERS[n] for n in CHANGES_IN_GUEST])
+        refresh = [NUMBERS[n] for n in CHANGES_IN_GUEST]
+        if cpu.name == "kvm":
+            cpu.answer_in_guest(lambda: in_guest_answers(kernel), refresh)
+        elif cpu.rewrite:
+            cpu.answer_in_guest(lambda: in_guest_answers(kernel), refresh, kernel.mem)
 
 
 def start_program(kernel: Kernel, path: str, argv: list[bytes], env: list[bytes]) -> None:

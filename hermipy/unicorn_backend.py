@@ -7,9 +7,13 @@ hook (no stop/restart); exceptions arrive through an interrupt hook and stop the
 
 A site that ``hermipy rewrite`` turned into ``out SYSCALL_PORT, al`` (the KVM backend's direct kernel entry)
 is a syscall here too, through the OUT instruction hook; ``out`` to any other port is a #GP, as it is for a
-Linux process. Nothing is rewritten at run time on this backend: a syscall already costs one hook call
-(~2.2 µs), and a rewritten site calling into a trampoline page with a code hook bounded to that page
-measured the same (~2.0 µs, within noise) while clobbering the red zone below rsp.
+Linux process.
+
+A syscall costs one hook call into Python (~1.7 µs). Those whose answer the guest may read (getpid & co.,
+``answer_in_guest``) need none once their site is rewritten: at a wrapper's first trap its ``syscall``
+becomes a jump to a per-site trampoline that reads the answer page (``rewriter/trampoline.py``; the page and
+the trampolines' scratch stack sit where the KVM backend has them, reserved as ``[hermipy-answers]``), and
+the translated code of the site is dropped. Any other site keeps trapping.
 """
 import ctypes
 import importlib.util
@@ -17,7 +21,8 @@ import os
 import struct
 
 from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_GP, VEC_PF, VEC_UD
-from hermipy.kvm_stubs import SYSCALL_PORT
+from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, SYSCALL_PORT, TRAMPOLINE_STACK_TOP
+from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PTE_NX, PTE_P, PTE_U, PTE_W
 
 # unicorn.h / x86.h constants (unicorn 2.1).
 UC_ARCH_X86, UC_MODE_64 = 4, 8
@@ -105,9 +110,10 @@ class UnicornCpu(Cpu):
         lib.uc_ctl(self.uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
         self._check(lib.uc_mem_map_ptr(self.uch, 0, ram.size, 7, ram.address))
         self._scratch = _u64()
-        self._syscall_ids = (ctypes.c_int * 7)(*(REG[r] for r in ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9")))
-        self._syscall_vals = (_u64 * 7)()
-        self._syscall_ptrs = (ctypes.c_void_p * 7)(*(ctypes.addressof(self._syscall_vals) + 8 * i for i in range(7)))
+        names = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip")
+        self._syscall_ids = (ctypes.c_int * 8)(*(REG[r] for r in names))
+        self._syscall_vals = (_u64 * 8)()
+        self._syscall_ptrs = (ctypes.c_void_p * 8)(*(ctypes.addressof(self._syscall_vals) + 8 * i for i in range(8)))
         n = len(GPR_NAMES)
         self._gpr_ids = (ctypes.c_int * n)(*(REG[r] for r in GPR_NAMES))
         self._gpr_vals = (_u64 * n)()
@@ -131,6 +137,13 @@ class UnicornCpu(Cpu):
         self._check(lib.uc_context_alloc(self.uch, ctypes.byref(self._ctx)))
         self._ctx_size = lib.uc_context_size(self.uch)
         self._old_exception_offset = None
+        self.rewrite = False
+        self._answers = None                    # () -> {nr: result}, see answer_in_guest
+        self._answered: frozenset[int] = frozenset()
+        self._refresh_after: frozenset[int] = frozenset()
+        self._answer_frame = -1
+        self._trampolines = None
+        self._tried: set[int] = set()           # the trampolines' sites examined, patched or not
 
     # -- setup -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -169,10 +182,13 @@ class UnicornCpu(Cpu):
 
     def _syscall_hook(self, _uc, _user_data) -> None:
         lib, uch, vals = self.lib, self.uch, self._syscall_vals
-        lib.uc_reg_read_batch(uch, self._syscall_ids, self._syscall_ptrs, 7)
+        lib.uc_reg_read_batch(uch, self._syscall_ids, self._syscall_ptrs, 8)
+        nr = vals[0]
+        if nr in self._answered and vals[7] not in self._tried:     # a site seen for the first time
+            self._trampolines.patch(vals[7], nr)
         self._in_syscall = True
         try:
-            result = self._on_syscall(vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6])
+            result = self._on_syscall(nr, vals[1], vals[2], vals[3], vals[4], vals[5], vals[6])
         except GuestExit as exit_:
             self._stop = Stop(StopReason.EXIT, status=exit_.status)
             lib.uc_emu_stop(uch)
@@ -187,6 +203,39 @@ class UnicornCpu(Cpu):
             scratch = self._scratch
             scratch.value = result & MASK64
             lib.uc_reg_write(uch, 35, ctypes.byref(scratch))
+        if nr in self._refresh_after:
+            self._write_answers()
+
+    # -- in-guest answers ------------------------------------------------------------------------
+    def answer_in_guest(self, answers, refresh_after, mem) -> None:
+        """Give the sites of getpid & co. trampolines at their first trap (``hermipy run`` does so when it
+        rewrites), and keep their answer page: ``answers()`` returns {nr: result} for syscalls whose result
+        is kernel state the guest may read, called now and after each syscall whose number is in
+        ``refresh_after``."""
+        self._answers = answers
+        self._refresh_after = frozenset(refresh_after)
+        if self._answer_frame < 0:
+            ram = mem.ram
+            self._answer_frame, self._scratch_frame = ram.alloc(), ram.alloc()
+            # Reserved like the KVM backend's window: no guest mapping lands there; PTEs set here directly.
+            mem.map(ANSWERS_VA, SCRATCH_VA + 0x1000 - ANSWERS_VA, 0, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+                    | MAP_NORESERVE, name="[hermipy-answers]")
+            mem.page_table.set(ANSWERS_VA, self._answer_frame | PTE_P | PTE_U | PTE_NX)
+            mem.page_table.set(SCRATCH_VA, self._scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
+            self._ram = ram
+        if self._trampolines is None:
+            from hermipy.rewriter.trampoline import Trampolines, file_policies
+            self._trampolines = Trampolines(mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, file_policies(),
+                                            self.invalidate_code)
+            self._tried = self._trampolines.tried
+        self._write_answers()
+
+    def _write_answers(self) -> None:
+        answers = {nr: value for nr, value in self._answers().items() if 0 <= value < 1 << 63}
+        self._answered = frozenset(answers)
+        buf, frame = self._ram.buf, self._answer_frame
+        for nr, value in answers.items():
+            struct.pack_into("<Q", buf, frame + 8 * nr, value)
 
     def _out_hook(self, uc, port, size, _value, user_data) -> None:
         """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes)."""

@@ -213,12 +213,21 @@ class SitePolicy:
     Without a cached plan nothing is known to be shared: every site qualifies.
     """
 
-    __slots__ = ("rewritten", "shared")
+    __slots__ = ("rewritten", "shared", "known")
 
     def __init__(self, path: str):
         self.rewritten = is_rewritten(path)
         plan = None if self.rewritten else load_cached_plan(path)
         self.shared = frozenset(s.offset for s in plan if s.nr is None) if plan else frozenset()
+        self.known = {s.offset: s.nr for s in plan if s.kind == "known" and s.rax_is_nr} if plan else None
 
     def may_rewrite(self, offset: int) -> bool:
         return not self.rewritten and offset not in self.shared
+
+    def may_trampoline(self, offset: int, nr: int) -> bool:
+        """Whether the site may jump to a trampoline answering ``nr`` (``rewriter.trampoline``): never in a
+        ``hermipy rewrite`` output; with a plan, only where the plan resolved the site to ``nr``; without
+        one, the wrapper's own ``mov eax, nr`` (checked by the caller) decides."""
+        if self.rewritten:
+            return False
+        return self.known is None or self.known.get(offset) == nr

@@ -71,8 +71,9 @@ def test_checks_without_rewriting(check):
 
 @needs_kvm
 def test_answers_in_guest():
-    """answer_in_guest: getpid & co. never reach Python; rax is the answer, rcx/r11 are what `syscall`
-    leaves, flags and the red zone are kept; a syscall in refresh_after refreshes the answers."""
+    """answer_in_guest: getpid & co. reach Python once per site (its chance to give the site a trampoline),
+    then never again; rax is the answer, rcx/r11 are what `syscall` leaves, flags and the red zone are kept;
+    a syscall in refresh_after refreshes the answers."""
     keystone = pytest.importorskip("keystone")
     from hermipy.cpu import GuestExit, StopReason
     from hermipy.kvm_backend import KvmCpu
@@ -85,12 +86,16 @@ def test_answers_in_guest():
     cpu.answer_in_guest(lambda: {39: 4242, 102: ids["uid"]}, [105])
     code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(
         "mov eax, 500; syscall;"                                   # learns the syscall mode
-        "mov qword ptr [rsp - 8], 0x5a5a; std; stc; mov eax, 39; syscall;"
+        "mov ebx, 2;"
+        "again: mov qword ptr [rsp - 8], 0x5a5a; std; stc; mov eax, 39; syscall;"
         "mov r8, [rsp - 8]; pushfq; pop rdi; cld; mov rsi, rax; mov rdx, rcx; mov r10, r11; mov eax, 501; syscall;"
-        "mov eax, 102; syscall; mov rdi, rax; mov eax, 502; syscall;"
+        "dec ebx; jnz again;"
+        "call uid; mov rdi, rax; mov eax, 502; syscall;"           # a new site: Python answers
+        "call uid; mov rdi, rax; mov eax, 502; syscall;"
         "mov edi, 7; mov eax, 105; syscall;"                       # setuid: Python, then the answers change
-        "mov eax, 102; syscall; mov rdi, rax; mov eax, 503; syscall;"
-        "mov rax, 0x100000027; syscall; mov rdi, rax; mov eax, 504; syscall",
+        "call uid; mov rdi, rax; mov eax, 503; syscall;"
+        "mov rax, 0x100000027; syscall; mov rdi, rax; mov eax, 504; syscall;"
+        "uid: mov eax, 102; syscall; ret",
         0x400000)[0])
     mem.map(0x400000, 0x1000, 7, 0x22)
     mem.poke(0x400000, code)
@@ -114,12 +119,13 @@ def test_answers_in_guest():
     cpu.close()
     assert stop.reason is StopReason.EXIT
     nrs = [s[0] for s in seen]
-    assert nrs == [500, 501, 502, 105, 503, 0x100000027, 504]
-    _, flags, rax, rcx, r11, red_zone = seen[1]
+    assert nrs == [500, 39, 501, 501, 102, 502, 502, 105, 503, 0x100000027, 504]
+    assert seen[2][2] == (-38) & (2 ** 64 - 1)                   # the site's first call: Python's answer
+    _, flags, rax, rcx, r11, red_zone = seen[3]
     assert flags & 0x401 == 0x401 and r11 == flags and rax == 4242 and red_zone == 0x5A5A
     assert 0x400000 < rcx < 0x400000 + len(code)
-    assert seen[2][1] == 1000 and seen[4][1] == 7                # getuid before and after setuid(7)
-    assert seen[6][1] == (-38) & (2 ** 64 - 1)                   # beyond the table: Python's answer
+    assert seen[6][1] == 1000 and seen[8][1] == 7                # getuid before and after setuid(7)
+    assert seen[10][1] == (-38) & (2 ** 64 - 1)                  # beyond the table: Python's answer
 
 
 def _same_on_both_backends(argv, env=None):

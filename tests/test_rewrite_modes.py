@@ -183,3 +183,145 @@ def test_no_rewrite_flag(backend, tmp_path):
     result = run_hermipy([build("hello", "musl")], env=_env(tmp_path), options=("--backend", backend, "--no-rewrite"))
     assert result.status == 0 and result.stdout == b"Hello, world!\n"
     assert b"--no-rewrite" in hermipy("run", "--help").stdout
+
+
+# Per-site trampolines (rewriter/trampoline.py): a program whose libc wrappers of getpid & co. are patched at
+# their first call must see the same answers as the kernel gives through a trapping syscall(2), in a fork
+# child (new pid, new parent), after setpgid and after set*id changes. `code` prints the bytes at the
+# wrappers' `syscall`: 0f05 natively and when nothing is rewritten, eb01 (jmp short into the fill) patched.
+ANSWERS_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void check(const char *what)
+{
+    long pid = syscall(SYS_getpid), ppid = syscall(SYS_getppid), tid = syscall(SYS_gettid),
+         uid = syscall(SYS_getuid), euid = syscall(SYS_geteuid), gid = syscall(SYS_getgid),
+         egid = syscall(SYS_getegid), pgrp = syscall(SYS_getpgrp);
+    int ok = 1;
+    for (int i = 0; i < 2000; i++)
+        ok &= getpid() == pid && getppid() == ppid && gettid() == tid && getuid() == uid && geteuid() == euid
+              && getgid() == gid && getegid() == egid && getpgrp() == pgrp;
+    printf("%s: %s uid=%d euid=%d gid=%d egid=%d\n", what, ok ? "consistent" : "WRONG", getuid(), geteuid(),
+           getgid(), getegid());
+    fflush(stdout);
+}
+
+static void show(const char *name, const unsigned char *code)
+{
+    printf("%s %02x%02x\n", name, code[5], code[6]);
+}
+
+int main(int argc, char **argv)
+{
+    check("start");
+    if (argc > 1 && !strcmp(argv[1], "code")) {
+        show("getpid", (const unsigned char *)getpid);
+        show("getppid", (const unsigned char *)getppid);
+        return 0;
+    }
+    pid_t parent = getpid(), child = fork();
+    if (child == 0) {
+        check("child");
+        printf("child: parent is %s, pid is %s\n", getppid() == parent ? "right" : "WRONG",
+               getpid() != parent && getpid() == syscall(SYS_getpid) ? "new" : "WRONG");
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            check("grandchild");
+            _exit(0);
+        }
+        waitpid(grandchild, NULL, 0);
+        _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    check("parent after fork");
+    if (setpgid(0, 0) == 0)
+        check("after setpgid");
+    if (setresgid(1234, 1234, 0) == 0 && setresuid(4321, 4321, 0) == 0) {
+        check("after setres*id");
+        if (setresuid(-1, 0, -1) == 0 && setresgid(0, 0, 0) == 0)
+            check("euid 0 again");
+    } else {
+        printf("setres*id: %s\n", strerror(errno));
+    }
+    return 0;
+}
+"""
+ANSWER_VARIANTS = ("static", "static-pie", "musl")
+
+
+@pytest.fixture(scope="module")
+def answers_bins(tmp_path_factory) -> dict[str, Path]:
+    from difftest import VARIANTS
+    d = tmp_path_factory.mktemp("answers")
+    src = d / "answers.c"
+    src.write_text(ANSWERS_C)
+    out = {}
+    for variant in ANSWER_VARIANTS:
+        if shutil.which(VARIANTS[variant][0]):
+            out[variant] = d / f"answers-{variant}"
+            subprocess.run(VARIANTS[variant] + ["-o", str(out[variant]), str(src)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", ANSWER_VARIANTS)
+def test_answered_syscalls_same_as_native(answers_bins, variant, backend, mode, tmp_path):
+    if variant not in answers_bins:
+        pytest.skip(f"no compiler for {variant}")
+    native = assert_same([answers_bins[variant]], env=_env(tmp_path), options=("--backend", backend, *MODES[mode]))
+    assert b"WRONG" not in native.stdout and native.stdout.count(b"consistent") >= 5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", ANSWER_VARIANTS)
+def test_answered_sites_get_trampolines(answers_bins, variant, backend, tmp_path):
+    """Patched when rewriting; untouched under --no-rewrite; no trampoline under --strace (there the KVM
+    backend makes every trapped site a direct exit, `out 0xe0, al`: e6e0)."""
+    if variant not in answers_bins:
+        pytest.skip(f"no compiler for {variant}")
+    argv = [answers_bins[variant], "code"]
+    assert run_native(argv).stdout.splitlines()[1:] == [b"getpid 0f05", b"getppid 0f05"]
+    runs = {"rewrite": ((), b"eb01"), "no-rewrite": (("--no-rewrite",), b"0f05"),
+            "strace": (("--strace-file", str(tmp_path / "trace")), b"e6e0" if backend == "kvm" else b"0f05")}
+    for name, (options, expected) in runs.items():
+        result = run_hermipy(argv, env=_env(tmp_path), options=("--backend", backend, *options))
+        assert result.status == 0, (name, result.stderr)
+        assert result.stdout.splitlines()[1:] == [b"getpid " + expected, b"getppid " + expected], name
+
+
+def test_trampoline_bytes():
+    """The hand-assembled trampoline decodes to the documented instructions, returning after the site."""
+    import capstone
+    from hermipy.kvm_stubs import ANSWERS_VA, TRAMPOLINE_STACK_TOP
+    from hermipy.rewriter.trampoline import TRAMPOLINE_SIZE, trampoline_code
+    at, site = 0x3FF030, 0x401005
+    code = trampoline_code(at, site, ANSWERS_VA, TRAMPOLINE_STACK_TOP, 110)
+    assert len(code) == TRAMPOLINE_SIZE
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = [(i.mnemonic, i.op_str) for i in md.disasm(code, at)]
+    assert insns[:8] == [("mov", "rcx, rsp"), ("movabs", f"rsp, {TRAMPOLINE_STACK_TOP:#x}"), ("pushfq", ""),
+                         ("pop", "r11"), ("mov", "rsp, rcx"), ("movabs", f"rax, qword ptr [{ANSWERS_VA + 8 * 110:#x}]"),
+                         ("lea", f"rcx, [rip + {site + 2 - (at + 0x24):#x}]"), ("jmp", f"{site + 2:#x}")]
+    assert set(insns[8:]) == {("int3", "")}
+
+
+def test_wrapper_padding_is_strict():
+    """Only `mov eax, nr; syscall; ret` at an aligned entry followed by fill up to the next one qualifies."""
+    from hermipy.rewriter.trampoline import is_fill, wrapper_padding
+    glibc = bytes.fromhex("b86e0000000f05c3") + bytes.fromhex("0f1f840000000000")
+    assert wrapper_padding(glibc, 0x1000, 0x1005, 110) == 0x1008
+    assert wrapper_padding(glibc, 0x1000, 0x1005, 39) is None                  # another number
+    assert wrapper_padding(b"\x90" + glibc[:15], 0x1000, 0x1006, 110) is None   # entry not aligned
+    assert wrapper_padding(glibc[:7] + b"\x89" + glibc[8:], 0x1000, 0x1005, 110) is None   # no ret
+    assert wrapper_padding(glibc[:8] + b"\x48\x89\xc7" + glibc[11:], 0x1000, 0x1005, 110) is None   # code, not fill
+    assert wrapper_padding(glibc[:12], 0x1000, 0x1005, 110) is None             # fill not all there
+    assert is_fill(bytes.fromhex("662e0f1f840000000000")) and is_fill(bytes.fromhex("6666662e0f1f840000000000"))
+    assert is_fill(b"\xcc\xcc\x90") and not is_fill(b"\x00\x00")

@@ -1,0 +1,171 @@
+"""Per-site trampolines: a ``syscall`` whose answer the guest can read becomes a jump that never traps.
+
+HermiTux-style, for the syscalls answered from the answer page (``hermipy/runner.py`` IN_GUEST: getpid & co.),
+and only at sites of the shape glibc's and musl's wrappers have::
+
+    A:      b8 NN 00 00 00      mov eax, NN         A 16-byte aligned: a function entry
+    A+5:    0f 05               syscall             -> eb 01   jmp short A+8
+    A+7:    c3                  ret
+    A+8:    nop fill ...        up to A+16          -> e9 rel32  jmp trampoline   (rest: int3)
+
+The ``mov`` right before the site fixes the number (and it must be the number the site trapped with); the
+fill between an unconditional ``ret`` and the next aligned function entry is never executed nor jumped into.
+When the file has a cached rewrite plan (``hermipy analyze``), the plan must also resolve the site to that
+number (``plan.SitePolicy.may_trampoline``). Only private, read-only file mappings are patched (as
+``KvmCpu._rewrite_site``): writable or shared code may be read, changed or written back by the program.
+
+The trampoline does what ``syscall`` and the answer would (rcx = return address, r11 = rflags, rax = the
+answer, every other register and every flag unchanged) without touching the stack below rsp (the red zone):
+``pushfq`` runs on a scratch stack outside the application's memory. It reads the answer from the answer
+page at ``answers_va``, which the backend keeps current (after the set*id family, setpgid, setsid, fork)::
+
+    48 89 e1                mov rcx, rsp
+    48 bc <scratch_top>     mov rsp, scratch_top
+    9c                      pushfq
+    41 5b                   pop r11
+    48 89 cc                mov rsp, rcx
+    48 a1 <slot>            movabs rax, [answers_va + 8 * NN]
+    48 8d 0d <rel32>        lea rcx, [rip + (A+7)]
+    e9 <rel32>              jmp A+7
+
+Trampolines live in pages reserved as VMAs named ``[hermipy-trampolines]``, placed by a top-down search
+below the patched code and within a ``rel32`` of it (so they never stand in the way of brk). The bytes are
+assembled here by hand: no assembler on the run path.
+"""
+import struct
+
+from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE
+
+PAGE = 0x1000
+TRAMPOLINE_SIZE = 48                       # 41 bytes of code, int3 up to 48
+AREA_NAME = "[hermipy-trampolines]"
+REACH = (1 << 31) - PAGE                   # what a jmp rel32 reaches, with a page to spare
+SYSCALL = b"\x0f\x05"
+MOV_EAX = 0xB8
+RET = 0xC3
+INT3 = 0xCC
+JMP_SHORT, JMP_REL32 = 0xEB, 0xE9
+WRAPPER_ALIGN = 16
+
+# Nop fill as assemblers emit it for .p2align (GNU as i386_generate_nops; int3 between functions too).
+_NOPS = (b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00", b"\x0f\x1f\x44\x00\x00",
+         b"\x66\x0f\x1f\x44\x00\x00", b"\x0f\x1f\x80\x00\x00\x00\x00", b"\x0f\x1f\x84\x00\x00\x00\x00\x00",
+         b"\x66\x0f\x1f\x84\x00\x00\x00\x00\x00", b"\x66\x2e\x0f\x1f\x84\x00\x00\x00\x00\x00", b"\xcc")
+
+
+def is_fill(data: bytes) -> bool:
+    """Whether ``data`` is entirely nop-fill instructions (extra 0x66 prefixes allowed, as GNU as pads)."""
+    pos = 0
+    while pos < len(data):
+        start = pos
+        while data[pos:pos + 1] == b"\x66" and data[pos + 1:pos + 2] == b"\x66":
+            pos += 1
+        for nop in _NOPS:
+            if data.startswith(nop, pos):
+                pos += len(nop)
+                break
+        else:
+            return False
+        if pos - start > 15:                  # longer than any x86 instruction
+            return False
+    return True
+
+
+def wrapper_padding(code: bytes, base: int, site: int, nr: int) -> int | None:
+    """The fill address after the wrapper whose ``syscall`` is at ``site``, or None if the site is not one.
+
+    ``code`` holds the bytes of [base, base + len(code)); it must cover the wrapper's 16 aligned bytes."""
+    entry = site - 5
+    if entry % WRAPPER_ALIGN or entry < base or entry + WRAPPER_ALIGN > base + len(code):
+        return None
+    head = code[entry - base:entry - base + WRAPPER_ALIGN]
+    if head[0] != MOV_EAX or struct.unpack_from("<I", head, 1)[0] != nr or head[5:7] != SYSCALL or head[7] != RET:
+        return None
+    return site + 3 if is_fill(head[8:]) else None
+
+
+def trampoline_code(at: int, site: int, answers_va: int, scratch_top: int, nr: int) -> bytes:
+    """The trampoline for the site at ``site`` with number ``nr``, placed at ``at`` (see the module doc)."""
+    back = site + 2
+    code = (b"\x48\x89\xe1" + b"\x48\xbc" + struct.pack("<Q", scratch_top) + b"\x9c\x41\x5b\x48\x89\xcc"
+            + b"\x48\xa1" + struct.pack("<Q", answers_va + 8 * nr))
+    code += b"\x48\x8d\x0d" + struct.pack("<i", back - (at + len(code) + 7))
+    code += bytes((JMP_REL32,)) + struct.pack("<i", back - (at + len(code) + 5))
+    return code + bytes((INT3,)) * (TRAMPOLINE_SIZE - len(code))
+
+
+def file_policies():
+    """A function vma -> the ``plan.SitePolicy`` of the file it maps (None for anonymous memory), one per file."""
+    from hermipy.rewriter.plan import SitePolicy
+    cache: dict[tuple[int, int], SitePolicy] = {}
+
+    def policy(vma):
+        if vma.file is None:
+            return None
+        key = (vma.file.dev, vma.file.inode)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = SitePolicy(f"/proc/self/fd/{vma.file.fd}")
+        return found
+    return policy
+
+
+class Trampolines:
+    """The trampolines of one address space: where they are, and the patching of sites into them.
+
+    ``policy(vma)`` is the file's ``plan.SitePolicy`` (or None: no file); ``invalidate(start, end)`` drops
+    the CPU's translations of changed code."""
+
+    def __init__(self, mem, answers_va: int, scratch_top: int, policy, invalidate):
+        self.mem, self.answers_va, self.scratch_top = mem, answers_va, scratch_top
+        self.policy, self.invalidate = policy, invalidate
+        self.areas: list[list[int]] = []             # [start, next free] of each reserved page
+        self.tried: set[int] = set()                 # sites examined (patched or not): never twice
+
+    def patch(self, site: int, nr: int) -> bool:
+        """Make the ``syscall`` at ``site`` (which just trapped with number ``nr``) jump to a trampoline."""
+        if site in self.tried:
+            return False
+        self.tried.add(site)
+        mem = self.mem
+        vma = mem.find(site)
+        entry = site - 5
+        if (vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE or not vma.prot & PROT_READ
+                or entry < vma.start or entry + WRAPPER_ALIGN > vma.end):
+            return False
+        pad = wrapper_padding(mem.read(entry, WRAPPER_ALIGN), entry, site, nr)
+        if pad is None:
+            return False
+        policy = self.policy(vma)
+        if policy is None or not policy.may_trampoline(vma.offset + site - vma.start, nr):
+            return False
+        at = self._slot(pad)
+        if at is None:
+            return False
+        mem.poke(at, trampoline_code(at, site, self.answers_va, self.scratch_top, nr))
+        fill_end = entry + WRAPPER_ALIGN
+        mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
+        mem.poke(site, bytes((JMP_SHORT, pad - (site + 2))))
+        self.invalidate(entry, fill_end)
+        self.invalidate(at, at + TRAMPOLINE_SIZE)
+        return True
+
+    def _slot(self, near: int) -> int | None:
+        """A free trampoline slot within a rel32 of ``near``: in a reserved page, or a newly reserved one."""
+        mem = self.mem
+        self.areas = [a for a in self.areas if getattr(mem.find(a[0]), "name", None) == AREA_NAME]   # unmapped?
+        for area in self.areas:
+            if abs(area[0] - near) < REACH and area[1] + TRAMPOLINE_SIZE <= area[0] + PAGE:
+                area[1] += TRAMPOLINE_SIZE
+                return area[1] - TRAMPOLINE_SIZE
+        code = mem.find(near)
+        try:
+            start = mem.find_free(PAGE, top=code.start if code is not None else near & ~(PAGE - 1))
+        except SyscallError:
+            return None
+        if abs(start - near) >= REACH:
+            return None
+        mem.map(start, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, name=AREA_NAME)
+        self.areas.append([start, start + TRAMPOLINE_SIZE])
+        return start
