@@ -37,8 +37,8 @@ and the LSTAR entry answers its later calls.
 
 Measured on a PVM host (nested, software paging): a syscall round trip to Python ~35-45 µs (~20% less
 from a rewritten site), an answer from the LSTAR stub ~1.3 µs (nearly all of it PVM's own cost of the
-``syscall`` instruction: the stub's code takes a few ns), from a trampoline ~0.002 µs, a first touch of a page ~25-30 µs (the shadow page
-fault), CPU-bound code at native speed.
+``syscall`` instruction: the stub's code takes a few ns), from a trampoline ~0.002 µs, a first touch of
+a page ~25-30 µs (the shadow page fault), CPU-bound code at native speed.
 """
 import ctypes
 import fcntl
