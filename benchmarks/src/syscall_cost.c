@@ -1,4 +1,5 @@
-/* syscall_cost: N calls of one trivial syscall, made through syscall(2) so no libc cache can skip them.
+/* syscall_cost: N calls of one syscall through its libc wrapper, as programs make them (neither glibc nor musl
+ * caches getppid).
  * usage: syscall_cost getppid|read|write N
  *   getppid  getppid()
  *   read     read 1 byte from /dev/zero
@@ -43,9 +44,11 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (fd < 0)
-        for (long i = 0; i < n; i++) ok += syscall(nr) == expect;
+        for (long i = 0; i < n; i++) ok += getppid() == expect;
+    else if (nr == SYS_read)
+        for (long i = 0; i < n; i++) ok += read(fd, &byte, 1) == expect;
     else
-        for (long i = 0; i < n; i++) ok += syscall(nr, fd, &byte, 1) == expect;
+        for (long i = 0; i < n; i++) ok += write(fd, &byte, 1) == expect;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (fd >= 0) close(fd);
     printf("%s %ld of %ld\n", mode, ok, n);
