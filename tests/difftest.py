@@ -99,8 +99,13 @@ IGNORE_WARNINGS = os.environ.get("HERMIPY_DIFFTEST_IGNORE_WARNINGS") == "1"
 
 
 def run_hermipy(argv, *, cwd=None, stdin=b"", env=None, options=()) -> Result:
-    proc = subprocess.run(hermipy_command(*options) + [str(a) for a in argv], cwd=cwd, input=stdin, env=env,
-                          capture_output=True, timeout=TIMEOUT)
+    command = hermipy_command(*options) + [str(a) for a in argv]
+    try:
+        proc = subprocess.run(command, cwd=cwd, input=stdin, env=env, capture_output=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as err:      # say where it stopped: all the output, not a repr of chunks
+        raise AssertionError(f"hermipy timed out after {TIMEOUT} s: {command}\n--- stdout\n"
+                             f"{(err.stdout or b'').decode(errors='replace')}\n--- stderr\n"
+                             f"{(err.stderr or b'').decode(errors='replace')}") from None
     stderr = proc.stderr
     if IGNORE_WARNINGS:
         stderr = b"".join(line for line in stderr.splitlines(keepends=True)
