@@ -1,5 +1,5 @@
 """Reading and writing file descriptors: read, write, their vectored and positional forms, lseek,
-close, dup*, fcntl, flock, ioctl, pipes, sendfile, copy_file_range, fadvise64, readahead, poll and select
+close, close_range, dup*, fcntl, flock, ioctl, pipes, sendfile, copy_file_range, fadvise64, readahead, poll and select
 (fs/read_write.c, fs/fcntl.c, fs/locks.c, fs/ioctl.c, drivers/tty/tty_io.c, fs/pipe.c, fs/select.c).
 
 Every guest fd is backed by a host fd, so whatever the host kernel can answer about the file itself (locks,
@@ -8,10 +8,13 @@ terminal attributes, readiness) is asked of it with the guest's fd translated; w
 """
 import ctypes
 import logging
+import itertools
 import os
+import stat
 import struct
-from errno import EBADF, EINTR, EINVAL, ENOTTY
+from errno import EBADF, EINTR, EINVAL, ENOTTY, EPIPE
 
+from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import WHENCE, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, OpenFile
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 
 IOV_MAX = 1024
 MAX_RW_COUNT = 0x7FFFF000          # include/linux/fs.h: one read/write moves at most this much
+SIGPIPE = 13
 
 
 def _readable(k, fd: int):
@@ -36,6 +40,59 @@ def _writable(k, fd: int):
     if not of.writable:
         raise SyscallError(EBADF)
     return of
+
+
+def _views(k, segments):
+    """Guest buffers as host memoryviews, one per page, each touched only when it is taken."""
+    for base, length in segments:
+        while length > 0:
+            chunk = min(length, PAGE_SIZE - (base & (PAGE_SIZE - 1)))
+            yield from k.mem.writable_views(base, chunk)
+            base += chunk
+            length -= chunk
+
+
+def _read_into(k, host_fd: int, segments, offset: int | None = None) -> int:
+    """readv/preadv straight into guest RAM, at most IOV_MAX page views per host call.
+
+    A regular file that fills a whole batch is read on, as one Linux read would; a pipe, socket or tty
+    returns after the first batch (a second host call could block with data already taken). A buffer that
+    is unmapped part way ends the read there, with the bytes before it (EFAULT only if there are none).
+    """
+    views, done, faulted = _views(k, segments), 0, False
+    while not faulted:
+        batch = []
+        try:
+            while len(batch) < IOV_MAX:
+                batch.append(next(views))
+        except StopIteration:
+            pass
+        except SyscallError:
+            if not batch and not done:
+                raise
+            faulted = True
+        if not batch:
+            break
+        got = os.readv(host_fd, batch) if offset is None else os.preadv(host_fd, batch, offset + done)
+        done += got
+        if got < sum(len(v) for v in batch) or not stat.S_ISREG(os.fstat(host_fd).st_mode):
+            break
+    return done
+
+
+def _writing(k, write):
+    """Run a write; EPIPE (no reader left) also raises SIGPIPE in the guest, as pipe_write and the socket
+    layer do with send_sig(SIGPIPE, current, 0). hermipy's own process ignores SIGPIPE, as CPython does."""
+    try:
+        return write()
+    except OSError as err:
+        if err.errno != EPIPE:
+            raise
+    from hermipy.syscalls.sys_signal import SI_USER, _finish, make_siginfo
+    k.signals.send(SIGPIPE, make_siginfo(SIGPIPE, SI_USER, pid=k.proc.pid, uid=k.proc.uid))
+    if _finish(k, -EPIPE) is not None:
+        raise SyscallError(EPIPE)
+    return None
 
 
 def read_iovec(k, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -59,23 +116,22 @@ def read(k, fd: Fd, buf: Ptr, count: Size) -> int:
         data = os.read(of.host_fd, count)
         k.mem.write(buf, data)
         return len(data)
-    return os.readv(of.host_fd, k.mem.writable_views(buf, count))
+    return _read_into(k, of.host_fd, [(buf, count)])
 
 
 @syscall("write", FULL)
 def write(k, fd: Fd, buf: InBuf(2), count: Size) -> int:
     """write(2)."""
     of = _writable(k, fd)
-    count = min(count, MAX_RW_COUNT)
-    return os.write(of.host_fd, k.mem.read(buf, count))
+    data = k.mem.read(buf, min(count, MAX_RW_COUNT))
+    return _writing(k, lambda: os.write(of.host_fd, data))
 
 
 @syscall("readv", FULL)
 def readv(k, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
     """readv(2)."""
     of = _readable(k, fd)
-    views = [v for base, length in read_iovec(k, iov, iovcnt) if length for v in k.mem.writable_views(base, length)]
-    return os.readv(of.host_fd, views) if views else 0
+    return _read_into(k, of.host_fd, read_iovec(k, iov, iovcnt))
 
 
 @syscall("writev", FULL)
@@ -83,7 +139,7 @@ def writev(k, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
     """writev(2)."""
     of = _writable(k, fd)
     chunks = [k.mem.read(base, length) for base, length in read_iovec(k, iov, iovcnt) if length]
-    return os.writev(of.host_fd, chunks) if chunks else 0
+    return _writing(k, lambda: os.writev(of.host_fd, chunks)) if chunks else 0
 
 
 @syscall("pread64", FULL)
@@ -112,8 +168,7 @@ def preadv(k, fd: Fd, iov: Ptr, iovcnt: Int, offset: Long) -> int:
     of = _readable(k, fd)
     if offset < 0:
         raise SyscallError(EINVAL)
-    views = [v for base, length in read_iovec(k, iov, iovcnt) if length for v in k.mem.writable_views(base, length)]
-    return os.preadv(of.host_fd, views, offset) if views else 0
+    return _read_into(k, of.host_fd, read_iovec(k, iov, iovcnt), offset)
 
 
 @syscall("pwritev", FULL)
@@ -142,6 +197,24 @@ def lseek(k, fd: Fd, offset: Long, whence: WHENCE) -> int:
 def close(k, fd: Fd) -> int:
     """close(2)."""
     k.fds.close(fd)
+    return 0
+
+
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+
+
+@syscall("close_range", FULL)
+def close_range(k, fd: UInt, max_fd: UInt, flags: Flags({CLOSE_RANGE_UNSHARE: "CLOSE_RANGE_UNSHARE",
+                                                           CLOSE_RANGE_CLOEXEC: "CLOSE_RANGE_CLOEXEC"})) -> int:
+    """close_range(2): close (or mark close-on-exec) every open fd in [fd, max_fd]. The guest's fd table is
+    never shared (no CLONE_FILES), so CLOSE_RANGE_UNSHARE has nothing to unshare."""
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or fd > max_fd:
+        raise SyscallError(EINVAL)
+    for n in sorted(n for n in k.fds.files if fd <= n <= max_fd):
+        if flags & CLOSE_RANGE_CLOEXEC:
+            k.fds.cloexec.add(n)
+        else:
+            k.fds.close(n)
     return 0
 
 
@@ -411,7 +484,9 @@ def sendfile(k, out_fd: Fd, in_fd: Fd, offset: Ptr, count: Size) -> int:
     dst = k.fds.get(out_fd)
     if not dst.writable:
         raise SyscallError(EBADF)
-    done = host_syscall("sendfile", dst.host_fd, src.host_fd, pos, count)
+    done = _writing(k, lambda: host_syscall("sendfile", dst.host_fd, src.host_fd, pos, count))
+    if done is None:
+        return None
     if pos is not None:
         k.mem.write(offset, struct.pack("<q", pos.value))
     return done

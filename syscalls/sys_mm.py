@@ -1,6 +1,7 @@
-"""Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore (mm/mmap.c, mm/mremap.c)."""
+"""Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore, the mlock family and
+get_mempolicy (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/mempolicy.c)."""
 import os
-from errno import EACCES, EBADF, EINVAL, ENODEV, ENOMEM
+from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM
 
 from hermipy.layout import PAGE_SIZE, page_up
 from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Fd, Flags, Int, Long, Ptr, Size, UInt
@@ -125,4 +126,133 @@ def mincore(k, addr: Ptr, length: Size, vec: Ptr) -> int:
     if addr % PAGE_SIZE:
         raise SyscallError(EINVAL)
     k.mem.write(vec, k.mem.residency(addr, length))
+    return 0
+
+
+# -- locking (mm/mlock.c) ---------------------------------------------------------------------------
+MLOCK_ONFAULT = 1
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+CAP_IPC_LOCK = 14
+RLIMIT_MEMLOCK, RLIM_INFINITY = 8, (1 << 64) - 1
+LOCK_NOTE = ("the range is checked and faulted in as Linux does, but guest RAM is not pinned in host memory: "
+             "VmLck stays 0 and RLIMIT_MEMLOCK is checked against each call, not charged")
+
+
+def _can_do_mlock(k) -> None:
+    """can_do_mlock(): a non-zero RLIMIT_MEMLOCK or CAP_IPC_LOCK, else EPERM."""
+    from hermipy.syscalls.sys_info import capable
+    if not k.proc.rlimits.get(RLIMIT_MEMLOCK, [1])[0] and not capable(k, CAP_IPC_LOCK):
+        raise SyscallError(EPERM)
+
+
+def _lock_range(k, addr: int, length: int, populate: bool) -> int:
+    """do_mlock(): permission, RLIMIT_MEMLOCK for this span, the span mapped throughout (ENOMEM), then
+    __mm_populate."""
+    from hermipy.syscalls.sys_info import capable
+    _can_do_mlock(k)
+    start = addr & ~(PAGE_SIZE - 1)
+    length = page_up(length + addr - start)
+    limit = k.proc.rlimits.get(RLIMIT_MEMLOCK, [RLIM_INFINITY])[0]
+    if length > limit and not capable(k, CAP_IPC_LOCK):
+        raise SyscallError(ENOMEM)
+    if start + length < start:
+        raise SyscallError(EINVAL)
+    if not length:
+        return 0
+    resident = k.mem.residency(start, length)
+    if populate:
+        for i, present in enumerate(resident):
+            if not present:
+                page = start + i * PAGE_SIZE
+                vma = k.mem.find(page)
+                k.mem.populate(page, write=bool(vma.prot & PROT_WRITE) and not vma.flags & MAP_SHARED)
+    return 0
+
+
+@syscall("mlock", PARTIAL, note=LOCK_NOTE)
+def mlock(k, start: Ptr, length: Size) -> int:
+    """mlock(2)."""
+    return _lock_range(k, start, length, True)
+
+
+@syscall("mlock2", PARTIAL, note=LOCK_NOTE)
+def mlock2(k, start: Ptr, length: Size, flags: Flags({MLOCK_ONFAULT: "MLOCK_ONFAULT"})) -> int:
+    """mlock2(2): MLOCK_ONFAULT locks without faulting in."""
+    if flags & ~MLOCK_ONFAULT:
+        raise SyscallError(EINVAL)
+    return _lock_range(k, start, length, not flags & MLOCK_ONFAULT)
+
+
+@syscall("munlock", PARTIAL, note="the range is checked as Linux does (ENOMEM where unmapped); nothing was pinned")
+def munlock(k, start: Ptr, length: Size) -> int:
+    """munlock(2)."""
+    aligned = start & ~(PAGE_SIZE - 1)
+    length = page_up(length + start - aligned)
+    if aligned + length < aligned:
+        raise SyscallError(EINVAL)
+    if length:
+        k.mem.residency(aligned, length)
+    return 0
+
+
+@syscall("mlockall", PARTIAL, note="flags and permission are checked as Linux does; nothing is faulted in or "
+                                   "pinned in host memory")
+def mlockall(k, flags: Flags({MCL_CURRENT: "MCL_CURRENT", MCL_FUTURE: "MCL_FUTURE", MCL_ONFAULT: "MCL_ONFAULT"})) -> int:
+    """mlockall(2)."""
+    if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
+        raise SyscallError(EINVAL)
+    _can_do_mlock(k)
+    return 0
+
+
+@syscall("munlockall", FULL)
+def munlockall(k) -> int:
+    """munlockall(2): nothing is locked, so nothing is left locked."""
+    return 0
+
+
+# -- NUMA policy (mm/mempolicy.c) -------------------------------------------------------------------
+MPOL_DEFAULT = 0
+MPOL_F_NODE, MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED = 1, 2, 4
+NR_NODE_IDS = 1                # the guest sees one memory node, node 0
+
+
+@syscall("get_mempolicy", PARTIAL, note="the guest has one memory node (0) and the default policy everywhere "
+                                        "(set_mempolicy and mbind are not implemented)")
+def get_mempolicy(k, policy: Ptr, nmask: Ptr, maxnode: Size, addr: Ptr,
+                  flags: Flags({MPOL_F_NODE: "MPOL_F_NODE", MPOL_F_ADDR: "MPOL_F_ADDR",
+                                MPOL_F_MEMS_ALLOWED: "MPOL_F_MEMS_ALLOWED"})) -> int:
+    """get_mempolicy(2) (kernel_get_mempolicy + do_get_mempolicy for MPOL_DEFAULT)."""
+    if nmask and maxnode < NR_NODE_IDS:
+        raise SyscallError(EINVAL)
+    if flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED):
+        raise SyscallError(EINVAL)
+    nodes = 0
+    if flags & MPOL_F_MEMS_ALLOWED:
+        if flags & (MPOL_F_NODE | MPOL_F_ADDR):
+            raise SyscallError(EINVAL)
+        mode, nodes = 0, 1
+    else:
+        if flags & MPOL_F_ADDR:
+            if k.mem.find(addr) is None:
+                raise SyscallError(EFAULT)
+        elif addr:
+            raise SyscallError(EINVAL)
+        if flags & MPOL_F_NODE:
+            if not flags & MPOL_F_ADDR:
+                raise SyscallError(EINVAL)             # only an MPOL_INTERLEAVE task policy answers that
+            k.mem.populate(addr)                       # lookup_node() faults the page in; it is on node 0
+            mode = 0
+        else:
+            mode = MPOL_DEFAULT
+    if policy:
+        k.mem.write(policy, mode.to_bytes(4, "little", signed=True))
+    if nmask:
+        copy = ((maxnode - 1 + 63) // 64) * 8          # copy_nodes_to_user: ALIGN(maxnode - 1, BITS_PER_LONG) / 8
+        if copy > 8:
+            if copy > PAGE_SIZE:
+                raise SyscallError(EINVAL)
+            k.mem.write(nmask + 8, bytes(copy - 8))
+            copy = 8
+        k.mem.write(nmask, nodes.to_bytes(8, "little")[:copy])
     return 0
