@@ -42,6 +42,7 @@ class Process:
         self.auxv = b""
         self.forked = False                # a child hermipy process made by fork/clone (dies by real signals)
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
+        self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
 
 
 class Kernel:

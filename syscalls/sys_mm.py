@@ -1,5 +1,5 @@
 """Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore, the mlock family and
-get_mempolicy (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/mempolicy.c)."""
+set_mempolicy/get_mempolicy (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/mempolicy.c)."""
 import os
 from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM
 
@@ -212,39 +212,95 @@ def munlockall(k) -> int:
 
 
 # -- NUMA policy (mm/mempolicy.c) -------------------------------------------------------------------
-MPOL_DEFAULT = 0
+(MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_PREFERRED_MANY,
+ MPOL_WEIGHTED_INTERLEAVE, MPOL_MAX) = range(8)
+MPOL_F_NUMA_BALANCING, MPOL_F_RELATIVE_NODES, MPOL_F_STATIC_NODES = 1 << 13, 1 << 14, 1 << 15
+MPOL_MODE_FLAGS = MPOL_F_NUMA_BALANCING | MPOL_F_RELATIVE_NODES | MPOL_F_STATIC_NODES
 MPOL_F_NODE, MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED = 1, 2, 4
-NR_NODE_IDS = 1                # the guest sees one memory node, node 0
+NR_NODE_IDS = 1                # the guest has one memory node, node 0: mems_allowed is {0}
+MEMS_ALLOWED = 1
+MPOL_NOTE = ("one memory node (0): the task policy is checked and kept as Linux does and get_mempolicy reports "
+             "it, but with one node it changes no placement; VMA policies (mbind) are not implemented")
 
 
-@syscall("get_mempolicy", PARTIAL, note="the guest has one memory node (0) and the default policy everywhere "
-                                        "(set_mempolicy and mbind are not implemented)")
+def _get_nodes(k, nmask: int, maxnode: int) -> int:
+    """get_nodes(): the user's nodemask of maxnode - 1 bits, as one int."""
+    maxnode -= 1
+    if maxnode <= 0 or not nmask:
+        return 0
+    if maxnode > PAGE_SIZE * 8:
+        raise SyscallError(EINVAL)
+    raw = k.mem.read(nmask, (maxnode + 63) // 64 * 8)
+    return int.from_bytes(raw, "little") & ((1 << maxnode) - 1)
+
+
+@syscall("set_mempolicy", PARTIAL, note=MPOL_NOTE)
+def set_mempolicy(k, mode: Int, nmask: Ptr, maxnode: Size) -> int:
+    """set_mempolicy(2): sanitize_mpol_flags, get_nodes, mpol_new and mpol_set_nodemask's checks against the
+    one node there is."""
+    flags, mode = mode & MPOL_MODE_FLAGS, mode & ~MPOL_MODE_FLAGS
+    if not 0 <= mode < MPOL_MAX or flags & MPOL_F_STATIC_NODES and flags & MPOL_F_RELATIVE_NODES:
+        raise SyscallError(EINVAL)
+    if flags & MPOL_F_NUMA_BALANCING and mode not in (MPOL_BIND, MPOL_PREFERRED_MANY):
+        raise SyscallError(EINVAL)
+    nodes = _get_nodes(k, nmask, maxnode)
+    placement_flags = flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES)
+    if mode == MPOL_DEFAULT:
+        if nodes:
+            raise SyscallError(EINVAL)
+        k.proc.mempolicy = (MPOL_DEFAULT, 0, 0)
+        return 0
+    if mode == MPOL_PREFERRED and not nodes:
+        if placement_flags:
+            raise SyscallError(EINVAL)
+        mode = MPOL_LOCAL
+    elif mode == MPOL_LOCAL:
+        if nodes or placement_flags:
+            raise SyscallError(EINVAL)
+    elif not nodes:
+        raise SyscallError(EINVAL)
+    if mode == MPOL_LOCAL:
+        reported = 0
+    else:
+        effective = MEMS_ALLOWED if flags & MPOL_F_RELATIVE_NODES else nodes & MEMS_ALLOWED
+        if not effective:
+            raise SyscallError(EINVAL)
+        reported = nodes if placement_flags else effective      # mpol_store_user_nodemask
+    k.proc.mempolicy = (mode, flags, reported)
+    return 0
+
+
+@syscall("get_mempolicy", PARTIAL, note=MPOL_NOTE)
 def get_mempolicy(k, policy: Ptr, nmask: Ptr, maxnode: Size, addr: Ptr,
                   flags: Flags({MPOL_F_NODE: "MPOL_F_NODE", MPOL_F_ADDR: "MPOL_F_ADDR",
                                 MPOL_F_MEMS_ALLOWED: "MPOL_F_MEMS_ALLOWED"})) -> int:
-    """get_mempolicy(2) (kernel_get_mempolicy + do_get_mempolicy for MPOL_DEFAULT)."""
+    """get_mempolicy(2) (kernel_get_mempolicy + do_get_mempolicy)."""
     if nmask and maxnode < NR_NODE_IDS:
         raise SyscallError(EINVAL)
     if flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED):
         raise SyscallError(EINVAL)
-    nodes = 0
+    task_mode, task_flags, task_nodes = k.proc.mempolicy
     if flags & MPOL_F_MEMS_ALLOWED:
         if flags & (MPOL_F_NODE | MPOL_F_ADDR):
             raise SyscallError(EINVAL)
-        mode, nodes = 0, 1
+        mode, nodes = 0, MEMS_ALLOWED
     else:
         if flags & MPOL_F_ADDR:
             if k.mem.find(addr) is None:
                 raise SyscallError(EFAULT)
+            pol_mode, pol_flags, nodes = MPOL_DEFAULT, 0, 0    # no VMA has a policy of its own
         elif addr:
             raise SyscallError(EINVAL)
-        if flags & MPOL_F_NODE:
-            if not flags & MPOL_F_ADDR:
-                raise SyscallError(EINVAL)             # only an MPOL_INTERLEAVE task policy answers that
-            k.mem.populate(addr)                       # lookup_node() faults the page in; it is on node 0
-            mode = 0
         else:
-            mode = MPOL_DEFAULT
+            pol_mode, pol_flags, nodes = task_mode, task_flags, task_nodes
+        if flags & MPOL_F_NODE:
+            if flags & MPOL_F_ADDR:
+                k.mem.populate(addr)                   # lookup_node() faults the page in; it is on node 0
+            elif pol_mode not in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+                raise SyscallError(EINVAL)
+            mode = 0                                   # the node: the next interleave node, or the page's
+        else:
+            mode = pol_mode | pol_flags & MPOL_MODE_FLAGS
     if policy:
         k.mem.write(policy, mode.to_bytes(4, "little", signed=True))
     if nmask:
@@ -254,5 +310,5 @@ def get_mempolicy(k, policy: Ptr, nmask: Ptr, maxnode: Size, addr: Ptr,
                 raise SyscallError(EINVAL)
             k.mem.write(nmask + 8, bytes(copy - 8))
             copy = 8
-        k.mem.write(nmask, nodes.to_bytes(8, "little")[:copy])
+        k.mem.write(nmask, (nodes & (1 << 64) - 1).to_bytes(8, "little")[:copy])
     return 0

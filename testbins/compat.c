@@ -1,6 +1,7 @@
 /* compat: what the compatibility sweep (tests/sweep.py) found Debian's programs relying on -- close_range
  * (CPython's subprocess, lsof, ssh), one read(2) far larger than IOV_MAX pages (file(1), lz4), SIGPIPE on a
- * write to a pipe with no reader (`yes | head`), mlock* (gpg, pinentry), get_mempolicy (ps). Runs in a fresh temporary directory; prints only facts and errno names. */
+ * write to a pipe with no reader (`yes | head`), mlock* (gpg, pinentry), get_mempolicy and set_mempolicy
+ * (libnuma in ps, memusagestat). Runs in a fresh temporary directory; prints only facts and errno names. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,9 @@
 #endif
 #ifndef SYS_mlock2
 #define SYS_mlock2 325
+#endif
+#ifndef SYS_set_mempolicy
+#define SYS_set_mempolicy 238
 #endif
 #ifndef SYS_get_mempolicy
 #define SYS_get_mempolicy 239
@@ -190,6 +194,48 @@ static void test_memory_policy(void)
     SHOW("maxnode 0 with a mask", syscall(SYS_get_mempolicy, &mode, mask, 0, NULL, 0));
 }
 
+static void show_policy(void)
+{
+    int mode = -1;
+    unsigned long mask[2] = {~0UL, ~0UL};
+    long r = syscall(SYS_get_mempolicy, &mode, mask, 128, NULL, 0);
+    printf("  policy: %ld mode %#x mask %lx %lx\n", r, mode, mask[0], mask[1]);
+    mode = -1;
+    SHOW("  interleave node", syscall(SYS_get_mempolicy, &mode, NULL, 0, NULL, 1));
+}
+
+static void test_set_mempolicy(void)
+{
+    section("set_mempolicy");
+    unsigned long node0 = 1, node1 = 2, both = 3, none = 0;
+    char label[64];
+    for (int mode = 0; mode < 8; mode++) {
+        sprintf(label, "mode %d, node 0", mode);
+        SHOW(label, syscall(SYS_set_mempolicy, mode, &node0, 64));
+        show_policy();
+        sprintf(label, "mode %d, no node", mode);
+        SHOW(label, syscall(SYS_set_mempolicy, mode, &none, 64));
+        show_policy();
+        sprintf(label, "mode %d, node 1 only", mode);
+        SHOW(label, syscall(SYS_set_mempolicy, mode, &node1, 64));
+    }
+    SHOW("bind static node 1", syscall(SYS_set_mempolicy, 2 | (1 << 15), &node1, 64));
+    SHOW("bind static nodes 0,1", syscall(SYS_set_mempolicy, 2 | (1 << 15), &both, 64));
+    show_policy();
+    SHOW("bind relative node 1", syscall(SYS_set_mempolicy, 2 | (1 << 14), &node1, 64));
+    show_policy();
+    SHOW("static and relative", syscall(SYS_set_mempolicy, 2 | (1 << 14) | (1 << 15), &node0, 64));
+    SHOW("numa balancing bind", syscall(SYS_set_mempolicy, 2 | (1 << 13), &node0, 64));
+    show_policy();
+    SHOW("numa balancing interleave", syscall(SYS_set_mempolicy, 3 | (1 << 13), &node0, 64));
+    SHOW("maxnode 1", syscall(SYS_set_mempolicy, 2, &node0, 1));
+    SHOW("no mask", syscall(SYS_set_mempolicy, 2, NULL, 64));
+    SHOW("maxnode too large", syscall(SYS_set_mempolicy, 2, &node0, 40000));
+    SHOW("preferred static, no node", syscall(SYS_set_mempolicy, 1 | (1 << 15), &none, 64));
+    SHOW("back to default", syscall(SYS_set_mempolicy, 0, NULL, 0));
+    show_policy();
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -197,5 +243,6 @@ int main(void)
     test_big_reads();
     test_sigpipe();
     test_memory_policy();
+    test_set_mempolicy();
     return 0;
 }

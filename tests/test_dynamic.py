@@ -100,6 +100,8 @@ MORE_CASES = {
                        "exec 3> out; echo to3 >&3; exec 3>&-; cat out; ls nonexistent 2>&1; echo $?"],
     "file": ["file", "a.txt", "sub", "/bin/true"],                # one read(2) of 7 MiB
     "lz4": ["lz4", "-q", "-c", "text.txt"],                       # one read(2) of 4 MiB
+    "ps": ["ps", "--version"],                                   # libnuma: get_mempolicy, set_mempolicy
+    "gpg": ["gpg", "--version"],                                 # mlock of its secure memory
     "python3-subprocess": ["/usr/bin/python3", "-c", "import subprocess; print(subprocess.run(['sort', 'a.txt'], "
                            "capture_output=True).stdout.decode())"],       # close_range in the child
 }
