@@ -4,7 +4,6 @@ Only what loading needs: the file header and the program headers, read with ``st
 ``hermipy run`` does not pay pyelftools' import (~37 ms); the analyser uses pyelftools.
 """
 import struct
-from dataclasses import dataclass, field
 
 from hermipy.errors import LoadError
 
@@ -19,29 +18,26 @@ MACHINES = {EM_386: "32-bit x86", EM_AARCH64: "AArch64", 40: "ARM", 8: "MIPS", 2
             21: "PowerPC64", 243: "RISC-V", 22: "S/390"}
 
 
-@dataclass
 class Segment:
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
-    align: int
+    """One program header (Elf64_Phdr)."""
+
+    __slots__ = ("type", "flags", "offset", "vaddr", "filesz", "memsz", "align")
+
+    def __init__(self, type: int, flags: int, offset: int, vaddr: int, filesz: int, memsz: int, align: int):
+        self.type, self.flags, self.offset, self.vaddr = type, flags, offset, vaddr
+        self.filesz, self.memsz, self.align = filesz, memsz, align
 
 
-@dataclass
 class ElfImage:
-    """A parsed executable or shared object, ready to map."""
-    path: str
-    type: int
-    entry: int
-    phoff: int
-    phentsize: int
-    phnum: int
-    segments: list[Segment] = field(default_factory=list)
-    interpreter: str | None = None
-    executable_stack: bool = False
+    """A parsed executable or shared object, ready to map (plain class: ``dataclasses`` would import
+    ``inspect`` on the run path)."""
+
+    def __init__(self, path: str, type: int, entry: int, phoff: int, phentsize: int, phnum: int):
+        self.path, self.type, self.entry = path, type, entry
+        self.phoff, self.phentsize, self.phnum = phoff, phentsize, phnum
+        self.segments: list[Segment] = []
+        self.interpreter: str | None = None
+        self.executable_stack = False
 
     @property
     def loads(self) -> list[Segment]:
