@@ -65,6 +65,7 @@ class Kernel:
             self.trace = successor_of.trace
         self.cpu = None
         self.brk_start = self.brk = 0
+        self.membarrier_state = 0      # membarrier registrations of this mm: a fork copies them, execve drops them
         self.signals = None            # SignalState, created by sys_signal
         self._reported: set[str] = set()
 

@@ -1,10 +1,11 @@
 """Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore, the mlock family and
-set_mempolicy/get_mempolicy (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/mempolicy.c)."""
+set_mempolicy/get_mempolicy, membarrier (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/mempolicy.c,
+kernel/sched/membarrier.c)."""
 import os
 from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM
 
 from hermipy.layout import PAGE_SIZE, page_up
-from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Fd, Flags, Int, Long, Ptr, Size, UInt
+from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_ACCMODE, O_RDONLY, O_WRONLY
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE,
@@ -311,4 +312,46 @@ def get_mempolicy(k, policy: Ptr, nmask: Ptr, maxnode: Size, addr: Ptr,
             k.mem.write(nmask + 8, bytes(copy - 8))
             copy = 8
         k.mem.write(nmask, (nodes & (1 << 64) - 1).to_bytes(8, "little")[:copy])
+    return 0
+
+
+# -- membarrier (kernel/sched/membarrier.c) ---------------------------------------------------------
+(MEMBARRIER_CMD_QUERY, MEMBARRIER_CMD_GLOBAL, MEMBARRIER_CMD_GLOBAL_EXPEDITED, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+ MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+ MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+ MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_GET_REGISTRATIONS) = (0, *(1 << i for i in range(10)))
+MEMBARRIER_CMD_FLAG_CPU = 1
+MEMBARRIER_CMDS = Enum({0: "MEMBARRIER_CMD_QUERY", 1: "MEMBARRIER_CMD_GLOBAL", 2: "MEMBARRIER_CMD_GLOBAL_EXPEDITED",
+                        4: "MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED", 8: "MEMBARRIER_CMD_PRIVATE_EXPEDITED",
+                        16: "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED",
+                        32: "MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE",
+                        64: "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE",
+                        128: "MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ",
+                        256: "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ",
+                        512: "MEMBARRIER_CMD_GET_REGISTRATIONS"})
+# a barrier command -> the registration it needs
+MEMBARRIER_NEEDS = {MEMBARRIER_CMD_PRIVATE_EXPEDITED: MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+                    MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ: MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ}
+MEMBARRIER_REGISTER = (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, *MEMBARRIER_NEEDS.values())
+
+
+@syscall("membarrier", FULL)
+def membarrier(k, cmd: MEMBARRIER_CMDS, flags: UInt, cpu_id: Int) -> int:
+    """membarrier(2). The commands the host supports (its QUERY answer) are offered; the guest is one thread,
+    so once the registration rules are met every barrier is already complete."""
+    if flags and not (cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ and flags == MEMBARRIER_CMD_FLAG_CPU):
+        raise SyscallError(EINVAL)
+    from hermipy.syscalls.host import host_syscall
+    supported = host_syscall("membarrier", MEMBARRIER_CMD_QUERY, 0, 0)
+    if cmd == MEMBARRIER_CMD_QUERY:
+        return supported
+    if cmd == MEMBARRIER_CMD_GET_REGISTRATIONS and supported & cmd:
+        return k.membarrier_state
+    if cmd & (cmd - 1) or not supported & cmd:
+        raise SyscallError(EINVAL)
+    if cmd in MEMBARRIER_REGISTER:
+        k.membarrier_state |= cmd
+    elif cmd in MEMBARRIER_NEEDS and not k.membarrier_state & MEMBARRIER_NEEDS[cmd]:
+        raise SyscallError(EPERM)
     return 0

@@ -1,7 +1,8 @@
 /* compat: what the compatibility sweep (tests/sweep.py) found Debian's programs relying on -- close_range
  * (CPython's subprocess, lsof, ssh), one read(2) far larger than IOV_MAX pages (file(1), lz4), SIGPIPE on a
  * write to a pipe with no reader (`yes | head`), mlock* (gpg, pinentry), get_mempolicy and set_mempolicy
- * (libnuma in ps, memusagestat). Runs in a fresh temporary directory; prints only facts and errno names. */
+ * (libnuma in ps, memusagestat),
+ * membarrier. Runs in a fresh temporary directory; prints only facts and errno names. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,9 @@
 #endif
 #ifndef SYS_mlock2
 #define SYS_mlock2 325
+#endif
+#ifndef SYS_membarrier
+#define SYS_membarrier 324
 #endif
 #ifndef SYS_set_mempolicy
 #define SYS_set_mempolicy 238
@@ -236,6 +240,40 @@ static void test_set_mempolicy(void)
     show_policy();
 }
 
+static void test_membarrier(void)
+{
+    section("membarrier");
+    long query = syscall(SYS_membarrier, 0, 0, 0);
+    printf("query answers: %d\n", query > 0);
+    SHOW("global", syscall(SYS_membarrier, 1, 0, 0));
+    SHOW("private expedited, unregistered", syscall(SYS_membarrier, 8, 0, 0));
+    SHOW("registrations", syscall(SYS_membarrier, 512, 0, 0));
+    SHOW("register private expedited", syscall(SYS_membarrier, 16, 0, 0));
+    SHOW("private expedited", syscall(SYS_membarrier, 8, 0, 0));
+    SHOW("sync core, unregistered", syscall(SYS_membarrier, 32, 0, 0));
+    SHOW("register sync core", syscall(SYS_membarrier, 64, 0, 0));
+    SHOW("sync core", syscall(SYS_membarrier, 32, 0, 0));
+    SHOW("rseq on cpu 0, unregistered", syscall(SYS_membarrier, 128, 1, 0));
+    SHOW("register rseq", syscall(SYS_membarrier, 256, 0, 0));
+    SHOW("rseq on cpu 0", syscall(SYS_membarrier, 128, 1, 0));
+    SHOW("rseq on a cpu that is not there", syscall(SYS_membarrier, 128, 1, 100000));
+    SHOW("register global expedited", syscall(SYS_membarrier, 4, 0, 0));
+    SHOW("global expedited", syscall(SYS_membarrier, 2, 0, 0));
+    SHOW("registrations", syscall(SYS_membarrier, 512, 0, 0));
+    SHOW("flag on a plain command", syscall(SYS_membarrier, 8, 1, 0));
+    SHOW("two commands at once", syscall(SYS_membarrier, 8 | 16, 0, 0));
+    SHOW("unknown command", syscall(SYS_membarrier, 1 << 12, 0, 0));
+    SHOW("negative command", syscall(SYS_membarrier, -1, 0, 0));
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        SHOW("child's registrations", syscall(SYS_membarrier, 512, 0, 0));
+        SHOW("child's private expedited", syscall(SYS_membarrier, 8, 0, 0));
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -244,5 +282,6 @@ int main(void)
     test_sigpipe();
     test_memory_policy();
     test_set_mempolicy();
+    test_membarrier();
     return 0;
 }

@@ -279,16 +279,24 @@ def curated_cases() -> list[Case]:
 
 
 def main() -> int:
+    global HERMIPY_TIMEOUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["unicorn", "kvm"], default="unicorn")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", metavar="REGEX", help="only the cases whose name matches")
+    parser.add_argument("--skip", metavar="REGEX", help="leave out the cases whose name matches (e.g. programs "
+                        "too slow to start under a backend)")
+    parser.add_argument("--timeout", type=int, default=HERMIPY_TIMEOUT, help="seconds one hermipy run may take "
+                        f"(default {HERMIPY_TIMEOUT})")
     parser.add_argument("--curated", action="store_true", help="only the curated cases (no --version/--help sweep)")
     parser.add_argument("--show", type=int, default=200, help="list at most N non-identical cases (default 200)")
     args = parser.parse_args()
     cases = curated_cases() + ([] if args.curated else generic_cases())
     if args.only:
         cases = [c for c in cases if re.search(args.only, c.name)]
+    if args.skip:
+        cases = [c for c in cases if not re.search(args.skip, c.name)]
+    HERMIPY_TIMEOUT = args.timeout
     hermipy = [sys.executable, "-m", "hermipy", "run", "--backend", args.backend, "--clear-env",
                *(f"-E{key}={value}" for key, value in ENV.items())]
     start = time.monotonic()
