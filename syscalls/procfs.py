@@ -229,6 +229,18 @@ class Synthetic:
             if not k.fs.confined:
                 for name in ("mounts", "mountinfo"):
                     out[name] = HostNode(self, f"{path}/{name}", f"/proc/self/{name}")
+                out["net"] = self._host_dir(f"{path}/net", "/proc/self/net")    # the guest's sockets are host ones
+            return out
+        return Dir(self, path, children)
+
+    def _host_dir(self, path: str, host_path: str) -> Dir:
+        """A host directory shown inside the synthetic tree, entry by entry: its files are the host's."""
+        def children():
+            out = {}
+            for name in sorted(os.listdir(host_path)):
+                host = f"{host_path}/{name}"
+                out[name] = (self._host_dir(f"{path}/{name}", host) if os.path.isdir(host)
+                             else HostNode(self, f"{path}/{name}", host))
             return out
         return Dir(self, path, children)
 

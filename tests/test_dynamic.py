@@ -102,6 +102,8 @@ MORE_CASES = {
     "lz4": ["lz4", "-q", "-c", "text.txt"],                       # one read(2) of 4 MiB
     "ps": ["ps", "--version"],                                   # libnuma: get_mempolicy, set_mempolicy
     "gpg": ["gpg", "--version"],                                 # mlock of its secure memory
+    "proc-net": ["head", "-n", "1", "/proc/net/unix", "/proc/self/net/tcp"],   # the host's own, as the sockets are
+    "fuser": ["fuser", "--version"],                              # reads /proc/net/unix
     "python3-subprocess": ["/usr/bin/python3", "-c", "import subprocess; print(subprocess.run(['sort', 'a.txt'], "
                            "capture_output=True).stdout.decode())"],       # close_range in the child
 }
