@@ -1,6 +1,7 @@
 """Compatibility sweep: Debian's own programs natively and under hermipy, compared byte for byte.
 
-    python tests/sweep.py [--backend unicorn|kvm] [--jobs N] [--only REGEX] [--curated] [--show N]
+    python tests/sweep.py [--backend unicorn|kvm] [--jobs N] [--only REGEX] [--skip REGEX] [--curated]
+                          [--timeout S] [--show N]
 
 Every ELF executable in /usr/bin (and /bin) runs with ``--version`` and ``--help``; a curated set does real
 work in a temp dir (coreutils, grep/sed/awk, find/xargs, archivers, diff, interpreters, shells with
