@@ -171,7 +171,10 @@ class UnicornCpu(Cpu):
         lib, uch = self.lib, self.uch
         while True:
             self._stop = self._error = None
-            err = lib.uc_emu_start(uch, self.get_reg("rip"), 0, 0, 0)
+            rip = self.get_reg("rip")
+            if rip == 0:   # uc_emu_start(0, until=0) would return at once, forever: a jump to 0 faults on Linux
+                return Stop(StopReason.FAULT, vector=VEC_PF, address=0, rip=0)
+            err = lib.uc_emu_start(uch, rip, 0, 0, 0)
             if self._error is not None:
                 raise self._error
             if self._stop is not None:
