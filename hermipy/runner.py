@@ -24,9 +24,7 @@ MXCSR_INIT = 0x1F80         # SSE: all exceptions masked, round to nearest
 def create_cpu(name: str, kernel: Kernel):
     if name == "unicorn":
         from hermipy.unicorn_backend import UnicornCpu
-        cpu = UnicornCpu(kernel.ram, kernel.mem.page_table.root)
-        cpu.snapshot_fresh_context()
-        return cpu
+        return UnicornCpu(kernel.ram, kernel.mem.page_table.root)
     if name in ("kvm", "auto"):
         from hermipy.kvm_backend import KvmCpu
         try:

@@ -47,6 +47,7 @@ MASK64 = (1 << 64) - 1
 _RIP_INDEX = GPR_NAMES.index("rip")
 _PROBE_ADDR = 0x1000
 _CPUID1_CODE = b"\xb8\x01\x00\x00\x00\x0f\xa2"      # mov eax, 1; cpuid
+_DIVIDE_ERROR_CODE = b"\x31\xc9\xf7\xf1"             # xor ecx, ecx; div ecx
 
 _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -272,18 +273,36 @@ class UnicornCpu(Cpu):
             lib.uc_context_restore(uch, ctx)
 
     def _find_old_exception_offset(self) -> int:
-        """Search the saved context for an int32 holding the vector QEMU recorded (14, 13, 0, 6 or 8)."""
-        raw = ctypes.string_at(self._ctx.value, self._ctx_size + 64)
-        fresh = self._fresh_context
-        hits = [i for i in range(0, min(len(raw), len(fresh)) - 4, 4)
-                if fresh[i:i + 4] == b"\xff\xff\xff\xff" and raw[i:i + 4] != b"\xff\xff\xff\xff"
-                and struct.unpack_from("<i", raw, i)[0] in (0, 6, 8, 13, 14)]
-        return hits[-1] if hits else -1
-
-    def snapshot_fresh_context(self) -> None:
-        """Remember the context before any exception happened (old_exception == -1)."""
-        self.lib.uc_context_save(self.uch, self._ctx)
-        self._fresh_context = ctypes.string_at(self._ctx.value, self._ctx_size + 64)
+        """Where env->old_exception lies in a saved context, found on a scratch vCPU of the same model: the
+        int32 that is -1 before any exception, 0 after a hooked #DE and 8 (#DF) after a second one.
+        (Guessing it from one real fault picked a wrong field now and then, and the guest then died of a
+        triple fault that left uc_emu_start returning at once.)"""
+        lib = self.lib
+        uch, ctx = ctypes.c_void_p(), ctypes.c_void_p()
+        self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(uch)))
+        stop = _INTR_CB(lambda _uc, _vector, _data: lib.uc_emu_stop(uch))
+        try:
+            lib.uc_ctl(uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
+            self._check(lib.uc_mem_map(uch, _PROBE_ADDR, 0x1000, 7))
+            self._check(lib.uc_mem_write(uch, _PROBE_ADDR, _DIVIDE_ERROR_CODE, len(_DIVIDE_ERROR_CODE)))
+            handle = ctypes.c_size_t()
+            self._check(lib.uc_hook_add(uch, ctypes.byref(handle), UC_HOOK_INTR, ctypes.cast(stop, ctypes.c_void_p),
+                                        None, 1, 0, 0))
+            self._check(lib.uc_context_alloc(uch, ctypes.byref(ctx)))
+            size = lib.uc_context_size(uch)
+            images = []
+            for start in (None, 0, 2):          # fresh; after a hooked #DE; after a second one (a #DF then)
+                if start is not None:
+                    lib.uc_emu_start(uch, _PROBE_ADDR + start, _PROBE_ADDR + len(_DIVIDE_ERROR_CODE), 0, 0)
+                lib.uc_context_save(uch, ctx)
+                images.append(ctypes.string_at(ctx.value, size))
+            lib.uc_context_free(ctx)
+        finally:
+            lib.uc_close(uch)
+        expected = (-1, 0, 8)
+        hits = [i for i in range(0, len(images[0]) - 3, 4)
+                if tuple(struct.unpack_from("<i", image, i)[0] for image in images) == expected]
+        return hits[0] if len(hits) == 1 else -1
 
     # -- registers -------------------------------------------------------------------------------
     # Inside the SYSCALL hook QEMU's rip still points at the instruction and is advanced after the hook;
