@@ -21,6 +21,7 @@ import os
 import struct
 
 from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_GP, VEC_PF, VEC_UD
+from hermipy.errors import HermipyError
 from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, SYSCALL_PORT, TRAMPOLINE_STACK_TOP
 from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PTE_NX, PTE_P, PTE_U, PTE_W
 
@@ -170,6 +171,7 @@ class UnicornCpu(Cpu):
     def run(self, on_syscall) -> Stop:
         self._on_syscall = on_syscall
         lib, uch = self.lib, self.uch
+        stuck = 0
         while True:
             self._stop = self._error = None
             rip = self.get_reg("rip")
@@ -183,6 +185,10 @@ class UnicornCpu(Cpu):
             if err:        # UC_ERR_INSN_INVALID: QEMU raised #UD without calling the interrupt hook
                 vector = VEC_UD if err == UC_ERR_INSN_INVALID else -1
                 return Stop(StopReason.FAULT, vector=vector, rip=self.get_reg("rip"))
+            stuck = stuck + 1 if self.get_reg("rip") == rip else 0
+            if stuck == 3:     # QEMU shut the vCPU down (a double fault it raised without the hook): say so
+                raise HermipyError(f"unicorn: the emulated CPU stopped at {rip:#x} after an unreported double "
+                                   "fault; --backend kvm runs this program", 70)
 
     def _syscall_hook(self, _uc, _user_data) -> None:
         lib, uch, vals = self.lib, self.uch, self._syscall_vals
