@@ -113,6 +113,10 @@ def run_hermipy(argv, *, cwd=None, stdin=b"", env=None, options=()) -> Result:
     return Result(proc.returncode, proc.stdout, stderr)
 
 
+def empty_dir(directory: str) -> None:
+    """A ``setup`` for programs that fill the fresh temporary directory they run in themselves."""
+
+
 def run_both(argv, *, cwd=None, stdin=b"", env=None, options=(), setup=None) -> tuple[Result, Result]:
     """(native, hermipy) results; with ``setup(dir)`` each runs in a fresh temp cwd it prepared, and the
     temp dir's path in the output reads as <tmp>."""

@@ -3,18 +3,15 @@ under hermipy: close_range, reads far larger than IOV_MAX pages (short at an unm
 a pipe with no reader, mlock*, get_mempolicy and set_mempolicy, membarrier (testbins/compat.c)."""
 import pytest
 
-from difftest import VARIANTS, assert_same, build
+from difftest import VARIANTS, assert_same, build, empty_dir
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
 
 
-def _empty(directory: str) -> None:
-    """compat.c works in a fresh temporary directory it fills itself."""
-
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_compat(variant):
-    result = assert_same([build("compat", variant)], setup=_empty)
+    result = assert_same([build("compat", variant)], setup=empty_dir)
     out = result.stdout.decode()
     for fact in ("fd 4 flags: 1", "first > last: -1 EINVAL", "read(2) 12 MiB: 3000", "read 12 MiB back: 12582909",
                  "read into a buffer unmapped after 8 MiB: 8388608", "writev, SIGPIPE caught: -1 EPIPE",

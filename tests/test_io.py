@@ -3,18 +3,15 @@ copy_file_range, fadvise/readahead, poll/ppoll/select/pselect6 (testbins/io.c), 
 flushing at exit (testbins/exit_codes.c), each natively and under hermipy."""
 import pytest
 
-from difftest import VARIANTS, assert_same, build
+from difftest import VARIANTS, assert_same, build, empty_dir
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
 
 
-def _empty(directory: str) -> None:
-    """io.c works in a fresh temporary directory it fills itself."""
-
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_io(variant):
-    result = assert_same([build("io", variant)], setup=_empty)
+    result = assert_same([build("io", variant)], setup=empty_dir)
     out = result.stdout.decode()
     for fact in ("read back: hello", "file holds: this line went to the file", "slave read: pong",
                  "master read: ping", "winsize 24x80", "handler ran: 1", "TCGETS on file: -1 ENOTTY",

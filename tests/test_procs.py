@@ -4,17 +4,14 @@ ignored; on the Unicorn backend and, where /dev/kvm is usable, on KVM (whose chi
 Busybox shells running pipelines are in test_busybox."""
 import pytest
 
-from difftest import VARIANTS, assert_same, build
+from difftest import VARIANTS, assert_same, build, empty_dir
 from test_kvm import KVM, needs_kvm
 
-
-def _empty(directory: str) -> None:
-    """procs.c works in a fresh temporary directory it fills itself."""
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_processes(variant):
-    result = assert_same([build("procs", variant)], setup=_empty, options=("--backend", "unicorn"))
+    result = assert_same([build("procs", variant)], setup=empty_dir, options=("--backend", "unicorn"))
     out = result.stdout.decode()
     for fact in ("fork child: exited 7", "child dereferenced NULL: killed by signal 11", "spawned sh: exited 9",
                  "script: $0=./script.sh args=a b", "exec'd self: exited 42", "wait with SIGCHLD ignored: -1 ECHILD"):
@@ -25,4 +22,4 @@ def test_processes(variant):
 @needs_kvm
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_processes_on_kvm(variant):
-    assert_same([build("procs", variant)], setup=_empty, options=KVM)
+    assert_same([build("procs", variant)], setup=empty_dir, options=KVM)

@@ -2,17 +2,14 @@
 size queries, flags, errors, natively and under hermipy."""
 import pytest
 
-from difftest import VARIANTS, assert_same, build
+from difftest import VARIANTS, assert_same, build, empty_dir
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
 
 
-def _empty(directory: str) -> None:
-    """xattrs.c works in a fresh temporary directory it fills itself."""
-
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_xattrs(variant):
-    result = assert_same([build("xattrs", variant)], setup=_empty)
+    result = assert_same([build("xattrs", variant)], setup=empty_dir)
     assert result.status == 0
     assert b"getxattr: 5 green" in result.stdout or b"no user xattrs" in result.stdout
