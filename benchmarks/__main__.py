@@ -3,7 +3,8 @@
     python -m benchmarks [--quick] [--json FILE] [--markdown FILE] [--chart FILE] [--only NAME,...]
                          [--runners NAME,...] [--runs N] [--timeout S] [--no-install]
 
-Each (workload, runner) cell gets a warm-up run and then N timed runs (default 5; 3 with --quick). A run is the
+Each (workload, runner) cell gets a warm-up run and then N timed runs (default 5; 3 with --quick), in rounds that
+run every runner once in turn (a drift of the machine hits all runners alike). A run is the
 whole process: wall time from spawn to reap, peak RSS of the child from wait4(2). Its stdout goes to a file and
 must match native's byte for byte, and its exit status must be 0, or the cell is "failed: reason". A runner
 that is not available here is "n/a". The per-syscall cost: the loop of N calls times itself (clock_gettime)
@@ -252,40 +253,71 @@ def run_once(cmd: list[str], stdin: str | None, out_path: Path, timeout: float, 
             "stdout": hashlib.sha256(out_path.read_bytes()).hexdigest(), "stderr_tail": tail, "timed_out": False}
 
 
-def measure(workload: Workload, runner: Runner, ctx: Context, runs: int, timeout: float,
-            reference: str | None) -> dict:
-    """Warm-up plus ``runs`` timed runs of one cell; the first failing run ends it as failed."""
+class Cell:
+    """The runs of one (workload, runner) pair as they come in; ``failed`` ends it."""
+
+    def __init__(self):
+        self.times, self.loop_ns, self.rss, self.digest, self.failed = [], [], 0, None, None
+
+    def result(self) -> dict:
+        if self.failed:
+            return {"status": "failed", "reason": self.failed}
+        times = self.times
+        cell = {"status": "ok", "median": statistics.median(times), "min": min(times), "max": max(times),
+                "times": times, "rss_kib": self.rss, "stdout_sha256": self.digest}
+        if self.loop_ns:
+            cell["loop_ns"] = self.loop_ns
+            # A loop that took longer than its whole process: the runner's clock is wrong, its timing unusable.
+            cell["loop_clock_ok"] = all(ns <= wall * 1e9 for ns, wall in zip(self.loop_ns, times))
+        return cell
+
+
+def run_into(cell: Cell, workload: Workload, runner: Runner, ctx: Context, timeout: float,
+             reference: str | None, timed_run: bool) -> None:
+    """One run of a cell (the warm-up when not ``timed_run``); the first failing run fails the cell."""
     argv = workload.argv(ctx)
     stdin = workload.stdin(ctx) if workload.stdin else None
     env = os.environ | workload.env(ctx) if workload.env else None
-    times, rss, digest, loop_ns = [], 0, None, []
-    for i in range(runs + 1):
-        if workload.before_each:
-            workload.before_each(ctx)
-        r = run_once(runner.prefix + argv, stdin, ctx.tmp / "stdout", timeout, env)
-        if r["timed_out"]:
-            return {"status": "failed", "reason": f"timeout (> {timeout:g} s)"}
-        if r["status"] != 0:
-            why = "no result from spawn" if r["status"] is None else f"exit status {r['status']}"
-            return {"status": "failed", "reason": f"{why}: {r['stderr_tail']}".rstrip(": ")}
-        if reference is not None and r["stdout"] != reference:
-            return {"status": "failed", "reason": "stdout differs from native"}
-        digest = r["stdout"]
-        timed = re.search(r"calls in (\d+) ns$", r["stderr_tail"]) if workload.timed_loop else None
-        if workload.timed_loop and not timed:
-            return {"status": "failed", "reason": f"no loop timing on stderr: {r['stderr_tail']}"}
-        if i:
-            times.append(r["wall"])
-            rss = max(rss, r["rss_kib"])
-            if timed:
-                loop_ns.append(int(timed.group(1)))
-    cell = {"status": "ok", "median": statistics.median(times), "min": min(times), "max": max(times),
-            "times": times, "rss_kib": rss, "stdout_sha256": digest}
-    if loop_ns:
-        cell["loop_ns"] = loop_ns
-        # A loop that took longer than its whole process: the runner's clock is wrong, its timing unusable.
-        cell["loop_clock_ok"] = all(ns <= wall * 1e9 for ns, wall in zip(loop_ns, times))
-    return cell
+    if workload.before_each:
+        workload.before_each(ctx)
+    r = run_once(runner.prefix + argv, stdin, ctx.tmp / "stdout", timeout, env)
+    if r["timed_out"]:
+        cell.failed = f"timeout (> {timeout:g} s)"
+        return
+    if r["status"] != 0:
+        why = "no result from spawn" if r["status"] is None else f"exit status {r['status']}"
+        cell.failed = f"{why}: {r['stderr_tail']}".rstrip(": ")
+        return
+    if reference is not None and r["stdout"] != reference:
+        cell.failed = "stdout differs from native"
+        return
+    cell.digest = r["stdout"]
+    timed = re.search(r"calls in (\d+) ns$", r["stderr_tail"]) if workload.timed_loop else None
+    if workload.timed_loop and not timed:
+        cell.failed = f"no loop timing on stderr: {r['stderr_tail']}"
+        return
+    if timed_run:
+        cell.times.append(r["wall"])
+        cell.rss = max(cell.rss, r["rss_kib"])
+        if timed:
+            cell.loop_ns.append(int(timed.group(1)))
+
+
+def measure(workload: Workload, runners: list[Runner], ctx: Context, runs: int, timeout: float) -> dict:
+    """Warm-up plus ``runs`` timed rounds; each round runs every runner once, in turn, so that a drift of
+    the machine is shared by all runners instead of landing on one. Native goes first: its stdout is the
+    reference the others must print."""
+    cells = {r.name: Cell() for r in runners}
+    reference = None
+    for round_ in range(runs + 1):
+        for runner in runners:
+            cell = cells[runner.name]
+            if cell.failed:
+                continue
+            run_into(cell, workload, runner, ctx, timeout, reference, timed_run=round_ > 0)
+            if runner.name == "native" and round_ == 0 and not cell.failed:
+                reference = cell.digest
+    return {name: cell.result() for name, cell in cells.items()}
 
 
 def missing_files(w: Workload) -> list[str]:
@@ -297,18 +329,18 @@ def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[
     started = time.monotonic()
     for w in workloads:
         results[w.name] = {}
-        reference = None
+        ready = []
         for runner in runners:
             if missing_files(w):
-                cell = {"status": "n/a", "reason": f"no {missing_files(w)[0]}"}
+                results[w.name][runner.name] = {"status": "n/a", "reason": f"no {missing_files(w)[0]}"}
             elif runner.prefix is None:
-                cell = {"status": "n/a", "reason": runner.reason}
+                results[w.name][runner.name] = {"status": "n/a", "reason": runner.reason}
             else:
-                cell = measure(w, runner, ctx, args.runs, args.timeout, reference)
-                if runner.name == "native" and cell["status"] == "ok":
-                    reference = cell["stdout_sha256"]
-            results[w.name][runner.name] = cell
-            print(f"  {w.name:<13} {runner.name:<26} {cell_text(cell)}", file=sys.stderr)
+                ready.append(runner)
+        results[w.name].update(measure(w, ready, ctx, args.runs, args.timeout) if ready else {})
+        results[w.name] = {r.name: results[w.name][r.name] for r in runners}
+        for runner in runners:
+            print(f"  {w.name:<13} {runner.name:<26} {cell_text(results[w.name][runner.name])}", file=sys.stderr)
         native = results[w.name].get("native", {}).get("median")
         for cell in results[w.name].values():
             if native and cell["status"] == "ok":
@@ -317,7 +349,7 @@ def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[
         if missing_files(t):
             tool_results[t.name] = {"status": "n/a", "reason": f"no {missing_files(t)[0]}"}
         else:
-            tool_results[t.name] = measure(t, Runner("host", []), ctx, args.runs, args.timeout, None)
+            tool_results[t.name] = measure(t, [Runner("host", [])], ctx, args.runs, args.timeout)["host"]
         print(f"  {t.name:<40} {cell_text(tool_results[t.name])}", file=sys.stderr)
 
     def describe(w: Workload) -> dict:
@@ -505,8 +537,8 @@ def markdown(report: dict, chart_path: str | None = None) -> str:
     runners = list(report["runners"])
     lines = ["# hermipy benchmark results", "",
              "Generated by `python -m benchmarks" + (" --quick" if report["quick"] else "") + "` (benchmarks/): "
-             "every workload under every runner in turn, one warm-up run and "
-             f"{report['runs']} timed runs per cell; the whole run took {report['elapsed_s'] / 60:.1f} min.", "",
+             "every workload under every runner, one warm-up round and "
+             f"{report['runs']} timed rounds each running every runner once in turn; the whole run took {report['elapsed_s'] / 60:.1f} min.", "",
              f"- Date: {report['date']}",
              f"- Machine: {m['cpu']}, {m['cores']} cores, {m['kernel']}",
              f"- /dev/kvm: {m['kvm']}",
