@@ -28,8 +28,9 @@ Between exits the backend keeps the *application's* registers in the shared page
 exit they are rewritten to what Linux's pt_regs would hold, and ``_enter`` turns them back into what the
 chosen return path needs.
 
-Site rewriting (``rewrite``, on in ``hermipy run`` unless ``--no-rewrite``): a site that trapped with a
-number the guest cannot answer becomes ``out SYSCALL_PORT, al`` in place (``_rewrite_site``). A site calling
+Site rewriting (``rewrite``, on in ``hermipy run`` unless ``--no-rewrite``): a site that traps a second time
+with a number the guest cannot answer becomes ``out SYSCALL_PORT, al`` in place (``_rewrite_site``; sites that
+run once, as most of a program's start-up does, are not worth the patch). A site calling
 a syscall the guest can answer exits to Python once (the LSTAR entry asks about each new site, see
 ``_new_answered_site``): a libc wrapper's ``syscall`` then becomes a jump to a per-site trampoline that
 reads the answer page without trapping at all (``rewriter/trampoline.py``); any other site is remembered,
@@ -270,6 +271,7 @@ class KvmCpu(Cpu):
         self._refresh_after: frozenset[int] = frozenset()
         self._answered: frozenset[int] = frozenset()
         self.rewrite = False
+        self._trapped_once: set[int] = set()                  # sites to rewrite if they trap again
         self._policies = None                                 # vma -> its file's SitePolicy (trampoline.file_policies)
         self._trampolines = None                              # rewriter.trampoline.Trampolines, when in use
 
@@ -435,7 +437,11 @@ class KvmCpu(Cpu):
                         if w[W_RAX] in self._answered:
                             self._new_answered_site(w[W_RCX], w[W_RAX])
                         elif self.rewrite:
-                            self._rewrite_site(w[W_RCX] - 2, w[W_RAX])
+                            site = w[W_RCX] - 2
+                            if site in self._trapped_once:
+                                self._rewrite_site(site, w[W_RAX])
+                            else:
+                                self._trapped_once.add(site)
                     else:
                         # A patched site: `out` at CPL3 in place of `syscall`; clobber rcx, r11 as it would.
                         w[W_RCX] = w[W_RIP]
