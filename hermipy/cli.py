@@ -76,9 +76,8 @@ def cmd_run(args) -> int:
     if args.root and not os.path.isdir(args.root):
         raise HermipyError(f"--root {args.root}: not a directory", 2)
     options = Options(root=args.root, strace=args.strace, strace_file=args.strace_file, strict=args.strict,
-                      memory=args.memory << 20, backend=args.backend, debug=args.debug)
+                      memory=args.memory << 20, backend=args.backend, debug=args.debug, rewrite=args.rewrite)
     sys.stdout.flush()
-    options.rewrite = args.rewrite
     return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
 
 

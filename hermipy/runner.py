@@ -61,14 +61,14 @@ def in_guest_answers(kernel: Kernel) -> dict[int, int]:
 
 
 def _fast_paths(kernel: Kernel, cpu) -> None:
-    """Site rewriting (unless ``hermipy run --no-rewrite``: ``options.rewrite`` false) and in-guest answers
+    """Site rewriting (unless ``hermipy run --no-rewrite``) and in-guest answers
     (unless tracing: then every syscall reaches the Python kernel and shows in the trace).
 
     KVM answers IN_GUEST syscalls in its LSTAR entry, and both backends give their wrappers' sites per-site
     trampolines that answer without trapping (rewriter/trampoline.py); KVM also rewrites other trapped sites
     into direct exits. Unicorn services every other syscall in-line from its SYSCALL hook."""
     options = kernel.options
-    cpu.rewrite = getattr(options, "rewrite", True)
+    cpu.rewrite = options.rewrite
     if not (options.strace or options.strace_file):
         refresh = [NUMBERS[n] for n in CHANGES_IN_GUEST]
         if cpu.name == "kvm":

@@ -137,7 +137,6 @@ class UnicornCpu(Cpu):
                                     ctypes.cast(self._intr_cb, ctypes.c_void_p), None, 1, 0, 0))
         self._ctx = ctypes.c_void_p()
         self._check(lib.uc_context_alloc(self.uch, ctypes.byref(self._ctx)))
-        self._ctx_size = lib.uc_context_size(self.uch)
         self._old_exception_offset = None
         self.rewrite = False
         self._answers = None                    # () -> {nr: result}, see answer_in_guest

@@ -18,9 +18,10 @@ class Options:
     """What the user chose on the command line."""
 
     def __init__(self, root: str | None = None, strace: bool = False, strace_file: str | None = None,
-                 strict: bool = False, memory: int = 4 << 30, backend: str = "unicorn", debug: bool = False):
+                 strict: bool = False, memory: int = 4 << 30, backend: str = "unicorn", debug: bool = False,
+                 rewrite: bool = True):
         self.root, self.strace, self.strace_file, self.strict = root, strace, strace_file, strict
-        self.memory, self.backend, self.debug = memory, backend, debug
+        self.memory, self.backend, self.debug, self.rewrite = memory, backend, debug, rewrite
 
 
 class Process:

@@ -233,7 +233,8 @@ def execve(k, filename: Path, argv: Ptr, envp: Ptr) -> int:
     return do_execve(k, AT_FDCWD, _path(k, filename), _strings(k, argv), _strings(k, envp), 0)
 
 
-@syscall("execveat", PARTIAL, note="as execve; AT_EMPTY_PATH runs the file the fd names")
+@syscall("execveat", PARTIAL, note="as execve; AT_EMPTY_PATH runs the file the fd names; a script run "
+                                   "through a dirfd sees its path, not Linux's /dev/fd/N/NAME")
 def execveat(k, dirfd: DirFd, filename: Path, argv: Ptr, envp: Ptr, flags: EXECVEAT_FLAGS) -> int:
     """execveat(2)."""
     return do_execve(k, dirfd, _path(k, filename), _strings(k, argv), _strings(k, envp), flags)

@@ -152,6 +152,18 @@ static void forks(void)
     SHOW("waitid bad idtype", waitid(7, 0, &si, WEXITED));
     SHOW("waitpid bad options", waitpid(-1, &status, 0x4000));
 
+    /* clone3 straight: a fork with SIGCHLD as the exit signal; bad sizes and flags */
+    struct { unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; } ca =
+        {.exit_signal = SIGCHLD};
+    pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid == 0)
+        _exit(12);
+    waitpid(pid, &status, 0);
+    describe("clone3 child", status);
+    SHOW("clone3 size too small", syscall(SYS_clone3, &ca, 8));
+    ca.exit_signal = 1000;
+    SHOW("clone3 bad exit signal", syscall(SYS_clone3, &ca, sizeof ca));
+
     /* several children, reaped in any order */
     int sum = 0;
     for (int i = 1; i <= 3; i++)
@@ -215,6 +227,18 @@ static void execs(const char *self)
     int status;
     waitpid(pid, &status, 0);
     describe("script", status);
+    int dir = open(".", O_RDONLY | O_DIRECTORY);
+    SHOW("execveat bad flags", syscall(SYS_execveat, dir, "script.sh", (char *[]){"x", NULL}, environ, 0x4));
+    SHOW("execveat empty path without AT_EMPTY_PATH", syscall(SYS_execveat, dir, "", (char *[]){"x", NULL}, environ, 0));
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        syscall(SYS_execveat, dir, "/bin/sh", (char *[]){"sh", "-c", "exit 6", NULL}, environ, 0);
+        _exit(100);
+    }
+    waitpid(pid, &status, 0);
+    describe("sh through execveat", status);
+    close(dir);
 
     int p[2], q[2];
     pipe(p);
