@@ -1,3 +1,3 @@
-from hermipy.cli import main
+from hermipy.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -8,12 +8,23 @@ from hermipy.errors import HermipyError
 EPILOG = "Exit status: the guest's own, 128+N when a signal N ended it, 126/127 when it could not start."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hermipy", description="Run unmodified Linux x86-64 binaries "
-                                     "as unikernels.", epilog=EPILOG)
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for hermipy errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a binary", epilog=EPILOG)
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter with the terminal width read once: argparse builds a formatter for every
+    add_argument and reads the width (importing shutil) each time."""
+
+    width = 0
+
+    def __init__(self, prog: str):
+        if not _Formatter.width:
+            try:
+                columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
+            except (ValueError, OSError):
+                columns = 80
+            _Formatter.width = max(columns - 2, 20)
+        super().__init__(prog, width=_Formatter.width)
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--strace", action="store_true", help="print each syscall like strace(1) to stderr")
     run.add_argument("--strace-file", metavar="F", help="write the syscall trace to F instead")
     run.add_argument("--root", metavar="DIR", help="confine the guest's file system to DIR (default: host /)")
@@ -28,22 +39,51 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
                      "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
                      "directly after its first call)")
-    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     run.add_argument("binary", help="path to the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
-    sub.add_parser("info", help="show the version, the CPU backends and which one --backend auto picks")
-    table = sub.add_parser("syscalls", help="print hermipy's syscall table")
+
+
+def _syscalls_arguments(table: argparse.ArgumentParser) -> None:
     table.add_argument("--format", choices=["table", "markdown", "json"], default="table")
-    analyze = sub.add_parser("analyze", help="list a binary's syscall sites and predict hermipy's support")
+
+
+def _analyze_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument("--json", action="store_true", help="machine-readable report (docs/analyze-json.md)")
     analyze.add_argument("--root", metavar="DIR", help="find the binary and its libraries under DIR (default: /)")
-    analyze.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     analyze.add_argument("binary", help="path to the ELF executable")
-    rewrite = sub.add_parser("rewrite", help="write a copy of a binary whose syscall sites enter hermipy's kernel "
-                             "directly (runs under hermipy only)")
+
+
+def _rewrite_arguments(rewrite: argparse.ArgumentParser) -> None:
     rewrite.add_argument("-o", dest="output", metavar="OUT", required=True, help="where to write the rewritten ELF")
-    rewrite.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     rewrite.add_argument("binary", help="path to the ELF executable")
+
+
+# command: (help, epilog, adds its arguments, takes --debug)
+COMMANDS = {
+    "run": ("run a binary", EPILOG, _run_arguments, True),
+    "info": ("show the version, the CPU backends and which one --backend auto picks", None, None, False),
+    "syscalls": ("print hermipy's syscall table", None, _syscalls_arguments, False),
+    "analyze": ("list a binary's syscall sites and predict hermipy's support", None, _analyze_arguments, True),
+    "rewrite": ("write a copy of a binary whose syscall sites enter hermipy's kernel directly (runs under hermipy "
+                "only)", None, _rewrite_arguments, True),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; given ``argv``, only the command it names gets its arguments defined
+    (``hermipy run`` is on every guest's start-up path, and each add_argument costs argparse real time)."""
+    chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    parser = argparse.ArgumentParser(prog="hermipy", description="Run unmodified Linux x86-64 binaries "
+                                     "as unikernels.", epilog=EPILOG, formatter_class=_Formatter)
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for hermipy errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_, epilog, add_arguments, debug) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_, epilog=epilog, formatter_class=_Formatter)
+        if chosen not in COMMANDS or chosen == name:
+            if add_arguments is not None:
+                add_arguments(command)
+            if debug:
+                command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -133,7 +173,8 @@ def cmd_rewrite(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -156,3 +197,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"hermipy: internal error: {type(err).__name__}: {err} (rerun with --debug for details)\n")
         return 70
+
+
+def entry() -> None:
+    """The ``hermipy`` command: main, then exit at once (the guest's RAM, its VM and hermipy's modules need no
+    orderly teardown, which costs 15-30 ms)."""
+    try:
+        status = main()
+    except SystemExit as done:                  # argparse: --help, usage errors
+        status = done.code if isinstance(done.code, int) else (done.code is not None)
+        if isinstance(done.code, str):
+            sys.stderr.write(done.code + "\n")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1
+    os._exit(status)

@@ -23,12 +23,15 @@ cannot touch the upper half at all:
 The stubs are assembled by keystone (cached per process).
 """
 import struct
+import zlib
+from array import array
 
 from hermipy.syscalls.memory import PTE_ADDR, PTE_NX, PTE_P, PTE_U, PTE_W
 
 PTE_PS = 0x80                          # a 2 MiB page in a page-directory entry
 PAGE = 0x1000
 HUGE = 1 << 21
+GIB = 1 << 30
 
 KERNEL_BASE = 0xFFFF_8000_0000_0000     # first upper-half address: the guest kernel's pages
 GDT_PAGE, IDT_PAGE, CODE_PAGE, STACK_PAGE = 0, 1, 2, 3
@@ -197,8 +200,10 @@ _assembled: dict[tuple, tuple[bytes, dict[str, int]]] = {}
 
 
 def _key(source: str, base: int) -> str:
-    import hashlib
-    return hashlib.sha256(f"{base:#x}\n{source}".encode()).hexdigest()[:32]
+    """The cache key of one stub: CRC-32 and length of its source at its base (hashlib costs ~7 ms to import;
+    a stale cache is caught by tests/test_kvm.py, which compares it with what keystone assembles)."""
+    text = f"{base:#x}\n{source}".encode()
+    return f"{zlib.crc32(text):08x}-{len(text):x}"
 
 
 def assemble(source: str, base: int, cached: bool = True) -> tuple[bytes, dict[str, int]]:
@@ -349,15 +354,17 @@ class KernelArea:
     def _map_direct(self, page_table) -> None:
         """USER_AREA + p -> physical p for all of RAM, with 2 MiB pages (PS in the page directory)."""
         words, ram = self.words, self.ram
-        for phys in range(0, ram.size, HUGE):
-            va = USER_AREA + phys
-            table = page_table.root
+        flags = PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX
+        for start in range(0, ram.size, GIB):                  # one page directory (512 entries) per GiB
+            va, table = USER_AREA + start, page_table.root
             for shift in (39, 30):
                 slot = (table >> 3) + ((va >> shift) & 511)
                 if not words[slot] & PTE_P:
                     words[slot] = ram.alloc() | PTE_P | PTE_W | PTE_U
                 table = words[slot] & PTE_ADDR
-            words[(table >> 3) + ((va >> 21) & 511)] = phys | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX
+            first = (table >> 3) + ((va >> 21) & 511)
+            entries = array("Q", range(start | flags, min(start + GIB, ram.size) | flags, HUGE))
+            words[first:first + len(entries)] = memoryview(entries)
 
     def write_flush_list(self, entries: list[int]) -> int:
         """Store PTE physical addresses as (window address, current value) pairs; return their number."""

@@ -7,7 +7,6 @@ terminal attributes, readiness) is asked of it with the guest's fd translated; w
 (numbers, close-on-exec) is the guest's own.
 """
 import ctypes
-import logging
 import itertools
 import os
 import stat
@@ -20,8 +19,6 @@ from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, OpenFile
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
-
-log = logging.getLogger(__name__)
 
 IOV_MAX = 1024
 MAX_RW_COUNT = 0x7FFFF000          # include/linux/fs.h: one read/write moves at most this much
@@ -413,11 +410,7 @@ def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
         of.flags = of.flags | bit if on else of.flags & ~bit
         return 0
     how = _IOCTL_PASS.get(request)
-    if how is None:
-        unhandled = k.__dict__.setdefault("unhandled_ioctls", set())
-        if request not in unhandled:
-            unhandled.add(request)
-            log.debug("ioctl request %#x on fd %d (%s) is not handled: ENOTTY", request, fd, of.kind)
+    if how is None:                 # what a driver answers to a request it does not know (--strace shows it)
         raise SyscallError(ENOTTY)
     direction, size = how
     if direction == "value":
