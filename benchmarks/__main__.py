@@ -12,8 +12,11 @@ and that time / N is reported, with (median wall of N calls - median wall of 0 c
 The Markdown report starts with the speed goals of issues 2-6, each checked against this run.
 
 Runners: native; hermipy-<backend> for each backend `hermipy info` lists, plus hermipy-<backend>-norewrite
-when `hermipy run` has --no-rewrite; qemu-user (qemu-x86_64); qiling (pip `qiling` in the harness' own
-virtual environment benchmarks/.venv, installed on first use, run through benchmarks/qiling_runner.py).
+when `hermipy run` has --no-rewrite (hermipy as a user installs it: `pip install .` of this tree into the
+harness' venv benchmarks/.venv-hermipy, refreshed on every run); qemu-user (qemu-x86_64); qiling (pip `qiling`
+in the harness' own virtual environment benchmarks/.venv, installed on first use, run through
+benchmarks/qiling_runner.py). Mixed-CPU goals are judged on the compute ratio, (cpu_mixed x8 - x1) against
+native's, since start-up has goals of its own; the whole-process ratio is shown beside it.
 """
 import argparse
 import hashlib
@@ -37,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / ".build"
 VENV = HERE / ".venv"
+HERMIPY_VENV = HERE / ".venv-hermipy"
 VENV_PACKAGES = ["qiling", "matplotlib"]
 QEMU = "qemu-x86_64"
 PYTHON3 = "/usr/bin/python3"        # Debian's, dynamic (the harness' own interpreter may be a shim script)
@@ -59,10 +63,11 @@ def compile_static(name: str) -> str:
 
 
 class Context:
-    """What workloads share in one harness run: the quick flag and a temp dir with the generated inputs."""
+    """What workloads share in one harness run: the quick flag, a temp dir with the generated inputs, and the
+    command that starts hermipy (``hermipy_command``)."""
 
-    def __init__(self, quick: bool, tmp: Path):
-        self.quick, self.tmp = quick, tmp
+    def __init__(self, quick: bool, tmp: Path, hermipy: list[str]):
+        self.quick, self.tmp, self.hermipy = quick, tmp, hermipy
 
     def path(self, name: str) -> str:
         return str(self.tmp / name)
@@ -124,8 +129,10 @@ WORKLOADS = [
     Workload("ls_usr_bin", "ls -la /usr/bin (dynamic)", lambda c: ["/bin/ls", "-la", "/usr/bin"], needs=("/bin/ls",)),
     Workload("int_loop", "xorshift integer loop, 200M iterations",
              lambda c: [compile_static("int_loop"), "20000000" if c.quick else "200000000"]),
-    Workload("cpu_mixed", "testbins/cpu_mixed.c x8: sieve + qsort + snprintf hashing",
-             lambda c: [compile_static("cpu_mixed"), "1" if c.quick else "8"]),
+    Workload("cpu_mixed", "testbins/cpu_mixed.c x8: sieve + qsort + snprintf hashing (x2 with --quick)",
+             lambda c: [compile_static("cpu_mixed"), "2" if c.quick else "8"]),
+    Workload("cpu_mixed_x1", "testbins/cpu_mixed.c x1: with cpu_mixed, the compute ratio without start-up",
+             lambda c: [compile_static("cpu_mixed"), "1"]),
     syscall_workload("getppid", 200000, 10000),
     syscall_workload("read", 100000, 10000),
     syscall_workload("write", 100000, 10000),
@@ -150,7 +157,7 @@ WORKLOADS = [
 # hermipy's own tools, measured once on the host (not under the runners): the goals of issue 5 name them.
 TOOLS = [
     Workload("analyze_busybox", "`hermipy analyze /bin/busybox`, cold rewrite-plan cache (fresh $XDG_CACHE_HOME)",
-             lambda c: [sys.executable, "-m", "hermipy", "analyze", BUSYBOX], needs=(BUSYBOX,),
+             lambda c: [*c.hermipy, "analyze", BUSYBOX], needs=(BUSYBOX,),
              env=lambda c: {"XDG_CACHE_HOME": c.path("xdg-cache")}, before_each=lambda c: c.cold_cache()),
 ]
 # Workloads whose time is the guest's own computation, not startup or syscalls (issue 6: KVM vs qemu-user).
@@ -165,10 +172,31 @@ class Runner:
     info: dict = field(default_factory=dict)
 
 
-def hermipy_runners() -> list[Runner]:
+def hermipy_command(install: bool) -> list[str]:
+    """How the runners start hermipy: the `hermipy` command of a regular install of this tree in the harness'
+    venv benchmarks/.venv-hermipy, as a user installs it (`pip install .`: no editable-install import finder,
+    none of the site hooks of the machine's own Python, which cost ~25-60 ms per process here). With
+    --no-install, or when that install fails, `python -m hermipy` from this interpreter."""
+    python, command = HERMIPY_VENV / "bin" / "python", HERMIPY_VENV / "bin" / "hermipy"
+    if install:
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(HERMIPY_VENV)], pip + [str(ROOT)]]
+        print(f"installing this tree's hermipy into {HERMIPY_VENV.relative_to(ROOT)} ...", file=sys.stderr)
+        for cmd in steps + [pip + ["--no-deps", "--force-reinstall", str(ROOT)]]:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"`{' '.join(cmd[-3:])}` failed: {tail}; hermipy runs in place", file=sys.stderr)
+                break
+        else:
+            return [str(command)]
+    return [sys.executable, "-m", "hermipy"]
+
+
+def hermipy_runners(hermipy: list[str]) -> list[Runner]:
     """One runner per backend `hermipy info` lists; a -norewrite twin when `hermipy run` has --no-rewrite."""
-    base = [sys.executable, "-m", "hermipy", "run"]
-    info = subprocess.run([sys.executable, "-m", "hermipy", "info"], capture_output=True, text=True, cwd=ROOT)
+    base = hermipy + ["run"]
+    info = subprocess.run(hermipy + ["info"], capture_output=True, text=True, cwd=ROOT)
     line = next((l for l in info.stdout.splitlines() if l.startswith("backends:")), "")
     listed = {b.split()[0] for b in line.split(":", 1)[1].split(",")} if line else set()
     help_text = subprocess.run(base + ["--help"], capture_output=True, text=True, cwd=ROOT).stdout
@@ -204,8 +232,8 @@ def ensure_venv(install: bool) -> str | None:
     return None
 
 
-def all_runners(wanted: set[str] | None, install: bool) -> list[Runner]:
-    runners = [Runner("native", [])] + hermipy_runners()
+def all_runners(wanted: set[str] | None, install: bool, hermipy: list[str]) -> list[Runner]:
+    runners = [Runner("native", [])] + hermipy_runners(hermipy)
     runners.append(Runner("qemu-user", [QEMU]) if shutil.which(QEMU) else Runner("qemu-user", None, f"no {QEMU}"))
     runners.append(Runner("qiling", None, "not selected"))
     if wanted is not None:
@@ -459,6 +487,22 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
         c = cell(workload, runner)
         return c.get("ratio") if c else None
 
+    def compute_ratio(runner):
+        """cpu_mixed's ratio to native with start-up taken out: (x8 - x1) against native's (x8 - x1)."""
+        big, small = wall("cpu_mixed", runner), wall("cpu_mixed_x1", runner)
+        native_big, native_small = wall("cpu_mixed", "native"), wall("cpu_mixed_x1", "native")
+        if None in (big, small, native_big, native_small) or native_big <= native_small:
+            return None
+        return (big - small) / (native_big - native_small)
+
+    def add_mixed(issue, name, runner, limit):
+        """A mixed-CPU goal, judged on the compute ratio (start-up has goals of its own), wall ratio shown."""
+        value, total = compute_ratio(runner), ratio("cpu_mixed", runner)
+        measured, verdict = check(value, limit, "{:.2f}x")
+        if total is not None:
+            measured += f" (whole process: {total:.2f}x)"
+        rows.append((issue, f"{name}: mixed CPU ≤ {limit:g}x native (compute: cpu_mixed x8 − x1)", measured, verdict))
+
     def cost(runner, mode="getppid"):
         c = costs.get(runner, {}).get(mode)
         return c["timed"] if c else None
@@ -473,14 +517,14 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
     def add(issue, goal, value, limit, fmt):
         rows.append((issue, goal) + check(value, limit, fmt))
 
-    add("2", "Unicorn: mixed CPU ≤ 14x native", ratio("cpu_mixed", U), 14, "{:.1f}x")
+    add_mixed("2", "Unicorn", U, 14)
     add("2", "Unicorn: trivial syscall (getppid) < 4 µs", cost(U), 4, "{:.3f} µs")
     add("2", "Unicorn: static hello < 120 ms wall", wall("hello", U), 120, "{:.0f} ms")
     for w in ("true", "ls_usr_bin", "python_pass"):
         parts = [f"{r.removeprefix('hermipy-')} {ratio(w, r):.1f}x" for r in (U, K, "qemu-user") if ratio(w, r)]
         rows.append(("3", f"report `{w}` against native and qemu-user", ", ".join(parts) or "—",
                      "reported" if parts else "not measured"))
-    add("4", "KVM: mixed CPU ≤ 1.15x native", ratio("cpu_mixed", K), 1.15, "{:.2f}x")
+    add_mixed("4", "KVM", K, 1.15)
     add("4", "KVM: trivial syscall (getppid) ≤ 0.1 µs (answered in the guest)", cost(K), 0.1, "{:.3f} µs")
     add("4", "KVM: static hello ≤ 100 ms wall", wall("hello", K), 100, "{:.0f} ms")
     if rewrite_switch:
@@ -501,8 +545,8 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
         tool["median"] if tool and tool["status"] == "ok" else None, 2, "{:.2f} s")
     add("6", "Unicorn: hello ≤ 80 ms wall", wall("hello", U), 80, "{:.0f} ms")
     add("6", "KVM: hello ≤ 60 ms wall", wall("hello", K), 60, "{:.0f} ms")
-    add("6", "Unicorn: mixed CPU ≤ 12x native", ratio("cpu_mixed", U), 12, "{:.1f}x")
-    add("6", "KVM: mixed CPU ≤ 1.1x native", ratio("cpu_mixed", K), 1.1, "{:.2f}x")
+    add_mixed("6", "Unicorn", U, 12)
+    add_mixed("6", "KVM", K, 1.1)
     add("6", "Unicorn: trivial syscall ≤ 1.5 µs", cost(U), 1.5, "{:.3f} µs")
     add("6", "KVM: trivial syscall ≤ 0.1 µs in-guest", cost(K), 0.1, "{:.3f} µs")
     for r in (U, K):
@@ -632,7 +676,8 @@ def main() -> int:
     parser.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     parser.add_argument("--chart", metavar="FILE", help="write a PNG chart of the ratios to native (log scale)")
     parser.add_argument("--note", default="", help="a line about the conditions, kept in the report")
-    parser.add_argument("--no-install", action="store_true", help="never create the harness' venv (qiling n/a)")
+    parser.add_argument("--no-install", action="store_true", help="never create the harness' venvs (qiling n/a, "
+                        "hermipy runs in place)")
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 5)
     args.timeout = args.timeout or (20.0 if args.quick else 60.0)
@@ -642,9 +687,10 @@ def main() -> int:
         parser.error(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(known)}")
     workloads = [known[n] for n in names if known[n] in WORKLOADS]
     tools = [known[n] for n in names if known[n] in TOOLS]
-    runners = all_runners(set(args.runners.split(",")) if args.runners else None, not args.no_install)
+    hermipy = hermipy_command(not args.no_install)
+    runners = all_runners(set(args.runners.split(",")) if args.runners else None, not args.no_install, hermipy)
     with tempfile.TemporaryDirectory(prefix="hermipy-bench-") as tmp:
-        report = run_all(args, runners, workloads, tools, Context(args.quick, Path(tmp)))
+        report = run_all(args, runners, workloads, tools, Context(args.quick, Path(tmp), hermipy))
     chart_link = None
     if args.chart:
         problem = chart(report, Path(args.chart))

@@ -19,7 +19,8 @@ PTE_ADDR = 0x000FFFFFFFFFF000
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x100000
-FAULT_AROUND_PAGES = 16
+FAULT_AROUND_PAGES = 16          # file-backed pages read around a fault
+ANON_FAULT_AROUND_PAGES = 64     # zero pages mapped around a fault (an aligned window within one leaf table)
 _MAP_NORESERVE_HOST = 0x4000
 
 
@@ -93,6 +94,10 @@ class PageTable:
             else:
                 return -1
         return (table >> 3) + ((va >> 12) & 511)
+
+    def leaf_slot(self, va: int) -> int:
+        """Index (in 8-byte words of RAM) of the PTE for va, creating the upper levels as needed."""
+        return self._leaf_slot(va, True)
 
     def set(self, va: int, pte: int) -> None:
         self.words[self._leaf_slot(va, True)] = pte
@@ -417,13 +422,33 @@ class AddressSpace:
                 return False                      # present: this was a protection fault
             self.page_table.set(addr, frame | pte_flags(vma.prot))
             return True
+        if vma.file is None:
+            around = ANON_FAULT_AROUND_PAGES
         first = max(vma.start >> 12, vpn & ~(around - 1))
-        last = min(vma.end >> 12, first + around)
+        last = min(vma.end >> 12, (vpn & ~(around - 1)) + around)
         flags = pte_flags(vma.prot)
+        if vma.file is None:
+            self._fill_anonymous(first, last, flags)
+            return True
         for page in range(first, last):
             if page not in self.frames:
                 self._fill(vma, page, flags)
         return True
+
+    def _fill_anonymous(self, first: int, last: int, flags: int) -> None:
+        """Back the missing pages of [first, last) with zero frames: one page-table walk for the window
+        (it lies in one 512-entry leaf table), so a fault costs the exit rather than Python per page."""
+        frames, alloc, words = self.frames, self.ram.alloc, self.ram.words
+        leaf = self.page_table.leaf_slot(first << 12) - first
+        for page in range(first, last):
+            if page in frames:
+                continue
+            frame = alloc()
+            frames[page] = frame
+            if words[leaf + page] & PTE_P:            # never expected; the backend's set sees the change
+                self.page_table.set(page << 12, frame | flags)
+            else:
+                words[leaf + page] = frame | flags
 
     def _fill(self, vma: Vma, vpn: int, flags: int) -> None:
         frame = self.ram.alloc()
