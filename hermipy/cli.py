@@ -70,20 +70,22 @@ COMMANDS = {
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The command-line parser; given ``argv``, only the command it names gets its arguments defined
-    (``hermipy run`` is on every guest's start-up path, and each add_argument costs argparse real time)."""
+    """The command-line parser; given ``argv`` that names a command, the parser of that command alone
+    (``hermipy run`` is on every guest's start-up path, and each parser and argument costs argparse real
+    time); otherwise the parser of every command, for ``hermipy --help`` and usage errors."""
     chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
     parser = argparse.ArgumentParser(prog="hermipy", description="Run unmodified Linux x86-64 binaries "
                                      "as unikernels.", epilog=EPILOG, formatter_class=_Formatter)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for hermipy errors")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_, epilog, add_arguments, debug) in COMMANDS.items():
+        if chosen in COMMANDS and chosen != name:
+            continue
         command = sub.add_parser(name, help=help_, epilog=epilog, formatter_class=_Formatter)
-        if chosen not in COMMANDS or chosen == name:
-            if add_arguments is not None:
-                add_arguments(command)
-            if debug:
-                command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        if add_arguments is not None:
+            add_arguments(command)
+        if debug:
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
