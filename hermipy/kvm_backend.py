@@ -101,6 +101,7 @@ CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE = 1 << 5, 1 << 9, 1 << 10, 1 <<
 RFLAGS_FIXED, RFLAGS_IF = 0x2, 0x200
 # What SYSCALL clears in RFLAGS (Linux: X86_EFLAGS_TF|DF|IF|IOPL|AC|NT, arch/x86/kernel/cpu/common.c).
 SYSCALL_MASK = 0x47700
+SLOT_MIN = 64 << 20                    # the first memory slot; it doubles as the frames handed out pass it
 # Flags a user program may hold (CF PF AF ZF SF TF IF DF OF NT RF AC ID), as iretq from CPL0 accepts them.
 USER_RFLAGS = 0x254FD5 | RFLAGS_FIXED | RFLAGS_IF
 # XCR0 components a Linux process may use without asking: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
@@ -226,8 +227,8 @@ class KvmCpu(Cpu):
     def _create(self, ram, page_table) -> None:
         kvm = self.kvm
         self.vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
-        region = struct.pack("<IIQQQ", 0, 0, 0, ram.size, ram.address)
-        fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION, region)
+        self._slot_size = 0
+        self._grow_slot()
         self.vcpu = fcntl.ioctl(self.vm, KVM_CREATE_VCPU, 0)
         size = fcntl.ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
         self._run_map = mmap.mmap(self.vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
@@ -409,9 +410,30 @@ class KvmCpu(Cpu):
         self.vcpu = self.vm = self.kvm = -1
 
     # -- running ---------------------------------------------------------------------------------
+    def _set_slot(self, size: int) -> None:
+        """Memory slot 0: guest-physical [0, size) is guest RAM (size 0 deletes the slot)."""
+        fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION, struct.pack("<IIQQQ", 0, 0, 0, size, self.ram.address))
+
+    def _grow_slot(self) -> None:
+        """Make the slot cover every frame handed out so far: the smallest power of two from SLOT_MIN up.
+
+        KVM's cost of a slot grows with its size (~3 ms for 4 GiB on PVM), and a program touches a small
+        part of its RAM; a slot cannot be resized, so a larger one replaces it (dropping the shadow pages,
+        a flush). Frames are handed out bottom-up, so the guest never sees one beyond the slot."""
+        size = max(SLOT_MIN, self._slot_size)
+        while size < self.ram.top:
+            size *= 2
+        size = min(size, self.ram.size)
+        if self._slot_size:
+            self._set_slot(0)
+        self._set_slot(size)
+        self._slot_size = size
+
     def run(self, on_syscall) -> Stop:
-        w, vcpu, ioctl = self._w, self.vcpu, fcntl.ioctl
+        w, vcpu, ioctl, ram = self._w, self.vcpu, fcntl.ioctl, self.ram
         while True:
+            if ram.top > self._slot_size:
+                self._grow_slot()
             if self._mode != MODE_USER or self._flush:
                 self._enter()
             w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
@@ -535,9 +557,8 @@ class KvmCpu(Cpu):
         stale = self._stale
         if len(stale) > FLUSH_MAX:
             # Too many to rewrite one by one: removing the memory slot drops every shadow page.
-            for size in (0, self.ram.size):
-                fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION,
-                            struct.pack("<IIQQQ", 0, 0, 0, size, self.ram.address))
+            self._set_slot(0)
+            self._set_slot(self._slot_size)
             stale.clear()
         count = self.area.write_flush_list(sorted(stale))
         stale.clear()

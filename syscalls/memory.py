@@ -52,16 +52,16 @@ class PhysicalMemory:
         self.view = memoryview(self.buf)
         self.words = self.view.cast("Q")
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.buf))
-        self._next = FIRST_FRAME
+        self.top = FIRST_FRAME                 # the lowest frame never handed out
         self._free: list[int] = []
 
     def alloc(self) -> int:
         if self._free:
             return self._free.pop()
-        frame = self._next
+        frame = self.top
         if frame + PAGE_SIZE > self.size:
             raise SyscallError(ENOMEM)
-        self._next = frame + PAGE_SIZE
+        self.top = frame + PAGE_SIZE
         return frame
 
     def free(self, frame: int) -> None:
@@ -69,7 +69,7 @@ class PhysicalMemory:
         self._free.append(frame)
 
     def used_bytes(self) -> int:
-        return self._next - FIRST_FRAME - len(self._free) * PAGE_SIZE
+        return self.top - FIRST_FRAME - len(self._free) * PAGE_SIZE
 
 
 class PageTable:

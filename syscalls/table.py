@@ -30,6 +30,9 @@ NUMBERS = _read_numbers()
 NAMES = {nr: name for name, nr in NUMBERS.items()}
 
 
+_INVOKE_CODE: dict[str, object] = {}       # the compiled invoke of each argument shape, e.g. ", d0(a0), a1"
+
+
 class Entry:
     """One row of the table."""
 
@@ -53,8 +56,12 @@ class Entry:
             params.append(f"d{i}(a{i})" if argtype.decode else f"a{i}")
         env = {"h": self.handler}
         env.update({f"d{i}": t.decode for i, t in enumerate(self.argtypes) if t.decode})
-        src = f"def invoke(k, a0, a1, a2, a3, a4, a5):\n    return h(k{''.join(', ' + p for p in params)})\n"
-        exec(src, env)
+        call = "".join(", " + p for p in params)
+        code = _INVOKE_CODE.get(call)
+        if code is None:                # compiling costs ~60 µs; handlers share a few dozen shapes
+            src = f"def invoke(k, a0, a1, a2, a3, a4, a5):\n    return h(k{call})\n"
+            code = _INVOKE_CODE[call] = compile(src, "<syscall invoke>", "exec")
+        exec(code, env)
         return env["invoke"]
 
 
