@@ -10,6 +10,7 @@ from enum import Enum
 class StopReason(Enum):
     EXIT = "exit"        # the guest called exit/exit_group, or was killed
     FAULT = "fault"      # a CPU exception the kernel must resolve (page fault, #GP, #UD, #DE ...)
+    INTERRUPT = "interrupt"   # Cpu.kick(): stopped where the registers are the application's
 
 
 # x86 exception vectors (Intel SDM vol. 3, 6.3.1)

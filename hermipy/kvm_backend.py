@@ -24,6 +24,26 @@ a KVM_EXIT_IO that Python services:
   (PVM, or KVM without EPT/NPT) a change made through the host mapping alone stays invisible to the
   CPU (see ``_track_page_table``).
 
+Guest threads: one VM per address space (``KvmVm``: the VM fd, memory slots, the VM-wide kernel area, the
+stale page-table entries, answers and rewriting state) and one vCPU per guest thread (``KvmCpu``;
+``spawn()`` adds one, copying the caller's registers), each driven by its own host thread, so guest code
+runs truly in parallel. Each vCPU has its own TSS and kernel stack, its own copy of the user stub page (its
+LSTAR), scratch page and flush list (``kvm_stubs.VcpuArea``). ``close()`` puts a vCPU back in its VM's pool
+(KVM frees vCPUs only with their VM; ``spawn`` reuses them) and the last one closes the VM.
+
+``kick()`` (any thread, any time) makes ``run()`` return ``Stop(INTERRUPT)`` where the registers are the
+application's: at entry to ``run()``, after the syscall being served, or where an interrupted KVM_RUN
+(EINTR: ``immediate_exit``, or the host signal the kernel sends to a running vCPU's thread) left it in
+application code -- not in a stub (upper half, user window), not in a trampoline, not with an event being
+delivered. Interrupted right after a `syscall`, the syscall is served first; interrupted mid-stub, the vCPU
+runs on and the kick is taken at its next exit or at the next kick (the kernel re-kicks: syscalls/kicks.py).
+
+Page-table coherence with several vCPUs: the entries the kernel removes or downgrades are recorded VM-wide
+and every vCPU is flagged; whichever vCPU enters next rewrites them from inside the guest (a guest write
+KVM's shadow MMU sees for all vCPUs) and every flagged vCPU reloads CR3 before it next runs from Python.
+Remaining window: a vCPU already running guest code keeps its translations until its next exit (Linux
+would send a TLB-shootdown IPI and wait; here, the kernel can kick the other vCPUs when that matters).
+
 Between exits the backend keeps the *application's* registers in the shared page ("the view"): at each
 exit they are rewritten to what Linux's pt_regs would hold, and ``_enter`` turns them back into what the
 chosen return path needs.
@@ -41,18 +61,20 @@ from a rewritten site), an answer from the LSTAR stub ~1.3 µs (nearly all of it
 ``syscall`` instruction: the stub's code takes a few ns), from a trampoline ~0.002 µs, a first touch of
 a page ~25-30 µs (the shadow page fault), CPU-bound code at native speed.
 """
+import contextlib
 import ctypes
 import fcntl
 import mmap
 import os
 import struct
+import threading
 
 from hermipy.cpu import GPR_NAMES, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_WRITE, PTE_ADDR,
                                      PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W)
-from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_LIST_VA, FLUSH_MAX, NOT_ANSWERED, PROBE_PORT,
+from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAX_VCPUS, NOT_ANSWERED, PROBE_PORT,
                                SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
-                               SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, KernelArea)
+                               SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, KernelArea, VcpuArea)
 
 KVM_PATH = "/dev/kvm"
 KVM_API_VERSION = 12
@@ -84,6 +106,8 @@ KVM_SET_CPUID2 = _ioc(_W, 0x90, 8)
 KVM_GET_XSAVE = _ioc(_R, 0xA4, 4096)
 KVM_SET_XSAVE = _ioc(_W, 0xA5, 4096)
 KVM_SET_XCRS = _ioc(_W, 0xA7, 392)
+KVM_GET_VCPU_EVENTS = _ioc(_R, 0x9F, 64)
+KVM_SET_VCPU_EVENTS = _ioc(_W, 0xA0, 64)
 
 KVM_CAP_USER_MEMORY, KVM_CAP_SYNC_REGS = 3, 74
 KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS = 1, 2
@@ -200,145 +224,206 @@ def _data_segment(selector: int, dpl: int) -> bytes:
     return _pack_segment(selector=selector, type_=0x3, dpl=dpl, db=1)
 
 
-class KvmCpu(Cpu):
-    """One vCPU of a fresh KVM virtual machine, in 64-bit long mode over the kernel's RAM and page table."""
+def _mem_lock(mem):
+    """The address space's lock (VMAs, page table, frames) where it has one."""
+    lock = getattr(mem, "lock", None)
+    return lock if lock is not None else contextlib.nullcontext()
 
-    name = "kvm"
-    survives_fork = False
+
+class KvmVm:
+    """What the vCPUs of one guest address space share: the VM, its memory slots, the VM-wide kernel area,
+    the stale page-table entries, the in-guest answers and the site rewriting state (see KvmCpu)."""
 
     def __init__(self, ram, mem):
-        """``ram``: the kernel's PhysicalMemory; ``mem``: its AddressSpace (page table, VMA list)."""
-        self.ram = ram
-        self.page_table = page_table = mem.page_table
-        self.mem = mem
+        self.ram, self.mem, self.page_table = ram, mem, mem.page_table
         self.kvm = open_kvm()
-        self.vm = self.vcpu = -1
-        self._run_map = None
+        self.fd = -1
+        self.cpus: tuple = ()                      # the live vCPUs (KvmCpu)
+        self.pool: list = []                       # closed vCPUs (fd, run map, its views, VcpuArea), to reuse
+        self.created = 0                           # vCPU ids handed out (KVM frees a vCPU only with its VM)
+        self.lock = threading.Lock()               # memory slots, vCPU creation and the pool
+        self.slot_size = self.slots = 0
+        self.pid = os.getpid()                     # a fork child inherits the fds, not the VM
         try:
-            self._create(ram, page_table)
+            self.fd = fcntl.ioctl(self.kvm, KVM_CREATE_VM, 0)
+            self.run_size = fcntl.ioctl(self.kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
+            self.grow_slot()
+            self.area = KernelArea(ram, mem.page_table)
+            self.cpuid = self._supported_cpuid()
+            self.xcr0 = self._xsave_components()
+            self.stale: set[int] = set()           # PTE addresses to rewrite from inside the guest
+            self.syscall_mode = None               # MODE_USER or MODE_SYSCALL, learnt at the first syscall
+            self.answers = None                    # () -> {nr: result}, see KvmCpu.answer_in_guest
+            self.refresh_after: frozenset[int] = frozenset()
+            self.answered: frozenset[int] = frozenset()
+            self.trapped_once: set[int] = set()    # sites to rewrite if they trap again
+            self.policies = None                   # vma -> its file's SitePolicy (trampoline.file_policies)
+            self.trampolines = None                # rewriter.trampoline.Trampolines, when in use
+            self._track_page_table(mem.page_table)
             # The user window of kvm_stubs: a VMA, so that no mapping of the guest's ever lands there.
             mem.map(USER_AREA, USER_AREA_SIZE, 0, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
                     name="[hermipy-kvm]")
         except BaseException:
-            self.close()
+            self.destroy()
             raise
 
-    # -- setup -----------------------------------------------------------------------------------
-    def _create(self, ram, page_table) -> None:
-        kvm = self.kvm
-        self.vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
-        self._slot_size = 0
-        self._grow_slot()
-        self.vcpu = fcntl.ioctl(self.vm, KVM_CREATE_VCPU, 0)
-        size = fcntl.ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
-        self._run_map = mmap.mmap(self.vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._w = memoryview(self._run_map).cast("Q")
-        self.area = KernelArea(ram, page_table)
-        self._cpuid = self._supported_cpuid()
-        fcntl.ioctl(self.vcpu, KVM_SET_CPUID2, self._cpuid)
-        xcr0 = self._xsave_components()
-        try:
-            self._set_long_mode(page_table.root, xcr0 != 0)
-        except OSError:
-            if not xcr0:
-                raise
-            xcr0 = 0                       # this KVM refuses CR4.OSXSAVE: SSE only, as a pre-AVX CPU
-            self._set_long_mode(page_table.root, False)
-        if xcr0:
-            xcrs = bytearray(392)
-            struct.pack_into("<IIIIQ", xcrs, 0, 1, 0, 0, 0, xcr0)
-            fcntl.ioctl(self.vcpu, KVM_SET_XCRS, xcrs)
-        self._fs_base = self._gs_base = 0
-        self._set_msrs({MSR_STAR: (SEL_USER32_CS << 48) | (SEL_KERNEL_CS << 32), MSR_LSTAR: self.area.syscall_entry,
-                        MSR_CSTAR: self.area.syscall_entry, MSR_SFMASK: SYSCALL_MASK,
-                        MSR_FS_BASE: 0, MSR_GS_BASE: 0, MSR_KERNEL_GS_BASE: 0})
-        # Every register starts at zero (the reset value RDX=0x600 would reach _start as rtld_fini).
-        fcntl.ioctl(self.vcpu, KVM_SET_REGS, struct.pack("<18Q", *([0] * 17 + [RFLAGS_FIXED])))
-        w = self._w
-        w[RUN_VALID_WORD] = KVM_SYNC_X86_REGS
-        w[RUN_DIRTY_WORD] = 0
-        for index in _GPR_WORDS:
-            w[index] = 0
-        w[W_RFLAGS] = INITIAL_RFLAGS
-        self._mode = MODE_KERNEL
-        self._syscall_mode = None          # MODE_USER or MODE_SYSCALL, learnt at the first syscall
-        self._flush = False
-        self._stale: set[int] = set()
-        self._flush_cr3 = False            # the next return to the application goes through a CR3 reload
-        self._flush_resume_rip = 0
-        self._track_page_table(page_table)
-        self._entry_return = self.area.entry_return           # rip after the LSTAR stub's `out`
-        self._answers = None                                  # () -> {nr: result}, see answer_in_guest
-        self._refresh_after: frozenset[int] = frozenset()
-        self._answered: frozenset[int] = frozenset()
-        self.rewrite = False
-        self._trapped_once: set[int] = set()                  # sites to rewrite if they trap again
-        self._policies = None                                 # vma -> its file's SitePolicy (trampoline.file_policies)
-        self._trampolines = None                              # rewriter.trampoline.Trampolines, when in use
+    def destroy(self) -> None:
+        """Close every vCPU left (pooled or live) and the VM."""
+        for cpu in self.cpus:
+            cpu._release()
+        self.cpus = ()
+        for fd, run_map, w, b, _area in self.pool:
+            _unmap(run_map, w, b)
+            os.close(fd)
+        self.pool = []
+        for fd in (self.fd, self.kvm):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.kvm = -1
+
+    # -- memory slots ----------------------------------------------------------------------------
+    def _set_slot(self, slot: int, start: int, size: int) -> None:
+        """Memory slot ``slot``: guest-physical [start, start + size) is guest RAM (size 0 deletes it)."""
+        fcntl.ioctl(self.fd, KVM_SET_USER_MEMORY_REGION,
+                    struct.pack("<IIQQQ", slot, 0, start, size, self.ram.address + start))
+
+    def grow_slot(self) -> None:
+        """Make the slots cover every frame handed out so far: the smallest power of two from SLOT_MIN up.
+
+        KVM's cost of a slot grows with its size (~3 ms for 4 GiB on PVM), and a program touches a small
+        part of its RAM. A slot cannot be resized, and deleting one under a running vCPU would turn its
+        accesses into MMIO exits, so each growth adds a slot for the new part. Frames are handed out bottom-up,
+        so the guest never sees one beyond the slots."""
+        with self.lock:
+            size = max(SLOT_MIN, self.slot_size)
+            while size < self.ram.top:
+                size *= 2
+            size = min(size, self.ram.size)
+            if size <= self.slot_size:
+                return
+            self._set_slot(self.slots, self.slot_size, size - self.slot_size)
+            self.slots += 1
+            self.slot_size = size
+
+    def _reset_slots(self) -> None:
+        """Remove the memory slots and add all of it back as one: KVM drops every shadow page (a flush of
+        everything at once). Only with a single vCPU: another one running would see its RAM vanish."""
+        with self.lock:
+            for slot in range(self.slots):
+                self._set_slot(slot, 0, 0)
+            self._set_slot(0, 0, self.slot_size)
+            self.slots = 1
+
+    # -- page-table coherence --------------------------------------------------------------------
+    def _track_page_table(self, page_table) -> None:
+        """Record every present PTE the kernel removes or downgrades, to invalidate it in the guest.
+
+        A reload of CR3 is enough on VMX/SVM with EPT/NPT, but a software-paging VM (KVM's shadow MMU,
+        PVM) only notices page-table changes that the *guest* writes: entries Python rewrites through the
+        host mapping stay cached in the shadow tables. So a flush loop rewrites each recorded entry from
+        inside the guest (a write KVM traps and applies) and CR3 is reloaded; when too many entries changed
+        and there is one vCPU, the memory slots are removed and re-added, which drops every shadow page.
+        The entries are VM-wide (whichever vCPU enters next rewrites them); every vCPU is flagged, to
+        reload CR3 before it next runs.
+        """
+        words, leaf_slot, stale, vm = page_table.words, page_table._leaf_slot, self.stale, self
+        keep = PTE_P | PTE_W | PTE_U | PTE_D
+
+        def set_pte(va: int, pte: int) -> None:
+            slot = leaf_slot(va, True)
+            old = words[slot]
+            words[slot] = pte
+            if old & PTE_P and ((old ^ pte) & PTE_ADDR or (old & ~pte) & keep or (pte & ~old) & PTE_NX):
+                stale.add(slot << 3)
+                for cpu in vm.cpus:
+                    cpu._flush = True
+
+        def clear_pte(va: int) -> int:
+            slot = leaf_slot(va, False)
+            if slot < 0:
+                return 0
+            old = words[slot]
+            words[slot] = 0
+            if old & PTE_P:
+                stale.add(slot << 3)
+                for cpu in vm.cpus:
+                    cpu._flush = True
+            return old
+
+        page_table.set, page_table.clear = set_pte, clear_pte
+
+    def take_stale(self) -> list[int] | None:
+        """Up to FLUSH_MAX stale PTE addresses, now this caller's to rewrite (None: the memory slots were
+        reset instead, nothing to rewrite nor reload). Safe against other threads adding entries: the
+        list and the removal are each one C-level operation under the GIL, and an entry re-added between
+        them is rewritten with its value at the time the list is written."""
+        stale = self.stale
+        if len(stale) > FLUSH_MAX and len(self.cpus) <= 1:
+            self._reset_slots()
+            stale.clear()
+            return None
+        entries = sorted(stale)[:FLUSH_MAX]
+        stale.difference_update(entries)
+        return entries
 
     # -- in-guest answers and site rewriting -----------------------------------------------------
-    def answer_in_guest(self, answers, refresh_after) -> None:
-        """Let the LSTAR entry answer some syscalls without leaving the guest.
-
-        ``answers()`` returns {nr: result} for syscalls whose result is kernel state the guest may read
-        (getpid & co.); it is called once the syscall mode is known and again after each syscall whose
-        number is in ``refresh_after`` (the calls that can change those results)."""
-        self._answers = answers
-        self._refresh_after = frozenset(refresh_after)
-        if self._syscall_mode is not None or _learnt_syscall_mode is not None:
-            self._write_answers()
-
-    def _write_answers(self) -> None:
-        answers = {nr: value for nr, value in self._answers().items() if 0 <= value < NOT_ANSWERED}
-        self._answered = frozenset(answers)
-        mode = self._syscall_mode if self._syscall_mode is not None else _learnt_syscall_mode
+    def write_answers(self) -> None:
+        answers = {nr: value for nr, value in self.answers().items() if 0 <= value < NOT_ANSWERED}
+        self.answered = answered = frozenset(answers)
+        for cpu in self.cpus:
+            cpu._answered = answered
+        mode = self.syscall_mode if self.syscall_mode is not None else _learnt_syscall_mode
         self.area.write_answers(answers, mode == MODE_SYSCALL)
 
-    def _new_answered_site(self, rcx: int, nr: int) -> None:
+    def new_answered_site(self, rcx: int, nr: int, rewrite: bool, invalidate) -> None:
         """The LSTAR entry asks about a site it has not answered before: give the site a trampoline (when
         rewriting), or let the entry answer it from now on."""
-        if self.rewrite:
-            if self._trampolines is None:
-                from hermipy.rewriter.trampoline import Trampolines
-                self._trampolines = Trampolines(self.mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, self._policy,
-                                                self.invalidate_code)
-            if self._trampolines.patch(rcx - 2, nr):
-                return
+        if rewrite:
+            with _mem_lock(self.mem):
+                if self.trampolines is None:
+                    from hermipy.rewriter.trampoline import Trampolines
+                    self.trampolines = Trampolines(self.mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, self.policy,
+                                                   invalidate)
+                if self.trampolines.patch(rcx - 2, nr):
+                    return
         self.area.remember_site(rcx)
 
-    def _policy(self, vma):
-        if self._policies is None:
+    def policy(self, vma):
+        if self.policies is None:
             from hermipy.rewriter.trampoline import file_policies
-            self._policies = file_policies()
-        return self._policies(vma)
+            self.policies = file_policies()
+        return self.policies(vma)
 
-    def _rewrite_site(self, va: int, nr: int) -> None:
+    def rewrite_site(self, va: int) -> None:
         """Rewrite the `syscall` (0f 05) that just trapped into `out SYSCALL_PORT, al` (e6 e0).
 
         Same length, so no other instruction moves; the next call exits straight from CPL3 into the
         Python kernel, without the `syscall` -> LSTAR transition (on PVM that transition alone costs
         ~1.5 µs and the whole round trip ~20% more). Never called for numbers the guest answers itself
-        (``_new_answered_site``: `out` always exits, the entry does not). Left alone: sites a cached rewrite
+        (``new_answered_site``: `out` always exits, the entry does not). Left alone: sites a cached rewrite
         plan marks as shared by several numbers (the syscall() wrapper: see ``rewriter.plan.SitePolicy``),
         and any code that is not a private, read-only file mapping (JIT buffers, shared or writable code:
         the program may read or rewrite those bytes itself, and a shared mapping would carry the patch to
-        the file).
+        the file). The two bytes are one 16-bit store (another vCPU may be running that code: it sees the
+        old instruction or the new one); with several vCPUs, a site across a cache line is left alone.
         """
-        if (va & 0xFFF) == 0xFFF:
+        if (va & 0xFFF) == 0xFFF or ((va & 63) == 63 and len(self.cpus) > 1):
             return
-        vma = self.mem.find(va)
-        if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE:
-            return
-        pte = self.page_table.get(va)
-        if not pte & PTE_P:
-            return
-        if not self._policy(vma).may_rewrite(vma.offset + va - vma.start):
-            return
-        phys = (pte & PTE_ADDR) + (va & 0xFFF)
-        buf = self.ram.buf
-        if buf[phys:phys + 2] == b"\x0f\x05":
-            buf[phys:phys + 2] = bytes((0xE6, SYSCALL_PORT))
+        with _mem_lock(self.mem):
+            vma = self.mem.find(va)
+            if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE:
+                return
+            pte = self.page_table.get(va)
+            if not pte & PTE_P:
+                return
+            if not self.policy(vma).may_rewrite(vma.offset + va - vma.start):
+                return
+            phys = (pte & PTE_ADDR) + (va & 0xFFF)
+            word = ctypes.c_uint16.from_address(self.ram.address + phys)
+            if word.value == 0x050F:
+                word.value = SYSCALL_PORT << 8 | 0xE6
 
+    # -- CPUID -----------------------------------------------------------------------------------
     def _supported_cpuid(self) -> bytearray:
         nent = 128
         while True:
@@ -352,8 +437,8 @@ class KvmCpu(Cpu):
                     raise
                 nent *= 2
 
-    def _cpuid_entry(self, function: int, index: int = 0) -> tuple[int, int, int, int] | None:
-        buf = self._cpuid
+    def cpuid_entry(self, function: int, index: int = 0) -> tuple[int, int, int, int] | None:
+        buf = self.cpuid
         for i in range(struct.unpack_from("<I", buf, 0)[0]):
             fn, idx, flags, eax, ebx, ecx, edx = struct.unpack_from("<7I", buf, 8 + 40 * i)
             if fn == function and (idx == index or not flags & 1):
@@ -362,7 +447,7 @@ class KvmCpu(Cpu):
 
     def _xsave_components(self) -> int:
         """XCR0 to enable: x87, SSE, and AVX / AVX-512 where KVM offers them (CPUID.0xD.0:EAX)."""
-        leaf_d = self._cpuid_entry(0xD, 0)
+        leaf_d = self.cpuid_entry(0xD, 0)
         if leaf_d is None or not leaf_d[0] & 4:
             return 0
         xcr0 = leaf_d[0] & XCR0_ALLOWED
@@ -370,9 +455,162 @@ class KvmCpu(Cpu):
             xcr0 &= ~0xE0
         return xcr0 | 3
 
+
+def _unmap(run_map, *views) -> None:
+    try:
+        for view in views:
+            view.release()
+        run_map.close()
+    except (BufferError, ValueError):
+        pass
+
+
+class KvmCpu(Cpu):
+    """One vCPU of a KVM virtual machine, in 64-bit long mode over the kernel's RAM and page table.
+
+    ``KvmCpu(ram, mem)`` creates the VM (a ``KvmVm``) with its first vCPU; ``spawn()`` adds a vCPU to the same
+    VM (a guest thread). Each vCPU has its own kernel page (TSS, kernel stack) and user block (LSTAR entry
+    copy, scratch page, flush list): see kvm_stubs.VcpuArea."""
+
+    name = "kvm"
+    survives_fork = False
+
+    def __init__(self, ram, mem):
+        """``ram``: the kernel's PhysicalMemory; ``mem``: its AddressSpace (page table, VMA list)."""
+        self._vm = None
+        self._run_map = self._w = self._b = None
+        self.vcpu = -1
+        vm = KvmVm(ram, mem)
+        try:
+            self._attach(vm)
+        except BaseException:
+            vm.destroy()
+            raise
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _attach(self, vm: KvmVm) -> None:
+        """Become a vCPU of ``vm``: a closed one of its pool, or a new one; registers at zero, at CPL0."""
+        self.ram, self.mem, self.page_table = vm.ram, vm.mem, vm.page_table
+        self.kernel_area = vm.area
+        with _mem_lock(vm.mem), vm.lock:
+            if vm.pool:
+                fd, run_map, w, b, area = vm.pool.pop()
+                reused = True
+            else:
+                if vm.created >= MAX_VCPUS:
+                    raise OSError("kvm: too many threads")
+                area = VcpuArea(vm.area, vm.created)
+                fd = fcntl.ioctl(vm.fd, KVM_CREATE_VCPU, vm.created)
+                vm.created += 1
+                try:
+                    run_map = mmap.mmap(fd, vm.run_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                w, b = memoryview(run_map).cast("Q"), memoryview(run_map)
+                reused = False
+        self.vcpu, self._run_map, self._w, self._b, self.area = fd, run_map, w, b, area
+        self._vm = vm
+        b[1] = 0                                              # immediate_exit (a kick of its last user)
+        if reused:
+            fcntl.ioctl(fd, KVM_SET_VCPU_EVENTS, bytes(64))   # nothing pending from its last user
+        else:
+            fcntl.ioctl(fd, KVM_SET_CPUID2, vm.cpuid)
+        xcr0 = vm.xcr0
+        try:
+            self._set_long_mode(self.page_table.root, xcr0 != 0)
+        except OSError:
+            if not xcr0:
+                raise
+            vm.xcr0 = xcr0 = 0             # this KVM refuses CR4.OSXSAVE: SSE only, as a pre-AVX CPU
+            self._set_long_mode(self.page_table.root, False)
+        if xcr0 and not reused:
+            xcrs = bytearray(392)
+            struct.pack_into("<IIIIQ", xcrs, 0, 1, 0, 0, 0, xcr0)
+            fcntl.ioctl(fd, KVM_SET_XCRS, xcrs)
+        self._fs_base = self._gs_base = 0
+        self._set_msrs({MSR_STAR: (SEL_USER32_CS << 48) | (SEL_KERNEL_CS << 32), MSR_LSTAR: area.syscall_entry,
+                        MSR_CSTAR: area.syscall_entry, MSR_SFMASK: SYSCALL_MASK,
+                        MSR_FS_BASE: 0, MSR_GS_BASE: 0, MSR_KERNEL_GS_BASE: 0})
+        # Every register starts at zero (the reset value RDX=0x600 would reach _start as rtld_fini).
+        fcntl.ioctl(fd, KVM_SET_REGS, struct.pack("<18Q", *([0] * 17 + [RFLAGS_FIXED])))
+        w[RUN_VALID_WORD] = KVM_SYNC_X86_REGS
+        w[RUN_DIRTY_WORD] = 0
+        for index in _GPR_WORDS:
+            w[index] = 0
+        w[W_RFLAGS] = INITIAL_RFLAGS
+        self._mode = MODE_KERNEL
+        self._syscall_mode = vm.syscall_mode       # MODE_USER or MODE_SYSCALL, learnt at the first syscall
+        self._flush = False
+        self._flush_cr3 = False            # the next return to the application goes through a CR3 reload
+        self._flush_resume_rip = 0
+        self._kick = False                 # kick(): stop at the next point where the registers are the app's
+        self._entry_return = area.entry_return                # rip after the LSTAR stub's `out`
+        self._syscall_entry = area.syscall_entry
+        self._refresh_after = vm.refresh_after
+        self._answered = vm.answered
+        self._trapped_once = vm.trapped_once
+        self.rewrite = False
+        with vm.lock:
+            vm.cpus = vm.cpus + (self,)
+
+    def spawn(self) -> "KvmCpu":
+        """A new vCPU in this one's VM (a guest thread), starting from a copy of this one's state: GPRs, rip,
+        rflags, FS/GS base, FPU/XSAVE. Called inside a syscall (clone): the child resumes the application
+        right after it, as this vCPU would (from CPL0, through iretq). Its run() may be called from another
+        host thread; its vCPU is created here (KVM binds a vCPU to the thread of its first KVM_RUN, so the
+        creating thread costs nothing)."""
+        vm = self._vm
+        child = KvmCpu.__new__(KvmCpu)
+        child._vm = None
+        child._run_map = child._w = child._b = None
+        child.vcpu = -1
+        child._attach(vm)
+        try:
+            w, cw = self._w, child._w
+            for index in _GPR_WORDS:
+                cw[index] = w[index]
+            child._set_msrs({MSR_FS_BASE: self._fs_base, MSR_GS_BASE: self._gs_base})
+            child._fs_base, child._gs_base = self._fs_base, self._gs_base
+            fcntl.ioctl(child.vcpu, KVM_SET_XSAVE, self._get_xsave())
+            child._syscall_mode = self._syscall_mode if self._syscall_mode is not None else vm.syscall_mode
+            child.rewrite = self.rewrite
+            child._flush = True            # a CR3 reload (and whatever is stale) before its first instruction
+        except BaseException:
+            child.close()
+            raise
+        return child
+
+    def kick(self) -> None:
+        """Make run() return Stop(INTERRUPT) soon, where the registers are the application's; callable from
+        any thread at any time. Sets a flag and kvm_run.immediate_exit: a KVM_RUN about to start returns at
+        once, one already running needs a host signal to its thread (EINTR, see the module docstring)."""
+        self._kick = True
+        b = self._b
+        if b is not None:
+            try:
+                b[1] = 1
+            except (ValueError, TypeError):       # closed meanwhile
+                pass
+
+    # -- in-guest answers and site rewriting -----------------------------------------------------
+    def answer_in_guest(self, answers, refresh_after) -> None:
+        """Let the LSTAR entry answer some syscalls without leaving the guest.
+
+        ``answers()`` returns {nr: result} for syscalls whose result is kernel state the guest may read
+        (getpid & co.); it is called once the syscall mode is known and again after each syscall whose
+        number is in ``refresh_after`` (the calls that can change those results). VM-wide: one answer page."""
+        vm = self._vm
+        vm.answers = answers
+        vm.refresh_after = frozenset(refresh_after)
+        for cpu in vm.cpus:
+            cpu._refresh_after = vm.refresh_after
+        if vm.syscall_mode is not None or _learnt_syscall_mode is not None:
+            vm.write_answers()
+
     def _set_long_mode(self, root: int, xsave: bool) -> None:
         """Segments, descriptor tables, control registers: 64-bit mode, paging on, CPL0 (Intel SDM 9.8.5)."""
-        area = self.area
+        area, karea = self.area, self.kernel_area
         sregs = bytearray(fcntl.ioctl(self.vcpu, KVM_GET_SREGS, bytes(312)))
         user_ds = _data_segment(SEL_USER_DS, 3)
         segments = [_code_segment(SEL_KERNEL_CS, 0), user_ds, user_ds, user_ds, user_ds,
@@ -380,7 +618,7 @@ class KvmCpu(Cpu):
                     _pack_segment(base=area.tss_va, limit=area.tss_limit, selector=SEL_TSS, type_=0xB, s=0, g=0),
                     _pack_segment(type_=0x2, present=0, s=0, g=0, limit=0, unusable=1)]
         sregs[0:192] = b"".join(segments)
-        struct.pack_into("<QH6xQH6x", sregs, 192, area.gdt_va, area.gdt_limit, area.idt_va, area.idt_limit)
+        struct.pack_into("<QH6xQH6x", sregs, 192, karea.gdt_va, karea.gdt_limit, karea.idt_va, karea.idt_limit)
         cr0 = CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE
         cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | (CR4_OSXSAVE if xsave else 0)
         efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
@@ -397,52 +635,73 @@ class KvmCpu(Cpu):
             raise OSError(f"kvm: KVM_SET_MSRS set {done} of {len(msrs)} MSRs")
 
     def close(self) -> None:
-        if self._run_map is not None:
-            try:
-                self._w.release()
-                self._run_map.close()
-            except (BufferError, ValueError):
-                pass
-            self._run_map = None
-        for fd in (self.vcpu, self.vm, self.kvm):
-            if fd >= 0:
-                os.close(fd)
-        self.vcpu = self.vm = self.kvm = -1
+        """Release this vCPU: to the VM's pool while other vCPUs live (a later spawn reuses it), else close
+        the VM with it."""
+        vm = self._vm
+        if vm is None:
+            return
+        if vm.pid != os.getpid():
+            vm.destroy()                  # a fork child: the other threads' vCPUs are not its own
+            return
+        self._vm = None
+        with vm.lock:
+            vm.cpus = tuple(cpu for cpu in vm.cpus if cpu is not self)
+            last = not vm.cpus
+            if not last and self.vcpu >= 0:
+                self._kick = False
+                vm.pool.append((self.vcpu, self._run_map, self._w, self._b, self.area))
+                self.vcpu, self._run_map, self._w, self._b = -1, None, None, None
+        if last:
+            self._release()
+            vm.destroy()
+
+    def close_vm(self) -> None:
+        """Close every vCPU of this VM and the VM (what close() does in a forked child process)."""
+        vm = self._vm
+        if vm is not None:
+            vm.destroy()
+
+    def _release(self) -> None:
+        self._vm = None
+        run_map, w, b = self._run_map, self._w, self._b
+        self._run_map = self._w = self._b = None
+        if run_map is not None:
+            _unmap(run_map, w, b)
+        if self.vcpu >= 0:
+            os.close(self.vcpu)
+        self.vcpu = -1
 
     # -- running ---------------------------------------------------------------------------------
-    def _set_slot(self, size: int) -> None:
-        """Memory slot 0: guest-physical [0, size) is guest RAM (size 0 deletes the slot)."""
-        fcntl.ioctl(self.vm, KVM_SET_USER_MEMORY_REGION, struct.pack("<IIQQQ", 0, 0, 0, size, self.ram.address))
-
-    def _grow_slot(self) -> None:
-        """Make the slot cover every frame handed out so far: the smallest power of two from SLOT_MIN up.
-
-        KVM's cost of a slot grows with its size (~3 ms for 4 GiB on PVM), and a program touches a small
-        part of its RAM; a slot cannot be resized, so a larger one replaces it (dropping the shadow pages,
-        a flush). Frames are handed out bottom-up, so the guest never sees one beyond the slot."""
-        size = max(SLOT_MIN, self._slot_size)
-        while size < self.ram.top:
-            size *= 2
-        size = min(size, self.ram.size)
-        if self._slot_size:
-            self._set_slot(0)
-        self._set_slot(size)
-        self._slot_size = size
-
     def run(self, on_syscall) -> Stop:
-        w, vcpu, ioctl, ram = self._w, self.vcpu, fcntl.ioctl, self.ram
+        w, vcpu, ioctl, ram, vm = self._w, self.vcpu, fcntl.ioctl, self.ram, self._vm
         while True:
-            if ram.top > self._slot_size:
-                self._grow_slot()
+            if self._kick and self._mode != MODE_RAW:
+                return self._interrupted()
+            if ram.top > vm.slot_size:
+                vm.grow_slot()
             if self._mode != MODE_USER or self._flush:
                 self._enter()
             w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
             try:
                 ioctl(vcpu, KVM_RUN, 0)
+                reason = w[1] & 0xFFFFFFFF
             except InterruptedError:
+                self._b[1] = 0                # immediate_exit: it did its job (never left set: no spinning)
+                if not self._kick:
+                    self._mode = MODE_RAW
+                    continue
+                if self._at_application():
+                    self._mode = MODE_USER
+                    return self._interrupted()
                 self._mode = MODE_RAW
-                continue
-            reason = w[1] & 0xFFFFFFFF
+                if w[W_RIP] != self._syscall_entry:
+                    continue                  # mid-stub: the next kick or exit will find a better point
+                # Right after `syscall`, before the entry's first instruction (on PVM, where `syscall` itself
+                # exits, that is where a signal finds a vCPU looping on answered syscalls): hand the
+                # syscall to Python as if the entry had asked; the kick is taken right after it.
+                w[W_RIP] = self._entry_return
+                w[4] = SYSCALL_PORT << 16
+                reason = KVM_EXIT_IO
             if reason == KVM_EXIT_IO:
                 port = (w[4] >> 16) & 0xFFFF
                 if port == SYSCALL_PORT:
@@ -453,15 +712,15 @@ class KvmCpu(Cpu):
                         mode = self._syscall_mode
                         if mode is None:
                             mode = self._syscall_mode = self._learn_syscall_mode()
-                            if self._answers is not None:
-                                self._write_answers()
+                            if vm.answers is not None:
+                                vm.write_answers()
                         self._mode = mode
                         if w[W_RAX] in self._answered:
-                            self._new_answered_site(w[W_RCX], w[W_RAX])
+                            vm.new_answered_site(w[W_RCX], w[W_RAX], self.rewrite, self.invalidate_code)
                         elif self.rewrite:
                             site = w[W_RCX] - 2
                             if site in self._trapped_once:
-                                self._rewrite_site(site, w[W_RAX])
+                                vm.rewrite_site(site)
                             else:
                                 self._trapped_once.add(site)
                     else:
@@ -477,14 +736,50 @@ class KvmCpu(Cpu):
                     if result is not None:
                         w[W_RAX] = result & MASK64
                     if nr in self._refresh_after:
-                        self._write_answers()
+                        vm.write_answers()
                     continue
                 if port == FAULT_PORT:
                     stop = self._fault_exit()
                     if stop is not None:
                         return stop
                     continue
+                if port == FLUSH_PORT:
+                    self._kernel_flush_batch()
+                    continue
             self._unexpected_exit(reason)
+
+    def _interrupted(self) -> Stop:
+        self._kick = False
+        self._b[1] = 0
+        return Stop(StopReason.INTERRUPT, rip=self._w[W_RIP])
+
+    def _at_application(self) -> bool:
+        """After an interrupted KVM_RUN: are KVM's registers the application's? Not in the upper half (CPL0
+        stubs), not in the user window (the LSTAR entry, the flush loop; CPL0 on VMX/SVM), not with an
+        exception or interrupt being delivered, not in a trampoline (its rsp is the scratch stack)."""
+        rip = self._w[W_RIP]
+        if rip >= 1 << 47 or USER_AREA <= rip < USER_AREA + USER_AREA_SIZE:
+            return False
+        events = bytearray(64)
+        try:
+            fcntl.ioctl(self.vcpu, KVM_GET_VCPU_EVENTS, events, True)
+        except OSError:
+            pass
+        else:
+            if events[0] or events[3] or events[8]:    # exception injected / pending, interrupt injected
+                return False
+        return not self._in_trampoline(rip)
+
+    def _in_trampoline(self, rip: int) -> bool:
+        """Whether ``rip`` is inside a per-site trampoline (rewriter/trampoline.py): recognised by its code,
+        which starts each TRAMPOLINE_SIZE slot of a page (this also finds trampolines a fork inherited)."""
+        from hermipy.rewriter.trampoline import TRAMPOLINE_SIZE, trampoline_code
+        head = trampoline_code(0, 0, ANSWERS_VA, TRAMPOLINE_STACK_TOP, 0)[:13]
+        pte = self.page_table.get(rip)
+        if not pte & PTE_P:
+            return False
+        slot = (pte & PTE_ADDR) + (rip & 0xFFF) // TRAMPOLINE_SIZE * TRAMPOLINE_SIZE
+        return self.ram.buf[slot:slot + len(head)] == head
 
     def _learn_syscall_mode(self) -> int:
         """Does `syscall` enter CPL0 here (VMX/SVM) or stay at CPL3 (PVM)? Asked once, at the first syscall."""
@@ -493,26 +788,26 @@ class KvmCpu(Cpu):
         ss_dpl = sregs[5 * 24 + 16]
         global _learnt_syscall_mode
         _learnt_syscall_mode = MODE_USER if cs_selector & 3 == 3 or (cs_dpl == 3 and ss_dpl == 3) else MODE_SYSCALL
+        self._vm.syscall_mode = _learnt_syscall_mode
         return _learnt_syscall_mode
 
     def _fault_exit(self) -> Stop | None:
         """An exception stub reported: rebuild the application's registers from its stack frame."""
-        w = self._w
-        frame = self.area.stack_offset(w[W_RSP])
+        w, area = self._w, self.area
+        frame = area.stack_offset(w[W_RSP])
         cr2, rax, vector, error, rip, cs, rflags, rsp, _ss = struct.unpack_from("<9Q", self.ram.buf, frame)
         self._mode = MODE_KERNEL
-        if cs & 3 != 3 and rip in self.area.iretq_sites:
+        if cs & 3 != 3 and rip in self.kernel_area.iretq_sites:
             # iretq refused the frame the kernel asked for (a non-canonical rip from rt_sigreturn, say):
             # the application faults where it would have resumed, as Linux's bad-iret fixup makes it.
-            rip, _cs, rflags, rsp, _ss = struct.unpack_from("<5Q", self.ram.buf,
-                                                            self.area.stack_offset(self.area.iret_frame_va))
+            rip, _cs, rflags, rsp, _ss = struct.unpack_from("<5Q", self.ram.buf, area.stack_offset(area.iret_frame_va))
             w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
             return Stop(StopReason.FAULT, vector=vector, rip=rip)
         if cs & 3 != 3:
             raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
                           f"{rip:#x}, cr2={cr2:#x}")
         w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
-        if vector == VEC_UD and rip == self.area.user_flush_trap:
+        if vector == VEC_UD and rip == area.user_flush_trap:
             # The end of the CPL3 flush loop: resume the application, reloading CR3 on the way.
             w[W_RIP] = self._flush_resume_rip
             self._flush_cr3 = True
@@ -528,16 +823,16 @@ class KvmCpu(Cpu):
         self._flush_cr3 = False
         if self._flush:
             self._flush = False
-            if self._syscall_mode == MODE_USER:
+            if mode == MODE_USER:
                 self._start_user_flush()
-            else:
-                kernel_flush = True
+                return
+            kernel_flush = True
         if mode == MODE_USER:
             return
         rip, rflags = w[W_RIP], w[W_RFLAGS]
         if (mode == MODE_SYSCALL and not kernel_flush and rip == w[W_RCX] and rflags == w[W_R11]
                 and _canonical(rip)):
-            w[W_RIP] = area.sysret_stub
+            w[W_RIP] = self.kernel_area.sysret_stub
             w[W_RFLAGS] = RFLAGS_FIXED
             self._mode = MODE_RAW
             return
@@ -547,33 +842,35 @@ class KvmCpu(Cpu):
         w[W_RSP] = frame
         w[W_RFLAGS] = RFLAGS_FIXED
         if kernel_flush:
-            self._write_flush_list()       # empty after a CPL3 flush loop: CR3 reload only
-            w[W_RIP] = area.flush_iret_stub
+            self._kernel_flush_batch()     # what is still stale (often nothing after a CPL3 flush loop), CR3
+            w[W_RIP] = self.kernel_area.flush_iret_stub
         else:
-            w[W_RIP] = area.iret_stub
+            w[W_RIP] = self.kernel_area.iret_stub
         self._mode = MODE_RAW
 
-    def _write_flush_list(self) -> int:
-        stale = self._stale
-        if len(stale) > FLUSH_MAX:
-            # Too many to rewrite one by one: removing the memory slot drops every shadow page.
-            self._set_slot(0)
-            self._set_slot(self._slot_size)
-            stale.clear()
-        count = self.area.write_flush_list(sorted(stale))
-        stale.clear()
-        return count
+    def _kernel_flush_batch(self) -> None:
+        """The next batch for the kernel flush stub: its list, count and whether more will follow."""
+        vm, area = self._vm, self.area
+        entries = vm.take_stale()
+        count = area.write_flush_list(entries) if entries else 0
+        area.set_flush_slots(count, entries is not None and bool(vm.stale))
 
     def _start_user_flush(self) -> None:
-        """Divert the application through the CPL3 flush loop, which jumps back to it when done."""
-        if not self._write_flush_list():
-            return
+        """Divert the application through the CPL3 flush loop, which traps (#UD) when done; the backend
+        then resumes it through a CR3 reload (and the kernel flush stub, for entries beyond one list)."""
+        entries = self._vm.take_stale()
+        if entries is None:
+            return                         # the memory slots were reset: no shadow page is left
         w, area = self._w, self.area
+        self._flush_resume_rip = w[W_RIP]
+        if not entries:
+            w[W_RIP] = area.user_flush_trap    # another vCPU rewrote them: only reload CR3
+            return
+        count = area.write_flush_list(entries)
         for name, index in (("rax", W_RAX), ("rbx", W["rbx"]), ("rcx", W_RCX), ("rdx", W_RDX)):
             area.set_slot("saved_" + name, w[index])
-        self._flush_resume_rip = w[W_RIP]
-        w[W_RCX] = struct.unpack_from("<Q", self.ram.buf, area._slots["flush_count"])[0]
-        w[W_RDX] = FLUSH_LIST_VA
+        w[W_RCX] = count
+        w[W_RDX] = area.flush_list_va
         w[W_RIP] = area.user_flush
 
     def _unexpected_exit(self, reason: int) -> None:
@@ -658,41 +955,10 @@ class KvmCpu(Cpu):
 
     # -- memory coherence ------------------------------------------------------------------------
     def flush_tlb(self) -> None:
-        """Drop cached translations before the application runs again (see ``_track_page_table``)."""
-        self._flush = True
-
-    def _track_page_table(self, page_table) -> None:
-        """Record every present PTE the kernel removes or downgrades, to invalidate it in the guest.
-
-        A reload of CR3 is enough on VMX/SVM with EPT/NPT, but a software-paging VM (KVM's shadow MMU,
-        PVM) only notices page-table changes that the *guest* writes: entries Python rewrites through the
-        host mapping stay cached in the shadow tables. So the flush stub rewrites each recorded entry
-        from inside the guest (a write KVM traps and applies) and ``invlpg``s its address; when too many
-        entries changed, the memory slot is removed and re-added, which drops every shadow page.
-        """
-        words, leaf_slot, stale = page_table.words, page_table._leaf_slot, self._stale
-        keep = PTE_P | PTE_W | PTE_U | PTE_D
-
-        def set_pte(va: int, pte: int) -> None:
-            slot = leaf_slot(va, True)
-            old = words[slot]
-            words[slot] = pte
-            if old & PTE_P and ((old ^ pte) & PTE_ADDR or (old & ~pte) & keep or (pte & ~old) & PTE_NX):
-                stale.add(slot << 3)
-                self._flush = True
-
-        def clear_pte(va: int) -> int:
-            slot = leaf_slot(va, False)
-            if slot < 0:
-                return 0
-            old = words[slot]
-            words[slot] = 0
-            if old & PTE_P:
-                stale.add(slot << 3)
-                self._flush = True
-            return old
-
-        page_table.set, page_table.clear = set_pte, clear_pte
+        """Drop cached translations before the application runs again, on every vCPU of the VM (see
+        ``KvmVm._track_page_table``)."""
+        for cpu in self._vm.cpus:
+            cpu._flush = True
 
     def invalidate_code(self, start: int, end: int) -> None:
         """Nothing to do: the CPU executes guest memory itself, no translation cache lives in hermipy."""
@@ -705,12 +971,12 @@ class KvmCpu(Cpu):
         """(eax, ebx, ecx, edx) of CPUID executed in the guest (a PVM host may not report what
         KVM_GET_SUPPORTED_CPUID says). Before the first run only; later, KVM's table answers."""
         if self._mode != MODE_KERNEL or self._syscall_mode is not None:
-            entry = self._cpuid_entry(leaf, subleaf)
+            entry = self._vm.cpuid_entry(leaf, subleaf)
             return entry if entry is not None else (0, 0, 0, 0)
         w = self._w
         saved = [w[i] for i in _GPR_WORDS]
         w[W_RAX], w[W["rcx"]] = leaf, subleaf
-        w[W_RIP], w[W_RSP], w[W_RFLAGS] = self.area.cpuid_probe, self.area.stack_top, RFLAGS_FIXED
+        w[W_RIP], w[W_RSP], w[W_RFLAGS] = self.kernel_area.cpuid_probe, self.area.rsp0, RFLAGS_FIXED
         w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
         fcntl.ioctl(self.vcpu, KVM_RUN, 0)
         if w[1] & 0xFFFFFFFF != KVM_EXIT_IO or (w[4] >> 16) & 0xFFFF != PROBE_PORT:

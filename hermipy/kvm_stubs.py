@@ -1,7 +1,8 @@
-"""The KVM backend's tiny guest kernel: GDT, TSS, IDT, a kernel stack, stubs, and a user window.
+"""The KVM backend's tiny guest kernel: GDT, IDT, stubs, per-vCPU TSS and kernel stack, and a user window.
 
-Supervisor pages (GDT with the TSS, IDT, kernel stubs, kernel stack) live in frames allocated from guest
-RAM and are mapped in the upper half at ``KERNEL_BASE`` through the application's own page table.
+Supervisor pages (GDT, IDT, kernel stubs; one page per vCPU with its TSS and kernel stack) live in frames
+allocated from guest RAM and are mapped in the upper half at ``KERNEL_BASE`` through the application's own
+page table.
 Segment selectors follow Linux (arch/x86/include/asm/segment.h), so ``sysretq`` works and CS/SS read as
 the familiar 0x33/0x2b.
 
@@ -9,16 +10,26 @@ A user-accessible window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a
 is mapped there) holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3
 cannot touch the upper half at all:
 
-* the user stub page: the LSTAR entry and the page-table flush loop;
-* the flush list: (PTE address, value) pairs the flush loop writes;
-* the answer page (read-only): what the LSTAR entry answers without leaving the guest, one 8-byte slot per
-  syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``), also read by the per-site trampolines of
-  ``rewriter/trampoline.py``; a writable scratch page (the entry's saved rsp and syscall number, a 16-byte
-  stack for its ``popfq`` and another for the trampolines' ``pushfq``: the application's stack, red zone
-  included, is never touched); and the seen-sites page (read-only): the return addresses of the sites
-  Python has seen call an answered syscall, one slot per ``rcx & SEEN_MASK``;
-* a map of all guest RAM (``USER_AREA + physical``, 2 MiB pages) through which the flush loop writes
-  page-table entries: a write the *guest* makes to a page table is one KVM's shadow MMU sees.
+* one block per vCPU, ``VCPU_STRIDE`` apart downward from ``USER_STUB_VA`` (``vcpu_base(i)``; the
+  addresses named below are vCPU 0's, and ``ANSWERS_VA``, ``TRAMPOLINE_STACK_TOP`` stay vCPU 0's for the
+  trampolines, which run on every vCPU). In each block, at the same offsets:
+* the user stub page: the LSTAR entry and the page-table flush loop. Each vCPU has its own copy (the code
+  is rip-relative but for ``seen_table``, so a copy works at any base) and its LSTAR points at it;
+* the flush list (the vCPU's own): (PTE address, value) pairs the flush loop writes;
+* the answer page (read-only, one frame shared by all vCPUs): what the LSTAR entry answers without leaving
+  the guest, one 8-byte slot per syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``), also read by
+  the per-site trampolines of ``rewriter/trampoline.py``; a writable scratch page (the vCPU's own: the
+  entry's saved rsp and syscall number, a 16-byte stack for its ``popfq`` and, in vCPU 0's, another for the
+  trampolines' ``pushfq``: the application's stack, red zone included, is never touched); and the
+  seen-sites page (read-only, shared): the return addresses of the sites Python has seen call an answered
+  syscall, one slot per ``rcx & SEEN_MASK``;
+* a map of guest RAM (``USER_AREA + physical``, 2 MiB pages, up to ``DIRECT_MAP_LIMIT``, below the lowest
+  vCPU block) through which the flush loops write page-table entries: a write the *guest* makes to a page
+  table is one KVM's shadow MMU sees.
+
+Each vCPU's kernel page holds its TSS (RSP0, I/O permission bitmap; TR's base is set per vCPU through
+KVM_SET_SREGS, the GDT's one TSS descriptor is never loaded) and, at its top, the flush stub's parameters
+(``FLUSH_SLOTS``) above RSP0, so that no stub reads a per-vCPU absolute address.
 
 The stubs are assembled by keystone (cached per process).
 """
@@ -34,8 +45,8 @@ HUGE = 1 << 21
 GIB = 1 << 30
 
 KERNEL_BASE = 0xFFFF_8000_0000_0000     # first upper-half address: the guest kernel's pages
-GDT_PAGE, IDT_PAGE, CODE_PAGE, STACK_PAGE = 0, 1, 2, 3
-KERNEL_PAGES = 4
+GDT_PAGE, IDT_PAGE, CODE_PAGE = 0, 1, 2
+KERNEL_PAGES = 3                       # then one page per vCPU: its TSS and kernel stack (vcpu_kernel_va)
 
 USER_AREA = 0x7F00_0000_0000           # PML4 slot 254: far below the stack and mmap_base (0x7ffff7fff000)
 USER_AREA_SIZE = 1 << 39
@@ -53,7 +64,13 @@ AT_CPL0_OFFSET = 0xFF8                       # in the answer page: 1 when `sysca
 SCRATCH_STACK_TOP = 0x100                    # in the scratch page; the saved rsp is at offset 0
 SCRATCH_NR = 0x8                             # in the scratch page: the syscall number, kept by the entry
 TRAMPOLINE_STACK_TOP = SCRATCH_VA + 0x200    # the trampolines' pushfq stack (rewriter/trampoline.py)
-DIRECT_MAP_LIMIT = USER_STUB_VA - USER_AREA   # guest RAM the window can map
+VCPU_STRIDE = 0x20000                        # vCPU i's block is at vcpu_base(i): USER_STUB_VA - i * VCPU_STRIDE
+MAX_VCPUS = 1024                             # live vCPUs per VM (closed ones are reused)
+DIRECT_MAP_LIMIT = USER_STUB_VA - (MAX_VCPUS - 1) * VCPU_STRIDE - USER_AREA   # guest RAM the window can map
+# Top of each vCPU's kernel page: the kernel flush stub's list address, entry count and "more" flag
+# (FLUSH_PORT asks Python for the next batch), then RSP0 below them; Python's iret frame sits right under RSP0.
+FLUSH_SLOTS = 32
+TSS_IN_PAGE = 0                              # the vCPU's TSS, at the bottom of its kernel page
 
 SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_USER32_CS, SEL_USER_DS, SEL_USER_CS, SEL_TSS = 0x10, 0x18, 0x20, 0x28, 0x30, 0x40
 GDT_ENTRIES = {SEL_KERNEL_CS: 0x00AF9B000000FFFF, SEL_KERNEL_DS: 0x00CF93000000FFFF,
@@ -67,11 +84,14 @@ IOMAP_PORTS = 256                      # the I/O permission bitmap covers ports 
 SYSCALL_PORT = 0xE0                    # `out` from the LSTAR stub: a syscall for Python
 FAULT_PORT = 0xE1                      # `out` from an exception stub: vector, rax, CR2 on the kernel stack
 PROBE_PORT = 0xE2                      # `out` after the CPUID probe (CPL0 only, not in the I/O bitmap)
+FLUSH_PORT = 0xE3                      # `out` from the kernel flush stub: the next batch, please (CPL0 only)
 SPURIOUS_VECTOR = 0xFF                 # what any other software interrupt gate reports (never reached)
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})   # Intel SDM vol. 3, table 6-1
 USER_GATES = frozenset({3, 4})                                              # int3, into
 
-# Supervisor stubs, at CPL0. The flush stub runs the same list as the user one, then reloads CR3.
+# Supervisor stubs, at CPL0. The flush stub is entered with rsp at the iret frame Python wrote under RSP0;
+# above that frame are its parameters (FLUSH_SLOTS: list address, count, more). It runs the list as the user
+# loop does, asks Python for the next batch while "more" is set, then reloads CR3 and returns.
 _KERNEL_ASM = """
 sysret_stub:
     sysret
@@ -82,9 +102,9 @@ flush_iret_stub:
     push rbx
     push rcx
     push rdx
-    mov rdx, {flush_list:#x}
-    mov rcx, {count_slot:#x}
-    mov rcx, qword ptr [rcx]
+flush_batch:
+    mov rdx, qword ptr [rsp + 72]
+    mov rcx, qword ptr [rsp + 80]
     test rcx, rcx
     jz flush_done
 flush_loop:
@@ -95,6 +115,11 @@ flush_loop:
     dec rcx
     jnz flush_loop
 flush_done:
+    cmp qword ptr [rsp + 88], 0
+    je flush_reload
+    out {flush_port:#x}, al
+    jmp flush_batch
+flush_reload:
     mov rax, cr3
     mov cr3, rax
     pop rdx
@@ -126,7 +151,7 @@ fault_common:
 # popfq leaves IF/IOPL alone; sysretq itself at CPL0). No other register, and no byte of the application's
 # memory, changes. `out` leaves rax = nr (flags are Python's to restore from r11).
 #
-# user_flush starts with rcx = count (> 0) and rdx = FLUSH_LIST_VA; it changes no flag (mov, lea, loop) and no
+# user_flush starts with rcx = count (> 0) and rdx = the vCPU's flush list; it changes no flag (mov, lea, loop) and no
 # stack, restores rax, rbx, rcx, rdx from the slots Python fills, and traps (#UD) into CPL0, where the backend
 # reloads CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
 _USER_ASM = """
@@ -182,8 +207,6 @@ saved_rbx:
 saved_rcx:
     .quad 0
 saved_rdx:
-    .quad 0
-flush_count:
     .quad 0
 seen_table:
     .quad {seen_va:#x}
@@ -241,9 +264,8 @@ def stub_sources() -> list[tuple[str, int]]:
                             scratch_nr=SCRATCH_VA - USER_STUB_VA + SCRATCH_NR, answers=ANSWERS_VA - USER_STUB_VA,
                             at_cpl0=AT_CPL0_OFFSET, stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP,
                             seen_mask=SEEN_MASK, seen_va=SEEN_VA)
-    _, user_labels = assemble(user, USER_STUB_VA)
-    kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_list=FLUSH_LIST_VA,
-                                count_slot=user_labels["flush_count"]) + "".join(_vector_stub(v) for v in STUB_VECTORS)
+    kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_port=FLUSH_PORT) + "".join(
+        _vector_stub(v) for v in STUB_VECTORS)
     return [(user, USER_STUB_VA), (kernel, KERNEL_BASE + CODE_PAGE * PAGE)]
 
 
@@ -260,38 +282,37 @@ def render_cache() -> str:
     return "\n".join(lines) + "\n"
 
 
+def vcpu_base(index: int) -> int:
+    """Where vCPU ``index``'s block of the user window starts (its user stub page)."""
+    return USER_STUB_VA - index * VCPU_STRIDE
+
+
+def vcpu_kernel_va(index: int) -> int:
+    """vCPU ``index``'s kernel page: its TSS at the bottom, its kernel stack (and FLUSH_SLOTS) at the top."""
+    return KERNEL_BASE + (KERNEL_PAGES + index) * PAGE
+
+
 class KernelArea:
-    """Allocates, fills and maps the guest kernel's pages; knows every address the backend needs."""
+    """The VM-wide part of the guest kernel: GDT, IDT, kernel code, the answer and seen-sites pages, the RAM
+    direct map. Allocates, fills and maps them; ``VcpuArea`` does the same for each vCPU's own pages."""
 
     def __init__(self, ram, page_table):
         self.ram = ram
+        self.page_table = page_table
         self.words = page_table.words
         if ram.size > DIRECT_MAP_LIMIT:
             raise OSError(f"kvm: guest RAM above {DIRECT_MAP_LIMIT >> 30} GiB is not supported")
         self.frames = [ram.alloc() for _ in range(KERNEL_PAGES)]
-        self.user_frame = ram.alloc()
         self.answer_frame = ram.alloc()
-        self.scratch_frame = ram.alloc()
         self.seen_frame = ram.alloc()
-        self.list_frames = [ram.alloc() for _ in range(FLUSH_LIST_PAGES)]
         self.gdt_va = KERNEL_BASE + GDT_PAGE * PAGE
         self.gdt_limit = GDT_SIZE - 1
-        self.tss_va = self.gdt_va + TSS_OFFSET
         self.tss_limit = TSS_SIZE + IOMAP_PORTS // 8       # inclusive: covers the terminating 0xFF byte
         self.idt_va = KERNEL_BASE + IDT_PAGE * PAGE
         self.idt_limit = 256 * 16 - 1
-        self.stack_va = KERNEL_BASE + STACK_PAGE * PAGE
-        self.stack_top = self.stack_va + PAGE
-        self.iret_frame_va = self.stack_top - 40
 
         (user_source, user_base), (kernel_source, kernel_base) = stub_sources()
-        user_code, user = assemble(user_source, user_base)
-        self.syscall_entry = user["syscall_entry"]
-        self.entry_return = user["entry_return"]
-        self.user_flush = user["user_flush"]
-        self.user_flush_trap = user["user_flush_trap"]
-        self._slots = {name: self.user_frame + user[name] - USER_STUB_VA
-                       for name in ("saved_rax", "saved_rbx", "saved_rcx", "saved_rdx", "flush_count")}
+        self.user_code, self.user_labels = assemble(user_source, user_base)
         kernel_code, labels = assemble(kernel_source, kernel_base)
         self.labels = labels
         self.sysret_stub = labels["sysret_stub"]
@@ -300,10 +321,9 @@ class KernelArea:
         self.iretq_sites = (labels["iret_stub"], labels["flush_iretq"])
         self.cpuid_probe = labels["cpuid_probe"]
 
-        self._fill_gdt_tss()
+        self._fill_gdt()
         self._fill_idt()
         self._poke(self.frames[CODE_PAGE], kernel_code)
-        self._poke(self.user_frame, user_code)
         self.write_answers({}, False)
         self._poke(self.seen_frame, bytes(PAGE))
         self._map(page_table)
@@ -311,23 +331,16 @@ class KernelArea:
     def _poke(self, phys: int, data: bytes) -> None:
         self.ram.buf[phys:phys + len(data)] = data
 
-    def _fill_gdt_tss(self) -> None:
+    def _fill_gdt(self) -> None:
         gdt = bytearray(GDT_SIZE)
         for selector, descriptor in GDT_ENTRIES.items():
             struct.pack_into("<Q", gdt, selector, descriptor)
-        base, limit = self.tss_va, self.tss_limit
+        # Never loaded (each vCPU's TR comes from KVM_SET_SREGS): vCPU 0's TSS, for the record.
+        base, limit = vcpu_kernel_va(0) + TSS_IN_PAGE, self.tss_limit
         low = ((limit & 0xFFFF) | (base & 0xFFFFFF) << 16 | 0x8B << 40 | ((limit >> 16) & 0xF) << 48
                | ((base >> 24) & 0xFF) << 56)
         struct.pack_into("<QQ", gdt, SEL_TSS, low, base >> 32)
         self._poke(self.frames[GDT_PAGE], bytes(gdt))
-        tss = bytearray(TSS_SIZE + IOMAP_PORTS // 8 + 1)
-        struct.pack_into("<Q", tss, 4, self.stack_top)             # RSP0
-        struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
-        bitmap = bytearray(b"\xff" * (IOMAP_PORTS // 8 + 1))
-        for port in (SYSCALL_PORT, FAULT_PORT):
-            bitmap[port // 8] &= ~(1 << (port % 8))
-        tss[TSS_SIZE:] = bitmap
-        self._poke(self.frames[GDT_PAGE] + TSS_OFFSET, bytes(tss))
 
     def _fill_idt(self) -> None:
         idt = bytearray(256 * 16)
@@ -339,16 +352,9 @@ class KernelArea:
         self._poke(self.frames[IDT_PAGE], bytes(idt))
 
     def _map(self, page_table) -> None:
-        flags = {GDT_PAGE: PTE_P | PTE_W | PTE_NX, IDT_PAGE: PTE_P | PTE_NX,
-                 CODE_PAGE: PTE_P, STACK_PAGE: PTE_P | PTE_W | PTE_NX}
+        flags = {GDT_PAGE: PTE_P | PTE_W | PTE_NX, IDT_PAGE: PTE_P | PTE_NX, CODE_PAGE: PTE_P}
         for page, frame in enumerate(self.frames):
             page_table.set(KERNEL_BASE + page * PAGE, frame | flags[page])
-        page_table.set(USER_STUB_VA, self.user_frame | PTE_P | PTE_U)
-        page_table.set(ANSWERS_VA, self.answer_frame | PTE_P | PTE_U | PTE_NX)
-        page_table.set(SCRATCH_VA, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
-        page_table.set(SEEN_VA, self.seen_frame | PTE_P | PTE_U | PTE_NX)
-        for i, frame in enumerate(self.list_frames):
-            page_table.set(FLUSH_LIST_VA + i * PAGE, frame | PTE_P | PTE_U | PTE_NX)
         self._map_direct(page_table)
 
     def _map_direct(self, page_table) -> None:
@@ -366,18 +372,6 @@ class KernelArea:
             entries = array("Q", range(start | flags, min(start + GIB, ram.size) | flags, HUGE))
             words[first:first + len(entries)] = memoryview(entries)
 
-    def write_flush_list(self, entries: list[int]) -> int:
-        """Store PTE physical addresses as (window address, current value) pairs; return their number."""
-        words, buf = self.words, self.ram.buf
-        data = struct.pack(f"<{2 * len(entries)}Q", *(x for pte in entries for x in (USER_AREA + pte, words[pte >> 3])))
-        for i, frame in enumerate(self.list_frames):
-            chunk = data[i * PAGE:(i + 1) * PAGE]
-            if not chunk:
-                break
-            buf[frame:frame + len(chunk)] = chunk
-        self.set_slot("flush_count", len(entries))
-        return len(entries)
-
     def write_answers(self, answers: dict[int, int], at_cpl0: bool) -> None:
         """Fill the answer page: ``answers`` maps syscall numbers below ANSWER_SLOTS to their result."""
         slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]
@@ -388,12 +382,83 @@ class KernelArea:
         """Let the LSTAR entry answer the syscalls of the site returning to ``rcx`` without asking Python."""
         struct.pack_into("<Q", self.ram.buf, self.seen_frame + (rcx & SEEN_MASK), rcx)
 
+
+class VcpuArea:
+    """One vCPU's own pages: its kernel page (TSS, kernel stack, flush parameters) and its user block (a copy
+    of the user stub page, its scratch page and flush list; the VM's answer and seen frames mapped again)."""
+
+    def __init__(self, area: KernelArea, index: int):
+        if not 0 <= index < MAX_VCPUS:
+            raise OSError("kvm: too many threads")
+        ram, page_table = area.ram, area.page_table
+        self.ram, self.words, self.index = ram, area.words, index
+        self.kernel_frame = ram.alloc()
+        self.user_frame = ram.alloc()
+        self.scratch_frame = ram.alloc()
+        self.list_frames = [ram.alloc() for _ in range(FLUSH_LIST_PAGES)]
+        base = self.base = vcpu_base(index)
+        shift = base - USER_STUB_VA
+        self.flush_list_va = FLUSH_LIST_VA + shift
+        self.scratch_va = SCRATCH_VA + shift
+        self.kernel_va = vcpu_kernel_va(index)
+        self.tss_va = self.kernel_va + TSS_IN_PAGE
+        self.tss_limit = area.tss_limit
+        self.stack_top = self.kernel_va + PAGE
+        self.rsp0 = self.stack_top - FLUSH_SLOTS
+        self.iret_frame_va = self.rsp0 - 40
+
+        user = area.user_labels
+        self.syscall_entry = user["syscall_entry"] + shift
+        self.entry_return = user["entry_return"] + shift
+        self.user_flush = user["user_flush"] + shift
+        self.user_flush_trap = user["user_flush_trap"] + shift
+        self._slots = {name: self.user_frame + user[name] - USER_STUB_VA
+                       for name in ("saved_rax", "saved_rbx", "saved_rcx", "saved_rdx")}
+
+        buf = ram.buf
+        buf[self.user_frame:self.user_frame + len(area.user_code)] = area.user_code
+        buf[self.scratch_frame:self.scratch_frame + PAGE] = bytes(PAGE)
+        self._fill_tss()
+        page_table.set(self.kernel_va, self.kernel_frame | PTE_P | PTE_W | PTE_NX)
+        page_table.set(base, self.user_frame | PTE_P | PTE_U)
+        page_table.set(ANSWERS_VA + shift, area.answer_frame | PTE_P | PTE_U | PTE_NX)
+        page_table.set(self.scratch_va, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
+        page_table.set(SEEN_VA + shift, area.seen_frame | PTE_P | PTE_U | PTE_NX)
+        for i, frame in enumerate(self.list_frames):
+            page_table.set(self.flush_list_va + i * PAGE, frame | PTE_P | PTE_U | PTE_NX)
+
+    def _fill_tss(self) -> None:
+        page = bytearray(PAGE)
+        tss = memoryview(page)[TSS_IN_PAGE:]
+        struct.pack_into("<Q", tss, 4, self.rsp0)                  # RSP0
+        struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
+        bitmap = bytearray(b"\xff" * (IOMAP_PORTS // 8 + 1))
+        for port in (SYSCALL_PORT, FAULT_PORT):
+            bitmap[port // 8] &= ~(1 << (port % 8))
+        tss[TSS_SIZE:TSS_SIZE + len(bitmap)] = bitmap
+        self.ram.buf[self.kernel_frame:self.kernel_frame + PAGE] = bytes(page)
+
+    def write_flush_list(self, entries: list[int]) -> int:
+        """Store PTE physical addresses as (window address, current value) pairs; return their number."""
+        words, buf = self.words, self.ram.buf
+        data = struct.pack(f"<{2 * len(entries)}Q", *(x for pte in entries for x in (USER_AREA + pte, words[pte >> 3])))
+        for i, frame in enumerate(self.list_frames):
+            chunk = data[i * PAGE:(i + 1) * PAGE]
+            if not chunk:
+                break
+            buf[frame:frame + len(chunk)] = chunk
+        return len(entries)
+
+    def set_flush_slots(self, count: int, more: bool) -> None:
+        """The kernel flush stub's parameters, above RSP0: this vCPU's list, ``count`` entries, more to come."""
+        struct.pack_into("<QQQ", self.ram.buf, self.stack_offset(self.rsp0), self.flush_list_va, count, int(more))
+
     def set_slot(self, name: str, value: int) -> None:
         struct.pack_into("<Q", self.ram.buf, self._slots[name], value)
 
     def stack_offset(self, va: int) -> int:
-        """Offset in guest RAM of a kernel stack address."""
-        return self.frames[STACK_PAGE] + (va - self.stack_va)
+        """Offset in guest RAM of an address in this vCPU's kernel page."""
+        return self.kernel_frame + (va - self.kernel_va)
 
 
 if __name__ == "__main__":

@@ -249,3 +249,285 @@ def test_fpu_state_reaches_the_guest():
     cpu.close()
     assert seen[1] == (0x3F80, 0x77F)
     assert stop.reason is StopReason.EXIT and stop.status == 1
+
+
+# -- guest threads: one VM, one vCPU per thread (KvmCpu.spawn), kick() ----------------------------------------
+CODE_VA, STACK_TOP, DATA_VA = 0x400000, 0x7FFE00010000, 0x600000
+
+
+def _vm_with(asm: str):
+    """A KvmCpu over fresh RAM running ``asm`` (assembled at CODE_VA), a stack and a populated data page."""
+    keystone = pytest.importorskip("keystone")
+    from hermipy.kvm_backend import KvmCpu
+    from hermipy.syscalls.memory import AddressSpace, PhysicalMemory
+    ram = PhysicalMemory(64 << 20)
+    mem = AddressSpace(ram)
+    cpu = KvmCpu(ram, mem)
+    mem.cpu = cpu
+    code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(asm, CODE_VA)[0])
+    mem.map(CODE_VA, 0x1000, 7, 0x22)
+    mem.poke(CODE_VA, code)
+    mem.map(STACK_TOP - 0x10000, 0x10000, 3, 0x22)
+    mem.poke(STACK_TOP - 0x1000, bytes(0x1000))
+    mem.map(DATA_VA, 0x2000, 3, 0x22)
+    mem.poke(DATA_VA, bytes(0x2000))
+    cpu.set_reg("rip", CODE_VA)
+    cpu.set_reg("rsp", STACK_TOP)
+    return cpu, mem, code
+
+
+def _drive(cpu, mem, on_syscall):
+    """run() until a stop the test must see (EXIT, INTERRUPT, or a fault populate cannot resolve)."""
+    from hermipy.cpu import StopReason
+    while True:
+        stop = cpu.run(on_syscall)
+        if stop.reason is not StopReason.FAULT or not mem.populate(stop.address):
+            return stop
+
+
+@pytest.fixture
+def kick_signal():
+    """SIGKICK (64) with a no-op handler, as the kernel installs it: a KVM_RUN in progress returns EINTR."""
+    import signal
+    previous = signal.signal(64, lambda *_: None)
+    yield 64
+    signal.signal(64, previous)
+
+
+def _thread(target, *args):
+    import threading
+    result = {}
+
+    def body():
+        try:
+            result["value"] = target(*args)
+        except BaseException as err:       # reported by the test
+            result["error"] = err
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread, result
+
+
+@needs_kvm
+def test_threads_run_in_parallel():
+    """spawn() inside a syscall (as clone does): parent and child count to N, each on its own counter, the
+    child on another host thread; both totals are exact (the wall time is printed, not asserted)."""
+    import time
+    from hermipy.cpu import GuestExit, StopReason
+    n = 300_000_000
+    cpu, mem, _ = _vm_with(f"mov eax, 501; syscall; mov rcx, {n}; l: inc qword ptr [rdi]; dec rcx; jnz l;"
+                           "mov rsi, qword ptr [rdi]; mov eax, 500; syscall; hlt")
+    cpu.set_reg("rdi", DATA_VA)
+    children, threads, done = [], [], {}
+
+    def on_syscall(nr, a0, a1, *rest):
+        if nr == 501:                         # clone: the child counts at DATA_VA + 0x1000, on its own thread
+            child = cpu.spawn()
+            child.set_reg("rax", 0)
+            child.set_reg("rdi", DATA_VA + 0x1000)
+            children.append(child)
+            threads.append(_thread(_drive, child, mem, on_syscall))
+            return 1
+        done[a0] = a1
+        raise GuestExit(0)
+
+    start = time.perf_counter()
+    parent_stop = _drive(cpu, mem, on_syscall)
+    (thread, result), = threads
+    thread.join(60)
+    elapsed = time.perf_counter() - start
+    assert not thread.is_alive(), "the child vCPU did not finish"
+    assert "error" not in result, result
+    assert parent_stop.reason is StopReason.EXIT and result["value"].reason is StopReason.EXIT
+    assert done == {DATA_VA: n, DATA_VA + 0x1000: n}
+    print(f"two vCPUs, {n} increments each: {elapsed:.2f} s")
+    children[0].close()
+    assert cpu._vm.fd >= 0                # the VM lives on with the parent's vCPU
+    cpu.close()
+
+
+def _kick_until_stopped(cpu, thread, signo, timeout=10.0):
+    """Kick ``cpu`` as the kernel does (kick(), then SIGKICK to its thread), again every 2 ms, until its
+    run() returns; say what the vCPU was doing if it never does."""
+    import signal
+    import time
+    from hermipy.kvm_backend import W_RIP
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        cpu.kick()
+        try:
+            signal.pthread_kill(thread.ident, signo)
+        except ProcessLookupError:
+            break
+        thread.join(0.002)
+    assert not thread.is_alive(), f"kick ignored: rip={cpu._w[W_RIP]:#x} mode={cpu._mode} kick={cpu._kick}"
+
+
+@needs_kvm
+def test_kick_stops_a_spinning_vcpu(kick_signal):
+    """kick() from another thread stops a vCPU in `jmp $` (in another thread) with Stop(INTERRUPT) at the
+    loop, registers the application's; run() then resumes it where it was."""
+    import time
+    from hermipy.cpu import GuestExit, StopReason
+    cpu, mem, code = _vm_with("mov eax, 501; syscall; mov rbx, 7; spin: jmp spin; hlt")
+    spin = CODE_VA + len(code) - 3
+    seen = []
+
+    def on_syscall(nr, *args):
+        seen.append(nr)
+        return 0
+
+    for _ in range(3):
+        thread, result = _thread(_drive, cpu, mem, on_syscall)
+        time.sleep(0.05)
+        assert thread.is_alive()
+        _kick_until_stopped(cpu, thread, kick_signal)
+        assert "error" not in result, result
+        stop = result["value"]
+        assert stop.reason is StopReason.INTERRUPT and stop.rip == spin, stop
+        assert cpu.get_reg("rip") == spin and cpu.get_reg("rsp") == STACK_TOP and cpu.get_reg("rbx") == 7
+    assert seen == [501]
+    cpu.close()
+
+
+@needs_kvm
+def test_kick_while_not_running():
+    """A kick that comes while the vCPU is not in run() (its thread is in the kernel) makes the next run()
+    return INTERRUPT at once, registers untouched; a kick during a syscall stops the run right after it."""
+    from hermipy.cpu import GuestExit, StopReason
+    cpu, mem, code = _vm_with("mov eax, 501; syscall; mov eax, 502; syscall; mov eax, 500; syscall; hlt")
+    cpu.kick()
+    stop = cpu.run(lambda *a: 0)
+    assert stop.reason is StopReason.INTERRUPT and stop.rip == CODE_VA
+    assert cpu.get_reg("rip") == CODE_VA and cpu.get_reg("rsp") == STACK_TOP
+    seen = []
+
+    def on_syscall(nr, *args):
+        seen.append(nr)
+        if nr == 501:
+            cpu.kick()
+        if nr == 500:
+            raise GuestExit(0)
+        return 0
+
+    stop = cpu.run(on_syscall)
+    assert stop.reason is StopReason.INTERRUPT and seen == [501]
+    assert cpu.get_reg("rip") == CODE_VA + 7 and cpu.get_reg("rax") == 0     # right after the syscall
+    assert cpu.run(on_syscall).reason is StopReason.EXIT and seen == [501, 502, 500]
+    cpu.close()
+
+
+@needs_kvm
+def test_kick_lands_only_at_application_code(kick_signal):
+    """A vCPU whose time goes mostly into hermipy's stubs (getpid answered by the LSTAR entry in a loop) is
+    kicked many times: each INTERRUPT has rip in the application's loop and rsp the application's."""
+    from hermipy.cpu import StopReason
+    cpu, mem, code = _vm_with("mov eax, 501; syscall; l: mov eax, 39; syscall; mov eax, 39; syscall; jmp l")
+    cpu.answer_in_guest(lambda: {39: 1234}, [])
+    cpu.rewrite = True
+    for _ in range(40):
+        thread, result = _thread(_drive, cpu, mem, lambda *a: 0)
+        thread.join(0.002)
+        _kick_until_stopped(cpu, thread, kick_signal)
+        stop = result["value"]
+        assert stop.reason is StopReason.INTERRUPT, stop
+        assert CODE_VA + 7 <= stop.rip < CODE_VA + len(code), stop
+        assert cpu.get_reg("rsp") == STACK_TOP
+    cpu.close()
+
+
+@needs_kvm
+def test_spawn_copies_registers_and_fs_base():
+    """The child of spawn() starts with the parent's GPRs, rip, rflags, FS/GS base and FPU state, runs from
+    there, and the VM outlives the parent's vCPU while the child lives (and the other way round)."""
+    import struct
+    from hermipy.cpu import GuestExit, StopReason
+    cpu, mem, code = _vm_with("mov eax, 501; syscall; mov eax, 502; xor edi, edi; mov rdi, qword ptr fs:[rdi];"
+                              "stmxcsr [rsp - 8]; mov esi, [rsp - 8]; syscall; hlt")
+    mem.poke(DATA_VA, struct.pack("<Q", 0x1122334455667788))
+    for i, reg in enumerate(("rbx", "rbp", "r12", "r13", "r14", "r15")):
+        cpu.set_reg(reg, 0x1000 + i)
+    cpu.set_fs_base(DATA_VA)
+    cpu.set_gs_base(0x12345000)
+    cpu.set_reg("mxcsr", 0x3F80)
+    spawned, seen, flags = [], [], []
+
+    def on_syscall(nr, a0, a1, *rest):
+        if nr == 501:
+            spawned.append(cpu.spawn())
+            flags.append(cpu.get_reg("rflags"))
+            return 0
+        seen.append((nr, a0, a1))
+        raise GuestExit(0)
+
+    assert _drive(cpu, mem, on_syscall).reason is StopReason.EXIT
+    child, = spawned
+    cpu_flags, = flags
+    assert child.get_fs_base() == DATA_VA and child.get_gs_base() == 0x12345000
+    assert child.get_reg("mxcsr") == 0x3F80
+    assert child.get_reg("rip") == CODE_VA + 7 and child.get_reg("rbx") == 0x1000 and child.get_reg("r15") == 0x1005
+    assert child.get_reg("rflags") == cpu_flags
+    assert child.get_reg("rsp") == STACK_TOP and child.get_reg("rcx") == CODE_VA + 7
+    cpu.close()                          # the child's vCPU keeps the VM
+    assert _drive(child, mem, on_syscall).reason is StopReason.EXIT
+    assert seen == [(502, 0x1122334455667788, 0x3F80), (502, 0x1122334455667788, 0x3F80)]
+    child.close()
+
+
+@needs_kvm
+def test_unmap_reaches_a_parked_thread():
+    """Page-table coherence across vCPUs: a page thread B has read is unmapped by thread A while B waits in a
+    syscall; when B resumes, its next read of the page faults (its translations were dropped)."""
+    import threading
+    from hermipy.cpu import GuestExit, StopReason, VEC_PF
+    cpu, mem, code = _vm_with("mov eax, 501; syscall; test rax, rax; jz child;"
+                              "mov eax, 520; syscall; mov eax, 521; syscall; mov eax, 500; syscall; hlt;"
+                              "child: mov rsi, [rdi]; mov eax, 510; syscall; mov rsi, [rdi]; mov eax, 511; syscall; hlt")
+    cpu.set_reg("rdi", DATA_VA + 0x1000)
+    mem.poke(DATA_VA + 0x1000, b"\x2a")
+    parked, release, threads, seen = threading.Event(), threading.Event(), [], []
+
+    def on_syscall(nr, a0, a1, *rest):
+        seen.append((nr, a1))
+        if nr == 501:
+            child = cpu.spawn()
+            child.set_reg("rax", 0)
+            threads.append((child, *_thread(child.run, on_syscall)))
+            return 1
+        if nr == 510:
+            parked.set()
+            release.wait(10)
+        elif nr == 520:
+            assert parked.wait(10)
+            mem.unmap(DATA_VA + 0x1000, 0x1000)
+        elif nr == 521:
+            release.set()
+        elif nr in (500, 511):
+            raise GuestExit(0)
+        return 0
+
+    assert cpu.run(on_syscall).reason is StopReason.EXIT
+    (child, thread, result), = threads
+    thread.join(10)
+    stop = result["value"]
+    assert stop.reason is StopReason.FAULT and stop.vector == VEC_PF and stop.address == DATA_VA + 0x1000, (stop, seen)
+    assert (510, 0x2A) in seen and not any(nr == 511 for nr, _ in seen)
+    child.close()
+    cpu.close()
+
+
+@needs_kvm
+def test_vcpus_are_reused_and_bounded(monkeypatch):
+    """A closed vCPU goes back to its VM's pool for the next spawn(); beyond MAX_VCPUS live ones: OSError."""
+    from hermipy import kvm_backend
+    cpu, mem, code = _vm_with("hlt")
+    monkeypatch.setattr(kvm_backend, "MAX_VCPUS", 3)
+    a = cpu.spawn()
+    b = cpu.spawn()
+    with pytest.raises(OSError, match="too many threads"):
+        cpu.spawn()
+    b.close()
+    c = cpu.spawn()
+    assert cpu._vm.created == 3 and c.area.index == 2
+    for each in (a, c, cpu):
+        each.close()
