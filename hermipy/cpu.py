@@ -66,6 +66,16 @@ class Cpu:
         """Release the vCPU and what it holds (the guest RAM belongs to the kernel)."""
         raise NotImplementedError
 
+    def spawn(self) -> "Cpu":
+        """A new CPU over the same address space (a guest thread's), starting as a copy of this one's
+        registers, FS/GS base and FPU state; its ``run`` is called from another host thread."""
+        raise NotImplementedError
+
+    def kick(self) -> None:
+        """From any host thread: make ``run`` return Stop(INTERRUPT) soon, at a point where the registers are
+        the application's (at once if called while ``run`` is not running)."""
+        raise NotImplementedError
+
     def get_regs(self) -> list[int]:
         """All GPR_NAMES values."""
         raise NotImplementedError

@@ -1,7 +1,14 @@
-"""One run of a guest: build the kernel, load the binary, drive the CPU until the guest exits."""
+"""One run of a guest: build the kernel, load the binary, drive each task's CPU until the guest exits.
+
+Each guest task (thread) is driven by a host thread of its own (``_run``: run the CPU until a stop, resolve
+it, go on). The host thread that started the run is the *owner*: it runs the first task and, when that one
+ends, waits for the thread group to end (or for an execve made by another thread, whose new image it then
+runs), and returns the process's exit status. In a fork child the forking thread is the owner.
+"""
 import os
 import signal
 import sys
+import threading
 
 from hermipy.cpu import VEC_PF, GuestExit, ReplaceImage, StopReason
 from hermipy.syscalls.kernel import Kernel, Options
@@ -10,7 +17,8 @@ from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
 # Syscalls whose result is kernel state the guest may read: answered inside the guest from an answer page
 # (kvm_stubs: the KVM LSTAR entry's; the per-site trampolines of rewriter/trampoline.py on both backends),
 # from their own handlers' results...
-IN_GUEST = ("getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp")
+# (gettid is not among them: one answer page serves every thread of the process.)
+IN_GUEST = ("getpid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getpgrp")
 # ...recomputed after each of the calls that can change them (kernel/sys.c: the set*id family changes the
 # ids, setpgid/setsid the process group; fork & co. the pid and parent pid in a child that keeps its CPU,
 # as Unicorn's does; no other syscall hermipy serves changes any of them).
@@ -91,49 +99,206 @@ def start_program(kernel: Kernel, path: str, argv: list[bytes], env: list[bytes]
     cpu.set_reg("rip", entry)
 
 
+EXIT_GRACE = 2.0       # seconds the owner waits for the other threads after a group exit
+
+
 def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -> int:
     """Run ``path`` with ``argv``; return the exit status a shell would see."""
+    from hermipy.syscalls import host_signals
     load_handlers()
     kernel = boot(options)
     from hermipy.loader.load import find_command
     start_program(kernel, find_command(kernel, path, env), [os.fsencode(a) for a in argv], env)
     trace = _open_trace(options)
     kernel.trace = trace
-    while True:
-        try:
-            status = _run(kernel, trace)
-            break
-        except ReplaceImage as replaced:        # execve, or a fork child on a backend it cannot inherit
-            kernel = replaced.kernel
+    host_signals.start(kernel)
+    kernel, status = _run_owner(kernel)
     if trace is not None:
-        trace.write(f"+++ exited with {status} +++\n" if status < 128 or not kernel.signals.killed_by
-                    else f"+++ killed by {signal.Signals(kernel.signals.killed_by).name} +++\n")
+        killed_by = kernel.group.killed_by
+        trace.write(f"+++ exited with {status} +++\n" if status < 128 or not killed_by
+                    else f"+++ killed by {signal.Signals(killed_by).name} +++\n")
         trace.flush()
     return status
 
 
+def _run_owner(kernel: Kernel) -> tuple[Kernel, int]:
+    """The owner's part: run the first task (and the images execve makes), then wait for the group to end.
+    Returns the last image and the process's exit status."""
+    while True:
+        kernel, status = _run_task(kernel)
+        group = kernel.group
+        finish_task(kernel, status)
+        image = _wait_for_group(group)
+        if image is None:
+            kernel.mem.sync_all()
+            return kernel, group.exit_status if group.exiting else group.leader_status
+        kernel = image
+        _adopt(kernel)
+
+
+def _wait_for_group(group) -> Kernel | None:
+    """Wait until every task of ``group`` has ended (at most EXIT_GRACE after a group exit: a thread stuck in a
+    host call must not keep the process alive), or until another thread's execve hands over its new image."""
+    with group.lock:
+        waited = 0.0
+        while group.tasks and group.exec_image is None:
+            if group.exiting and not group.execing and waited >= EXIT_GRACE:
+                break
+            group.ended.wait(0.05)
+            waited += 0.05
+        image, group.exec_image = group.exec_image, None
+        return image
+
+
+def _adopt(kernel: Kernel) -> None:
+    """This host thread runs ``kernel`` (a new image) from now on."""
+    from hermipy.syscalls import host_signals
+    kernel.host_thread = kernel.group.owner = threading.get_ident()
+    host_signals.retarget(kernel)
+
+
+def _run_task(kernel: Kernel) -> tuple[Kernel, int]:
+    """Run one task until it ends; execve (and a fork child whose CPU had to be rebuilt) goes on with the
+    new image. Returns the task that ended and its exit status."""
+    while True:
+        try:
+            return kernel, _run(kernel, kernel.trace)
+        except ReplaceImage as replaced:        # execve, or a fork child on a backend it cannot inherit
+            new = replaced.kernel
+            if new.group is not kernel.group and kernel.group.owner != threading.get_ident():
+                _hand_over(kernel, new)         # execve in a thread that is not the owner
+                raise _Handed() from None
+            kernel = new
+            _adopt(kernel)
+
+
+class _Handed(Exception):
+    """This thread's execve made an image that the owner thread runs."""
+
+
+def _hand_over(old: Kernel, new: Kernel) -> None:
+    group = old.group
+    with group.lock:
+        group.tasks.pop(old.tid, None)
+        group.exec_image = new
+        group.ended.notify_all()
+
+
+def start_thread(task: Kernel) -> tuple[int, threading.Event]:
+    """Start the host thread of a new task (clone); it runs the guest once ``go`` is set. Returns its tid
+    (the host thread's own) and ``go``."""
+    go = threading.Event()
+    thread = threading.Thread(target=_thread_main, args=(task, go), name="hermipy-task", daemon=True)
+    thread.start()
+    task.tid, task.host_thread = thread.native_id, thread.ident
+    group = task.group
+    with group.lock:
+        group.tasks[task.tid] = task
+        group.multithreaded = True
+    return task.tid, go
+
+
+def _thread_main(task: Kernel, go: threading.Event) -> None:
+    go.wait()
+    try:
+        task, status = _run_task(task)
+    except _Handed:
+        return
+    if task.group.owner == threading.get_ident():        # a fork child made by this thread: it owns the process
+        group = task.group
+        finish_task(task, status)
+        image = _wait_for_group(group)
+        while image is not None:
+            _adopt(image)
+            task, status = _run_task(image)
+            group = task.group
+            finish_task(task, status)
+            image = _wait_for_group(group)
+        task.mem.sync_all()
+        _end_host_process(group.exit_status if group.exiting else group.leader_status)
+    finish_task(task, status)
+    task.cpu.close()
+
+
+def _end_host_process(status: int) -> None:
+    """What hermipy's entry does after a run, from a thread that owns the process (a fork child's)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
+def finish_task(kernel: Kernel, status: int) -> None:
+    """do_exit() of one task: release its futex words (robust list, clear_child_tid) and leave the group;
+    the leader's status is the process's unless the group exited as a whole."""
+    from hermipy.syscalls.sys_process import release_task_memory
+    group = kernel.group
+    if not group.exiting or len(group.tasks) > 1:
+        release_task_memory(kernel)
+    with group.lock:
+        group.tasks.pop(kernel.tid, None)
+        if kernel.tid == kernel.proc.pid:
+            group.leader_status = status
+        if kernel.mem.cpu is kernel.cpu:
+            kernel.mem.cpu = next((t.cpu for t in group.tasks.values() if t.cpu is not None), kernel.cpu)
+        group.ended.notify_all()
+
+
+def become_sole_task(kernel: Kernel) -> None:
+    """In a fork child: the forking task is the only one, the leader of a group of its own, and its host
+    thread owns the process."""
+    from hermipy.syscalls import host_signals
+    from hermipy.syscalls.kernel import ThreadGroup
+    kernel.group = ThreadGroup()
+    kernel.tid = kernel.proc.pid
+    kernel.host_thread = threading.get_ident()
+    kernel.group.tasks[kernel.tid] = kernel
+    host_signals.start(kernel)
+
+
+def end_other_threads(kernel: Kernel) -> None:
+    """de_thread() for execve: every other task of the group ends; returns once they have (or after
+    EXIT_GRACE, for a thread stuck in a host call)."""
+    group = kernel.group
+    if not group.others(kernel):
+        return
+    with group.lock:
+        group.execing = True
+    group.begin_exit(0, kernel)
+    with group.lock:
+        waited = 0.0
+        while len(group.tasks) > 1 and waited < EXIT_GRACE:
+            group.ended.wait(0.05)
+            waited += 0.05
+
+
 def _run(kernel: Kernel, trace) -> int:
-    """Drive ``kernel``'s CPU until the guest exits; page faults the kernel can resolve are resolved."""
-    from hermipy.syscalls.sys_signal import handle_fault
+    """Drive ``kernel``'s CPU until the task exits; page faults the kernel can resolve are resolved, kicks
+    (StopReason.INTERRUPT) deliver what the task was kicked for."""
+    from hermipy.syscalls.sys_signal import handle_fault, handle_interrupt, set_current
+    set_current(kernel)
     cpu, mem = kernel.cpu, kernel.mem
     on_syscall = Dispatcher(kernel, trace).on_syscall
     try:
         while True:
             stop = cpu.run(on_syscall)
-            if stop.reason is StopReason.EXIT:
+            reason = stop.reason
+            if reason is StopReason.EXIT:
                 return stop.status
-            if stop.vector == VEC_PF and mem.populate(stop.address):
-                continue
             try:
+                if reason is StopReason.INTERRUPT:
+                    handle_interrupt(kernel)
+                    continue
+                if stop.vector == VEC_PF and mem.populate(stop.address):
+                    continue
                 handle_fault(kernel, stop)
             except GuestExit as exit_:
                 return exit_.status
     except ReplaceImage:
         cpu.close()                             # the old image's CPU, or the one a fork child cannot use
         raise
-    finally:
-        if kernel.cpu is cpu:                   # not replaced: this image ends here
-            mem.sync_all()
 
 
 def _open_trace(options: Options):

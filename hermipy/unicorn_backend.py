@@ -9,6 +9,16 @@ A site that ``hermipy rewrite`` turned into ``out SYSCALL_PORT, al`` (the KVM ba
 is a syscall here too, through the OUT instruction hook; ``out`` to any other port is a #GP, as it is for a
 Linux process.
 
+Guest threads: one engine per thread over the same RAM and page table (``spawn``). Engines of one address
+space run one at a time (``_Engines``): QEMU's TCG only makes `lock`-prefixed instructions atomic in its
+parallel mode, which Unicorn does not use, so two engines running at once could break a guest's atomics. An
+engine gives up its turn at every syscall and fault; a thread that waits more than ``TIME_SLICE`` for its turn
+stops the running engine (so a spinning thread cannot starve the others). The slice is long on purpose:
+stopping an engine from another thread near a SYSCALL hook lost or repeated syscalls now and then (measured:
+a mutex-protected counter off by one and lost futex wakes in about 1 run of 3 with 5 ms slices, none in 20 runs
+with 100 ms ones), so preemption is kept for threads that spin. Page-table and code changes reach every engine: each one
+applies what it missed before it runs again, and a running one is stopped to do so.
+
 A syscall costs one hook call into Python (~1.7 µs). Those whose answer the guest may read (getpid & co.,
 ``answer_in_guest``) need none once their site is rewritten: at a wrapper's first trap its ``syscall``
 becomes a jump to a per-site trampoline that reads the answer page (``rewriter/trampoline.py``; the page and
@@ -19,6 +29,8 @@ import ctypes
 import importlib.util
 import os
 import struct
+import threading
+import time
 
 from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_GP, VEC_PF, VEC_UD
 from hermipy.errors import HermipyError
@@ -49,6 +61,9 @@ _RIP_INDEX = GPR_NAMES.index("rip")
 _PROBE_ADDR = 0x1000
 _CPUID1_CODE = b"\xb8\x01\x00\x00\x00\x0f\xa2"      # mov eax, 1; cpuid
 _DIVIDE_ERROR_CODE = b"\x31\xc9\xf7\xf1"             # xor ecx, ecx; div ecx
+
+TIME_SLICE = 0.1            # seconds a thread waits for its engine's turn before it stops the running one
+TRAMPOLINE_STEP = 32        # instructions run to leave a trampoline before a kick is taken (it uses 8)
 
 _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -100,12 +115,60 @@ def _ctl_code(nr: int, nargs: int) -> int:
     return (UC_CTL_IO_WRITE << 30) | (nargs << 26) | nr
 
 
+class _Engines:
+    """The engines of one address space. ``turn`` is the right to run guest code (held by at most one
+    engine: ``running``); ``waiting`` counts the threads that want it."""
+
+    def __init__(self, first: "UnicornCpu"):
+        self.members: list[UnicornCpu] = [first]
+        self.turn = threading.Lock()
+        self.running: "UnicornCpu | None" = None
+        self.waiting = 0
+
+    def take_turn(self, cpu: "UnicornCpu") -> None:
+        if not self.turn.acquire(timeout=TIME_SLICE):
+            self.waiting += 1
+            try:
+                while not self.turn.acquire(timeout=TIME_SLICE):
+                    holder = self.running
+                    if holder is not None:
+                        holder.stop_soon()
+            finally:
+                self.waiting -= 1
+        self.running = cpu
+
+    def give_turn(self) -> None:
+        self.running = None
+        self.turn.release()
+        if self.waiting:
+            time.sleep(0)               # let a waiting thread have the turn
+
+
 class UnicornCpu(Cpu):
     """A vCPU emulated by Unicorn, in 64-bit long mode with paging, over the kernel's physical RAM."""
 
     name = "unicorn"
 
     def __init__(self, ram, page_table_root: int):
+        self._init_engine(ram, page_table_root)
+        self._old_exception_offset = None
+        self.rewrite = False
+        self._answers = None                    # () -> {nr: result}, see answer_in_guest
+        self._answered: frozenset[int] = frozenset()
+        self._refresh_after: frozenset[int] = frozenset()
+        self._answer_frame = -1
+        self._trampolines = None
+        self._tried: set[int] = set()           # the trampolines' sites examined, patched or not
+        self._engines = _Engines(self)
+        self._kicked = False                    # kick(): return Stop(INTERRUPT) at the next clean point
+        self._preempted = False                 # stopped for another engine's turn
+        self._in_hook = False                   # in the SYSCALL hook: not to be stopped from outside
+        self._pending_flush = False             # another thread changed the page table: flush before running
+        self._pending_code: list[tuple[int, int]] = []   # code another thread patched: drop its translations
+
+    def _init_engine(self, ram, page_table_root: int) -> None:
+        """A fresh engine in long mode over ``ram``, with the syscall, `out` and exception hooks."""
+        self._ram_for_spawn = ram
         self.lib = lib = _load_libunicorn()
         self.uch = ctypes.c_void_p()
         self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(self.uch)))
@@ -137,18 +200,13 @@ class UnicornCpu(Cpu):
                                     ctypes.cast(self._intr_cb, ctypes.c_void_p), None, 1, 0, 0))
         self._ctx = ctypes.c_void_p()
         self._check(lib.uc_context_alloc(self.uch, ctypes.byref(self._ctx)))
-        self._old_exception_offset = None
-        self.rewrite = False
-        self._answers = None                    # () -> {nr: result}, see answer_in_guest
-        self._answered: frozenset[int] = frozenset()
-        self._refresh_after: frozenset[int] = frozenset()
-        self._answer_frame = -1
-        self._trampolines = None
-        self._tried: set[int] = set()           # the trampolines' sites examined, patched or not
 
     # -- setup -----------------------------------------------------------------------------------
     def close(self) -> None:
         if self.uch:
+            members = self._engines.members
+            if self in members:
+                members.remove(self)
             self.lib.uc_close(self.uch)
             self.uch = None
 
@@ -169,14 +227,28 @@ class UnicornCpu(Cpu):
     # -- running ---------------------------------------------------------------------------------
     def run(self, on_syscall) -> Stop:
         self._on_syscall = on_syscall
-        lib, uch = self.lib, self.uch
+        lib, uch, engines = self.lib, self.uch, self._engines
         stuck = 0
         while True:
             self._stop = self._error = None
             rip = self.get_reg("rip")
+            if self._kicked:
+                if not self._in_trampoline(rip):
+                    self._kicked = False
+                    return Stop(StopReason.INTERRUPT)
+                count = TRAMPOLINE_STEP
+            else:
+                count = 0
             if rip == 0:   # uc_emu_start(0, until=0) would return at once, forever: a jump to 0 faults on Linux
                 return Stop(StopReason.FAULT, vector=VEC_PF, address=0, rip=0)
-            err = lib.uc_emu_start(uch, rip, 0, 0, 0)
+            if len(engines.members) > 1:
+                engines.take_turn(self)
+            if self._pending_flush or self._pending_code:
+                self._apply_pending()
+            self._preempted = False
+            err = lib.uc_emu_start(uch, rip, 0, 0, count)
+            if engines.running is self:
+                engines.give_turn()
             if self._error is not None:
                 raise self._error
             if self._stop is not None:
@@ -184,18 +256,82 @@ class UnicornCpu(Cpu):
             if err:        # UC_ERR_INSN_INVALID: QEMU raised #UD without calling the interrupt hook
                 vector = VEC_UD if err == UC_ERR_INSN_INVALID else -1
                 return Stop(StopReason.FAULT, vector=vector, rip=self.get_reg("rip"))
+            if self._kicked or self._preempted or count:
+                continue
             stuck = stuck + 1 if self.get_reg("rip") == rip else 0
             if stuck == 3:     # QEMU shut the vCPU down (a double fault it raised without the hook): say so
                 raise HermipyError(f"unicorn: the emulated CPU stopped at {rip:#x} after an unreported double "
                                    "fault; --backend kvm runs this program", 70)
 
+    def _in_trampoline(self, rip: int) -> bool:
+        """Inside a per-site trampoline (its rsp is the scratch stack: no place for a signal frame)."""
+        trampolines = self._trampolines
+        return trampolines is not None and any(a[0] <= rip < a[0] + 0x1000 for a in trampolines.areas)
+
+    def kick(self) -> None:
+        self._kicked = True
+        engines = self._engines
+        if engines.running is self or len(engines.members) == 1:
+            self.stop_soon()
+
+    def stop_soon(self) -> None:
+        """From another thread: end the current uc_emu_start at the next block, unless a hook is running (the
+        syscall's own return path then takes note: the dispatcher checks the task, the hook the pending
+        changes); callers whose stop must not be missed repeat it (kicks.watch, the time-slice loop)."""
+        if self.uch and not self._in_hook:
+            self._preempted = True
+            self.lib.uc_emu_stop(self.uch)
+
+    def spawn(self) -> "UnicornCpu":
+        """Another engine over the same RAM and page table, with this one's registers, FS/GS base and FPU
+        state, sharing the in-guest answers and trampolines."""
+        cpu = UnicornCpu.__new__(UnicornCpu)
+        cpu._init_engine(self._ram_for_spawn, self.get_reg("cr3"))
+        cpu._old_exception_offset = self._old_exception_offset
+        cpu.rewrite = self.rewrite
+        for name in ("_answers", "_answered", "_refresh_after", "_answer_frame", "_trampolines", "_tried"):
+            setattr(cpu, name, getattr(self, name))
+        if self._answer_frame >= 0:
+            cpu._scratch_frame, cpu._ram = self._scratch_frame, self._ram
+        cpu._engines = self._engines
+        cpu._kicked = cpu._preempted = cpu._pending_flush = cpu._in_hook = False
+        cpu._pending_code = []
+        cpu.set_regs(self.get_regs())
+        cpu.set_fs_base(self.get_fs_base())
+        cpu.set_gs_base(self.get_gs_base())
+        cpu.write_fpu_state(self.read_fpu_state())
+        self._engines.members.append(cpu)
+        return cpu
+
+    def _apply_pending(self) -> None:
+        """What other threads changed while this engine was not running."""
+        if self._pending_flush:
+            self._pending_flush = False
+            self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TLB_FLUSH, 0))
+        while self._pending_code:
+            start, end = self._pending_code.pop()
+            self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
+
     def _syscall_hook(self, _uc, _user_data) -> None:
+        # No other thread may stop this engine while the hook runs (``_in_hook``): a uc_emu_stop that lands
+        # inside the SYSCALL hook does not end the emulation cleanly after the instruction (measured: guest
+        # instructions ran twice), so preemption, kicks and flushes wait for the engine to be back in guest code.
+        self._in_hook = True
+        try:
+            self._serve_syscall()
+        finally:
+            self._in_hook = False
+
+    def _serve_syscall(self) -> None:
         lib, uch, vals = self.lib, self.uch, self._syscall_vals
         lib.uc_reg_read_batch(uch, self._syscall_ids, self._syscall_ptrs, 8)
         nr = vals[0]
         if nr in self._answered and vals[7] not in self._tried:     # a site seen for the first time
             self._trampolines.patch(vals[7], nr)
         self._in_syscall = True
+        engines = self._engines
+        if engines.running is self:
+            engines.give_turn()
         try:
             result = self._on_syscall(nr, vals[1], vals[2], vals[3], vals[4], vals[5], vals[6])
         except GuestExit as exit_:
@@ -208,6 +344,10 @@ class UnicornCpu(Cpu):
             return
         finally:
             self._in_syscall = False
+            if len(engines.members) > 1:
+                engines.take_turn(self)
+            if self._pending_flush or self._pending_code:
+                self._apply_pending()
         if result is not None:
             scratch = self._scratch
             scratch.value = result & MASK64
@@ -384,10 +524,28 @@ class UnicornCpu(Cpu):
 
     # -- memory coherence ------------------------------------------------------------------------
     def flush_tlb(self) -> None:
-        self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TLB_FLUSH, 0))
+        members = self._engines.members
+        if len(members) == 1 and members[0] is self:
+            self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TLB_FLUSH, 0))
+            return
+        for cpu in members:
+            cpu._pending_flush = True
+        self._stop_running()
 
     def invalidate_code(self, start: int, end: int) -> None:
-        self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
+        members = self._engines.members
+        if len(members) == 1 and members[0] is self:
+            self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
+            return
+        for cpu in members:
+            cpu._pending_code.append((start, end))
+        self._stop_running()
+
+    def _stop_running(self) -> None:
+        """The engine running now (another thread's) applies the pending changes before it goes on."""
+        running = self._engines.running
+        if running is not None:
+            running.stop_soon()
 
     def cpuid_features(self) -> tuple[int, int]:
         """AT_HWCAP is CPUID.1:EDX on x86 (arch/x86/include/asm/elf.h), as the guest's own CPUID reports it.

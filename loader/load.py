@@ -180,13 +180,13 @@ def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes], depth
         end = map_segments(k, image, fd, bias)
     finally:
         os.close(fd)
-    k.brk_start = k.brk = page_up(end)
+    k.mem.brk_start = k.mem.brk = page_up(end)
     map_stack(k, image.executable_stack)
     interp_base, entry = 0, bias + image.entry
     if image.interpreter:
         interp_base, entry = load_interpreter(k, guest_path, image.interpreter)
     k.proc.exe = os.path.normpath(k.fs.absolute(k.fs.cwd, guest_path))
-    k.proc.comm = os.path.basename(guest_path).encode()[:15]
+    k.comm = os.path.basename(guest_path).encode()[:15]
     k.proc.argv, k.proc.environ = argv, envp
     hwcap, hwcap2 = k.cpu.cpuid_features()
     sp = build_initial_stack(k, argv, envp, execfn=guest_path.encode(), phdr=phdr_address(image, bias),

@@ -11,3 +11,12 @@ class SyscallError(Exception):
 
     def __str__(self) -> str:
         return os.strerror(self.errno)
+
+
+# Kernel-internal "restart" errnos (include/linux/errno.h): a blocking call interrupted by a kick raises one;
+# the dispatcher makes it EINTR or restarts the call, as signal delivery does (arch/x86/kernel/signal.c
+# handle_signal, and arch_do_signal_or_restart when no handler runs). The guest never sees them.
+ERESTARTSYS = 512           # restart when the handler has SA_RESTART (or no handler runs), else EINTR
+ERESTARTNOINTR = 513        # always restart
+ERESTARTNOHAND = 514        # EINTR when a handler runs, else restart (pause, sigsuspend)
+RESTART_ERRNOS = frozenset((ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND))

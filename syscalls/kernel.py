@@ -1,9 +1,22 @@
-"""The hermipy kernel: all state one guest process has (memory, files, identity, signals, time).
+"""The hermipy kernel: one ``Kernel`` per guest task (thread), and the objects tasks share.
 
-One ``Kernel`` serves every CPU backend; handlers in ``sys_*.py`` take it as their first argument.
+Modelled on Linux's task_struct and gVisor's Task: a ``Kernel`` holds what is a thread's own (its CPU, tid,
+signal mask and pending set, sigaltstack, clear_child_tid, robust list, name) and points to what clone may
+share (kernel/fork.c copy_process: share or copy per flag): the address space ``mem`` (CLONE_VM), the fd
+table ``fds`` (CLONE_FILES), the file-system context ``fs`` (CLONE_FS), the signal handlers
+(``signals.actions``, CLONE_SIGHAND), and the ``ThreadGroup`` with the process identity ``proc``
+(CLONE_THREAD). Handlers in ``sys_*.py`` take the calling task as their first argument.
+
+Locks (few, each named after what it guards):
+* ``ThreadGroup.lock``: the group's task list and exit state, every task's signal mask and pending sets and
+  the shared pending set, the signal actions (Linux's siglock).
+* ``AddressSpace.lock``: VMAs, page tables and the frame allocator (Linux's mmap_lock).
+* ``FdTable.lock``: the fd table's slots (Linux's files->file_lock).
+The GIL makes each Python operation atomic; these locks make the multi-step ones so.
 """
 import os
 import sys
+import threading
 
 from hermipy.errors import HermipyError
 from hermipy.syscalls.files import FdTable
@@ -34,21 +47,55 @@ class Process:
         self.groups: list[int] = os.getgroups()
         self.umask = _host_umask()
         self.rlimits: dict[int, list[int]] = _host_rlimits()
-        self.comm = b""
         self.exe = ""                      # guest path of the executable (/proc/self/exe)
         self.argv: list[bytes] = []
         self.environ: list[bytes] = []
-        self.clear_child_tid = 0
-        self.robust_list = 0
         self.auxv = b""
         self.forked = False                # a child hermipy process made by fork/clone (dies by real signals)
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
         self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
 
 
+SIGKICK = 64        # the host signal that interrupts a task's host thread (KVM_RUN, a blocking host call)
+
+
+class ThreadGroup:
+    """What the threads of one process share besides memory and files (Linux's signal_struct, gVisor's
+    ThreadGroup): the live tasks and how the group ends. ``lock`` guards all of it and every member's
+    signal state (each SignalState's ``shared`` queue is the group's)."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.ended = threading.Condition(self.lock)     # notified as tasks leave
+        self.tasks: dict[int, "Kernel"] = {}             # tid -> task, the live ones
+        self.owner = threading.get_ident()               # the host thread that ends the process (runner)
+        self.exiting = False           # exit_group, a fatal signal or execve: every task ends at its next stop
+        self.exit_status = 0           # the status of exit_group / the fatal signal (128+N)
+        self.killed_by = 0             # the signal that killed the group, for --strace's last line
+        self.leader_status = 0         # what the leader passed to exit(): the status when no group exit came
+        self.execing = False           # a thread is in execve past the point of no return (de_thread)
+        self.exec_image: "Kernel | None" = None   # what that execve made, for the owner thread to run
+        self.multithreaded = False     # a second task was ever created (strace shows [pid N])
+
+    def others(self, me: "Kernel") -> list["Kernel"]:
+        with self.lock:
+            return [t for t in self.tasks.values() if t is not me]
+
+    def begin_exit(self, status: int, me: "Kernel") -> None:
+        """zap_other_threads(): the group ends with ``status``; every other task is kicked out of its run."""
+        with self.lock:
+            if not self.exiting:
+                self.exiting, self.exit_status = True, status
+            others = [t for t in self.tasks.values() if t is not me]
+        for task in others:
+            task.kick()
+
+
 class Kernel:
-    """One guest process's kernel state. ``successor_of``: execve's new image keeps the old one's open
-    files (the caller closes the close-on-exec ones), cwd and root, identity, limits and umask."""
+    """One guest task: its own state, and the shared objects it points to (see the module docstring).
+
+    ``successor_of``: execve's new image keeps the old one's open files (the caller closes the
+    close-on-exec ones), cwd and root, identity, limits and umask."""
 
     def __init__(self, options: Options, successor_of: "Kernel | None" = None):
         self.options = options
@@ -64,11 +111,54 @@ class Kernel:
             self.fs, self.fds, self.proc = successor_of.fs, successor_of.fds, successor_of.proc
             self.fs.synthetic = None           # /proc/self of the new image
             self.trace = successor_of.trace
+        self.group = ThreadGroup()
+        self.tid = self.proc.pid
+        self.group.tasks[self.tid] = self
         self.cpu = None
-        self.brk_start = self.brk = 0
-        self.membarrier_state = 0      # membarrier registrations of this mm: a fork copies them, execve drops them
         self.signals = None            # SignalState, created by sys_signal
+        self.comm = b""
+        self.clear_child_tid = 0
+        self.robust_list = 0
+        self.interrupt = False         # something (a signal, the group's exit) wants this task at its next stop
+        self.host_thread = threading.get_ident()     # the host thread that runs this task
         self._reported: set[str] = set()
+
+    def clone_task(self, flags: int, clone_fs: int, clone_files: int) -> "Kernel":
+        """copy_process() for a thread (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD): shares memory, the thread
+        group and the signal handlers; the fd table and fs context are shared or copied per flag. The tid
+        and host thread are the caller's to set, the CPU too."""
+        task = Kernel.__new__(Kernel)
+        task.options, task.ram, task.mem, task.proc, task.trace = self.options, self.ram, self.mem, self.proc, self.trace
+        task.fs = self.fs if flags & clone_fs else self.fs.copy()
+        task.fds = self.fds if flags & clone_files else self.fds.copy()
+        task.group = self.group
+        task.tid = 0
+        task.cpu = None
+        task.signals = self.signals.for_thread()
+        task.comm = self.comm
+        task.clear_child_tid = task.robust_list = 0
+        task.interrupt = False
+        task.host_thread = None
+        task._reported = self._reported
+        return task
+
+    def kick(self) -> None:
+        """Make this task look at its pending work (signals, the group's exit) soon, whatever it is doing:
+        running guest code (its CPU stops), blocked in a host call (SIGKICK to its host thread: EINTR), or in
+        the kernel (checked when the syscall returns)."""
+        self.interrupt = True
+        cpu = self.cpu
+        if cpu is not None:
+            cpu.kick()
+        thread = self.host_thread
+        if thread is not None and thread != threading.get_ident():
+            import signal
+            try:
+                signal.pthread_kill(thread, SIGKICK)
+            except (ProcessLookupError, OSError):
+                pass                        # the thread has just ended
+        from hermipy.syscalls.kicks import watch
+        watch(self)
 
     def attach_cpu(self, cpu) -> None:
         self.cpu = cpu

@@ -8,6 +8,7 @@ import bisect
 import ctypes
 import mmap
 import os
+import threading
 from errno import EFAULT, EINVAL, ENOMEM, EEXIST
 
 from hermipy.layout import FIRST_FRAME, MMAP_BOTTOM, MMAP_TOP, PAGE_SIZE, USER_TOP, page_up
@@ -70,6 +71,15 @@ class PhysicalMemory:
 
     def used_bytes(self) -> int:
         return self.top - FIRST_FRAME - len(self._free) * PAGE_SIZE
+
+
+def _locked(method):
+    """Run an AddressSpace method under its lock (several guest threads share one address space)."""
+    def locked(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    locked.__name__, locked.__doc__ = method.__name__, method.__doc__
+    return locked
 
 
 class PageTable:
@@ -177,6 +187,9 @@ class AddressSpace:
         self._starts: list[int] = []
         self.frames: dict[int, int] = {}       # virtual page number -> physical frame
         self.cpu = None                         # set once the backend exists (TLB/code invalidation)
+        self.lock = threading.RLock()           # guards the VMAs, page table and frames (the mmap_lock)
+        self.brk_start = self.brk = 0           # the heap (brk(2)) of this address space
+        self.membarrier_state = 0               # membarrier registrations: a fork copies them, execve drops them
 
     # -- VMA bookkeeping -------------------------------------------------------------------------
     def _reindex(self) -> None:
@@ -238,6 +251,7 @@ class AddressSpace:
         if length > commit_limit():
             raise SyscallError(ENOMEM)
 
+    @_locked
     def map(self, addr: int, length: int, prot: int, flags: int, file: MappedFile | None = None,
             offset: int = 0, name: str = "") -> int:
         """mmap(2) placement and VMA creation; pages arrive on first touch."""
@@ -261,6 +275,7 @@ class AddressSpace:
         self._reindex()
         return addr
 
+    @_locked
     def unmap(self, addr: int, length: int) -> None:
         """munmap(2): drop VMAs and free their frames (writing back shared file pages first)."""
         end = addr + page_up(length)
@@ -288,6 +303,7 @@ class AddressSpace:
             pt.clear(vpn << 12)
             ram.free(frames.pop(vpn))
 
+    @_locked
     def protect(self, addr: int, length: int, prot: int) -> None:
         """mprotect(2): every page of the range must be mapped (else ENOMEM)."""
         end = addr + page_up(length)
@@ -319,6 +335,7 @@ class AddressSpace:
         if cursor < end:
             raise SyscallError(ENOMEM)
 
+    @_locked
     def remap(self, old: int, old_len: int, new_len: int, may_move: bool, fixed_to: int | None) -> int:
         """mremap(2): shrink in place, grow in place if the gap allows, else move the pages (no copy)."""
         old_len, new_len = page_up(old_len), page_up(new_len)
@@ -365,6 +382,7 @@ class AddressSpace:
             self.cpu.flush_tlb()
         return target
 
+    @_locked
     def discard(self, addr: int, length: int) -> None:
         """madvise(MADV_DONTNEED): private pages read back as zero (or the file's contents)."""
         end = addr + page_up(length)
@@ -374,6 +392,7 @@ class AddressSpace:
         if self.cpu:
             self.cpu.flush_tlb()
 
+    @_locked
     def sync(self, addr: int, length: int) -> None:
         """msync(2): write dirty pages of shared file mappings back to the file."""
         end = addr + page_up(length)
@@ -382,6 +401,7 @@ class AddressSpace:
             if vma.shared and vma.file:
                 self._write_back(vma)
 
+    @_locked
     def sync_all(self) -> None:
         for vma in self.vmas:
             if vma.shared and vma.file:
@@ -410,6 +430,7 @@ class AddressSpace:
         return bytes(1 if v in self.frames else 0 for v in range(addr >> 12, end >> 12))
 
     # -- demand paging ---------------------------------------------------------------------------
+    @_locked
     def populate(self, addr: int, write: bool = False, around: int = FAULT_AROUND_PAGES) -> bool:
         """Back the page at addr (and neighbours in the same VMA). False if the access is not allowed."""
         vma = self.find(addr)
@@ -472,6 +493,10 @@ class AddressSpace:
         if not self.populate(vpn << 12, write):
             raise SyscallError(EFAULT)
         return self.frames[vpn]
+
+    def host_address(self, addr: int, write: bool = False) -> int:
+        """The host address of the guest byte at ``addr`` (for a host futex on a guest word); EFAULT."""
+        return self.ram.address + self._frame_for(addr >> 12, write) + (addr & 0xFFF)
 
     def read(self, addr: int, length: int) -> bytes:
         """copy_from_user: EFAULT when any byte is not readable."""

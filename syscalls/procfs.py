@@ -211,7 +211,7 @@ class Synthetic:
         k = self.k
         files = {"maps": self.maps, "status": self.status, "stat": self.stat_line, "statm": self.statm,
                  "cmdline": lambda: b"".join(a + b"\0" for a in k.proc.argv),
-                 "comm": lambda: k.proc.comm + b"\n"}
+                 "comm": lambda: k.comm + b"\n"}
         private = {"environ": lambda: b"".join(e + b"\0" for e in k.proc.environ), "auxv": lambda: k.proc.auxv}
 
         def children():
@@ -290,14 +290,14 @@ class Synthetic:
         p = self.k.proc
         size, rss, stack, data = self._vm_kb()
         groups = " ".join(str(g) for g in p.groups)
-        text = (f"Name:\t{p.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
+        text = (f"Name:\t{self.k.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
                 f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{p.pid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
                 f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
                 f"FDSize:\t{self.k.fds.size}\nGroups:\t{groups} \n"
                 f"NStgid:\t{p.pid}\nNSpid:\t{p.pid}\n"
                 f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"
                 f"VmHWM:\t{rss:8d} kB\nVmRSS:\t{rss:8d} kB\nVmData:\t{data:8d} kB\nVmStk:\t{stack:8d} kB\n"
-                f"VmSwap:\t       0 kB\nThreads:\t1\n"
+                f"VmSwap:\t       0 kB\nThreads:\t{len(self.k.group.tasks)}\n"
                 "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n")
         return text.encode()
 
@@ -307,10 +307,10 @@ class Synthetic:
         size, rss, _stack, _data = self._vm_kb()
         ticks = os.sysconf("SC_CLK_TCK")
         times = os.times()
-        fields = [p.pid, f"({p.comm.decode(errors='replace')})", "R", p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
+        fields = [p.pid, f"({self.k.comm.decode(errors='replace')})", "R", p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
                   0x400000, 0, 0, 0, 0, int(times.user * ticks), int(times.system * ticks), 0, 0, 20, 0, 1, 0,
                   0, size * 1024, rss // PAGE_KB, (1 << 64) - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0,
-                  0, 0, 0, 0, k.brk_start, 0, 0, 0, 0, 0, 0]
+                  0, 0, 0, 0, k.mem.brk_start, 0, 0, 0, 0, 0, 0]
         return (" ".join(str(f) for f in fields) + "\n").encode()
 
     def statm(self) -> bytes:

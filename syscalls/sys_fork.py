@@ -9,9 +9,13 @@ made it) is rebuilt in the child from the registers taken before the fork. execv
 into a fresh kernel (address space, CPU) that keeps the open files, cwd, identity and signal mask; any
 failure before that point returns an errno to the unchanged caller, as Linux does.
 
-Threads (CLONE_VM without CLONE_VFORK, CLONE_THREAD) are not supported: ENOSYS. A vfork (CLONE_VM |
-CLONE_VFORK, as posix_spawn uses it) child runs on a copy of the parent's memory instead of sharing it; the
-parent waits until it execs or exits, as Linux's does.
+A thread (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD) is a new task in the same host process: a host thread of
+its own driving a CPU of its own over the same guest memory (KVM: another vCPU of the VM; Unicorn: another
+engine), sharing the thread group, signal handlers, fd table (or a copy, without CLONE_FILES) and fs context;
+its tid is its host thread's, so tids are unique system-wide and PI futexes work on the host. fork from a
+thread copies only that thread. A process sharing memory (CLONE_VM without CLONE_THREAD) and a thread without
+CLONE_FS are refused with ENOSYS. A vfork (CLONE_VM | CLONE_VFORK, as posix_spawn uses it) child runs on a
+copy of the parent's memory instead of sharing it; the parent waits until it execs or exits, as Linux's does.
 """
 import ctypes
 import os
@@ -32,9 +36,12 @@ CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x1000, 0x2000, 0x4000, 0x8000, 0x10000
 CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x20000, 0x40000, 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x200000, 0x400000, 0x800000, 0x1000000
-# What a process (not thread) clone may ask for here; CLONE_VM only together with CLONE_VFORK.
+# What a process clone may ask for here (CLONE_VM only together with CLONE_VFORK), and a thread clone.
 SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
              | CLONE_CHILD_SETTID | CLONE_DETACHED | CLONE_UNTRACED)
+THREAD_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
+                    | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID
+                    | CLONE_DETACHED | CLONE_UNTRACED)
 CLONE_ARGS = struct.Struct("<11Q")         # struct clone_args (uapi/linux/sched.h), CLONE_ARGS_SIZE_VER2
 CLONE_ARGS_SIZE_VER0 = 64
 MAX_ARG_STRLEN = 32 * 4096                 # one argv/envp string (include/uapi/linux/binfmts.h)
@@ -60,7 +67,10 @@ def _check_clone_flags(flags: int) -> None:
         raise SyscallError(EINVAL)
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(EINVAL)
-    if flags & ~SUPPORTED or flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
+    if flags & CLONE_THREAD:
+        if flags & ~THREAD_SUPPORTED or not flags & CLONE_FS:
+            raise SyscallError(ENOSYS)
+    elif flags & ~SUPPORTED or flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
         raise SyscallError(ENOSYS)
 
 
@@ -80,6 +90,8 @@ def _flush_host_streams(k) -> None:
 def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0, tls: int = 0) -> int:
     """kernel_clone() for a new process: the host forks here; returns the child's pid in the parent."""
     _check_clone_flags(flags)
+    if flags & CLONE_THREAD:
+        return _clone_thread(k, flags, stack, parent_tid, child_tid, tls)
     cpu = k.cpu
     state = None if cpu.survives_fork else _cpu_state(cpu)
     vfork = bool(flags & CLONE_VFORK)
@@ -99,11 +111,37 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
     return pid
 
 
+def _clone_thread(k, flags, stack, parent_tid, child_tid, tls) -> int:
+    """copy_process() for a thread: a task sharing what the flags say, on a new CPU that starts as a copy of
+    the caller's (rax 0, the new stack and TLS), run by a new host thread; returns its tid."""
+    from hermipy.runner import start_thread
+    task = k.clone_task(flags, CLONE_FS, CLONE_FILES)
+    cpu = task.cpu = k.cpu.spawn()
+    cpu.set_reg("rax", 0)
+    if stack:
+        cpu.set_reg("rsp", stack)
+    if flags & CLONE_SETTLS:
+        cpu.set_fs_base(tls)
+    tid, go = start_thread(task)
+    try:
+        for flag, addr in ((CLONE_PARENT_SETTID, parent_tid), (CLONE_CHILD_SETTID, child_tid)):
+            if flags & flag:
+                k.mem.write(addr, struct.pack("<i", tid))
+        if flags & CLONE_CHILD_CLEARTID:
+            task.clear_child_tid = child_tid
+    finally:
+        go.set()
+    return tid
+
+
 def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w) -> None:
-    """The child's side of do_fork: identity, tid pointers, stack and TLS, and a CPU it can use."""
+    """The child's side of do_fork: identity, tid pointers, stack and TLS, and a CPU it can use. Only the
+    calling thread goes on in the child; it leads a thread group of its own."""
+    from hermipy.runner import become_sole_task
     proc = k.proc
     proc.ppid, proc.pid = proc.pid, os.getpid()
     proc.forked = True
+    become_sole_task(k)
     if proc.vfork_done >= 0:                 # a vfork parent waits for its own child, not for this one
         os.close(proc.vfork_done)
     proc.vfork_done = -1
@@ -111,7 +149,8 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
         os.close(done_r)
         proc.vfork_done = done_w
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals
-    proc.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
+    k.signals.shared = {}
+    k.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
     for flag, addr in ((CLONE_CHILD_SETTID, child_tid), (CLONE_PARENT_SETTID, parent_tid)):
         if flags & flag:
             k.mem.write(addr, struct.pack("<i", proc.pid))
@@ -214,10 +253,12 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     except (LoadError, SyscallError, OSError) as err:
         new.cpu.close()
         raise SyscallError(err.errno) from None
-    # The point of no return (begin_new_exec).
+    # The point of no return (begin_new_exec): the other threads end (de_thread), then the old image goes.
+    from hermipy.runner import end_other_threads
+    end_other_threads(k)
     for fd in sorted(k.fds.cloexec):
         k.fds.close(fd)
-    k.proc.clear_child_tid = k.proc.robust_list = 0
+    k.clear_child_tid = k.robust_list = 0
     if k.proc.vfork_done >= 0:
         os.close(k.proc.vfork_done)
         k.proc.vfork_done = -1

@@ -77,6 +77,25 @@ def _read_into(k, host_fd: int, segments, offset: int | None = None) -> int:
     return done
 
 
+_WAITS = ("pipe", "tty", "socket")      # kinds whose read or write may block
+
+
+def _wait_ready(k, of: OpenFile, events: int) -> None:
+    """Before a read or write that may block: wait until the host fd is ready, in a wait a kick interrupts
+    (kicks.wait). Ready, or a non-blocking file: return at once (one ppoll with no timeout)."""
+    if of.kind not in _WAITS:
+        return
+    fds = (PollFd * 1)()
+    fds[0].fd, fds[0].events = of.host_fd, events
+    if host_syscall("ppoll", fds, 1, Timespec(0, 0), None, 8):
+        return
+    if host_syscall("fcntl", of.host_fd, F_GETFL) & O_NONBLOCK:
+        return
+    from hermipy.syscalls.kicks import wait
+    while not wait(k, fds, 1, None):
+        pass
+
+
 def _writing(k, write):
     """Run a write; EPIPE (no reader left) also raises SIGPIPE in the guest, as pipe_write and the socket
     layer do with send_sig(SIGPIPE, current, 0). hermipy's own process ignores SIGPIPE, as CPython does."""
@@ -109,6 +128,7 @@ def read(k, fd: Fd, buf: Ptr, count: Size) -> int:
     count = min(count, MAX_RW_COUNT)
     if count == 0:
         return 0
+    _wait_ready(k, of, POLLIN)
     if count <= 65536:
         data = os.read(of.host_fd, count)
         k.mem.write(buf, data)
@@ -121,6 +141,7 @@ def write(k, fd: Fd, buf: InBuf(2), count: Size) -> int:
     """write(2)."""
     of = _writable(k, fd)
     data = k.mem.read(buf, min(count, MAX_RW_COUNT))
+    _wait_ready(k, of, POLLOUT)
     return _writing(k, lambda: os.write(of.host_fd, data))
 
 
@@ -128,7 +149,9 @@ def write(k, fd: Fd, buf: InBuf(2), count: Size) -> int:
 def readv(k, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
     """readv(2)."""
     of = _readable(k, fd)
-    return _read_into(k, of.host_fd, read_iovec(k, iov, iovcnt))
+    segments = read_iovec(k, iov, iovcnt)
+    _wait_ready(k, of, POLLIN)
+    return _read_into(k, of.host_fd, segments)
 
 
 @syscall("writev", FULL)
@@ -136,7 +159,10 @@ def writev(k, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
     """writev(2)."""
     of = _writable(k, fd)
     chunks = [k.mem.read(base, length) for base, length in read_iovec(k, iov, iovcnt) if length]
-    return _writing(k, lambda: os.writev(of.host_fd, chunks)) if chunks else 0
+    if not chunks:
+        return 0
+    _wait_ready(k, of, POLLOUT)
+    return _writing(k, lambda: os.writev(of.host_fd, chunks))
 
 
 @syscall("pread64", FULL)

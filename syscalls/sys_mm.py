@@ -24,19 +24,24 @@ PROT_GROWS = 0x03000000      # PROT_GROWSDOWN | PROT_GROWSUP
 @syscall("brk", FULL)
 def brk(k, addr: Ptr) -> int:
     """brk(2): the heap is an anonymous VMA from brk_start; a failed move returns the old break."""
-    if addr < k.brk_start:
-        return k.brk
-    old_end, new_end = page_up(k.brk), page_up(addr)
+    with k.mem.lock:
+        return _brk(k, addr)
+
+
+def _brk(k, addr: int) -> int:
+    if addr < k.mem.brk_start:
+        return k.mem.brk
+    old_end, new_end = page_up(k.mem.brk), page_up(addr)
     try:
         if new_end > old_end:
             if not k.mem.is_free(old_end, new_end):
-                return k.brk
+                return k.mem.brk
             k.mem.map(old_end, new_end - old_end, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, name="[heap]")
         elif new_end < old_end:
             k.mem.unmap(new_end, old_end - new_end)
     except SyscallError:
-        return k.brk
-    k.brk = addr
+        return k.mem.brk
+    k.mem.brk = addr
     return addr
 
 
@@ -347,11 +352,11 @@ def membarrier(k, cmd: MEMBARRIER_CMDS, flags: UInt, cpu_id: Int) -> int:
     if cmd == MEMBARRIER_CMD_QUERY:
         return supported
     if cmd == MEMBARRIER_CMD_GET_REGISTRATIONS and supported & cmd:
-        return k.membarrier_state
+        return k.mem.membarrier_state
     if cmd & (cmd - 1) or not supported & cmd:
         raise SyscallError(EINVAL)
     if cmd in MEMBARRIER_REGISTER:
-        k.membarrier_state |= cmd
-    elif cmd in MEMBARRIER_NEEDS and not k.membarrier_state & MEMBARRIER_NEEDS[cmd]:
+        k.mem.membarrier_state |= cmd
+    elif cmd in MEMBARRIER_NEEDS and not k.mem.membarrier_state & MEMBARRIER_NEEDS[cmd]:
         raise SyscallError(EPERM)
     return 0

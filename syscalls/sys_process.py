@@ -1,8 +1,7 @@
 """Process lifetime and identity: exit, ids, arch_prctl, set_tid_address, prctl, rseq (kernel/exit.c, sys.c)."""
 import os
 import struct
-import time
-from errno import EAGAIN, EDEADLK, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, ETIMEDOUT
+from errno import EINVAL, ENOSYS, EPERM, ESRCH
 
 from hermipy.cpu import GuestExit
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
@@ -16,13 +15,14 @@ USER_TOP = 1 << 47
 
 @syscall("exit", FULL)
 def exit(k, status: Int) -> int:
-    """exit(2): the guest is a single thread, so the process ends."""
+    """exit(2): ends the calling thread; the process ends with the last one (runner.finish_task)."""
     raise GuestExit(status & 0xFF)
 
 
 @syscall("exit_group", FULL)
 def exit_group(k, status: Int) -> int:
-    """exit_group(2)."""
+    """exit_group(2): every thread of the group ends."""
+    k.group.begin_exit(status & 0xFF, k)
     raise GuestExit(status & 0xFF)
 
 
@@ -33,7 +33,7 @@ def getpid(k) -> int:
 
 @syscall("gettid", FULL)
 def gettid(k) -> int:
-    return k.proc.pid
+    return k.tid
 
 
 @syscall("getppid", FULL)
@@ -79,16 +79,16 @@ def arch_prctl(k, code: Enum({0x1001: "ARCH_SET_GS", 0x1002: "ARCH_SET_FS", 0x10
 @syscall("set_tid_address", FULL)
 def set_tid_address(k, tidptr: Ptr) -> int:
     """set_tid_address(2): recorded; single-threaded guests never need the futex wake."""
-    k.proc.clear_child_tid = tidptr
+    k.clear_child_tid = tidptr
     return k.proc.pid
 
 
-@syscall("set_robust_list", PARTIAL, note="the list is recorded; with one thread it is never walked")
+@syscall("set_robust_list", FULL)
 def set_robust_list(k, head: Ptr, length: Size) -> int:
     """set_robust_list(2): the head size must be sizeof(struct robust_list_head) (24)."""
     if length != 24:
         raise SyscallError(EINVAL)
-    k.proc.robust_list = head
+    k.robust_list = head
     return 0
 
 
@@ -178,10 +178,10 @@ def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_
     """prctl(2) (kernel/sys.c)."""
     p = k.proc
     if option == PR_SET_NAME:
-        p.comm = k.mem.read_cstr(arg2, TASK_COMM_LEN)[:TASK_COMM_LEN - 1]
+        k.comm = k.mem.read_cstr(arg2, TASK_COMM_LEN)[:TASK_COMM_LEN - 1]
         return 0
     if option == PR_GET_NAME:
-        k.mem.write(arg2, p.comm[:TASK_COMM_LEN - 1] + b"\0")
+        k.mem.write(arg2, k.comm[:TASK_COMM_LEN - 1] + b"\0")
         return 0
     if option == PR_GET_DUMPABLE:
         return getattr(p, "dumpable", 1)
@@ -202,40 +202,96 @@ def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_
 
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
-FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 9, 10, 6, 7, 8
-FUTEX_CMD_MASK = ~(128 | 256)          # FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME
-FUTEX_OPS = {0: "FUTEX_WAIT", 1: "FUTEX_WAKE", 3: "FUTEX_REQUEUE", 4: "FUTEX_CMP_REQUEUE", 5: "FUTEX_WAKE_OP",
-             9: "FUTEX_WAIT_BITSET", 10: "FUTEX_WAKE_BITSET", 128: "FUTEX_WAIT_PRIVATE", 129: "FUTEX_WAKE_PRIVATE",
-             137: "FUTEX_WAIT_BITSET_PRIVATE", 138: "FUTEX_WAKE_BITSET_PRIVATE"}
+FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
+FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2 = 11, 12, 13
+FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+ROBUST_LIST_LIMIT = 2048
+_FUTEX_NAMES = {FUTEX_WAIT: "FUTEX_WAIT", FUTEX_WAKE: "FUTEX_WAKE", FUTEX_REQUEUE: "FUTEX_REQUEUE",
+                FUTEX_CMP_REQUEUE: "FUTEX_CMP_REQUEUE", FUTEX_WAKE_OP: "FUTEX_WAKE_OP", FUTEX_LOCK_PI: "FUTEX_LOCK_PI",
+                FUTEX_UNLOCK_PI: "FUTEX_UNLOCK_PI", FUTEX_TRYLOCK_PI: "FUTEX_TRYLOCK_PI",
+                FUTEX_WAIT_BITSET: "FUTEX_WAIT_BITSET", FUTEX_WAKE_BITSET: "FUTEX_WAKE_BITSET",
+                FUTEX_WAIT_REQUEUE_PI: "FUTEX_WAIT_REQUEUE_PI", FUTEX_CMP_REQUEUE_PI: "FUTEX_CMP_REQUEUE_PI",
+                FUTEX_LOCK_PI2: "FUTEX_LOCK_PI2"}
+FUTEX_OPS = {**_FUTEX_NAMES, **{nr | FUTEX_PRIVATE_FLAG: name + "_PRIVATE" for nr, name in _FUTEX_NAMES.items()}}
+# Operations whose fourth argument is a timespec (the others take it as the integer val2).
+_TIMED = frozenset((FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_WAIT_REQUEUE_PI))
+# Operations that write the word(s): they need the page writable.
+_WRITES = frozenset((FUTEX_WAKE_OP, FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_LOCK_PI2,
+                     FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI))
+_SECOND_WORD = frozenset((FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP, FUTEX_WAIT_REQUEUE_PI,
+                          FUTEX_CMP_REQUEUE_PI))
 
 
-@syscall("futex", PARTIAL, note="one thread: wakes find no waiter; a wait whose value matches can only time out "
-                                "(EDEADLK without a timeout, where Linux would block forever); no PI futexes")
+@syscall("futex", FULL)
 def futex(k, uaddr: Ptr, op: Enum(FUTEX_OPS), val: UInt, timeout: Ptr, uaddr2: Ptr, val3: UInt) -> int:
-    """futex(2) for a single-threaded process."""
+    """futex(2): done by the host kernel on the host address backing the guest word, so waiting, waking,
+    requeueing, PI ownership (guest tids are host tids) and the value checks are Linux's own; a wait is
+    interrupted by a kick (EINTR from the host), which the dispatcher turns into EINTR or a restart."""
+    from hermipy.syscalls.host import host_syscall
+    from hermipy.syscalls.sys_io import Timespec
+    cmd = op & FUTEX_CMD_MASK
+    if cmd not in _FUTEX_NAMES:
+        raise SyscallError(ENOSYS)
     if uaddr % 4:
         raise SyscallError(EINVAL)
-    cmd = op & FUTEX_CMD_MASK
-    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP):
-        if cmd == FUTEX_CMP_REQUEUE and int.from_bytes(k.mem.read(uaddr, 4), "little") != val3:
-            raise SyscallError(EAGAIN)
-        if cmd == FUTEX_WAKE_BITSET and val3 == 0:
-            raise SyscallError(EINVAL)
-        return 0
-    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
-        if cmd == FUTEX_WAIT_BITSET and val3 == 0:
-            raise SyscallError(EINVAL)
-        if int.from_bytes(k.mem.read(uaddr, 4), "little") != val:
-            raise SyscallError(EAGAIN)
-        if not timeout:
-            raise SyscallError(EDEADLK)
-        sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
-            raise SyscallError(EINVAL)
-        if cmd == FUTEX_WAIT:                      # relative timeout
-            time.sleep(sec + nsec / 1e9)
-        else:                                       # absolute, on CLOCK_MONOTONIC or CLOCK_REALTIME
-            now = time.clock_gettime(time.CLOCK_REALTIME if op & 256 else time.CLOCK_MONOTONIC)
-            time.sleep(max(0.0, sec + nsec / 1e9 - now))
-        raise SyscallError(ETIMEDOUT)
-    raise SyscallError(ENOSYS)
+    write = cmd in _WRITES
+    host = k.mem.host_address(uaddr, write)
+    host2 = k.mem.host_address(uaddr2, write) if cmd in _SECOND_WORD else 0
+    fourth = timeout
+    if cmd in _TIMED:
+        fourth = None
+        if timeout:
+            sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
+            fourth = Timespec(sec, nsec)
+    return host_syscall("futex", host, op, val, fourth, host2, val3)
+
+
+def _futex_wake(k, uaddr: int) -> None:
+    """FUTEX_WAKE one waiter of the (shared-keyed) word at ``uaddr``, as exit's mm_release does."""
+    from hermipy.syscalls.host import host_syscall
+    try:
+        host_syscall("futex", k.mem.host_address(uaddr), FUTEX_WAKE, 1, None, 0, 0)
+    except (SyscallError, OSError):
+        pass
+
+
+def release_task_memory(k) -> None:
+    """mm_release() at a thread's exit: walk its robust futex list (exit_robust_list), then clear and wake
+    its clear_child_tid word (CLONE_CHILD_CLEARTID, set_tid_address: what pthread_join waits on)."""
+    if k.robust_list:
+        _exit_robust_list(k, k.robust_list)
+    if k.clear_child_tid:
+        try:
+            k.mem.write(k.clear_child_tid, b"\0\0\0\0")
+            _futex_wake(k, k.clear_child_tid)
+        except SyscallError:
+            pass
+
+
+def _exit_robust_list(k, head: int) -> None:
+    """struct robust_list_head {next, futex_offset, list_op_pending} (uapi/linux/futex.h); each entry's lock
+    word (entry + futex_offset) held by this thread gets FUTEX_OWNER_DIED, and a waiter is woken."""
+    try:
+        entry, offset, pending = struct.unpack("<QqQ", k.mem.read(head, 24))
+        seen = 0
+        while entry != head and seen < ROBUST_LIST_LIMIT:
+            following = struct.unpack("<Q", k.mem.read(entry & ~1, 8))[0]
+            if entry != pending:
+                _futex_owner_died(k, (entry & ~1) + offset)
+            entry, seen = following, seen + 1
+        if pending:
+            _futex_owner_died(k, (pending & ~1) + offset)
+    except SyscallError:
+        pass
+
+
+def _futex_owner_died(k, uaddr: int) -> None:
+    """handle_futex_death()."""
+    word = struct.unpack("<I", k.mem.read(uaddr, 4))[0]
+    if word & FUTEX_TID_MASK != k.tid:
+        return
+    k.mem.write(uaddr, struct.pack("<I", (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
+    if word & FUTEX_WAITERS:
+        _futex_wake(k, uaddr)

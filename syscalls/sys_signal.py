@@ -13,12 +13,12 @@ import ctypes
 import signal as _signal
 import struct
 import sys
-import time
+import threading
 from errno import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH
 
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 NSIG = 64                       # _NSIG on x86-64: signals 1..64
@@ -124,43 +124,41 @@ class Action:
 
 
 class SignalState:
-    """Signal state of the one guest task: actions, blocked mask, pending queue, alternate stack."""
+    """One task's signal state: its blocked mask, its own pending queue and alternate stack, and the two
+    things clone may share: the actions (CLONE_SIGHAND) and the thread group's shared pending queue
+    (CLONE_THREAD). Changes from other threads happen under the group's lock."""
 
     def __init__(self):
-        self.killed_by = 0
         self.actions = [Action() for _ in range(NSIG + 1)]
         self.blocked = 0
         self.pending: dict[int, list[bytes]] = {}      # signo -> queued siginfo images (RT signals queue)
+        self.shared: dict[int, list[bytes]] = {}       # the thread group's (kill, not tgkill)
         self.sas_sp, self.sas_size, self.sas_flags = 0, 0, SS_DISABLE
         self.trap_nr, self.error_code, self.cr2 = 0, 0, 0   # thread.trap_nr/error_code/cr2 of the last fault
         self._inherit_from_host()
 
     def _inherit_from_host(self) -> None:
         """execve keeps the blocked mask and ignored dispositions (SIGPIPE/SIGXFSZ: Python ignores them itself)."""
-        try:
-            blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, [])
-        except (OSError, ValueError):
-            blocked = ()
-        for s in blocked:
-            if _valid(int(s)):
-                self.blocked |= _bit(int(s))
-        self.blocked &= ~UNBLOCKABLE
-        for s in range(1, 32):
-            if s in (SIGKILL, SIGSTOP, SIGPIPE, SIGXFSZ):
-                continue
-            try:
-                if _signal.getsignal(s) == _signal.SIG_IGN:
-                    self.actions[s].handler = SIG_IGN
-            except (ValueError, OSError):
-                pass
+        from hermipy.syscalls.host_signals import host_blocked_at_start, host_ignored_at_start
+        self.blocked = host_blocked_at_start() & ~UNBLOCKABLE
+        for s in host_ignored_at_start():
+            self.actions[s].handler = SIG_IGN
 
     def after_exec(self) -> "SignalState":
         """flush_signal_handlers(): handled signals go back to SIG_DFL, ignored ones stay ignored; the mask
         and pending signals are kept; the alternate stack is gone."""
         new = SignalState.__new__(SignalState)
-        new.killed_by = 0
         new.actions = [Action(SIG_IGN if a.handler == SIG_IGN else SIG_DFL) for a in self.actions]
-        new.blocked, new.pending = self.blocked, self.pending
+        new.blocked, new.pending, new.shared = self.blocked, self.pending, self.shared
+        new.sas_sp, new.sas_size, new.sas_flags = 0, 0, SS_DISABLE
+        new.trap_nr, new.error_code, new.cr2 = 0, 0, 0
+        return new
+
+    def for_thread(self) -> "SignalState":
+        """copy_process() with CLONE_THREAD | CLONE_SIGHAND: shared actions and shared queue, the caller's
+        mask, nothing pending of its own, no alternate stack (CLONE_VM without CLONE_VFORK clears it)."""
+        new = SignalState.__new__(SignalState)
+        new.actions, new.shared, new.blocked, new.pending = self.actions, self.shared, self.blocked, {}
         new.sas_sp, new.sas_size, new.sas_flags = 0, 0, SS_DISABLE
         new.trap_nr, new.error_code, new.cr2 = 0, 0, 0
         return new
@@ -171,18 +169,22 @@ class SignalState:
         handler = self.actions[signo].handler
         return handler == SIG_IGN or (handler == SIG_DFL and (signo in _DEFAULT_IGNORE or signo in _DEFAULT_STOP))
 
-    def send(self, signo: int, info: bytes) -> None:
-        """__send_signal(): dropped when ignored and not blocked; standard signals are pending at most once."""
+    def send(self, signo: int, info: bytes, shared: bool = False) -> bool:
+        """__send_signal() to this task (``shared``: to its thread group): dropped when ignored and not
+        blocked; standard signals are pending at most once. True when queued."""
         if not (self.blocked & _bit(signo)) and self.ignored(signo) and signo != SIGKILL:
-            return
-        queue = self.pending.setdefault(signo, [])
+            return False
+        queue = (self.shared if shared else self.pending).setdefault(signo, [])
         if signo < 32 and queue:
-            return
+            return False
         queue.append(info)
+        return True
 
     def pending_mask(self) -> int:
         mask = 0
         for signo in self.pending:
+            mask |= _bit(signo)
+        for signo in self.shared:
             mask |= _bit(signo)
         return mask
 
@@ -197,14 +199,17 @@ class SignalState:
         return (ready & -ready).bit_length()
 
     def dequeue(self, signo: int) -> bytes:
-        queue = self.pending[signo]
+        """dequeue_signal(): the task's own queue first, then the group's."""
+        queues = self.pending if signo in self.pending else self.shared
+        queue = queues[signo]
         info = queue.pop(0)
         if not queue:
-            del self.pending[signo]
+            del queues[signo]
         return info
 
     def discard(self, signo: int) -> None:
         self.pending.pop(signo, None)
+        self.shared.pop(signo, None)
 
     # -- alternate stack -------------------------------------------------------------------------
     def on_sig_stack(self, sp: int) -> bool:
@@ -216,6 +221,41 @@ class SignalState:
         if not self.sas_size:
             return SS_DISABLE
         return SS_ONSTACK if self.on_sig_stack(sp) else 0
+
+
+def signal_task(task, signo: int, info: bytes) -> None:
+    """send_signal() to one thread (tgkill, a fault, SIGPIPE): queued on it, and the task is kicked when it
+    does not block the signal."""
+    with task.group.lock:
+        queued = task.signals.send(signo, info)
+    if queued and not task.signals.blocked & _bit(signo) and task is not _current():
+        task.kick()
+
+
+def signal_group(k, signo: int, info: bytes) -> None:
+    """send_signal() to a thread group (kill, a timer, a host signal): queued in the shared set;
+    complete_signal() picks a thread that does not block it (``k`` first when it is one) and kicks it."""
+    group = k.group
+    with group.lock:
+        if not k.signals.send(signo, info, shared=True):
+            return
+        bit = _bit(signo)
+        candidates = [k] + [t for t in group.tasks.values() if t is not k]
+        target = next((t for t in candidates if not t.signals.blocked & bit and t.tid in group.tasks), None)
+    if target is not None and target is not _current():
+        target.kick()
+
+
+_local = threading.local()
+
+
+def _current():
+    """The task this host thread runs (None outside a task)."""
+    return getattr(_local, "task", None)
+
+
+def set_current(task) -> None:
+    _local.task = task
 
 
 def make_siginfo(signo: int, code: int, pid: int = 0, uid: int = 0, addr: int | None = None) -> bytes:
@@ -230,11 +270,13 @@ def make_siginfo(signo: int, code: int, pid: int = 0, uid: int = 0, addr: int | 
 
 
 def terminate_by_signal(k, signo: int):
-    """Default action 'terminate'/'core': report it the way a shell does and exit with 128+signo. A forked
-    child's parent is a guest that reads the wait status, so there the host process dies by the signal."""
-    k.signals.killed_by = signo
+    """Default action 'terminate'/'core': the whole thread group ends (zap_other_threads). Reported the way a
+    shell does, exit status 128+signo; a forked child's parent is a guest that reads the wait status, so there
+    the host process dies by the signal."""
+    k.group.killed_by = signo
     if k.proc.forked:
         _die_on_host(k, signo)
+    k.group.begin_exit(128 + signo, k)
     sys.stdout.flush()
     sys.stderr.write(f"{_signal.strsignal(signo) or f'Signal {signo}'}\n")
     sys.stderr.flush()
@@ -274,14 +316,25 @@ def deliver_pending(k, saved_mask: int | None = None) -> bool:
         if action.handler == SIG_IGN:
             continue
         if action.handler == SIG_DFL:
-            if signo in _DEFAULT_IGNORE or signo in _DEFAULT_STOP:
-                continue                                  # stop/continue: no job control, treated as ignore
+            if signo in _DEFAULT_STOP:
+                _stop_on_host()
+                continue
+            if signo in _DEFAULT_IGNORE:
+                continue
             terminate_by_signal(k, signo)
         old_mask = st.blocked if saved_mask is None else saved_mask
         saved_mask = None
         if not _setup_rt_frame(k, signo, info, action, old_mask):
             _force_sigsegv(k, signo)
         delivered = True
+
+
+def _stop_on_host() -> None:
+    """do_signal_stop(): the process stops until SIGCONT, as its parent sees through wait4(WUNTRACED)."""
+    import os
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), SIGSTOP)
 
 
 def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -> bool:
@@ -369,6 +422,40 @@ def _finish(k, result: int):
     return None
 
 
+def handle_interrupt(k, result: int | None = None):
+    """A kicked task at a stop (exit_to_user_mode_loop): end it if its group is exiting, else deliver what is
+    deliverable. ``result`` (a syscall's return value) goes in rax first; None when rax is set already."""
+    k.interrupt = False
+    if k.group.exiting:
+        raise GuestExit(k.group.exit_status)
+    if result is not None:
+        k.cpu.set_reg("rax", result & MASK64)
+    deliver_pending(k)
+    return None
+
+
+def interrupted_syscall(k, nr: int, how: int):
+    """A blocking call that a kick interrupted (``how``: one of the ERESTART* errnos): EINTR when the signal
+    about to be delivered has a handler that does not restart it, else the call restarts from the guest
+    (rip back over the 2-byte `syscall`, rax = nr), after that handler or at once (handle_signal,
+    arch_do_signal_or_restart)."""
+    k.interrupt = False
+    if k.group.exiting:
+        raise GuestExit(k.group.exit_status)
+    st = k.signals
+    signo = st.next_deliverable()
+    action = st.actions[signo] if signo else None
+    runs_handler = action is not None and action.handler not in (SIG_DFL, SIG_IGN)
+    cpu = k.cpu
+    if runs_handler and (how == ERESTARTNOHAND or (how == ERESTARTSYS and not action.flags & SA_RESTART)):
+        cpu.set_reg("rax", -EINTR & MASK64)
+    else:
+        cpu.set_reg("rip", cpu.get_reg("rip") - 2)
+        cpu.set_reg("rax", nr)
+    deliver_pending(k)
+    return None
+
+
 # -- faults --------------------------------------------------------------------------------------
 def fault_siginfo(k, stop) -> tuple[int, bytes, int]:
     """(signo, siginfo, error code) for a CPU exception, as traps.c/fault.c would report it to user space."""
@@ -447,7 +534,7 @@ def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
             st.discard(sig)                   # POSIX 3.3.1.3: setting "ignore" discards a pending signal
         if sig == SIGCHLD and (new.handler == SIG_IGN) != (old.handler == SIG_IGN):
             # The guest's children are the host's: ignoring SIGCHLD must make the host reap them itself.
-            _signal.signal(SIGCHLD, _signal.SIG_IGN if new.handler == SIG_IGN else _signal.SIG_DFL)
+            _host_libc().signal(SIGCHLD, ctypes.c_void_p(SIG_IGN if new.handler == SIG_IGN else SIG_DFL))
     if oact:
         k.mem.write(oact, old.pack())
     return 0
@@ -562,9 +649,13 @@ def _restore_altstack(st: SignalState, ss_sp: int, ss_flags: int, ss_size: int, 
     st.sas_sp, st.sas_size, st.sas_flags = ss_sp, ss_size, ss_flags
 
 
-def _send_to_self(k, sig: int, code: int) -> None:
-    if sig:
-        k.signals.send(sig, make_siginfo(sig, code, pid=k.proc.pid, uid=k.proc.uid))
+def _host_libc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+        _libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    return _libc
 
 
 _libc = None
@@ -572,26 +663,33 @@ _libc = None
 
 def _host_syscall(name: str, *args: int) -> int:
     """Forward a signal to another host process or thread (the guest shares the host's pid space)."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
     from hermipy.syscalls.table import NUMBERS
-    result = _libc.syscall(ctypes.c_long(NUMBERS[name]), *(ctypes.c_long(a) for a in args))
+    libc = _host_libc()
+    result = libc.syscall(ctypes.c_long(NUMBERS[name]), *(ctypes.c_long(a) for a in args))
     if result < 0:
         raise SyscallError(ctypes.get_errno())
     return result
 
 
-@syscall("kill", PARTIAL, note="to itself (own pid, 0, own process group) the signal is delivered to the guest; "
-                               "another pid is forwarded to the host process; -1 and other groups give EPERM")
+def _own_info(k, sig: int, code: int) -> bytes:
+    return make_siginfo(sig, code, pid=k.proc.pid, uid=k.proc.uid)
+
+
+def _thread(k, tid: int):
+    """The live task ``tid`` of the caller's thread group, or None."""
+    return k.group.tasks.get(tid)
+
+
+@syscall("kill", PARTIAL, note="to itself (own pid, 0, own process group) the signal goes to the guest's thread "
+                               "group; another pid is forwarded to the host process; -1 and other groups give EPERM")
 def kill(k, pid: Int, sig: SIGNAL) -> int:
     """kill(2)."""
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
     own = k.proc.pid
     if pid == own or pid == 0 or (pid < -1 and -pid == _host_pgrp()):
-        _send_to_self(k, sig, SI_USER)
+        if sig:
+            signal_group(k, sig, _own_info(k, sig, SI_USER))
         return _finish(k, 0)
     if pid > 0:
         return _host_syscall("kill", pid, sig)
@@ -603,18 +701,24 @@ def _host_pgrp() -> int:
     return os.getpgrp()
 
 
+def _to_thread(k, task, sig: int, info: bytes) -> int:
+    if sig:
+        signal_task(task, sig, info)
+    return _finish(k, 0)
+
+
 @syscall("tgkill", FULL)
 def tgkill(k, tgid: Int, tid: Int, sig: SIGNAL) -> int:
-    """tgkill(2): the guest's one thread has tid == pid; other ids are forwarded to the host."""
+    """tgkill(2): a thread of the caller's group gets it directly; other ids are forwarded to the host."""
     if tid <= 0 or tgid <= 0:
         raise SyscallError(EINVAL)
-    if tid == k.proc.pid:
-        if tgid != k.proc.pid:
+    task = _thread(k, tid)
+    if task is not None or tgid == k.proc.pid:
+        if task is None or tgid != k.proc.pid:
             raise SyscallError(ESRCH)
         if not 0 <= sig <= NSIG:
             raise SyscallError(EINVAL)
-        _send_to_self(k, sig, SI_TKILL)
-        return _finish(k, 0)
+        return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
     return _host_syscall("tgkill", tgid, tid, sig)
 
 
@@ -623,11 +727,11 @@ def tkill(k, tid: Int, sig: SIGNAL) -> int:
     """tkill(2)."""
     if tid <= 0:
         raise SyscallError(EINVAL)
-    if tid == k.proc.pid:
+    task = _thread(k, tid)
+    if task is not None:
         if not 0 <= sig <= NSIG:
             raise SyscallError(EINVAL)
-        _send_to_self(k, sig, SI_TKILL)
-        return _finish(k, 0)
+        return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
     return _host_syscall("tkill", tid, sig)
 
 
@@ -657,7 +761,7 @@ def rt_sigqueueinfo(k, pid: Int, sig: SIGNAL, uinfo: Ptr) -> int:
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
     if sig:
-        k.signals.send(sig, info)
+        signal_group(k, sig, info)
     return _finish(k, 0)
 
 
@@ -666,7 +770,8 @@ def rt_tgsigqueueinfo(k, tgid: Int, tid: Int, sig: SIGNAL, uinfo: Ptr) -> int:
     """rt_tgsigqueueinfo(2): like rt_sigqueueinfo, aimed at one thread."""
     if tgid <= 0 or tid <= 0:
         raise SyscallError(EINVAL)
-    own = tid == k.proc.pid
+    task = _thread(k, tid)
+    own = task is not None
     info = _queue_info(k, sig, uinfo, own)
     if not own:
         return _host_sigqueue("rt_tgsigqueueinfo", (tgid, tid), sig, info)
@@ -674,49 +779,53 @@ def rt_tgsigqueueinfo(k, tgid: Int, tid: Int, sig: SIGNAL, uinfo: Ptr) -> int:
         raise SyscallError(ESRCH)
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
-    if sig:
-        k.signals.send(sig, info)
-    return _finish(k, 0)
+    return _to_thread(k, task, sig, info)
 
 
-def _wait_forever() -> None:
-    """Nothing can wake the guest any more (no other sender exists): sleep until hermipy is killed."""
-    while True:
-        _signal.pause()
-
-
-@syscall("rt_sigsuspend", PARTIAL, note="wakes for signals already pending; with none it sleeps forever "
-                                        "(host signals are not forwarded to the guest)")
+@syscall("rt_sigsuspend", FULL)
 def rt_sigsuspend(k, unewset: SigSet, sigsetsize: Size) -> int:
-    """rt_sigsuspend(2): deliver with the temporary mask, the frame restores the old one; EINTR."""
+    """rt_sigsuspend(2): wait with the temporary mask until a signal is delivered (its frame restores the old
+    mask); always EINTR."""
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
     st = k.signals
     new = _read_sigset(k, unewset) & ~UNBLOCKABLE
     saved = st.blocked
     st.blocked = new
-    k.cpu.set_reg("rax", -EINTR)
-    while True:
-        if deliver_pending(k, saved_mask=saved):
-            return None
-        _wait_forever()
+    k.cpu.set_reg("rax", -EINTR & MASK64)
+    _suspend(k, saved)
+    return None
 
 
-@syscall("pause", PARTIAL, note="wakes for signals already pending; with none it sleeps forever "
-                                "(host signals are not forwarded to the guest)")
+@syscall("pause", FULL)
 def pause(k) -> int:
-    """pause(2)."""
-    k.cpu.set_reg("rax", -EINTR)
+    """pause(2): wait until a signal runs a handler (or ends the process); EINTR."""
+    k.cpu.set_reg("rax", -EINTR & MASK64)
+    _suspend(k, None)
+    return None
+
+
+def _suspend(k, saved_mask: int | None) -> None:
+    """Sleep until a signal is delivered (a frame built, or the group ends)."""
+    from hermipy.syscalls.kicks import wait
     while True:
-        if deliver_pending(k):
-            return None
-        _wait_forever()
+        k.interrupt = False
+        if k.group.exiting:
+            raise GuestExit(k.group.exit_status)
+        if deliver_pending(k, saved_mask=saved_mask):
+            return
+        try:
+            wait(k)
+        except SyscallError:
+            pass
 
 
-@syscall("rt_sigtimedwait", PARTIAL, note="takes signals already pending; otherwise sleeps out the timeout "
-                                          "(EAGAIN) or forever, since no other sender exists")
+@syscall("rt_sigtimedwait", FULL)
 def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -> int:
-    """rt_sigtimedwait(2): dequeue a pending signal of the set, write its siginfo, return its number."""
+    """rt_sigtimedwait(2): dequeue a pending signal of the set, write its siginfo, return its number; wait
+    for one up to the timeout (EAGAIN). A signal outside the set that a handler takes interrupts it (EINTR)."""
+    from hermipy.syscalls.kicks import wait
+    from hermipy.syscalls.sys_io import Timespec
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
     these = _read_sigset(k, uthese) & ~UNBLOCKABLE
@@ -725,20 +834,35 @@ def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -
         sec, nsec = struct.unpack("<qq", k.mem.read(uts, 16))
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             raise SyscallError(EINVAL)
-        timeout = sec + nsec / 1e9
+        timeout = Timespec(sec, nsec)
     st = k.signals
-    ready = st.pending_mask() & these
-    if ready:
-        sync = ready & SYNCHRONOUS_MASK
-        ready = sync or ready
-        signo = (ready & -ready).bit_length()
-        info = st.dequeue(signo)
-        if uinfo:
-            k.mem.write(uinfo, info)
-        return signo
-    if timeout is None:
-        _wait_forever()
-    if timeout:
-        time.sleep(timeout)
-    raise SyscallError(EAGAIN)
-
+    while True:
+        with k.group.lock:
+            ready = st.pending_mask() & these
+            if ready:
+                sync = ready & SYNCHRONOUS_MASK
+                ready = sync or ready
+                signo = (ready & -ready).bit_length()
+                info = st.dequeue(signo)
+                break
+        if timeout is not None and not timeout.sec and not timeout.nsec:
+            raise SyscallError(EAGAIN)
+        k.interrupt = False
+        if st.next_deliverable():
+            raise SyscallError(ERESTARTSYS)          # another signal: its handler runs, this call gets EINTR
+        saved = st.blocked
+        st.blocked = saved & ~these                  # while waiting the set counts as unblocked (senders pick us)
+        try:
+            if st.pending_mask() & these:
+                continue
+            try:
+                if not wait(k, None, 0, timeout):
+                    raise SyscallError(EAGAIN)
+            except SyscallError as err:
+                if err.errno == EAGAIN:
+                    raise
+        finally:
+            st.blocked = saved
+    if uinfo:
+        k.mem.write(uinfo, info)
+    return signo

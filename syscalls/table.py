@@ -6,10 +6,10 @@ as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns erro
 """
 import os
 import sys
-from errno import ENOSYS
+from errno import EINTR, ENOSYS
 
 from hermipy.syscalls.argtypes import Arg, show_result
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTSYS, RESTART_ERRNOS, SyscallError
 
 FULL, PARTIAL, STUB, UNIMPLEMENTED = "FULL", "PARTIAL", "STUB", "UNIMPLEMENTED"
 TABLE_SIZE = 512
@@ -124,7 +124,11 @@ def load_handlers() -> None:
 
 
 class Dispatcher:
-    """Turns a trapped syscall into a handler call and its result into rax."""
+    """Turns a trapped syscall into a handler call and its result into rax, for one task.
+
+    After the handler, a task that was kicked meanwhile (a signal for it, its group's exit) takes note
+    before returning to the guest; a blocking call the kick interrupted (an ERESTART* errno, or EINTR from
+    the host call) becomes EINTR or a restart, as signal delivery decides (sys_signal.interrupted_syscall)."""
 
     def __init__(self, kernel, strace_file=None):
         self.kernel = kernel
@@ -133,14 +137,22 @@ class Dispatcher:
 
     def dispatch(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
+        k = self.kernel
         try:
-            return entry.invoke(self.kernel, a0, a1, a2, a3, a4, a5)
+            result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
         except SyscallError as err:
-            return -err.errno
+            if err.errno in RESTART_ERRNOS:
+                return _interrupted_syscall(k, nr, err.errno)
+            result = -err.errno
         except OSError as err:            # host call failed: Linux host, so the errno is the guest's too
             if err.errno is None:
                 raise
-            return -err.errno
+            if err.errno == EINTR:        # only SIGKICK reaches hermipy's threads: the task was kicked
+                return _interrupted_syscall(k, nr, ERESTARTSYS)
+            result = -err.errno
+        if k.interrupt:
+            return _handle_interrupt(k, result)
+        return result
 
     def dispatch_traced(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
@@ -162,8 +174,21 @@ class Dispatcher:
         return ", ".join(s for s in shown if s is not None)      # None: an argument strace leaves out
 
     def _emit(self, line: str) -> None:
+        k = self.kernel
+        if k.group.multithreaded:             # as strace -f shows it once there is more than one thread
+            line = f"[pid {k.tid:>5}] {line}"
         self.strace_file.write(line + "\n")
         self.strace_file.flush()
+
+
+def _interrupted_syscall(k, nr: int, how: int):
+    from hermipy.syscalls.sys_signal import interrupted_syscall
+    return interrupted_syscall(k, nr, how)
+
+
+def _handle_interrupt(k, result):
+    from hermipy.syscalls.sys_signal import handle_interrupt
+    return handle_interrupt(k, result)
 
 
 def _out_of_range(nr: int) -> Entry:

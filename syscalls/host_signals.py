@@ -1,0 +1,139 @@
+"""The guest's signals arrive as host signals to hermipy's process; one host thread turns them into guest ones.
+
+A guest's pid is its hermipy process's pid, so ``kill`` from another guest, a host process, the terminal or
+a host timer (alarm, setitimer, timer_create: see sys_timer.py) reaches hermipy as a host signal. Every such
+signal is blocked in every hermipy thread, and one *signal pump* thread reads them from a signalfd (signalfd(2):
+the whole siginfo, si_value and si_timerid included) and sends each to the guest's thread group as Linux's
+``complete_signal`` would (sys_signal.signal_group), which kicks the task that will take it.
+
+A kick is the host signal ``SIGKICK`` (64, SIGRTMAX) sent with ``pthread_kill`` to the task's host thread,
+which has it unblocked and handled (a no-op handler without SA_RESTART): a KVM_RUN in progress returns EINTR,
+and so does a blocking host call made through ctypes (ppoll, futex, wait4, epoll_wait ...). The guest can
+therefore not receive signal 64 from outside hermipy (it still can from its own threads), nor 32 and 33,
+which glibc keeps for itself in hermipy's process. Faults of hermipy's
+own (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are left alone.
+"""
+import ctypes
+import os
+import signal
+import struct
+import threading
+
+from hermipy.syscalls.kernel import SIGKICK
+
+SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQH")      # struct signalfd_siginfo (uapi/linux/signalfd.h)
+SIGNALFD_RECORD = 128
+SFD_CLOEXEC = 0o2000000
+SI_QUEUE, SI_TIMER, SI_MESGQ = -1, -2, -3
+CLD_FIRST, CLD_LAST = 1, 6
+SIGCHLD, SIGIO = 17, 29
+HOST_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
+# 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID: not valid_signals() for the host, unblockable by it).
+FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK) - {
+    signal.SIGKILL, signal.SIGSTOP, *HOST_FAULTS}
+
+_start_state: tuple[int, tuple[int, ...]] | None = None
+_target = None                 # the task the pump sends to (its thread group's leader, or what execve made)
+_pump_pid = 0                  # the process the pump thread runs in (a fork child must start its own)
+_kick_mask = None              # sigset for ppoll: the thread's mask with SIGKICK open
+
+
+def _snapshot() -> tuple[int, tuple[int, ...]]:
+    """The blocked mask and ignored signals hermipy was started with (execve keeps both for the guest)."""
+    global _start_state
+    if _start_state is None:
+        blocked = 0
+        try:
+            for s in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+                if 1 <= int(s) <= 64:
+                    blocked |= 1 << (int(s) - 1)
+        except (OSError, ValueError):
+            pass
+        ignored = []
+        for s in range(1, 32):
+            if s in (signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE, signal.SIGXFSZ):
+                continue
+            try:
+                if signal.getsignal(s) == signal.SIG_IGN:
+                    ignored.append(s)
+            except (ValueError, OSError):
+                pass
+        _start_state = blocked, tuple(ignored)
+    return _start_state
+
+
+def host_blocked_at_start() -> int:
+    return _snapshot()[0]
+
+
+def host_ignored_at_start() -> tuple[int, ...]:
+    return _snapshot()[1]
+
+
+def _noop(_signo, _frame) -> None:
+    """SIGKICK's handler: its only job is to make blocking host calls return EINTR."""
+
+
+def start(task) -> None:
+    """Route host signals to ``task``'s thread group: block them in this thread (every thread made later
+    inherits that), install SIGKICK's handler, and start the pump (again in a fork child)."""
+    global _target, _pump_pid, _kick_mask
+    _snapshot()
+    _target = task
+    if _pump_pid == os.getpid():
+        return
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(SIGKICK) is not _noop:
+        signal.signal(SIGKICK, _noop)
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
+    _kick_mask = ctypes.c_uint64(sum(1 << (s - 1) for s in FORWARDED))
+    from hermipy.syscalls.host import host_syscall
+    fd = host_syscall("signalfd4", -1, ctypes.c_uint64(_kick_mask.value), 8, SFD_CLOEXEC)
+    _pump_pid = os.getpid()
+    threading.Thread(target=_pump, args=(fd,), name="hermipy-signals", daemon=True).start()
+
+
+def retarget(task) -> None:
+    """execve made a new image: host signals go to it from now on."""
+    global _target
+    _target = task
+
+
+def kick_mask() -> ctypes.c_uint64:
+    """The signal mask a task thread waits with (ppoll's sigmask): everything forwarded blocked, SIGKICK open."""
+    return _kick_mask
+
+
+def _pump(fd: int) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
+    from hermipy.syscalls.sys_signal import signal_group
+    while True:
+        try:
+            data = os.read(fd, SIGNALFD_RECORD * 16)
+        except InterruptedError:
+            continue
+        for offset in range(0, len(data) - SIGNALFD_RECORD + 1, SIGNALFD_RECORD):
+            fields = SIGNALFD_SIGINFO.unpack_from(data, offset)
+            task = _target
+            if task is not None:
+                signal_group(task, fields[0], guest_siginfo(fields))
+
+
+def guest_siginfo(fields: tuple) -> bytes:
+    """struct siginfo (128 bytes) from a signalfd_siginfo's fields, laid out by si_code as Linux does
+    (uapi/asm-generic/siginfo.h: _kill, _rt, _timer, _sigchld, _sigpoll)."""
+    (signo, errno, code, pid, uid, fd, tid, band, overrun, _trapno, status, _int, ptr, utime, stime, _addr,
+     _lsb) = fields
+    info = bytearray(128)
+    struct.pack_into("<iii", info, 0, signo, errno, code)
+    if code == SI_TIMER:
+        struct.pack_into("<iiQ", info, 16, tid, overrun, ptr)
+    elif signo == SIGCHLD and CLD_FIRST <= code <= CLD_LAST:
+        struct.pack_into("<IIi4xqq", info, 16, pid, uid, status, utime, stime)
+    elif signo == SIGIO and code > 0:
+        struct.pack_into("<qi", info, 16, band, fd)
+    elif code in (SI_QUEUE, SI_MESGQ):
+        struct.pack_into("<IIQ", info, 16, pid, uid, ptr)
+    else:
+        struct.pack_into("<II", info, 16, pid, uid)
+    return bytes(info)

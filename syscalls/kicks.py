@@ -1,0 +1,89 @@
+"""How a task is interrupted, and how it waits so that it can be.
+
+``Kernel.kick`` sets the task's ``interrupt`` flag, stops its CPU (KVM: immediate_exit; Unicorn:
+uc_emu_stop) and sends SIGKICK to its host thread (see host_signals.py). A CPU stops only where the registers
+are the application's (not inside hermipy's entry stubs or trampolines) and otherwise runs on, and a kick
+can land just before the CPU starts running: so ``watch`` repeats the kick every KICK_RETRY seconds, up to
+KICK_TRIES times, while the task's flag is still set. The task clears the flag when it looks at what it was
+kicked for (the dispatcher after a syscall, the runner at an INTERRUPT stop, a wait that returns).
+
+A task blocks with ``wait``: ppoll on host fds (or on none, to sleep) with a signal mask that opens SIGKICK
+only during the wait, after checking the flag with SIGKICK blocked, so that a kick can never fall between the
+check and the sleep (the race pselect was made for). A kicked wait raises ERESTARTSYS (or what the caller
+asks), which the dispatcher turns into EINTR or a restart.
+"""
+import signal
+import threading
+import time
+
+from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
+from hermipy.syscalls.kernel import SIGKICK
+
+KICK_RETRY = 0.002
+KICK_TRIES = 50
+
+_watched: dict[object, int] = {}           # task -> kicks left; guarded by _lock
+_lock = threading.Lock()
+_wake = threading.Condition(_lock)
+_thread: threading.Thread | None = None
+_thread_pid = 0
+
+
+def watch(task) -> None:
+    """Re-kick ``task`` until it takes note (its ``interrupt`` flag cleared), at most KICK_TRIES times."""
+    global _thread, _thread_pid
+    import os
+    with _lock:
+        _watched[task] = KICK_TRIES
+        if _thread is None or _thread_pid != os.getpid():
+            _thread_pid = os.getpid()
+            _thread = threading.Thread(target=_rekick, name="hermipy-kicks", daemon=True)
+            _thread.start()
+        _wake.notify()
+
+
+def _rekick() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
+    while True:
+        with _lock:
+            while not _watched:
+                _wake.wait()
+        time.sleep(KICK_RETRY)
+        with _lock:
+            due = []
+            for task, left in list(_watched.items()):
+                if not task.interrupt or left <= 0 or task.host_thread is None:
+                    del _watched[task]
+                else:
+                    _watched[task] = left - 1
+                    due.append(task)
+        for task in due:
+            _kick_again(task)
+
+
+def _kick_again(task) -> None:
+    cpu = task.cpu
+    if cpu is not None:
+        cpu.kick()
+    try:
+        signal.pthread_kill(task.host_thread, SIGKICK)
+    except (ProcessLookupError, OSError, TypeError):
+        pass
+
+
+def wait(k, pollfds=None, nfds: int = 0, timeout=None, restart: int = ERESTARTSYS) -> int:
+    """ppoll(pollfds, nfds, timeout) that a kick interrupts: returns ppoll's count (0: timed out; the host
+    updates ``timeout`` to the time left), or raises SyscallError(``restart``) when the task was kicked."""
+    from hermipy.syscalls.host import host_syscall
+    from hermipy.syscalls.host_signals import kick_mask
+    mask = kick_mask()
+    signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
+    try:
+        if k.interrupt:
+            raise SyscallError(restart)
+        try:
+            return host_syscall("ppoll", pollfds, nfds, timeout, mask, 8)
+        except InterruptedError:
+            raise SyscallError(restart) from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
