@@ -256,7 +256,7 @@ class KvmVm:
             self.answers = None                    # () -> {nr: result}, see KvmCpu.answer_in_guest
             self.refresh_after: frozenset[int] = frozenset()
             self.answered: frozenset[int] = frozenset()
-            self.trapped_once: set[int] = set()    # sites to rewrite if they trap again
+            self.trapped: dict[int, bool] = {}      # site -> True: rewrite it if it traps again; False: tried
             self.policies = None                   # vma -> its file's SitePolicy (trampoline.file_policies)
             self.trampolines = None                # rewriter.trampoline.Trampolines, when in use
             self._track_page_table(mem.page_table)
@@ -549,7 +549,7 @@ class KvmCpu(Cpu):
         self._syscall_entry = area.syscall_entry
         self._refresh_after = vm.refresh_after
         self._answered = vm.answered
-        self._trapped_once = vm.trapped_once
+        self._trapped = vm.trapped
         self.rewrite = False
         with vm.lock:
             vm.cpus = vm.cpus + (self,)
@@ -719,10 +719,12 @@ class KvmCpu(Cpu):
                             vm.new_answered_site(w[W_RCX], w[W_RAX], self.rewrite, self.invalidate_code)
                         elif self.rewrite:
                             site = w[W_RCX] - 2
-                            if site in self._trapped_once:
+                            trapped = self._trapped.get(site)
+                            if trapped:
+                                self._trapped[site] = False         # tried: never again
                                 vm.rewrite_site(site)
-                            else:
-                                self._trapped_once.add(site)
+                            elif trapped is None:
+                                self._trapped[site] = True
                     else:
                         # A patched site: `out` at CPL3 in place of `syscall`; clobber rcx, r11 as it would.
                         w[W_RCX] = w[W_RIP]
