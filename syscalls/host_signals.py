@@ -35,6 +35,7 @@ FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK
 _start_state: tuple[int, tuple[int, ...]] | None = None
 _target = None                 # the task the pump sends to (its thread group's leader, or what execve made)
 _pump_pid = 0                  # the process the pump thread runs in (a fork child must start its own)
+_pump_tid = 0                  # its host thread id (POSIX timers aim their expiries at it)
 _kick_mask = None              # sigset for ppoll: the thread's mask with SIGKICK open
 
 
@@ -90,7 +91,14 @@ def start(task) -> None:
     from hermipy.syscalls.host import host_syscall
     fd = host_syscall("signalfd4", -1, ctypes.c_uint64(_kick_mask.value), 8, SFD_CLOEXEC)
     _pump_pid = os.getpid()
-    threading.Thread(target=_pump, args=(fd,), name="hermipy-signals", daemon=True).start()
+    global _pump_tid
+    pump = threading.Thread(target=_pump, args=(fd,), name="hermipy-signals", daemon=True)
+    pump.start()
+    _pump_tid = pump.native_id
+
+
+def pump_tid() -> int:
+    return _pump_tid
 
 
 def retarget(task) -> None:
@@ -106,17 +114,35 @@ def kick_mask() -> ctypes.c_uint64:
 
 def _pump(fd: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
-    from hermipy.syscalls.sys_signal import signal_group
     while True:
         try:
             data = os.read(fd, SIGNALFD_RECORD * 16)
         except InterruptedError:
             continue
         for offset in range(0, len(data) - SIGNALFD_RECORD + 1, SIGNALFD_RECORD):
-            fields = SIGNALFD_SIGINFO.unpack_from(data, offset)
             task = _target
             if task is not None:
-                signal_group(task, fields[0], guest_siginfo(fields))
+                _forward(task, SIGNALFD_SIGINFO.unpack_from(data, offset))
+
+
+def _forward(task, fields: tuple) -> None:
+    """One host signal to the guest: a POSIX timer's expiry to the signal and thread its guest timer names,
+    anything else to the thread group."""
+    from hermipy.syscalls.sys_signal import signal_group, signal_task
+    from hermipy.syscalls.sys_timer import TIMER_HOST_SIGNAL, timer_siginfo
+    signo, code = fields[0], fields[2]
+    if signo == TIMER_HOST_SIGNAL and code == SI_TIMER:
+        expiry = timer_siginfo(task, fields[6], fields[8])
+        if expiry is None:
+            return
+        signo, tid, info = expiry
+        target = task.group.tasks.get(tid) if tid else None
+        if target is not None:
+            signal_task(target, signo, info)
+        else:
+            signal_group(task, signo, info)
+        return
+    signal_group(task, signo, guest_siginfo(fields))
 
 
 def guest_siginfo(fields: tuple) -> bytes:

@@ -141,6 +141,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     proc = k.proc
     proc.ppid, proc.pid = proc.pid, os.getpid()
     proc.forked = True
+    proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
     become_sole_task(k)
     if proc.vfork_done >= 0:                 # a vfork parent waits for its own child, not for this one
         os.close(proc.vfork_done)
@@ -256,6 +257,8 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     # The point of no return (begin_new_exec): the other threads end (de_thread), then the old image goes.
     from hermipy.runner import end_other_threads
     end_other_threads(k)
+    from hermipy.syscalls.sys_timer import delete_all
+    delete_all(k)
     for fd in sorted(k.fds.cloexec):
         k.fds.close(fd)
     k.clear_child_tid = k.robust_list = 0

@@ -93,13 +93,9 @@ def clock_nanosleep(k, clockid: CLOCK, flags: TIMER_FLAGS, req: Ptr, rem: Ptr) -
     """clock_nanosleep(2), relative or TIMER_ABSTIME, slept by the host (clocks without a sleep give
     EOPNOTSUPP, a bad timespec EINVAL, as natively). The remaining time is written only on EINTR."""
     ts = _read_timespec_or_none(k, req)
-    left = Timespec()
-    try:
-        host_syscall("clock_nanosleep", host_clock(k, clockid), flags, ts, left)
-    except InterruptedError:
-        if rem and not flags & TIMER_ABSTIME:
-            k.mem.write(rem, struct.pack("<qq", left.sec, left.nsec))
-        raise
+    relative = not flags & TIMER_ABSTIME
+    _sleep(k, lambda left: host_syscall("clock_nanosleep", host_clock(k, clockid), flags, ts, left),
+           rem if relative else 0, relative)
     return 0
 
 
@@ -109,14 +105,35 @@ def nanosleep(k, req: Ptr, rem: Ptr) -> int:
     ts = _read_timespec_or_none(k, req)
     if ts is None:
         raise SyscallError(EFAULT)
-    left = Timespec()
-    try:
-        host_syscall("nanosleep", ts, left)
-    except InterruptedError:
-        if rem:
-            k.mem.write(rem, struct.pack("<qq", left.sec, left.nsec))
-        raise
+    _sleep(k, lambda left: host_syscall("nanosleep", ts, left), rem, True)
     return 0
+
+
+def _sleep(k, sleep, rem: int, relative: bool) -> None:
+    """A sleep that a kick interrupts: EINTR (with the time left written to ``rem``) when a signal is to be
+    delivered (a handler runs, or the group ends); otherwise it sleeps on for the time left, as Linux's
+    restart_block does (hrtimer_nanosleep_restart)."""
+    from hermipy.syscalls.errors import ERESTARTNOHAND
+    while True:
+        left = Timespec()
+        try:
+            sleep(left)
+            return
+        except InterruptedError:
+            if k.group.exiting or k.signals.next_deliverable():
+                if rem:
+                    k.mem.write(rem, struct.pack("<qq", left.sec, left.nsec))
+                raise SyscallError(ERESTARTNOHAND) from None
+            k.interrupt = False
+            if relative:                     # (TIMER_ABSTIME: the same deadline again)
+                sleep = _again(left)
+
+
+def _again(left):
+    """The same host sleep for the time left (relative sleeps only)."""
+    def rest(out):
+        return host_syscall("nanosleep", left, out)
+    return rest
 
 
 class Timeval(ctypes.Structure):

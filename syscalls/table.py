@@ -120,7 +120,7 @@ def _missing(entry: Entry):
 def load_handlers() -> None:
     """Import every handler module (each registers its syscalls)."""
     from hermipy.syscalls import (sys_fs, sys_io, sys_mm, sys_process, sys_signal,  # noqa: F401
-                                  sys_time, sys_info, sys_net, sys_event, sys_xattr, sys_fork)
+                                  sys_time, sys_info, sys_net, sys_event, sys_xattr, sys_fork, sys_timer)
 
 
 class Dispatcher:
