@@ -368,7 +368,7 @@ def test_kick_stops_a_spinning_vcpu(kick_signal):
     """kick() from another thread stops a vCPU in `jmp $` (in another thread) with Stop(INTERRUPT) at the
     loop, registers the application's; run() then resumes it where it was."""
     import time
-    from hermipy.cpu import GuestExit, StopReason
+    from hermipy.cpu import StopReason
     cpu, mem, code = _vm_with("mov eax, 501; syscall; mov rbx, 7; spin: jmp spin; hlt")
     spin = CODE_VA + len(code) - 3
     seen = []
