@@ -92,6 +92,17 @@ def set_robust_list(k, head: Ptr, length: Size) -> int:
     return 0
 
 
+@syscall("get_robust_list", PARTIAL, note="threads of the caller's own process; other pids are ESRCH")
+def get_robust_list(k, pid: Int, head_ptr: Ptr, len_ptr: Ptr) -> int:
+    """get_robust_list(2): the list head a thread registered (0 or its tid: the caller's own)."""
+    task = k if pid == 0 else k.group.tasks.get(pid)
+    if task is None:
+        raise SyscallError(ESRCH)
+    k.mem.write(head_ptr, struct.pack("<Q", task.robust_list))
+    k.mem.write(len_ptr, struct.pack("<Q", 24))
+    return 0
+
+
 declare("rseq", STUB, "returns ENOSYS: restartable sequences are not offered; glibc and musl carry on without")
 
 
