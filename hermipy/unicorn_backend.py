@@ -17,7 +17,9 @@ stops the running engine (so a spinning thread cannot starve the others). The sl
 stopping an engine from another thread near a SYSCALL hook lost or repeated syscalls now and then (measured:
 a mutex-protected counter off by one and lost futex wakes in about 1 run of 3 with 5 ms slices, none in 20 runs
 with 100 ms ones), so preemption is kept for threads that spin. Page-table and code changes reach every engine: each one
-applies what it missed before it runs again, and a running one is stopped to do so.
+applies what it missed before it runs again, and the thread that made the change waits for the running engine
+to give up its turn (a TLB shootdown), so no engine runs on with a stale translation of a page that was
+unmapped or dropped (a frame freed then would be another page's by the time it is written).
 
 A syscall costs one hook call into Python (~1.7 µs). Those whose answer the guest may read (getpid & co.,
 ``answer_in_guest``) need none once their site is rewritten: at a wrapper's first trap its ``syscall``
@@ -62,7 +64,7 @@ _PROBE_ADDR = 0x1000
 _CPUID1_CODE = b"\xb8\x01\x00\x00\x00\x0f\xa2"      # mov eax, 1; cpuid
 _DIVIDE_ERROR_CODE = b"\x31\xc9\xf7\xf1"             # xor ecx, ecx; div ecx
 
-TIME_SLICE = 0.1            # seconds a thread waits for its engine's turn before it stops the running one
+TIME_SLICE = 1.0            # seconds a thread waits for its engine's turn before it stops the running one
 TRAMPOLINE_STEP = 32        # instructions run to leave a trampoline before a kick is taken (it uses 8)
 
 _u64 = ctypes.c_uint64
@@ -123,9 +125,18 @@ class _Engines:
         self.members: list[UnicornCpu] = [first]
         self.turn = threading.Lock()
         self.running: "UnicornCpu | None" = None
+        self.holder = 0                 # the host thread holding the turn (0: none)
         self.waiting = 0
 
-    def take_turn(self, cpu: "UnicornCpu") -> None:
+    def quiesce(self) -> None:
+        """Make sure no other engine runs guest code now (a TLB shootdown): take the turn and give it back.
+        Every engine has its pending changes marked already, so none runs again before applying them."""
+        if self.holder == threading.get_ident():
+            return
+        self.take_turn(None)
+        self.give_turn()
+
+    def take_turn(self, cpu: "UnicornCpu | None") -> None:
         if not self.turn.acquire(timeout=TIME_SLICE):
             self.waiting += 1
             try:
@@ -136,9 +147,11 @@ class _Engines:
             finally:
                 self.waiting -= 1
         self.running = cpu
+        self.holder = threading.get_ident()
 
     def give_turn(self) -> None:
         self.running = None
+        self.holder = 0
         self.turn.release()
         if self.waiting:
             time.sleep(0)               # let a waiting thread have the turn
@@ -326,13 +339,13 @@ class UnicornCpu(Cpu):
         lib, uch, vals = self.lib, self.uch, self._syscall_vals
         lib.uc_reg_read_batch(uch, self._syscall_ids, self._syscall_ptrs, 8)
         nr = vals[0]
-        if nr in self._answered and vals[7] not in self._tried:     # a site seen for the first time
-            self._trampolines.patch(vals[7], nr)
         self._in_syscall = True
         engines = self._engines
         if engines.running is self:
-            engines.give_turn()
+            engines.give_turn()            # before anything that may take a lock another thread holds
         try:
+            if nr in self._answered and vals[7] not in self._tried:     # a site seen for the first time
+                self._trampolines.patch(vals[7], nr)
             result = self._on_syscall(nr, vals[1], vals[2], vals[3], vals[4], vals[5], vals[6])
         except GuestExit as exit_:
             self._stop = Stop(StopReason.EXIT, status=exit_.status)
@@ -530,7 +543,7 @@ class UnicornCpu(Cpu):
             return
         for cpu in members:
             cpu._pending_flush = True
-        self._stop_running()
+        self._engines.quiesce()
 
     def invalidate_code(self, start: int, end: int) -> None:
         members = self._engines.members
@@ -539,13 +552,7 @@ class UnicornCpu(Cpu):
             return
         for cpu in members:
             cpu._pending_code.append((start, end))
-        self._stop_running()
-
-    def _stop_running(self) -> None:
-        """The engine running now (another thread's) applies the pending changes before it goes on."""
-        running = self._engines.running
-        if running is not None:
-            running.stop_soon()
+        self._engines.quiesce()
 
     def cpuid_features(self) -> tuple[int, int]:
         """AT_HWCAP is CPUID.1:EDX on x86 (arch/x86/include/asm/elf.h), as the guest's own CPUID reports it.
