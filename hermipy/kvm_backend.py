@@ -67,7 +67,9 @@ import fcntl
 import mmap
 import os
 import struct
+import sys
 import threading
+import time
 
 from hermipy.cpu import GPR_NAMES, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_WRITE, PTE_ADDR,
@@ -352,11 +354,12 @@ class KvmVm:
 
         page_table.set, page_table.clear = set_pte, clear_pte
 
-    def take_stale(self) -> list[int] | None:
-        """Up to FLUSH_MAX stale PTE addresses, now this caller's to rewrite (None: the memory slots were
-        reset instead, nothing to rewrite nor reload). Safe against other threads adding entries: the
-        list and the removal are each one C-level operation under the GIL, and an entry re-added between
-        them is rewritten with its value at the time the list is written."""
+    def take_stale(self, cpu) -> list[int] | None:
+        """Up to FLUSH_MAX stale PTE addresses, now ``cpu``'s to rewrite (None: the memory slots were reset
+        instead, nothing to rewrite nor reload). The entries another vCPU's flush loop may still be rewriting
+        are included again: ``cpu`` must not run the application before they are done (a rewrite is an
+        atomic no-op on the entry, so twice is harmless). Safe against other threads adding entries: the
+        list and the removal are each one C-level operation under the GIL."""
         stale = self.stale
         if len(stale) > FLUSH_MAX and len(self.cpus) <= 1:
             self._reset_slots()
@@ -364,6 +367,10 @@ class KvmVm:
             return None
         entries = sorted(stale)[:FLUSH_MAX]
         stale.difference_update(entries)
+        for other in self.cpus:
+            if other is not cpu and other._in_flight:
+                entries.extend(other._in_flight[:FLUSH_MAX - len(entries)])
+        cpu._in_flight = entries
         return entries
 
     # -- in-guest answers and site rewriting -----------------------------------------------------
@@ -543,8 +550,11 @@ class KvmCpu(Cpu):
         self._syscall_mode = vm.syscall_mode       # MODE_USER or MODE_SYSCALL, learnt at the first syscall
         self._flush = False
         self._flush_cr3 = False            # the next return to the application goes through a CR3 reload
-        self._flush_resume_rip = 0
+        self._flush_resume_rip = self._flush_resume_rflags = 0
+        self._in_flight = ()               # the stale PTEs this vCPU's flush loop is rewriting
         self._kick = False                 # kick(): stop at the next point where the registers are the app's
+        self._in_guest = False             # inside run()'s KVM_RUN (a TLB shootdown must wait for it)
+        self._thread = 0                   # the host thread running it (pthread id, for SIGKICK)
         self._entry_return = area.entry_return                # rip after the LSTAR stub's `out`
         self._syscall_entry = area.syscall_entry
         self._refresh_after = vm.refresh_after
@@ -674,21 +684,29 @@ class KvmCpu(Cpu):
     # -- running ---------------------------------------------------------------------------------
     def run(self, on_syscall) -> Stop:
         w, vcpu, ioctl, ram, vm = self._w, self.vcpu, fcntl.ioctl, self.ram, self._vm
+        self._thread = threading.get_ident()
         while True:
             if self._kick and self._mode != MODE_RAW:
                 return self._interrupted()
             if ram.top > vm.slot_size:
                 vm.grow_slot()
+            self._in_guest = True             # before looking at _flush: see flush_tlb()
             if self._mode != MODE_USER or self._flush:
                 self._enter()
             w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
             try:
                 ioctl(vcpu, KVM_RUN, 0)
+                self._in_guest = False
+                self._in_flight = ()          # an exit: no flush loop of this vCPU is half done
                 reason = w[1] & 0xFFFFFFFF
             except InterruptedError:
+                self._in_guest = False
                 self._b[1] = 0                # immediate_exit: it did its job (never left set: no spinning)
                 if not self._kick:
-                    self._mode = MODE_RAW
+                    if self._flush and self._at_application():
+                        self._mode = MODE_USER    # a TLB shootdown: through the flush loop, then on
+                    else:
+                        self._mode = MODE_RAW
                     continue
                 if self._at_application():
                     self._mode = MODE_USER
@@ -811,7 +829,7 @@ class KvmCpu(Cpu):
         w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
         if vector == VEC_UD and rip == area.user_flush_trap:
             # The end of the CPL3 flush loop: resume the application, reloading CR3 on the way.
-            w[W_RIP] = self._flush_resume_rip
+            w[W_RIP], w[W_RFLAGS] = self._flush_resume_rip, self._flush_resume_rflags
             self._flush_cr3 = True
             return None
         return Stop(StopReason.FAULT, vector=vector, address=cr2 if vector == VEC_PF else 0, rip=rip)
@@ -853,23 +871,23 @@ class KvmCpu(Cpu):
     def _kernel_flush_batch(self) -> None:
         """The next batch for the kernel flush stub: its list, count and whether more will follow."""
         vm, area = self._vm, self.area
-        entries = vm.take_stale()
+        entries = vm.take_stale(self)
         count = area.write_flush_list(entries) if entries else 0
         area.set_flush_slots(count, entries is not None and bool(vm.stale))
 
     def _start_user_flush(self) -> None:
         """Divert the application through the CPL3 flush loop, which traps (#UD) when done; the backend
         then resumes it through a CR3 reload (and the kernel flush stub, for entries beyond one list)."""
-        entries = self._vm.take_stale()
+        entries = self._vm.take_stale(self)
         if entries is None:
             return                         # the memory slots were reset: no shadow page is left
         w, area = self._w, self.area
-        self._flush_resume_rip = w[W_RIP]
+        self._flush_resume_rip, self._flush_resume_rflags = w[W_RIP], w[W_RFLAGS]
         if not entries:
             w[W_RIP] = area.user_flush_trap    # another vCPU rewrote them: only reload CR3
             return
         count = area.write_flush_list(entries)
-        for name, index in (("rax", W_RAX), ("rbx", W["rbx"]), ("rcx", W_RCX), ("rdx", W_RDX)):
+        for name, index in (("rax", W_RAX), ("rcx", W_RCX), ("rdx", W_RDX)):
             area.set_slot("saved_" + name, w[index])
         w[W_RCX] = count
         w[W_RDX] = area.flush_list_va
@@ -958,9 +976,18 @@ class KvmCpu(Cpu):
     # -- memory coherence ------------------------------------------------------------------------
     def flush_tlb(self) -> None:
         """Drop cached translations before the application runs again, on every vCPU of the VM (see
-        ``KvmVm._track_page_table``)."""
+        ``KvmVm._track_page_table``): a TLB shootdown. Another vCPU running guest code is stopped (kvm_run's
+        immediate_exit and SIGKICK to its thread) and this returns once it has left the application for the
+        flush loop or for hermipy, so a frame the caller freed is not reused while a stale translation to it
+        can still be used (Linux's flush_tlb_mm_range waits for its IPIs the same way)."""
+        me = threading.get_ident()
+        running = []
         for cpu in self._vm.cpus:
             cpu._flush = True
+            if cpu._in_guest and cpu._thread != me:
+                running.append(cpu)
+        if running:
+            _shoot_down(running)
 
     def invalidate_code(self, start: int, end: int) -> None:
         """Nothing to do: the CPU executes guest memory itself, no translation cache lives in hermipy."""
@@ -987,3 +1014,31 @@ class KvmCpu(Cpu):
         for i, value in zip(_GPR_WORDS, saved):
             w[i] = value
         return result
+
+
+SHOOTDOWN_RETRY = 0.001       # re-signal a vCPU that has not left the application after this long (s)
+SHOOTDOWN_LIMIT = 0.5         # give up waiting after this long (a vCPU stuck in a stub: reported)
+
+
+def _shoot_down(cpus) -> None:
+    """Make each of ``cpus`` leave KVM_RUN and take its pending flush before this returns."""
+    import signal as host_signal
+    from hermipy.syscalls.kernel import SIGKICK
+    deadline = time.monotonic() + SHOOTDOWN_LIMIT
+    while True:
+        cpus = [cpu for cpu in cpus if cpu._in_guest and cpu._flush]
+        if not cpus:
+            return
+        if time.monotonic() > deadline:
+            sys.stderr.write(f"hermipy: warning: kvm: TLB shootdown: {len(cpus)} vCPU(s) did not stop "
+                             f"in {SHOOTDOWN_LIMIT} s\n")
+            return
+        for cpu in cpus:
+            b = cpu._b
+            try:
+                if b is not None:
+                    b[1] = 1
+                host_signal.pthread_kill(cpu._thread, SIGKICK)
+            except (ValueError, TypeError, ProcessLookupError, OSError):
+                pass                          # closed or ended meanwhile
+        time.sleep(SHOOTDOWN_RETRY)

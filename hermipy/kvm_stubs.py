@@ -15,7 +15,9 @@ cannot touch the upper half at all:
   trampolines, which run on every vCPU). In each block, at the same offsets:
 * the user stub page: the LSTAR entry and the page-table flush loop. Each vCPU has its own copy (the code
   is rip-relative but for ``seen_table``, so a copy works at any base) and its LSTAR points at it;
-* the flush list (the vCPU's own): (PTE address, value) pairs the flush loop writes;
+* the flush list (the vCPU's own): the addresses of the PTEs the flush loop rewrites (each with an atomic
+  ``lock or [pte], 0``, which writes back whatever the entry holds at that instant: Python may change it
+  meanwhile, and a stored copy written back would resurrect an entry it has just cleared);
 * the answer page (read-only, one frame shared by all vCPUs): what the LSTAR entry answers without leaving
   the guest, one 8-byte slot per syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``), also read by
   the per-site trampolines of ``rewriter/trampoline.py``; a writable scratch page (the vCPU's own: the
@@ -53,7 +55,7 @@ USER_AREA_SIZE = 1 << 39
 USER_STUB_VA = USER_AREA + USER_AREA_SIZE - 0x20000
 FLUSH_LIST_VA = USER_STUB_VA + PAGE
 FLUSH_LIST_PAGES = 16
-FLUSH_MAX = FLUSH_LIST_PAGES * PAGE // 16     # (PTE address, value) pairs
+FLUSH_MAX = FLUSH_LIST_PAGES * PAGE // 8      # PTE addresses
 ANSWERS_VA = USER_STUB_VA + 0x12000          # read-only at CPL3: answers the kernel keeps current
 SCRATCH_VA = USER_STUB_VA + 0x13000          # writable at CPL3: the LSTAR entry's saved rsp and popfq stack
 SEEN_VA = USER_STUB_VA + 0x14000             # read-only at CPL3: sites whose answered syscalls Python has seen
@@ -109,9 +111,8 @@ flush_batch:
     jz flush_done
 flush_loop:
     mov rax, qword ptr [rdx]
-    mov rbx, qword ptr [rdx + 8]
-    mov qword ptr [rax], rbx
-    add rdx, 16
+    lock or qword ptr [rax], 0
+    add rdx, 8
     dec rcx
     jnz flush_loop
 flush_done:
@@ -151,9 +152,9 @@ fault_common:
 # popfq leaves IF/IOPL alone; sysretq itself at CPL0). No other register, and no byte of the application's
 # memory, changes. `out` leaves rax = nr (flags are Python's to restore from r11).
 #
-# user_flush starts with rcx = count (> 0) and rdx = the vCPU's flush list; it changes no flag (mov, lea, loop) and no
-# stack, restores rax, rbx, rcx, rdx from the slots Python fills, and traps (#UD) into CPL0, where the backend
-# reloads CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
+# user_flush starts with rcx = count (> 0) and rdx = the vCPU's flush list; it uses no stack, restores rax, rcx, rdx
+# from the slots Python fills (the flags its `lock or` changes Python restores too), and traps (#UD) into CPL0,
+# where the backend reloads CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
 _USER_ASM = """
 syscall_entry:
     cmp rax, {slots:#x}
@@ -190,19 +191,15 @@ entry_return:
     jmp rcx
 user_flush:
     mov rax, qword ptr [rdx]
-    mov rbx, qword ptr [rdx + 8]
-    mov qword ptr [rax], rbx
-    lea rdx, [rdx + 16]
+    lock or qword ptr [rax], 0
+    lea rdx, [rdx + 8]
     loop user_flush
     mov rax, qword ptr [rip + saved_rax]
-    mov rbx, qword ptr [rip + saved_rbx]
     mov rcx, qword ptr [rip + saved_rcx]
     mov rdx, qword ptr [rip + saved_rdx]
 user_flush_trap:
     ud2
 saved_rax:
-    .quad 0
-saved_rbx:
     .quad 0
 saved_rcx:
     .quad 0
@@ -413,7 +410,7 @@ class VcpuArea:
         self.user_flush = user["user_flush"] + shift
         self.user_flush_trap = user["user_flush_trap"] + shift
         self._slots = {name: self.user_frame + user[name] - USER_STUB_VA
-                       for name in ("saved_rax", "saved_rbx", "saved_rcx", "saved_rdx")}
+                       for name in ("saved_rax", "saved_rcx", "saved_rdx")}
 
         buf = ram.buf
         buf[self.user_frame:self.user_frame + len(area.user_code)] = area.user_code
@@ -439,9 +436,9 @@ class VcpuArea:
         self.ram.buf[self.kernel_frame:self.kernel_frame + PAGE] = bytes(page)
 
     def write_flush_list(self, entries: list[int]) -> int:
-        """Store PTE physical addresses as (window address, current value) pairs; return their number."""
-        words, buf = self.words, self.ram.buf
-        data = struct.pack(f"<{2 * len(entries)}Q", *(x for pte in entries for x in (USER_AREA + pte, words[pte >> 3])))
+        """Store the PTEs' addresses in the guest's window on RAM; return their number."""
+        buf = self.ram.buf
+        data = struct.pack(f"<{len(entries)}Q", *(USER_AREA + pte for pte in entries))
         for i, frame in enumerate(self.list_frames):
             chunk = data[i * PAGE:(i + 1) * PAGE]
             if not chunk:

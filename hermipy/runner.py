@@ -281,6 +281,7 @@ def _run(kernel: Kernel, trace) -> int:
     set_current(kernel)
     cpu, mem = kernel.cpu, kernel.mem
     on_syscall = Dispatcher(kernel, trace).on_syscall
+    retried = None
     try:
         while True:
             stop = cpu.run(on_syscall)
@@ -291,8 +292,17 @@ def _run(kernel: Kernel, trace) -> int:
                 if reason is StopReason.INTERRUPT:
                     handle_interrupt(kernel)
                     continue
-                if stop.vector == VEC_PF and mem.populate(stop.address):
-                    continue
+                if stop.vector == VEC_PF:
+                    if mem.populate(stop.address):
+                        continue
+                    # A page present now may have been filled by another task after this one faulted on it
+                    # (or its translation was stale): run the access once more before calling it a
+                    # protection fault, as Linux's spurious-fault check does.
+                    fault = (stop.rip, stop.address)
+                    if fault != retried and mem.find(stop.address) is not None:
+                        retried = fault
+                        continue
+                retried = None
                 handle_fault(kernel, stop)
             except GuestExit as exit_:
                 return exit_.status

@@ -483,6 +483,7 @@ class AddressSpace:
         self.page_table.set(vpn << 12, frame | flags)
 
     # -- kernel access to guest memory -----------------------------------------------------------
+    @_locked
     def _frame_for(self, vpn: int, write: bool) -> int:
         frame = self.frames.get(vpn)
         if frame is not None:
