@@ -235,14 +235,16 @@ def finish_task(kernel: Kernel, status: int) -> None:
     the leader's status is the process's unless the group exited as a whole."""
     from hermipy.syscalls.sys_process import release_task_memory
     group = kernel.group
-    if not group.exiting or len(group.tasks) > 1:
-        release_task_memory(kernel)
     with group.lock:
-        group.tasks.pop(kernel.tid, None)
+        others = len(group.tasks) > 1
+        group.tasks.pop(kernel.tid, None)     # gone from /proc/self/task before a joiner can wake
         if kernel.tid == kernel.proc.pid:
             group.leader_status = status
         if kernel.mem.cpu is kernel.cpu:
             kernel.mem.cpu = next((t.cpu for t in group.tasks.values() if t.cpu is not None), kernel.cpu)
+    if not group.exiting or others:
+        release_task_memory(kernel)
+    with group.lock:
         group.ended.notify_all()
 
 

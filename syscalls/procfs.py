@@ -166,6 +166,15 @@ class Synthetic:
     def pid(self) -> str:
         return str(self.k.proc.pid)
 
+    def _caller(self):
+        """The task looking (threads share this namespace: CLONE_FS)."""
+        from hermipy.syscalls.sys_signal import _current
+        return _current() or self.k
+
+    def _leader(self):
+        """The task /proc/PID describes: the thread-group leader, or the caller once the leader has exited."""
+        return self.k.group.tasks.get(self.k.proc.pid) or self._caller()
+
     # -- where the overlay sits on the host tree --------------------------------------------------
     def overlay(self, parent: str, name: str):
         """The synthetic node for ``parent/name`` on a host directory, or None (the host's own)."""
@@ -192,7 +201,7 @@ class Synthetic:
     def _proc_entries(self) -> dict:
         pid = self.pid
         entries = {"self": Link(self, "/proc/self", lambda: pid),
-                   "thread-self": Link(self, "/proc/thread-self", lambda: f"{pid}/task/{pid}"),
+                   "thread-self": Link(self, "/proc/thread-self", lambda: f"{pid}/task/{self._caller().tid}"),
                    pid: self._pid_dir(f"/proc/{pid}")}
         if self.k.fs.confined:
             for name in HOST_PROC_FILES:
@@ -207,11 +216,13 @@ class Synthetic:
             entries[name] = Link(self, "/dev/" + name, lambda t=target: t)
         return entries
 
-    def _pid_dir(self, path: str) -> Dir:
+    def _pid_dir(self, path: str, task=None) -> Dir:
+        """/proc/PID (``task`` None: the thread group, shown as its leader) or /proc/PID/task/TID."""
         k = self.k
-        files = {"maps": self.maps, "status": self.status, "stat": self.stat_line, "statm": self.statm,
-                 "cmdline": lambda: b"".join(a + b"\0" for a in k.proc.argv),
-                 "comm": lambda: k.comm + b"\n"}
+        who = (lambda: task) if task is not None else self._leader
+        files = {"maps": self.maps, "status": lambda: self.status(who()), "stat": lambda: self.stat_line(who()),
+                 "statm": self.statm, "cmdline": lambda: b"".join(a + b"\0" for a in k.proc.argv),
+                 "comm": lambda: who().comm + b"\n"}
         private = {"environ": lambda: b"".join(e + b"\0" for e in k.proc.environ), "auxv": lambda: k.proc.auxv}
 
         def children():
@@ -225,7 +236,9 @@ class Synthetic:
             out["fdinfo"] = Dir(self, f"{path}/fdinfo",
                                 lambda: {str(fd): File(self, f"{path}/fdinfo/{fd}", lambda fd=fd: self.fdinfo(fd))
                                          for fd in sorted(k.fds.files)})
-            out["task"] = Dir(self, f"{path}/task", lambda: {self.pid: self._pid_dir(f"{path}/task/{self.pid}")})
+            if task is None:
+                out["task"] = Dir(self, f"{path}/task", lambda: {
+                    str(tid): self._pid_dir(f"{path}/task/{tid}", t) for tid, t in sorted(k.group.tasks.items())})
             if not k.fs.confined:
                 for name in ("mounts", "mountinfo"):
                     out[name] = HostNode(self, f"{path}/{name}", f"/proc/self/{name}")
@@ -286,29 +299,31 @@ class Synthetic:
         rss = len(self.k.mem.frames) * PAGE_KB
         return size, rss, stack, data
 
-    def status(self) -> bytes:
+    def status(self, task) -> bytes:
+        """/proc/PID/status and /proc/PID/task/TID/status (proc_pid_status): ``task``'s name and id."""
         p = self.k.proc
         size, rss, stack, data = self._vm_kb()
         groups = " ".join(str(g) for g in p.groups)
-        text = (f"Name:\t{self.k.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
-                f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{p.pid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
+        text = (f"Name:\t{task.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
+                f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{task.tid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
                 f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
                 f"FDSize:\t{self.k.fds.size}\nGroups:\t{groups} \n"
-                f"NStgid:\t{p.pid}\nNSpid:\t{p.pid}\n"
+                f"NStgid:\t{p.pid}\nNSpid:\t{task.tid}\n"
                 f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"
                 f"VmHWM:\t{rss:8d} kB\nVmRSS:\t{rss:8d} kB\nVmData:\t{data:8d} kB\nVmStk:\t{stack:8d} kB\n"
                 f"VmSwap:\t       0 kB\nThreads:\t{len(self.k.group.tasks)}\n"
                 "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n")
         return text.encode()
 
-    def stat_line(self) -> bytes:
-        """/proc/self/stat (do_task_stat): 52 fields."""
+    def stat_line(self, task) -> bytes:
+        """/proc/PID/stat and /proc/PID/task/TID/stat (do_task_stat): 52 fields."""
         k, p = self.k, self.k.proc
         size, rss, _stack, _data = self._vm_kb()
         ticks = os.sysconf("SC_CLK_TCK")
         times = os.times()
-        fields = [p.pid, f"({self.k.comm.decode(errors='replace')})", "R", p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
-                  0x400000, 0, 0, 0, 0, int(times.user * ticks), int(times.system * ticks), 0, 0, 20, 0, 1, 0,
+        fields = [task.tid, f"({task.comm.decode(errors='replace')})", "R", p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
+                  0x400000, 0, 0, 0, 0, int(times.user * ticks), int(times.system * ticks), 0, 0, 20, 0,
+                  len(k.group.tasks), 0,
                   0, size * 1024, rss // PAGE_KB, (1 << 64) - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0,
                   0, 0, 0, 0, k.mem.brk_start, 0, 0, 0, 0, 0, 0]
         return (" ".join(str(f) for f in fields) + "\n").encode()

@@ -160,24 +160,35 @@ def times(k, buf: Ptr) -> int:
     return int(t.elapsed * ticks) & (1 << 63) - 1
 
 
+def _host_task(k, pid: int) -> int:
+    """The host thread behind a task id of the caller's thread group (0: the caller; a tid is the host tid of
+    the thread running that task); any other id is ESRCH (find_task_by_vpid: the guest sees its own tasks)."""
+    if pid == 0:
+        return 0
+    if pid == k.proc.pid or pid in k.group.tasks:
+        return pid
+    raise SyscallError(ESRCH)
+
+
 @syscall("sched_getaffinity", FULL)
 def sched_getaffinity(k, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
-    """sched_getaffinity(2): the host kernel's answer for the hermipy process (the guest's vCPU runs on it),
-    including its checks of the size and the number of bytes it returns (cpumask_size())."""
+    """sched_getaffinity(2): the host kernel's answer for the host thread running that task (each guest thread
+    runs on its own), including its checks of the size and the number of bytes it returns (cpumask_size())."""
     hlen = cpusetsize if cpusetsize <= 1 << 16 else (1 << 16) + cpusetsize % 8
     buf = ctypes.create_string_buffer(hlen)
-    nbytes = host_syscall("sched_getaffinity", 0, hlen, buf)
-    _check_pid(k, pid)
+    target = _host_task(k, pid) if hlen >= 8 and not hlen % 8 else 0    # a bad size is EINVAL before the lookup
+    nbytes = host_syscall("sched_getaffinity", target, hlen, buf)
     k.mem.write(mask, buf.raw[:nbytes])
     return nbytes
 
 
 @syscall("sched_setaffinity", FULL)
 def sched_setaffinity(k, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
-    """sched_setaffinity(2), applied to the hermipy process (EINVAL from the host when no allowed CPU is left)."""
+    """sched_setaffinity(2), applied to the host thread running that task (EINVAL from the host when no
+    allowed CPU is left)."""
     data = k.mem.read(mask, min(cpusetsize, 1 << 16))
-    _check_pid(k, pid)
-    return host_syscall("sched_setaffinity", 0, len(data), ctypes.create_string_buffer(data, len(data)))
+    target = _host_task(k, pid)
+    return host_syscall("sched_setaffinity", target, len(data), ctypes.create_string_buffer(data, len(data)))
 
 
 @syscall("sched_yield", FULL)

@@ -343,8 +343,10 @@ MEMBARRIER_REGISTER = (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, *MEMBARRIER_NEE
 
 @syscall("membarrier", FULL)
 def membarrier(k, cmd: MEMBARRIER_CMDS, flags: UInt, cpu_id: Int) -> int:
-    """membarrier(2). The commands the host supports (its QUERY answer) are offered; the guest is one thread,
-    so once the registration rules are met every barrier is already complete."""
+    """membarrier(2). The commands the host supports (its QUERY answer) are offered, registrations are the
+    guest address space's; a barrier is the host's own membarrier on hermipy's process: it interrupts every
+    CPU running one of its threads, and so every vCPU running guest code (KVM_RUN exits, a Unicorn engine is
+    a host thread), which is the ordering the guest's threads need."""
     if flags and not (cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ and flags == MEMBARRIER_CMD_FLAG_CPU):
         raise SyscallError(EINVAL)
     from hermipy.syscalls.host import host_syscall
@@ -356,7 +358,10 @@ def membarrier(k, cmd: MEMBARRIER_CMDS, flags: UInt, cpu_id: Int) -> int:
     if cmd & (cmd - 1) or not supported & cmd:
         raise SyscallError(EINVAL)
     if cmd in MEMBARRIER_REGISTER:
+        host_syscall("membarrier", cmd, 0, 0)
         k.mem.membarrier_state |= cmd
-    elif cmd in MEMBARRIER_NEEDS and not k.mem.membarrier_state & MEMBARRIER_NEEDS[cmd]:
+        return 0
+    if cmd in MEMBARRIER_NEEDS and not k.mem.membarrier_state & MEMBARRIER_NEEDS[cmd]:
         raise SyscallError(EPERM)
+    host_syscall("membarrier", cmd, flags, cpu_id)
     return 0

@@ -20,6 +20,12 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
+#include <sys/prctl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1079,6 +1085,264 @@ static void sec_sem_open(void)
     sem_close(s);
 }
 
+/* ---------------------------------------------------------------- proc: /proc/self/task, names, Threads: */
+/* (only while the threads are alive: a joined thread may still be listed for a moment, natively too) */
+
+#define PROC_THREADS 3
+static pthread_barrier_t proc_started, proc_checked;
+static pid_t proc_tids[PROC_THREADS];
+static int proc_thread_self_ok[PROC_THREADS];
+
+static int read_text(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return (int)n;
+}
+
+static void *proc_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char name[16], buf[64];
+    snprintf(name, sizeof name, "worker-%d", i);
+    prctl(PR_SET_NAME, name);
+    proc_tids[i] = tid();
+    snprintf(name + strlen(name), sizeof name - strlen(name), "\n");
+    proc_thread_self_ok[i] = read_text("/proc/thread-self/comm", buf, sizeof buf) > 0 && !strcmp(buf, name);
+    pthread_barrier_wait(&proc_started);
+    pthread_barrier_wait(&proc_checked);
+    return NULL;
+}
+
+static int status_threads(void)
+{
+    char buf[4096];
+    if (read_text("/proc/self/status", buf, sizeof buf) < 0)
+        return -1;
+    char *line = strstr(buf, "\nThreads:");
+    return line ? atoi(line + 9) : -1;
+}
+
+static void sec_proc(void)
+{
+    pthread_t t[PROC_THREADS];
+    char path[64], buf[1024];
+    CHECK(pthread_barrier_init(&proc_started, NULL, PROC_THREADS + 1));
+    CHECK(pthread_barrier_init(&proc_checked, NULL, PROC_THREADS + 1));
+    for (int i = 0; i < PROC_THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, proc_worker, (void *)(intptr_t)i));
+    pthread_barrier_wait(&proc_started);
+    printf("proc: Threads: %d with %d started\n", status_threads(), PROC_THREADS);
+    int listed = 0, known = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        listed++;
+        pid_t id = atoi(e->d_name);
+        known += id == getpid();
+        for (int i = 0; i < PROC_THREADS; i++)
+            known += id == proc_tids[i];
+    }
+    if (d)
+        closedir(d);
+    printf("proc: /proc/self/task lists %d tasks, %d of them ours\n", listed, known);
+    int names = 0, stats = 0;
+    for (int i = 0; i < PROC_THREADS; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "worker-%d\n", i);
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", proc_tids[i]);
+        names += read_text(path, buf, sizeof buf) > 0 && !strcmp(buf, want);
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", proc_tids[i]);
+        int id = 0, threads = 0;
+        char comm[32];
+        if (read_text(path, buf, sizeof buf) > 0) {
+            char *after = strrchr(buf, ')');
+            sscanf(buf, "%d (%31[^)])", &id, comm);
+            /* fields 3..20 after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+               utime stime cutime cstime priority nice num_threads */
+            long f[18];
+            if (after && sscanf(after + 2, "%*c %ld %ld %ld %ld %ld %lu %lu %lu %lu %lu %lu %lu %ld %ld %ld %ld %ld",
+                                &f[0], &f[1], &f[2], &f[3], &f[4], (unsigned long *)&f[5], (unsigned long *)&f[6],
+                                (unsigned long *)&f[7], (unsigned long *)&f[8], (unsigned long *)&f[9],
+                                (unsigned long *)&f[10], (unsigned long *)&f[11], &f[12], &f[13], &f[14], &f[15],
+                                &f[16]) == 17)
+                threads = (int)f[16];
+        }
+        stats += id == proc_tids[i] && threads == PROC_THREADS + 1;
+    }
+    printf("proc: task comm right for %d, task stat pid and num_threads right for %d\n", names, stats);
+    int self_ok = 0;
+    for (int i = 0; i < PROC_THREADS; i++)
+        self_ok += proc_thread_self_ok[i];
+    read_text("/proc/self/comm", buf, sizeof buf);
+    printf("proc: /proc/thread-self/comm right in %d threads, the process comm is still main's %d\n", self_ok,
+           strncmp(buf, "worker-", 7) != 0);
+    pthread_barrier_wait(&proc_checked);
+    for (int i = 0; i < PROC_THREADS; i++)
+        CHECK(pthread_join(t[i], NULL));
+    pthread_barrier_destroy(&proc_started);
+    pthread_barrier_destroy(&proc_checked);
+}
+
+/* ---------------------------------------------------------------- affinity: per-thread CPU masks, getcpu, membarrier */
+
+enum { MEMBARRIER_CMD_QUERY = 0, MEMBARRIER_CMD_PRIVATE_EXPEDITED = 8,            /* uapi/linux/membarrier.h */
+       MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 16 };
+
+static pthread_barrier_t aff_set, aff_seen;
+static int aff_cpu_after = -1;
+static pid_t aff_tid;
+
+static void *affinity_worker(void *arg)
+{
+    int cpu = (int)(intptr_t)arg;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    aff_tid = tid();
+    if (sched_setaffinity(0, sizeof one, &one) == 0) {
+        sched_yield();
+        unsigned c = 99, node = 99;
+        if (syscall(SYS_getcpu, &c, &node, NULL) == 0)
+            aff_cpu_after = (int)c;
+    }
+    pthread_barrier_wait(&aff_set);
+    pthread_barrier_wait(&aff_seen);
+    return NULL;
+}
+
+static void sec_affinity(void)
+{
+    cpu_set_t before, after, theirs;
+    CHECK(sched_getaffinity(0, sizeof before, &before) ? errno : 0);
+    int first = -1;
+    for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+        if (CPU_ISSET(c, &before))
+            first = c;
+    pthread_t t;
+    CHECK(pthread_barrier_init(&aff_set, NULL, 2));
+    CHECK(pthread_barrier_init(&aff_seen, NULL, 2));
+    CHECK(pthread_create(&t, NULL, affinity_worker, (void *)(intptr_t)first));
+    pthread_barrier_wait(&aff_set);
+    CHECK(sched_getaffinity(0, sizeof after, &after) ? errno : 0);
+    int got = sched_getaffinity(aff_tid, sizeof theirs, &theirs);
+    printf("affinity: thread pinned itself to one CPU: getaffinity(its tid) %d, %d CPU(s), its getcpu is it %d\n",
+           got, CPU_COUNT(&theirs), aff_cpu_after == first);
+    printf("affinity: main's mask unchanged %d\n", CPU_EQUAL(&before, &after));
+    pthread_barrier_wait(&aff_seen);
+    CHECK(pthread_join(t, NULL));
+    pthread_barrier_destroy(&aff_set);
+    pthread_barrier_destroy(&aff_seen);
+    long query = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (query > 0 && (query & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
+        long unregistered = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        int e = errno;
+        long reg = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+        long barrier = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        printf("affinity: membarrier unregistered %ld %s, register %ld, barrier %ld\n", unregistered, err_name(e),
+               reg, barrier);
+    }
+}
+
+/* ---------------------------------------------------------------- server: worker threads answering on loopback */
+
+#define SERVER_WORKERS 2
+#define SERVER_CLIENTS 3
+#define SERVER_REQUESTS 4
+static int server_fd;
+static struct sockaddr_in server_addr;
+static int served[SERVER_WORKERS];
+
+static void *server_worker(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    for (;;) {
+        int c = accept(server_fd, NULL, NULL);
+        if (c < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        char req[32];
+        ssize_t n = read(c, req, sizeof req - 1);
+        if (n <= 0 || req[0] == 'q') {
+            close(c);
+            return NULL;
+        }
+        req[n] = 0;
+        long v = atol(req);
+        char reply[32];
+        int len = snprintf(reply, sizeof reply, "%ld\n", v * v);
+        if (write(c, reply, len) == len)
+            served[w]++;
+        close(c);
+    }
+}
+
+static long ask(const char *what)
+{
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&server_addr, sizeof server_addr) < 0)
+        return -1;
+    if (write(c, what, strlen(what)) < 0) {
+        close(c);
+        return -1;
+    }
+    char reply[32] = {0};
+    ssize_t n = read(c, reply, sizeof reply - 1);
+    close(c);
+    return n > 0 ? atol(reply) : 0;
+}
+
+static void *server_client(void *arg)
+{
+    long base = (long)(intptr_t)arg, sum = 0;
+    for (int r = 0; r < SERVER_REQUESTS; r++) {
+        char req[32];
+        snprintf(req, sizeof req, "%ld\n", base * 10 + r);
+        sum += ask(req);
+    }
+    return (void *)(intptr_t)sum;
+}
+
+static void sec_server(void)
+{
+    server_fd = socket(AF_INET, SOCK_STREAM, 0);
+    server_addr.sin_family = AF_INET;
+    server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    server_addr.sin_port = 0;
+    socklen_t len = sizeof server_addr;
+    if (server_fd < 0 || bind(server_fd, (struct sockaddr *)&server_addr, sizeof server_addr) ||
+        listen(server_fd, 16) || getsockname(server_fd, (struct sockaddr *)&server_addr, &len)) {
+        printf("server: setup failed: %s\n", strerror(errno));
+        return;
+    }
+    pthread_t workers[SERVER_WORKERS], clients[SERVER_CLIENTS];
+    for (int i = 0; i < SERVER_WORKERS; i++)
+        CHECK(pthread_create(&workers[i], NULL, server_worker, (void *)(intptr_t)i));
+    for (int i = 0; i < SERVER_CLIENTS; i++)
+        CHECK(pthread_create(&clients[i], NULL, server_client, (void *)(intptr_t)(i + 1)));
+    long total = 0;
+    for (int i = 0; i < SERVER_CLIENTS; i++) {
+        void *sum;
+        CHECK(pthread_join(clients[i], &sum));
+        total += (long)(intptr_t)sum;
+    }
+    for (int i = 0; i < SERVER_WORKERS; i++)
+        ask("q");
+    for (int i = 0; i < SERVER_WORKERS; i++)
+        CHECK(pthread_join(workers[i], NULL));
+    close(server_fd);
+    printf("server: %d clients x %d requests answered by %d worker threads: sum of squares %ld, served %d\n",
+           SERVER_CLIENTS, SERVER_REQUESTS, SERVER_WORKERS, total, served[0] + served[1]);
+}
+
 /* ---------------------------------------------------------------- main */
 
 struct section { const char *name; void (*run)(void); int in_all; };
@@ -1100,6 +1364,9 @@ static const struct section sections[] = {
     { "join_exit_value", sec_join_exit_value, 1 },
     { "fork_thread", sec_fork_thread, 1 },
     { "robust", sec_robust, 1 },
+    { "proc", sec_proc, 1 },
+    { "affinity", sec_affinity, 1 },
+    { "server", sec_server, 1 },
     { "main_exit", sec_main_exit, 0 },
     { "exit_group", sec_exit_group, 0 },
     { "exec_thread", sec_exec_thread, 0 },

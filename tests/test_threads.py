@@ -1,4 +1,5 @@
-"""Threads, differentially: testbins/threads.c (pthreads, one section per run, and every non-fatal section in one
+"""Threads, differentially: testbins/threads.c (pthreads, /proc/self/task, per-thread affinity, a loopback server with
+worker threads; one section per run, and every non-fatal section in one
 run), testbins/threads_cpp.cc (std::thread, std::async, std::atomic, std::condition_variable, thread_local and
 OpenMP, built here with g++ -static -fopenmp), and Debian's multi-threaded programs: python3's threading and
 ThreadPoolExecutor, xz -T2, zstd -T2, pigz -p 2 and sort --parallel=2.
@@ -30,7 +31,7 @@ STRACE_TAIL = 60             # trace lines shown in a failure message
 
 # testbins/threads.c: the sections "all" runs, in its order ...
 IN_ALL = ["create64", "mutex", "atomic", "condvar", "condvar_broadcast", "barrier", "rwlock", "tls", "detached",
-          "cancel", "kill", "tid", "sigmask", "join_exit_value", "fork_thread", "robust"]
+          "cancel", "kill", "tid", "sigmask", "join_exit_value", "fork_thread", "robust", "proc", "affinity", "server"]
 # ... and those run only on their own, with their exit status: they end the process in a thread of their own
 # (main_exit, exit_group, exec_thread) or share memory with a forked child (pshared, sem_open).
 SEPARATE = {"main_exit": 0, "exit_group": 3, "exec_thread": 0, "pshared": 0, "sem_open": 0}
@@ -44,6 +45,8 @@ FACTS = {
     "cancel": "cond_wait: cleanup ran 10, joined PTHREAD_CANCELED, mutex released yes", "kill": "kill: ok",
     "tid": "tid: ok", "sigmask": "by the waiting thread 1", "join_exit_value": "pthread_exit 1234, return 5678",
     "fork_thread": "fork_thread: child: exited 7", "robust": "lock after the owner died EOWNERDEAD",
+    "proc": "/proc/self/task lists 4 tasks, 4 of them ours", "affinity": "getaffinity(its tid) 0, 1 CPU(s)",
+    "server": "sum of squares 6362, served 12",
     "main_exit": "which computed 500500", "exit_group": "atexit handler ran", "exec_thread": "exec-ok",
     "pshared": "pshared: total 20000", "sem_open": "waited 3 posts from the child",
 }
