@@ -187,14 +187,16 @@ def vfork(k) -> int:
     return do_fork(k, CLONE_VM | CLONE_VFORK | 17)
 
 
-@syscall("clone", PARTIAL, note="processes only (fork-like, or CLONE_VM|CLONE_VFORK as posix_spawn uses it); "
-                                "threads, namespaces, CLONE_FILES/FS/PIDFD/PARENT: ENOSYS")
+@syscall("clone", PARTIAL, note="processes (fork-like, or CLONE_VM|CLONE_VFORK as posix_spawn uses it) and threads "
+                                "(CLONE_VM|CLONE_SIGHAND|CLONE_THREAD with CLONE_FS, CLONE_FILES optional: glibc, musl, "
+                                "Go); ENOSYS for CLONE_VM without CLONE_THREAD or CLONE_VFORK (a process sharing "
+                                "memory), a thread without CLONE_FS, namespaces, CLONE_PIDFD, CLONE_PARENT")
 def clone(k, flags: CLONE_FLAGS, newsp: Ptr, parent_tidptr: Ptr, child_tidptr: Ptr, tls: Ptr) -> int:
     """clone(2), x86-64 argument order: flags, stack, parent_tid, child_tid, tls."""
     return do_fork(k, flags & 0xFFFFFFFF, newsp, parent_tidptr, child_tidptr, tls)
 
 
-@syscall("clone3", PARTIAL, note="as clone: processes only; set_tid and cgroup: ENOSYS")
+@syscall("clone3", PARTIAL, note="as clone (processes and threads); set_tid and cgroup: ENOSYS")
 def clone3(k, uargs: Ptr, size: Size) -> int:
     """clone3(2): struct clone_args; the stack is [stack, stack + stack_size)."""
     if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
