@@ -200,6 +200,17 @@ def kvm_unusable_reason() -> str | None:
 _libc = None
 
 
+def _create(fd: int, request: int, arg: int) -> int:
+    """KVM_CREATE_VM / KVM_CREATE_VCPU, again when a signal interrupted it: a stop and continue of the process
+    (a shell's job control, even before its guest runs) makes the creation fail with EINTR, and nothing was
+    created then."""
+    while True:
+        try:
+            return fcntl.ioctl(fd, request, arg)
+        except InterruptedError:
+            continue
+
+
 def _ioctl_result(fd: int, request: int, buf: bytes) -> int:
     """An ioctl whose return value matters (``fcntl.ioctl`` with a buffer returns the buffer instead)."""
     global _libc
@@ -247,7 +258,7 @@ class KvmVm:
         self.slot_size = self.slots = 0
         self.pid = os.getpid()                     # a fork child inherits the fds, not the VM
         try:
-            self.fd = fcntl.ioctl(self.kvm, KVM_CREATE_VM, 0)
+            self.fd = _create(self.kvm, KVM_CREATE_VM, 0)
             self.run_size = fcntl.ioctl(self.kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
             self.grow_slot()
             self.area = KernelArea(ram, mem.page_table)
@@ -507,7 +518,7 @@ class KvmCpu(Cpu):
                 if vm.created >= MAX_VCPUS:
                     raise OSError("kvm: too many threads")
                 area = VcpuArea(vm.area, vm.created)
-                fd = fcntl.ioctl(vm.fd, KVM_CREATE_VCPU, vm.created)
+                fd = _create(vm.fd, KVM_CREATE_VCPU, vm.created)
                 vm.created += 1
                 try:
                     run_map = mmap.mmap(fd, vm.run_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)

@@ -17,12 +17,13 @@ from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
 # Syscalls whose result is kernel state the guest may read: answered inside the guest from an answer page
 # (kvm_stubs: the KVM LSTAR entry's; the per-site trampolines of rewriter/trampoline.py on both backends),
 # from their own handlers' results...
-# (gettid is not among them: one answer page serves every thread of the process.)
-IN_GUEST = ("getpid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getpgrp")
+# (gettid is not among them: one answer page serves every thread of the process; nor getpgrp: a parent's
+# setpgid changes its child's group.)
+IN_GUEST = ("getpid", "getppid", "getuid", "geteuid", "getgid", "getegid")
 # ...recomputed after each of the calls that can change them (kernel/sys.c: the set*id family changes the
-# ids, setpgid/setsid the process group; fork & co. the pid and parent pid in a child that keeps its CPU,
-# as Unicorn's does; no other syscall hermipy serves changes any of them).
-CHANGES_IN_GUEST = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setpgid", "setsid",
+# ids; fork & co. the pid and parent pid in a child that keeps its CPU, as Unicorn's does; no other syscall
+# hermipy serves changes any of them).
+CHANGES_IN_GUEST = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
                     "fork", "vfork", "clone", "clone3")
 
 FPU_CW_INIT = 0x037F        # x87: all exceptions masked, 64-bit precision, round to nearest

@@ -17,7 +17,7 @@ number (``plan.SitePolicy.may_trampoline``). Only private, read-only file mappin
 The trampoline does what ``syscall`` and the answer would (rcx = return address, r11 = rflags, rax = the
 answer, every other register and every flag unchanged) without touching the stack below rsp (the red zone):
 ``pushfq`` runs on a scratch stack outside the application's memory. It reads the answer from the answer
-page at ``answers_va``, which the backend keeps current (after the set*id family, setpgid, setsid, fork)::
+page at ``answers_va``, which the backend keeps current (after the set*id family and fork)::
 
     48 89 e1                mov rcx, rsp
     48 bc <scratch_top>     mov rsp, scratch_top

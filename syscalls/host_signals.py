@@ -12,9 +12,15 @@ and so does a blocking host call made through ctypes (ppoll, futex, wait4, epoll
 therefore not receive signal 64 from outside hermipy (it still can from its own threads), nor 32 and 33,
 which glibc keeps for itself in hermipy's process. Faults of hermipy's
 own (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are left alone.
+
+Where Linux makes a signal pending before a call returns (a ``kill`` to the caller's own process group, the
+SIGCHLD of a child that ``wait4`` reaped), the calling task ``drain``s: it reads and forwards what the host
+has pending for the process itself, under the lock the pump reads with, so the signal is the guest's before
+the call returns.
 """
 import ctypes
 import os
+import select
 import signal
 import struct
 import threading
@@ -23,7 +29,7 @@ from hermipy.syscalls.kernel import SIGKICK
 
 SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQH")      # struct signalfd_siginfo (uapi/linux/signalfd.h)
 SIGNALFD_RECORD = 128
-SFD_CLOEXEC = 0o2000000
+SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
 SI_QUEUE, SI_TIMER, SI_MESGQ = -1, -2, -3
 CLD_FIRST, CLD_LAST = 1, 6
 SIGCHLD, SIGIO = 17, 29
@@ -37,6 +43,8 @@ _target = None                 # the task the pump sends to (its thread group's 
 _pump_pid = 0                  # the process the pump thread runs in (a fork child must start its own)
 _pump_tid = 0                  # its host thread id (POSIX timers aim their expiries at it)
 _kick_mask = None              # sigset for ppoll: the thread's mask with SIGKICK open
+_fd = -1                       # the pump's signalfd (non-blocking)
+_read_lock = threading.Lock()  # held while a record is read and forwarded (the pump, or a task's drain)
 
 
 def _snapshot() -> tuple[int, tuple[int, ...]]:
@@ -89,10 +97,11 @@ def start(task) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
     _kick_mask = ctypes.c_uint64(sum(1 << (s - 1) for s in FORWARDED))
     from hermipy.syscalls.host import host_syscall
-    fd = host_syscall("signalfd4", -1, ctypes.c_uint64(_kick_mask.value), 8, SFD_CLOEXEC)
+    global _fd, _read_lock, _pump_tid
+    _read_lock = threading.Lock()          # a fork child's copy may have been held by the parent's pump
+    _fd = host_syscall("signalfd4", -1, ctypes.c_uint64(_kick_mask.value), 8, SFD_CLOEXEC | SFD_NONBLOCK)
     _pump_pid = os.getpid()
-    global _pump_tid
-    pump = threading.Thread(target=_pump, args=(fd,), name="hermipy-signals", daemon=True)
+    pump = threading.Thread(target=_pump, args=(_fd,), name="hermipy-signals", daemon=True)
     pump.start()
     _pump_tid = pump.native_id
 
@@ -114,15 +123,41 @@ def kick_mask() -> ctypes.c_uint64:
 
 def _pump(fd: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while True:
         try:
-            data = os.read(fd, SIGNALFD_RECORD * 16)
+            poller.poll()
         except InterruptedError:
             continue
-        for offset in range(0, len(data) - SIGNALFD_RECORD + 1, SIGNALFD_RECORD):
+        _read_and_forward(fd)
+
+
+def _read_and_forward(fd: int) -> None:
+    """Forward every signal the host has pending for this process (none left when this returns). Signals
+    read together are the guest's together (under its group's lock): a task sees all or none of them, as
+    a Linux process sees what was pending at once."""
+    with _read_lock:
+        while True:
+            try:
+                data = os.read(fd, SIGNALFD_RECORD * 16)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return
             task = _target
-            if task is not None:
-                _forward(task, SIGNALFD_SIGINFO.unpack_from(data, offset))
+            if task is None:
+                continue
+            with task.group.lock:
+                for offset in range(0, len(data) - SIGNALFD_RECORD + 1, SIGNALFD_RECORD):
+                    _forward(task, SIGNALFD_SIGINFO.unpack_from(data, offset))
+
+
+def drain() -> None:
+    """Make what the host has pending for this process the guest's now (see the module docstring). Called
+    by a task thread holding no lock of the kernel's."""
+    if _pump_pid == os.getpid():
+        _read_and_forward(_fd)
 
 
 def _forward(task, fields: tuple) -> None:

@@ -42,6 +42,7 @@ class Process:
 
     def __init__(self):
         self.pid, self.ppid = os.getpid(), os.getppid()
+        self.run_root = self.pid           # the run's first process: kill(-1) reaches its descendants only
         self.uid, self.gid, self.euid, self.egid = os.getuid(), os.getgid(), os.geteuid(), os.getegid()
         self.suid, self.sgid = self.euid, self.egid
         self.groups: list[int] = os.getgroups()

@@ -12,6 +12,7 @@ only during the wait, after checking the flag with SIGKICK blocked, so that a ki
 check and the sleep (the race pselect was made for). A kicked wait raises ERESTARTSYS (or what the caller
 asks), which the dispatcher turns into EINTR or a restart.
 """
+import os
 import signal
 import threading
 import time
@@ -29,10 +30,22 @@ _thread: threading.Thread | None = None
 _thread_pid = 0
 
 
+def _after_fork_in_child() -> None:
+    """Only the forking thread goes on in a fork child: the re-kick thread is gone, and so must be the lock it
+    may have held at the fork and what it watched."""
+    global _lock, _wake, _thread
+    _lock = threading.Lock()
+    _wake = threading.Condition(_lock)
+    _watched.clear()
+    _thread = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def watch(task) -> None:
     """Re-kick ``task`` until it takes note (its ``interrupt`` flag cleared), at most KICK_TRIES times."""
     global _thread, _thread_pid
-    import os
     with _lock:
         _watched[task] = KICK_TRIES
         if _thread is None or _thread_pid != os.getpid():

@@ -142,6 +142,8 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     proc.ppid, proc.pid = proc.pid, os.getpid()
     proc.forked = True
     proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
+    k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before
+    k.signals.shared = {}                    # its signal pump starts: what is sent to it from now on counts)
     become_sole_task(k)
     if proc.vfork_done >= 0:                 # a vfork parent waits for its own child, not for this one
         os.close(proc.vfork_done)
@@ -149,8 +151,6 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     if done_w >= 0:
         os.close(done_r)
         proc.vfork_done = done_w
-    k.signals.pending = {}                   # copy_process: the child starts with no pending signals
-    k.signals.shared = {}
     k.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
     for flag, addr in ((CLONE_CHILD_SETTID, child_tid), (CLONE_PARENT_SETTID, parent_tid)):
         if flags & flag:
@@ -261,6 +261,8 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     end_other_threads(k)
     from hermipy.syscalls.sys_timer import delete_all
     delete_all(k)
+    from hermipy.syscalls.sys_signal import SIGCHLD, sync_host_sigchld
+    sync_host_sigchld(new.signals.actions[SIGCHLD])     # flush_signal_handlers: the SA_ flags are gone
     for fd in sorted(k.fds.cloexec):
         k.fds.close(fd)
     k.clear_child_tid = k.robust_list = 0
@@ -287,23 +289,35 @@ def execveat(k, dirfd: DirFd, filename: Path, argv: Ptr, envp: Ptr, flags: EXECV
 
 
 # -- wait -----------------------------------------------------------------------------------------------
+def _waited(k, result: int):
+    """A wait that found a child: the SIGCHLD its exit, stop or continuation sent is pending on return, as
+    on Linux (the host has it already; the signal pump may not have forwarded it yet)."""
+    from hermipy.syscalls.host_signals import drain
+    from hermipy.syscalls.sys_signal import _finish
+    drain()
+    return _finish(k, result)
+
+
 @syscall("wait4", FULL)
 def wait4(k, upid: Int, stat_addr: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
-    """wait4(2): the guest's children are the host process's children."""
+    """wait4(2): the guest's children are the host process's children (stops and continuations, with
+    WUNTRACED/WCONTINUED, are the host processes'; SA_NOCLDWAIT is the host's: sys_signal.sync_host_sigchld)."""
     status = ctypes.c_int(0)
     rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
     pid = host_syscall("wait4", upid, ctypes.addressof(status), options, ctypes.addressof(rusage) if ru else 0)
-    if pid > 0:
-        if stat_addr:
-            k.mem.write(stat_addr, struct.pack("<i", status.value))
-        if ru:
-            k.mem.write(ru, rusage.raw)
-    return pid
+    if not pid:
+        return 0
+    if stat_addr:
+        k.mem.write(stat_addr, struct.pack("<i", status.value))
+    if ru:
+        k.mem.write(ru, rusage.raw)
+    return _waited(k, pid)
 
 
 @syscall("waitid", FULL)
 def waitid(k, which: ID_TYPE, upid: Int, infop: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
-    """waitid(2): siginfo_t and struct rusage from the host; a pidfd is the guest's fd."""
+    """waitid(2): siginfo_t (CLD_EXITED/KILLED/DUMPED/STOPPED/CONTINUED) and struct rusage from the host; a
+    pidfd is the guest's fd."""
     if which == P_PIDFD:
         upid = k.fds.get(upid).host_fd
     info = ctypes.create_string_buffer(SIGINFO_SIZE)
@@ -313,4 +327,6 @@ def waitid(k, which: ID_TYPE, upid: Int, infop: Ptr, options: WAIT_OPTIONS, ru: 
         k.mem.write(infop, info.raw)
     if ru:
         k.mem.write(ru, rusage.raw)
-    return 0
+    if not struct.unpack_from("<i", info, 0)[0]:      # WNOHANG and no child ready: si_signo 0
+        return 0
+    return _waited(k, 0)

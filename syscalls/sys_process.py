@@ -135,38 +135,31 @@ def getresgid(k, rgid: Ptr, egid: Ptr, sgid: Ptr) -> int:
     return 0
 
 
-def _self_or_esrch(k, pid: int) -> int:
-    """The guest sees no other process: 0 or its own pid mean itself, any other pid is ESRCH (the host's
-    process of that number is not the guest's business)."""
-    if pid not in (0, k.proc.pid):
-        raise SyscallError(ESRCH)
-    return 0
-
-
 @syscall("getpgrp", FULL)
 def getpgrp(k) -> int:
-    """getpgrp(2): the guest shares the hermipy process's group, as the native program would."""
+    """getpgrp(2): the guest's process is hermipy's on the host, and so is its group."""
     return os.getpgrp()
 
 
-@syscall("getpgid", PARTIAL, note="only the guest itself (pid 0 or its own); other pids are ESRCH")
+@syscall("getpgid", FULL)
 def getpgid(k, pid: Int) -> int:
-    return os.getpgid(_self_or_esrch(k, pid))
+    """getpgid(2): guest pids are host pids, so any process's group is the host's answer (ESRCH included)."""
+    return os.getpgid(pid)
 
 
-@syscall("getsid", PARTIAL, note="only the guest itself (pid 0 or its own); other pids are ESRCH")
+@syscall("getsid", FULL)
 def getsid(k, pid: Int) -> int:
-    return os.getsid(_self_or_esrch(k, pid))
+    """getsid(2), as getpgid."""
+    return os.getsid(pid)
 
 
-@syscall("setpgid", PARTIAL, note="only the guest itself (pid 0 or its own); other pids are ESRCH")
+@syscall("setpgid", PARTIAL, note="the host's setpgid on the hermipy processes (pids are the host's, so a shell "
+                                  "can put its child in a group); a child that has run execve is not told apart "
+                                  "(hermipy's execve is not the host's): EACCES is never returned")
 def setpgid(k, pid: Int, pgid: Int) -> int:
-    """setpgid(2): applied to the hermipy process, which is the guest's process on the host."""
-    if pgid < 0:
-        raise SyscallError(EINVAL)
-    _self_or_esrch(k, pid)
-    os.setpgid(0, pgid)
-    return 0
+    """setpgid(2): pid 0 or the caller, or one of its children (the host process's children)."""
+    from hermipy.syscalls.host import host_syscall
+    return host_syscall("setpgid", pid, pgid)
 
 
 @syscall("setsid", FULL)

@@ -10,6 +10,7 @@ that can make one deliverable (the senders, rt_sigprocmask, rt_sigreturn, rt_sig
 frame is built from inside the syscall, after its return value has been put in rax.
 """
 import ctypes
+import os
 import signal as _signal
 import struct
 import sys
@@ -165,13 +166,17 @@ class SignalState:
 
     # -- sending ---------------------------------------------------------------------------------
     def ignored(self, signo: int) -> bool:
-        """sig_task_ignored(): the handler is SIG_IGN, or SIG_DFL with a default action of ignore/stop."""
+        """sig_handler_ignored(): the handler is SIG_IGN, or SIG_DFL with a default action of ignore."""
         handler = self.actions[signo].handler
-        return handler == SIG_IGN or (handler == SIG_DFL and (signo in _DEFAULT_IGNORE or signo in _DEFAULT_STOP))
+        return handler == SIG_IGN or (handler == SIG_DFL and signo in _DEFAULT_IGNORE)
 
     def send(self, signo: int, info: bytes, shared: bool = False) -> bool:
-        """__send_signal() to this task (``shared``: to its thread group): dropped when ignored and not
-        blocked; standard signals are pending at most once. True when queued."""
+        """prepare_signal() + __send_signal() to this task (``shared``: to its thread group): a stop signal
+        discards a pending SIGCONT and SIGCONT the pending stop signals; dropped when ignored and not blocked;
+        standard signals are pending at most once. True when queued."""
+        if signo == SIGCONT or signo in _DEFAULT_STOP:
+            for other in (_DEFAULT_STOP if signo == SIGCONT else (SIGCONT,)):
+                self.discard(other)
         if not (self.blocked & _bit(signo)) and self.ignored(signo) and signo != SIGKILL:
             return False
         queue = (self.shared if shared else self.pending).setdefault(signo, [])
@@ -285,17 +290,22 @@ def terminate_by_signal(k, signo: int):
 
 def _die_on_host(k, signo: int):
     """End this host process with ``signo`` (no core file: the image would be hermipy's, not the guest's)."""
-    import os
     import resource
     sys.stdout.flush()
     sys.stderr.flush()
     k.mem.sync_all()
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     if signo != SIGKILL:
-        _signal.signal(signo, _signal.SIG_DFL)
+        _host_default_action(signo)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signo])
-    os.kill(os.getpid(), signo)
+    _signal.pthread_kill(threading.get_ident(), signo)    # this thread's own: the signal pump cannot take it
     os._exit(128 + signo)              # only if the host refused the signal
+
+
+def _host_default_action(signo: int) -> None:
+    """SIG_DFL for ``signo`` in hermipy's process, from any thread (Python's signal.signal is main-thread only)."""
+    action = ctypes.create_string_buffer(Action().pack())
+    _host_syscall("rt_sigaction", signo, ctypes.addressof(action), 0, SIGSET_SIZE)
 
 
 # -- delivery ------------------------------------------------------------------------------------
@@ -308,16 +318,17 @@ def deliver_pending(k, saved_mask: int | None = None) -> bool:
     st = k.signals
     delivered = False
     while True:
-        signo = st.next_deliverable()
-        if not signo:
-            return delivered
-        info = st.dequeue(signo)
+        with k.group.lock:                     # senders append to the same queues
+            signo = st.next_deliverable()
+            if not signo:
+                return delivered
+            info = st.dequeue(signo)
         action = st.actions[signo]
         if action.handler == SIG_IGN:
             continue
         if action.handler == SIG_DFL:
             if signo in _DEFAULT_STOP:
-                _stop_on_host()
+                _stop_on_host(signo)
                 continue
             if signo in _DEFAULT_IGNORE:
                 continue
@@ -329,12 +340,17 @@ def deliver_pending(k, saved_mask: int | None = None) -> bool:
         delivered = True
 
 
-def _stop_on_host() -> None:
-    """do_signal_stop(): the process stops until SIGCONT, as its parent sees through wait4(WUNTRACED)."""
-    import os
+def _stop_on_host(signo: int) -> None:
+    """do_signal_stop(): hermipy's process stops by the same signal until SIGCONT, so the parent sees it in
+    wait4(WUNTRACED)/waitid(WSTOPPED) and its SIGCHLD (CLD_STOPPED, si_status ``signo``); the host discards a
+    SIGTSTP/SIGTTIN/SIGTTOU in an orphaned process group, as Linux does for the guest."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.kill(os.getpid(), SIGSTOP)
+    if signo != SIGSTOP:
+        _host_default_action(signo)
+    _signal.pthread_kill(threading.get_ident(), signo)    # this thread's own: the signal pump cannot take it
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signo])  # taken on the way out of this call: the stop
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, [signo])
 
 
 def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -> bool:
@@ -532,9 +548,8 @@ def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
         st.actions[sig] = new
         if st.ignored(sig):
             st.discard(sig)                   # POSIX 3.3.1.3: setting "ignore" discards a pending signal
-        if sig == SIGCHLD and (new.handler == SIG_IGN) != (old.handler == SIG_IGN):
-            # The guest's children are the host's: ignoring SIGCHLD must make the host reap them itself.
-            _host_libc().signal(SIGCHLD, ctypes.c_void_p(SIG_IGN if new.handler == SIG_IGN else SIG_DFL))
+        if sig == SIGCHLD:
+            sync_host_sigchld(new)
     if oact:
         k.mem.write(oact, old.pack())
     return 0
@@ -649,12 +664,22 @@ def _restore_altstack(st: SignalState, ss_sp: int, ss_flags: int, ss_size: int, 
     st.sas_sp, st.sas_size, st.sas_flags = ss_sp, ss_size, ss_flags
 
 
+def sync_host_sigchld(action: Action) -> None:
+    """The guest's children are hermipy's process's children: its host SIGCHLD action carries what the
+    kernel reads there for children (do_notify_parent, do_notify_parent_cldstop): SIG_IGN or SA_NOCLDWAIT
+    (the host reaps them itself; wait4 waits for them all, then ECHILD) and SA_NOCLDSTOP (no SIGCHLD when
+    one stops or continues). Any other handler is SIG_DFL on the host: SIGCHLD stays blocked, and the signal
+    pump forwards it."""
+    handler = SIG_IGN if action.handler == SIG_IGN else SIG_DFL
+    host = ctypes.create_string_buffer(Action(handler, action.flags & (SA_NOCLDSTOP | SA_NOCLDWAIT)).pack())
+    _host_syscall("rt_sigaction", SIGCHLD, ctypes.addressof(host), 0, SIGSET_SIZE)
+
+
 def _host_libc():
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
-        _libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
     return _libc
 
 
@@ -680,25 +705,97 @@ def _thread(k, tid: int):
     return k.group.tasks.get(tid)
 
 
-@syscall("kill", PARTIAL, note="to itself (own pid, 0, own process group) the signal goes to the guest's thread "
-                               "group; another pid is forwarded to the host process; -1 and other groups give EPERM")
+@syscall("kill", PARTIAL, note="pids and process groups are the host's (each guest process is a hermipy "
+                               "process, whose signal pump hands the signal to its guest); -1 reaches only the "
+                               "processes of this run: the descendants of its first process (one orphaned and "
+                               "re-parented out of that tree is not reached); signals 32, 33 and 64 do not reach "
+                               "another guest process, and SIGSEGV/SIGBUS/SIGILL/SIGFPE take the host's default "
+                               "action there (a handler does not run)")
 def kill(k, pid: Int, sig: SIGNAL) -> int:
-    """kill(2)."""
+    """kill(2) (kill_something_info). Guest pids are host pids, so another process or a process group is the
+    host's kill, Linux's permission rules and errnos included; the share of a group the caller is in is
+    pending before the call returns (host_signals.drain), as Linux makes it, and its handler runs first."""
+    from hermipy.syscalls.host_signals import FORWARDED, drain
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
-    own = k.proc.pid
-    if pid == own or pid == 0 or (pid < -1 and -pid == _host_pgrp()):
+    if pid == k.proc.pid:
         if sig:
             signal_group(k, sig, _own_info(k, sig, SI_USER))
         return _finish(k, 0)
     if pid > 0:
         return _host_syscall("kill", pid, sig)
-    raise SyscallError(EPERM)
+    if pid == -1:
+        return _finish(k, _kill_run(k, sig))
+    if sig and sig not in FORWARDED and sig not in (SIGKILL, SIGSTOP) and (pid == 0 or -pid == os.getpgrp()):
+        return _finish(k, _kill_members(k, os.getpgrp(), sig))     # its own would not come back to it
+    result = _host_syscall("kill", pid, sig)
+    drain()
+    return _finish(k, result)
 
 
-def _host_pgrp() -> int:
-    import os
-    return os.getpgrp()
+def _host_processes():
+    """(pid, parent pid, process group) of every process in the host's /proc."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue                            # gone meanwhile
+        fields = stat[stat.rindex(b")") + 2:].split()        # after "pid (comm) ": state, ppid, pgrp, ...
+        yield int(name), int(fields[1]), int(fields[2])
+
+
+def _kill_members(k, pgid: int, sig: int) -> int:
+    """__kill_pgrp_info() one process at a time, the caller's own share given to it directly: 0 when one
+    process got the signal, else the last error."""
+    error = ESRCH
+    for pid, _ppid, pgrp in _host_processes():
+        if pgrp != pgid:
+            continue
+        if pid == k.proc.pid:
+            signal_group(k, sig, _own_info(k, sig, SI_USER))
+            error = 0
+            continue
+        try:
+            _host_syscall("kill", pid, sig)
+            error = 0
+        except SyscallError as err:
+            error = error if error == 0 else err.errno
+    if error:
+        raise SyscallError(error)
+    return 0
+
+
+def _kill_run(k, sig: int) -> int:
+    """kill(-1): every process the caller may signal except itself and pid 1 -- of this run only (the
+    descendants of its first hermipy process, through /proc), since nothing else on the host is the guest's.
+    As Linux counts it: EPERM from some is no error, ESRCH when there is no process at all."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _pgrp in _host_processes():
+        children.setdefault(ppid, []).append(pid)
+    run, todo = [], [k.proc.run_root]
+    while todo:
+        pid = todo.pop()
+        run.append(pid)
+        todo.extend(children.get(pid, ()))
+    count, error = 0, 0
+    for pid in sorted(run):
+        if pid <= 1 or pid == k.proc.pid:
+            continue
+        count += 1
+        try:
+            _host_syscall("kill", pid, sig)
+            error = 0
+        except SyscallError as err:
+            if err.errno != EPERM:
+                error = err.errno
+    if not count:
+        raise SyscallError(ESRCH)
+    if error:
+        raise SyscallError(error)
+    return 0
 
 
 def _to_thread(k, task, sig: int, info: bytes) -> int:
