@@ -85,6 +85,9 @@ def _wait_ready(k, of: OpenFile, events: int) -> None:
     (kicks.wait). Ready, or a non-blocking file: return at once (one ppoll with no timeout)."""
     if of.kind not in _WAITS:
         return
+    if of.kind == "tty":                # a background job's read or write (TOSTOP) stops it, as on Linux
+        from hermipy.syscalls.sys_signal import SIGTTIN, SIGTTOU, tty_job_control
+        tty_job_control(k, of.host_fd, SIGTTIN if events == POLLIN else SIGTTOU, tostop=events != POLLIN)
     fds = (PollFd * 1)()
     fds[0].fd, fds[0].events = of.host_fd, events
     if host_syscall("ppoll", fds, 1, Timespec(0, 0), None, 8):
@@ -397,6 +400,9 @@ _IOCTL_PASS = {
     TIOCGPTN: ("out", 4), TIOCSPTLCK: ("in", 4),
     FIONREAD: ("out", 4), FIOQSIZE: ("out", 8), FIGETBSZ: ("out", 4), FS_IOC_GETFLAGS: ("out", 4),
 }
+# Requests that change the terminal: a background process gets SIGTTOU for them (drivers/tty/tty_io.c tty_ioctl,
+# tty_ioctl.c set_termios, n_tty_ioctl_helper).
+_TTY_CHANGES = frozenset((TCSETS, TCSETSW, TCSETSF, TCSETS2, TCSETSW2, TCSETSF2, TIOCSPGRP, TCSBRK, TCXONC, TCFLSH))
 IOCTL_NAMES = {TCGETS: "TCGETS", TCSETS: "TCSETS", TCSETSW: "TCSETSW", TCSETSF: "TCSETSF", TCGETS2: "TCGETS2",
                TCSETS2: "TCSETS2", TCSETSW2: "TCSETSW2", TCSETSF2: "TCSETSF2", TIOCGWINSZ: "TIOCGWINSZ",
                TIOCSWINSZ: "TIOCSWINSZ", TCSBRK: "TCSBRK", TCXONC: "TCXONC", TCFLSH: "TCFLSH",
@@ -416,7 +422,8 @@ class IoctlRequest(UInt):
                                 "TCSBRK/TCXONC/TCFLSH, ...) and FIONREAD/FIOQSIZE/FIGETBSZ go to the host fd, so a "
                                 "tty answers as itself and anything else with ENOTTY; FIONBIO/FIOASYNC/FIOCLEX/"
                                 "FIONCLEX are handled here. Any other request is ENOTTY and is recorded in "
-                                "Kernel.unhandled_ioctls (logged at debug level)")
+                                "Kernel.unhandled_ioctls (logged at debug level). A background process changing its "
+                                "controlling terminal gets SIGTTOU, as on Linux")
 def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
     """ioctl(2) (fs/ioctl.c do_vfs_ioctl, then the tty layer for terminals)."""
     of = k.fds.get(fd)
@@ -438,6 +445,9 @@ def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
     how = _IOCTL_PASS.get(request)
     if how is None:                 # what a driver answers to a request it does not know (--strace shows it)
         raise SyscallError(ENOTTY)
+    if request in _TTY_CHANGES and of.kind == "tty":     # from the background: SIGTTOU (tty_check_change)
+        from hermipy.syscalls.sys_signal import SIGTTOU, tty_job_control
+        tty_job_control(k, of.host_fd, SIGTTOU)
     direction, size = how
     if direction == "value":
         return host_syscall("ioctl", of.host_fd, request, arg)

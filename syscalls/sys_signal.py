@@ -14,8 +14,9 @@ import os
 import signal as _signal
 import struct
 import sys
+import termios
 import threading
-from errno import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH
+from errno import EAGAIN, EINTR, EINVAL, EIO, ENOMEM, EPERM, ESRCH
 
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
@@ -734,7 +735,7 @@ def kill(k, pid: Int, sig: SIGNAL) -> int:
 
 
 def _host_processes():
-    """(pid, parent pid, process group) of every process in the host's /proc."""
+    """(pid, parent pid, process group, session, state) of every process in the host's /proc."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -743,15 +744,15 @@ def _host_processes():
                 stat = f.read()
         except OSError:
             continue                            # gone meanwhile
-        fields = stat[stat.rindex(b")") + 2:].split()        # after "pid (comm) ": state, ppid, pgrp, ...
-        yield int(name), int(fields[1]), int(fields[2])
+        fields = stat[stat.rindex(b")") + 2:].split()        # after "pid (comm) ": state, ppid, pgrp, session
+        yield int(name), int(fields[1]), int(fields[2]), int(fields[3]), fields[0]
 
 
 def _kill_members(k, pgid: int, sig: int) -> int:
     """__kill_pgrp_info() one process at a time, the caller's own share given to it directly: 0 when one
     process got the signal, else the last error."""
     error = ESRCH
-    for pid, _ppid, pgrp in _host_processes():
+    for pid, _ppid, pgrp, _sid, _state in _host_processes():
         if pgrp != pgid:
             continue
         if pid == k.proc.pid:
@@ -773,7 +774,7 @@ def _kill_run(k, sig: int) -> int:
     descendants of its first hermipy process, through /proc), since nothing else on the host is the guest's.
     As Linux counts it: EPERM from some is no error, ESRCH when there is no process at all."""
     children: dict[int, list[int]] = {}
-    for pid, ppid, _pgrp in _host_processes():
+    for pid, ppid, _pgrp, _sid, _state in _host_processes():
         children.setdefault(ppid, []).append(pid)
     run, todo = [], [k.proc.run_root]
     while todo:
@@ -796,6 +797,55 @@ def _kill_run(k, sig: int) -> int:
     if error:
         raise SyscallError(error)
     return 0
+
+
+def tty_job_control(k, host_fd: int, signo: int, tostop: bool = False) -> None:
+    """__tty_check_change() (drivers/tty/tty_jobctrl.c) before a read (SIGTTIN), a write with TOSTOP
+    (``tostop``) or a change of the terminal (SIGTTOU) on the caller's controlling terminal. hermipy does it
+    because the host sees hermipy's threads, which block every forwarded signal: for a background process the
+    host would answer EIO to the read and let the rest through. A background process that ignores or blocks
+    the signal gets EIO (a read) or goes on; in an orphaned process group it gets EIO; else its process group
+    gets the signal (whose default action stops it) and the call restarts (ERESTARTSYS)."""
+    try:
+        foreground = os.tcgetpgrp(host_fd)
+    except OSError:
+        return                                  # not a terminal, or not the caller's controlling one
+    pgrp = os.getpgrp()
+    if foreground <= 0 or foreground == pgrp or os.fstat(host_fd).st_rdev != _controlling_tty():
+        return                                  # in the foreground; or a pty master (job_control skips it)
+    if tostop and not termios.tcgetattr(host_fd)[3] & termios.TOSTOP:
+        return
+    st = k.signals
+    if st.blocked & _bit(signo) or st.actions[signo].handler == SIG_IGN:
+        if signo == SIGTTIN:
+            raise SyscallError(EIO)
+        return
+    if _orphaned(pgrp):
+        raise SyscallError(EIO)
+    from hermipy.syscalls.host_signals import drain
+    _host_syscall("kill", -pgrp, signo)         # kill_pgrp(): the caller's own share is pending on return
+    drain()
+    raise SyscallError(ERESTARTSYS)
+
+
+def _controlling_tty() -> int:
+    """The device number of hermipy's process's controlling terminal (tty_nr in /proc/self/stat), 0 if none."""
+    with open("/proc/self/stat", "rb") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(b")") + 2:].split()[4])
+
+
+def _orphaned(pgrp: int) -> bool:
+    """will_become_orphaned_pgrp(): no live member of ``pgrp`` has a parent (other than init) in another process
+    group of the same session."""
+    processes = {pid: (ppid, group, sid, state) for pid, ppid, group, sid, state in _host_processes()}
+    for ppid, group, sid, state in processes.values():
+        if group != pgrp or state == b"Z" or ppid <= 1 or ppid not in processes:
+            continue
+        _pp, parent_group, parent_sid, _ps = processes[ppid]
+        if parent_group != pgrp and parent_sid == sid:
+            return False
+    return True
 
 
 def _to_thread(k, task, sig: int, info: bytes) -> int:

@@ -9,7 +9,8 @@ process outside the run, which hermipy's -1 must not reach (in a pid namespace t
 
 Real programs: coreutils' timeout (it signals its own process group), make -j2 (SIGCHLD while in pselect6),
 rsync -a (its generator signals the receiver), perl's and python3's alarms and interval timers, bash's
-read -t, bash -m job control on a pseudo-terminal (kill %1, stop and continue), and SIGINT sent to a running
+read -t, bash -m job control on a pseudo-terminal (kill %1, stop and continue, fg, background jobs stopped by
+SIGTTIN/SIGTTOU when they touch the terminal), and SIGINT sent to a running
 ``hermipy run`` whose guest handles it or dies of it.
 
 Every run has a timeout and runs in a session of its own; at the timeout every process of that session is
@@ -361,6 +362,12 @@ JOB_SCRIPTS = {
     "tstp-continue": 'sleep 5 & kill -TSTP %1; sleep 1; jobs; kill -CONT %1; jobs; kill %1; wait; echo "wait: $?"',
     "fg-after-stop": "sh -c 'kill -STOP $$; echo resumed; exit 4' & wait %1; echo \"stopped: $?\"; jobs; fg %1; "
                      "echo \"fg: $?\"",
+    # a background job touching the terminal: SIGTTIN for a read, SIGTTOU for a write with TOSTOP or a change
+    "bg-read": 'cat & wait %1; echo "stopped: $?"; kill -9 %1',
+    "bg-read-ignored": '(trap "" TTIN; cat; echo "cat: $?") & wait; echo done',
+    "bg-write": '(echo hi; echo there) & wait; echo "done: $?"',
+    "bg-write-tostop": 'stty tostop; (echo hi) & wait %1; echo "stopped: $?"; kill -9 %1',
+    "bg-stty": '(stty -echo) & wait %1; echo "stopped: $?"; kill -9 %1',
 }
 
 
@@ -368,7 +375,7 @@ JOB_SCRIPTS = {
 def test_bash_job_control(script):
     argv = [BASH, "-mc", JOB_SCRIPTS[script]]
     native = assert_same(run_pty(argv, what="native run"), run_pty(hermipy(argv), what="hermipy"), argv)
-    assert b"Terminated" in native.stdout or b"resumed" in native.stdout
+    assert any(fact in native.stdout for fact in (b"Terminated", b"resumed", b"Stopped", b"Done")), native.stdout
 
 
 # ---------------------------------------------------------------- SIGINT to a running hermipy
