@@ -7,7 +7,8 @@ so its check runs natively only as init of a fresh pid namespace (``unshare --pi
 where that cannot be made) and the testbin refuses to run it anywhere else; under hermipy it also runs beside a
 process outside the run, which hermipy's -1 must not reach (in a pid namespace too, in case it does).
 
-Real programs: coreutils' timeout (it signals its own process group), make -j2 (SIGCHLD while in pselect6),
+Real programs: coreutils' timeout (it signals its own process group), make -j2 (SIGCHLD while in pselect6; recipes
+that sleep and copy, and gcc compiling a small project),
 rsync -a (its generator signals the receiver), perl's and python3's alarms and interval timers, bash's
 read -t, bash -m job control on a pseudo-terminal (kill %1, stop and continue, fg, background jobs stopped by
 SIGTTIN/SIGTTOU when they touch the terminal), and SIGINT sent to a running
@@ -277,6 +278,32 @@ def test_make_parallel():
         assert_same(n, e, ["make", "-j2"])
     assert native[0].stdout == b"".join(f"{c} built\n".encode() for c in "abcdef")
     assert native[1].stdout == native[0].stdout
+
+
+C_PROJECT = {
+    "Makefile": "OBJ = main.o one.o two.o three.o\nprog: $(OBJ)\n\tgcc -o $@ $(OBJ)\n%.o: %.c\n\tgcc -O1 -c $<\n",
+    "main.c": '#include <stdio.h>\nint one(void), two(void), three(void);\n'
+              'int main(void) { printf("%d\\n", one() * 100 + two() * 10 + three()); return 0; }\n',
+    "one.c": "int one(void) { return 1; }\n", "two.c": "int two(void) { return 2; }\n",
+    "three.c": "int three(void) { return 3; }\n",
+}
+
+
+def test_make_gcc(tmp_path):
+    """make -j2 -s of four C files: gcc, cc1, as and ld run under hermipy; the program they make runs natively."""
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is not installed")
+    results = []
+    for wrap, name in ((lambda a: a, "native"), (hermipy, "hermipy")):
+        work = tmp_path / name
+        work.mkdir()
+        for file, text in C_PROJECT.items():
+            (work / file).write_text(text)
+        made = run(wrap(["make", "-j2", "-s"]), what=f"make ({name})", cwd=work)
+        results.append((made, run([work / "prog"], what=f"the program made by {name} make")))
+    (native_make, native_prog), (hermipy_make, hermipy_prog) = results
+    assert_same(native_make, hermipy_make, ["make", "-j2", "-s"])
+    assert native_prog == hermipy_prog == Result(0, b"123\n", b"")
 
 
 # ---------------------------------------------------------------- rsync -a: generator, receiver and sender
