@@ -719,7 +719,7 @@ def kill(k, pid: Int, sig: SIGNAL) -> int:
     from hermipy.syscalls.host_signals import FORWARDED, drain
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
-    if pid == k.proc.pid:
+    if pid == k.proc.pid or pid in k.group.tasks:     # a thread's id names its process too
         if sig:
             signal_group(k, sig, _own_info(k, sig, SI_USER))
         return _finish(k, 0)
