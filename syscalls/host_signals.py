@@ -160,6 +160,14 @@ def drain() -> None:
         _read_and_forward(_fd)
 
 
+def take_raised(signo: int) -> bool:
+    """Take back the ``signo`` the host just raised at this thread for hermipy's own call (a write to a
+    broken pipe: SIGPIPE), so that the pump never forwards it later; True when it was pending."""
+    if _pump_pid != os.getpid():
+        return False                       # not blocked: the host ignored it (CPython's SIGPIPE)
+    return signal.sigtimedwait([signo], 0) is not None
+
+
 def _forward(task, fields: tuple) -> None:
     """One host signal to the guest: a POSIX timer's expiry to the signal and thread its guest timer names,
     anything else to the thread group."""

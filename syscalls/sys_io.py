@@ -107,7 +107,9 @@ def _writing(k, write):
     except OSError as err:
         if err.errno != EPIPE:
             raise
+    from hermipy.syscalls.host_signals import take_raised
     from hermipy.syscalls.sys_signal import SI_USER, _finish, make_siginfo
+    take_raised(SIGPIPE)                   # the host's own, for hermipy's write: the guest gets this one
     k.signals.send(SIGPIPE, make_siginfo(SIGPIPE, SI_USER, pid=k.proc.pid, uid=k.proc.uid))
     if _finish(k, -EPIPE) is not None:
         raise SyscallError(EPIPE)

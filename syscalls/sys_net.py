@@ -271,7 +271,9 @@ def _sending(k, flags: int, send):
     except OSError as err:
         if err.errno != EPIPE or flags & MSG_NOSIGNAL:
             raise
+    from hermipy.syscalls.host_signals import take_raised
     from hermipy.syscalls.sys_signal import SI_USER, _finish, make_siginfo
+    take_raised(SIGPIPE)                   # the host's own, for hermipy's send: the guest gets this one
     k.signals.send(SIGPIPE, make_siginfo(SIGPIPE, SI_USER, pid=k.proc.pid, uid=k.proc.uid))
     result = _finish(k, -EPIPE)
     if result is not None:

@@ -6,7 +6,8 @@ as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns erro
 """
 import os
 import sys
-from errno import EINTR, ENOSYS
+from errno import EINTR, ENOSYS, EPIPE
+from signal import SIGPIPE
 
 from hermipy.syscalls.argtypes import Arg, show_result
 from hermipy.syscalls.errors import ERESTARTSYS, RESTART_ERRNOS, SyscallError
@@ -123,6 +124,17 @@ def load_handlers() -> None:
                                   sys_time, sys_info, sys_net, sys_event, sys_xattr, sys_fork, sys_timer)
 
 
+def _broken_pipe(k) -> int:
+    """A host call failed with EPIPE (sendfile, splice, sendmsg ... to a broken pipe or socket): when the host
+    raised SIGPIPE at hermipy's thread for it, Linux raises it at the guest's (pipe_write, sk_stream_error)."""
+    from hermipy.syscalls.host_signals import take_raised
+    from hermipy.syscalls.sys_signal import SI_USER, make_siginfo, signal_task
+    if take_raised(SIGPIPE):
+        signal_task(k, SIGPIPE, make_siginfo(SIGPIPE, SI_USER, pid=k.proc.pid, uid=k.proc.uid))
+        k.interrupt = True                # delivered on the way out, with -EPIPE in rax
+    return -EPIPE
+
+
 class Dispatcher:
     """Turns a trapped syscall into a handler call and its result into rax, for one task.
 
@@ -151,7 +163,9 @@ class Dispatcher:
             except OSError as err:        # host call failed: Linux host, so the errno is the guest's too
                 if err.errno is None:
                     raise
-                if err.errno != EINTR:    # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
+                if err.errno == EPIPE:
+                    result = _broken_pipe(k)
+                elif err.errno != EINTR:  # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
                     result = -err.errno
                 elif _nothing_to_deliver(k):
                     continue

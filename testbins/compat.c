@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -135,6 +136,11 @@ static void test_sigpipe(void)
     struct iovec iov = {"y", 1};
     SHOW("writev, SIGPIPE caught", writev(p[1], &iov, 1));
     printf("handler saw signal %d\n", (int)caught);
+    caught = 0;
+    int source = open("/proc/self/exe", O_RDONLY);
+    SHOW("sendfile, SIGPIPE caught", sendfile(p[1], source, NULL, 16));
+    printf("handler saw signal %d\n", (int)caught);
+    close(source);
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGPIPE);
