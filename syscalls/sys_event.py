@@ -9,21 +9,22 @@ open file is released, as in Linux: the host drops the registration when the hos
 hermipy made are closed once their guest file has gone.
 
 eventfd and timerfd are host eventfds and timerfds: read, write, poll and close (sys_io) act on them as on
-any host fd. signalfd is not provided: hermipy delivers signals itself, so a host signalfd would never see
-one, and read(2) on a guest one would have to dequeue hermipy's pending signals rather than read a host fd
-(see the declarations at the end).
+any host fd. A signalfd is hermipy's own (hermipy delivers the guest's signals itself, so a host signalfd
+would never see one): read(2) dequeues the guest's pending signals, and a host eventfd behind it is kept
+readable while one of its mask is pending, for poll, select and epoll.
 """
 import ctypes
 import os
 import struct
-from errno import EEXIST, EFAULT, EINTR, EINVAL, ENOENT
+import threading
+from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT
 
 from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, SigSet, Size, UInt
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
-from hermipy.syscalls.table import FULL, STUB, declare, syscall
+from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 EPOLL_CLOEXEC = 0o2000000
 EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
@@ -320,7 +321,171 @@ def timerfd_gettime(k, fd: Int, curr_value: Ptr) -> int:
 
 
 # -- signalfd -------------------------------------------------------------------------------------------
-_SIGNALFD_NOTE = ("ENOSYS: hermipy delivers the guest's signals itself, so a host signalfd would never see one; "
-                  "a guest one needs read(2) to dequeue hermipy's pending signals, and read goes to host fds")
-declare("signalfd", STUB, _SIGNALFD_NOTE)
-declare("signalfd4", STUB, _SIGNALFD_NOTE)
+SFD_NONBLOCK, SFD_CLOEXEC = 0o4000, 0o2000000
+SFD_FLAGS = Flags({SFD_NONBLOCK: "SFD_NONBLOCK", SFD_CLOEXEC: "SFD_CLOEXEC"})
+UNBLOCKABLE = (1 << 8) | (1 << 18)         # SIGKILL, SIGSTOP
+SIGNALFD_RECORD = 128                      # sizeof(struct signalfd_siginfo)
+SI_USER, SI_KERNEL, SI_TIMER, SI_SIGIO = 0, 0x80, -2, -5
+FAULT_SIGNALS = {4: 8, 5: 6, 7: 5, 8: 8, 11: 9}   # SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV: their si_codes
+SIGCHLD, SIGPOLL, SIGSYS, NSIGCHLD, NSIGPOLL, NSIGSYS = 17, 29, 31, 6, 6, 1
+
+
+class SignalFd(OpenFile):
+    """A guest signalfd (fs/signalfd.c): the signals of ``mask`` pending for the thread that made it (its own
+    and its process's) are read as struct signalfd_siginfo records, dequeued as the guest's own signals are.
+    The host fd is an eventfd that is readable exactly while one is pending, so poll, select and epoll (which
+    watch host fds) see the readiness Linux's signalfd_poll reports. ``lock`` guards ``ready`` and the
+    eventfd's count."""
+
+    __slots__ = ("mask", "owner", "ready", "lock")
+
+    def sync(self, changed) -> None:
+        """What ``changed`` (a task's SignalState) has pending changed: readable iff the owner has one."""
+        owner = self.owner
+        if changed is not owner and changed.shared is not owner.shared:
+            return                          # another process's (a fork child's copy) or unrelated
+        with self.lock:
+            want = bool(owner.pending_mask() & self.mask)
+            if want == self.ready:
+                return
+            if want:
+                os.write(self.host_fd, (1).to_bytes(8, "little"))
+            else:
+                try:
+                    os.read(self.host_fd, 8)
+                except BlockingIOError:
+                    pass
+            self.ready = want
+
+    def renew(self) -> None:
+        """In a fork child: an eventfd of its own (the parent's readiness is the parent's)."""
+        fresh = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        os.dup2(fresh, self.host_fd, inheritable=False)
+        os.close(fresh)
+        self.ready = False
+        self.lock = threading.Lock()
+
+    def read_records(self, k, buf: int, count: int) -> int:
+        """signalfd_read(): as many records as fit (EINVAL if not one); the first waits unless O_NONBLOCK."""
+        slots = count // SIGNALFD_RECORD
+        if not slots:
+            raise SyscallError(EINVAL)
+        records = []
+        block = not self.flags & O_NONBLOCK
+        while len(records) < slots:
+            with k.group.lock:
+                taken = k.signals.dequeue_from(self.mask)
+            if taken is not None:
+                records.append(signalfd_siginfo(*taken))
+                block = False
+                continue
+            if not block:
+                break
+            self._wait(k)
+        if not records:
+            raise SyscallError(EAGAIN)
+        data = b"".join(records)
+        k.mem.write(buf, data)
+        return len(data)
+
+    def _wait(self, k) -> None:
+        """Sleep until a signal of the mask is pending; a signal a handler takes first ends it (ERESTARTSYS)."""
+        from hermipy.syscalls.kicks import wait
+        from hermipy.syscalls.sys_io import POLLIN, PollFd
+        k.interrupt = False
+        if k.signals.next_deliverable():
+            raise SyscallError(ERESTARTSYS)
+        fds = (PollFd * 1)()
+        fds[0].fd, fds[0].events = self.host_fd, POLLIN
+        if k.signals is not self.owner:     # readiness is the owner's: another reader looks again shortly
+            from hermipy.syscalls.sys_io import Timespec
+            wait(k, fds, 1, Timespec(0, 10_000_000))
+        else:
+            wait(k, fds, 1, None)
+
+
+def _siginfo_layout(signo: int, code: int) -> str:
+    """siginfo_layout() (kernel/signal.c): which union member of struct siginfo ``code`` fills."""
+    if SI_USER < code < SI_KERNEL:
+        if signo in FAULT_SIGNALS and code <= FAULT_SIGNALS[signo]:
+            return "fault"
+        if signo == SIGCHLD and code <= NSIGCHLD:
+            return "chld"
+        if signo == SIGPOLL and code <= NSIGPOLL:
+            return "poll"
+        if signo == SIGSYS and code <= NSIGSYS:
+            return "sys"
+        return "poll" if code <= NSIGPOLL else "kill"
+    if code == SI_TIMER:
+        return "timer"
+    if code == SI_SIGIO:
+        return "poll"
+    return "rt" if code < 0 else "kill"
+
+
+SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQHxxiQI28x")  # struct signalfd_siginfo (uapi/linux/signalfd.h)
+
+
+def signalfd_siginfo(signo: int, info: bytes) -> bytes:
+    """signalfd_copyinfo(): a struct signalfd_siginfo from a guest struct siginfo (uapi/asm-generic/siginfo.h)."""
+    errno, code = struct.unpack_from("<ii", info, 4)
+    pid = uid = fd = tid = band = overrun = status = value = utime = stime = addr = call = syscall_nr = arch = 0
+    layout = _siginfo_layout(signo, code)
+    if layout == "kill":
+        pid, uid = struct.unpack_from("<II", info, 16)
+    elif layout == "timer":
+        tid, overrun, value = struct.unpack_from("<iIQ", info, 16)
+    elif layout == "rt":
+        pid, uid, value = struct.unpack_from("<IIQ", info, 16)
+    elif layout == "chld":
+        pid, uid, status, utime, stime = struct.unpack_from("<IIi4xQQ", info, 16)
+    elif layout == "poll":
+        band, fd = struct.unpack_from("<qi", info, 16)
+    elif layout == "fault":
+        addr, = struct.unpack_from("<Q", info, 16)
+    else:
+        call, syscall_nr, arch = struct.unpack_from("<QiI", info, 16)
+    value_int = struct.unpack("<i", (value & 0xFFFFFFFF).to_bytes(4, "little"))[0]
+    return SIGNALFD_SIGINFO.pack(signo, errno, code, pid, uid, fd, tid, band & 0xFFFFFFFF, overrun, 0, status,
+                                 value_int, value, utime, stime, addr, 0, syscall_nr, call, arch)
+
+
+def _renew_signalfds() -> None:
+    from hermipy.syscalls.sys_signal import SIGNALFDS
+    for sfd in list(SIGNALFDS):
+        sfd.renew()
+
+
+os.register_at_fork(after_in_child=_renew_signalfds)
+
+
+@syscall("signalfd4", PARTIAL, note="a thread other than the one that made the fd sees it readable (poll, "
+                                    "epoll) when that thread has a signal of the mask pending, not only itself")
+def signalfd4(k, ufd: Int, user_mask: SigSet, sizemask: Size, flags: SFD_FLAGS) -> int:
+    """signalfd4(2): a new signalfd (ufd == -1) or a new mask for one (EINVAL if ``ufd`` is not a signalfd)."""
+    from hermipy.syscalls.sys_signal import SIGNALFDS
+    if flags & ~(SFD_NONBLOCK | SFD_CLOEXEC) or sizemask != SIGSET_SIZE:
+        raise SyscallError(EINVAL)
+    mask = int.from_bytes(k.mem.read(user_mask, SIGSET_SIZE), "little") & ~UNBLOCKABLE
+    if ufd != -1:
+        sfd = k.fds.get(ufd)
+        if not isinstance(sfd, SignalFd):
+            raise SyscallError(EINVAL)
+        with k.group.lock:
+            sfd.mask = mask
+            sfd.sync(sfd.owner)
+        return ufd
+    host = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    fd = _anon_file(k, host, "signalfd", bool(flags & SFD_NONBLOCK), bool(flags & SFD_CLOEXEC), cls=SignalFd)
+    sfd = k.fds.get(fd)
+    sfd.kind, sfd.mask, sfd.owner, sfd.ready, sfd.lock = "signalfd", mask, k.signals, False, threading.Lock()
+    with k.group.lock:
+        SIGNALFDS.add(sfd)
+        sfd.sync(sfd.owner)
+    return fd
+
+
+@syscall("signalfd", PARTIAL, note="as signalfd4")
+def signalfd(k, ufd: Int, user_mask: SigSet, sizemask: Size) -> int:
+    """signalfd(2): signalfd4 without flags."""
+    return signalfd4(k, ufd, user_mask, sizemask, 0)

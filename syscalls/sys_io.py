@@ -36,6 +36,8 @@ def _writable(k, fd: int):
     of = k.fds.get(fd)
     if not of.writable:
         raise SyscallError(EBADF)
+    if of.kind == "signalfd":
+        raise SyscallError(EINVAL)      # signalfd has no write operation
     return of
 
 
@@ -77,7 +79,7 @@ def _read_into(k, host_fd: int, segments, offset: int | None = None) -> int:
     return done
 
 
-_WAITS = ("pipe", "tty", "socket")      # kinds whose read or write may block
+_WAITS = ("pipe", "tty", "socket", "anon")      # kinds whose read or write may block (anon: eventfd, timerfd)
 
 
 def _wait_ready(k, of: OpenFile, events: int) -> None:
@@ -130,6 +132,8 @@ def read(k, fd: Fd, buf: Ptr, count: Size) -> int:
     of = _readable(k, fd)
     if of.dir_entries is not None or of.kind == "dir":
         raise SyscallError(21)    # EISDIR
+    if of.kind == "signalfd":
+        return of.read_records(k, buf, count)
     count = min(count, MAX_RW_COUNT)
     if count == 0:
         return 0

@@ -16,6 +16,7 @@ import struct
 import sys
 import termios
 import threading
+import weakref
 from errno import EAGAIN, EINTR, EINVAL, EIO, ENOMEM, EPERM, ESRCH
 
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
@@ -184,6 +185,8 @@ class SignalState:
         if signo < 32 and queue:
             return False
         queue.append(info)
+        if SIGNALFDS:
+            pending_changed(self)
         return True
 
     def pending_mask(self) -> int:
@@ -211,11 +214,25 @@ class SignalState:
         info = queue.pop(0)
         if not queue:
             del queues[signo]
+        if SIGNALFDS:
+            pending_changed(self)
         return info
+
+    def dequeue_from(self, these: int) -> tuple[int, bytes] | None:
+        """dequeue_signal(mask): the next pending signal of ``these`` (synchronous ones first, then the lowest
+        number) and its siginfo; None when none is pending."""
+        ready = self.pending_mask() & these
+        if not ready:
+            return None
+        ready = (ready & SYNCHRONOUS_MASK) or ready
+        signo = (ready & -ready).bit_length()
+        return signo, self.dequeue(signo)
 
     def discard(self, signo: int) -> None:
         self.pending.pop(signo, None)
         self.shared.pop(signo, None)
+        if SIGNALFDS:
+            pending_changed(self)
 
     # -- alternate stack -------------------------------------------------------------------------
     def on_sig_stack(self, sp: int) -> bool:
@@ -227,6 +244,16 @@ class SignalState:
         if not self.sas_size:
             return SS_DISABLE
         return SS_ONSTACK if self.on_sig_stack(sp) else 0
+
+
+# The open guest signalfds of this process (sys_event.SignalFd), whose readiness follows what is pending.
+SIGNALFDS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def pending_changed(state: SignalState) -> None:
+    """A signal was queued on or taken from ``state``: signalfds watching its thread group say so."""
+    for sfd in list(SIGNALFDS):
+        sfd.sync(state)
 
 
 def signal_task(task, signo: int, info: bytes) -> None:
@@ -427,6 +454,8 @@ def force_signal(k, signo: int, info: bytes) -> None:
     queue = st.pending.setdefault(signo, [])
     if not queue:
         queue.append(info)
+        if SIGNALFDS:
+            pending_changed(st)
     deliver_pending(k)
 
 
@@ -985,12 +1014,9 @@ def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -
     st = k.signals
     while True:
         with k.group.lock:
-            ready = st.pending_mask() & these
-            if ready:
-                sync = ready & SYNCHRONOUS_MASK
-                ready = sync or ready
-                signo = (ready & -ready).bit_length()
-                info = st.dequeue(signo)
+            taken = st.dequeue_from(these)
+            if taken:
+                signo, info = taken
                 break
         if timeout is not None and not timeout.sec and not timeout.nsec:
             raise SyscallError(EAGAIN)

@@ -1,4 +1,4 @@
-"""Signals, differentially: dispositions, masks, pending signals, signal frames, faults, abort.
+"""Signals, differentially: dispositions, masks, pending signals, signal frames, faults, abort, signalfd.
 
 testbins/signals.c prints deterministic facts for every non-fatal check (no argument), the FPU/SSE state
 around a handler ("fpu"), a SIGILL handler ("illegal"), and runs one fatal scenario per other argument;
@@ -69,3 +69,12 @@ def test_strace_reports_the_killing_signal(tmp_path):
     result = difftest.run_hermipy([build("segfault", "static")], options=("--strace-file", str(trace)))
     assert result.status == 139
     assert trace.read_text().endswith("+++ killed by SIGSEGV +++\n")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_signalfd(backend, variant):
+    """testbins/signalfd.c: records by sender, readiness for poll/select/epoll, new masks, errors, blocking
+    reads woken by another process or interrupted by a handler, a fork child's own signals (alarm(20) guard)."""
+    native = assert_same([build("signalfd", variant)], backend)
+    assert native.status == 0 and native.stdout.endswith(b"done\n")
