@@ -9,7 +9,9 @@ whole process: wall time from spawn to reap, peak RSS of the child from wait4(2)
 must match native's byte for byte, and its exit status must be 0, or the cell is "failed: reason". A runner
 that is not available here is "n/a". The per-syscall cost: the loop of N calls times itself (clock_gettime)
 and that time / N is reported, with (median wall of N calls - median wall of 0 calls) / N as a cross-check.
-The Markdown report starts with the speed goals of issues 2-6, each checked against this run.
+The Markdown report starts with the speed goals of issues 2-11, each checked against this run. Thread workloads
+time their own loops (ping-pong round trip, mutex increment); signal workloads report the latency from a timer's
+expiry or another process's kill() to the handler (median, and the worst run's p99).
 
 Runners: native; hermipy-<backend> for each backend `hermipy info` lists, plus hermipy-<backend>-norewrite
 when `hermipy run` has --no-rewrite (hermipy as a user installs it: `pip install .` of this tree into the
@@ -49,16 +51,20 @@ BUSYBOX = "/bin/busybox"
 SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins" / "cpu_mixed.c",
            "int_loop": HERE / "src" / "int_loop.c", "syscall_cost": HERE / "src" / "syscall_cost.c",
            "file_io": HERE / "src" / "file_io.c", "malloc_list": HERE / "src" / "malloc_list.c",
-           "spawn": HERE / "src" / "spawn.c"}
+           "spawn": HERE / "src" / "spawn.c", "threads": HERE / "src" / "threads.c",
+           "signals": HERE / "src" / "signals.c",
+           "cpu_mixed_prof": (ROOT / "testbins" / "cpu_mixed.c", HERE / "src" / "prof_1khz.c")}
 SYSCALL_MODES = ("getppid", "read", "write")
+LATENCY = re.compile(r"median (\d+) ns p99 (\d+) ns$")
 
 
 def compile_static(name: str) -> str:
-    """benchmarks/.build/NAME, built with `gcc -static -O2` from its source when missing or older."""
-    out, src = BUILD / name, SOURCES[name]
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+    """benchmarks/.build/NAME, built with `gcc -static -O2 -pthread` from its sources when missing or older."""
+    out, srcs = BUILD / name, SOURCES[name]
+    srcs = srcs if isinstance(srcs, tuple) else (srcs,)
+    if not out.exists() or any(out.stat().st_mtime < src.stat().st_mtime for src in srcs):
         BUILD.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src), "-lm"], check=True)
+        subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(out), *map(str, srcs), "-lm"], check=True)
     return str(out)
 
 
@@ -113,6 +119,7 @@ class Workload:
     needs: tuple[str, ...] = ()          # host files it runs (a missing one makes the workload n/a)
     env: Callable[[Context], dict] | None = None
     timed_loop: bool = False             # the program reports "... calls in NS ns" as its last stderr line
+    latency: bool = False                # the program reports "... median NS ns p99 NS ns" as its last stderr line
 
 
 def syscall_workload(mode: str, full: int, quick: int) -> Workload:
@@ -151,6 +158,21 @@ WORKLOADS = [
              lambda c: [PYTHON3, "-c", "pass"], needs=(PYTHON3,)),
     Workload("python_bench", "python3 benchmarks/src/pybench.py 3: pure-Python loops, dicts, strings, sort",
              lambda c: [PYTHON3, str(HERE / "src" / "pybench.py"), "1" if c.quick else "3"], needs=(PYTHON3,)),
+    Workload("threads_cpu_1", "1000M xorshift rounds in 64 slices on 1 thread (200M with --quick)",
+             lambda c: [compile_static("threads"), "split", "1", "200000000" if c.quick else "1000000000"]),
+    Workload("threads_cpu_2", "the same rounds dealt to 2 threads: the parallel speed-up on 2 cores",
+             lambda c: [compile_static("threads"), "split", "2", "200000000" if c.quick else "1000000000"]),
+    Workload("futex_pingpong", "two threads hand a token back and forth 20k times by futex wait/wake (2k --quick)",
+             lambda c: [compile_static("threads"), "pingpong", "2000" if c.quick else "20000"], timed_loop=True),
+    Workload("mutex_contended", "2 threads increment one counter under a pthread mutex, 2M times (200k --quick)",
+             lambda c: [compile_static("threads"), "mutex", "2", "200000" if c.quick else "2000000"],
+             timed_loop=True),
+    Workload("signal_timer", "POSIX timer expiry to handler latency, 300 expiries while computing (50 --quick)",
+             lambda c: [compile_static("signals"), "timer", "50" if c.quick else "300"], latency=True),
+    Workload("signal_kill", "kill() by another process to handler latency, parent blocked in read, 300 times",
+             lambda c: [compile_static("signals"), "kill", "50" if c.quick else "300"], latency=True),
+    Workload("cpu_mixed_prof", "cpu_mixed x8 with ITIMER_PROF at 1 kHz and a SIGPROF handler (x2 with --quick)",
+             lambda c: [compile_static("cpu_mixed_prof"), "2" if c.quick else "8"]),
 ]
 
 
@@ -285,7 +307,7 @@ class Cell:
     """The runs of one (workload, runner) pair as they come in; ``failed`` ends it."""
 
     def __init__(self):
-        self.times, self.loop_ns, self.rss, self.digest, self.failed = [], [], 0, None, None
+        self.times, self.loop_ns, self.latency, self.rss, self.digest, self.failed = [], [], [], 0, None, None
 
     def result(self) -> dict:
         if self.failed:
@@ -297,6 +319,9 @@ class Cell:
             cell["loop_ns"] = self.loop_ns
             # A loop that took longer than its whole process: the runner's clock is wrong, its timing unusable.
             cell["loop_clock_ok"] = all(ns <= wall * 1e9 for ns, wall in zip(self.loop_ns, times))
+        if self.latency:
+            cell["latency_us"] = {"median": statistics.median(m for m, _ in self.latency) / 1000,
+                                  "p99": max(p for _, p in self.latency) / 1000}
         return cell
 
 
@@ -324,11 +349,17 @@ def run_into(cell: Cell, workload: Workload, runner: Runner, ctx: Context, timeo
     if workload.timed_loop and not timed:
         cell.failed = f"no loop timing on stderr: {r['stderr_tail']}"
         return
+    latency = LATENCY.search(r["stderr_tail"]) if workload.latency else None
+    if workload.latency and not latency:
+        cell.failed = f"no latency on stderr: {r['stderr_tail']}"
+        return
     if timed_run:
         cell.times.append(r["wall"])
         cell.rss = max(cell.rss, r["rss_kib"])
         if timed:
             cell.loop_ns.append(int(timed.group(1)))
+        if latency:
+            cell.latency.append((int(latency.group(1)), int(latency.group(2))))
 
 
 def measure(workload: Workload, runners: list[Runner], ctx: Context, runs: int, timeout: float) -> dict:
@@ -470,7 +501,7 @@ def ms(seconds: float, unit: bool = True) -> str:
 
 
 def goals(report: dict) -> list[tuple[str, str, str, str]]:
-    """The speed goals of issues 2-6 against this run: (issue, goal, measured, verdict) rows."""
+    """The speed goals of issues 2-11 against this run: (issue, goal, measured, verdict) rows."""
     results, costs, runners = report["results"], report["syscall_cost_us"], report["runners"]
     U, K = "hermipy-unicorn", "hermipy-kvm"
     rewrite_switch = "command" in runners.get(U + "-norewrite", {}) or "command" in runners.get(K + "-norewrite", {})
@@ -559,12 +590,68 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
             f" where both ran; Qiling failed {len(qiling_failed)}"
         rows.append(("6", f"{r.removeprefix('hermipy-')}: every workload faster than Qiling", measured,
                      "not measured" if not ran else "missed" if slower else "met"))
+    for r in (K, U):
+        value = speedup(report, r)
+        native = speedup(report, "native")
+        measured = "—" if value is None else f"{value:.2f}x (native {native:.2f}x)" if native else f"{value:.2f}x"
+        if r == K:
+            rows.append(("10", "KVM: a CPU-bound job on 2 threads ≥ 1.8x its 1-thread speed", measured,
+                         "not measured" if value is None else "met" if value >= 1.8 else "missed"))
+        else:
+            rows.append(("10", "Unicorn: 2 threads vs 1 (engines take turns: ~1x expected)", measured,
+                         "reported" if value is not None else "not measured"))
+    for w, what in (("futex_pingpong", "futex ping-pong round trip"), ("mutex_contended", "contended mutex")):
+        parts = [f"{r.removeprefix('hermipy-')} {per_call_us(report, w, r):.2f} µs"
+                 for r in ("native", K, U, "qemu-user") if per_call_us(report, w, r) is not None]
+        rows.append(("10", f"report the {what} per backend next to native", ", ".join(parts) or "—",
+                     "reported" if parts else "not measured"))
+    for w, what in (("signal_timer", "timer expiry"), ("signal_kill", "kill by another process")):
+        parts = [f"{r.removeprefix('hermipy-')} {lat['median']:.0f}/{lat['p99']:.0f} µs"
+                 for r in ("native", K, U, "qemu-user") if (lat := latency_us(report, w, r))]
+        rows.append(("11", f"{what} → handler latency, median/p99, next to native", ", ".join(parts) or "—",
+                     "reported" if parts else "not measured"))
+    timer = latency_us(report, "signal_timer", K)
+    add("11", "KVM: a timer's signal reaches a computing guest within ~1 ms (median)",
+        timer["median"] / 1000 if timer else None, 1, "{:.2f} ms")
+    parts = []
+    for r in ("native", K, U):
+        prof, plain = wall("cpu_mixed_prof", r), wall("cpu_mixed", r)
+        if prof is not None and plain is not None:
+            parts.append(f"{r.removeprefix('hermipy-')} {100 * (prof / plain - 1):+.1f}%")
+    rows.append(("11", "cost of ITIMER_PROF at 1 kHz on cpu_mixed (wall, vs without)", ", ".join(parts) or "—",
+                 "reported" if parts else "not measured"))
     ran = [w for w in CPU_BOUND if cell(w, K) and cell(w, "qemu-user")]
     slower = [w for w in ran if cell(w, K)["median"] >= cell(w, "qemu-user")["median"]]
     rows.append(("6", f"KVM faster than qemu-user on CPU-bound work ({', '.join(CPU_BOUND)})",
                  f"slower on {', '.join(slower)}" if slower else f"faster on all {len(ran)}",
                  "not measured" if not ran else "missed" if slower else "met"))
     return rows
+
+
+def _ok(report: dict, workload: str, runner: str) -> dict | None:
+    c = report["results"].get(workload, {}).get(runner)
+    return c if c and c["status"] == "ok" else None
+
+
+def speedup(report: dict, runner: str) -> float | None:
+    """threads_cpu_1's median wall over threads_cpu_2's: what a second thread gains on this machine."""
+    one, two = _ok(report, "threads_cpu_1", runner), _ok(report, "threads_cpu_2", runner)
+    return one["median"] / two["median"] if one and two else None
+
+
+def per_call_us(report: dict, workload: str, runner: str) -> float | None:
+    """A timed loop's µs per round (ping-pong round trip, mutex increment), from the program's own clock."""
+    c = _ok(report, workload, runner)
+    if not c or not c.get("loop_clock_ok"):
+        return None
+    w = next(w for w in WORKLOADS if w.name == workload)
+    rounds = int(w.argv(Context(report["quick"], Path("/"), []))[-1])
+    return statistics.median(c["loop_ns"]) / rounds / 1000
+
+
+def latency_us(report: dict, workload: str, runner: str) -> dict | None:
+    c = _ok(report, workload, runner)
+    return c.get("latency_us") if c else None
 
 
 def spread(cell: dict) -> str:
@@ -592,7 +679,7 @@ def markdown(report: dict, chart_path: str | None = None) -> str:
              f"- hermipy commit {m['hermipy_commit']}"]
     if report.get("note"):
         lines.append(f"- Note: {report['note']}")
-    lines += ["", "## Goals of issues 2–6", "", "| issue | goal | measured | verdict |", "|---|---|---|---|"]
+    lines += ["", "## Goals of issues 2–11", "", "| issue | goal | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {i} | {g} | {v} | {ok} |" for i, g, v, ok in goals(report)]
     if chart_path:
         lines += ["", f"![wall time / native, log scale]({chart_path})"]

@@ -176,6 +176,7 @@ class UnicornCpu(Cpu):
         self._kicked = False                    # kick(): return Stop(INTERRUPT) at the next clean point
         self._preempted = False                 # stopped for another engine's turn
         self._in_hook = False                   # in the SYSCALL hook: not to be stopped from outside
+        self._rip_written = False               # the hook moved rip (a signal frame, sigreturn, a restart)
         self._pending_flush = False             # another thread changed the page table: flush before running
         self._pending_code: list[tuple[int, int]] = []   # code another thread patched: drop its translations
 
@@ -307,7 +308,7 @@ class UnicornCpu(Cpu):
         if self._answer_frame >= 0:
             cpu._scratch_frame, cpu._ram = self._scratch_frame, self._ram
         cpu._engines = self._engines
-        cpu._kicked = cpu._preempted = cpu._pending_flush = cpu._in_hook = False
+        cpu._kicked = cpu._preempted = cpu._pending_flush = cpu._in_hook = cpu._rip_written = False
         cpu._pending_code = []
         cpu.set_regs(self.get_regs())
         cpu.set_fs_base(self.get_fs_base())
@@ -326,9 +327,8 @@ class UnicornCpu(Cpu):
             self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
 
     def _syscall_hook(self, _uc, _user_data) -> None:
-        # No other thread may stop this engine while the hook runs (``_in_hook``): a uc_emu_stop that lands
-        # inside the SYSCALL hook does not end the emulation cleanly after the instruction (measured: guest
-        # instructions ran twice), so preemption, kicks and flushes wait for the engine to be back in guest code.
+        # No other thread stops this engine while the hook runs (``_in_hook``): preemption, kicks and flushes
+        # wait for the engine to be back in guest code (see _serve_syscall's end for a hook that moved rip).
         self._in_hook = True
         try:
             self._serve_syscall()
@@ -339,7 +339,7 @@ class UnicornCpu(Cpu):
         lib, uch, vals = self.lib, self.uch, self._syscall_vals
         lib.uc_reg_read_batch(uch, self._syscall_ids, self._syscall_ptrs, 8)
         nr = vals[0]
-        self._in_syscall = True
+        self._in_syscall, self._rip_written = True, False
         engines = self._engines
         if engines.running is self:
             engines.give_turn()            # before anything that may take a lock another thread holds
@@ -367,6 +367,13 @@ class UnicornCpu(Cpu):
             lib.uc_reg_write(uch, 35, ctypes.byref(scratch))
         if nr in self._refresh_after:
             self._write_answers()
+        if self._rip_written:
+            # Unicorn 2.1 keeps its quit_request from a rip written in a hook until this uc_emu_start ends, and
+            # until then a stop from another thread leaves rip stale (up to a block behind the registers:
+            # unicorn#1355). End it now; run() starts the next one at the new rip.
+            self._rip_written = False
+            self._preempted = True
+            lib.uc_emu_stop(uch)
 
     # -- in-guest answers ------------------------------------------------------------------------
     def answer_in_guest(self, answers, refresh_after, mem) -> None:
@@ -475,6 +482,7 @@ class UnicornCpu(Cpu):
     def set_reg(self, name: str, value: int) -> None:
         if name == "rip" and self._in_syscall:
             value -= SYSCALL_INSN_LEN      # the SYSCALL helper adds the instruction length after the hook
+            self._rip_written = True
         self._scratch.value = value & MASK64
         self._check(self.lib.uc_reg_write(self.uch, REG[name], ctypes.byref(self._scratch)))
 
@@ -489,6 +497,7 @@ class UnicornCpu(Cpu):
         values = list(values)
         if self._in_syscall:
             values[_RIP_INDEX] -= SYSCALL_INSN_LEN
+            self._rip_written = True
         for i, v in enumerate(values):
             self._gpr_vals[i] = v & MASK64
         self.lib.uc_reg_write_batch(self.uch, self._gpr_ids, self._gpr_ptrs, len(GPR_NAMES))

@@ -78,3 +78,12 @@ def test_signalfd(backend, variant):
     reads woken by another process or interrupted by a handler, a fork child's own signals (alarm(20) guard)."""
     native = assert_same([build("signalfd", variant)], backend)
     assert native.status == 0 and native.stdout.endswith(b"done\n")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_signal_storm(backend, variant):
+    """testbins/signal_storm.c: 300 kills by another process around blocking reads and busy waits; every read
+    keeps its result (Unicorn once resumed at a stale rip after a stop: short reads). alarm(60) guard."""
+    native = assert_same([build("signal_storm", variant)], backend)
+    assert b"short reads 0, wrong tokens 0" in native.stdout
