@@ -159,9 +159,11 @@ WORKLOADS = [
     Workload("python_bench", "python3 benchmarks/src/pybench.py 3: pure-Python loops, dicts, strings, sort",
              lambda c: [PYTHON3, str(HERE / "src" / "pybench.py"), "1" if c.quick else "3"], needs=(PYTHON3,)),
     Workload("threads_cpu_1", "1000M xorshift rounds in 64 slices on 1 thread (200M with --quick)",
-             lambda c: [compile_static("threads"), "split", "1", "200000000" if c.quick else "1000000000"]),
+             lambda c: [compile_static("threads"), "split", "1", "200000000" if c.quick else "1000000000"],
+             timed_loop=True),
     Workload("threads_cpu_2", "the same rounds dealt to 2 threads: the parallel speed-up on 2 cores",
-             lambda c: [compile_static("threads"), "split", "2", "200000000" if c.quick else "1000000000"]),
+             lambda c: [compile_static("threads"), "split", "2", "200000000" if c.quick else "1000000000"],
+             timed_loop=True),
     Workload("futex_pingpong", "two threads hand a token back and forth 20k times by futex wait/wake (2k --quick)",
              lambda c: [compile_static("threads"), "pingpong", "2000" if c.quick else "20000"], timed_loop=True),
     Workload("mutex_contended", "2 threads increment one counter under a pthread mutex, 2M times (200k --quick)",
@@ -595,7 +597,7 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
         native = speedup(report, "native")
         measured = "—" if value is None else f"{value:.2f}x (native {native:.2f}x)" if native else f"{value:.2f}x"
         if r == K:
-            rows.append(("10", "KVM: a CPU-bound job on 2 threads ≥ 1.8x its 1-thread speed", measured,
+            rows.append(("10", "KVM: a CPU-bound job on 2 threads ≥ 1.8x its 1-thread speed (compute time)", measured,
                          "not measured" if value is None else "met" if value >= 1.8 else "missed"))
         else:
             rows.append(("10", "Unicorn: 2 threads vs 1 (engines take turns: ~1x expected)", measured,
@@ -634,9 +636,12 @@ def _ok(report: dict, workload: str, runner: str) -> dict | None:
 
 
 def speedup(report: dict, runner: str) -> float | None:
-    """threads_cpu_1's median wall over threads_cpu_2's: what a second thread gains on this machine."""
+    """threads_cpu_1's compute time over threads_cpu_2's (the program's own clock, from the first thread's
+    creation to the last join): what a second thread gains on this machine, start-up left out."""
     one, two = _ok(report, "threads_cpu_1", runner), _ok(report, "threads_cpu_2", runner)
-    return one["median"] / two["median"] if one and two else None
+    if not one or not two or not one.get("loop_clock_ok") or not two.get("loop_clock_ok"):
+        return None
+    return statistics.median(one["loop_ns"]) / statistics.median(two["loop_ns"])
 
 
 def per_call_us(report: dict, workload: str, runner: str) -> float | None:

@@ -1,5 +1,6 @@
 /* threads: the thread workloads of the benchmarks (issue 10).
  * usage: threads split T N     N xorshift rounds cut in 64 slices dealt to T threads; prints the checksum
+ *                              (threads created, run and joined: the timed part)
  *        threads pingpong N    two threads hand a token back and forth N times through futex wait/wake
  *        threads mutex T N     T threads increment one counter under a pthread mutex, N increments in all
  * pingpong and mutex time their loop with clock_gettime(CLOCK_MONOTONIC) and report on stderr, as syscall_cost
@@ -48,15 +49,18 @@ static int split(int threads, long rounds)
     pthread_t t[MAX_THREADS];
     split_threads = threads;
     slice_rounds = (uint64_t)rounds / SLICES;
+    long long start = now_ns();
     for (int i = 0; i < threads; i++)
         if (pthread_create(&t[i], NULL, split_worker, (void *)(intptr_t)i))
             return 1;
     uint64_t total = 0;
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
+    long long ns = now_ns() - start;
     for (int s = 0; s < SLICES; s++)
         total += slice_sums[s];
     printf("split: %ld rounds, checksum %llu\n", rounds, (unsigned long long)total);
+    fprintf(stderr, "threads: split %ld calls in %lld ns\n", rounds, ns);
     return 0;
 }
 
