@@ -24,6 +24,10 @@ VARIANTS = {
     "static-pie": ["gcc", "-static-pie", "-fPIE", "-O2", "-w"],
     "musl": ["musl-gcc", "-static", "-O2", "-w"],
 }
+# Built on request only (not in every test's matrix): glibc's dynamic linking, ld.so and libc.so.6 included.
+EXTRA_VARIANTS = {
+    "dynamic": ["gcc", "-O2", "-w", "-pthread"],
+}
 
 
 @dataclass
@@ -52,7 +56,7 @@ def build(name: str, variant: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _stale(out, src):                       # another worker may have built it meanwhile
             tmp = out.with_name(f".{name}.{os.getpid()}.tmp")
-            cmd = VARIANTS[variant] + ["-o", str(tmp), str(src)]
+            cmd = (VARIANTS.get(variant) or EXTRA_VARIANTS[variant]) + ["-o", str(tmp), str(src)]
             if variant != "musl":
                 cmd.append("-lm")
             proc = subprocess.run(cmd, capture_output=True)

@@ -211,7 +211,7 @@ def test_threads_section(section, variant, tmp_path):
 
 
 @differential
-@pytest.mark.parametrize("variant", _c_variants())
+@pytest.mark.parametrize("variant", _c_variants() + ["dynamic"])
 def test_threads_all(variant, tmp_path):
     """Every section of IN_ALL in one run (each prints its facts)."""
     native = assert_same([build("threads", variant)], tmp_path)
