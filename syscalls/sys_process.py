@@ -209,6 +209,7 @@ FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
 FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2 = 11, 12, 13
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+FUTEX2_SIZE_U32, FUTEX2_SIZE_MASK, FUTEX2_PRIVATE = 2, 3, 128
 FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
 FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
 ROBUST_LIST_LIMIT = 2048
@@ -250,6 +251,33 @@ def futex(k, uaddr: Ptr, op: Enum(FUTEX_OPS), val: UInt, timeout: Ptr, uaddr2: P
             sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
             fourth = Timespec(sec, nsec)
     return host_syscall("futex", host, op, val, fourth, host2, val3)
+
+
+FUTEX_WAITV_MAX = 128
+FUTEX_WAITV = struct.Struct("<QQII")       # struct futex_waitv {val, uaddr, flags, __reserved} (uapi/linux/futex.h)
+
+
+@syscall("futex_waitv", FULL)
+def futex_waitv(k, waiters: Ptr, nr_futexes: UInt, flags: UInt, timeout: Ptr, clockid: Int) -> int:
+    """futex_waitv(2): the host's, on the host addresses backing the guest words (the vector is copied with
+    each uaddr translated; flags, sizes and the absolute timeout are checked by the host kernel). A kick
+    interrupts it (EINTR from the host: a restart, the timeout being absolute)."""
+    import ctypes
+    from hermipy.syscalls.host import host_syscall
+    if flags or not 0 < nr_futexes <= FUTEX_WAITV_MAX:
+        raise SyscallError(EINVAL)
+    raw = bytearray(k.mem.read(waiters, FUTEX_WAITV.size * nr_futexes))
+    entries = [FUTEX_WAITV.unpack_from(raw, FUTEX_WAITV.size * i) for i in range(nr_futexes)]
+    for value, uaddr, wflags, reserved in entries:
+        if wflags & ~(FUTEX2_SIZE_MASK | FUTEX2_PRIVATE) or reserved or wflags & FUTEX2_SIZE_MASK != FUTEX2_SIZE_U32:
+            raise SyscallError(EINVAL)                 # futex_parse_waitv(), before any word is touched
+    for i, (value, uaddr, wflags, reserved) in enumerate(entries):
+        if uaddr % 4:
+            raise SyscallError(EINVAL)
+        FUTEX_WAITV.pack_into(raw, FUTEX_WAITV.size * i, value, k.mem.host_address(uaddr), wflags, reserved)
+    vector = ctypes.create_string_buffer(bytes(raw), len(raw))
+    deadline = ctypes.create_string_buffer(k.mem.read(timeout, 16), 16) if timeout else None
+    return host_syscall("futex_waitv", vector, nr_futexes, 0, deadline, clockid)
 
 
 def _futex_wake(k, uaddr: int) -> None:

@@ -1343,6 +1343,62 @@ static void sec_server(void)
            SERVER_CLIENTS, SERVER_REQUESTS, SERVER_WORKERS, total, served[0] + served[1]);
 }
 
+/* ---------------------------------------------------------------- futex_waitv */
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#define WAKE_PRIVATE 129                            /* FUTEX_WAKE | FUTEX_PRIVATE_FLAG (linux/futex.h) */
+
+struct waitv_entry { uint64_t val, uaddr; uint32_t flags, reserved; };   /* struct futex_waitv */
+
+static uint32_t waitv_words[3];
+
+static long waitv(struct waitv_entry *w, unsigned n, const struct timespec *deadline)
+{
+    long r = syscall(SYS_futex_waitv, w, n, 0, deadline, CLOCK_MONOTONIC);
+    return r < 0 ? -errno : r;
+}
+
+static void *waitv_waker(void *arg)
+{
+    (void)arg;
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    __atomic_store_n(&waitv_words[2], 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &waitv_words[2], WAKE_PRIVATE, 1, NULL, NULL, 0);
+    return NULL;
+}
+
+static void sec_waitv(void)
+{
+    struct waitv_entry w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = (struct waitv_entry){0, (uint64_t)(uintptr_t)&waitv_words[i], 2 | 128, 0};  /* U32, PRIVATE */
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, waitv_waker, NULL));
+    long woken = waitv(w, 3, NULL);
+    CHECK(pthread_join(t, NULL));
+    waitv_words[1] = 5;
+    long changed = waitv(w, 3, NULL);
+    w[1].val = 5;
+    w[2].val = 1;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += 10 * 1000 * 1000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    long timed_out = waitv(w, 3, &deadline);
+    long none = waitv(w, 0, NULL);
+    w[0].flags = 3 | 128;                                   /* FUTEX2_SIZE_U64: not supported */
+    long size64 = waitv(w, 3, NULL);
+    printf("waitv: woken index %ld, changed value %s, deadline %s, no waiters %s, u64 %s\n", woken,
+           changed == -EAGAIN ? "EAGAIN" : "?", timed_out == -ETIMEDOUT ? "ETIMEDOUT" : "?",
+           none == -EINVAL ? "EINVAL" : "?", size64 == -EINVAL ? "EINVAL" : "?");
+}
+
 /* ---------------------------------------------------------------- main */
 
 struct section { const char *name; void (*run)(void); int in_all; };
@@ -1367,6 +1423,7 @@ static const struct section sections[] = {
     { "proc", sec_proc, 1 },
     { "affinity", sec_affinity, 1 },
     { "server", sec_server, 1 },
+    { "waitv", sec_waitv, 1 },
     { "main_exit", sec_main_exit, 0 },
     { "exit_group", sec_exit_group, 0 },
     { "exec_thread", sec_exec_thread, 0 },

@@ -31,7 +31,8 @@ STRACE_TAIL = 60             # trace lines shown in a failure message
 
 # testbins/threads.c: the sections "all" runs, in its order ...
 IN_ALL = ["create64", "mutex", "atomic", "condvar", "condvar_broadcast", "barrier", "rwlock", "tls", "detached",
-          "cancel", "kill", "tid", "sigmask", "join_exit_value", "fork_thread", "robust", "proc", "affinity", "server"]
+          "cancel", "kill", "tid", "sigmask", "join_exit_value", "fork_thread", "robust", "proc", "affinity", "server",
+          "waitv"]
 # ... and those run only on their own, with their exit status: they end the process in a thread of their own
 # (main_exit, exit_group, exec_thread) or share memory with a forked child (pshared, sem_open).
 SEPARATE = {"main_exit": 0, "exit_group": 3, "exec_thread": 0, "pshared": 0, "sem_open": 0}
@@ -47,6 +48,7 @@ FACTS = {
     "fork_thread": "fork_thread: child: exited 7", "robust": "lock after the owner died EOWNERDEAD",
     "proc": "/proc/self/task lists 4 tasks, 4 of them ours", "affinity": "getaffinity(its tid) 0, 1 CPU(s)",
     "server": "sum of squares 6362, served 12",
+    "waitv": "waitv: woken index 2, changed value EAGAIN, deadline ETIMEDOUT, no waiters EINVAL, u64 EINVAL",
     "main_exit": "which computed 500500", "exit_group": "atexit handler ran", "exec_thread": "exec-ok",
     "pshared": "pshared: total 20000", "sem_open": "waited 3 posts from the child",
 }
