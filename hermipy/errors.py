@@ -16,3 +16,13 @@ class LoadError(HermipyError):
     def __init__(self, message: str, exit_code: int = 126, errno: int = 8):      # ENOEXEC
         super().__init__(message, exit_code)
         self.errno = errno
+
+
+class ExecFailed(LoadError):
+    """The new image could not be built after execve's point of no return: Linux kills the process with
+    SIGSEGV (fs/exec.c bprm_execve)."""
+
+    SIGNAL = 11
+
+    def __init__(self, message: str, errno: int):
+        super().__init__(f"{message}: Segmentation fault", 128 + self.SIGNAL, errno)

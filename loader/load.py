@@ -1,21 +1,27 @@
 """Load a program into a fresh guest, as fs/binfmt_elf.c load_elf_binary does, one step per function:
-open -> parse -> map segments (and bss) -> set brk -> build the initial stack.
+open -> parse -> open the interpreter -> (point of no return) map the stack, the segments (and bss) and the
+interpreter -> set brk -> build the initial stack.
+
+Failures before the point of no return are execve's errno (LoadError); after it Linux kills the process
+with SIGSEGV (fs/exec.c bprm_execve), which ExecFailed stands for.
 """
 import os
 import stat
-from errno import EACCES, EISDIR, ELOOP, ENOENT, ENOEXEC, ENOTDIR
+from errno import EACCES, EINVAL, EISDIR, ELIBBAD, ELOOP, ENOENT, ENOEXEC, ENOMEM, ENOTDIR
 
-from hermipy.errors import LoadError
+from hermipy.errors import ExecFailed, LoadError
 from hermipy.layout import ELF_ET_DYN_BASE, PAGE_SIZE, STACK_SIZE, STACK_TOP, page_down, page_up
 from hermipy.loader.elf import EHDR, ET_DYN, PF_R, PF_W, PF_X, PT_INTERP, ElfImage, parse_elf
 from hermipy.loader.stack import build_initial_stack
 from hermipy.syscalls.errors import SyscallError
-from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_PRIVATE, PROT_EXEC,
-                                     PROT_READ, PROT_WRITE, MappedFile)
+from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE,
+                                     PROT_EXEC, PROT_READ, PROT_WRITE, MappedFile)
 
 HEADER_READ = 64 * 1024
-SCRIPT_HEADER = 256                 # BINPRM_BUF_SIZE: how much of a #! line the kernel reads
-MAX_SCRIPT_NESTING = 4              # an interpreter may itself be a script, this deep (ELOOP beyond)
+BINPRM_BUF_SIZE = 256               # how much of a file the kernel reads to pick its format (a #! line's limit)
+MAX_SCRIPT_NESTING = 5              # fs/exec.c exec_binprm: 6 format handlers in a row, so 5 #! rewrites (ELOOP beyond)
+TASK_SIZE = (1 << 47) - PAGE_SIZE   # arch/x86: the end of user space (BAD_ADDR in binfmt_elf.c)
+MASK64 = (1 << 64) - 1
 
 
 def find_command(k, name: str, envp: list[bytes]) -> str:
@@ -35,35 +41,48 @@ def find_command(k, name: str, envp: list[bytes]) -> str:
 
 
 def open_binary(k, guest_path: str) -> tuple[int, str]:
-    """Open the executable through the guest's file-system view; errors as a shell reports them."""
+    """do_open_execat(): open a regular file the caller may execute, through the guest's file-system view;
+    return (host fd, the guest's name for it). Anything else is EACCES, as Linux gives it: a directory, a
+    device, a FIFO (never opened, so never waited on), a file without an x bit, a noexec mount."""
+    from hermipy.syscalls.argtypes import AT_FDCWD
+    from hermipy.syscalls.sys_fs import lookup
     try:
-        host = k.fs.to_host(k.fs.absolute(k.fs.cwd, guest_path))
-        fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC)
+        target = lookup(k, AT_FDCWD, guest_path)
+        if target.missing:
+            raise SyscallError(ENOENT)
+        if target.host is None:                         # a synthetic /proc or /dev file
+            raise SyscallError(EACCES)
+        mode = os.stat(target.host).st_mode
+        if not stat.S_ISREG(mode):
+            raise LoadError(f"{guest_path}: {os.strerror(EISDIR if stat.S_ISDIR(mode) else EACCES)}", 126, EACCES)
+        if not os.access(target.host, os.X_OK):
+            raise SyscallError(EACCES)
+        fd = os.open(target.host, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except (SyscallError, OSError) as err:
         code = err.errno
-        reason = os.strerror(code)
-        raise LoadError(f"{guest_path}: {reason}", 127 if code in (ENOENT, ENOTDIR, ELOOP) else 126,
+        raise LoadError(f"{guest_path}: {os.strerror(code)}", 127 if code in (ENOENT, ENOTDIR, ELOOP) else 126,
                         code) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):          # replaced since the check: still never waited on
         os.close(fd)
-        shown = EISDIR if stat.S_ISDIR(st.st_mode) else EACCES
-        raise LoadError(f"{guest_path}: {os.strerror(shown)}", 126, EACCES)
-    return fd, host
+        raise LoadError(f"{guest_path}: {os.strerror(EACCES)}", 126, EACCES)
+    return fd, os.path.normpath(target.guest)
 
 
 def read_image(fd: int, guest_path: str) -> ElfImage:
     """Parse from the file's first 64 KiB, rereading more when headers or PT_INTERP lie beyond it."""
-    size = os.fstat(fd).st_size
-    head = os.pread(fd, HEADER_READ, 0)
-    if len(head) >= EHDR.size:
-        phoff, phentsize, phnum = (EHDR.unpack_from(head)[i] for i in (5, 9, 10))
-        if len(head) < phoff + phentsize * phnum <= size:
-            head = os.pread(fd, phoff + phentsize * phnum, 0)
-    image = parse_elf(guest_path, head, size)
-    interp_end = max([s.offset + s.filesz for s in image.segments if s.type == PT_INTERP], default=0)
-    if interp_end > len(head):
-        image = parse_elf(guest_path, os.pread(fd, interp_end, 0), size)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, HEADER_READ, 0)
+        if len(head) >= EHDR.size:
+            phoff, phentsize, phnum = (EHDR.unpack_from(head)[i] for i in (5, 9, 10))
+            if len(head) < phoff + phentsize * phnum <= size:
+                head = os.pread(fd, phoff + phentsize * phnum, 0)
+        image = parse_elf(guest_path, head, size)
+        interp_end = max([s.offset + s.filesz for s in image.segments if s.type == PT_INTERP], default=0)
+        if interp_end > len(head):
+            image = parse_elf(guest_path, os.pread(fd, interp_end, 0), size)
+    except OSError as err:
+        raise LoadError(f"{guest_path}: {err.strerror}", 126, err.errno) from None
     return image
 
 
@@ -79,25 +98,41 @@ def segment_prot(flags: int) -> int:
             | (PROT_EXEC if flags & PF_X else 0))
 
 
+def _not_hermipys(k, start: int, end: int) -> None:
+    """hermipy's own areas (the KVM entry area, the answer page) are no program's to map over: a segment
+    there fails as a refused mapping does."""
+    if any(v.start < end and start < v.end and v.name.startswith("[hermipy") for v in k.mem.vmas):
+        raise SyscallError(ENOMEM)
+
+
 def map_segments(k, image: ElfImage, fd: int, bias: int) -> int:
-    """Map each PT_LOAD from the file, zero its bss; return the end of the highest segment."""
+    """elf_load() of each PT_LOAD: map it from the file, zero the rest of its last file page when it is
+    writable (padzero), map its bss as brk memory (read-write); return the end of the highest segment.
+    The first one must not replace a mapping (MAP_FIXED_NOREPLACE), later ones may (MAP_FIXED)."""
     mapped = MappedFile(fd, image.path)
     end = 0
+    fixed = MAP_FIXED_NOREPLACE
     for seg in image.loads:
-        start = bias + seg.vaddr
+        start = (bias + seg.vaddr) & MASK64
+        if start >= TASK_SIZE or seg.memsz > TASK_SIZE - start or seg.filesz > seg.memsz or \
+                seg.filesz and (seg.vaddr - seg.offset) % PAGE_SIZE:
+            raise SyscallError(EINVAL)
         prot = segment_prot(seg.flags)
         page_start = page_down(start)
         file_end = start + seg.filesz
         mem_end = start + seg.memsz
+        _not_hermipys(k, page_start, page_up(mem_end))
         if seg.filesz:
-            k.mem.map(page_start, file_end - page_start, prot, MAP_PRIVATE | MAP_FIXED, mapped,
+            k.mem.map(page_start, file_end - page_start, prot, MAP_PRIVATE | fixed, mapped,
                       seg.offset - (start - page_start), name=image.path)
             tail = page_up(file_end) - file_end
-            if seg.memsz > seg.filesz and tail:
-                k.mem.poke(file_end, bytes(tail))    # padzero(): up to the page end, as Linux does
+            if seg.memsz > seg.filesz and tail and prot & PROT_WRITE:
+                k.mem.poke(file_end, bytes(tail))
         bss_start = page_up(file_end) if seg.filesz else page_start
         if page_up(mem_end) > bss_start:
-            k.mem.map(bss_start, page_up(mem_end) - bss_start, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            k.mem.map(bss_start, page_up(mem_end) - bss_start, PROT_READ | PROT_WRITE | (prot & PROT_EXEC),
+                      MAP_PRIVATE | MAP_ANONYMOUS | fixed)
+        fixed = MAP_FIXED
         end = max(end, mem_end)
     return end
 
@@ -106,10 +141,10 @@ def phdr_address(image: ElfImage, bias: int) -> int:
     """Where the program headers are in memory: PT_PHDR, or the PT_LOAD that covers e_phoff."""
     for seg in image.segments:
         if seg.type == 6:
-            return bias + seg.vaddr
+            return (bias + seg.vaddr) & MASK64
     for seg in image.loads:
         if seg.offset <= image.phoff < seg.offset + seg.filesz:
-            return bias + seg.vaddr + image.phoff - seg.offset
+            return (bias + seg.vaddr + image.phoff - seg.offset) & MASK64
     return 0
 
 
@@ -119,77 +154,145 @@ def map_stack(k, executable: bool) -> None:
               name="[stack]")
 
 
-def load_interpreter(k, program: str, interp_path: str) -> tuple[int, int]:
-    """Map the program interpreter (ld.so) top-down below mmap_base; return (base, entry)."""
+def open_interpreter(k, program: str, interp_path: str) -> tuple[int, ElfImage]:
+    """Open and check the program interpreter (ld.so) before the point of no return: not found is ENOENT,
+    not an x86-64 ELF shared object ELIBBAD."""
     try:
-        fd, _host = open_binary(k, interp_path)
+        fd, _name = open_binary(k, interp_path or ".")     # open_exec(""): the cwd, a directory (EACCES)
     except LoadError as err:
         if err.exit_code == 127:
             raise LoadError(f"{program}: cannot execute: required file not found "
                             f"(interpreter {interp_path})", 127, ENOENT) from None
-        raise
+        raise LoadError(f"{program}: interpreter {interp_path!r}: {os.strerror(err.errno)}", 126, err.errno) from None
     try:
         image = read_image(fd, interp_path)
-        if image.interpreter or image.type != ET_DYN:
-            raise LoadError(f"{program}: bad ELF interpreter {interp_path}", 126)
-        low = page_down(min(s.vaddr for s in image.loads))
-        span = page_up(max(s.vaddr + s.memsz for s in image.loads)) - low
-        base = k.mem.find_free(span)
-        map_segments(k, image, fd, base - low)
-    finally:
+    except LoadError as err:
         os.close(fd)
-    return base - low, base - low + image.entry
+        raise LoadError(f"{program}: bad ELF interpreter: {err}", 126, ELIBBAD) from None
+    if image.interpreter is not None or image.type != ET_DYN:
+        os.close(fd)
+        raise LoadError(f"{program}: bad ELF interpreter {interp_path}", 126, ELIBBAD)
+    return fd, image
+
+
+def map_interpreter(k, fd: int, image: ElfImage) -> tuple[int, int]:
+    """Map the program interpreter top-down below mmap_base; return (base, entry)."""
+    low = page_down(min(s.vaddr for s in image.loads))
+    span = page_up(max(s.vaddr + s.memsz for s in image.loads)) - low
+    if span <= 0 or span > TASK_SIZE:
+        raise SyscallError(EINVAL)
+    base = k.mem.find_free(span)
+    map_segments(k, image, fd, base - low)
+    return base - low, (base - low + image.entry) & MASK64
+
+
+def _spacetab(c: int) -> bool:
+    return c in (0x20, 0x09)
+
+
+def _next_non_spacetab(buf: bytes, i: int, end: int) -> int | None:
+    while i < end:
+        if not _spacetab(buf[i]):
+            return i
+        i += 1
+    return None
+
+
+def _next_terminator(buf: bytes, i: int, end: int) -> int | None:
+    while i < end:
+        if _spacetab(buf[i]) or buf[i] == 0:
+            return i
+        i += 1
+    return None
 
 
 def script_interpreter(fd: int, guest_path: str, argv: list[bytes]) -> tuple[str, list[bytes]] | None:
-    """fs/binfmt_script.c: a file starting with ``#!`` runs its interpreter with the optional argument
-    (the rest of the line, one word) and the script's path in front of argv[1:]."""
-    head = os.pread(fd, SCRIPT_HEADER, 0)
-    if not head.startswith(b"#!"):
+    """fs/binfmt_script.c load_script: a file starting with ``#!`` runs its interpreter with the optional
+    argument (the rest of the line, one string) and the script's path in front of argv[1:]. Names end at a
+    space, tab or NUL; a line without a newline in the first 256 bytes must show where the name ends."""
+    buf = os.pread(fd, BINPRM_BUF_SIZE, 0).ljust(BINPRM_BUF_SIZE, b"\0")
+    if not buf.startswith(b"#!"):
         return None
-    line = head[2:].split(b"\n", 1)[0].replace(b"\t", b" ").strip()
-    if not line:
+    buf_end = BINPRM_BUF_SIZE - 1
+    i_end = buf.find(b"\n")
+    if i_end < 0:
+        first = _next_non_spacetab(buf, 2, buf_end)
+        if first is None or _next_terminator(buf, first, buf_end) is None:
+            raise LoadError(f"{guest_path}: bad interpreter: #! line too long", 126, ENOEXEC)
+        i_end = buf_end
+    while i_end > 2 and _spacetab(buf[i_end - 1]):
+        i_end -= 1
+    i_name = _next_non_spacetab(buf, 2, i_end)
+    if i_name is None:
         raise LoadError(f"{guest_path}: bad interpreter: no interpreter named", 126, ENOEXEC)
-    interp, _, arg = line.partition(b" ")
-    arg = arg.strip()
-    return os.fsdecode(interp), [interp, *([arg] if arg else []), os.fsencode(guest_path), *argv[1:]]
+    i_sep = _next_terminator(buf, i_name, i_end)
+    i_arg = _next_non_spacetab(buf, i_sep, i_end) if i_sep is not None and buf[i_sep] != 0 else None
+    interp = buf[i_name:i_end if i_sep is None else i_sep]
+    arg = buf[i_arg:i_end].split(b"\0", 1)[0] if i_arg is not None else None
+    return os.fsdecode(interp), [interp, *([arg] if arg is not None else []), os.fsencode(guest_path), *argv[1:]]
+
+
+def load_script(k, guest_path: str, script: tuple[str, list[bytes]], envp: list[bytes], depth: int):
+    """Run a script's interpreter (which may be a script itself, MAX_SCRIPT_NESTING deep). A failure names
+    the script and its interpreter, as a shell reports it."""
+    if depth >= MAX_SCRIPT_NESTING:
+        raise LoadError(f"{guest_path}: {os.strerror(ELOOP)}", 126, ELOOP)
+    interp, argv = script
+    try:
+        return load_program(k, interp or ".", argv, envp, depth + 1)    # open_exec(""): the cwd (EACCES)
+    except ExecFailed:
+        raise
+    except LoadError as err:
+        if err.errno in (ENOENT, ENOTDIR):       # what a shell says about a script's missing interpreter
+            raise LoadError(f"{guest_path}: cannot execute: required file not found", 127, err.errno) from None
+        raise LoadError(f"{guest_path}: {interp}: bad interpreter: {os.strerror(err.errno)}", 126,
+                        err.errno) from None
 
 
 def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes], depth: int = 0) -> tuple[int, int]:
     """Load ``guest_path`` (and its interpreter, or a script's) into kernel ``k``; return (entry, initial rsp)."""
-    fd, _host = open_binary(k, guest_path)
+    fd, exe = open_binary(k, guest_path)
+    interp_fd, interp = -1, None
     try:
-        script = script_interpreter(fd, guest_path, argv)
-    except BaseException:
-        os.close(fd)
-        raise
-    if script is not None:
-        os.close(fd)
-        if depth >= MAX_SCRIPT_NESTING:
-            raise LoadError(f"{guest_path}: {os.strerror(ELOOP)}", 126, ELOOP)
-        interp, argv = script
         try:
-            return load_program(k, interp, argv, envp, depth + 1)
-        except LoadError as err:
-            if err.errno in (ENOENT, ENOTDIR):       # what a shell says about a script's missing interpreter
-                raise LoadError(f"{guest_path}: cannot execute: required file not found", 127, err.errno) from None
-            raise
-    try:
+            script = script_interpreter(fd, guest_path, argv)
+        except OSError as err:
+            raise LoadError(f"{guest_path}: {err.strerror}", 126, err.errno) from None
+        if script is not None:
+            os.close(fd)
+            fd = -1
+            return load_script(k, guest_path, script, envp, depth)
         image = read_image(fd, guest_path)
-        bias = load_bias(image)
-        end = map_segments(k, image, fd, bias)
+        if image.interpreter is not None:
+            interp_fd, interp = open_interpreter(k, guest_path, image.interpreter)
+        try:            # the point of no return
+            entry, sp = _build_image(k, guest_path, exe, argv, envp, image, fd, interp_fd, interp)
+        except (SyscallError, OSError) as err:
+            raise ExecFailed(f"{guest_path}: {os.strerror(err.errno)}", err.errno) from None
     finally:
-        os.close(fd)
-    k.mem.brk_start = k.mem.brk = page_up(end)
+        for f in (fd, interp_fd):
+            if f >= 0:
+                os.close(f)
+    return entry, sp
+
+
+def _build_image(k, guest_path, exe, argv, envp, image, fd, interp_fd, interp) -> tuple[int, int]:
+    """After the point of no return (load_elf_binary from begin_new_exec on): the stack, the segments, brk,
+    the interpreter, the entry point, the initial stack's contents. Returns (entry, initial rsp)."""
     map_stack(k, image.executable_stack)
-    interp_base, entry = 0, bias + image.entry
-    if image.interpreter:
-        interp_base, entry = load_interpreter(k, guest_path, image.interpreter)
-    k.proc.exe = os.path.normpath(k.fs.absolute(k.fs.cwd, guest_path))
+    bias = load_bias(image)
+    end = map_segments(k, image, fd, bias)
+    k.mem.brk_start = k.mem.brk = page_up(end)
+    interp_base, entry = 0, (bias + image.entry) & MASK64
+    if interp_fd >= 0:
+        interp_base, entry = map_interpreter(k, interp_fd, interp)
+    if entry >= TASK_SIZE:
+        raise SyscallError(EINVAL)
+    k.proc.exe = exe
     k.comm = os.path.basename(guest_path).encode()[:15]
     k.proc.argv, k.proc.environ = argv, envp
     hwcap, hwcap2 = k.cpu.cpuid_features()
-    sp = build_initial_stack(k, argv, envp, execfn=guest_path.encode(), phdr=phdr_address(image, bias),
-                             phnum=image.phnum, entry=bias + image.entry, base=interp_base, hwcap=hwcap,
-                             hwcap2=hwcap2)
+    sp = build_initial_stack(k, argv, envp, execfn=os.fsencode(guest_path), phdr=phdr_address(image, bias),
+                             phnum=image.phnum, entry=(bias + image.entry) & MASK64, base=interp_base,
+                             hwcap=hwcap, hwcap2=hwcap2)
     return entry, sp

@@ -25,7 +25,7 @@ import sys
 from errno import E2BIG, EACCES, EINVAL, ENOENT, ENOSYS
 
 from hermipy.cpu import ReplaceImage
-from hermipy.errors import LoadError
+from hermipy.errors import ExecFailed, LoadError
 from hermipy.syscalls.argtypes import AT_FDCWD, DirFd, Enum, Flags, Int, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.sys_fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, _path, host_syscall, lookup
@@ -139,7 +139,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     calling thread goes on in the child; it leads a thread group of its own."""
     from hermipy.runner import become_sole_task
     proc = k.proc
-    proc.ppid, proc.pid = proc.pid, os.getpid()
+    proc.pid = os.getpid()
     proc.forked = True
     proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before
@@ -253,6 +253,10 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     new = boot(k.options, successor_of=k)
     try:
         start_program(new, path, argv, envp)
+    except ExecFailed:                      # past the point of no return: the caller dies of SIGSEGV
+        new.cpu.close()
+        from hermipy.syscalls.sys_signal import SIGSEGV, terminate_by_signal
+        terminate_by_signal(k, SIGSEGV)
     except (LoadError, SyscallError, OSError) as err:
         new.cpu.close()
         raise SyscallError(err.errno) from None

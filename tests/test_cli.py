@@ -56,6 +56,7 @@ def test_directory(tmp_path):
 def test_not_elf(tmp_path):
     script = tmp_path / "notelf"
     script.write_text("just text\n")
+    script.chmod(0o755)
     assert_clean_error(hermipy("run", script), 126, "not an ELF executable")
 
 
@@ -70,7 +71,8 @@ def test_other_architecture(hello, tmp_path):
 def test_truncated(hello, tmp_path):
     short = tmp_path / "short"
     short.write_bytes(hello.read_bytes()[:100])
-    assert_clean_error(hermipy("run", short), 126, "truncated")
+    short.chmod(0o755)
+    assert_clean_error(hermipy("run", short), 126, "truncated ELF")
 
 
 def test_corrupt_program_headers(hello, tmp_path):

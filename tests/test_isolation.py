@@ -1,0 +1,238 @@
+"""Isolation and bad input (issue 13), on each CPU backend, compared with native Linux.
+
+Loading: files Linux will not execute (no x bit, FIFOs, directories), #! scripts (nesting, odd lines), corrupt
+ELF headers (PT_LOAD where nothing may be mapped, a 1 TiB bss, e_entry = 2^64-1, bad PT_INTERP). Each case runs
+twice: as ``hermipy run FILE`` (same exit status as a shell's, one line on stderr, never a traceback or a hang)
+and as a guest's execve (testbins/isolation.c ``exec``: the caller sees the same errno, or the child the same
+death, as natively).
+"""
+import errno
+import os
+import signal
+import struct
+import subprocess
+
+import pytest
+
+import difftest
+from difftest import build, hermipy_command
+
+pytestmark = pytest.mark.usefixtures("hermipy_backend")
+
+TIMEOUT = 60
+EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+PHDR = struct.Struct("<IIQQQQQQ")
+PT_LOAD, PT_INTERP, PT_NOTE = 1, 3, 4
+
+
+def _run(command: list, what: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([str(a) for a in command], capture_output=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"{what} did not end within {TIMEOUT} s: {command}\n--- stdout\n"
+                             f"{(err.stdout or b'').decode(errors='replace')}\n--- stderr\n"
+                             f"{(err.stderr or b'').decode(errors='replace')}") from None
+
+
+def native_status(path) -> int:
+    """The exit status a shell reports for running ``path``: 126/127 when execve fails, 128+N for signal N."""
+    try:
+        proc = _run([path], "the native run")
+    except OSError as err:
+        return 127 if err.errno == errno.ENOENT else 126
+    return 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+
+
+def assert_runs_as_natively(path, name: str | None = None) -> None:
+    """``hermipy run path`` ends as a shell's run of it; a refusal is one line naming the file."""
+    expected = native_status(path)
+    proc = _run(hermipy_command() + [path], "hermipy")
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == expected, f"{path}: native status {expected}, hermipy {proc.returncode}: {err}"
+    assert "Traceback" not in err and "internal error" not in err, err
+    if expected in (126, 127):
+        assert err.count("\n") == 1 and err.startswith("hermipy: ") and (name or str(path)) in err, err
+    elif expected > 128:
+        assert err.splitlines()[-1:] == [signal.strsignal(expected - 128)] or \
+            (err.count("\n") == 1 and str(path) in err), err
+
+
+def assert_guest_execve_as_natively(path, *args) -> None:
+    """A guest's execve of ``path``: the caller's errno, or the child's exit or death, as natively."""
+    probe = build("isolation", "static")
+    difftest.assert_same([probe, "exec", path, *args])
+
+
+def check_both(path, *args, name: str | None = None) -> None:
+    assert_runs_as_natively(path, name)
+    assert_guest_execve_as_natively(path, *args)
+
+
+# -- files Linux does not execute ------------------------------------------------------------------
+@pytest.fixture
+def files(tmp_path):
+    hello = build("isolation", "static")
+
+    def copy(name: str, mode: int):
+        dst = tmp_path / name
+        dst.write_bytes(hello.read_bytes())
+        dst.chmod(mode)
+        return dst
+
+    def script(name: str, line: bytes, mode: int = 0o755):
+        dst = tmp_path / name
+        dst.write_bytes(line)
+        dst.chmod(mode)
+        return dst
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    made = {"mode644": copy("mode644", 0o644), "mode000": copy("mode000", 0o000), "fifo": fifo,
+            "directory": tmp_path}
+    made["script_noexec_interp"] = script("s1", b"#!" + bytes(made["mode644"]) + b"\n")
+    made["script_fifo_interp"] = script("s2", b"#!" + bytes(fifo) + b"\n")
+    made["script_noexec"] = script("s3", b"#!" + bytes(hello) + b"\n", 0o644)
+    return made
+
+
+@pytest.mark.parametrize("case", ["mode644", "mode000", "fifo", "directory", "script_noexec_interp",
+                                  "script_fifo_interp", "script_noexec"])
+def test_not_executable_is_refused(files, case):
+    check_both(files[case])
+
+
+# -- #! scripts ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("depth", range(1, 8))
+def test_script_nesting(tmp_path, depth):
+    """Scripts whose interpreter is a script: Linux runs 5 levels (exec_binprm's 6 format handlers), then
+    ELOOP; a shell names the script and its interpreter."""
+    interp = build("isolation", "static")
+    for level in range(1, depth + 1):
+        script = tmp_path / f"n{level}"
+        script.write_bytes(b"#!" + bytes(interp) + (b" hello\n" if level == 1 else b"\n"))
+        script.chmod(0o755)
+        interp = script
+    check_both(interp, name=f"{interp}: {tmp_path}/n{depth - 1}: bad interpreter" if depth > 5 else None)
+
+
+SCRIPT_LINES = {
+    "nul_in_line": b"#!%s\0junk\n",                  # the name ends at the NUL
+    "spaced_argument": b"#!  %s   hello  a\tb  \n",   # one argument, inner blanks kept, outer ones trimmed
+    "no_newline_short": b"#!%s hello",
+    "no_newline_long_name": b"#!%s" + b"x" * 300,     # no end of name in the first 256 bytes: ENOEXEC
+    "no_newline_long_argument": b"#! %s hello" + b"x" * 300,
+    "empty": b"#!\n",
+    "blank": b"#! \t \n",
+    "nul_name": b"#!\0%s\n",                          # an empty name: the cwd, a directory (EACCES)
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCRIPT_LINES))
+def test_script_line(tmp_path, case):
+    interp = build("isolation", "static")
+    script = tmp_path / "script"
+    script.write_bytes(SCRIPT_LINES[case].replace(b"%s", bytes(interp)))
+    script.chmod(0o755)
+    check_both(script)
+
+
+# -- corrupt ELF files -----------------------------------------------------------------------------
+def _program_headers(blob: bytearray) -> list[int]:
+    header = EHDR.unpack_from(blob)
+    return [header[5] + i * PHDR.size for i in range(header[10])]
+
+
+PHDR_FIELDS = ("type", "flags", "offset", "vaddr", "paddr", "filesz", "memsz", "align")
+
+
+def _edit(blob: bytearray, at: int, **fields) -> None:
+    values = dict(zip(PHDR_FIELDS, PHDR.unpack_from(blob, at)))
+    values.update(fields)
+    PHDR.pack_into(blob, at, *(values[n] for n in PHDR_FIELDS))
+
+
+def _loads(blob):
+    return [o for o in _program_headers(blob) if PHDR.unpack_from(blob, o)[0] == PT_LOAD]
+
+
+def _first_note(blob):
+    return next(o for o in _program_headers(blob) if PHDR.unpack_from(blob, o)[0] == PT_NOTE)
+
+
+def _move_first_load(address):
+    def mutate(blob):
+        _edit(blob, _loads(blob)[0], vaddr=address, paddr=address)
+    return mutate
+
+
+def _last_load_from(field, source, delta):
+    """The last PT_LOAD's ``field`` becomes its ``source`` field plus ``delta``."""
+    def mutate(blob):
+        at = _loads(blob)[-1]
+        _edit(blob, at, **{field: PHDR.unpack_from(blob, at)[PHDR_FIELDS.index(source)] + delta})
+    return mutate
+
+
+def _interp(offset, size):
+    def mutate(blob):
+        _edit(blob, _first_note(blob), type=PT_INTERP, flags=4, offset=offset, vaddr=0, paddr=0, filesz=size,
+              memsz=size, align=1)
+    return mutate
+
+
+def _extra_segment(flags):
+    """A note becomes a PT_LOAD at 0x10000000: one file page, then two pages of bss."""
+    def mutate(blob):
+        _edit(blob, _first_note(blob), type=PT_LOAD, flags=flags, offset=0, vaddr=0x10000000, paddr=0x10000000,
+              filesz=0x10, memsz=0x3000, align=0x1000)
+    return mutate
+
+
+MUTATIONS = {
+    "load_at_0x1000": _move_first_load(0x1000),
+    "load_at_0xf000": _move_first_load(0xF000),
+    "load_at_0x7f0000000000": _move_first_load(0x7F0000000000),
+    "load_on_the_stack": _move_first_load(0x7FFFFFFDE000),
+    "load_beyond_user_space": _move_first_load(0x7FFFFFFFF000),
+    "bss_of_1_tib": lambda blob: _edit(blob, _loads(blob)[-1], memsz=1 << 40),
+    "rw_segment_with_no_flags": lambda blob: _edit(blob, _loads(blob)[-1], flags=0),
+    "filesz_above_memsz": _last_load_from("memsz", "filesz", -1),
+    "offset_not_congruent": _last_load_from("offset", "offset", 8),
+    "entry_2_64_minus_1": lambda blob: struct.pack_into("<Q", blob, 24, (1 << 64) - 1),
+    "entry_in_kernel_half": lambda blob: struct.pack_into("<Q", blob, 24, 0xFFFFFFFF81000000),
+    "interp_unterminated": _interp(1, 3),             # "ELF"
+    "interp_one_byte": _interp(9, 1),                 # "\0": shorter than 2 bytes
+    "interp_empty_name": _interp(9, 2),               # "\0\0": open_exec("") is the cwd
+    "interp_missing": lambda blob: (blob.__setitem__(slice(9, 13), b"/nx\0"), _interp(9, 4)(blob)),   # EI_PAD
+}
+
+
+@pytest.mark.parametrize("variant", ["static", "static-pie"])
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_corrupt_elf(tmp_path, case, variant):
+    blob = bytearray(build("isolation", variant).read_bytes())
+    MUTATIONS[case](blob)
+    bad = tmp_path / case
+    bad.write_bytes(bytes(blob))
+    bad.chmod(0o755)
+    check_both(bad)
+
+
+@pytest.mark.parametrize("flags", [0, 4, 5], ids=["none", "r", "rx"])
+def test_bss_of_a_segment_is_brk_memory(tmp_path, flags):
+    """elf_load() maps the bss of any PT_LOAD as brk memory (read-write, executable when the segment is) and
+    zeroes the end of its last file page only when the segment is writable."""
+    blob = bytearray(build("isolation", "static").read_bytes())
+    _extra_segment(flags)(blob)
+    prog = tmp_path / "extra"
+    prog.write_bytes(bytes(blob))
+    prog.chmod(0o755)
+    assert difftest.assert_same([prog, "maps"]).stdout.count(b"\n") == 2
+
+
+def test_proc_self_exe():
+    """``hermipy run /proc/self/exe``: no guest image exists yet to name (ENOENT); a guest's execve of it
+    runs the caller's own program again."""
+    proc = _run(hermipy_command() + ["/proc/self/exe"], "hermipy")
+    assert proc.returncode == 127 and proc.stderr.decode().count("\n") == 1, proc.stderr
+    assert_guest_execve_as_natively("/proc/self/exe", "hello", "again")
