@@ -286,6 +286,13 @@ def _run(kernel: Kernel, trace) -> int:
     on_syscall = Dispatcher(kernel, trace).on_syscall
     retried = None
     try:
+        if kernel.signals.next_deliverable():
+            # execve kept pending signals, and one sent while the image changed hands was queued for the old
+            # task (its kick lost): delivered before the first instruction, as on return from execve.
+            try:
+                handle_interrupt(kernel)
+            except GuestExit as exit_:
+                return exit_.status
         while True:
             stop = cpu.run(on_syscall)
             reason = stop.reason
