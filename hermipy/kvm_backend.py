@@ -1028,7 +1028,8 @@ class KvmCpu(Cpu):
 
 
 SHOOTDOWN_RETRY = 0.001       # re-signal a vCPU that has not left the application after this long (s)
-SHOOTDOWN_LIMIT = 0.5         # give up waiting after this long (a vCPU stuck in a stub: reported)
+SHOOTDOWN_LIMIT = 30.0        # give up waiting after this long (a vCPU stuck in a stub: reported); a loaded
+                              # host may not schedule a vCPU's thread for a second or more
 
 
 def _shoot_down(cpus) -> None:
