@@ -163,6 +163,8 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
         if flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE:
             _clear_host_umask()
             mode &= 0o7777 & ~k.proc.umask
+        else:
+            mode = 0                          # build_open_how(): the mode means nothing unless a file is made
         host_fd = os.open(t.host, host_flags, mode)
         of = OpenFile(host_fd, _guest_name(k, host_fd, t), shown, host_kind(host_fd))
     try:

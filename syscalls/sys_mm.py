@@ -4,7 +4,7 @@ kernel/sched/membarrier.c)."""
 import os
 from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM
 
-from hermipy.layout import PAGE_SIZE, page_up
+from hermipy.layout import PAGE_SIZE, USER_TOP, page_up
 from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_ACCMODE, O_RDONLY, O_WRONLY
@@ -19,6 +19,7 @@ MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 PROT_ALL = 7
 PROT_GROWS = 0x03000000      # PROT_GROWSDOWN | PROT_GROWSUP
+TASK_SIZE = USER_TOP - PAGE_SIZE
 
 
 @syscall("brk", FULL)
@@ -76,8 +77,8 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
 
 @syscall("munmap", FULL)
 def munmap(k, addr: Ptr, length: Size) -> int:
-    """munmap(2)."""
-    if addr % PAGE_SIZE or length == 0:
+    """munmap(2): do_vmi_munmap()'s checks, the range within user space."""
+    if addr % PAGE_SIZE or addr > TASK_SIZE or length > TASK_SIZE - addr or page_up(length) == 0:
         raise SyscallError(EINVAL)
     k.mem.unmap(addr, length)
     return 0

@@ -611,9 +611,11 @@ def recvmmsg(k, fd: Int, mmsg: Ptr, vlen: UInt, flags: MSG_FLAGS, timeout: Ptr) 
     between datagrams, as do_recvmmsg() does."""
     of = k.fds.get(fd)
     deadline = None
-    if timeout:
-        from hermipy.syscalls.sys_time import read_timespec
-        deadline = _time.monotonic_ns() + read_timespec(k, timeout)
+    if timeout:                            # get_timespec64(), then poll_select_set_timeout()'s check
+        sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SyscallError(EINVAL)
+        deadline = _time.monotonic_ns() + sec * 1_000_000_000 + nsec
     vlen = min(vlen, UIO_MAXIOV)
     got = 0
     while got < vlen:

@@ -7,6 +7,7 @@ files (procfs nodes) support none (EOPNOTSUPP, an empty list), like /proc. The n
 does (path_getxattrat); for the fd calls the fd comes first.
 """
 import ctypes
+import os
 from errno import EFAULT, EOPNOTSUPP, ERANGE
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Fd, Flags, InBuf, Path, Ptr, Size
@@ -31,7 +32,7 @@ def _name(k, addr: int) -> bytes:
 def _target(k, pathname: int, follow: bool):
     """The host path (bytes) of a path-based call's file, None for a synthetic one."""
     t = _existing(lookup(k, AT_FDCWD, _path(k, pathname), follow))
-    return t.host.encode() if t.node is None and t.host else None
+    return os.fsencode(t.host) if t.node is None and t.host else None
 
 
 def _host_fd(k, fd: int) -> int | None:
