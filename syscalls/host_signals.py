@@ -18,6 +18,7 @@ SIGCHLD of a child that ``wait4`` reaped), the calling task ``drain``s: it reads
 has pending for the process itself, under the lock the pump reads with, so the signal is the guest's before
 the call returns.
 """
+import contextlib
 import ctypes
 import os
 import select
@@ -134,23 +135,27 @@ def _pump(fd: int) -> None:
 
 
 def _read_and_forward(fd: int) -> None:
+    with _read_lock:
+        _forward_pending(fd)
+
+
+def _forward_pending(fd: int) -> None:
     """Forward every signal the host has pending for this process (none left when this returns). Signals
     read together are the guest's together (under its group's lock): a task sees all or none of them, as
     a Linux process sees what was pending at once."""
-    with _read_lock:
-        while True:
-            try:
-                data = os.read(fd, SIGNALFD_RECORD * 16)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                return
-            task = _target
-            if task is None:
-                continue
-            with task.group.lock:
-                for offset in range(0, len(data) - SIGNALFD_RECORD + 1, SIGNALFD_RECORD):
-                    _forward(task, SIGNALFD_SIGINFO.unpack_from(data, offset))
+    while True:
+        try:
+            data = os.read(fd, SIGNALFD_RECORD * 16)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            return
+        task = _target
+        if task is None:
+            continue
+        with task.group.lock:
+            for offset in range(0, len(data) - SIGNALFD_RECORD + 1, SIGNALFD_RECORD):
+                _forward(task, SIGNALFD_SIGINFO.unpack_from(data, offset))
 
 
 def drain() -> None:
@@ -158,6 +163,19 @@ def drain() -> None:
     by a task thread holding no lock of the kernel's."""
     if _pump_pid == os.getpid():
         _read_and_forward(_fd)
+
+
+@contextlib.contextmanager
+def held():
+    """Forward what the host has pending for this process, then nothing more until the block ends: what the
+    block changes (a timer set again) is atomic with respect to the host signals. Entered holding no lock of
+    the kernel's."""
+    if _pump_pid != os.getpid():
+        yield
+        return
+    with _read_lock:
+        _forward_pending(_fd)
+        yield
 
 
 def take_raised(signo: int) -> bool:

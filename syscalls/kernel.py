@@ -54,7 +54,7 @@ class Process:
         self.auxv = b""
         self.forked = False                # a child hermipy process made by fork/clone (dies by real signals)
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
-        self.timers: dict[int, tuple[int, int, int]] = {}   # POSIX timer id -> (signal, thread or 0, si_value)
+        self.timers: dict = {}             # POSIX timer id -> sys_timer.PosixTimer
         self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
 
 

@@ -22,6 +22,7 @@ from errno import EAGAIN, EINTR, EINVAL, EIO, ENOMEM, EPERM, ESRCH
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
 from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
+from hermipy.syscalls.sys_timer import TimerExpiry
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 NSIG = 64                       # _NSIG on x86-64: signals 1..64
@@ -207,8 +208,9 @@ class SignalState:
             ready = sync
         return (ready & -ready).bit_length()
 
-    def dequeue(self, signo: int) -> bytes:
-        """dequeue_signal(): the task's own queue first, then the group's."""
+    def dequeue(self, signo: int) -> bytes | None:
+        """dequeue_signal(): the task's own queue first, then the group's. None for a POSIX timer's expiry
+        dropped because the timer was set again or deleted since (posixtimer_deliver_signal)."""
         queues = self.pending if signo in self.pending else self.shared
         queue = queues[signo]
         info = queue.pop(0)
@@ -216,17 +218,22 @@ class SignalState:
             del queues[signo]
         if SIGNALFDS:
             pending_changed(self)
+        if isinstance(info, TimerExpiry):
+            return info.deliver()
         return info
 
     def dequeue_from(self, these: int) -> tuple[int, bytes] | None:
         """dequeue_signal(mask): the next pending signal of ``these`` (synchronous ones first, then the lowest
         number) and its siginfo; None when none is pending."""
-        ready = self.pending_mask() & these
-        if not ready:
-            return None
-        ready = (ready & SYNCHRONOUS_MASK) or ready
-        signo = (ready & -ready).bit_length()
-        return signo, self.dequeue(signo)
+        while True:
+            ready = self.pending_mask() & these
+            if not ready:
+                return None
+            ready = (ready & SYNCHRONOUS_MASK) or ready
+            signo = (ready & -ready).bit_length()
+            info = self.dequeue(signo)
+            if info is not None:
+                return signo, info
 
     def discard(self, signo: int) -> None:
         self.pending.pop(signo, None)
@@ -351,6 +358,8 @@ def deliver_pending(k, saved_mask: int | None = None) -> bool:
             if not signo:
                 return delivered
             info = st.dequeue(signo)
+        if info is None:
+            continue
         action = st.actions[signo]
         if action.handler == SIG_IGN:
             continue

@@ -12,11 +12,18 @@ that the guest's signal number may be one the host keeps for itself (glibc's 32 
 a SIGEV_THREAD_ID timer reaches the guest thread it names; the pump maps the host timer id (the guest's own id)
 back to the guest's signal and thread (``Process.timers``). CPU-time clocks measure hermipy's host process or
 thread, guest time included: on KVM that is the guest's own CPU time plus hermipy's, on Unicorn the emulation's.
+
+The pump takes each host expiry at once, so the host timer never overruns; the guest's accounting is done here,
+as Linux does it with the one signal it preallocates per timer (posixtimer_send_sigqueue and
+posixtimer_deliver_signal, Linux 6.13+): while a timer's expiry is pending in the guest, further expiries only
+count as its overrun; dequeuing it fills in si_overrun, which timer_getoverrun reports from then on; and an
+expiry still pending when its timer is set again or deleted is dropped at dequeue.
 """
 import ctypes
 import struct
 from errno import EINVAL
 
+from hermipy.syscalls import host_signals
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.host import host_syscall
@@ -25,6 +32,9 @@ from hermipy.syscalls.table import FULL, PARTIAL, syscall
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
 TIMER_HOST_SIGNAL = 63                 # SIGRTMAX - 1: how every guest POSIX timer expires on the host
 NSIG = 64
+SIGALRM = 14
+SI_TIMER = -2
+INT_MAX = 2**31 - 1
 SIGEVENT_SIZE = 64
 ITIMERS = Enum({0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"})
 CLOCKS = Enum({0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID",
@@ -70,60 +80,127 @@ def getitimer(k, which: ITIMERS, value: Ptr) -> int:
     return 0
 
 
-def _pump_tid() -> int:
-    from hermipy.syscalls import host_signals
-    return host_signals.pump_tid()
+class PosixTimer:
+    """A guest POSIX timer (Linux's struct k_itimer): where its expiries go and its overrun accounting. Its
+    fields change under the thread group's lock (the pump queues expiries, dequeue_signal delivers them)."""
+
+    __slots__ = ("id", "signo", "tid", "value", "seq", "queued", "overrun", "overrun_last")
+
+    def __init__(self, timer_id: int, signo: int, tid: int, value: int):
+        self.id, self.signo, self.tid, self.value = timer_id, signo, tid, value
+        self.seq = 0                 # it_signal_seq: bumped by timer_settime and timer_delete
+        self.queued = None           # the TimerExpiry last queued
+        self.overrun = 0             # expiries since the queued one
+        self.overrun_last = 0        # what timer_getoverrun reports
+
+    def expired(self, k, host_overrun: int):
+        """An expiry of the host timer: (guest signal, target tid or 0, siginfo) to queue, or None when the last
+        one is still pending (then it counts as an overrun) or the thread it signals has ended
+        (posixtimer_get_target finds no task)."""
+        target = k.group.tasks.get(self.tid) if self.tid else None
+        if self.tid and target is None:
+            return None
+        # The last expiry may be gone from the queue without a dequeue: dropped as ignored, or merged into a
+        # standard signal already pending.
+        queue = (target.signals.pending if target is not None else k.signals.shared).get(self.signo, ())
+        if self.queued is not None and any(queued is self.queued for queued in queue):
+            self.overrun += 1 + host_overrun
+            return None
+        self.overrun = host_overrun
+        self.queued = TimerExpiry(self)
+        return self.signo, self.tid, self.queued
+
+    def reset(self) -> None:
+        """timer_settime or timer_delete: a pending expiry is dropped, the overrun accounting starts over."""
+        self.seq += 1
+        self.queued = None
+        self.overrun = self.overrun_last = 0
+
+
+class TimerExpiry(bytes):
+    """The siginfo of a POSIX timer's queued expiry (SI_TIMER: si_timerid, si_overrun, si_value); dequeue_signal
+    hands it to ``deliver``."""
+
+    def __new__(cls, timer: PosixTimer):
+        info = bytearray(128)
+        struct.pack_into("<iii4xiiQ", info, 0, timer.signo, 0, SI_TIMER, timer.id, 0, timer.value)
+        self = super().__new__(cls, info)
+        self.timer, self.seq = timer, timer.seq
+        return self
+
+    def deliver(self) -> bytes | None:
+        """posixtimer_deliver_signal(): the siginfo with si_overrun filled in, or None when the timer was set
+        again or deleted since (the expiry is dropped)."""
+        timer = self.timer
+        if self.seq != timer.seq:
+            return None
+        timer.overrun_last = min(timer.overrun, INT_MAX)
+        info = bytearray(self)
+        struct.pack_into("<i", info, 20, timer.overrun_last)
+        return bytes(info)
 
 
 @syscall("timer_create", PARTIAL, note="CPU-time clocks measure hermipy's host process or thread (guest time "
                                         "included); SIGEV_THREAD is glibc's (a SIGEV_THREAD_ID timer)")
 def timer_create(k, which_clock: CLOCKS, timer_event_spec: Ptr, created_timer_id: Ptr) -> int:
-    """timer_create(2): a host timer whose expiries the signal pump delivers as the guest asked."""
+    """timer_create(2): a host timer whose expiries the signal pump delivers as the guest asked. Checked in
+    Linux's order: the sigevent is read, the clock checked (by the host), then the sigevent (good_sigevent)."""
     if timer_event_spec:
-        raw = k.mem.read(timer_event_spec, SIGEVENT_SIZE)
-        value, signo, notify, tid = struct.unpack_from("<Qiii", raw, 0)
+        value, signo, notify, tid = struct.unpack_from("<Qiii", k.mem.read(timer_event_spec, SIGEVENT_SIZE))
     else:                                        # the default: SIGEV_SIGNAL, SIGALRM, si_value = the timer id
-        value, signo, notify, tid = None, 14, SIGEV_SIGNAL, 0
-    target = None
-    if notify == SIGEV_THREAD_ID:
-        target = k.group.tasks.get(tid)
-        if target is None:
-            raise SyscallError(EINVAL)
-    elif notify not in (SIGEV_SIGNAL, SIGEV_NONE):
-        raise SyscallError(EINVAL)
-    if notify != SIGEV_NONE and not 1 <= signo <= NSIG:
-        raise SyscallError(EINVAL)
+        value, signo, notify, tid = None, SIGALRM, SIGEV_SIGNAL, 0
     host_event = bytearray(SIGEVENT_SIZE)
     host_notify = SIGEV_NONE if notify == SIGEV_NONE else SIGEV_THREAD_ID
-    struct.pack_into("<Qiii", host_event, 0, value or 0, TIMER_HOST_SIGNAL, host_notify, _pump_tid())
-    event = (ctypes.c_char * SIGEVENT_SIZE).from_buffer(host_event)
+    struct.pack_into("<Qiii", host_event, 0, 0, TIMER_HOST_SIGNAL, host_notify, host_signals.pump_tid())
     timer_id = ctypes.c_int(0)
-    host_syscall("timer_create", which_clock, event, timer_id)
+    host_syscall("timer_create", which_clock, (ctypes.c_char * SIGEVENT_SIZE).from_buffer(host_event), timer_id)
     timer = timer_id.value
-    if value is None:
-        value = timer
-        struct.pack_into("<Q", host_event, 0, value)
     try:
+        target = _check_sigevent(k, signo, notify, tid)
         k.mem.write(created_timer_id, struct.pack("<i", timer))
     except SyscallError:
         host_syscall("timer_delete", timer)
         raise
-    k.proc.timers[timer] = (signo, target.tid if target is not None else 0, value)
+    k.proc.timers[timer] = PosixTimer(timer, signo, target, timer if value is None else value)
     return 0
 
 
-def _own(k, timer_id: int) -> int:
-    if timer_id not in k.proc.timers:
+def _check_sigevent(k, signo: int, notify: int, tid: int) -> int:
+    """good_sigevent(): the thread a SIGEV_THREAD_ID timer signals (0: the process); EINVAL for a thread of
+    another process, an unknown notification or a bad signal. SIGEV_THREAD is the C library's: the kernel
+    signals the process."""
+    if notify == SIGEV_NONE:
+        return 0
+    if notify == SIGEV_THREAD_ID:
+        if tid not in k.group.tasks:
+            raise SyscallError(EINVAL)
+    elif notify not in (SIGEV_SIGNAL, SIGEV_THREAD):
         raise SyscallError(EINVAL)
-    return timer_id
+    if not 1 <= signo <= NSIG:
+        raise SyscallError(EINVAL)
+    return tid if notify == SIGEV_THREAD_ID else 0
+
+
+def _own(k, timer_id: int) -> PosixTimer:
+    timer = k.proc.timers.get(timer_id)
+    if timer is None:
+        raise SyscallError(EINVAL)
+    return timer
 
 
 @syscall("timer_settime", FULL)
 def timer_settime(k, timer_id: Int, flags: Int, new_setting: Ptr, old_setting: Ptr) -> int:
-    """timer_settime(2): relative or TIMER_ABSTIME, one-shot or periodic, on the host timer."""
+    """timer_settime(2): relative or TIMER_ABSTIME, one-shot or periodic, on the host timer (EINVAL for a NULL
+    setting, before the copy's EFAULT); a pending expiry is dropped and the overrun count starts over."""
+    if not new_setting:
+        raise SyscallError(EINVAL)
     new = Itimerspec.from_buffer_copy(k.mem.read(new_setting, 32))
     old = Itimerspec()
-    host_syscall("timer_settime", _own(k, timer_id), flags, new, old)
+    timer = _own(k, timer_id)
+    with host_signals.held():                    # expiries of the old setting are queued, then dropped
+        host_syscall("timer_settime", timer_id, flags, new, old)
+        with k.group.lock:
+            timer.reset()
     if old_setting:
         k.mem.write(old_setting, bytes(old))
     return 0
@@ -132,42 +209,45 @@ def timer_settime(k, timer_id: Int, flags: Int, new_setting: Ptr, old_setting: P
 @syscall("timer_gettime", FULL)
 def timer_gettime(k, timer_id: Int, setting: Ptr) -> int:
     """timer_gettime(2)."""
+    _own(k, timer_id)
     cur = Itimerspec()
-    host_syscall("timer_gettime", _own(k, timer_id), cur)
+    host_syscall("timer_gettime", timer_id, cur)
     k.mem.write(setting, bytes(cur))
     return 0
 
 
 @syscall("timer_getoverrun", FULL)
 def timer_getoverrun(k, timer_id: Int) -> int:
-    """timer_getoverrun(2)."""
-    return host_syscall("timer_getoverrun", _own(k, timer_id))
+    """timer_getoverrun(2): the overrun count of the last expiry delivered."""
+    return _own(k, timer_id).overrun_last
 
 
 @syscall("timer_delete", FULL)
 def timer_delete(k, timer_id: Int) -> int:
     """timer_delete(2)."""
-    host_syscall("timer_delete", _own(k, timer_id))
-    del k.proc.timers[timer_id]
+    timer = _own(k, timer_id)
+    with k.group.lock:
+        host_syscall("timer_delete", timer_id)
+        del k.proc.timers[timer_id]
+        timer.reset()
     return 0
 
 
 def delete_all(k) -> None:
     """execve (exit_itimers via begin_new_exec): the POSIX timers go; alarm and itimers stay."""
-    for timer in list(k.proc.timers):
-        try:
-            host_syscall("timer_delete", timer)
-        except OSError:
-            pass
-    k.proc.timers.clear()
+    with k.group.lock:
+        for timer_id, timer in k.proc.timers.items():
+            try:
+                host_syscall("timer_delete", timer_id)
+            except OSError:
+                pass
+            timer.reset()
+        k.proc.timers.clear()
 
 
 def timer_siginfo(k, timer_id: int, overrun: int):
-    """(guest signal, target tid or 0, siginfo) of an expiry of guest timer ``timer_id``; None if unknown."""
-    entry = k.proc.timers.get(timer_id)
-    if entry is None:
-        return None
-    signo, tid, value = entry
-    info = bytearray(128)
-    struct.pack_into("<iii4xiiQ", info, 0, signo, 0, -2, timer_id, overrun, value)     # SI_TIMER
-    return signo, tid, bytes(info)
+    """(guest signal, target tid or 0, siginfo) for the pump to queue for an expiry of host timer ``timer_id``
+    (with its host overrun); None when there is nothing to queue (see PosixTimer.expired). Called under the
+    thread group's lock."""
+    timer = k.proc.timers.get(timer_id)
+    return None if timer is None else timer.expired(k, overrun)
