@@ -71,7 +71,7 @@ import sys
 import threading
 import time
 
-from hermipy.cpu import GPR_NAMES, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
+from hermipy.cpu import GPR_NAMES, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_WRITE, PTE_ADDR,
                                      PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W)
 from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAX_VCPUS, NOT_ANSWERED, PROBE_PORT,
@@ -114,6 +114,7 @@ KVM_SET_VCPU_EVENTS = _ioc(_W, 0xA0, 64)
 KVM_CAP_USER_MEMORY, KVM_CAP_SYNC_REGS = 3, 74
 KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS = 1, 2
 KVM_EXIT_IO, KVM_EXIT_HLT, KVM_EXIT_MMIO, KVM_EXIT_SHUTDOWN = 2, 5, 6, 8
+IO_OUT_BYTE = 0x0101                   # kvm_run.io's direction (KVM_EXIT_IO_OUT) and size fields: `out imm8, al`
 KVM_EXIT_FAIL_ENTRY, KVM_EXIT_INTR, KVM_EXIT_INTERNAL_ERROR = 9, 10, 17
 EXIT_NAMES = {0: "UNKNOWN", 1: "EXCEPTION", 2: "IO", 5: "HLT", 6: "MMIO", 8: "SHUTDOWN (triple fault)",
               9: "FAIL_ENTRY", 17: "INTERNAL_ERROR"}
@@ -729,10 +730,12 @@ class KvmCpu(Cpu):
                 # exits, that is where a signal finds a vCPU looping on answered syscalls): hand the
                 # syscall to Python as if the entry had asked; the kick is taken right after it.
                 w[W_RIP] = self._entry_return
-                w[4] = SYSCALL_PORT << 16
+                w[4] = SYSCALL_PORT << 16 | IO_OUT_BYTE
                 reason = KVM_EXIT_IO
             if reason == KVM_EXIT_IO:
                 port = (w[4] >> 16) & 0xFFFF
+                if port == SYSCALL_PORT and w[4] & 0xFFFF != IO_OUT_BYTE:
+                    return self._refused_port_read()
                 if port == SYSCALL_PORT:
                     if w[W_RIP] == self._entry_return:
                         # Linux's view: rip is the instruction after `syscall` (rcx), rflags the caller's (r11).
@@ -778,6 +781,20 @@ class KvmCpu(Cpu):
                     self._kernel_flush_batch()
                     continue
             self._unexpected_exit(reason)
+
+    def _refused_port_read(self) -> Stop:
+        """`in` from SYSCALL_PORT, the one port the I/O bitmap opens to CPL3 (any other port, and `out` wider than
+        a byte, is the CPU's own #GP): the same #GP. KVM finishes the read at the next KVM_RUN (writing rax and
+        moving rip on, before looking at immediate_exit): let it, then put the registers back."""
+        b, regs = self._b, slice(8 * SYNC_REGS_WORD, 8 * (SYNC_REGS_WORD + len(KVM_REGS_ORDER)))
+        saved = bytes(b[regs])
+        b[1] = 1
+        with contextlib.suppress(InterruptedError):
+            fcntl.ioctl(self.vcpu, KVM_RUN, 0)
+        b[1] = 0
+        b[regs] = saved
+        self._mode = MODE_USER
+        return Stop(StopReason.FAULT, vector=VEC_GP, rip=self._w[W_RIP])
 
     def _interrupted(self) -> Stop:
         self._kick = False

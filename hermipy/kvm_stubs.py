@@ -84,7 +84,8 @@ TSS_SIZE = 104
 IOMAP_PORTS = 256                      # the I/O permission bitmap covers ports 0..255; beyond it: #GP
 
 SYSCALL_PORT = 0xE0                    # `out` from the LSTAR stub: a syscall for Python
-FAULT_PORT = 0xE1                      # `out` from an exception stub: vector, rax, CR2 on the kernel stack
+FAULT_PORT = 0xE1                      # `out` from an exception stub: vector, rax, CR2 on the kernel stack (CPL0
+                                       # only: from CPL3 a #GP, as every port but SYSCALL_PORT is)
 PROBE_PORT = 0xE2                      # `out` after the CPUID probe (CPL0 only, not in the I/O bitmap)
 FLUSH_PORT = 0xE3                      # `out` from the kernel flush stub: the next batch, please (CPL0 only)
 SPURIOUS_VECTOR = 0xFF                 # what any other software interrupt gate reports (never reached)
@@ -430,8 +431,7 @@ class VcpuArea:
         struct.pack_into("<Q", tss, 4, self.rsp0)                  # RSP0
         struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
         bitmap = bytearray(b"\xff" * (IOMAP_PORTS // 8 + 1))
-        for port in (SYSCALL_PORT, FAULT_PORT):
-            bitmap[port // 8] &= ~(1 << (port % 8))
+        bitmap[SYSCALL_PORT // 8] &= ~(1 << (SYSCALL_PORT % 8))
         tss[TSS_SIZE:TSS_SIZE + len(bitmap)] = bitmap
         self.ram.buf[self.kernel_frame:self.kernel_frame + PAGE] = bytes(page)
 

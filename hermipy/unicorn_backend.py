@@ -6,8 +6,8 @@ not take QEMU's self-modifying-code slow path; syscalls are serviced inside the 
 hook (no stop/restart); exceptions arrive through an interrupt hook and stop the run.
 
 A site that ``hermipy rewrite`` turned into ``out SYSCALL_PORT, al`` (the KVM backend's direct kernel entry)
-is a syscall here too, through the OUT instruction hook; ``out`` to any other port is a #GP, as it is for a
-Linux process.
+is a syscall here too, through the OUT instruction hook; ``out`` to any other port, and ``in`` from any, is a
+#GP, as it is for a Linux process.
 
 Guest threads: one engine per thread over the same RAM and page table (``spawn``). Engines of one address
 space run one at a time (``_Engines``): QEMU's TCG only makes `lock`-prefixed instructions atomic in its
@@ -42,7 +42,7 @@ from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP
 # unicorn.h / x86.h constants (unicorn 2.1).
 UC_ARCH_X86, UC_MODE_64 = 4, 8
 UC_HOOK_INTR, UC_HOOK_INSN = 1, 2
-UC_X86_INS_SYSCALL, UC_X86_INS_OUT = 699, 500
+UC_X86_INS_SYSCALL, UC_X86_INS_IN, UC_X86_INS_OUT = 699, 218, 500
 UC_ERR_INSN_INVALID = 10
 UC_CTL_IO_WRITE = 1
 UC_CTL_CPU_MODEL, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TLB_FLUSH = 7, 9, 11
@@ -71,6 +71,7 @@ _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _OUT_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
+_IN_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p)
 
 
 class _Msr(ctypes.Structure):
@@ -199,17 +200,21 @@ class UnicornCpu(Cpu):
         self._gpr_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(self._gpr_vals) + 8 * i for i in range(n)))
         self._on_syscall = None
         self._stop: Stop | None = None
+        self._rax_before_in: int | None = None
         self._error: BaseException | None = None
         self._in_syscall = False
         self._enter_long_mode(page_table_root)
         self._syscall_cb = _SYSCALL_CB(self._syscall_hook)
         self._intr_cb = _INTR_CB(self._intr_hook)
         self._out_cb = _OUT_CB(self._out_hook)
+        self._in_cb = _IN_CB(self._in_hook)
         handle = ctypes.c_size_t()
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
                                     ctypes.cast(self._syscall_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_SYSCALL))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
                                     ctypes.cast(self._out_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_OUT))
+        self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
+                                    ctypes.cast(self._in_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_IN))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INTR,
                                     ctypes.cast(self._intr_cb, ctypes.c_void_p), None, 1, 0, 0))
         self._ctx = ctypes.c_void_p()
@@ -266,6 +271,9 @@ class UnicornCpu(Cpu):
             if self._error is not None:
                 raise self._error
             if self._stop is not None:
+                if self._rax_before_in is not None:
+                    self.set_reg("rax", self._rax_before_in)
+                    self._rax_before_in = None
                 return self._stop
             if err:        # UC_ERR_INSN_INVALID: QEMU raised #UD without calling the interrupt hook
                 vector = VEC_UD if err == UC_ERR_INSN_INVALID else -1
@@ -413,6 +421,14 @@ class UnicornCpu(Cpu):
             return
         self._stop = Stop(StopReason.FAULT, vector=VEC_GP, rip=self.get_reg("rip"))
         self.lib.uc_emu_stop(self.uch)
+
+    def _in_hook(self, _uc, _port, _size, _user_data) -> int:
+        """`in` is a #GP at CPL3 whatever the port (hermipy's I/O permission bitmap allows none for reading).
+        QEMU writes what the hook returns to rax before the stop: rax is put back then (``run``)."""
+        self._stop = Stop(StopReason.FAULT, vector=VEC_GP, rip=self.get_reg("rip"))
+        self._rax_before_in = self.get_reg("rax")
+        self.lib.uc_emu_stop(self.uch)
+        return 0
 
     def _intr_hook(self, _uc, vector, _user_data) -> None:
         rip = self.get_reg("rip")

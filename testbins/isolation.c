@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Probes for tests/test_isolation.py (issue 13): each mode prints deterministic facts, natively and under hermipy.
  *
  *   exec PATH [ARGS...]  fork, execv PATH in the child; print its errno or how it ended
@@ -5,10 +6,12 @@
  *   maps                 print our mappings in [0x10000000, 0x10003000) (a test ELF's extra segment)
  *   open_mode            open/openat/creat with garbage in the mode argument
  *   munmap               munmap of ranges reaching beyond user space
+ *   ports                `in`/`out` to hermipy's ports and others: each is a #GP, SIGSEGV with SI_KERNEL
  *   fuzz SEED ROUNDS NR...  call each syscall NR ROUNDS times with arguments drawn from extreme and plausible
  *                        values (seeded), in a child process of its own; print how each child ended
  */
 #include <errno.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static int do_exec(char **argv) {
@@ -164,6 +168,63 @@ static int do_munmap(void) {
     return 0;
 }
 
+/* Port I/O at CPL3 with no I/O permission is a #GP: SIGSEGV, si_code SI_KERNEL, trap 13, at the instruction.
+ * Only `out 0xe0, al` is hermipy's (a rewritten syscall site), so every other form is probed. */
+#define PORT_PROBE(name, insn) extern char name[]; asm(".text\n.globl " #name "\n" #name ":\n" insn "\nret\n");
+PORT_PROBE(probe_out_e1, "outb %al, $0xe1")
+PORT_PROBE(probe_out_e2, "outb %al, $0xe2")
+PORT_PROBE(probe_out_e3, "outb %al, $0xe3")
+PORT_PROBE(probe_out_80, "outb %al, $0x80")
+PORT_PROBE(probe_in_e0, "inb $0xe0, %al")
+PORT_PROBE(probe_in_e1, "inb $0xe1, %al")
+PORT_PROBE(probe_inl_e0, "inl $0xe0, %eax")
+PORT_PROBE(probe_outw_e0, "outw %ax, $0xe0")
+PORT_PROBE(probe_outl_e0, "outl %eax, $0xe0")
+PORT_PROBE(probe_out_dx, "outb %al, %dx")
+PORT_PROBE(probe_in_dx, "inb %dx, %al")
+PORT_PROBE(probe_insb, "insb")
+PORT_PROBE(probe_outsb, "outsb")
+
+static sigjmp_buf port_back;
+static void *port_insn;
+
+static void on_port_fault(int sig, siginfo_t *si, void *ctx) {
+    ucontext_t *uc = ctx;
+    (void)sig;
+    printf("signal %d code %d addr %p trap %lld error %lld, at the instruction: %s, rax %#llx\n", si->si_signo,
+           si->si_code, si->si_addr, (long long)uc->uc_mcontext.gregs[REG_TRAPNO],
+           (long long)uc->uc_mcontext.gregs[REG_ERR],
+           (void *)uc->uc_mcontext.gregs[REG_RIP] == port_insn ? "yes" : "no",
+           (long long)uc->uc_mcontext.gregs[REG_RAX]);
+    siglongjmp(port_back, 1);
+}
+
+static int do_ports(void) {
+    static char buf[16];
+    struct { const char *name; char *code; unsigned short dx; } probes[] = {
+        {"out 0xe1, al", probe_out_e1}, {"out 0xe2, al", probe_out_e2}, {"out 0xe3, al", probe_out_e3},
+        {"out 0x80, al", probe_out_80}, {"in al, 0xe0", probe_in_e0}, {"in al, 0xe1", probe_in_e1},
+        {"in eax, 0xe0", probe_inl_e0}, {"out 0xe0, ax", probe_outw_e0}, {"out 0xe0, eax", probe_outl_e0},
+        {"out dx=0x3f8, al", probe_out_dx, 0x3f8}, {"out dx=0xe1, al", probe_out_dx, 0xe1},
+        {"in al, dx=0xe0", probe_in_dx, 0xe0}, {"in al, dx=0x3f8", probe_in_dx, 0x3f8},
+        {"insb dx=0xe0", probe_insb, 0xe0}, {"outsb dx=0xe1", probe_outsb, 0xe1}};
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_port_fault;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, NULL);
+    for (unsigned i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        port_insn = probes[i].code;
+        printf("%s: ", probes[i].name);
+        fflush(stdout);
+        if (!sigsetjmp(port_back, 1)) {
+            asm volatile("call *%0" :: "r"(probes[i].code), "d"(probes[i].dx), "a"(0x1234), "D"(buf), "S"(buf)
+                         : "memory", "rcx", "r8", "r9", "r10", "r11");
+            printf("no signal\n");
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
@@ -179,6 +240,8 @@ int main(int argc, char **argv) {
         return do_open_mode();
     if (!strcmp(argv[1], "munmap"))
         return do_munmap();
+    if (!strcmp(argv[1], "ports"))
+        return do_ports();
     if (!strcmp(argv[1], "fuzz") && argc > 3)
         return do_fuzz(argc - 2, argv + 2);
     return 2;

@@ -6,6 +6,9 @@ twice: as ``hermipy run FILE`` (same exit status as a shell's, one line on stder
 and as a guest's execve (testbins/isolation.c ``exec``: the caller sees the same errno, or the child the same
 death, as natively).
 
+Port I/O: only `out 0xe0, al` (a rewritten syscall site) is hermipy's; every other `in`/`out` is a #GP, SIGSEGV
+with SI_KERNEL at the instruction, as natively.
+
 Guest integers that reach host calls: open's mode without O_CREAT, munmap beyond user space, and a seeded fuzzer
 that gives every implemented syscall extreme and plausible argument values (never an internal error).
 """
@@ -18,7 +21,7 @@ import subprocess
 import pytest
 
 import difftest
-from difftest import build, hermipy_command
+from difftest import VARIANTS, build, hermipy_command
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")
 
@@ -277,3 +280,10 @@ def test_syscall_fuzz(tmp_path):
     bad = [f"{names[line.split(':')[0]]} ({line})" for line in report if not line.endswith(": exited 0")]
     assert proc.returncode == 0 and len(report) == len(numbers) and not bad, \
         f"status {proc.returncode}; {bad}\n{proc.stderr.decode(errors='replace')[-2000:]}"
+
+
+# -- port I/O ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_port_io_is_a_general_protection_fault(variant):
+    native = difftest.assert_same([build("isolation", variant), "ports"])
+    assert native.stdout.count(b"signal 11 code 128") == 15
