@@ -41,7 +41,7 @@ class Process:
     """Identity and per-process attributes (include/linux/sched.h, cred.h), taken from the host at start."""
 
     def __init__(self):
-        self.pid, self.ppid = os.getpid(), os.getppid()
+        self.pid = os.getpid()
         self.run_root = self.pid           # the run's first process: kill(-1) reaches its descendants only
         self.uid, self.gid, self.euid, self.egid = os.getuid(), os.getgid(), os.geteuid(), os.getegid()
         self.suid, self.sgid = self.euid, self.egid
@@ -56,6 +56,12 @@ class Process:
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
         self.timers: dict = {}             # POSIX timer id -> sys_timer.PosixTimer
         self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
+
+    @property
+    def ppid(self) -> int:
+        """The host's: hermipy's parent is the guest's, and a parent that exits reparents both alike (to init
+        or a subreaper), as a daemon's double fork expects."""
+        return os.getppid()
 
 
 SIGKICK = 64        # the host signal that interrupts a task's host thread (KVM_RUN, a blocking host call)
