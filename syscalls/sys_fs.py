@@ -469,14 +469,27 @@ def do_mknod(k, dirfd: int, path: str, mode: int, dev: int) -> int:
     if t.node is not None:
         raise SyscallError(EEXIST)
     host = _no_synthetic(t)
+    if k.fs.confined and kind in (_stat.S_IFCHR, _stat.S_IFBLK) and not (kind == _stat.S_IFCHR and dev == 0):
+        _refuse_device_node(host)
     _clear_host_umask()
     os.mknod(host, kind | (mode & 0o7777 & ~k.proc.umask), dev & 0xFFFFFFFF)
     return 0
 
 
+def _refuse_device_node(host: str) -> None:
+    """A guest confined with --root has no CAP_MKNOD, as in an unprivileged container (vfs_mknod: EPERM for a
+    device other than a whiteout, 0:0), else it could make a node for any host device inside its root. The name's
+    own errors (filename_create: the parent's ENOENT/ENOTDIR, EEXIST) come first."""
+    os.stat(os.path.dirname(host) or "/")
+    if os.path.lexists(host):
+        raise SyscallError(EEXIST)
+    raise SyscallError(EPERM)
+
+
 @syscall("mknod", FULL)
 def mknod(k, pathname: Path, mode: Octal, dev: UInt) -> int:
-    """mknod(2): FIFOs, sockets and regular files; device nodes as far as the host lets us."""
+    """mknod(2): FIFOs, sockets and regular files; device nodes as far as the host lets us (under --root, none:
+    EPERM)."""
     return do_mknod(k, AT_FDCWD, _path(k, pathname), mode, dev)
 
 

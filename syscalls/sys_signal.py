@@ -762,9 +762,12 @@ def kill(k, pid: Int, sig: SIGNAL) -> int:
             signal_group(k, sig, _own_info(k, sig, SI_USER))
         return _finish(k, 0)
     if pid > 0:
+        _visible(k, pid)
         return _host_syscall("kill", pid, sig)
     if pid == -1:
         return _finish(k, _kill_run(k, sig))
+    if k.fs.confined:                   # a group, seen from a pid namespace of the run's own: its members there
+        return _finish(k, _kill_members(k, -pid or os.getpgrp(), sig, _run_pids(k)))
     if sig and sig not in FORWARDED and sig not in (SIGKILL, SIGSTOP) and (pid == 0 or -pid == os.getpgrp()):
         return _finish(k, _kill_members(k, os.getpgrp(), sig))     # its own would not come back to it
     result = _host_syscall("kill", pid, sig)
@@ -786,15 +789,16 @@ def _host_processes():
         yield int(name), int(fields[1]), int(fields[2]), int(fields[3]), fields[0]
 
 
-def _kill_members(k, pgid: int, sig: int) -> int:
-    """__kill_pgrp_info() one process at a time, the caller's own share given to it directly: 0 when one
-    process got the signal, else the last error."""
+def _kill_members(k, pgid: int, sig: int, among: set[int] | None = None) -> int:
+    """__kill_pgrp_info() one process at a time (those ``among`` only, when given), the caller's own share given
+    to it directly: 0 when one process got the signal, else the last error."""
     error = ESRCH
     for pid, _ppid, pgrp, _sid, _state in _host_processes():
-        if pgrp != pgid:
+        if pgrp != pgid or among is not None and pid not in among:
             continue
         if pid == k.proc.pid:
-            signal_group(k, sig, _own_info(k, sig, SI_USER))
+            if sig:
+                signal_group(k, sig, _own_info(k, sig, SI_USER))
             error = 0
             continue
         try:
@@ -811,16 +815,8 @@ def _kill_run(k, sig: int) -> int:
     """kill(-1): every process the caller may signal except itself and pid 1 -- of this run only (the
     descendants of its first hermipy process, through /proc), since nothing else on the host is the guest's.
     As Linux counts it: EPERM from some is no error, ESRCH when there is no process at all."""
-    children: dict[int, list[int]] = {}
-    for pid, ppid, _pgrp, _sid, _state in _host_processes():
-        children.setdefault(ppid, []).append(pid)
-    run, todo = [], [k.proc.run_root]
-    while todo:
-        pid = todo.pop()
-        run.append(pid)
-        todo.extend(children.get(pid, ()))
     count, error = 0, 0
-    for pid in sorted(run):
+    for pid in sorted(_run_pids(k)):
         if pid <= 1 or pid == k.proc.pid:
             continue
         count += 1
@@ -835,6 +831,34 @@ def _kill_run(k, sig: int) -> int:
     if error:
         raise SyscallError(error)
     return 0
+
+
+def _run_pids(k) -> set[int]:
+    """The processes of this run: its first one and all that one's descendants (through the host's /proc)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _pgrp, _sid, _state in _host_processes():
+        children.setdefault(ppid, []).append(pid)
+    run, todo = set(), [k.proc.run_root]
+    while todo:
+        pid = todo.pop()
+        run.add(pid)
+        todo.extend(children.get(pid, ()))
+    return run
+
+
+def _visible(k, pid: int) -> None:
+    """Under --root a guest sees only its run's processes, as from a pid namespace of its own: another
+    process (or a thread of one) is ESRCH, it exists or not."""
+    if not k.fs.confined:
+        return
+    tgid = pid
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            tgid = next(int(line.split()[1]) for line in f if line.startswith(b"Tgid:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    if tgid not in _run_pids(k):
+        raise SyscallError(ESRCH)
 
 
 def tty_job_control(k, host_fd: int, signo: int, tostop: bool = False) -> None:
@@ -904,6 +928,7 @@ def tgkill(k, tgid: Int, tid: Int, sig: SIGNAL) -> int:
         if not 0 <= sig <= NSIG:
             raise SyscallError(EINVAL)
         return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
+    _visible(k, tgid)
     return _host_syscall("tgkill", tgid, tid, sig)
 
 
@@ -917,6 +942,7 @@ def tkill(k, tid: Int, sig: SIGNAL) -> int:
         if not 0 <= sig <= NSIG:
             raise SyscallError(EINVAL)
         return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
+    _visible(k, tid)
     return _host_syscall("tkill", tid, sig)
 
 
@@ -942,6 +968,7 @@ def rt_sigqueueinfo(k, pid: Int, sig: SIGNAL, uinfo: Ptr) -> int:
     own = pid == k.proc.pid
     info = _queue_info(k, sig, uinfo, own)
     if not own:
+        _visible(k, pid)
         return _host_sigqueue("rt_sigqueueinfo", (pid,), sig, info)
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
@@ -959,6 +986,7 @@ def rt_tgsigqueueinfo(k, tgid: Int, tid: Int, sig: SIGNAL, uinfo: Ptr) -> int:
     own = task is not None
     info = _queue_info(k, sig, uinfo, own)
     if not own:
+        _visible(k, tgid)
         return _host_sigqueue("rt_tgsigqueueinfo", (tgid, tid), sig, info)
     if tgid != k.proc.pid:
         raise SyscallError(ESRCH)

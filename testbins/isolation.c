@@ -7,6 +7,8 @@
  *   open_mode            open/openat/creat with garbage in the mode argument
  *   munmap               munmap of ranges reaching beyond user space
  *   ports                `in`/`out` to hermipy's ports and others: each is a #GP, SIGSEGV with SI_KERNEL
+ *   mknod                make device nodes, a whiteout, a FIFO, a socket and a file in the cwd
+ *   kill PID             signal PID (a process outside this program's tree) every way there is, then a child
  *   fuzz SEED ROUNDS NR...  call each syscall NR ROUNDS times with arguments drawn from extreme and plausible
  *                        values (seeded), in a child process of its own; print how each child ended
  */
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -168,6 +171,43 @@ static int do_munmap(void) {
     return 0;
 }
 
+static int do_mknod(void) {
+    report("mknod char 1:3", mknod("null", S_IFCHR | 0666, makedev(1, 3)));
+    report("mknod block 7:0", mknod("loop", S_IFBLK | 0600, makedev(7, 0)));
+    report("mknodat char 1:11", mknodat(AT_FDCWD, "kmsg", S_IFCHR | 0600, makedev(1, 11)));
+    report("mknod char 0:0 (whiteout)", mknod("whiteout", S_IFCHR, 0));
+    report("mknod fifo", mknod("fifo", S_IFIFO | 0600, 0));
+    report("mknod socket", mknod("socket", S_IFSOCK | 0600, 0));
+    report("mknod file", mknod("file", S_IFREG | 0600, 0));
+    report("mknod char over an existing name", mknod("file", S_IFCHR | 0600, makedev(1, 3)));
+    report("mknod char in a missing directory", mknod("none/null", S_IFCHR | 0600, makedev(1, 3)));
+    return 0;
+}
+
+static int do_kill(pid_t other) {
+    union sigval value = {0};
+    report("kill(other, SIGTERM)", kill(other, SIGTERM));
+    report("kill(other, 0)", kill(other, 0));
+    report("kill(-other, SIGTERM)", kill(-other, SIGTERM));
+    report("tkill(other, SIGTERM)", syscall(SYS_tkill, other, SIGTERM));
+    report("tgkill(other, other, SIGTERM)", syscall(SYS_tgkill, other, other, SIGTERM));
+    report("sigqueue(other, SIGTERM)", sigqueue(other, SIGTERM, value));
+    report("kill(parent, 0)", kill(getppid(), 0));
+    report("kill(0, 0)", kill(0, 0));
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    report("kill(child, 0)", kill(child, 0));
+    report("kill(child, SIGKILL)", kill(child, SIGKILL));
+    int status;
+    waitpid(child, &status, 0);
+    printf("child killed by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return 0;
+}
+
 /* Port I/O at CPL3 with no I/O permission is a #GP: SIGSEGV, si_code SI_KERNEL, trap 13, at the instruction.
  * Only `out 0xe0, al` is hermipy's (a rewritten syscall site), so every other form is probed. */
 #define PORT_PROBE(name, insn) extern char name[]; asm(".text\n.globl " #name "\n" #name ":\n" insn "\nret\n");
@@ -240,6 +280,10 @@ int main(int argc, char **argv) {
         return do_open_mode();
     if (!strcmp(argv[1], "munmap"))
         return do_munmap();
+    if (!strcmp(argv[1], "mknod"))
+        return do_mknod();
+    if (!strcmp(argv[1], "kill") && argc > 2)
+        return do_kill(atoi(argv[2]));
     if (!strcmp(argv[1], "ports"))
         return do_ports();
     if (!strcmp(argv[1], "fuzz") && argc > 3)

@@ -9,12 +9,17 @@ death, as natively).
 Port I/O: only `out 0xe0, al` (a rewritten syscall site) is hermipy's; every other `in`/`out` is a #GP, SIGSEGV
 with SI_KERNEL at the instruction, as natively.
 
+--root: device nodes cannot be made (EPERM, as without CAP_MKNOD); processes outside the run cannot be
+signalled (ESRCH, as from a pid namespace of its own).
+
 Guest integers that reach host calls: open's mode without O_CREAT, munmap beyond user space, and a seeded fuzzer
 that gives every implemented syscall extreme and plausible argument values (never an internal error).
 """
 import errno
 import os
+import shutil
 import signal
+import stat
 import struct
 import subprocess
 
@@ -287,3 +292,62 @@ def test_syscall_fuzz(tmp_path):
 def test_port_io_is_a_general_protection_fault(variant):
     native = difftest.assert_same([build("isolation", variant), "ports"])
     assert native.stdout.count(b"signal 11 code 128") == 15
+
+
+# -- --root ------------------------------------------------------------------------------------------
+def _confined(tmp_path, *args) -> subprocess.CompletedProcess:
+    """Run testbins/isolation.c with ARGS under --root (a directory holding only the program), in its root."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(build("isolation", "static"), root / "isolation")
+    return _run(hermipy_command("--root", str(root)) + ["/isolation", *args], "hermipy")
+
+
+MKNOD_UNDER_ROOT = """\
+mknod char 1:3: errno 1
+mknod block 7:0: errno 1
+mknodat char 1:11: errno 1
+mknod char 0:0 (whiteout): ok
+mknod fifo: ok
+mknod socket: ok
+mknod file: ok
+mknod char over an existing name: errno 17
+mknod char in a missing directory: errno 2
+"""
+
+
+def test_no_device_nodes_under_root(tmp_path):
+    """A confined guest has no CAP_MKNOD, even when hermipy runs as root: a node for /dev/kmsg inside the root
+    would read the host's kernel log. FIFOs, sockets, files and whiteouts stay allowed."""
+    proc = _confined(tmp_path, "mknod")
+    assert (proc.returncode, proc.stdout.decode(), proc.stderr) == (0, MKNOD_UNDER_ROOT, b"")
+    made = {p.name: p.lstat().st_mode for p in (tmp_path / "root").iterdir()}
+    assert not any(stat.S_ISCHR(m) and p != "whiteout" or stat.S_ISBLK(m) for p, m in made.items()), made
+
+
+KILL_UNDER_ROOT = """\
+kill(other, SIGTERM): errno 3
+kill(other, 0): errno 3
+kill(-other, SIGTERM): errno 3
+tkill(other, SIGTERM): errno 3
+tgkill(other, other, SIGTERM): errno 3
+sigqueue(other, SIGTERM): errno 3
+kill(parent, 0): errno 3
+kill(0, 0): ok
+kill(child, 0): ok
+kill(child, SIGKILL): ok
+child killed by signal 9
+"""
+
+
+def test_no_signals_out_of_the_run_under_root(tmp_path):
+    """A confined guest signals only its own run's processes (its children here); a host process, its group,
+    its threads and the guest's own parent are ESRCH, as from another pid namespace."""
+    outsider = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        proc = _confined(tmp_path, "kill", outsider.pid)
+        assert (proc.returncode, proc.stdout.decode(), proc.stderr) == (0, KILL_UNDER_ROOT, b"")
+        assert outsider.poll() is None, "the host process was signalled"
+    finally:
+        outsider.kill()
+        outsider.wait()
