@@ -14,7 +14,7 @@ O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 3, 0, 1, 2
 O_APPEND, O_NONBLOCK, O_CLOEXEC, O_DIRECTORY, O_PATH = 0o2000, 0o4000, 0o2000000, 0o200000, 0o10000000
 O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_NOFOLLOW = 0o100, 0o200, 0o400, 0o1000, 0o400000
 O_LARGEFILE, O_TMPFILE = 0o100000, 0o20200000
-NOFILE_DEFAULT = 1024
+HERMIPY_FDS = 256       # host fds hermipy may hold beside the guest's (RAM, vCPUs, eventfds, signalfd, pipes)
 
 
 class OpenFile:
@@ -59,13 +59,32 @@ def _inherited_table_size() -> int:
     return 64
 
 
-class FdTable:
-    """Guest fd -> OpenFile, with the per-descriptor close-on-exec flag."""
+def host_fd_room(guest_hard: int) -> int:
+    """Make hermipy's host RLIMIT_NOFILE hold ``guest_hard`` guest files and hermipy's own: the host's soft limit
+    goes up to its hard one, and that up by HERMIPY_FDS where hermipy may raise it (CAP_SYS_RESOURCE, up to
+    fs.nr_open). Returns the guest hard limit that then fits: ``guest_hard``, or HERMIPY_FDS below the host's
+    (half of it, for a host limit under twice that)."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    want = guest_hard + HERMIPY_FDS
+    if want > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return guest_hard
+        except (ValueError, OSError):
+            pass
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return min(guest_hard, hard - min(HERMIPY_FDS, hard // 2))
 
-    def __init__(self):
+
+class FdTable:
+    """Guest fd -> OpenFile, with the per-descriptor close-on-exec flag; ``limit`` is RLIMIT_NOFILE's soft
+    limit (EMFILE from there on)."""
+
+    def __init__(self, limit: int):
         self.files: dict[int, OpenFile] = {}
         self.cloexec: set[int] = set()
-        self.limit = NOFILE_DEFAULT
+        self.limit = limit
         self.size = _inherited_table_size()     # fdt->max_fds: grows as fds are installed, never shrinks
 
     def get(self, fd: int) -> OpenFile:

@@ -19,7 +19,7 @@ import sys
 import threading
 
 from hermipy.errors import HermipyError
-from hermipy.syscalls.files import FdTable
+from hermipy.syscalls.files import FdTable, host_fd_room
 from hermipy.syscalls.memory import AddressSpace, PhysicalMemory
 from hermipy.syscalls.vfs import FsView
 
@@ -111,9 +111,9 @@ class Kernel:
         self.mem = AddressSpace(self.ram)
         if successor_of is None:
             self.fs = FsView(options.root)
-            self.fds = FdTable()
-            self.fds.inherit_stdio()
             self.proc = Process()
+            self.fds = FdTable(self.proc.rlimits[RLIMIT_NOFILE][0])
+            self.fds.inherit_stdio()
             self.trace = None
         else:
             self.fs, self.fds, self.proc = successor_of.fs, successor_of.fds, successor_of.proc
@@ -199,4 +199,7 @@ def _host_rlimits() -> dict[int, list[int]]:
             continue
         limits[res] = [RLIM_INFINITY if soft == resource.RLIM_INFINITY else soft,
                        RLIM_INFINITY if hard == resource.RLIM_INFINITY else hard]
+    soft, hard = limits[RLIMIT_NOFILE]
+    hard = host_fd_room(hard)                  # what the guest can open, fd for fd, up to its hard limit
+    limits[RLIMIT_NOFILE] = [min(soft, hard), hard]
     return limits

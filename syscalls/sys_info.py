@@ -14,6 +14,7 @@ from errno import EFAULT, EINVAL, EPERM, ESRCH
 
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.files import host_fd_room
 from hermipy.syscalls.kernel import RLIM_INFINITY
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -90,12 +91,16 @@ def _set_rlimit(k, resource_: int, soft: int, hard: int) -> list[int]:
         raise SyscallError(EPERM)
     previous = list(old)
     if resource_ == RLIMIT_NOFILE:
+        if hard > old[1] and host_fd_room(hard) < hard:
+            raise SyscallError(EPERM)         # hermipy's own host limit could not follow
         k.fds.limit = soft
     old[:] = [soft, hard]
     return previous
 
 
-RLIMIT_NOTE = "limits are the guest's own record: RLIMIT_NOFILE caps the guest's fd table, the others are not enforced"
+RLIMIT_NOTE = ("limits are the guest's own record: RLIMIT_NOFILE caps the guest's fd table (its hard limit is the "
+               "host's, or 256 below it where hermipy may not raise its own to make room for its fds), the others "
+               "are not enforced")
 
 
 @syscall("prlimit64", PARTIAL, note=RLIMIT_NOTE)

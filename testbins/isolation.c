@@ -9,6 +9,7 @@
  *   ports                `in`/`out` to hermipy's ports and others: each is a #GP, SIGSEGV with SI_KERNEL
  *   mknod                make device nodes, a whiteout, a FIFO, a socket and a file in the cwd
  *   kill PID             signal PID (a process outside this program's tree) every way there is, then a child
+ *   nofile               RLIMIT_NOFILE against the fds one can open: soft, raised to hard, lowered
  *   fuzz SEED ROUNDS NR...  call each syscall NR ROUNDS times with arguments drawn from extreme and plausible
  *                        values (seeded), in a child process of its own; print how each child ended
  */
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -208,6 +210,44 @@ static int do_kill(pid_t other) {
     return 0;
 }
 
+/* Open /dev/null until EMFILE; the highest fd opened (every lower one is open too), all closed again after. */
+static long fill_fds(void) {
+    long highest = -1;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd < 0) {
+            if (errno != EMFILE)
+                printf("open: errno %d\n", errno);
+            break;
+        }
+        highest = fd;
+    }
+    for (long fd = 3; fd <= highest; fd++)
+        close(fd);
+    return highest;
+}
+
+static int do_nofile(void) {
+    struct rlimit rl;
+    report("getrlimit", getrlimit(RLIMIT_NOFILE, &rl));
+    printf("soft <= hard: %s\n", rl.rlim_cur <= rl.rlim_max ? "yes" : "no");
+    printf("EMFILE at the soft limit: %s\n", fill_fds() == (long)rl.rlim_cur - 1 ? "yes" : "no");
+    rl.rlim_cur = rl.rlim_max;
+    report("setrlimit soft = hard", setrlimit(RLIMIT_NOFILE, &rl));
+    printf("EMFILE at the hard limit: %s\n", fill_fds() == (long)rl.rlim_max - 1 ? "yes" : "no");
+    rl.rlim_max += 1;
+    report("setrlimit hard + 1", setrlimit(RLIMIT_NOFILE, &rl));
+    rl.rlim_max -= 1;
+    int half = rl.rlim_max / 2;
+    rl.rlim_cur = half;
+    report("setrlimit soft = hard / 2", setrlimit(RLIMIT_NOFILE, &rl));
+    printf("EMFILE at hard / 2: %s\n", fill_fds() == half - 1 ? "yes" : "no");
+    report("dup2(0, hard / 2)", dup2(0, half));
+    report("dup2(0, hard / 2 - 1)", dup2(0, half - 1));
+    report("fcntl(0, F_DUPFD, hard / 2)", fcntl(0, F_DUPFD, half));
+    return 0;
+}
+
 /* Port I/O at CPL3 with no I/O permission is a #GP: SIGSEGV, si_code SI_KERNEL, trap 13, at the instruction.
  * Only `out 0xe0, al` is hermipy's (a rewritten syscall site), so every other form is probed. */
 #define PORT_PROBE(name, insn) extern char name[]; asm(".text\n.globl " #name "\n" #name ":\n" insn "\nret\n");
@@ -284,6 +324,8 @@ int main(int argc, char **argv) {
         return do_mknod();
     if (!strcmp(argv[1], "kill") && argc > 2)
         return do_kill(atoi(argv[2]));
+    if (!strcmp(argv[1], "nofile"))
+        return do_nofile();
     if (!strcmp(argv[1], "ports"))
         return do_ports();
     if (!strcmp(argv[1], "fuzz") && argc > 3)

@@ -9,6 +9,8 @@ death, as natively).
 Port I/O: only `out 0xe0, al` (a rewritten syscall site) is hermipy's; every other `in`/`out` is a #GP, SIGSEGV
 with SI_KERNEL at the instruction, as natively.
 
+RLIMIT_NOFILE: what getrlimit says is what open gets, before and after raising the soft limit to the hard one.
+
 --root: device nodes cannot be made (EPERM, as without CAP_MKNOD); processes outside the run cannot be
 signalled (ESRCH, as from a pid namespace of its own).
 
@@ -17,6 +19,7 @@ that gives every implemented syscall extreme and plausible argument values (neve
 """
 import errno
 import os
+import resource
 import shutil
 import signal
 import stat
@@ -351,3 +354,22 @@ def test_no_signals_out_of_the_run_under_root(tmp_path):
     finally:
         outsider.kill()
         outsider.wait()
+
+
+# -- RLIMIT_NOFILE -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("limits", [(256, 1024), (64, 64), (1024, 1024)])
+def test_nofile_limit_is_what_open_gets(limits):
+    """EMFILE comes exactly at RLIMIT_NOFILE's soft limit, and at the hard one once soft is raised to it
+    (hermipy's own host fds come on top: where it may not raise its host hard limit, the guest's is lower)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+    argv = [build("isolation", "static"), "nofile"]
+    results = []
+    for command in ([str(a) for a in argv], [str(a) for a in hermipy_command() + argv]):
+        try:
+            proc = subprocess.run(command, capture_output=True, timeout=TIMEOUT, preexec_fn=limit)
+        except subprocess.TimeoutExpired as err:
+            raise AssertionError(f"{command} did not end within {TIMEOUT} s: {err.stdout!r}") from None
+        results.append((proc.returncode, proc.stdout.decode(), proc.stderr.decode()))
+    assert results[1] == results[0] and ": no\n" not in results[0][1], results
