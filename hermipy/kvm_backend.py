@@ -160,6 +160,17 @@ MODE_RAW = 3          # a KVM_RUN was interrupted: KVM's registers are mid-fligh
 # MODE_USER or MODE_SYSCALL once a vCPU of this process (or of the parent it was forked from) has learnt it:
 # a fork child's answer page must be current before its first exit, its trampolines read it.
 _learnt_syscall_mode: int | None = None
+# The answer page is computed and written as one step, by a task after a call that changes the answers or by
+# the signal pump when the parent exits (host_signals.after_reparent): a step computed earlier never lands last.
+_answers_lock = threading.Lock()
+
+
+def _new_answers_lock() -> None:
+    global _answers_lock
+    _answers_lock = threading.Lock()        # the fork child's copy may be held by a thread that is not there
+
+
+os.register_at_fork(after_in_child=_new_answers_lock)
 
 
 def _canonical(addr: int) -> bool:
@@ -387,12 +398,13 @@ class KvmVm:
 
     # -- in-guest answers and site rewriting -----------------------------------------------------
     def write_answers(self) -> None:
-        answers = {nr: value for nr, value in self.answers().items() if 0 <= value < NOT_ANSWERED}
-        self.answered = answered = frozenset(answers)
-        for cpu in self.cpus:
-            cpu._answered = answered
-        mode = self.syscall_mode if self.syscall_mode is not None else _learnt_syscall_mode
-        self.area.write_answers(answers, mode == MODE_SYSCALL)
+        with _answers_lock:
+            answers = {nr: value for nr, value in self.answers().items() if 0 <= value < NOT_ANSWERED}
+            self.answered = answered = frozenset(answers)
+            for cpu in self.cpus:
+                cpu._answered = answered
+            mode = self.syscall_mode if self.syscall_mode is not None else _learnt_syscall_mode
+            self.area.write_answers(answers, mode == MODE_SYSCALL)
 
     def new_answered_site(self, rcx: int, nr: int, rewrite: bool, invalidate) -> None:
         """The LSTAR entry asks about a site it has not answered before: give the site a trampoline (when

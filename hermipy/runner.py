@@ -22,7 +22,8 @@ from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
 IN_GUEST = ("getpid", "getppid", "getuid", "geteuid", "getgid", "getegid")
 # ...recomputed after each of the calls that can change them (kernel/sys.c: the set*id family changes the
 # ids; fork & co. the pid and parent pid in a child that keeps its CPU, as Unicorn's does; no other syscall
-# hermipy serves changes any of them).
+# hermipy serves changes any of them), and when the parent exits (the host reparents hermipy's process: the
+# signal pump watches for it, host_signals.after_reparent).
 CHANGES_IN_GUEST = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
                     "fork", "vfork", "clone", "clone3")
 
@@ -78,12 +79,15 @@ def _fast_paths(kernel: Kernel, cpu) -> None:
     into direct exits. Unicorn services every other syscall in-line from its SYSCALL hook."""
     options = kernel.options
     cpu.rewrite = options.rewrite
-    if not (options.strace or options.strace_file):
+    if not (options.strace or options.strace_file) and (cpu.name == "kvm" or cpu.rewrite):
+        from hermipy.syscalls import host_signals
         refresh = [NUMBERS[n] for n in CHANGES_IN_GUEST]
-        if cpu.name == "kvm":
-            cpu.answer_in_guest(lambda: in_guest_answers(kernel), refresh)
-        elif cpu.rewrite:
-            cpu.answer_in_guest(lambda: in_guest_answers(kernel), refresh, kernel.mem)
+        extra = () if cpu.name == "kvm" else (kernel.mem,)
+
+        def answer():
+            cpu.answer_in_guest(lambda: in_guest_answers(kernel), refresh, *extra)
+        answer()
+        host_signals.after_reparent(answer)
 
 
 def start_program(kernel: Kernel, path: str, argv: list[bytes], env: list[bytes]) -> None:

@@ -66,6 +66,17 @@ _DIVIDE_ERROR_CODE = b"\x31\xc9\xf7\xf1"             # xor ecx, ecx; div ecx
 
 TIME_SLICE = 1.0            # seconds a thread waits for its engine's turn before it stops the running one
 TRAMPOLINE_STEP = 32        # instructions run to leave a trampoline before a kick is taken (it uses 8)
+# The answer page is computed and written as one step, by a task after a call that changes the answers or by
+# the signal pump when the parent exits (host_signals.after_reparent): a step computed earlier never lands last.
+_answers_lock = threading.Lock()
+
+
+def _new_answers_lock() -> None:
+    global _answers_lock
+    _answers_lock = threading.Lock()        # the fork child's copy may be held by a thread that is not there
+
+
+os.register_at_fork(after_in_child=_new_answers_lock)
 
 _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -408,11 +419,12 @@ class UnicornCpu(Cpu):
         self._write_answers()
 
     def _write_answers(self) -> None:
-        answers = {nr: value for nr, value in self._answers().items() if 0 <= value < 1 << 63}
-        self._answered = frozenset(answers)
-        buf, frame = self._ram.buf, self._answer_frame
-        for nr, value in answers.items():
-            struct.pack_into("<Q", buf, frame + 8 * nr, value)
+        with _answers_lock:
+            answers = {nr: value for nr, value in self._answers().items() if 0 <= value < 1 << 63}
+            self._answered = frozenset(answers)
+            buf, frame = self._ram.buf, self._answer_frame
+            for nr, value in answers.items():
+                struct.pack_into("<Q", buf, frame + 8 * nr, value)
 
     def _out_hook(self, uc, port, size, _value, user_data) -> None:
         """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes)."""

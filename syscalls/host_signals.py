@@ -13,6 +13,9 @@ therefore not receive signal 64 from outside hermipy (it still can from its own 
 which glibc keeps for itself in hermipy's process. Faults of hermipy's
 own (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are left alone.
 
+The pump also watches hermipy's parent (a pidfd): when it exits, what the guest reads of its parent inside
+the guest is refreshed (``after_reparent``).
+
 Where Linux makes a signal pending before a call returns (a ``kill`` to the caller's own process group, the
 SIGCHLD of a child that ``wait4`` reaped), the calling task ``drain``s: it reads and forwards what the host
 has pending for the process itself, under the lock the pump reads with, so the signal is the guest's before
@@ -46,6 +49,8 @@ _pump_tid = 0                  # its host thread id (POSIX timers aim their expi
 _kick_mask = None              # sigset for ppoll: the thread's mask with SIGKICK open
 _fd = -1                       # the pump's signalfd (non-blocking)
 _read_lock = threading.Lock()  # held while a record is read and forwarded (the pump, or a task's drain)
+_parent_fd = -1                # the pump's pidfd of hermipy's parent (see after_reparent)
+_after_reparent = None         # () -> None: what the guest reads of its parent, made current again
 
 
 def _snapshot() -> tuple[int, tuple[int, ...]]:
@@ -98,8 +103,11 @@ def start(task) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
     _kick_mask = ctypes.c_uint64(sum(1 << (s - 1) for s in FORWARDED))
     from hermipy.syscalls.host import host_syscall
-    global _fd, _read_lock, _pump_tid
+    global _fd, _read_lock, _pump_tid, _parent_fd
     _read_lock = threading.Lock()          # a fork child's copy may have been held by the parent's pump
+    _parent_fd = _watch_parent()           # (a fork child leaves its copy of the parent's open, as the signalfd)
+    if not task.proc.forked and _after_reparent is not None:
+        _after_reparent()                  # boot's answers may name a parent that has exited since
     _fd = host_syscall("signalfd4", -1, ctypes.c_uint64(_kick_mask.value), 8, SFD_CLOEXEC | SFD_NONBLOCK)
     _pump_pid = os.getpid()
     pump = threading.Thread(target=_pump, args=(_fd,), name="hermipy-signals", daemon=True)
@@ -122,16 +130,65 @@ def kick_mask() -> ctypes.c_uint64:
     return _kick_mask
 
 
+def after_reparent(refresh) -> None:
+    """Call ``refresh()`` (from the pump thread) whenever the host gives hermipy's process a new parent, as
+    Linux reparents a process whose parent exits (to init or a subreaper), so that getppid's answer inside
+    the guest (runner.IN_GUEST) changes too. The pump looks before it forwards what it read: a signal sent
+    after the parent's exit finds the new parent (nginx ignores SIGUSR2 in a daemon whose getppid() still
+    names the process that started it)."""
+    global _after_reparent
+    _after_reparent = refresh
+
+
+def _watch_parent() -> int:
+    """A pidfd of hermipy's current parent: readable once that one has exited; -1 without pidfd_open(2)."""
+    while True:
+        ppid = os.getppid()
+        try:
+            pidfd = os.pidfd_open(ppid)
+        except ProcessLookupError:
+            continue                       # gone meanwhile: the next one is to be watched
+        except OSError:
+            return -1
+        if os.getppid() == ppid:
+            return pidfd
+        os.close(pidfd)
+
+
 def _pump(fd: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
     poller = select.poll()
     poller.register(fd, select.POLLIN)
+    if _parent_fd >= 0:
+        poller.register(_parent_fd, select.POLLIN)
     while True:
         try:
             poller.poll()
         except InterruptedError:
             continue
+        if _parent_exited():
+            _watch_new_parent(poller)
         _read_and_forward(fd)
+
+
+def _parent_exited() -> bool:
+    if _parent_fd < 0:
+        return False
+    watch = select.poll()
+    watch.register(_parent_fd, select.POLLIN)
+    return bool(watch.poll(0))
+
+
+def _watch_new_parent(poller) -> None:
+    """The parent watched has exited: watch the one the host gave instead, and refresh what the guest reads."""
+    global _parent_fd
+    poller.unregister(_parent_fd)
+    os.close(_parent_fd)
+    _parent_fd = _watch_parent()
+    if _parent_fd >= 0:
+        poller.register(_parent_fd, select.POLLIN)
+    if _after_reparent is not None:
+        _after_reparent()
 
 
 def _read_and_forward(fd: int) -> None:
