@@ -112,6 +112,10 @@ class Cpu:
         """Page-table entries were removed or downgraded: drop cached translations."""
         raise NotImplementedError
 
+    def sole_in_child(self) -> None:
+        """In a fork child, which has only the forking thread: this CPU is the only one of its address space
+        from now on (the other threads' CPUs, copied mid-flight, must not be waited for)."""
+
     def invalidate_code(self, start: int, end: int) -> None:
         """Guest code in [start, end) changed behind the CPU's back: drop its translations."""
         raise NotImplementedError

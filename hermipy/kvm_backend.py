@@ -1019,10 +1019,14 @@ class KvmCpu(Cpu):
         ``KvmVm._track_page_table``): a TLB shootdown. Another vCPU running guest code is stopped (kvm_run's
         immediate_exit and SIGKICK to its thread) and this returns once it has left the application for the
         flush loop or for hermipy, so a frame the caller freed is not reused while a stale translation to it
-        can still be used (Linux's flush_tlb_mm_range waits for its IPIs the same way)."""
+        can still be used (Linux's flush_tlb_mm_range waits for its IPIs the same way). In a fork child, before
+        its own VM, the parent's other vCPUs are copies whose threads are not there: nothing to wait for."""
+        vm = self._vm
+        if vm.pid != os.getpid():
+            return
         me = threading.get_ident()
         running = []
-        for cpu in self._vm.cpus:
+        for cpu in vm.cpus:
             cpu._flush = True
             if cpu._in_guest and cpu._thread != me:
                 running.append(cpu)

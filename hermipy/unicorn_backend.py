@@ -257,9 +257,10 @@ class UnicornCpu(Cpu):
     # -- running ---------------------------------------------------------------------------------
     def run(self, on_syscall) -> Stop:
         self._on_syscall = on_syscall
-        lib, uch, engines = self.lib, self.uch, self._engines
+        lib, uch = self.lib, self.uch
         stuck = 0
         while True:
+            engines = self._engines            # a fork child's is new (sole_in_child)
             self._stop = self._error = None
             rip = self.get_reg("rip")
             if self._kicked:
@@ -336,6 +337,10 @@ class UnicornCpu(Cpu):
         self._engines.members.append(cpu)
         return cpu
 
+    def sole_in_child(self) -> None:
+        """A turn of its own: the fork copied the old one's lock, maybe held by a thread the child has not."""
+        self._engines = _Engines(self)
+
     def _apply_pending(self) -> None:
         """What other threads changed while this engine was not running."""
         if self._pending_flush:
@@ -376,6 +381,7 @@ class UnicornCpu(Cpu):
             return
         finally:
             self._in_syscall = False
+            engines = self._engines        # a fork child's is new (sole_in_child)
             if len(engines.members) > 1:
                 engines.take_turn(self)
             if self._pending_flush or self._pending_code:

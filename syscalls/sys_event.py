@@ -20,7 +20,7 @@ import threading
 from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT
 
 from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, SigSet, Size, UInt
-from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
+from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
@@ -182,16 +182,20 @@ def _wait_args(k, epfd: int, events: int, maxevents: int) -> Epoll:
 
 
 def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
-    """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None)."""
+    """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None).
+    A kick interrupts it: never restarted after a handler (ep_poll returns EINTR)."""
     count = min(maxevents, MAX_BATCH)
     buf = ctypes.create_string_buffer(count * EVENT.size)
     while True:
         ep.prune()
-        if timeout is None or not isinstance(timeout, int):
-            n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
-                             ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
-        else:
-            n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
+        try:
+            if timeout is None or not isinstance(timeout, int):
+                n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
+                                 ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
+            else:
+                n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
+        except InterruptedError:
+            raise SyscallError(ERESTARTNOHAND) from None
         out = bytearray()
         for i in range(n):
             mask, token = EVENT.unpack_from(buf, i * EVENT.size)

@@ -29,7 +29,7 @@ from hermipy.errors import ExecFailed, LoadError
 from hermipy.syscalls.argtypes import AT_FDCWD, DirFd, Enum, Flags, Int, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.sys_fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, _path, host_syscall, lookup
-from hermipy.syscalls.table import PARTIAL, FULL, syscall
+from hermipy.syscalls.table import FULL, PARTIAL, TRACE_LOCK, syscall
 
 CSIGNAL = 0xFF
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -95,9 +95,10 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
     cpu = k.cpu
     state = None if cpu.survives_fork else _cpu_state(cpu)
     vfork = bool(flags & CLONE_VFORK)
-    _flush_host_streams(k)
     done_r, done_w = os.pipe2(os.O_CLOEXEC) if vfork else (-1, -1)
-    pid = os.fork()
+    with k.mem.lock, TRACE_LOCK:               # (dup_mmap's mmap_lock) no other thread is midway through a change
+        _flush_host_streams(k)                 # of the address space or a trace line, whose lock the child would
+        pid = os.fork()                        # find held by a thread it does not have
     if pid == 0:
         _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w)
         return 0
@@ -145,6 +146,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before
     k.signals.shared = {}                    # its signal pump starts: what is sent to it from now on counts)
     become_sole_task(k)
+    k.cpu.sole_in_child()
     if proc.vfork_done >= 0:                 # a vfork parent waits for its own child, not for this one
         os.close(proc.vfork_done)
     proc.vfork_done = -1

@@ -11,11 +11,11 @@ import itertools
 import os
 import stat
 import struct
-from errno import EBADF, EINTR, EINVAL, ENOTTY, EPIPE
+from errno import EAGAIN, EBADF, EINTR, EINVAL, ENOTTY, EPIPE
 
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import WHENCE, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, OpenFile
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -84,7 +84,9 @@ _WAITS = ("pipe", "tty", "socket", "anon")      # kinds whose read or write may 
 
 def _wait_ready(k, of: OpenFile, events: int) -> None:
     """Before a read or write that may block: wait until the host fd is ready, in a wait a kick interrupts
-    (kicks.wait). Ready, or a non-blocking file: return at once (one ppoll with no timeout)."""
+    (kicks.wait). Ready, or a non-blocking file: return at once (one ppoll with no timeout). A socket waits at
+    most its SO_RCVTIMEO (reading) or SO_SNDTIMEO (writing), then EAGAIN, and with such a timeout a handler's
+    interruption is never restarted (sock_rcvtimeo, sock_intr_errno)."""
     if of.kind not in _WAITS:
         return
     if of.kind == "tty":                # a background job's read or write (TOSTOP) stops it, as on Linux
@@ -97,8 +99,14 @@ def _wait_ready(k, of: OpenFile, events: int) -> None:
     if host_syscall("fcntl", of.host_fd, F_GETFL) & O_NONBLOCK:
         return
     from hermipy.syscalls.kicks import wait
-    while not wait(k, fds, 1, None):
-        pass
+    timeout, restart = None, ERESTARTSYS
+    if of.kind == "socket":
+        from hermipy.syscalls.sys_net import SO_RCVTIMEO, SO_SNDTIMEO, timeout_of
+        timeout = timeout_of(of.host_fd, SO_RCVTIMEO if events == POLLIN else SO_SNDTIMEO)
+        restart = ERESTARTSYS if timeout is None else ERESTARTNOHAND
+    while not wait(k, fds, 1, timeout, restart):
+        if timeout is not None:
+            raise SyscallError(EAGAIN)
 
 
 def _writing(k, write):
@@ -583,7 +591,9 @@ class Timespec(ctypes.Structure):
 def _host_poll(k, wanted: list[tuple[int, int]], timeout) -> list[int]:
     """Poll guest fds on the host: ``wanted`` is [(guest fd, events)], ``timeout`` a Timespec or None
     (forever). Returns each entry's revents (POLLNVAL for a guest fd that is not open, 0 for fd < 0);
-    the host updates ``timeout`` to the time left, as ppoll does."""
+    the host updates ``timeout`` to the time left, as ppoll does. A kick interrupts the wait: poll and select
+    are never restarted after a handler (do_poll, do_select: ERESTARTNOHAND)."""
+    from hermipy.syscalls.kicks import wait
     arr = (PollFd * max(1, len(wanted)))()
     revents = [0] * len(wanted)
     for i, (fd, events) in enumerate(wanted):
@@ -597,7 +607,7 @@ def _host_poll(k, wanted: list[tuple[int, int]], timeout) -> list[int]:
             arr[i].fd = of.host_fd
     if any(revents):
         timeout = Timespec(0, 0)                 # do_poll: something to report already, no waiting
-    host_syscall("ppoll", arr, len(wanted), timeout, None, 8)
+    wait(k, arr, len(wanted), timeout, ERESTARTNOHAND)
     return [r or (arr[i].revents & 0xFFFF) for i, r in enumerate(revents)]
 
 
@@ -634,8 +644,8 @@ def _timeout_ns(k, addr: int, usec: bool = False):
 
 
 def _write_left(k, addr: int, ts, given: bool, usec: bool = False) -> None:
-    """poll_select_finish(): the time left goes back to the guest when a non-zero timeout was given; a fault
-    writing it is ignored."""
+    """poll_select_finish(): the time left goes back to the guest when a non-zero timeout was given, whatever
+    the result (EINTR included); a fault writing it is ignored."""
     if not given:
         return
     try:
@@ -645,9 +655,10 @@ def _write_left(k, addr: int, ts, given: bool, usec: bool = False) -> None:
 
 
 def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
-    """Run ``wait(timeout_override)`` with the guest's temporary signal mask (set_user_sigmask). Signals only
-    come from the guest itself, so none can arrive while waiting: a signal the new mask unblocks is already
-    pending, and then the call ends at once, with EINTR unless something was ready (do_poll's order)."""
+    """Run ``wait(timeout_override)`` with the guest's temporary signal mask (set_user_sigmask). A signal the
+    new mask unblocks that is pending already ends the call at once, with EINTR unless something was ready
+    (do_poll's order); one arriving while waiting kicks the wait, whose restart (the old mask back, under which
+    the signal may be blocked) finds it pending."""
     if not sigmask:
         return wait(False)
     from hermipy.syscalls.sys_signal import UNBLOCKABLE, deliver_pending
@@ -687,10 +698,10 @@ def ppoll(k, fds: Ptr, nfds: UInt, tsp: Ptr, sigmask: Ptr, sigsetsize: Size) -> 
     """ppoll(2): timespec timeout (updated with the time left) and a temporary signal mask."""
     ts = _timeout_ns(k, tsp)
     given = _nonzero(ts)
-    result = _with_sigmask(k, sigmask, sigsetsize,
-                           lambda now: _poll(k, fds, nfds, Timespec(0, 0) if now else ts))
-    _write_left(k, tsp, ts, given)
-    return result
+    try:
+        return _with_sigmask(k, sigmask, sigsetsize, lambda now: _poll(k, fds, nfds, Timespec(0, 0) if now else ts))
+    finally:
+        _write_left(k, tsp, ts, given)
 
 
 def _nonzero(ts) -> bool:
@@ -735,9 +746,10 @@ def select(k, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr, timeout: P
     """select(2): struct timeval timeout, updated with the time left (Linux does)."""
     ts = _timeout_ns(k, timeout, usec=True)
     given = _nonzero(ts)
-    result = _select(k, nfds, readfds, writefds, exceptfds, ts)
-    _write_left(k, timeout, ts, given, usec=True)
-    return result
+    try:
+        return _select(k, nfds, readfds, writefds, exceptfds, ts)
+    finally:
+        _write_left(k, timeout, ts, given, usec=True)
 
 
 @syscall("pselect6", FULL)
@@ -746,7 +758,8 @@ def pselect6(k, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr, timeout:
     sigmask, sigsetsize = struct.unpack("<QQ", k.mem.read(sig, 16)) if sig else (0, 0)
     ts = _timeout_ns(k, timeout)
     given = _nonzero(ts)
-    result = _with_sigmask(k, sigmask, sigsetsize,
-                           lambda now: _select(k, nfds, readfds, writefds, exceptfds, Timespec(0, 0) if now else ts))
-    _write_left(k, timeout, ts, given)
-    return result
+    try:
+        return _with_sigmask(k, sigmask, sigsetsize,
+                             lambda now: _select(k, nfds, readfds, writefds, exceptfds, Timespec(0, 0) if now else ts))
+    finally:
+        _write_left(k, timeout, ts, given)

@@ -23,7 +23,7 @@ import time as _time
 from errno import EINVAL, EMSGSIZE, ENOBUFS, EPIPE
 
 from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, Size, UInt, quote
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -31,6 +31,7 @@ from hermipy.syscalls.table import FULL, PARTIAL, syscall
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
 SOL_SOCKET = 1
+SO_RCVTIMEO, SO_SNDTIMEO = 20, 21         # the _OLD names: a struct timeval (asm-generic/socket.h)
 SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
 SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 26, 50, 51, 52
 SO_PEERPIDFD = 77
@@ -281,6 +282,26 @@ def _sending(k, flags: int, send):
     return None
 
 
+# -- blocking calls ---------------------------------------------------------------------------------
+def timeout_of(host_fd: int, option: int):
+    """The socket's SO_RCVTIMEO or SO_SNDTIMEO as a host Timespec; None when it has none (waits forever)."""
+    from hermipy.syscalls.sys_io import Timespec
+    value, length = _buf(16), ctypes.c_uint32(16)
+    host_syscall("getsockopt", host_fd, SOL_SOCKET, option, _addr(value), ctypes.addressof(length))
+    sec, usec = struct.unpack("<qq", value.raw)
+    return Timespec(sec, usec * 1000) if sec or usec else None
+
+
+def blocking_call(option: int, name: str, host_fd: int, *args) -> int:
+    """The host socket call ``name`` on ``host_fd``, which may block. A kick interrupts it (EINTR from the host):
+    it restarts after a handler with SA_RESTART, unless the socket has a timeout for it (``option``: SO_RCVTIMEO
+    or SO_SNDTIMEO), when it is never restarted (sock_intr_errno; signal(7))."""
+    try:
+        return host_syscall(name, host_fd, *args)
+    except InterruptedError:
+        raise SyscallError(ERESTARTNOHAND if timeout_of(host_fd, option) else ERESTARTSYS) from None
+
+
 # -- socket, socketpair -----------------------------------------------------------------------------
 def _without_capabilities(create):
     """Run ``create`` with an empty effective capability set: the file it opens keeps those credentials,
@@ -350,7 +371,7 @@ def connect(k, fd: Int, addr: SockAddr(2), addrlen: Int) -> int:
     of = k.fds.get(fd)
     a = address_in(k, addr, addrlen)
     try:
-        return host_syscall("connect", of.host_fd, _addr(a.buf), a.len)
+        return blocking_call(SO_SNDTIMEO, "connect", of.host_fd, _addr(a.buf), a.len)
     finally:
         a.close()
 
@@ -364,8 +385,8 @@ def listen(k, fd: Int, backlog: Int) -> int:
 def _accept(k, fd: int, upeer: int, upeer_len: int, flags: int) -> int:
     of = k.fds.get(fd)
     out = AddrOut() if upeer else None
-    host = host_syscall("accept4", of.host_fd, _addr(out.buf) if out else 0, out.len_addr if out else 0,
-                        (flags & ~SOCK_CLOEXEC) | SOCK_CLOEXEC)
+    host = blocking_call(SO_RCVTIMEO, "accept4", of.host_fd, _addr(out.buf) if out else 0,
+                         out.len_addr if out else 0, (flags & ~SOCK_CLOEXEC) | SOCK_CLOEXEC)
     if out is not None:
         try:
             address_out(k, out.data, upeer, upeer_len)
@@ -421,8 +442,9 @@ def sendto(k, fd: Int, buff: Ptr, len: Size, flags: MSG_FLAGS, addr: SockAddr(5)
     data = _buf(k.mem.read(buff, min(len, INT_MAX)))
     a = address_in(k, addr, addr_len) if addr else None
     try:
-        return _sending(k, flags, lambda: host_syscall("sendto", of.host_fd, _addr(data), min(len, INT_MAX),
-                                                       flags, _addr(a.buf) if a else 0, a.len if a else 0))
+        return _sending(k, flags, lambda: blocking_call(SO_SNDTIMEO, "sendto", of.host_fd, _addr(data),
+                                                        min(len, INT_MAX), flags, _addr(a.buf) if a else 0,
+                                                        a.len if a else 0))
     finally:
         if a is not None:
             a.close()
@@ -435,8 +457,8 @@ def recvfrom(k, fd: Int, ubuf: Ptr, size: Size, flags: MSG_FLAGS, addr: Ptr, add
     size = min(size, INT_MAX)
     buf = _receive_buffer(min(size, MAX_COPY))
     out = AddrOut() if addr else None
-    n = host_syscall("recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
-                     _addr(out.buf) if out else 0, out.len_addr if out else 0)
+    n = blocking_call(SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
+                      _addr(out.buf) if out else 0, out.len_addr if out else 0)
     if n:
         k.mem.write(ubuf, ctypes.string_at(buf, min(n, size, MAX_COPY)))
     if out is not None:
@@ -559,14 +581,15 @@ class _Msg:
 def _sendmsg(k, of: OpenFile, msg: int, flags: int) -> int:
     m = _Msg(k, msg, receiving=False)
     try:
-        return _sending(k, flags, lambda: host_syscall("sendmsg", of.host_fd, ctypes.addressof(m.host), flags))
+        return _sending(k, flags, lambda: blocking_call(SO_SNDTIMEO, "sendmsg", of.host_fd,
+                                                        ctypes.addressof(m.host), flags))
     finally:
         m.close()
 
 
 def _recvmsg(k, of: OpenFile, msg: int, flags: int) -> int:
     m = _Msg(k, msg, receiving=True)
-    n = host_syscall("recvmsg", of.host_fd, ctypes.addressof(m.host), flags | MSG_CMSG_CLOEXEC)
+    n = blocking_call(SO_RCVTIMEO, "recvmsg", of.host_fd, ctypes.addressof(m.host), flags | MSG_CMSG_CLOEXEC)
     m.deliver(k, n, flags)
     return n
 

@@ -5,7 +5,7 @@ from errno import EINVAL, ENOSYS, EPERM, ESRCH
 
 from hermipy.cpu import GuestExit
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTNOHAND, SyscallError
 from hermipy.syscalls.table import FULL, PARTIAL, STUB, declare, syscall
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -233,7 +233,8 @@ _SECOND_WORD = frozenset((FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP, FUTEX
 def futex(k, uaddr: Ptr, op: Enum(FUTEX_OPS), val: UInt, timeout: Ptr, uaddr2: Ptr, val3: UInt) -> int:
     """futex(2): done by the host kernel on the host address backing the guest word, so waiting, waking,
     requeueing, PI ownership (guest tids are host tids) and the value checks are Linux's own; a wait is
-    interrupted by a kick (EINTR from the host), which the dispatcher turns into EINTR or a restart."""
+    interrupted by a kick (EINTR from the host), which the dispatcher turns into EINTR or a restart: a wait
+    with a timeout is never restarted after a handler (futex_wait's restart block: ERESTART_RESTARTBLOCK)."""
     from hermipy.syscalls.host import host_syscall
     from hermipy.syscalls.sys_io import Timespec
     cmd = op & FUTEX_CMD_MASK
@@ -250,7 +251,12 @@ def futex(k, uaddr: Ptr, op: Enum(FUTEX_OPS), val: UInt, timeout: Ptr, uaddr2: P
         if timeout:
             sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
             fourth = Timespec(sec, nsec)
-    return host_syscall("futex", host, op, val, fourth, host2, val3)
+    try:
+        return host_syscall("futex", host, op, val, fourth, host2, val3)
+    except InterruptedError:
+        if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET) and fourth is not None:
+            raise SyscallError(ERESTARTNOHAND) from None
+        raise
 
 
 FUTEX_WAITV_MAX = 128

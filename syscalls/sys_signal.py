@@ -1059,7 +1059,7 @@ def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -
             raise SyscallError(EAGAIN)
         k.interrupt = False
         if st.next_deliverable():
-            raise SyscallError(ERESTARTSYS)          # another signal: its handler runs, this call gets EINTR
+            raise SyscallError(ERESTARTNOHAND)       # another signal's handler runs: EINTR, even with SA_RESTART
         saved = st.blocked
         st.blocked = saved & ~these                  # while waiting the set counts as unblocked (senders pick us)
         try:

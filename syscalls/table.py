@@ -6,6 +6,7 @@ as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns erro
 """
 import os
 import sys
+import threading
 from errno import EINTR, ENOSYS, EPIPE
 from signal import SIGPIPE
 
@@ -14,6 +15,9 @@ from hermipy.syscalls.errors import ERESTARTSYS, RESTART_ERRNOS, SyscallError
 
 FULL, PARTIAL, STUB, UNIMPLEMENTED = "FULL", "PARTIAL", "STUB", "UNIMPLEMENTED"
 TABLE_SIZE = 512
+# Held while a trace line is written (by any thread) and across a fork (sys_fork.do_fork): a fork child must not
+# inherit the trace file's buffer locked by a thread it does not have.
+TRACE_LOCK = threading.Lock()
 
 
 def _read_numbers() -> dict[str, int]:
@@ -199,8 +203,9 @@ class Dispatcher:
         k = self.kernel
         if k.group.multithreaded:             # as strace -f shows it once there is more than one thread
             line = f"[pid {k.tid:>5}] {line}"
-        self.strace_file.write(line + "\n")
-        self.strace_file.flush()
+        with TRACE_LOCK:
+            self.strace_file.write(line + "\n")
+            self.strace_file.flush()
 
 
 def _nothing_to_deliver(k) -> bool:

@@ -863,6 +863,55 @@ static void *forking_thread(void *arg)
     return NULL;
 }
 
+static volatile int churning;
+
+static void touch_fresh_memory(void)
+{
+    size_t size = 1 << 18;
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        _exit(1);
+    for (size_t i = 0; i < size; i += 4096)
+        p[i] = 1;
+    munmap(p, size);
+}
+
+static void *churn(void *arg)
+{
+    while (churning)
+        touch_fresh_memory();
+    return arg;
+}
+
+/* Forks while another thread runs application code and changes the address space (mmap, page faults, munmap):
+ * each child, which has only the forking thread, touches fresh memory and exits at once. */
+static void fork_while_running(void)
+{
+    enum { FORKS = 10 };
+    pthread_t t;
+    int exited = 0;
+    struct timespec t0, t1;
+    churning = 1;
+    CHECK(pthread_create(&t, NULL, churn, NULL));
+    usleep(20000);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < FORKS; i++) {
+        int status = 0;
+        pid_t child = fork();
+        if (child == 0) {
+            touch_fresh_memory();
+            _exit(5);
+        }
+        if (child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 5)
+            exited++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    churning = 0;
+    CHECK(pthread_join(t, NULL));
+    printf("fork_thread: %d forks while another thread maps memory: %d children exited 5, within 10 s: %s\n",
+           FORKS, exited, t1.tv_sec - t0.tv_sec < 10 ? "yes" : "no");
+}
+
 static void sec_fork_thread(void)
 {
     pthread_t t;
@@ -871,6 +920,7 @@ static void sec_fork_thread(void)
     CHECK(pthread_create(&t, NULL, forking_thread, &status));
     CHECK(pthread_join(t, NULL));
     describe_status("fork_thread: child", status);
+    fork_while_running();
 }
 
 /* ---------------------------------------------------------------- robust */
