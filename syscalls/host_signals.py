@@ -120,12 +120,9 @@ def pump_tid() -> int:
 
 
 def retarget(task) -> None:
-    """execve made a new image: host signals go to it from now on. Under the pump's lock: once this returns,
-    nothing is still being forwarded to the old image (what was is in the queues the new one shares, and the
-    runner delivers it before the new image's first instruction)."""
+    """execve made a new image: host signals go to it from now on."""
     global _target
-    with _read_lock:
-        _target = task
+    _target = task
 
 
 def kick_mask() -> ctypes.c_uint64:
