@@ -129,6 +129,7 @@ RFLAGS_FIXED, RFLAGS_IF = 0x2, 0x200
 # What SYSCALL clears in RFLAGS (Linux: X86_EFLAGS_TF|DF|IF|IOPL|AC|NT, arch/x86/kernel/cpu/common.c).
 SYSCALL_MASK = 0x47700
 SLOT_MIN = 64 << 20                    # the first memory slot; it doubles as the frames handed out pass it
+WINDOW_SLOTS = 512                     # memory slots from here on: one per shared window (memory.SharedWindow)
 # Flags a user program may hold (CF PF AF ZF SF TF IF DF OF NT RF AC ID), as iretq from CPL0 accepts them.
 USER_RFLAGS = 0x254FD5 | RFLAGS_FIXED | RFLAGS_IF
 # XCR0 components a Linux process may use without asking: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
@@ -268,11 +269,15 @@ class KvmVm:
         self.created = 0                           # vCPU ids handed out (KVM frees a vCPU only with its VM)
         self.lock = threading.Lock()               # memory slots, vCPU creation and the pool
         self.slot_size = self.slots = 0
+        self.window_slots: dict[int, int] = {}     # window's guest-physical start -> its memory slot
         self.pid = os.getpid()                     # a fork child inherits the fds, not the VM
         try:
             self.fd = _create(self.kvm, KVM_CREATE_VM, 0)
             self.run_size = fcntl.ioctl(self.kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
             self.grow_slot()
+            for window in list(ram.windows.values()):     # a fork child's VM: the windows it inherited
+                self.window_opened(window)
+            ram.window_listeners.append(self)
             self.area = KernelArea(ram, mem.page_table)
             self.cpuid = self._supported_cpuid()
             self.xcr0 = self._xsave_components()
@@ -294,6 +299,8 @@ class KvmVm:
 
     def destroy(self) -> None:
         """Close every vCPU left (pooled or live) and the VM."""
+        if self in self.ram.window_listeners:
+            self.ram.window_listeners.remove(self)
         for cpu in self.cpus:
             cpu._release()
         self.cpus = ()
@@ -311,6 +318,25 @@ class KvmVm:
         """Memory slot ``slot``: guest-physical [start, start + size) is guest RAM (size 0 deletes it)."""
         fcntl.ioctl(self.fd, KVM_SET_USER_MEMORY_REGION,
                     struct.pack("<IIQQQ", slot, 0, start, size, self.ram.address + start))
+
+    def window_opened(self, window) -> None:
+        """A shared window is RAM of its own: a memory slot over its host mapping."""
+        if self.pid != os.getpid() or self.fd < 0:
+            return                                 # the parent's VM, seen from a fork child
+        with self.lock:
+            used = set(self.window_slots.values())
+            slot = next(n for n in range(WINDOW_SLOTS, WINDOW_SLOTS + len(used) + 1) if n not in used)
+            self._set_slot(slot, window.phys, window.length)
+            self.window_slots[window.phys] = slot
+
+    def window_closed(self, window) -> None:
+        """Its pages are unreachable (the caller flushed the TLBs): the slot goes."""
+        if self.pid != os.getpid() or self.fd < 0:
+            return
+        with self.lock:
+            slot = self.window_slots.pop(window.phys, None)
+            if slot is not None:
+                self._set_slot(slot, window.phys, 0)
 
     def grow_slot(self) -> None:
         """Make the slots cover every frame handed out so far: the smallest power of two from SLOT_MIN up.

@@ -135,7 +135,6 @@ def _run_owner(kernel: Kernel) -> tuple[Kernel, int]:
         finish_task(kernel, status)
         image = _wait_for_group(group)
         if image is None:
-            kernel.mem.sync_all()
             return kernel, group.exit_status if group.exiting else group.leader_status
         kernel = image
         _adopt(kernel)
@@ -219,7 +218,6 @@ def _thread_main(task: Kernel, go: threading.Event) -> None:
             group = task.group
             finish_task(task, status)
             image = _wait_for_group(group)
-        task.mem.sync_all()
         _end_host_process(group.exit_status if group.exiting else group.leader_status)
     finish_task(task, status)
     task.cpu.close()

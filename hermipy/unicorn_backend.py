@@ -28,6 +28,7 @@ the trampolines' scratch stack sit where the KVM backend has them, reserved as `
 the translated code of the site is dropped. Any other site keeps trapping.
 """
 import ctypes
+import errno
 import importlib.util
 import os
 import struct
@@ -169,12 +170,105 @@ class _Engines:
             time.sleep(0)               # let a waiting thread have the turn
 
 
+class _SharedTurn:
+    """The right to run guest code among the Unicorn processes of one run that have shared memory (windows).
+
+    Unicorn runs `lock`-prefixed instructions non-atomically (see above); engines of one process take turns, and
+    so must processes whose engines write the same shared pages (a process-shared mutex, a semaphore in
+    /dev/shm). The turn is a process-shared POSIX semaphore in a MAP_SHARED page made by the first engine of the
+    run and inherited by every fork child (runs started separately do not share it: their atomics on a common
+    file are not atomic against each other). A process takes it, after its own engines' turn, only while it
+    has windows and only around guest code: it gives it up at every syscall and fault. A holder that has kept
+    it SLICE seconds while another process waits is stopped (``stop_soon``) and, once it has given the turn
+    up, lets the waiter have it; a holder that died with it (SIGKILL) is noticed by the waiters and the turn
+    given back."""
+
+    SLICE = 0.02
+    DEAD_HOLDER_CHECK = 1.0
+
+    def __init__(self):
+        import mmap
+        self.libc = libc = ctypes.CDLL(None, use_errno=True)
+        self.page = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self.page))
+        self.turn, self.waiters = ctypes.c_void_p(base), ctypes.c_void_p(base + 32)      # two sem_t
+        self.holder_pid = ctypes.c_int32.from_address(base + 64)
+        libc.sem_init(self.turn, 1, 1)
+        libc.sem_init(self.waiters, 1, 0)
+        self.held_by: "UnicornCpu | None" = None       # this process's engine holding it
+        self.since = 0.0
+        self._watchdog_pid = 0
+
+    def acquire(self, cpu: "UnicornCpu") -> None:
+        libc = self.libc
+        if libc.sem_trywait(self.turn) != 0:
+            libc.sem_post(self.waiters)
+            try:
+                while libc.sem_timedwait(self.turn, ctypes.byref(_deadline(self.DEAD_HOLDER_CHECK))) != 0:
+                    if ctypes.get_errno() == errno.ETIMEDOUT and not _alive(self.holder_pid.value):
+                        self.holder_pid.value = 0
+                        libc.sem_post(self.turn)
+            finally:
+                libc.sem_wait(self.waiters)
+        self.holder_pid.value = os.getpid()
+        self.held_by, self.since = cpu, time.monotonic()
+        if self._watchdog_pid != os.getpid():
+            self._watchdog_pid = os.getpid()
+            threading.Thread(target=self._watch, name="hermipy-shared-turn", daemon=True).start()
+
+    def release(self) -> None:
+        """Give the turn up; after a preemption, wait a moment for a waiting process to take it."""
+        preempted = self.held_by is not None and self.held_by._preempted
+        self.held_by = None
+        self.holder_pid.value = 0
+        self.libc.sem_post(self.turn)
+        if preempted and self.contended():
+            time.sleep(0.001)
+
+    def contended(self) -> bool:
+        value = ctypes.c_int()
+        self.libc.sem_getvalue(self.waiters, ctypes.byref(value))
+        return value.value > 0
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.SLICE)
+            cpu = self.held_by
+            if cpu is not None and time.monotonic() - self.since > self.SLICE and self.contended():
+                cpu.stop_soon()
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _deadline(seconds: float) -> _Timespec:
+    """A CLOCK_REALTIME deadline (sem_timedwait's clock) ``seconds`` from now."""
+    when = time.time() + seconds
+    return _Timespec(int(when), int(when % 1 * 1e9))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+_shared_turn: _SharedTurn | None = None
+
+
 class UnicornCpu(Cpu):
     """A vCPU emulated by Unicorn, in 64-bit long mode with paging, over the kernel's physical RAM."""
 
     name = "unicorn"
 
     def __init__(self, ram, page_table_root: int):
+        global _shared_turn
+        if _shared_turn is None:
+            _shared_turn = _SharedTurn()
         self._init_engine(ram, page_table_root)
         self._old_exception_offset = None
         self.rewrite = False
@@ -199,7 +293,7 @@ class UnicornCpu(Cpu):
         self.uch = ctypes.c_void_p()
         self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(self.uch)))
         lib.uc_ctl(self.uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
-        self._check(lib.uc_mem_map_ptr(self.uch, 0, ram.size, 7, ram.address))
+        self._check(lib.uc_mem_map_ptr(self.uch, 0, ram.total, 7, ram.address))
         self._scratch = _u64()
         names = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip")
         self._syscall_ids = (ctypes.c_int * 8)(*(REG[r] for r in names))
@@ -274,10 +368,14 @@ class UnicornCpu(Cpu):
                 return Stop(StopReason.FAULT, vector=VEC_PF, address=0, rip=0)
             if len(engines.members) > 1:
                 engines.take_turn(self)
+            if self._ram_for_spawn.windows:
+                _shared_turn.acquire(self)
             if self._pending_flush or self._pending_code:
                 self._apply_pending()
             self._preempted = False
             err = lib.uc_emu_start(uch, rip, 0, 0, count)
+            if _shared_turn.held_by is self:       # (a syscall in this run may have made the first window)
+                _shared_turn.release()
             if engines.running is self:
                 engines.give_turn()
             if self._error is not None:
@@ -340,6 +438,7 @@ class UnicornCpu(Cpu):
     def sole_in_child(self) -> None:
         """A turn of its own: the fork copied the old one's lock, maybe held by a thread the child has not."""
         self._engines = _Engines(self)
+        _shared_turn.held_by = None            # (the shared turn itself may be held by such a thread: it is real)
 
     def _apply_pending(self) -> None:
         """What other threads changed while this engine was not running."""
@@ -364,7 +463,9 @@ class UnicornCpu(Cpu):
         lib.uc_reg_read_batch(uch, self._syscall_ids, self._syscall_ptrs, 8)
         nr = vals[0]
         self._in_syscall, self._rip_written = True, False
-        engines = self._engines
+        engines, shared = self._engines, _shared_turn
+        if shared.held_by is self:
+            shared.release()
         if engines.running is self:
             engines.give_turn()            # before anything that may take a lock another thread holds
         try:
@@ -384,6 +485,8 @@ class UnicornCpu(Cpu):
             engines = self._engines        # a fork child's is new (sole_in_child)
             if len(engines.members) > 1:
                 engines.take_turn(self)
+            if self._ram_for_spawn.windows:
+                shared.acquire(self)
             if self._pending_flush or self._pending_code:
                 self._apply_pending()
         if result is not None:

@@ -3,13 +3,22 @@
 Pages are demand-allocated: ``mmap`` only records a VMA; the first touch faults (or the kernel's own
 access populates it), and ``populate`` fills a small window of pages around the fault from zeroes or
 from the mapped file. Page-table entries follow the Intel SDM vol. 3, 4.5 (4-level paging).
+
+Guest-physical memory has two parts, both inside the one host mapping: RAM ``[0, size)``, private frames
+copied on write by a host fork, and the *window area* ``[size, 2 * size)``. A ``MAP_SHARED`` mapping gets a
+``SharedWindow``: the host file (a memfd for shared anonymous memory) mapped ``MAP_SHARED`` over a range of
+the window area, its guest PTEs pointing there. The guest's pages are then the host's page cache: coherent
+with read/write by any process, shared across fork (the host keeps a shared mapping shared), and a futex word
+in them is a host futex keyed by the file (cross-process waits and wakes). Backends see windows as RAM:
+Unicorn maps the whole host mapping, KVM gives each window a memory slot (``window_listeners``).
 """
 import bisect
 import ctypes
 import mmap
 import os
+import stat
 import threading
-from errno import EFAULT, EINVAL, ENOMEM, EEXIST
+from errno import EACCES, EFAULT, EINVAL, ENOMEM, EEXIST
 
 from hermipy.layout import FIRST_FRAME, MMAP_BOTTOM, MMAP_TOP, PAGE_SIZE, USER_TOP, page_up
 from hermipy.syscalls.errors import SyscallError
@@ -23,6 +32,8 @@ MAP_GROWSDOWN, MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x100000
 FAULT_AROUND_PAGES = 16          # file-backed pages read around a fault
 ANON_FAULT_AROUND_PAGES = 64     # zero pages mapped around a fault (an aligned window within one leaf table)
 _MAP_NORESERVE_HOST = 0x4000
+_MAP_FIXED_HOST = 0x10
+MS_SYNC = 4
 
 
 _commit_limit = 0
@@ -45,16 +56,21 @@ def commit_limit() -> int:
 
 
 class PhysicalMemory:
-    """Guest RAM: one anonymous host mapping, handed out in 4 KiB frames (zeroed before reuse)."""
+    """Guest-physical memory: RAM handed out in 4 KiB frames (zeroed before reuse), then the window area
+    where shared mappings are placed (see the module docstring)."""
 
     def __init__(self, size: int):
-        self.size = size
-        self.buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE_HOST)
+        self.size = size                       # RAM: frames below it are private
+        self.total = 2 * size                  # RAM and the window area
+        self.buf = mmap.mmap(-1, self.total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE_HOST)
         self.view = memoryview(self.buf)
         self.words = self.view.cast("Q")
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.buf))
         self.top = FIRST_FRAME                 # the lowest frame never handed out
         self._free: list[int] = []
+        self.window_gaps: list[tuple[int, int]] = [(size, self.total)]   # free [start, end) of the window area
+        self.windows: dict[int, SharedWindow] = {}                      # guest-physical start -> window
+        self.window_listeners: list = []       # backends told of each window opened or closed (KVM slots)
 
     def alloc(self) -> int:
         if self._free:
@@ -66,11 +82,89 @@ class PhysicalMemory:
         return frame
 
     def free(self, frame: int) -> None:
+        if frame >= self.size:
+            return                             # a window's page: the file keeps it
         ctypes.memset(self.address + frame, 0, PAGE_SIZE)
         self._free.append(frame)
 
     def used_bytes(self) -> int:
         return self.top - FIRST_FRAME - len(self._free) * PAGE_SIZE
+
+    # -- the window area ---------------------------------------------------------------------------
+    def open_window(self, fd: int, offset: int, length: int, writable: bool) -> "SharedWindow":
+        """Map ``length`` bytes of host file ``fd`` from ``offset`` MAP_SHARED into a free range of the
+        window area (ENOMEM when full; the host's errno when the file cannot be mapped, e.g. ENODEV)."""
+        length = page_up(length)
+        for i, (start, end) in enumerate(self.window_gaps):
+            if end - start >= length:
+                break
+        else:
+            raise SyscallError(ENOMEM)
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        try:
+            _host_mmap(self.address + start, length, prot, mmap.MAP_SHARED | _MAP_FIXED_HOST, fd, offset)
+        except OSError as err:
+            self._blank(start, length)
+            raise SyscallError(err.errno) from None
+        if end - start == length:
+            del self.window_gaps[i]
+        else:
+            self.window_gaps[i] = (start + length, end)
+        window = SharedWindow(start, length, fd, offset, writable)
+        self.windows[start] = window
+        for listener in self.window_listeners:
+            listener.window_opened(window)
+        return window
+
+    def close_window(self, window: "SharedWindow") -> None:
+        """Give the window's range back to the area (its host mapping replaced by fresh anonymous memory)."""
+        for listener in self.window_listeners:
+            listener.window_closed(window)
+        del self.windows[window.phys]
+        self._blank(window.phys, window.length)
+        window.close()
+        gaps = self.window_gaps
+        bisect.insort(gaps, (window.phys, window.phys + window.length))
+        merged = [gaps[0]]
+        for start, end in gaps[1:]:
+            if start == merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+            else:
+                merged.append((start, end))
+        self.window_gaps = merged
+
+    def _blank(self, phys: int, length: int) -> None:
+        _host_mmap(self.address + phys, length, mmap.PROT_READ | mmap.PROT_WRITE,
+                   mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE_HOST | _MAP_FIXED_HOST, -1, 0)
+
+
+def _host_mmap(addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> None:
+    from hermipy.syscalls.host import host_syscall
+    host_syscall("mmap", addr, length, prot, flags, fd, offset)
+
+
+class SharedWindow:
+    """A MAP_SHARED host mapping of a file at guest-physical ``phys``: file byte ``offset + i`` is at
+    ``phys + i``. VMAs that use it count themselves in ``users``; the last one closes it."""
+
+    __slots__ = ("phys", "length", "fd", "offset", "writable", "users", "sized")
+
+    def __init__(self, phys: int, length: int, fd: int, offset: int, writable: bool):
+        self.phys, self.length, self.offset, self.writable = phys, length, offset, writable
+        self.fd = os.dup(fd)
+        self.users = 0
+        self.sized = stat.S_ISREG(os.fstat(self.fd).st_mode)      # a device's mapping has no end of file
+
+    def file_size(self) -> int:
+        """Where SIGBUS starts: the file's size (a device: past any offset)."""
+        return os.fstat(self.fd).st_size if self.sized else 1 << 63
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    __del__ = close                            # an address space dropped whole (execve) closes its windows' files
 
 
 def _locked(method):
@@ -140,11 +234,12 @@ def pte_flags(prot: int) -> int:
 class MappedFile:
     """A host file kept open for as long as a mapping of it exists."""
 
-    __slots__ = ("fd", "path", "dev", "inode")
+    __slots__ = ("fd", "path", "dev", "inode", "writable")
 
-    def __init__(self, host_fd: int, path: str):
+    def __init__(self, host_fd: int, path: str, writable: bool = False):
         self.fd = os.dup(host_fd)
         self.path = path
+        self.writable = writable               # opened for writing: a shared mapping may be made writable
         st = os.fstat(self.fd)
         self.dev, self.inode = st.st_dev, st.st_ino
 
@@ -158,22 +253,33 @@ class MappedFile:
 class Vma:
     """One virtual memory area: [start, end) with one protection and one backing (mm/mmap.c)."""
 
-    __slots__ = ("start", "end", "prot", "flags", "file", "offset", "name")
+    __slots__ = ("start", "end", "prot", "flags", "file", "offset", "name", "window")
 
-    def __init__(self, start, end, prot, flags, file=None, offset=0, name=""):
+    def __init__(self, start, end, prot, flags, file=None, offset=0, name="", window=None):
         self.start, self.end, self.prot, self.flags = start, end, prot, flags
         self.file, self.offset, self.name = file, offset, name
+        self.window = window                   # SharedWindow of a MAP_SHARED mapping (offset: into its file)
+        if window is not None:
+            window.users += 1
 
     def split_at(self, addr: int) -> "Vma":
         """Cut at addr: self keeps [start, addr), the returned VMA is [addr, end)."""
         tail = Vma(addr, self.end, self.prot, self.flags, self.file,
-                   self.offset + (addr - self.start) if self.file else 0, self.name)
+                   self.offset + (addr - self.start) if self.file or self.window else 0, self.name, self.window)
         self.end = addr
         return tail
 
     @property
     def shared(self) -> bool:
         return bool(self.flags & MAP_SHARED)
+
+    def window_frame(self, vpn: int) -> int:
+        """The guest-physical page behind page ``vpn`` of this shared mapping."""
+        return self.window.phys + self.offset - self.window.offset + (vpn << 12) - self.start
+
+    def beyond_eof(self, addr: int) -> bool:
+        """A page of a shared mapping wholly past the end of its file: touching it is SIGBUS (mm/filemap.c)."""
+        return self.offset + (addr & ~0xFFF) - self.start >= self.window.file_size()
 
 
 class AddressSpace:
@@ -265,15 +371,36 @@ class AddressSpace:
                 raise SyscallError(EINVAL)
             if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not self.is_free(addr, addr + length):
                 raise SyscallError(EEXIST)
-            self.unmap(addr, length)
         elif addr and addr % PAGE_SIZE == 0 and MMAP_BOTTOM <= addr and addr + length <= USER_TOP \
                 and self.is_free(addr, addr + length):
             pass
         else:
             addr = self.find_free(length)
-        self.vmas.append(Vma(addr, addr + length, prot, flags, file, offset, name))
+        window = self._new_window(file, offset, length) if flags & MAP_SHARED else None
+        if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            self.unmap(addr, length)
+        self.vmas.append(Vma(addr, addr + length, prot, flags, file, offset, name, window))
         self._reindex()
         return addr
+
+    def _new_window(self, file: MappedFile | None, offset: int, length: int) -> SharedWindow:
+        """The window of a new shared mapping: the file's pages, or a memfd's for shared anonymous memory
+        (mm/shmem.c shmem_zero_setup: an object of the mapping's size)."""
+        if file is not None:
+            return self.ram.open_window(file.fd, offset, length, file.writable)
+        fd = os.memfd_create("hermipy-shared", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, length)
+            return self.ram.open_window(fd, 0, length, True)
+        finally:
+            os.close(fd)
+
+    def _release(self, windows: list[SharedWindow]) -> None:
+        """Drop one use of each window (after the TLB flush that made its pages unreachable)."""
+        for window in windows:
+            window.users -= 1
+            if not window.users:
+                self.ram.close_window(window)
 
     @_locked
     def unmap(self, addr: int, length: int) -> None:
@@ -283,8 +410,6 @@ class AddressSpace:
         if not doomed:
             return
         for vma in doomed:
-            if vma.shared and vma.file:
-                self._write_back(vma)
             if vma.prot & PROT_EXEC and self.cpu:
                 self.cpu.invalidate_code(vma.start, vma.end)
             self._drop_pages(vma.start, vma.end)
@@ -292,6 +417,7 @@ class AddressSpace:
         self._reindex()
         if self.cpu:
             self.cpu.flush_tlb()
+        self._release([vma.window for vma in doomed if vma.window is not None])
 
     def _drop_pages(self, start: int, end: int) -> None:
         frames, pt, ram = self.frames, self.page_table, self.ram
@@ -310,6 +436,9 @@ class AddressSpace:
         if addr % PAGE_SIZE:
             raise SyscallError(EINVAL)
         self._require_mapped(addr, end)
+        if prot & PROT_WRITE and any(vma.window is not None and not vma.window.writable
+                                     for vma in self._overlapping(addr, end)):
+            raise SyscallError(EACCES)         # a shared mapping of a file not open for writing (VM_MAYWRITE)
         flags = pte_flags(prot)
         frames, pt = self.frames, self.page_table
         for vma in self._isolate(addr, end):
@@ -353,8 +482,11 @@ class AddressSpace:
                 return old
             if self.is_free(old + old_len, old + new_len) and old + new_len <= USER_TOP:
                 self._isolate(old, old + old_len)
-                self.find(old).end = old + new_len
+                grown = self.find(old)
+                grown.end = old + new_len
                 self._reindex()
+                if grown.window is not None:
+                    self._rewindow(grown)
                 return old
             if not may_move:
                 raise SyscallError(ENOMEM)
@@ -378,9 +510,23 @@ class AddressSpace:
         moving.start, moving.end = target, target + new_len
         self.vmas.append(moving)
         self._reindex()
-        if self.cpu:
+        if new_len > old_len and moving.window is not None:
+            self._rewindow(moving)
+        elif self.cpu:
             self.cpu.flush_tlb()
         return target
+
+    def _rewindow(self, vma: Vma) -> None:
+        """A shared mapping grown by mremap: a window over its whole new extent of the same file (pages past
+        the file's end stay SIGBUS, as a grown shared anonymous mapping's do on Linux)."""
+        old = vma.window
+        new = self.ram.open_window(old.fd, vma.offset, vma.end - vma.start, old.writable)
+        self._drop_pages(vma.start, vma.end)
+        vma.window = new
+        new.users += 1
+        if self.cpu:
+            self.cpu.flush_tlb()
+        self._release([old])
 
     @_locked
     def discard(self, addr: int, length: int) -> None:
@@ -394,34 +540,33 @@ class AddressSpace:
 
     @_locked
     def sync(self, addr: int, length: int) -> None:
-        """msync(2): write dirty pages of shared file mappings back to the file."""
+        """msync(2): the pages already are the file's (page cache); MS_SYNC's durability is the host's msync."""
+        from hermipy.syscalls.host import host_syscall
         end = addr + page_up(length)
         self._require_mapped(addr, end)
         for vma in self._overlapping(addr, end):
-            if vma.shared and vma.file:
-                self._write_back(vma)
+            if vma.window is not None and vma.file is not None:
+                first = vma.window_frame(max(addr, vma.start) >> 12)
+                last = vma.window_frame((min(end, vma.end) - 1) >> 12) + PAGE_SIZE
+                host_syscall("msync", self.ram.address + first, last - first, MS_SYNC)
 
     @_locked
-    def sync_all(self) -> None:
+    def file_truncated(self, dev: int, inode: int, size: int) -> None:
+        """ftruncate/truncate by this process: pages of its shared mappings now wholly past the end of the
+        file are unmapped here, so that a touch faults into SIGBUS (truncate_pagecache's unmap_mapping_range)."""
+        dropped = False
         for vma in self.vmas:
-            if vma.shared and vma.file:
-                self._write_back(vma)
-
-    def _write_back(self, vma: Vma) -> None:
-        size = os.fstat(vma.file.fd).st_size
-        for vpn in range(vma.start >> 12, vma.end >> 12):
-            frame = self.frames.get(vpn)
-            if frame is None:
+            file = vma.file
+            if vma.window is None or file is None or (file.dev, file.inode) != (dev, inode):
                 continue
-            pte = self.page_table.get(vpn << 12)
-            if not pte & PTE_D:
-                continue
-            file_off = vma.offset + (vpn << 12) - vma.start
-            if file_off >= size:
-                continue
-            n = min(PAGE_SIZE, size - file_off)
-            os.pwrite(vma.file.fd, self.view[frame:frame + n], file_off)
-            self.page_table.set(vpn << 12, pte & ~PTE_D)
+            first = vma.start + max(0, page_up(size) - vma.offset)
+            if first < vma.end:
+                for vpn in range(first >> 12, vma.end >> 12):
+                    if self.frames.pop(vpn, None) is not None:
+                        self.page_table.clear(vpn << 12)
+                        dropped = True
+        if dropped and self.cpu:
+            self.cpu.flush_tlb()
 
     def residency(self, addr: int, length: int) -> bytes:
         """mincore(2) vector: 1 for each page currently backed by a frame."""
@@ -443,11 +588,13 @@ class AddressSpace:
                 return False                      # present: this was a protection fault
             self.page_table.set(addr, frame | pte_flags(vma.prot))
             return True
-        if vma.file is None:
+        if vma.file is None and vma.window is None:
             around = ANON_FAULT_AROUND_PAGES
         first = max(vma.start >> 12, vpn & ~(around - 1))
         last = min(vma.end >> 12, (vpn & ~(around - 1)) + around)
         flags = pte_flags(vma.prot)
+        if vma.window is not None:
+            return self._fill_shared(vma, vpn, first, last, flags)
         if vma.file is None:
             self._fill_anonymous(first, last, flags)
             return True
@@ -470,6 +617,19 @@ class AddressSpace:
                 self.page_table.set(page << 12, frame | flags)
             else:
                 words[leaf + page] = frame | flags
+
+    def _fill_shared(self, vma: Vma, vpn: int, first: int, last: int, flags: int) -> bool:
+        """Point the pages of [first, last) that lie within the file at the window; False when the faulting
+        page ``vpn`` is past the end of the file (SIGBUS)."""
+        in_file = page_up(vma.window.file_size()) - vma.offset + vma.start      # end of the file's pages
+        if vpn << 12 >= in_file:
+            return False
+        frames, pt = self.frames, self.page_table
+        for page in range(first, min(last, in_file >> 12)):
+            if page not in frames:
+                frame = frames[page] = vma.window_frame(page)
+                pt.set(page << 12, frame | flags)
+        return True
 
     def _fill(self, vma: Vma, vpn: int, flags: int) -> None:
         frame = self.ram.alloc()

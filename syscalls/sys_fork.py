@@ -175,8 +175,8 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
         raise ReplaceImage(k)
 
 
-@syscall("fork", PARTIAL, note="a host process with a copy-on-write copy of guest memory; MAP_SHARED anonymous "
-                               "memory is copied, not shared, between parent and child")
+@syscall("fork", PARTIAL, note="a host process with a copy-on-write copy of guest memory (MAP_SHARED mappings "
+                               "stay shared); MADV_DONTFORK and MADV_WIPEONFORK are not honoured")
 def fork(k) -> int:
     """fork(2)."""
     return do_fork(k, 17)                    # SIGCHLD

@@ -771,6 +771,8 @@ def truncate(k, path: Path, length: Long) -> int:
     if t.node is not None:
         raise SyscallError(EISDIR if t.node.kind == "dir" else EACCES)
     os.truncate(t.host, length)
+    st = os.stat(t.host)
+    k.mem.file_truncated(st.st_dev, st.st_ino, length)
     return 0
 
 
@@ -783,6 +785,8 @@ def ftruncate(k, fd: Fd, length: Long) -> int:
     if length < 0 or of.node is not None or not of.writable:
         raise SyscallError(EINVAL)
     os.ftruncate(of.host_fd, length)
+    st = os.fstat(of.host_fd)
+    k.mem.file_truncated(st.st_dev, st.st_ino, length)
     return 0
 
 

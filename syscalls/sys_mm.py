@@ -5,9 +5,9 @@ import os
 from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM
 
 from hermipy.layout import PAGE_SIZE, USER_TOP, page_up
-from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Ptr, Size, UInt
+from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Path, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
-from hermipy.syscalls.files import O_ACCMODE, O_RDONLY, O_WRONLY
+from hermipy.syscalls.files import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE,
                                      MAP_SHARED, PROT_WRITE, MappedFile)
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -46,8 +46,10 @@ def _brk(k, addr: int) -> int:
     return addr
 
 
-@syscall("mmap", PARTIAL, note="MAP_SHARED file pages are written back on msync/munmap/exit, "
-                               "not kept coherent with concurrent read/write of the same file")
+@syscall("mmap", PARTIAL, note="MAP_PRIVATE file pages are copied at first touch (a later change to the file "
+                               "is not seen before the page is written, as Linux shows it); MAP_SHARED pages are "
+                               "the host's page cache (coherent, shared across fork and with other processes); "
+                               "MAP_POPULATE and MAP_LOCKED do not prefault")
 def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offset: Long) -> int:
     """mmap(2)."""
     if length == 0 or offset % PAGE_SIZE or page_up(length) == 0 or length > 1 << 47:
@@ -68,7 +70,7 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
             raise SyscallError(ENODEV)
         if access == O_WRONLY or (shared and prot & PROT_WRITE and access == O_RDONLY):
             raise SyscallError(EACCES)
-        file = MappedFile(of.host_fd, of.path)
+        file = MappedFile(of.host_fd, of.path, writable=access == O_RDWR)
         name = of.path
     kept = MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE
     norm_flags = (MAP_SHARED if shared else MAP_PRIVATE) | (flags & kept)
@@ -101,8 +103,9 @@ def mremap(k, old_addr: Ptr, old_size: Size, new_size: Size,
     if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED) or (flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE):
         raise SyscallError(EINVAL)
     fixed = new_addr if flags & MREMAP_FIXED else None
-    if fixed is not None and (fixed % PAGE_SIZE or abs(fixed - old_addr) < max(old_size, new_size)):
-        raise SyscallError(EINVAL)
+    if fixed is not None and (fixed % PAGE_SIZE or (old_addr < fixed + page_up(new_size) and
+                                                    fixed < old_addr + page_up(old_size))):
+        raise SyscallError(EINVAL)             # mremap_to(): the old and new ranges must not overlap
     return k.mem.remap(old_addr, old_size, new_size, bool(flags & MREMAP_MAYMOVE), fixed)
 
 
@@ -366,3 +369,29 @@ def membarrier(k, cmd: MEMBARRIER_CMDS, flags: UInt, cpu_id: Int) -> int:
         raise SyscallError(EPERM)
     host_syscall("membarrier", cmd, flags, cpu_id)
     return 0
+
+
+# -- memfd (mm/memfd.c) -----------------------------------------------------------------------------
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC = 1, 2, 4, 8, 0x10
+MFD_NAME_MAX_LEN = 249                  # NAME_MAX - strlen("memfd:")
+MFD_FLAGS = Flags({MFD_CLOEXEC: "MFD_CLOEXEC", MFD_ALLOW_SEALING: "MFD_ALLOW_SEALING", MFD_HUGETLB: "MFD_HUGETLB",
+                   MFD_NOEXEC_SEAL: "MFD_NOEXEC_SEAL", MFD_EXEC: "MFD_EXEC"})
+
+
+@syscall("memfd_create", FULL)
+def memfd_create(k, name: Path, flags: MFD_FLAGS) -> int:
+    """memfd_create(2): a host memfd (its flags, hugetlb sizes and seals are checked by the host); mapped
+    MAP_SHARED, its pages are shared like any file's."""
+    import ctypes
+    from hermipy.syscalls.files import OpenFile
+    from hermipy.syscalls.host import host_syscall
+    raw = k.mem.read_cstr(name, MFD_NAME_MAX_LEN + 1)
+    if len(raw) > MFD_NAME_MAX_LEN:
+        raise SyscallError(EINVAL)
+    host_fd = host_syscall("memfd_create", ctypes.create_string_buffer(raw), flags | MFD_CLOEXEC)
+    file = OpenFile(host_fd, "/memfd:" + os.fsdecode(raw) + " (deleted)", O_RDWR)
+    try:
+        return k.fds.install(file, bool(flags & MFD_CLOEXEC))
+    except SyscallError:
+        os.close(host_fd)
+        raise

@@ -52,7 +52,7 @@ SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
 ILL_ILLOPN = 2
 FPE_INTDIV, FPE_FLTDIV, FPE_FLTOVF, FPE_FLTUND, FPE_FLTRES, FPE_FLTINV = 1, 3, 4, 5, 6, 7
-BUS_ADRALN = 1
+BUS_ADRALN, BUS_ADRERR = 1, 2
 
 # ucontext uc_flags (asm/ucontext.h): no UC_FP_XSTATE, the fpstate is a plain FXSAVE image
 UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 0x2, 0x4
@@ -328,7 +328,6 @@ def _die_on_host(k, signo: int):
     import resource
     sys.stdout.flush()
     sys.stderr.flush()
-    k.mem.sync_all()
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     if signo != SIGKILL:
         _host_default_action(signo)
@@ -519,6 +518,8 @@ def fault_siginfo(k, stop) -> tuple[int, bytes, int]:
     err = 0
     if vector == VEC_PF:
         vma = k.mem.find(stop.address)
+        if vma is not None and vma.window is not None and vma.prot and vma.beyond_eof(stop.address):
+            return SIGBUS, make_siginfo(SIGBUS, BUS_ADRERR, addr=stop.address), PF_USER   # past the file's end
         code = SEGV_ACCERR if vma is not None else SEGV_MAPERR
         err = PF_USER
         if vma is not None:

@@ -196,17 +196,10 @@ def assert_same(argv, tmp_path: Path, *, stdin=b"", cwd=None, env=None) -> Resul
 
 # ---------------------------------------------------------------- testbins/threads.c
 
-# MAP_SHARED memory is copied, not shared, between a hermipy process and its fork child until shared memory
-# lands (issue 12): the parent would wait for the child's posts until the timeout.
-NEEDS_SHARED_MEMORY = {"pshared", "sem_open"}
-
-
 @differential
 @pytest.mark.parametrize("variant", _c_variants())
 @pytest.mark.parametrize("section", sorted(SEPARATE))
 def test_threads_section(section, variant, tmp_path):
-    if section in NEEDS_SHARED_MEMORY:
-        pytest.skip("needs MAP_SHARED memory shared across fork (issue 12)")
     native = assert_same([build("threads", variant), section], tmp_path)
     assert FACTS[section] in native.stdout.decode()
     assert native.status == SEPARATE.get(section, 0)
