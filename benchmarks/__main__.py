@@ -52,7 +52,7 @@ SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins
            "int_loop": HERE / "src" / "int_loop.c", "syscall_cost": HERE / "src" / "syscall_cost.c",
            "file_io": HERE / "src" / "file_io.c", "malloc_list": HERE / "src" / "malloc_list.c",
            "spawn": HERE / "src" / "spawn.c", "threads": HERE / "src" / "threads.c",
-           "signals": HERE / "src" / "signals.c",
+           "signals": HERE / "src" / "signals.c", "shm": HERE / "src" / "shm.c",
            "cpu_mixed_prof": (ROOT / "testbins" / "cpu_mixed.c", HERE / "src" / "prof_1khz.c")}
 SYSCALL_MODES = ("getppid", "read", "write")
 LATENCY = re.compile(r"median (\d+) ns p99 (\d+) ns$")
@@ -169,6 +169,11 @@ WORKLOADS = [
     Workload("mutex_contended", "2 threads increment one counter under a pthread mutex, 2M times (200k --quick)",
              lambda c: [compile_static("threads"), "mutex", "2", "200000" if c.quick else "2000000"],
              timed_loop=True),
+    Workload("shm_pingpong", "parent and fork child hand a token back and forth 20k times by a futex in MAP_SHARED "
+             "memory (2k --quick)", lambda c: [compile_static("shm"), "pingpong", "2000" if c.quick else "20000"],
+             timed_loop=True),
+    Workload("fork_shared_256m", "fork + _exit + waitpid with 256 MiB of touched MAP_SHARED memory, 20 times (5 --quick)",
+             lambda c: [compile_static("shm"), "fork", "256", "5" if c.quick else "20"], timed_loop=True),
     Workload("signal_timer", "POSIX timer expiry to handler latency, 300 expiries while computing (50 --quick)",
              lambda c: [compile_static("signals"), "timer", "50" if c.quick else "300"], latency=True),
     Workload("signal_kill", "kill() by another process to handler latency, parent blocked in read, 300 times",
@@ -606,6 +611,12 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
         parts = [f"{r.removeprefix('hermipy-')} {per_call_us(report, w, r):.2f} µs"
                  for r in ("native", K, U, "qemu-user") if per_call_us(report, w, r) is not None]
         rows.append(("10", f"report the {what} per backend next to native", ", ".join(parts) or "—",
+                     "reported" if parts else "not measured"))
+    for w, what in (("shm_pingpong", "cross-process futex ping-pong round trip through MAP_SHARED memory"),
+                    ("fork_shared_256m", "fork of a process with 256 MiB of shared mappings")):
+        parts = [f"{r.removeprefix('hermipy-')} {per_call_us(report, w, r):.1f} µs"
+                 for r in ("native", K, U, "qemu-user") if per_call_us(report, w, r) is not None]
+        rows.append(("12", f"report the {what} per backend next to native", ", ".join(parts) or "—",
                      "reported" if parts else "not measured"))
     for w, what in (("signal_timer", "timer expiry"), ("signal_kill", "kill by another process")):
         parts = [f"{r.removeprefix('hermipy-')} {lat['median']:.0f}/{lat['p99']:.0f} µs"

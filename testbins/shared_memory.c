@@ -3,7 +3,8 @@
  * the end of the file (after ftruncate, and for a grown mremap of shared anonymous memory), mremap moving a
  * shared mapping, mprotect(PROT_WRITE) of a file opened read-only (EACCES), msync, a futex wait in the child woken
  * by the parent, memfd with seals. Each step prints what it saw; a 10 s alarm guards against a lost wake-up.
- * Usage: shared_memory DIR (a scratch directory). */
+ * Usage: shared_memory DIR (a scratch directory); shared_memory DIR watch: print "ready", then what another
+ * process writes into DIR/watched (read through a shared mapping). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -249,12 +250,27 @@ static void memfd(void)
     close(fd);
 }
 
+/* "watch": another process (the test, on the host) writes the file while this one reads it through a mapping. */
+static int watch(void)
+{
+    int fd = open(path_in("watched"), O_RDONLY);
+    volatile char *m = mmap(NULL, PG, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) { perror("mmap"); return 1; }
+    printf("ready\n");
+    for (int i = 0; i < 10000 && m[0] == 0; i++)
+        usleep(1000);
+    printf("saw %c%c%c%c\n", m[0], m[1], m[2], m[3]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: shared_memory DIR\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: shared_memory DIR [watch]\n"); return 2; }
     snprintf(scratch, sizeof scratch, "%s", argv[1]);
     setvbuf(stdout, NULL, _IONBF, 0);
     alarm(10);
+    if (argc > 2 && !strcmp(argv[2], "watch"))
+        return watch();
     anonymous();
     dev_zero();
     file_coherence();
