@@ -10,6 +10,9 @@ PAGE_MASK = ~(PAGE_SIZE - 1)
 # Guest physical memory: one host mmap, mapped at physical 0. Frame 0 is never handed out.
 DEFAULT_RAM_SIZE = 4 << 30
 FIRST_FRAME = 0x1000
+# Above RAM: the window area, where MAP_SHARED mappings are placed (syscalls/memory.py SharedWindow). Host address
+# space only (reserved, never committed): it bounds the shared mappings a guest may have at once.
+WINDOW_AREA_SIZE = 64 << 30
 
 # Guest virtual memory (Linux x86-64, 4-level paging, randomisation off).
 ELF_ET_DYN_BASE = 0x555555554000       # where a PIE main program is loaded (fs/binfmt_elf.c)

@@ -5,12 +5,13 @@ access populates it), and ``populate`` fills a small window of pages around the 
 from the mapped file. Page-table entries follow the Intel SDM vol. 3, 4.5 (4-level paging).
 
 Guest-physical memory has two parts, both inside the one host mapping: RAM ``[0, size)``, private frames
-copied on write by a host fork, and the *window area* ``[size, 2 * size)``. A ``MAP_SHARED`` mapping gets a
-``SharedWindow``: the host file (a memfd for shared anonymous memory) mapped ``MAP_SHARED`` over a range of
-the window area, its guest PTEs pointing there. The guest's pages are then the host's page cache: coherent
-with read/write by any process, shared across fork (the host keeps a shared mapping shared), and a futex word
-in them is a host futex keyed by the file (cross-process waits and wakes). Backends see windows as RAM:
-Unicorn maps the whole host mapping, KVM gives each window a memory slot (``window_listeners``).
+copied on write by a host fork, and the *window area* above it (``WINDOW_AREA_SIZE``). A ``MAP_SHARED``
+mapping gets a ``SharedWindow``: the host file (a memfd for shared anonymous memory) mapped ``MAP_SHARED``
+over a range of the window area, its guest PTEs pointing there. The guest's pages are then the host's page
+cache: coherent with read/write by any process, shared across fork (the host keeps a shared mapping
+shared), and a futex word in them is a host futex keyed by the file (cross-process waits and wakes).
+Backends see windows as RAM: Unicorn maps the whole host mapping, KVM gives each window a memory slot
+(``window_listeners``).
 """
 import bisect
 import ctypes
@@ -20,7 +21,7 @@ import stat
 import threading
 from errno import EACCES, EFAULT, EINVAL, ENOMEM, EEXIST
 
-from hermipy.layout import FIRST_FRAME, MMAP_BOTTOM, MMAP_TOP, PAGE_SIZE, USER_TOP, page_up
+from hermipy.layout import FIRST_FRAME, MMAP_BOTTOM, MMAP_TOP, PAGE_SIZE, USER_TOP, WINDOW_AREA_SIZE, page_up
 from hermipy.syscalls.errors import SyscallError
 
 PTE_P, PTE_W, PTE_U, PTE_A, PTE_D = 1, 2, 4, 0x20, 0x40
@@ -61,7 +62,7 @@ class PhysicalMemory:
 
     def __init__(self, size: int):
         self.size = size                       # RAM: frames below it are private
-        self.total = 2 * size                  # RAM and the window area
+        self.total = size + WINDOW_AREA_SIZE   # RAM and the window area
         self.buf = mmap.mmap(-1, self.total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE_HOST)
         self.view = memoryview(self.buf)
         self.words = self.view.cast("Q")
