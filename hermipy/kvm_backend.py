@@ -749,6 +749,11 @@ class KvmCpu(Cpu):
                 self._in_guest = False
                 self._in_flight = ()          # an exit: no flush loop of this vCPU is half done
                 reason = w[1] & 0xFFFFFFFF
+            except BlockingIOError:           # EAGAIN: the host was short of something (a cgroup's limit): again
+                self._in_guest = False
+                self._mode = MODE_RAW
+                time.sleep(0.001)
+                continue
             except InterruptedError:
                 self._in_guest = False
                 self._b[1] = 0                # immediate_exit: it did its job (never left set: no spinning)

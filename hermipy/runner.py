@@ -282,7 +282,8 @@ def end_other_threads(kernel: Kernel) -> None:
 def _run(kernel: Kernel, trace) -> int:
     """Drive ``kernel``'s CPU until the task exits; page faults the kernel can resolve are resolved, kicks
     (StopReason.INTERRUPT) deliver what the task was kicked for."""
-    from hermipy.syscalls.sys_signal import handle_fault, handle_interrupt, set_current
+    from hermipy.syscalls.errors import SyscallError
+    from hermipy.syscalls.sys_signal import SIGKILL, handle_fault, handle_interrupt, set_current, terminate_by_signal
     set_current(kernel)
     cpu, mem = kernel.cpu, kernel.mem
     on_syscall = Dispatcher(kernel, trace).on_syscall
@@ -305,8 +306,12 @@ def _run(kernel: Kernel, trace) -> int:
                     handle_interrupt(kernel)
                     continue
                 if stop.vector == VEC_PF:
-                    if mem.populate(stop.address):
-                        continue
+                    try:
+                        if mem.populate(stop.address):
+                            continue
+                    except SyscallError:
+                        # RAM (--memory) is exhausted: the OOM killer's SIGKILL (mm/oom_kill.c), not a fault
+                        terminate_by_signal(kernel, SIGKILL)
                     # A page present now may have been filled by another task after this one faulted on it
                     # (or its translation was stale): run the access once more before calling it a
                     # protection fault, as Linux's spurious-fault check does.
