@@ -466,18 +466,24 @@ class AddressSpace:
             raise SyscallError(ENOMEM)
 
     @_locked
-    def remap(self, old: int, old_len: int, new_len: int, may_move: bool, fixed_to: int | None) -> int:
-        """mremap(2): shrink in place, grow in place if the gap allows, else move the pages (no copy)."""
+    def remap(self, old: int, old_len: int, new_len: int, may_move: bool, fixed_to: int | None,
+              keep_old: bool = False) -> int:
+        """mremap(2): shrink in place, grow in place if the gap allows, else move the pages (no copy).
+        ``keep_old`` (MREMAP_DONTUNMAP): always move, and leave the old range mapped, without its pages."""
         old_len, new_len = page_up(old_len), page_up(new_len)
         if old % PAGE_SIZE or new_len == 0:
             raise SyscallError(EINVAL)
         vma = self.find(old)
         if vma is None or old + old_len > vma.end:
             raise SyscallError(EFAULT)
+        if old_len == 0:
+            return self._duplicate(vma, old, new_len, may_move, fixed_to)
         if new_len > old_len and vma.prot & PROT_WRITE and not vma.flags & MAP_NORESERVE and \
                 (vma.file is None or not vma.shared):
             self.check_commit(new_len - old_len)
-        if fixed_to is None:
+        if fixed_to is None and keep_old:
+            target = self.find_free(new_len)
+        elif fixed_to is None:
             if new_len <= old_len:
                 self.unmap(old + new_len, old_len - new_len)
                 return old
@@ -507,14 +513,36 @@ class AddressSpace:
                 if flags:
                     pt.set((vpn << 12) + delta, frame | flags)
         self._drop_pages(old + min(old_len, new_len), old + old_len)
-        self.vmas.remove(moving)
-        moving.start, moving.end = target, target + new_len
+        if keep_old:
+            moving = Vma(target, target + new_len, moving.prot, moving.flags, moving.file, moving.offset,
+                         moving.name, moving.window)
+        else:
+            self.vmas.remove(moving)
+            moving.start, moving.end = target, target + new_len
         self.vmas.append(moving)
         self._reindex()
         if new_len > old_len and moving.window is not None:
             self._rewindow(moving)
         elif self.cpu:
             self.cpu.flush_tlb()
+        return target
+
+    def _duplicate(self, vma: Vma, old: int, new_len: int, may_move: bool, fixed_to: int | None) -> int:
+        """mremap with old_size 0: a second mapping of the same pages, which only a shared mapping has
+        (EINVAL otherwise, and without MREMAP_MAYMOVE: nothing to move)."""
+        if vma.window is None or not may_move:
+            raise SyscallError(EINVAL)
+        if fixed_to is None:
+            target = self.find_free(new_len)
+        else:
+            target = fixed_to
+            self.unmap(target, new_len)
+        offset = vma.offset + old - vma.start
+        copy = Vma(target, target + new_len, vma.prot, vma.flags, vma.file, offset, vma.name, vma.window)
+        self.vmas.append(copy)
+        self._reindex()
+        if offset - vma.window.offset + new_len > vma.window.length:
+            self._rewindow(copy)
         return target
 
     def _rewindow(self, vma: Vma) -> None:

@@ -18,7 +18,11 @@ MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 PROT_ALL = 7
-PROT_GROWS = 0x03000000      # PROT_GROWSDOWN | PROT_GROWSUP
+PROT_SEM = 0x8
+PROT_GROWSDOWN, PROT_GROWSUP = 0x01000000, 0x02000000
+PROT_GROWS = PROT_GROWSDOWN | PROT_GROWSUP
+MAP_GROWSDOWN, MAP_LOCKED, MAP_POPULATE, MAP_HUGETLB = 0x100, 0x2000, 0x8000, 0x40000
+MAP_HUGE_MASK = 0x3F << 26
 TASK_SIZE = USER_TOP - PAGE_SIZE
 
 
@@ -57,24 +61,38 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
     kind = flags & MAP_TYPE
     if kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
         raise SyscallError(EINVAL)
-    if prot & ~(PROT_ALL | PROT_GROWS):
-        raise SyscallError(EINVAL)
-    prot &= PROT_ALL
+    prot &= PROT_ALL                           # do_mmap() looks at no other bit
     shared = kind != MAP_PRIVATE
     file = None
     name = ""
     if not flags & MAP_ANONYMOUS:
         of = k.fds.get(fd)
         access = of.flags & O_ACCMODE
-        if of.kind in ("pipe", "socket") or of.dir_entries is not None:
+        if of.kind in ("pipe", "socket") or of.dir_entries is not None or of.node is not None:
             raise SyscallError(ENODEV)
         if access == O_WRONLY or (shared and prot & PROT_WRITE and access == O_RDONLY):
             raise SyscallError(EACCES)
+        _host_can_map(of.host_fd, length, prot, flags, offset)
         file = MappedFile(of.host_fd, of.path, writable=access == O_RDWR)
+    elif kind == MAP_SHARED_VALIDATE or shared and flags & MAP_GROWSDOWN:
+        raise SyscallError(EINVAL)             # an anonymous mapping is MAP_SHARED or MAP_PRIVATE, never growing
         name = of.path
     kept = MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE
     norm_flags = (MAP_SHARED if shared else MAP_PRIVATE) | (flags & kept)
     return k.mem.map(addr, length, prot, norm_flags, file, offset if file else 0, name)
+
+
+# Flags a probe of the host file must not carry: placement, prefaulting and locking are hermipy's business.
+_NOT_PROBED = MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_LOCKED | MAP_HUGETLB | MAP_HUGE_MASK
+
+
+def _host_can_map(host_fd: int, length: int, prot: int, flags: int, offset: int) -> None:
+    """Whether the host file can be mapped so (the file's own mmap: ENODEV for a directory or a device without
+    one, EOVERFLOW past the largest offset, EOPNOTSUPP for MAP_SYNC, EPERM for PROT_EXEC on noexec...): the same
+    request to the host, undone at once."""
+    from hermipy.syscalls.host import host_syscall
+    address = host_syscall("mmap", 0, page_up(length), prot, flags & ~_NOT_PROBED, host_fd, offset)
+    host_syscall("munmap", address, page_up(length))
 
 
 @syscall("munmap", FULL)
@@ -88,36 +106,92 @@ def munmap(k, addr: Ptr, length: Size) -> int:
 
 @syscall("mprotect", FULL)
 def mprotect(k, addr: Ptr, length: Size, prot: PROT) -> int:
-    """mprotect(2)."""
-    if addr % PAGE_SIZE or prot & ~(PROT_ALL | PROT_GROWS):
+    """mprotect(2) (mm/mprotect.c do_mprotect_pkey)."""
+    grows = prot & PROT_GROWS
+    if grows == PROT_GROWS or addr % PAGE_SIZE:
         raise SyscallError(EINVAL)
-    if length:
-        k.mem.protect(addr, length, prot & PROT_ALL)
+    if not length:
+        return 0
+    if addr + page_up(length) >= 1 << 64 or page_up(length) == 0:
+        raise SyscallError(ENOMEM)
+    if prot & ~(PROT_ALL | PROT_SEM | PROT_GROWS):
+        raise SyscallError(EINVAL)             # arch_validate_prot()
+    if grows:
+        vma = k.mem.find(addr)
+        if vma is None:
+            raise SyscallError(ENOMEM)
+        if grows & PROT_GROWSUP or not vma.flags & MAP_GROWSDOWN:
+            raise SyscallError(EINVAL)         # (x86 has no VM_GROWSUP)
+        length += addr - vma.start             # PROT_GROWSDOWN: down to the start of the stack's VMA
+        addr = vma.start
+    k.mem.protect(addr, length, prot & PROT_ALL)
     return 0
 
 
-@syscall("mremap", PARTIAL, note="MREMAP_DONTUNMAP is refused with EINVAL")
+@syscall("mremap", FULL)
 def mremap(k, old_addr: Ptr, old_size: Size, new_size: Size,
            flags: Flags({1: "MREMAP_MAYMOVE", 2: "MREMAP_FIXED", 4: "MREMAP_DONTUNMAP"}), new_addr: Ptr) -> int:
-    """mremap(2)."""
-    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED) or (flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE):
+    """mremap(2) (mm/mremap.c: the flag checks, then mremap_to() when the caller names or keeps a place)."""
+    moves_to = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)
+    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) or moves_to and not flags & MREMAP_MAYMOVE or \
+            flags & MREMAP_DONTUNMAP and old_size != new_size:
         raise SyscallError(EINVAL)
     fixed = new_addr if flags & MREMAP_FIXED else None
-    if fixed is not None and (fixed % PAGE_SIZE or (old_addr < fixed + page_up(new_size) and
-                                                    fixed < old_addr + page_up(old_size))):
-        raise SyscallError(EINVAL)             # mremap_to(): the old and new ranges must not overlap
-    return k.mem.remap(old_addr, old_size, new_size, bool(flags & MREMAP_MAYMOVE), fixed)
+    if moves_to and new_addr % PAGE_SIZE or fixed is not None and (
+            old_addr < fixed + page_up(new_size) and fixed < old_addr + page_up(old_size)):
+        raise SyscallError(EINVAL)             # mremap_to(): aligned, and the old and new ranges must not overlap
+    return k.mem.remap(old_addr, old_size, new_size, bool(flags & MREMAP_MAYMOVE), fixed,
+                       keep_old=bool(flags & MREMAP_DONTUNMAP))
 
 
-@syscall("madvise", PARTIAL, note="MADV_DONTNEED/MADV_FREE drop private pages; other advice is accepted "
-                                  "and has no effect")
-def madvise(k, addr: Ptr, length: Size, advice: Int) -> int:
-    """madvise(2)."""
-    if addr % PAGE_SIZE:
+MADV_ADVICE = {0: "MADV_NORMAL", 1: "MADV_RANDOM", 2: "MADV_SEQUENTIAL", 3: "MADV_WILLNEED", 4: "MADV_DONTNEED",
+               8: "MADV_FREE", 9: "MADV_REMOVE", 10: "MADV_DONTFORK", 11: "MADV_DOFORK", 12: "MADV_MERGEABLE",
+               13: "MADV_UNMERGEABLE", 14: "MADV_HUGEPAGE", 15: "MADV_NOHUGEPAGE", 16: "MADV_DONTDUMP",
+               17: "MADV_DODUMP", 18: "MADV_WIPEONFORK", 19: "MADV_KEEPONFORK", 20: "MADV_COLD", 21: "MADV_PAGEOUT",
+               22: "MADV_POPULATE_READ", 23: "MADV_POPULATE_WRITE", 24: "MADV_DONTNEED_LOCKED"}
+MADV_WIPEONFORK, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_DONTNEED_LOCKED = 18, 22, 23, 24
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+@syscall("madvise", PARTIAL, note="MADV_DONTNEED/MADV_FREE drop private pages, MADV_REMOVE punches the file, "
+                                  "MADV_POPULATE_* fault pages in; MADV_DONTFORK/MADV_WIPEONFORK are checked but "
+                                  "not honoured at fork; the rest is accepted as the hint it is")
+def madvise(k, addr: Ptr, length: Size, advice: Enum(MADV_ADVICE)) -> int:
+    """madvise(2) (mm/madvise.c do_madvise: the range's checks, then each VMA; a hole is ENOMEM at the end)."""
+    if addr % PAGE_SIZE or advice not in MADV_ADVICE:
         raise SyscallError(EINVAL)
-    if advice in (MADV_DONTNEED, MADV_FREE) and length:
-        k.mem.discard(addr, length)
+    end = addr + page_up(length)
+    if length and page_up(length) == 0 or end >= 1 << 64:
+        raise SyscallError(EINVAL)
+    if end == addr:
+        return 0
+    with k.mem.lock:
+        cursor, hole = addr, False
+        for vma in k.mem._overlapping(addr, end):
+            hole = hole or vma.start > cursor
+            cursor = vma.end
+            _advise_area(k, vma, max(addr, vma.start), min(end, vma.end), advice)
+    if hole or cursor < end:
+        raise SyscallError(ENOMEM)
     return 0
+
+
+def _advise_area(k, vma, lo: int, hi: int, advice: int) -> None:
+    """One VMA's part of a madvise: the per-VMA checks (madvise_vma_behavior), then what the advice does."""
+    anonymous_private = vma.file is None and not vma.shared
+    if advice == MADV_FREE and not anonymous_private or advice == MADV_REMOVE and not vma.shared or \
+            advice == MADV_WIPEONFORK and vma.shared:
+        raise SyscallError(EINVAL)
+    if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE) and not vma.shared:
+        k.mem.discard(lo, hi - lo)
+    elif advice == MADV_REMOVE:
+        from hermipy.syscalls.host import host_syscall
+        host_syscall("fallocate", vma.window.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     vma.offset + lo - vma.start, hi - lo)
+    elif advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+        write = advice == MADV_POPULATE_WRITE
+        for page in range(lo, hi, PAGE_SIZE):
+            k.mem.host_address(page, write)           # EFAULT where the access is not allowed (or past EOF)
 
 
 @syscall("msync", FULL)
