@@ -39,6 +39,8 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
                      "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
                      "directly after its first call)")
+    run.add_argument("--server", metavar="SOCKET", help="run through the `hermipy serve` server listening on "
+                     "SOCKET (default: $HERMIPY_SERVER; unset: run directly)")
     run.add_argument("binary", help="path to the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
 
@@ -51,6 +53,11 @@ def _analyze_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument("--json", action="store_true", help="machine-readable report (docs/analyze-json.md)")
     analyze.add_argument("--root", metavar="DIR", help="find the binary and its libraries under DIR (default: /)")
     analyze.add_argument("binary", help="path to the ELF executable")
+
+
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--socket", metavar="PATH", help="the unix socket to listen on (default: "
+                       "$XDG_RUNTIME_DIR/hermipy.sock, or /tmp/hermipy-UID/hermipy.sock)")
 
 
 def _rewrite_arguments(rewrite: argparse.ArgumentParser) -> None:
@@ -66,6 +73,8 @@ COMMANDS = {
     "analyze": ("list a binary's syscall sites and predict hermipy's support", None, _analyze_arguments, True),
     "rewrite": ("write a copy of a binary whose syscall sites enter hermipy's kernel directly (runs under hermipy "
                 "only)", None, _rewrite_arguments, True),
+    "serve": ("keep a warm hermipy resident: `hermipy run --server SOCKET` forks each run from it", None,
+              _serve_arguments, True),
 }
 
 
@@ -89,11 +98,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+SERVED = False                  # this process is a run `hermipy serve` forked (or a direct run the client chose)
+INHERITED_ENVIRONMENT: dict[bytes, bytes] | None = None      # the client's, in a run `hermipy serve` forked
+
+
 def inherited_environment() -> dict[bytes, bytes]:
     """The environment hermipy was started with, as the kernel gave it (/proc/self/environ).
 
     os.environ is not it: CPython's locale coercion (PEP 538) adds LC_CTYPE=C.UTF-8 under the C locale.
     """
+    if INHERITED_ENVIRONMENT is not None:
+        return dict(INHERITED_ENVIRONMENT)
     try:
         with open("/proc/self/environ", "rb") as f:
             block = f.read()
@@ -112,7 +127,17 @@ def guest_environment(args) -> list[bytes]:
     return [key + b"=" + value for key, value in env.items()]
 
 
+def server_socket(args) -> str | None:
+    """The `hermipy serve` socket this run goes through: --server, else $HERMIPY_SERVER; None: a direct run."""
+    if SERVED:
+        return None
+    return args.server or os.environ.get("HERMIPY_SERVER") or None
+
+
 def cmd_run(args) -> int:
+    if (server := server_socket(args)) is not None:
+        from hermipy.serve import run_through_server
+        return run_through_server(server, args.argv)
     from hermipy.runner import run_binary
     from hermipy.syscalls.kernel import Options
     if args.root and not os.path.isdir(args.root):
@@ -121,6 +146,11 @@ def cmd_run(args) -> int:
                       memory=args.memory << 20, backend=args.backend, debug=args.debug, rewrite=args.rewrite)
     sys.stdout.flush()
     return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
+
+
+def cmd_serve(args) -> int:
+    from hermipy.serve import serve
+    return serve(args.socket)
 
 
 def cmd_syscalls(args) -> int:
@@ -177,9 +207,12 @@ def cmd_rewrite(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    args.argv = argv
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         if args.command == "analyze":
             return cmd_analyze(args)
         if args.command == "rewrite":

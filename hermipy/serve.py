@@ -1,0 +1,545 @@
+"""Warm start: a resident hermipy (``hermipy serve``) forks one child per run; ``hermipy run --server``
+(or ``HERMIPY_SERVER``) is its client.
+
+The server has imported the kernel, the handlers, the loader and both backends (the KVM entry stubs, libunicorn)
+and frozen its objects out of the garbage collector (gc.freeze: a child's collections do not copy the shared
+pages). For each connection it checks the peer's uid (SO_PEERCRED: another user's client is refused) and
+forks; the child reads the request, becomes the client's run — its stdin/stdout/stderr (passed with
+SCM_RIGHTS), cwd (a directory fd), umask, rlimits, environment, ignored and blocked signals — a process group
+of its own, and runs ``hermipy <argv>`` as a direct run does. It sends back its pid and a pidfd; the server
+reports the child's stops, continuations and end on the connection.
+
+The client forwards every signal it receives to the guest's process (a terminal's, sent by the kernel: to the
+guest's process group, as a terminal reaches a whole foreground job), stops when the guest stops and exits
+with the guest's status; a guest killed by a host signal kills the client with it. When the client's end of
+the connection closes (the client died), the child kills its process group.
+
+Protocol, over a SOCK_STREAM unix socket. Request: a 4-byte little-endian length and a JSON object (strings
+are file-system strings: ``os.fsdecode``), with the file descriptors attached to its first bytes::
+
+    {"argv": [...], "environ": [...], "fds": [0, 1, 2], "umask": 18, "rlimits": {"7": [1024, 4096], ...},
+     "ignored": [...], "blocked": [...], "gid": ..., "groups": [...]}
+
+``fds`` lists which of the client's 0/1/2 are open and passed (in that order), followed by the cwd's fd.
+Answers, one JSON object per line: ``{"started": PID}`` (with a pidfd attached), ``{"stopped": SIG}``,
+``{"continued": true}``, ``{"exit": STATUS}``, ``{"killed": SIG}``, or ``{"error": TEXT}`` for a request the
+server could not take (``"direct": true`` when a direct run would do it: the client then runs directly).
+"""
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+
+REQUEST_LIMIT = 16 << 20        # bytes of JSON a request may have
+REQUEST_TIMEOUT = 10.0          # seconds a connected client has to send its request
+HOST_FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
+# What the client forwards: what hermipy's signal pump forwards in a direct run (host_signals.FORWARDED).
+FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < 64) - {
+    signal.SIGKILL, signal.SIGSTOP, *HOST_FAULTS}
+SI_KERNEL = 0x80
+
+
+def default_socket() -> str:
+    """$XDG_RUNTIME_DIR/hermipy.sock, or /tmp/hermipy-UID/hermipy.sock without XDG_RUNTIME_DIR."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = runtime if runtime else f"/tmp/hermipy-{os.getuid()}"
+    return os.path.join(base, "hermipy.sock")
+
+
+class ServeError(Exception):
+    """A request the server cannot take; ``direct``: a direct run can (the client falls back to one)."""
+
+    def __init__(self, text: str, direct: bool = False):
+        super().__init__(text)
+        self.direct = direct
+
+
+# -- the server --------------------------------------------------------------------------------------------
+
+def warm_up() -> None:
+    """Import what a run imports and load what every run loads, once, in the server."""
+    import importlib
+    from hermipy import cli, runner  # noqa: F401
+    from hermipy.syscalls.table import load_handlers
+    load_handlers()
+    for name in ("hermipy.loader.load", "hermipy.loader.stack", "hermipy.syscalls.sys_signal",
+                 "hermipy.syscalls.host_signals", "hermipy.syscalls.procfs", "hermipy.rewriter.plan",
+                 "hermipy.rewriter.trampoline", "hermipy.kvm_stubs", "hermipy.kvm_stub_cache",
+                 "hermipy.kvm_backend", "hermipy.unicorn_backend", "resource", "stat", "fcntl", "ipaddress"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    try:
+        from hermipy.unicorn_backend import _load_libunicorn
+        _load_libunicorn()
+    except OSError:
+        pass
+    cli.build_parser(["run"])           # argparse's own first-use work (gettext lookups, the formatter width)
+
+
+def _bind(path: str) -> socket.socket:
+    """The listening socket at ``path`` (its directory made 0700 if missing); a stale socket is replaced, a
+    live one (another server answers) is an error."""
+    from hermipy.errors import HermipyError
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    st = os.lstat(directory)
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise HermipyError(f"--socket {path}: {directory} is not a directory of this user's only", 2)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except FileNotFoundError:
+        pass
+    except ConnectionRefusedError:
+        os.unlink(path)
+    except OSError as err:
+        raise HermipyError(f"--socket {path}: {err.strerror}", 2) from None
+    else:
+        raise HermipyError(f"--socket {path}: a server is listening there already", 2)
+    finally:
+        probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    listener.listen(64)
+    listener.setblocking(False)
+    return listener
+
+
+class Server:
+    """The accept loop: one forked child per connection, its stops and its end reported on the connection."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.listener: socket.socket | None = None
+        self.children: dict[int, socket.socket] = {}      # child pid -> its connection
+        self.stopping = False
+
+    def serve(self) -> int:
+        try:
+            os.setsid()                   # the guests' session is the server's, not a terminal's
+        except OSError:
+            pass                          # a process group leader already (started by a job-control shell)
+        self.listener = _bind(self.path)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r, self.wake_w = wake_r, wake_w
+        signal.set_wakeup_fd(wake_w)
+        for signo in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signo, self._note)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        warm_up()
+        gc.collect()
+        gc.freeze()
+        sys.stderr.write(f"hermipy serve: listening on {self.path}\n")
+        sys.stderr.flush()
+        self.poller = select.poll()
+        self.poller.register(self.listener.fileno(), select.POLLIN)
+        self.poller.register(wake_r, select.POLLIN)
+        while not (self.stopping and not self.children):
+            for fd, events in self.poller.poll():
+                if fd == wake_r:
+                    self._wakeup()
+                elif self.listener is not None and fd == self.listener.fileno():
+                    self._accept()
+        return 0
+
+    def _note(self, signo, _frame) -> None:
+        if signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        """SIGTERM/SIGINT/SIGHUP: no new runs; the socket is removed at once, the runs in progress end as they
+        will and are reported to their clients, then the server exits."""
+        self.stopping = True
+        if self.listener is not None:
+            self.poller.unregister(self.listener.fileno())
+            self.listener.close()
+            self.listener = None
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def _wakeup(self) -> None:
+        try:
+            while os.read(self.wake_r, 256):
+                pass
+        except BlockingIOError:
+            pass
+        self._reap()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        if uid != os.getuid():
+            _send(conn, {"error": f"hermipy serve: uid {uid} is not this server's user ({os.getuid()})"})
+            conn.close()
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child == 0:
+            _child(conn, self._fds_to_close(conn))      # never returns
+        self.children[child] = conn
+
+    def _fds_to_close(self, conn) -> list[int]:
+        fds = [self.wake_r, self.wake_w, self.listener.fileno()]
+        return fds + [c.fileno() for c in self.children.values() if c is not conn]
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.get(pid)
+            if conn is None:
+                continue
+            if os.WIFSTOPPED(status):
+                _send(conn, {"stopped": os.WSTOPSIG(status)})
+            elif os.WIFCONTINUED(status):
+                _send(conn, {"continued": True})
+            else:
+                _send(conn, {"killed": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
+                      else {"exit": os.WEXITSTATUS(status)})
+                del self.children[pid]
+                conn.close()
+
+
+def _send(conn: socket.socket, message: dict, fds: list[int] = ()) -> None:
+    data = json.dumps(message).encode() + b"\n"
+    try:
+        if fds:
+            socket.send_fds(conn, [data], fds)
+        else:
+            conn.sendall(data)
+    except OSError:
+        pass                              # the client is gone: nothing to tell
+
+
+def serve(path: str | None) -> int:
+    return Server(path or default_socket()).serve()
+
+
+# -- the server's child: one run ---------------------------------------------------------------------------
+
+def _child(conn: socket.socket, close: list[int]) -> None:
+    """A forked child of the server: become the client's run and run it; never returns."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for fd in close:
+            os.close(fd)
+        gc.unfreeze()                     # frozen objects are the server's; the child's own may be collected
+        argv = _become_client(conn)
+    except ServeError as err:
+        _send(conn, {"error": str(err), "direct": err.direct})
+        os._exit(2)
+    except Exception as err:             # a malformed request: an answer, never a traceback in the server
+        _send(conn, {"error": f"hermipy serve: bad request: {type(err).__name__}: {err}"})
+        os._exit(2)
+    _watch_client(conn)
+    pidfd = os.pidfd_open(os.getpid())
+    _send(conn, {"started": os.getpid()}, [pidfd])
+    os.close(pidfd)
+    from hermipy import cli
+    cli.SERVED = True
+    sys.argv = ["hermipy", *argv]
+    cli.entry()                           # os._exit with the run's status
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    """The request and the fds attached to it."""
+    conn.settimeout(REQUEST_TIMEOUT)
+    try:
+        head, fds, _flags, _addr = socket.recv_fds(conn, 4, 8)
+        if len(head) < 4:
+            head += _exactly(conn, 4 - len(head))
+        size, = struct.unpack("<I", head)
+        if size > REQUEST_LIMIT:
+            raise ServeError(f"hermipy serve: request of {size} bytes (at most {REQUEST_LIMIT})")
+        body = _exactly(conn, size)
+    except TimeoutError:
+        raise ServeError(f"hermipy serve: no request within {REQUEST_TIMEOUT:g} s") from None
+    conn.settimeout(None)
+    try:
+        request = json.loads(body)
+    except ValueError as err:
+        raise ServeError(f"hermipy serve: bad request: {err}") from None
+    if not isinstance(request, dict):
+        raise ServeError("hermipy serve: bad request: not a JSON object")
+    return request, fds
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = conn.recv(min(size - got, 1 << 20))
+        if not chunk:
+            raise ServeError("hermipy serve: bad request: the connection ended inside it")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _field(request: dict, name: str, kind, check=None):
+    value = request.get(name)
+    if not isinstance(value, kind) or (check is not None and not check(value)):
+        raise ServeError(f"hermipy serve: bad request: field {name!r} is missing or invalid")
+    return value
+
+
+def _int_list(value) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+def _become_client(conn: socket.socket) -> list[str]:
+    """Set this process up as the client's direct run would be; returns hermipy's argv."""
+    import resource
+    request, fds = _receive(conn)
+    argv = _field(request, "argv", list, lambda v: all(isinstance(a, str) for a in v))
+    environ = _field(request, "environ", list, lambda v: all(isinstance(e, str) and "=" in e for e in v))
+    passed = _field(request, "fds", list, lambda v: _int_list(v) and set(v) <= {0, 1, 2} and len(set(v)) == len(v))
+    umask = _field(request, "umask", int, lambda v: 0 <= v <= 0o777)
+    rlimits = _field(request, "rlimits", dict, lambda v: all(
+        k.isdigit() and isinstance(l, list) and len(l) == 2 and _int_list(l) for k, l in v.items()))
+    ignored = _field(request, "ignored", list, lambda v: _int_list(v) and set(v) <= FORWARDED)
+    blocked = _field(request, "blocked", list, lambda v: _int_list(v) and set(v) <= FORWARDED)
+    gid = _field(request, "gid", int)
+    groups = _field(request, "groups", list, _int_list)
+    if len(fds) != len(passed) + 1:
+        raise ServeError(f"hermipy serve: bad request: {len(fds)} fds attached, {len(passed) + 1} expected")
+    if gid != os.getgid() or sorted(groups) != sorted(os.getgroups()):
+        raise ServeError("hermipy serve: the client's groups are not the server's", direct=True)
+    for key, (soft, hard) in sorted(rlimits.items(), key=lambda item: int(item[0]) != resource.RLIMIT_NOFILE):
+        resource_ = int(key)
+        try:
+            resource.setrlimit(resource_, (soft, hard))
+        except (ValueError, OSError):
+            raise ServeError(f"hermipy serve: limit {resource_} ({soft}, {hard}) is above the server's",
+                             direct=True) from None
+    import fcntl
+    *stdio, cwd = fds
+    os.fchdir(cwd)
+    os.close(cwd)
+    os.umask(umask)
+    os.setpgid(0, 0)
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]     # none of them is 0-2 any more
+    for fd in stdio:
+        os.close(fd)
+    for target in (0, 1, 2):
+        if target in passed:
+            os.dup2(high[passed.index(target)], target)
+        else:
+            try:
+                os.close(target)
+            except OSError:
+                pass
+    for fd in high:
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(item.split("=", 1) for item in environ)
+    from hermipy import cli
+    cli.INHERITED_ENVIRONMENT = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+    for signo in sorted(FORWARDED):
+        if signo <= 31:                   # as Python starts: SIGINT its handler, SIGPIPE and SIGXFSZ ignored
+            python = {signal.SIGINT: signal.default_int_handler, signal.SIGPIPE: signal.SIG_IGN,
+                      signal.SIGXFSZ: signal.SIG_IGN}.get(signo, signal.SIG_DFL)
+            signal.signal(signo, signal.SIG_IGN if signo in ignored else python)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return argv
+
+
+def _watch_client(conn: socket.socket) -> None:
+    """A thread that kills this run's process group (the guest and the processes it forked) when the client's
+    end of the connection closes. Host signals stay blocked in it: they are the signal pump's."""
+    def watch():
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLRDHUP)
+        while True:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            if any(e & (select.POLLRDHUP | select.POLLHUP | select.POLLERR) for _, e in events):
+                os.killpg(0, signal.SIGKILL)
+                return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    threading.Thread(target=watch, name="hermipy-client-watch", daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# -- the client --------------------------------------------------------------------------------------------
+
+def run_through_server(path: str, argv: list[str]) -> int:
+    """``hermipy <argv>`` run by the server at ``path``; returns the guest's exit status (a guest killed by a
+    host signal kills this process with it). Runs directly when the server says a direct run is needed, or
+    when stdin is a terminal (see README, Warm start)."""
+    from hermipy.errors import HermipyError
+    if _is_terminal(0):
+        return _direct(argv)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        raise HermipyError(f"--server {path}: {err.strerror or err}", 2) from None
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    if uid != os.getuid():
+        raise HermipyError(f"--server {path}: the server runs as uid {uid}, not as this user", 2)
+    request = _request(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)     # from here on, sigwaitinfo takes them
+    _send_request(sock, request)
+    guest = _Guest()
+    threading.Thread(target=guest.forward_signals, name="hermipy-forward", daemon=True).start()
+    answers = _Answers(sock)
+    while True:
+        message = answers.next()
+        if message is None:
+            raise HermipyError(f"--server {path}: the server ended the connection", 70)
+        if "started" in message and answers.fds:
+            guest.started(message["started"], answers.fds.pop(0))
+        elif "stopped" in message:
+            os.kill(os.getpid(), signal.SIGSTOP)           # as the guest did; the shell sees this job stop
+        elif "exit" in message:
+            return message["exit"]
+        elif "killed" in message:
+            _die_by(message["killed"])
+        elif "error" in message:
+            if message.get("direct"):
+                sock.close()
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+                return _direct(argv)
+            raise HermipyError(message["error"], 2)
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _direct(argv: list[str]) -> int:
+    from hermipy import cli
+    cli.SERVED = True
+    return cli.main(argv)
+
+
+def _request(argv: list[str]) -> dict:
+    """What the server's child needs to be this process's direct run."""
+    import resource
+    from hermipy import cli
+    umask = os.umask(0)
+    os.umask(umask)
+    rlimits = {}
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            number = getattr(resource, name)
+            rlimits[str(number)] = list(resource.getrlimit(number))
+    ignored = [s for s in FORWARDED if s <= 31 and signal.getsignal(s) == signal.SIG_IGN
+               and s not in (signal.SIGPIPE, signal.SIGXFSZ)]      # Python ignores these two itself
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    return {"argv": argv,
+            "environ": [os.fsdecode(k + b"=" + v) for k, v in cli.inherited_environment().items()],
+            "fds": [fd for fd in (0, 1, 2) if _is_open(fd)], "umask": umask, "rlimits": rlimits,
+            "ignored": ignored, "blocked": sorted(int(s) for s in blocked if int(s) in FORWARDED),
+            "gid": os.getgid(), "groups": os.getgroups()}
+
+
+def _send_request(sock: socket.socket, request: dict) -> None:
+    """The request, with the client's open stdio fds and its cwd attached."""
+    body = json.dumps(request).encode()
+    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        socket.send_fds(sock, [struct.pack("<I", len(body))], request["fds"] + [cwd])
+    finally:
+        os.close(cwd)
+    sock.sendall(body)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+class _Answers:
+    """The server's answers, one JSON object a line; ``fds`` collects the fds attached to them (the pidfd)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buffer, self.fds = sock, b"", []
+
+    def next(self) -> dict | None:
+        while b"\n" not in self.buffer:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, 4096, 4)
+            self.fds += fds
+            if not data:
+                return None
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+class _Guest:
+    """Where the client's signals go: the guest's process (pidfd), or its process group for a signal the
+    kernel sent (a terminal's ^C, ^\\, ^Z, a window change), as a terminal reaches a whole foreground job.
+    Signals that come before the guest has started wait for it."""
+
+    def __init__(self):
+        self.pid = 0
+        self.pidfd = -1
+        self.early: list[tuple[int, int]] = []
+        self.lock = threading.Lock()
+
+    def started(self, pid: int, pidfd: int) -> None:
+        with self.lock:
+            self.pid, self.pidfd = pid, pidfd
+            early, self.early = self.early, []
+        for signo, code in early:
+            self._send(signo, code)
+
+    def forward_signals(self) -> None:
+        while True:
+            info = signal.sigwaitinfo(FORWARDED)
+            with self.lock:
+                if self.pidfd < 0:
+                    self.early.append((info.si_signo, info.si_code))
+                    continue
+            self._send(info.si_signo, info.si_code)
+
+    def _send(self, signo: int, code: int) -> None:
+        try:
+            if code == SI_KERNEL:
+                os.killpg(self.pid, signo)
+            else:
+                signal.pidfd_send_signal(self.pidfd, signo)
+        except OSError:
+            pass                          # the guest has ended: its status is on its way
+
+
+def _die_by(signo: int) -> None:
+    """End this process by ``signo``, as the guest's process ended (no core file of the client)."""
+    import resource
+    sys.stdout.flush()
+    sys.stderr.flush()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    signal.signal(signo, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signo])
+    signal.pthread_kill(threading.get_ident(), signo)
+    os._exit(128 + signo)

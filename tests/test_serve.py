@@ -1,0 +1,240 @@
+"""`hermipy serve` and `hermipy run --server`: runs through the warm server are differential tests too (the same
+program natively and through the server, on each backend), plus what only a server has: forwarded signals, a
+client that dies, another uid, a malformed request, a clean stop.
+
+One server per module, in a temp dir, stopped (SIGTERM) at the end; every wait has a timeout and says what it
+waited for."""
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+import difftest
+from difftest import assert_same, build, run_native
+
+pytestmark = pytest.mark.usefixtures("hermipy_backend")
+
+BUSYBOX = "/bin/busybox"
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The socket of a `hermipy serve` started for this module; stopped with SIGTERM at the end, when its socket
+    must be gone and its status 0. Its directory is reachable by another uid (test_other_uid_refused): a
+    directory of its own under /tmp, not pytest's (0700)."""
+    directory = tempfile.mkdtemp(prefix="hermipy-serve-test-")
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, "hermipy.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "hermipy", "serve", "--socket", path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ready = _read_line_within(proc.stderr, 30)
+    assert ready == f"hermipy serve: listening on {path}\n".encode(), f"server did not start: {ready!r}"
+    yield path
+    proc.send_signal(signal.SIGTERM)
+    try:
+        status = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the server did not stop within 20 s of SIGTERM") from None
+    assert status == 0, f"server exited with {status}: {proc.stderr.read().decode(errors='replace')}"
+    assert not os.path.exists(path), "the server left its socket behind"
+    os.rmdir(directory)
+
+
+def _read_line_within(stream, seconds: float) -> bytes:
+    ready, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline() if ready else b"(nothing within %g s)" % seconds
+
+
+def via(server: str) -> tuple[str, ...]:
+    return ("--server", server)
+
+
+def client(server: str, argv, **popen) -> subprocess.Popen:
+    """`hermipy run --server` of ``argv`` on the test's backend, stdin/stdout/stderr pipes."""
+    command = difftest.hermipy_command(*via(server)) + [str(a) for a in argv]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def finish(proc: subprocess.Popen, what: str) -> tuple[int, bytes, bytes]:
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{what}: no end within {TIMEOUT} s\n--- stdout\n{out!r}\n--- stderr\n{err!r}") from None
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("code,how", [(0, "exit"), (3, "_exit"), (255, "group"), (42, "atexit")])
+def test_exit_status(server, code, how):
+    assert_same([build("exit_codes", "static"), code, how], options=via(server))
+
+
+def test_stdio_pipes_and_stdin(server):
+    assert_same([BUSYBOX, "sh", "-c", "read a; echo out $a; echo err $a >&2; cat"], stdin=b"one\ntwo\nthree\n",
+                options=via(server))
+
+
+def test_cwd_env_umask_rlimits(server, tmp_path):
+    """The client's cwd, environment (exactly: no variable of the server's), umask and limits are the guest's."""
+    script = "pwd; umask; ulimit -n; ulimit -s; env | sort"
+    env = {"PATH": "/usr/bin:/bin", "ONLY_HERE": "client value", "HERMIPY_SERVER": server}
+
+    def limited():
+        os.umask(0o027)
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 4096))
+        resource.setrlimit(resource.RLIMIT_STACK, (4 << 20, resource.RLIM_INFINITY))
+    native = subprocess.run([BUSYBOX, "sh", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                            preexec_fn=limited, timeout=TIMEOUT)
+    served = subprocess.run(difftest.hermipy_command() + [BUSYBOX, "sh", "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, preexec_fn=limited, timeout=TIMEOUT)
+    assert (served.returncode, served.stdout, served.stderr) == (native.returncode, native.stdout, native.stderr)
+    assert b"ONLY_HERE=client value" in served.stdout and b"0027" in served.stdout
+
+
+@pytest.mark.parametrize("program", [("segfault", "static"), ("abort", "static")])
+def test_guest_killed_by_signal(server, program):
+    """128+N and the shell's message, as a direct run reports it; the server survives the guest's crash."""
+    assert_same([build(*program)], options=via(server))
+    assert_same([BUSYBOX, "true"], options=via(server))
+
+
+def test_kill_9_self(server):
+    """A guest that SIGKILLs itself: 137 and "Killed", as natively."""
+    assert_same([BUSYBOX, "sh", "-c", "kill -9 $$"], options=via(server))
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
+def test_signal_forwarded_to_guest(server, signo):
+    """A signal sent to the client reaches the guest, whose handler runs (a shell's trap)."""
+    name = signal.Signals(signo).name[3:]
+    proc = client(server, [BUSYBOX, "sh", "-c", f'trap "echo got {name}; exit 7" {name}; echo ready; '
+                           f'while :; do {BUSYBOX} sleep 0.05; done'])
+    line = _read_line_within(proc.stdout, TIMEOUT)
+    assert line == b"ready\n", f"guest did not start: {line!r}"
+    proc.send_signal(signo)
+    status, out, err = finish(proc, f"guest trapping {name}")
+    assert (status, out, err) == (7, f"got {name}\n".encode(), b"")
+
+
+def test_signal_kills_guest(server):
+    """A signal without a handler ends the guest with it: 128+N and the message, the client's status."""
+    proc = client(server, [BUSYBOX, "sh", "-c", "echo ready; exec /bin/busybox sleep 30"])
+    assert _read_line_within(proc.stdout, TIMEOUT) == b"ready\n"
+    proc.send_signal(signal.SIGTERM)
+    status, out, err = finish(proc, "sleep killed by SIGTERM")
+    assert (status, err) == (128 + signal.SIGTERM, b"Terminated\n")
+
+
+def test_client_killed_guest_gone(server):
+    """The client dies while its guest sleeps: the guest's processes (it and a child it forked) are killed."""
+    proc = client(server, [BUSYBOX, "sh", "-c", f"{BUSYBOX} sleep 30 & echo $$ $!; wait"])
+    line = _read_line_within(proc.stdout, TIMEOUT)
+    pids = [int(p) for p in line.split()]
+    assert len(pids) == 2, f"guest did not start: {line!r}"
+    proc.kill()
+    proc.wait(timeout=TIMEOUT)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids), f"guest processes {[p for p in pids if _alive(p)]} outlived the client"
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie waiting for its reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_usage_error_through_server(server):
+    """hermipy's own errors (here a missing binary) read as in a direct run."""
+    direct = subprocess.run(difftest.hermipy_command() + ["/nonexistent"], capture_output=True, timeout=TIMEOUT)
+    served = subprocess.run(difftest.hermipy_command(*via(server)) + ["/nonexistent"], capture_output=True,
+                            timeout=TIMEOUT)
+    assert (served.returncode, served.stdout, served.stderr) == (direct.returncode, direct.stdout, direct.stderr)
+    assert direct.returncode == 127
+
+
+def _answer(sock: socket.socket) -> dict:
+    sock.settimeout(TIMEOUT)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data.split(b"\n")[0])
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"\x05\x00\x00\x00hello",                              # not JSON
+    struct.pack("<I", 2) + b"[]",                          # not an object
+    struct.pack("<I", 13) + b'{"argv": [1]}',              # fields missing or of the wrong type
+    struct.pack("<I", 0xFFFFFFFF),                         # more than the server takes
+    struct.pack("<I", 100) + b"{",                         # the connection ends inside it
+], ids=["not-json", "not-object", "bad-fields", "too-long", "truncated"])
+def test_malformed_request(server, request_bytes):
+    """A malformed request gets an error answer; the server goes on serving."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(server)
+        sock.sendall(request_bytes)
+        if request_bytes.endswith(b"{"):
+            sock.shutdown(socket.SHUT_WR)
+        answer = _answer(sock)
+    assert "bad request" in answer.get("error", "") or "bytes" in answer.get("error", ""), answer
+    assert_same([BUSYBOX, "echo", "still serving"], options=via(server))
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="connecting as another uid needs root (setuid to nobody)")
+def test_other_uid_refused(server):
+    """A client of another uid is refused (SO_PEERCRED), even when the socket's permissions let it connect."""
+    os.chmod(server, 0o666)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                  # as nobody: connect and pass on the server's answer
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(server)
+                os.write(write_end, json.dumps(_answer(sock)).encode())
+        except BaseException as err:
+            os.write(write_end, json.dumps({"client failed": repr(err)}).encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], TIMEOUT)
+        answer = json.loads(os.read(read_end, 65536) or b"{}") if ready else {"no answer within": TIMEOUT}
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        os.chmod(server, 0o600)
+    assert "uid 65534" in answer.get("error", ""), answer
+
+
+def test_server_unreachable(tmp_path):
+    """--server naming no server is an error (exit 2), not a silent direct run."""
+    proc = subprocess.run(difftest.hermipy_command("--server", str(tmp_path / "none.sock")) + [BUSYBOX, "true"],
+                          capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == 2 and b"--server" in proc.stderr, proc.stderr
+
+
+def test_native_reference_for_signals():
+    """The native side of test_signal_forwarded_to_guest behaves as asserted there (the oracle holds)."""
+    native = run_native([BUSYBOX, "sh", "-c", "kill -TERM $$"])
+    assert (native.status, native.stderr) == (128 + signal.SIGTERM, b"Terminated\n")
