@@ -244,7 +244,6 @@ def _child(conn: socket.socket, close: list[int]) -> None:
         signal.set_wakeup_fd(-1)
         for fd in close:
             os.close(fd)
-        gc.unfreeze()                     # frozen objects are the server's; the child's own may be collected
         argv = _become_client(conn)
     except ServeError as err:
         _send(conn, {"error": str(err), "direct": err.direct})
