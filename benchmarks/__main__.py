@@ -53,6 +53,7 @@ SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins
            "file_io": HERE / "src" / "file_io.c", "malloc_list": HERE / "src" / "malloc_list.c",
            "spawn": HERE / "src" / "spawn.c", "threads": HERE / "src" / "threads.c",
            "signals": HERE / "src" / "signals.c", "shm": HERE / "src" / "shm.c",
+           "fork_loop": HERE / "src" / "fork_loop.c",
            "cpu_mixed_prof": (ROOT / "testbins" / "cpu_mixed.c", HERE / "src" / "prof_1khz.c")}
 SYSCALL_MODES = ("getppid", "read", "write")
 LATENCY = re.compile(r"median (\d+) ns p99 (\d+) ns$")
@@ -74,6 +75,24 @@ class Context:
 
     def __init__(self, quick: bool, tmp: Path, hermipy: list[str]):
         self.quick, self.tmp, self.hermipy = quick, tmp, hermipy
+        self.serving: subprocess.Popen | None = None
+
+    def server(self) -> str:
+        """The socket of this harness run's `hermipy serve` (started on first use, stopped by ``close``)."""
+        path = self.path("hermipy.sock")
+        if self.serving is None:
+            self.serving = subprocess.Popen(self.hermipy + ["serve", "--socket", path], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            ready = self.serving.stderr.readline()
+            if not ready.startswith(b"hermipy serve: listening"):
+                raise RuntimeError(f"hermipy serve did not start: {ready!r}")
+        return path
+
+    def close(self) -> None:
+        if self.serving is not None:
+            self.serving.terminate()
+            self.serving.wait(timeout=30)
+            self.serving = None
 
     def path(self, name: str) -> str:
         return str(self.tmp / name)
@@ -120,6 +139,7 @@ class Workload:
     env: Callable[[Context], dict] | None = None
     timed_loop: bool = False             # the program reports "... calls in NS ns" as its last stderr line
     latency: bool = False                # the program reports "... median NS ns p99 NS ns" as its last stderr line
+    served: bool = False                 # hermipy runs it through a `hermipy serve` of the harness (--server)
 
 
 def syscall_workload(mode: str, full: int, quick: int) -> Workload:
@@ -132,6 +152,13 @@ def syscall_workload(mode: str, full: int, quick: int) -> Workload:
 
 WORKLOADS = [
     Workload("hello", "static hello: whole-process startup", lambda c: [compile_static("hello")]),
+    Workload("hello_server", "static hello, hermipy through a warm `hermipy serve` (run --server): whole process",
+             lambda c: [compile_static("hello")], served=True),
+    Workload("fork_exit", "fork + _exit + waitpid in the guest, 200 times (50 --quick): time per fork",
+             lambda c: [compile_static("fork_loop"), "50" if c.quick else "200"], timed_loop=True),
+    Workload("fork_exec", "busybox sh runs /bin/true (fork + execve + wait) 50 times (20 --quick): time per command",
+             lambda c: [BUSYBOX, "sh", "-c", FORK_EXEC_SCRIPT, "sh", "20" if c.quick else "50"], needs=(BUSYBOX,),
+             timed_loop=True),
     Workload("true", "/bin/true (dynamic): startup with ld.so and libc", lambda c: ["/bin/true"], needs=("/bin/true",)),
     Workload("ls_usr_bin", "ls -la /usr/bin (dynamic)", lambda c: ["/bin/ls", "-la", "/usr/bin"], needs=("/bin/ls",)),
     Workload("int_loop", "xorshift integer loop, 200M iterations",
@@ -181,6 +208,12 @@ WORKLOADS = [
     Workload("cpu_mixed_prof", "cpu_mixed x8 with ITIMER_PROF at 1 kHz and a SIGPROF handler (x2 with --quick)",
              lambda c: [compile_static("cpu_mixed_prof"), "2" if c.quick else "8"]),
 ]
+
+
+# The shell times its loop itself, from /proc/uptime (10 ms steps: busybox's date has no %N).
+FORK_EXEC_SCRIPT = ("read u _ < /proc/uptime; s=${u%.*}${u#*.}; i=0; while [ $i -lt $1 ]; do /bin/true; "
+                    "i=$((i + 1)); done; read u _ < /proc/uptime; e=${u%.*}${u#*.}; "
+                    "echo \"$1 calls in $(((e - s) * 10000000)) ns\" >&2")
 
 
 # hermipy's own tools, measured once on the host (not under the runners): the goals of issue 5 name them.
@@ -340,7 +373,10 @@ def run_into(cell: Cell, workload: Workload, runner: Runner, ctx: Context, timeo
     env = os.environ | workload.env(ctx) if workload.env else None
     if workload.before_each:
         workload.before_each(ctx)
-    r = run_once(runner.prefix + argv, stdin, ctx.tmp / "stdout", timeout, env)
+    prefix = runner.prefix
+    if workload.served and runner.name.startswith("hermipy-"):
+        prefix = prefix + ["--server", ctx.server()]
+    r = run_once(prefix + argv, stdin, ctx.tmp / "stdout", timeout, env)
     if r["timed_out"]:
         cell.failed = f"timeout (> {timeout:g} s)"
         return
@@ -508,7 +544,7 @@ def ms(seconds: float, unit: bool = True) -> str:
 
 
 def goals(report: dict) -> list[tuple[str, str, str, str]]:
-    """The speed goals of issues 2-11 against this run: (issue, goal, measured, verdict) rows."""
+    """The speed goals of issues 2-15 against this run: (issue, goal, measured, verdict) rows."""
     results, costs, runners = report["results"], report["syscall_cost_us"], report["runners"]
     U, K = "hermipy-unicorn", "hermipy-kvm"
     rewrite_switch = "command" in runners.get(U + "-norewrite", {}) or "command" in runners.get(K + "-norewrite", {})
@@ -638,6 +674,17 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
     rows.append(("6", f"KVM faster than qemu-user on CPU-bound work ({', '.join(CPU_BOUND)})",
                  f"slower on {', '.join(slower)}" if slower else f"faster on all {len(ran)}",
                  "not measured" if not ran else "missed" if slower else "met"))
+    add("15", "KVM: static hello through `hermipy serve` ≤ 20 ms wall", wall("hello_server", K), 20, "{:.1f} ms")
+    add("15", "Unicorn: static hello through `hermipy serve` ≤ 30 ms wall", wall("hello_server", U), 30, "{:.1f} ms")
+    add("15", "KVM: static hello, direct run ≤ 60 ms wall", wall("hello", K), 60, "{:.0f} ms")
+    for w, limit in (("fork_exit", 2), ("fork_exec", 6)):
+        value = per_call_us(report, w, K)
+        add("15", f"KVM: {w} ≤ {limit} ms per operation", None if value is None else value / 1000, limit,
+            "{:.2f} ms")
+        parts = [f"{r.removeprefix('hermipy-')} {per_call_us(report, w, r) / 1000:.2f} ms"
+                 for r in ("native", K, U, "qemu-user") if per_call_us(report, w, r) is not None]
+        rows.append(("15", f"{w} per operation next to native and qemu-user", ", ".join(parts) or "—",
+                     "reported" if parts else "not measured"))
     return rows
 
 
@@ -795,7 +842,11 @@ def main() -> int:
     hermipy = hermipy_command(not args.no_install)
     runners = all_runners(set(args.runners.split(",")) if args.runners else None, not args.no_install, hermipy)
     with tempfile.TemporaryDirectory(prefix="hermipy-bench-") as tmp:
-        report = run_all(args, runners, workloads, tools, Context(args.quick, Path(tmp), hermipy))
+        ctx = Context(args.quick, Path(tmp), hermipy)
+        try:
+            report = run_all(args, runners, workloads, tools, ctx)
+        finally:
+            ctx.close()
     chart_link = None
     if args.chart:
         problem = chart(report, Path(args.chart))
