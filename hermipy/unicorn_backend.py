@@ -3,7 +3,8 @@
 The Python binding costs several microseconds per register call and ~24 ms to import; the raw C API
 costs ~0.7 µs per call. The guest runs with real x86-64 page tables (NX on data pages), so stores do
 not take QEMU's self-modifying-code slow path; syscalls are serviced inside the SYSCALL instruction
-hook (no stop/restart); exceptions arrive through an interrupt hook and stop the run.
+hook (no stop/restart); exceptions arrive through an interrupt hook and stop the run. Another thread stops an
+engine (a signal to deliver, another engine's turn) through a block hook, where a block starts (``stop_soon``).
 
 A site that ``hermipy rewrite`` turned into ``out SYSCALL_PORT, al`` (the KVM backend's direct kernel entry)
 is a syscall here too, through the OUT instruction hook; ``out`` to any other port, and ``in`` from any, is a
@@ -13,13 +14,14 @@ Guest threads: one engine per thread over the same RAM and page table (``spawn``
 space run one at a time (``_Engines``): QEMU's TCG only makes `lock`-prefixed instructions atomic in its
 parallel mode, which Unicorn does not use, so two engines running at once could break a guest's atomics. An
 engine gives up its turn at every syscall and fault; a thread that waits more than ``TIME_SLICE`` for its turn
-stops the running engine (so a spinning thread cannot starve the others). The slice is long on purpose:
-stopping an engine from another thread near a SYSCALL hook lost or repeated syscalls now and then (measured:
-a mutex-protected counter off by one and lost futex wakes in about 1 run of 3 with 5 ms slices, none in 20 runs
-with 100 ms ones), so preemption is kept for threads that spin. Page-table and code changes reach every engine: each one
-applies what it missed before it runs again, and the thread that made the change waits for the running engine
-to give up its turn (a TLB shootdown), so no engine runs on with a stale translation of a page that was
-unmapped or dropped (a frame freed then would be another page's by the time it is written).
+stops the running engine (so a spinning thread cannot starve the others). The slice is long: preemption is kept
+for threads that spin. (It was made long when a stop from another thread could run an instruction twice, see
+``stop_soon``: a mutex-protected counter off by one and lost futex wakes in about 1 run of 3 with 5 ms slices;
+with stops at a block's start, threads.c's mutex section gave 0 wrong runs of 8 with 5 ms slices, 2 before.)
+Page-table and code changes reach every engine: each one applies what it missed before it runs again, and the
+thread that made the change waits for the running engine to give up its turn (a TLB shootdown), so no engine
+runs on with a stale translation of a page that was unmapped or dropped (a frame freed then would be another
+page's by the time it is written).
 
 A syscall costs one hook call into Python (~1.7 µs). Those whose answer the guest may read (getpid & co.,
 ``answer_in_guest``) need none once their site is rewritten: at a wrapper's first trap its ``syscall``
@@ -30,7 +32,9 @@ the translated code of the site is dropped. Any other site keeps trapping.
 import ctypes
 import errno
 import importlib.util
+import mmap
 import os
+import platform
 import struct
 import threading
 import time
@@ -42,7 +46,7 @@ from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP
 
 # unicorn.h / x86.h constants (unicorn 2.1).
 UC_ARCH_X86, UC_MODE_64 = 4, 8
-UC_HOOK_INTR, UC_HOOK_INSN = 1, 2
+UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_BLOCK = 1, 2, 8
 UC_X86_INS_SYSCALL, UC_X86_INS_IN, UC_X86_INS_OUT = 699, 218, 500
 UC_ERR_INSN_INVALID = 10
 UC_CTL_IO_WRITE = 1
@@ -84,6 +88,55 @@ _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _OUT_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 _IN_CB = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p)
+_BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+
+# The block hook behind stop_soon, in machine code: a ctypes callback enters Python (~1 µs), and it runs at every
+# translation block. uc_hook_cb_block(uc, address, size, user_data) with user_data the engine's stop flag (a byte):
+_STOP_AT_BLOCK_CODE = (b"\x80\x39\x00"         # cmp byte [rcx], 0
+                       b"\x75\x01"              # jne .stop
+                       b"\xc3"                  # ret
+                       b"\xc6\x01\x00"          # .stop: mov byte [rcx], 0
+                       b"\x48\xb8%b"            # mov rax, uc_emu_stop
+                       b"\xff\xe0")             # jmp rax (rdi is still the engine)
+_stop_at_block_lock = threading.Lock()
+_stop_at_block: int | None = None       # the hook's address, one for all engines
+_stop_at_block_callback = None          # elsewhere than on x86-64: the Python callback, kept alive
+
+
+def _stop_at_block_hook(lib: ctypes.CDLL) -> int:
+    """The address of the block hook that calls uc_emu_stop once when its engine's stop flag is set, and clears
+    the flag; machine code on an x86-64 host, a Python callback elsewhere."""
+    global _stop_at_block, _stop_at_block_callback
+    with _stop_at_block_lock:
+        if _stop_at_block is None:
+            stop_address = ctypes.cast(lib.uc_emu_stop, ctypes.c_void_p).value
+            if platform.machine() in ("x86_64", "AMD64"):
+                _stop_at_block = _executable(_STOP_AT_BLOCK_CODE % struct.pack("<Q", stop_address))
+            else:
+                def stop_at_block(uc, _address, _size, flag_address):
+                    flag = ctypes.c_uint8.from_address(flag_address)
+                    if flag.value:
+                        flag.value = 0
+                        lib.uc_emu_stop(uc)
+                _stop_at_block_callback = _BLOCK_CB(stop_at_block)
+                _stop_at_block = ctypes.cast(_stop_at_block_callback, ctypes.c_void_p).value
+        return _stop_at_block
+
+
+def _executable(code: bytes) -> int:
+    """``code`` copied to a page of its own, then made read-only and executable; returns its address."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = libc.mmap(None, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                     -1, 0)
+    if page in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap for unicorn's stop hook failed")
+    ctypes.memmove(page, code, len(code))
+    if libc.mprotect(page, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC):
+        raise OSError(ctypes.get_errno(), "mprotect for unicorn's stop hook failed")
+    return page
 
 
 class _Msr(ctypes.Structure):
@@ -334,6 +387,9 @@ class UnicornCpu(Cpu):
                                     ctypes.cast(self._in_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_IN))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INTR,
                                     ctypes.cast(self._intr_cb, ctypes.c_void_p), None, 1, 0, 0))
+        self._stop_flag = ctypes.c_uint8(0)
+        self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_BLOCK, _stop_at_block_hook(lib),
+                                    ctypes.addressof(self._stop_flag), 1, 0, 0))
         self._ctx = ctypes.c_void_p()
         self._check(lib.uc_context_alloc(self.uch, ctypes.byref(self._ctx)))
 
@@ -421,10 +477,15 @@ class UnicornCpu(Cpu):
     def stop_soon(self) -> None:
         """From another thread: end the current uc_emu_start at the next block, unless a hook is running (the
         syscall's own return path then takes note: the dispatcher checks the task, the hook the pending
-        changes); callers whose stop must not be missed repeat it (kicks.watch, the time-slice loop)."""
+        changes); callers whose stop must not be missed repeat it (kicks.watch, the time-slice loop).
+
+        The engine's block hook makes the stop, where no instruction of the block has run. uc_emu_stop from
+        this thread would not wait for that: Unicorn 2 checks for a stop after every guest memory access too,
+        and leaves there with rip at the instruction that made the access, which runs again on the next start
+        (an `add [mem], 1` added twice, a `lock cmpxchg` failed on the value it had itself stored)."""
         if self.uch and not self._in_hook:
             self._preempted = True
-            self.lib.uc_emu_stop(self.uch)
+            self._stop_flag.value = 1
 
     def spawn(self) -> "UnicornCpu":
         """Another engine over the same RAM and page table, with this one's registers, FS/GS base and FPU
