@@ -29,14 +29,17 @@ def find_command(k, name: str, envp: list[bytes]) -> str:
     if "/" in name:
         return name
     path = next((e[5:] for e in envp if e.startswith(b"PATH=")), b"/usr/local/bin:/usr/bin:/bin")
+    from hermipy.syscalls.argtypes import AT_FDCWD
+    from hermipy.syscalls.sys_fs import lookup
     for directory in os.fsdecode(path).split(":"):
         candidate = os.path.join(directory or ".", name)
         try:
-            host = k.fs.to_host(k.fs.absolute(k.fs.cwd, candidate))
-        except SyscallError:
+            target = lookup(k, AT_FDCWD, candidate)
+            if target.on_host and stat.S_ISREG(target.stat().st_mode):
+                target.access(os.X_OK, 0)
+                return candidate
+        except (SyscallError, OSError):
             continue
-        if os.path.isfile(host) and os.access(host, os.X_OK):
-            return candidate
     raise LoadError(f"{name}: command not found", 127)
 
 
@@ -50,14 +53,16 @@ def open_binary(k, guest_path: str) -> tuple[int, str]:
         target = lookup(k, AT_FDCWD, guest_path)
         if target.missing:
             raise SyscallError(ENOENT)
-        if target.host is None:                         # a synthetic /proc or /dev file
+        if target.node is not None:                     # a synthetic /proc or /dev file
             raise SyscallError(EACCES)
-        mode = os.stat(target.host).st_mode
+        mode = target.stat().st_mode
         if not stat.S_ISREG(mode):
             raise LoadError(f"{guest_path}: {os.strerror(EISDIR if stat.S_ISDIR(mode) else EACCES)}", 126, EACCES)
-        if not os.access(target.host, os.X_OK):
-            raise SyscallError(EACCES)
-        fd = os.open(target.host, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            target.access(os.X_OK, 0)
+        except OSError:
+            raise SyscallError(EACCES) from None
+        fd = target.open(os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, 0)
     except (SyscallError, OSError) as err:
         code = err.errno
         raise LoadError(f"{guest_path}: {os.strerror(code)}", 127 if code in (ENOENT, ENOTDIR, ELOOP) else 126,

@@ -193,9 +193,16 @@ class Synthetic:
         if parent == "/" and confined:
             if name == "proc":
                 return Dir(self, "/proc", self._proc_entries)
-            if name == "dev" and not os.path.isdir(os.path.join(self.k.fs.root, "dev")):
+            if name == "dev" and not self._root_has_dev():
                 return Dir(self, "/dev", self._dev_entries)
         return None
+
+    def _root_has_dev(self) -> bool:
+        """Whether the root holds a /dev directory of its own (looked up in the root's fd: never a host path)."""
+        try:
+            return _stat.S_ISDIR(os.stat("dev", dir_fd=self.k.fs.rootfd, follow_symlinks=False).st_mode)
+        except OSError:
+            return False
 
     # -- directories ------------------------------------------------------------------------------
     def _proc_entries(self) -> dict:

@@ -247,9 +247,12 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     target = lookup(k, AT_FDCWD, path)       # /proc/self/exe, /dev/fd/N: the caller's, resolved now
     if target.missing:
         raise SyscallError(ENOENT)
-    if target.node is not None or not stat.S_ISREG(os.stat(target.host).st_mode) \
-            or not os.access(target.host, os.X_OK):
+    if target.node is not None or not stat.S_ISREG(target.stat().st_mode):
         raise SyscallError(EACCES)
+    try:
+        target.access(os.X_OK, 0)
+    except OSError:
+        raise SyscallError(EACCES) from None
     if "/proc" in path or "/dev" in path:
         path = target.guest
     new = boot(k.options, successor_of=k)

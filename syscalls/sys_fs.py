@@ -1,10 +1,11 @@
 """File-system syscalls: open, stat, directories, links, permissions (fs/open.c, fs/stat.c, fs/namei.c).
 
 Every path goes through ``k.fs`` (vfs.FsView): relative paths are joined onto the cwd or the dirfd's
-guest path, then resolved to a host path (passthrough) or a synthetic node (procfs). Host calls then
-act on the resolved host path, so their errors are the guest's errors. Where Python's ``os`` module
-cannot express a call exactly (statx, getdents64, renameat2 flags, faccessat2, utimensat with
-UTIME_OMIT, statfs's f_type), the host syscall is made directly with ctypes.
+guest path, then resolved to a ``vfs.Target``: a host file (a path the host resolves unconfined; under
+``--root`` a name in a directory fd hermipy holds) or a synthetic node (procfs). The host calls are the
+Target's methods, so their errors are the guest's errors. Where Python's ``os`` module cannot express a
+call exactly (statx, getdents64, renameat2 flags, faccessat2, utimensat with UTIME_OMIT, statfs's f_type),
+the host syscall is made directly with ctypes.
 """
 import ctypes
 import os
@@ -19,8 +20,8 @@ from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLA
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW,
                                     O_PATH, O_RDONLY, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile, host_kind)
-from hermipy.syscalls.table import FULL, NUMBERS, PARTIAL, alias, syscall
-from hermipy.syscalls.vfs import PATH_MAX, Target
+from hermipy.syscalls.table import FULL, PARTIAL, alias, syscall
+from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall
 
 AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
 AT_NO_AUTOMOUNT, AT_EMPTY_PATH, AT_STATX_SYNC_TYPE = 0x800, 0x1000, 0x6000
@@ -36,22 +37,10 @@ STATFS_SIZE = 120                       # struct statfs (asm-generic/statfs.h, 6
 DIRENT64 = struct.Struct("<QqHB")       # struct linux_dirent64 header: d_ino, d_off, d_reclen, d_type
 DIRENT = struct.Struct("<QQH")          # struct linux_dirent header: d_ino, d_off, d_reclen
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 _host_umask_cleared = False
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def host_syscall(name: str, *args) -> int:
-    """Make one host syscall (same ABI: the host is x86-64 Linux); an error raises OSError."""
-    conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
-    ret = _libc.syscall(ctypes.c_long(NUMBERS[name]), *conv)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
-
-
 def _clear_host_umask() -> None:
     """The guest's umask is applied by hand; the host's must not strip bits a second time."""
     global _host_umask_cleared
@@ -103,7 +92,7 @@ def _last_name(path: str) -> str:
 
 def _guest_name(k, host_fd: int, t: Target) -> str:
     """The guest's canonical name for a file just opened (what /proc/self/fd/N shows)."""
-    if k.fs.confined and t.host and not t.host.startswith("/proc/self/fd/"):
+    if t.dirfd is not None or k.fs.confined and not t.host.startswith("/proc/self/fd/"):
         return t.guest
     try:
         return k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
@@ -115,7 +104,7 @@ def _stat_of(k, t: Target, follow: bool):
     t = _existing(t)
     if t.node is not None:
         return procfs.node_stat(t.node)
-    return os.stat(t.host, follow_symlinks=follow)
+    return t.stat(follow)
 
 
 def _fstat_of(of: OpenFile):
@@ -132,13 +121,11 @@ def pack_stat(st) -> bytes:
                      c // 10**9, c % 10**9, 0, 0, 0)
 
 
-def _no_synthetic(t: Target, errno: int = EACCES) -> str:
-    """The host path of a target that must be a host file (synthetic files refuse changes)."""
-    if t.node is not None:
+def _on_host(t: Target, errno: int = EACCES) -> Target:
+    """A target that must be a host file (synthetic files refuse changes)."""
+    if not t.on_host:
         raise SyscallError(errno)
-    if t.host is None:
-        raise SyscallError(errno)
-    return t.host
+    return t
 
 
 # -- open ---------------------------------------------------------------------------------------
@@ -154,18 +141,16 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
     if t.node is not None:
         of = procfs.open_node(t.node, t.guest, flags)
         of.flags = shown
-    elif t.host is None:
+    elif not t.on_host:
         raise SyscallError(EACCES if flags & O_CREAT else ENOENT)
     else:
         host_flags = flags | O_CLOEXEC
-        if k.fs.confined and follow and t.host.startswith(k.fs.root):
-            host_flags |= O_NOFOLLOW          # the walk already followed every link: a new one is a race
         if flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE:
             _clear_host_umask()
             mode &= 0o7777 & ~k.proc.umask
         else:
             mode = 0                          # build_open_how(): the mode means nothing unless a file is made
-        host_fd = os.open(t.host, host_flags, mode)
+        host_fd = t.open(host_flags, mode)
         of = OpenFile(host_fd, _guest_name(k, host_fd, t), shown, host_kind(host_fd))
     try:
         return k.fds.install(of, cloexec)
@@ -273,7 +258,7 @@ def statx(k, dirfd: DirFd, pathname: Path, flags: STATX_FLAGS, mask: UInt, statx
     if t.node is not None:
         k.mem.write(statxbuf, _pack_statx(procfs.node_stat(t.node), mask))
         return 0
-    host_syscall("statx", AT_FDCWD, os.fsencode(t.host), flags & ~AT_EMPTY_PATH, mask, buf)
+    t.statx(flags & ~AT_EMPTY_PATH, mask, buf)
     k.mem.write(statxbuf, buf.raw)
     return 0
 
@@ -308,7 +293,7 @@ def do_access(k, dirfd: int, path: str, mode: int, flags: int) -> int:
     if t.node is not None:
         _node_access(k, t.node, mode)
         return 0
-    host_syscall("faccessat2", AT_FDCWD, os.fsencode(t.host), mode, flags & ~AT_EMPTY_PATH)
+    t.access(mode, flags & ~AT_EMPTY_PATH)
     return 0
 
 
@@ -412,7 +397,7 @@ def _enter_dir(k, t: Target) -> None:
             raise SyscallError(ENOTDIR)
         k.fs.cwd = t.guest
         return
-    fd = os.open(t.host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = t.open(os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0)
     try:
         host_syscall("faccessat2", fd, b"", X_OK, AT_EACCESS | AT_EMPTY_PATH)
         k.fs.cwd = _guest_name(k, fd, t)
@@ -443,9 +428,8 @@ def do_mkdir(k, dirfd: int, path: str, mode: int) -> int:
     t = lookup(k, dirfd, path, False)
     if t.node is not None:
         raise SyscallError(EEXIST)
-    host = _no_synthetic(t)
     _clear_host_umask()
-    os.mkdir(host, mode & 0o1777 & ~k.proc.umask)
+    _on_host(t).mkdir(mode & 0o1777 & ~k.proc.umask)
     return 0
 
 
@@ -468,22 +452,23 @@ def do_mknod(k, dirfd: int, path: str, mode: int, dev: int) -> int:
     t = lookup(k, dirfd, path, False)
     if t.node is not None:
         raise SyscallError(EEXIST)
-    host = _no_synthetic(t)
+    _on_host(t)
     if k.fs.confined and kind in (_stat.S_IFCHR, _stat.S_IFBLK) and not (kind == _stat.S_IFCHR and dev == 0):
-        _refuse_device_node(host)
+        _refuse_device_node(t)
     _clear_host_umask()
-    os.mknod(host, kind | (mode & 0o7777 & ~k.proc.umask), dev & 0xFFFFFFFF)
+    t.mknod(kind | (mode & 0o7777 & ~k.proc.umask), dev & 0xFFFFFFFF)
     return 0
 
 
-def _refuse_device_node(host: str) -> None:
+def _refuse_device_node(t: Target) -> None:
     """A guest confined with --root has no CAP_MKNOD, as in an unprivileged container (vfs_mknod: EPERM for a
     device other than a whiteout, 0:0), else it could make a node for any host device inside its root. The name's
-    own errors (filename_create: the parent's ENOENT/ENOTDIR, EEXIST) come first."""
-    os.stat(os.path.dirname(host) or "/")
-    if os.path.lexists(host):
-        raise SyscallError(EEXIST)
-    raise SyscallError(EPERM)
+    own errors (filename_create: the parent's ENOENT/ENOTDIR, found by the walk, and EEXIST) come first."""
+    try:
+        t.stat(False)
+    except FileNotFoundError:
+        raise SyscallError(EPERM) from None
+    raise SyscallError(EEXIST)
 
 
 @syscall("mknod", FULL)
@@ -508,7 +493,7 @@ def do_rmdir(k, dirfd: int, path: str) -> int:
     t = _existing(lookup(k, dirfd, path, False))
     if t.node is not None and t.node.kind != "dir":
         raise SyscallError(ENOTDIR)
-    os.rmdir(_no_synthetic(t))
+    _on_host(t).rmdir()
     return 0
 
 
@@ -516,7 +501,7 @@ def do_unlink(k, dirfd: int, path: str) -> int:
     t = _existing(lookup(k, dirfd, path, False))
     if t.node is not None and t.node.kind == "dir":
         raise SyscallError(EISDIR)
-    os.unlink(_no_synthetic(t))
+    _on_host(t).unlink()
     return 0
 
 
@@ -551,9 +536,9 @@ def do_rename(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags
     if _last_name(oldpath) in (".", "..") or _last_name(newpath) in (".", ".."):
         raise SyscallError(EEXIST if flags & RENAME_NOREPLACE and _last_name(newpath) in (".", "..")
                            and _last_name(oldpath) not in (".", "..") else EBUSY)
-    if old.node is not None or new.node is not None or new.host is None:
+    if old.node is not None or new.node is not None or not new.on_host:
         raise SyscallError(EXDEV)
-    host_syscall("renameat2", AT_FDCWD, os.fsencode(old.host), AT_FDCWD, os.fsencode(new.host), flags)
+    old.rename(new, flags)
     return 0
 
 
@@ -581,18 +566,16 @@ def do_link(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: 
     new = lookup(k, newdirfd, newpath, False)
     if new.node is not None:
         raise SyscallError(EEXIST)
-    new_host = _no_synthetic(new, EXDEV)
+    _on_host(new, EXDEV)
     if not oldpath and flags & AT_EMPTY_PATH:
         of = k.fds.get(olddirfd) if olddirfd != AT_FDCWD else None
         if of is None or of.node is not None:
             raise SyscallError(ENOENT if of is None else EXDEV)
-        host_syscall("linkat", of.host_fd, b"", AT_FDCWD, os.fsencode(new_host), AT_EMPTY_PATH)
+        new.link_fd(of.host_fd)
         return 0
     follow = bool(flags & AT_SYMLINK_FOLLOW)
     old = _existing(lookup(k, olddirfd, oldpath, follow))
-    old_host = _no_synthetic(old, EXDEV)
-    host_syscall("linkat", AT_FDCWD, os.fsencode(old_host), AT_FDCWD, os.fsencode(new_host),
-                 flags & AT_SYMLINK_FOLLOW)
+    _on_host(old, EXDEV).link(new, follow)
     return 0
 
 
@@ -614,7 +597,7 @@ def do_symlink(k, target: str, newdirfd: int, linkpath: str) -> int:
     t = lookup(k, newdirfd, linkpath, False)
     if t.node is not None:
         raise SyscallError(EEXIST)
-    os.symlink(target, _no_synthetic(t))
+    _on_host(t).symlink(target)
     return 0
 
 
@@ -639,7 +622,7 @@ def do_readlink(k, dirfd: int, path: str, buf: int, bufsiz: int) -> int:
             raise SyscallError(EINVAL)
         data = os.fsencode(t.node.readlink())
     else:
-        data = os.fsencode(os.readlink(t.host))
+        data = os.fsencode(t.readlink())
     data = data[:bufsiz]
     k.mem.write(buf, data)
     return len(data)
@@ -658,22 +641,22 @@ def readlinkat(k, dirfd: DirFd, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
 
 
 # -- attributes: mode, owner, times, size --------------------------------------------------------
-def _attr_target(k, dirfd: int, path: str, follow: bool) -> str:
-    """Host path for a change of attributes; synthetic files refuse with EPERM (proc_setattr)."""
-    return _no_synthetic(_existing(lookup(k, dirfd, path, follow)), EPERM)
+def _attr_target(k, dirfd: int, path: str, follow: bool) -> Target:
+    """The host file whose attributes change; synthetic files refuse with EPERM (proc_setattr)."""
+    return _on_host(_existing(lookup(k, dirfd, path, follow)), EPERM)
 
 
 @syscall("chmod", FULL)
 def chmod(k, pathname: Path, mode: Octal) -> int:
     """chmod(2)."""
-    os.chmod(_attr_target(k, AT_FDCWD, _path(k, pathname), True), mode & 0o7777)
+    _attr_target(k, AT_FDCWD, _path(k, pathname), True).chmod(mode & 0o7777)
     return 0
 
 
 @syscall("fchmodat", FULL)
 def fchmodat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
     """fchmodat(2) as the kernel has it: no flags argument."""
-    os.chmod(_attr_target(k, dirfd, _path(k, pathname), True), mode & 0o7777)
+    _attr_target(k, dirfd, _path(k, pathname), True).chmod(mode & 0o7777)
     return 0
 
 
@@ -699,7 +682,7 @@ def do_chown(k, dirfd: int, path: str, owner: int, group: int, flags: int) -> in
     if not path and flags & AT_EMPTY_PATH:
         path = k.fs.cwd
     follow = not flags & AT_SYMLINK_NOFOLLOW
-    os.chown(_attr_target(k, dirfd, path, follow), _id(owner), _id(group), follow_symlinks=follow)
+    _attr_target(k, dirfd, path, follow).chown(_id(owner), _id(group), follow)
     return 0
 
 
@@ -757,8 +740,8 @@ def utimensat(k, dirfd: DirFd, pathname: Ptr, times: Ptr, flags: AT_FLAGS) -> in
                 raise SyscallError(EPERM)
             host_syscall("utimensat", of.host_fd, None, ts, 0)
             return 0
-    host = _attr_target(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
-    host_syscall("utimensat", AT_FDCWD, os.fsencode(host), ts, flags & AT_SYMLINK_NOFOLLOW)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    _attr_target(k, dirfd, path, follow).utimens(ts, follow)
     return 0
 
 
@@ -770,8 +753,7 @@ def truncate(k, path: Path, length: Long) -> int:
     t = _existing(lookup(k, AT_FDCWD, _path(k, path)))
     if t.node is not None:
         raise SyscallError(EISDIR if t.node.kind == "dir" else EACCES)
-    os.truncate(t.host, length)
-    st = os.stat(t.host)
+    st = t.truncate(length)
     k.mem.file_truncated(st.st_dev, st.st_ino, length)
     return 0
 
@@ -821,7 +803,13 @@ def _statfs_host(name: str, arg) -> bytes:
 def statfs(k, path: Path, buf: Ptr) -> int:
     """statfs(2): the host's answer for the file system holding the file (synthetic files: /proc's)."""
     t = _existing(lookup(k, AT_FDCWD, _path(k, path)))
-    k.mem.write(buf, _statfs_host("statfs", b"/proc" if t.node is not None else os.fsencode(t.host)))
+    if t.node is not None:
+        data = _statfs_host("statfs", b"/proc")
+    else:
+        out = ctypes.create_string_buffer(STATFS_SIZE)
+        t.statfs(out)
+        data = out.raw
+    k.mem.write(buf, data)
     return 0
 
 

@@ -20,12 +20,12 @@ import ctypes
 import os
 import struct
 import time as _time
-from errno import EINVAL, EMSGSIZE, ENOBUFS, EPIPE
+from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, EPIPE
 
-from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, Size, UInt, quote
+from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
 from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
-from hermipy.syscalls.sys_fs import host_syscall
+from hermipy.syscalls.sys_fs import host_syscall, lookup
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
@@ -175,12 +175,29 @@ def _unix_names(k) -> dict[bytes, bytes]:
 
 
 def _unix_host_path(k, path: bytes, follow: bool) -> tuple[bytes, int]:
-    """sun_path for the host: (path, fd to close afterwards or -1). A path too long for sun_path once
-    translated is reached through /proc/self/fd/N/NAME with N an O_PATH fd of its directory."""
+    """sun_path for the host: (path, fd to close afterwards or -1).
+
+    A host path is passed when the host may walk it (unconfined, or a synthetic name's host file); one too long
+    for sun_path is reached through /proc/self/fd/N/NAME with N an O_PATH fd of its directory. Under --root the
+    host must walk no path (a concurrent rename could lead it outside), and sockaddr_un has no directory fd:
+    bind names NAME in the directory the walk holds, /proc/self/fd/N/NAME (bind never follows its last name),
+    and connect or sendto reach the socket file through the magic link of an O_PATH fd of it,
+    /proc/self/fd/N."""
     if not k.fs.confined and (path.startswith(b"/") or k.fs.cwd == os.getcwd()):
         return path, -1                               # the host resolves it exactly as the guest means it
-    guest = k.fs.absolute(k.fs.cwd, os.fsdecode(path))
-    host = os.fsencode(k.fs.to_host(guest, follow))
+    t = lookup(k, AT_FDCWD, os.fsdecode(path), follow)
+    if not t.on_host:
+        raise SyscallError(EACCES if t.node is not None else ENOENT)
+    if t.dirfd is not None:
+        if t.slash and not follow:
+            raise SyscallError(ENOENT)                # filename_create(): a trailing slash names no socket
+        fd = t.opath() if follow else os.dup(t.dirfd)
+        host = b"/proc/self/fd/%d" % fd if follow else b"/proc/self/fd/%d/%s" % (fd, os.fsencode(t.name))
+        if len(host) >= SOCKADDR_UN_SIZE - SUN_PATH_OFFSET:
+            os.close(fd)
+            raise SyscallError(ENAMETOOLONG)
+        return host, fd
+    host = os.fsencode(t.host)
     if len(host) < SOCKADDR_UN_SIZE - SUN_PATH_OFFSET:
         return host, -1
     head, _, name = host.rstrip(b"/").rpartition(b"/")
@@ -189,18 +206,19 @@ def _unix_host_path(k, path: bytes, follow: bool) -> tuple[bytes, int]:
 
 
 class HostAddr:
-    """A guest sockaddr made ready for the host: ``buf``/``len`` to pass, and an fd to close after."""
+    """A guest sockaddr made ready for the host: ``buf``/``len`` to pass, and an fd (of the directory or the
+    socket file a /proc/self/fd path names) to close after."""
 
-    __slots__ = ("buf", "len", "dirfd")
+    __slots__ = ("buf", "len", "held_fd")
 
-    def __init__(self, data: bytes, length: int, dirfd: int = -1):
+    def __init__(self, data: bytes, length: int, held_fd: int = -1):
         self.buf = _buf(data.ljust(SOCKADDR_STORAGE, b"\0")) if data or length else None
-        self.len, self.dirfd = length, dirfd
+        self.len, self.held_fd = length, held_fd
 
     def close(self) -> None:
-        if self.dirfd >= 0:
-            os.close(self.dirfd)
-            self.dirfd = -1
+        if self.held_fd >= 0:
+            os.close(self.held_fd)
+            self.held_fd = -1
 
 
 def address_in(k, addr: int, addrlen: int, follow: bool = True, bind: bool = False) -> HostAddr:
@@ -213,12 +231,12 @@ def address_in(k, addr: int, addrlen: int, follow: bool = True, bind: bool = Fal
             or data[SUN_PATH_OFFSET] == 0):
         return HostAddr(data, addrlen)                # not a path name: the host sees the guest's bytes
     path = data[SUN_PATH_OFFSET:].split(b"\0")[0]
-    host, dirfd = _unix_host_path(k, path, follow)
+    host, held_fd = _unix_host_path(k, path, follow)
     if host == path:
         return HostAddr(data, addrlen)
     if bind:
         _unix_names(k)[host] = path
-    return HostAddr(data[:SUN_PATH_OFFSET] + host + b"\0", SUN_PATH_OFFSET + len(host) + 1, dirfd)
+    return HostAddr(data[:SUN_PATH_OFFSET] + host + b"\0", SUN_PATH_OFFSET + len(host) + 1, held_fd)
 
 
 def guest_address(k, data: bytes) -> bytes:

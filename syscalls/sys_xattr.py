@@ -1,13 +1,14 @@
 """Extended attributes (fs/xattr.c, xattr(7)): the host file's own attributes, passed through.
 
 The path is resolved in the guest's view (``k.fs``); name and value buffers are copied and the host
-syscall is made on the host path or fd, so size queries (size 0), ERANGE, E2BIG, XATTR_CREATE/REPLACE
+syscall is made on the host path or fd (under ``--root``, the /proc/self/fd/N magic link of an O_PATH fd
+of the walked entry: no xattr call takes an O_PATH fd before Linux 6.13's *xattrat), so size queries (size 0), ERANGE, E2BIG, XATTR_CREATE/REPLACE
 and the namespaces' permission rules (user., trusted., security.) are the host kernel's. Synthetic
 files (procfs nodes) support none (EOPNOTSUPP, an empty list), like /proc. The name is checked before the path is looked up, as Linux 6.13+
 does (path_getxattrat); for the fd calls the fd comes first.
 """
 import ctypes
-import os
+from contextlib import contextmanager
 from errno import EFAULT, EOPNOTSUPP, ERANGE
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Fd, Flags, InBuf, Path, Ptr, Size
@@ -29,10 +30,16 @@ def _name(k, addr: int) -> bytes:
     return raw
 
 
-def _target(k, pathname: int, follow: bool):
-    """The host path (bytes) of a path-based call's file, None for a synthetic one."""
+@contextmanager
+def _target(k, pathname: int, follow: bool, call: str):
+    """(call, path) for a path-based call: the call itself or its l-variant on the host path, the following
+    call on a magic link; (call, None) for a synthetic file."""
     t = _existing(lookup(k, AT_FDCWD, _path(k, pathname), follow))
-    return os.fsencode(t.host) if t.node is None and t.host else None
+    if not t.on_host:
+        yield call, None
+        return
+    with t.pinned(follow) as (path, follows):
+        yield (call if follows else "l" + call), path
 
 
 def _host_fd(k, fd: int) -> int | None:
@@ -79,14 +86,16 @@ def _remove(call: str, where, name: bytes) -> int:
 def getxattr(k, pathname: Path, name: Path, value: Ptr, size: Size) -> int:
     """getxattr(2): size 0 asks for the value's length."""
     attr = _name(k, name)
-    return _get(k, "getxattr", _target(k, pathname, True), attr, value, size)
+    with _target(k, pathname, True, "getxattr") as (call, where):
+        return _get(k, call, where, attr, value, size)
 
 
 @syscall("lgetxattr", FULL)
 def lgetxattr(k, pathname: Path, name: Path, value: Ptr, size: Size) -> int:
     """lgetxattr(2): the link itself."""
     attr = _name(k, name)
-    return _get(k, "lgetxattr", _target(k, pathname, False), attr, value, size)
+    with _target(k, pathname, False, "getxattr") as (call, where):
+        return _get(k, call, where, attr, value, size)
 
 
 @syscall("fgetxattr", FULL)
@@ -100,14 +109,16 @@ def fgetxattr(k, fd: Fd, name: Path, value: Ptr, size: Size) -> int:
 def setxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags: XATTR_FLAGS) -> int:
     """setxattr(2)."""
     attr = _name(k, name)
-    return _set(k, "setxattr", _target(k, pathname, True), attr, value, size, flags)
+    with _target(k, pathname, True, "setxattr") as (call, where):
+        return _set(k, call, where, attr, value, size, flags)
 
 
 @syscall("lsetxattr", FULL)
 def lsetxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags: XATTR_FLAGS) -> int:
     """lsetxattr(2)."""
     attr = _name(k, name)
-    return _set(k, "lsetxattr", _target(k, pathname, False), attr, value, size, flags)
+    with _target(k, pathname, False, "setxattr") as (call, where):
+        return _set(k, call, where, attr, value, size, flags)
 
 
 @syscall("fsetxattr", FULL)
@@ -120,13 +131,15 @@ def fsetxattr(k, fd: Fd, name: Path, value: InBuf(3), size: Size, flags: XATTR_F
 @syscall("listxattr", FULL)
 def listxattr(k, pathname: Path, list: Ptr, size: Size) -> int:
     """listxattr(2): NUL-separated names; size 0 asks for the length."""
-    return _list(k, "listxattr", _target(k, pathname, True), list, size)
+    with _target(k, pathname, True, "listxattr") as (call, where):
+        return _list(k, call, where, list, size)
 
 
 @syscall("llistxattr", FULL)
 def llistxattr(k, pathname: Path, list: Ptr, size: Size) -> int:
     """llistxattr(2)."""
-    return _list(k, "llistxattr", _target(k, pathname, False), list, size)
+    with _target(k, pathname, False, "listxattr") as (call, where):
+        return _list(k, call, where, list, size)
 
 
 @syscall("flistxattr", FULL)
@@ -139,14 +152,16 @@ def flistxattr(k, fd: Fd, list: Ptr, size: Size) -> int:
 def removexattr(k, pathname: Path, name: Path) -> int:
     """removexattr(2)."""
     attr = _name(k, name)
-    return _remove("removexattr", _target(k, pathname, True), attr)
+    with _target(k, pathname, True, "removexattr") as (call, where):
+        return _remove(call, where, attr)
 
 
 @syscall("lremovexattr", FULL)
 def lremovexattr(k, pathname: Path, name: Path) -> int:
     """lremovexattr(2)."""
     attr = _name(k, name)
-    return _remove("lremovexattr", _target(k, pathname, False), attr)
+    with _target(k, pathname, False, "removexattr") as (call, where):
+        return _remove(call, where, attr)
 
 
 @syscall("fremovexattr", FULL)

@@ -1,48 +1,267 @@
 """The guest's view of the file system: host ``/`` (passthrough) or a directory it is confined to.
 
-Guest paths are resolved to host paths here and nowhere else. Confined (``--root DIR``), resolution
-walks component by component, follows symlinks itself, and clamps ``..`` at the root, so no path,
-symlink or ``..`` reaches outside DIR (like chroot(2) path walking in fs/namei.c).
+Guest paths are resolved here and nowhere else. Unconfined, a path that cannot reach the synthetic namespace
+is handed to the host kernel unwalked (``Target.host``). Otherwise it is walked as fs/namei.c does: symlinks
+are read and followed here, ``..`` stops at the root (like chroot(2)), and the synthetic namespace
+(``procfs.Synthetic``: /proc/self, /dev/fd, and when confined /proc and a few devices) is overlaid on the host
+tree, so a walk that reaches one of its nodes returns the node.
 
-A synthetic namespace (``procfs.Synthetic``: /proc/self, /dev/fd, and when confined /proc and a few
-devices) is overlaid on the host tree; a walk that reaches one of its nodes returns the node instead
-of a host path. Unconfined, paths that cannot touch it are handed to the host kernel unwalked.
+The walk never hands the host kernel a path to walk: it holds an O_PATH fd of each directory it passes and
+looks up one name at a time in it without following symlinks (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW), so a
+concurrent rename (a directory swapped with a symlink to the outside) cannot lead it out of the root. It
+ends in a Target holding the O_PATH fd of the last name's directory, whose methods act on that name with the
+``*at`` calls, on an O_PATH fd of the entry itself, or, where no call takes one (truncate, chmod before
+fchmodat2, xattrs), on its ``/proc/self/fd/N`` magic link, which leads to exactly that entry. A confined path
+without symlinks, ``.``, ``..`` or a synthetic name takes one openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
+for its directory instead of a step per name (Linux 5.6+; an older host walks, as safely).
 """
+import ctypes
 import os
 import stat as _stat
-from errno import EACCES, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR
+from contextlib import contextmanager
+from errno import EBUSY, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOSYS, ENOTDIR
 
 from hermipy.syscalls.errors import SyscallError
 
 MAX_SYMLINKS = 40          # fs/namei.c MAXSYMLINKS
+RACE_RETRIES = 3           # looks at a name that keeps changing kind under the walk (a hostile swap loop)
 PATH_MAX = 4096
+AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x400, 0x1000
+O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+O_PATH_ENTRY = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 0x04, 0x10          # linux/openat2.h
+SYS_OPENAT2, SYS_FCHMODAT2 = 437, 452                      # arch/x86/entry/syscalls/syscall_64.tbl
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_have = {"openat2": True, "fchmodat2": True}               # False once the host said ENOSYS
+
+
+class _OpenHow(ctypes.Structure):
+    """struct open_how (linux/openat2.h)."""
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def _raw(nr: int, *args) -> int:
+    result = _libc.syscall(ctypes.c_long(nr), *args)
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int | None:
+    """openat2(2); None on a host without it (before Linux 5.6)."""
+    if not _have["openat2"]:
+        return None
+    how = _OpenHow(flags, 0, resolve)
+    try:
+        return _raw(SYS_OPENAT2, ctypes.c_long(dirfd), os.fsencode(path), ctypes.byref(how),
+                    ctypes.c_size_t(ctypes.sizeof(how)))
+    except OSError as err:
+        if err.errno != ENOSYS:
+            raise
+        _have["openat2"] = False
+        return None
+
+
+def host_syscall(name: str, *args) -> int:
+    """Make one host syscall (same ABI: the host is x86-64 Linux); ints pass as C longs, buffers and bytes
+    as pointers, None as NULL; an error raises OSError."""
+    from hermipy.syscalls.table import NUMBERS
+    return _raw(NUMBERS[name], *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
 
 
 class Target:
-    """Where a guest path leads: a host path, a synthetic node, or nothing (a missing synthetic name).
+    """Where a guest path leads. One of:
 
-    ``guest`` is the guest's absolute name for it: canonical when the path was walked, as given when
-    the host kernel resolves it (unconfined passthrough).
+    - ``node``: a synthetic node;
+    - ``host``: a path the host kernel resolves itself (unconfined passthrough; a synthetic name's host file,
+      such as /dev/null; a /proc/self/fd/N magic link of an open file);
+    - ``dirfd`` and ``name``: the entry ``name`` (a single name; ``slash``: the guest wrote a trailing slash)
+      in a host directory hermipy holds open (O_PATH, owned: closed with the Target). The walk has followed
+      what the guest asked to follow, so the methods never follow ``name``; ``st`` is its lstat when the walk
+      took one;
+    - none of these: a missing synthetic name.
+
+    ``guest`` is the guest's absolute name for it: canonical when the path was walked, as given when the host
+    kernel resolves it.
     """
 
-    __slots__ = ("guest", "host", "node")
+    __slots__ = ("guest", "host", "node", "dirfd", "name", "slash", "st", "_owned")
 
-    def __init__(self, guest: str, host: str | None = None, node=None):
+    def __init__(self, guest: str, host: str | None = None, node=None, dirfd: int | None = None, name: str = "",
+                 slash: bool = False, st=None, owned: bool = False):
         self.guest, self.host, self.node = guest, host, node
+        self.dirfd, self.name, self.slash, self.st, self._owned = dirfd, name, slash, st, owned
 
     @property
     def missing(self) -> bool:
-        return self.host is None and self.node is None
+        return self.host is None and self.node is None and self.dirfd is None
+
+    @property
+    def on_host(self) -> bool:
+        return self.host is not None or self.dirfd is not None
+
+    def close(self) -> None:
+        if self._owned:
+            self._owned = False
+            os.close(self.dirfd)
+
+    def __del__(self):
+        self.close()
 
     def __repr__(self) -> str:
-        return f"Target({self.guest!r}, host={self.host!r}, node={self.node!r})"
+        return f"Target({self.guest!r}, host={self.host!r}, node={self.node!r}, at={self.dirfd}:{self.name!r})"
+
+    # -- the host operations: the walked entry by its directory fd, or the host's own path -----------------
+    @property
+    def _entry(self) -> str:
+        """The name as the guest wrote it, for calls that never follow a last name (creation, removal)."""
+        return self.name + "/" if self.slash else self.name
+
+    def open(self, flags: int, mode: int) -> int:
+        if self.dirfd is None:
+            return os.open(self.host, flags, mode)
+        if self.slash and flags & os.O_CREAT:
+            raise SyscallError(EISDIR)                  # open_last_lookups(): O_CREAT and a trailing slash
+        return os.open(self.name, flags | os.O_NOFOLLOW, mode, dir_fd=self.dirfd)
+
+    def opath(self, follow: bool = True) -> int:
+        """A new O_PATH fd of the entry itself (the caller closes it)."""
+        if self.dirfd is None:
+            return os.open(self.host, os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
+        return os.open(self.name, O_PATH_ENTRY, dir_fd=self.dirfd)
+
+    @contextmanager
+    def pinned(self, follow: bool = True):
+        """(path, follow) for a call that only takes a path: the host path, or the /proc/self/fd/N magic link
+        of an O_PATH fd of the walked entry, which the call must follow (it leads to the entry, link or not)."""
+        if self.dirfd is None:
+            yield os.fsencode(self.host), follow
+            return
+        fd = self.opath()
+        try:
+            yield b"/proc/self/fd/%d" % fd, True
+        finally:
+            os.close(fd)
+
+    def stat(self, follow: bool = True) -> os.stat_result:
+        if self.dirfd is None:
+            return os.stat(self.host, follow_symlinks=follow)
+        if self.st is None:
+            self.st = os.stat(self.name, dir_fd=self.dirfd, follow_symlinks=False)
+        return self.st
+
+    def statx(self, flags: int, mask: int, buf) -> None:
+        if self.dirfd is None:
+            host_syscall("statx", AT_FDCWD, os.fsencode(self.host), flags, mask, buf)
+        else:
+            host_syscall("statx", self.dirfd, os.fsencode(self.name), flags | AT_SYMLINK_NOFOLLOW, mask, buf)
+
+    def access(self, mode: int, flags: int) -> None:
+        if self.dirfd is None:
+            host_syscall("faccessat2", AT_FDCWD, os.fsencode(self.host), mode, flags)
+        else:
+            host_syscall("faccessat2", self.dirfd, os.fsencode(self.name), mode, flags | AT_SYMLINK_NOFOLLOW)
+
+    def mkdir(self, mode: int) -> None:
+        os.mkdir(self.host or self._entry, mode, dir_fd=self.dirfd)
+
+    def mknod(self, mode: int, dev: int) -> None:
+        os.mknod(self.host or self._entry, mode, dev, dir_fd=self.dirfd)
+
+    def symlink(self, target: str) -> None:
+        os.symlink(target, self.host or self._entry, dir_fd=self.dirfd)
+
+    def readlink(self) -> str:
+        return os.readlink(self.host or self.name, dir_fd=self.dirfd)
+
+    def unlink(self) -> None:
+        os.unlink(self.host or self._entry, dir_fd=self.dirfd)
+
+    def rmdir(self) -> None:
+        if self.dirfd is not None and self.name == ".":
+            raise SyscallError(EBUSY)                   # the root itself (do_rmdir: LAST_ROOT)
+        os.rmdir(self.host or self._entry, dir_fd=self.dirfd)
+
+    def _at(self, entry: bool = True) -> tuple[int, bytes]:
+        if self.dirfd is None:
+            return AT_FDCWD, os.fsencode(self.host)
+        return self.dirfd, os.fsencode(self._entry if entry else self.name)
+
+    def rename(self, new: "Target", flags: int) -> None:
+        host_syscall("renameat2", *self._at(), *new._at(), flags)
+
+    def link(self, new: "Target", follow: bool) -> None:
+        """linkat(2) of this entry as ``new``; linkat follows a trailing slash of the old name, so a walked one
+        is passed bare (the walk has checked it)."""
+        follows = follow and self.dirfd is None
+        host_syscall("linkat", *self._at(entry=False), *new._at(), AT_SYMLINK_FOLLOW if follows else 0)
+
+    def link_fd(self, fd: int) -> None:
+        """linkat(fd, "", this entry, AT_EMPTY_PATH): a name for an open file."""
+        host_syscall("linkat", fd, b"", *self._at(), AT_EMPTY_PATH)
+
+    def chmod(self, mode: int) -> None:
+        if self.dirfd is None:
+            os.chmod(self.host, mode)
+            return
+        fd = self.opath()
+        try:
+            if _have["fchmodat2"]:
+                try:
+                    _raw(SYS_FCHMODAT2, ctypes.c_long(fd), b"", ctypes.c_long(mode), ctypes.c_long(AT_EMPTY_PATH))
+                    return
+                except OSError as err:
+                    if err.errno != ENOSYS:
+                        raise
+                    _have["fchmodat2"] = False          # before Linux 6.6
+            os.chmod(f"/proc/self/fd/{fd}", mode)
+        finally:
+            os.close(fd)
+
+    def chown(self, uid: int, gid: int, follow: bool) -> None:
+        if self.dirfd is None:
+            os.chown(self.host, uid, gid, follow_symlinks=follow)
+        else:
+            os.chown(self.name, uid, gid, dir_fd=self.dirfd, follow_symlinks=False)
+
+    def utimens(self, times, follow: bool) -> None:
+        if self.dirfd is None:
+            host_syscall("utimensat", AT_FDCWD, os.fsencode(self.host), times, 0 if follow else AT_SYMLINK_NOFOLLOW)
+        else:
+            host_syscall("utimensat", self.dirfd, os.fsencode(self.name), times, AT_SYMLINK_NOFOLLOW)
+
+    def truncate(self, length: int) -> os.stat_result:
+        """truncate(2) by path (no fd call does it without opening the file); the file's stat after."""
+        with self.pinned() as (path, _):
+            os.truncate(path, length)
+            return os.stat(path)
+
+    def statfs(self, buf) -> None:
+        if self.dirfd is None:
+            host_syscall("statfs", os.fsencode(self.host), buf)
+            return
+        fd = self.opath()
+        try:
+            host_syscall("fstatfs", fd, buf)
+        finally:
+            os.close(fd)
 
 
 class FsView:
     def __init__(self, root: str | None = None):
         self.root = os.path.realpath(root) if root else None
+        self.rootfd = os.open(self.root or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.cwd = "/" if self.root else os.getcwd()
         self.synthetic = None          # procfs.Synthetic, attached by sys_fs on first use
+
+    def copy(self) -> "FsView":
+        """copy_fs_struct(): a thread created without CLONE_FS gets its own cwd (the root fd is shared)."""
+        other = FsView.__new__(FsView)
+        other.root, other.rootfd, other.cwd, other.synthetic = self.root, self.rootfd, self.cwd, self.synthetic
+        return other
 
     @property
     def confined(self) -> bool:
@@ -60,33 +279,68 @@ class FsView:
         """Resolve an absolute guest path; a missing last component is allowed (for creation)."""
         if not guest_path:
             raise SyscallError(ENOENT)
-        if self.root is None and (self.synthetic is None or not _may_touch_synthetic(guest_path)):
-            return Target(guest_path, guest_path)
+        if self.root is None:
+            if self.synthetic is None or not _may_touch_synthetic(guest_path):
+                return Target(guest_path, guest_path)
+        elif not _may_touch_synthetic(guest_path):
+            target = self._direct(guest_path, follow)
+            if target is not None:
+                return target
         return self._walk(guest_path, follow)
-
-    def to_host(self, guest_path: str, follow: bool = True) -> str:
-        """Host path for an absolute guest path; confined paths are walked safely."""
-        target = self.resolve(guest_path, follow)
-        if target.host is None:
-            raise SyscallError(EACCES if target.node is not None else ENOENT)
-        return target.host
 
     def canonical(self, guest_path: str) -> str:
         """The guest's canonical name for a path (symlinks followed, like realpath(3))."""
         target = self.resolve(guest_path, True)
-        if self.root is None and target.node is None:
+        if target.host is not None and target.node is None and self.root is None:
             return os.path.realpath(target.host)
         return target.guest
 
-    def _host_of(self, names: list[str]) -> str:
-        return os.path.join(self.root or "/", *names)
+    def _direct(self, guest_path: str, follow: bool) -> Target | None:
+        """One openat2() for the directory of a confined path made of plain names; None when the path needs
+        the walk (a symlink on the way, '.' or '..', or a host without openat2)."""
+        names = [p for p in guest_path.split("/") if p]
+        if not names or "." in names or ".." in names:
+            return None
+        trailing = guest_path.endswith("/")
+        name = names.pop()
+        if names:
+            try:
+                dirfd = openat2(self.rootfd, "/".join(names), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                                RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
+            except OSError as err:
+                if err.errno == ELOOP:
+                    return None
+                raise SyscallError(err.errno) from None
+            if dirfd is None:
+                return None
+        else:
+            dirfd = self.rootfd
+        target = Target("/" + "/".join(names + [name]), dirfd=dirfd, name=name, slash=trailing,
+                        owned=dirfd != self.rootfd)
+        if follow or trailing:
+            try:
+                target.st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return target
+            except OSError as err:
+                raise SyscallError(err.errno) from None
+            if _stat.S_ISLNK(target.st.st_mode):
+                return None                             # closes dirfd with the Target
+            if trailing and not _stat.S_ISDIR(target.st.st_mode):
+                raise SyscallError(ENOTDIR)
+        return target
 
     def _walk(self, guest_path: str, follow: bool) -> Target:
-        """Resolve component by component: symlinks are read and re-anchored, '..' stops at the root."""
+        """Resolve name by name: symlinks are read and re-anchored, '..' stops at the root."""
+        steps = _Steps(self.rootfd)
+        try:
+            return self._walk_steps(steps, guest_path, follow)
+        finally:
+            steps.close()
+
+    def _walk_steps(self, steps: "_Steps", guest_path: str, follow: bool) -> Target:
         parts = [p for p in guest_path.split("/") if p]
         trailing = guest_path.endswith("/")
-        names: list[str] = []           # resolved guest components
-        nodes: list = []                # the synthetic node of each (None: a host directory entry)
         links = 0
         synthetic = self.synthetic
         while parts:
@@ -94,28 +348,26 @@ class FsView:
             if name == ".":
                 continue
             if name == "..":
-                if names:
-                    names.pop()
-                    nodes.pop()
+                steps.up()
                 continue
             is_last = not parts
             want_follow = follow or not is_last or trailing
-            parent = nodes[-1] if nodes else None
+            parent = steps.nodes[-1] if steps.nodes else None
             if parent is not None:
                 if parent.kind != "dir":
                     raise SyscallError(ENOTDIR)
                 child = parent.lookup(name)
                 if child is None:
                     if is_last:
-                        return Target("/" + "/".join(names + [name]))
+                        return Target(steps.guest(name))
                     raise SyscallError(ENOENT)
             else:
-                child = synthetic.overlay("/" + "/".join(names), name) if synthetic is not None else None
+                child = synthetic.overlay(steps.guest(), name) if synthetic is not None else None
             if child is not None:
                 if child.kind == "host":                 # a host file shown inside the synthetic tree
                     if not is_last:
                         raise SyscallError(ENOTDIR)
-                    return Target("/" + "/".join(names + [name]), child.host_path + ("/" if trailing else ""))
+                    return Target(steps.guest(name), child.host_path + ("/" if trailing else ""))
                 if child.kind == "link" and want_follow:
                     links += 1
                     if links > MAX_SYMLINKS:
@@ -128,57 +380,150 @@ class FsView:
                     else:
                         target = redirect
                     if target.startswith("/"):
-                        names, nodes = [], []
+                        steps.to_root()
                     parts = [p for p in target.split("/") if p] + parts
                     continue
                 if trailing and is_last and child.kind != "dir":
                     raise SyscallError(ENOTDIR)
-                names.append(name)
-                nodes.append(child)
+                steps.push(name, child, None)
                 continue
-            host = self._host_of(names + [name])
-            try:
-                st = os.lstat(host)
-            except FileNotFoundError:
-                if is_last:
-                    names.append(name)
-                    nodes.append(None)
-                    break
-                raise SyscallError(ENOENT) from None
-            except NotADirectoryError:
-                raise SyscallError(ENOTDIR) from None
-            if _stat.S_ISLNK(st.st_mode) and want_follow:
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise SyscallError(ELOOP)
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    names, nodes = [], []
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            if not is_last and not _stat.S_ISDIR(st.st_mode):
-                raise SyscallError(ENOTDIR)
-            names.append(name)
-            nodes.append(None)
-        guest = "/" + "/".join(names)
-        if nodes and nodes[-1] is not None:
-            return Target(guest, None, nodes[-1])
-        host = self._host_of(names)
-        if trailing and names:
-            host += "/"
-        return Target(guest, host)
+            if not is_last:
+                fd, link = _lookup_dir(name, steps.dirfd)
+                if fd is not None:
+                    steps.push(name, None, fd)
+                    continue
+            else:
+                link, st = _lookup_last(name, steps.dirfd) if want_follow else (None, None)
+                if link is None:
+                    if st is not None and trailing and not _stat.S_ISDIR(st.st_mode):
+                        raise SyscallError(ENOTDIR)
+                    return steps.target(name, trailing, st)
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise SyscallError(ELOOP)
+            if link.startswith("/"):
+                steps.to_root()
+            parts = [p for p in link.split("/") if p] + parts
+        return steps.target_of_last()
 
     def to_guest(self, host_path: str) -> str:
-        """The guest's name for a host path (inverse of to_host for paths inside the root)."""
+        """The guest's name for a host path inside the root (the host's name for one outside)."""
         if self.root is None or not host_path.startswith("/"):
             return host_path
         rel = os.path.relpath(host_path, self.root)
         if rel == ".." or rel.startswith("../"):
             return host_path
-        return "/" if rel == "." else "/" + rel
+        return "/" + rel if rel != "." else "/"
+
+
+def _lookup_dir(name: str, dirfd: int) -> tuple[int | None, str | None]:
+    """A name the walk goes through: (an O_PATH fd of it, None) for a directory, (None, its target) for a
+    symlink. A name that changes kind between the calls (a concurrent rename) is looked at again."""
+    for _ in range(RACE_RETRIES):
+        try:
+            return os.open(name, O_PATH_DIR, dir_fd=dirfd), None
+        except NotADirectoryError:
+            pass
+        except OSError as err:
+            raise SyscallError(err.errno) from None
+        try:
+            return None, os.readlink(name, dir_fd=dirfd)
+        except OSError as err:
+            if err.errno != EINVAL:
+                raise SyscallError(err.errno) from None
+        try:
+            if not _stat.S_ISDIR(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
+                break
+        except OSError as err:
+            raise SyscallError(err.errno) from None
+    raise SyscallError(ENOTDIR)
+
+
+def _lookup_last(name: str, dirfd: int) -> tuple[str | None, os.stat_result | None]:
+    """The last name of a walk that follows it: (its target, None) for a symlink, else (None, its lstat, or
+    None when it does not exist)."""
+    for _ in range(RACE_RETRIES):
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, None
+        except OSError as err:
+            raise SyscallError(err.errno) from None
+        if not _stat.S_ISLNK(st.st_mode):
+            return None, st
+        try:
+            return os.readlink(name, dir_fd=dirfd), None
+        except FileNotFoundError:
+            return None, None
+        except OSError as err:
+            if err.errno != EINVAL:
+                raise SyscallError(err.errno) from None
+    raise SyscallError(ELOOP)
+
+
+class _Steps:
+    """The directories a walk stands in: per resolved name its synthetic node (None for a host directory) and
+    the O_PATH fd of a host directory (the root's first, not owned)."""
+
+    __slots__ = ("names", "nodes", "fds", "rootfd")
+
+    def __init__(self, rootfd: int):
+        self.rootfd = rootfd
+        self.names: list[str] = []
+        self.nodes: list = []
+        self.fds: list[int | None] = []
+
+    @property
+    def dirfd(self) -> int:
+        return self.fds[-1] if self.fds else self.rootfd
+
+    def guest(self, name: str | None = None) -> str:
+        return "/" + "/".join(self.names + [name] if name is not None else self.names)
+
+    def push(self, name: str, node, fd: int | None) -> None:
+        self.names.append(name)
+        self.nodes.append(node)
+        self.fds.append(fd)
+
+    def up(self) -> None:
+        if self.names:
+            self.names.pop()
+            self.nodes.pop()
+            fd = self.fds.pop()
+            if fd is not None:
+                os.close(fd)
+
+    def to_root(self) -> None:
+        while self.names:
+            self.up()
+
+    def target(self, name: str, slash: bool, st) -> Target:
+        """The entry ``name`` in the current host directory, whose fd passes to the Target."""
+        if self.fds:
+            dirfd, self.fds[-1] = self.fds[-1], None
+        else:
+            dirfd = self.rootfd
+        return Target(self.guest(name), dirfd=dirfd, name=name, slash=slash, st=st, owned=dirfd != self.rootfd)
+
+    def target_of_last(self) -> Target:
+        """The walk ended on a directory it stands in (the path ended with '.', '..' or a link to a directory):
+        that directory as an entry of its parent (the root as '.' of itself)."""
+        if not self.names:
+            return Target("/", dirfd=self.rootfd, name=".")
+        if self.nodes[-1] is not None:
+            return Target(self.guest(), None, self.nodes[-1])
+        name = self.names[-1]
+        self.up()                                       # a host directory's parent is a host directory too
+        return self.target(name, False, None)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            if fd is not None:
+                os.close(fd)
+        self.fds = []
 
 
 def _may_touch_synthetic(path: str) -> bool:
-    """Unconfined, only paths naming /proc or /dev can reach the overlay (host symlinks into
+    """Only paths naming /proc or /dev can reach the overlay without a symlink (unconfined, host symlinks into
     /proc/self are resolved by the host and reach hermipy's own process: a documented limit)."""
     return "/proc" in path or "/dev" in path
