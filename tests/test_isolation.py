@@ -12,16 +12,19 @@ with SI_KERNEL at the instruction, as natively.
 RLIMIT_NOFILE: what getrlimit says is what open gets, before and after raising the soft limit to the hard one.
 
 --root: device nodes cannot be made (EPERM, as without CAP_MKNOD); processes outside the run cannot be
-signalled (ESRCH, as from a pid namespace of its own).
+signalled (ESRCH, as from a pid namespace of its own); no path call reaches outside the root while another guest
+process swaps a directory with a symlink to the outside (testbins/root_race.c).
 
 Guest integers that reach host calls: open's mode without O_CREAT, munmap beyond user space, and a seeded fuzzer
 that gives every implemented syscall extreme and plausible argument values (never an internal error).
 """
 import errno
 import os
+import re
 import resource
 import shutil
 import signal
+import socket
 import stat
 import struct
 import subprocess
@@ -354,6 +357,69 @@ def test_no_signals_out_of_the_run_under_root(tmp_path):
     finally:
         outsider.kill()
         outsider.wait()
+
+
+RACE_OPS = ["read", "creat", "chmod", "stat", "truncate", "utime", "unlink", "rename", "mkdir", "link", "xattr",
+            "bind"]
+RACE_TRIES = 2000
+
+
+def _race_tree(tmp_path):
+    """A root holding d/{secret,victim,emptydir/} and l -> ../outside (for the host: a directory beside the root;
+    for the guest: the missing /outside), and that outside directory with the same names, an attribute on its
+    secret and a listening socket: what a path call that escapes the root would reach."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for top in (root / "d", outside):
+        (top / "emptydir").mkdir(parents=True)
+        (top / "victim").touch()
+    (root / "d" / "secret").write_text("inside\n")
+    (outside / "secret").write_text("SECRET-OUTSIDE\n")
+    (outside / "secret").chmod(0o640)
+    try:
+        os.setxattr(outside / "secret", "user.outside", b"x")
+    except OSError as err:
+        if err.errno != errno.EOPNOTSUPP:
+            raise
+    os.symlink("../outside", root / "l")
+    shutil.copy(build("root_race", "static"), root / "root_race")
+    return root, outside
+
+
+def _snapshot(directory):
+    """Each entry under ``directory`` (and itself): kind, mode, inode, links, owner, size, mtime, ctime, and a
+    regular file's content and attributes."""
+    out = {}
+    for path in [directory, *sorted(directory.rglob("*"))]:
+        st = path.lstat()
+        entry = (st.st_mode, st.st_ino, st.st_nlink, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if stat.S_ISREG(st.st_mode):
+            entry += (path.read_bytes(), sorted((n, os.getxattr(path, n)) for n in os.listxattr(path)))
+        out[str(path.relative_to(directory))] = entry
+    return out
+
+
+@pytest.mark.parametrize("op", RACE_OPS)
+def test_root_path_race(tmp_path, op):
+    """testbins/root_race.c: while a second guest process swaps /d with a symlink to a host directory beside the
+    root (renameat2 RENAME_EXCHANGE in a loop), OP on /d/NAME succeeds on the inside file or fails with ENOENT,
+    RACE_TRIES times and until both were seen: it never reads, writes, changes or connects to anything outside."""
+    root, outside = _race_tree(tmp_path)
+    if op == "xattr" and not os.listxattr(outside / "secret"):
+        pytest.skip("no user xattrs on the test directory's file system")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(outside / "outsock"))
+        listener.listen()
+        listener.setblocking(False)
+        before = _snapshot(outside)
+        proc = _run(hermipy_command("--root", str(root)) + ["/root_race", op, RACE_TRIES], "hermipy")
+        out = proc.stdout.decode()
+        assert (proc.returncode, proc.stderr) == (0, b"") and "ESCAPE" not in out, (proc.returncode, out, proc.stderr)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    counts = re.search(r"(\d+) ok, (\d+) ENOENT", out)
+    assert counts and int(counts[1]) > 0 and int(counts[2]) > 0, f"the race did not run both ways: {out}"
+    assert _snapshot(outside) == before, out
+    assert sorted(os.listdir(tmp_path)) == ["outside", "root"]
 
 
 # -- RLIMIT_NOFILE -------------------------------------------------------------------------------------
