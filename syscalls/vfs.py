@@ -103,13 +103,9 @@ class Target:
     def on_host(self) -> bool:
         return self.host is not None or self.dirfd is not None
 
-    def close(self) -> None:
-        if self._owned:
-            self._owned = False
-            os.close(self.dirfd)
-
     def __del__(self):
-        self.close()
+        if self._owned:
+            os.close(self.dirfd)
 
     def __repr__(self) -> str:
         return f"Target({self.guest!r}, host={self.host!r}, node={self.node!r}, at={self.dirfd}:{self.name!r})"
@@ -127,10 +123,8 @@ class Target:
             raise SyscallError(EISDIR)                  # open_last_lookups(): O_CREAT and a trailing slash
         return os.open(self.name, flags | os.O_NOFOLLOW, mode, dir_fd=self.dirfd)
 
-    def opath(self, follow: bool = True) -> int:
-        """A new O_PATH fd of the entry itself (the caller closes it)."""
-        if self.dirfd is None:
-            return os.open(self.host, os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
+    def opath(self) -> int:
+        """A new O_PATH fd of the walked entry itself (the caller closes it)."""
         return os.open(self.name, O_PATH_ENTRY, dir_fd=self.dirfd)
 
     @contextmanager
@@ -291,7 +285,7 @@ class FsView:
     def canonical(self, guest_path: str) -> str:
         """The guest's canonical name for a path (symlinks followed, like realpath(3))."""
         target = self.resolve(guest_path, True)
-        if target.host is not None and target.node is None and self.root is None:
+        if self.root is None and target.host is not None:
             return os.path.realpath(target.host)
         return target.guest
 
