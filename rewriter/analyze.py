@@ -97,7 +97,7 @@ def load_objects(binary: str, root: str | None = None, ld_library_path: str | No
 
 def _real(resolver: LibraryResolver, guest_path: str) -> str:
     try:
-        return os.path.realpath(resolver.host_path(guest_path))
+        return resolver.fs.canonical(resolver.guest_name(guest_path))
     except (SyscallError, OSError):
         return guest_path
 

@@ -8,6 +8,7 @@ ELF shared object is skipped, as ld.so skips it. ``$ORIGIN``, ``$LIB`` and ``$PL
 """
 import os
 import struct
+from errno import EACCES, ENOENT
 
 from hermipy.rewriter.elf import DF_1_NODEFLIB, ElfFile, is_compatible
 from hermipy.syscalls.errors import SyscallError
@@ -70,10 +71,24 @@ class LibraryResolver:
         self.fs = FsView(root)
         self.ld_library_path = [p for p in (ld_library_path or "").replace(";", ":").split(":") if p]
         self._cache: dict[str, str] | None = None
+        self._open: list[int] = []             # fds behind the /proc/self/fd paths host_path handed out
+
+    def __del__(self):
+        for fd in self._open:
+            os.close(fd)
 
     def host_path(self, guest_path: str) -> str:
-        """Host path of a guest path; raises SyscallError (ENOENT, ...) like the guest would see it."""
-        return self.fs.to_host(self.fs.absolute(self.fs.cwd, guest_path))
+        """A host path that opens the guest's file: the host's own path when the view is the host's, else
+        /proc/self/fd/N of the file opened through the confined view (never a path the host walks again under
+        the root). Raises SyscallError (ENOENT, ...) like the guest would see it."""
+        target = self.fs.resolve(self.guest_name(guest_path))
+        if target.missing or target.node is not None and not target.on_host:
+            raise SyscallError(ENOENT if target.missing else EACCES)
+        if target.dirfd is None:
+            return target.host
+        fd = target.open(os.O_RDONLY | os.O_CLOEXEC, 0)
+        self._open.append(fd)
+        return f"/proc/self/fd/{fd}"
 
     def guest_name(self, guest_path: str) -> str:
         """An absolute guest path (relative names are taken from the current directory)."""
