@@ -39,6 +39,8 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
                      "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
                      "directly after its first call)")
+    run.add_argument("--stats", metavar="FILE", help="write a syscall profile of the run to FILE: one JSON line per "
+                     "guest process, at its exit (docs/sweep.md)")
     run.add_argument("--server", metavar="SOCKET", help="run through the `hermipy serve` server listening on "
                      "SOCKET (default: $HERMIPY_SERVER; unset: run directly)")
     run.add_argument("binary", help="path to the ELF executable")
@@ -142,6 +144,12 @@ def cmd_run(args) -> int:
     from hermipy.syscalls.kernel import Options
     if args.root and not os.path.isdir(args.root):
         raise HermipyError(f"--root {args.root}: not a directory", 2)
+    if args.stats:
+        from hermipy.syscalls.stats import start
+        try:
+            start(args.stats)
+        except OSError as err:
+            raise HermipyError(f"--stats {args.stats}: {err.strerror}", 2) from None
     options = Options(root=args.root, strace=args.strace, strace_file=args.strace_file, strict=args.strict,
                       memory=args.memory << 20, backend=args.backend, debug=args.debug, rewrite=args.rewrite)
     sys.stdout.flush()
@@ -243,6 +251,9 @@ def entry() -> None:
         status = done.code if isinstance(done.code, int) else (done.code is not None)
         if isinstance(done.code, str):
             sys.stderr.write(done.code + "\n")
+    table = sys.modules.get("hermipy.syscalls.table")
+    if table is not None and table.STATS is not None:        # hermipy run --stats: this process's line
+        table.STATS.finish(status)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

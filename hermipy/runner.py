@@ -225,6 +225,9 @@ def _thread_main(task: Kernel, go: threading.Event) -> None:
 
 def _end_host_process(status: int) -> None:
     """What hermipy's entry does after a run, from a thread that owns the process (a fork child's)."""
+    from hermipy.syscalls import table
+    if table.STATS is not None:
+        table.STATS.finish(status)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -326,6 +326,9 @@ def terminate_by_signal(k, signo: int):
 def _die_on_host(k, signo: int):
     """End this host process with ``signo`` (no core file: the image would be hermipy's, not the guest's)."""
     import resource
+    from hermipy.syscalls import table
+    if table.STATS is not None:
+        table.STATS.finish(128 + signo)
     sys.stdout.flush()
     sys.stderr.flush()
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))

@@ -18,6 +18,9 @@ TABLE_SIZE = 512
 # Held while a trace line is written (by any thread) and across a fork (sys_fork.do_fork): a fork child must not
 # inherit the trace file's buffer locked by a thread it does not have.
 TRACE_LOCK = threading.Lock()
+# hermipy run --stats: the process's stats.Recorder, which wraps each Dispatcher's entry point; None (no
+# per-syscall work) otherwise.
+STATS = None
 
 
 def _read_numbers() -> dict[str, int]:
@@ -150,6 +153,8 @@ class Dispatcher:
         self.kernel = kernel
         self.strace_file = strace_file
         self.on_syscall = self.dispatch if strace_file is None else self.dispatch_traced
+        if STATS is not None:
+            self.on_syscall = STATS.wrap(self.on_syscall, kernel)
 
     def dispatch(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
