@@ -67,6 +67,22 @@ def _rewrite_arguments(rewrite: argparse.ArgumentParser) -> None:
     rewrite.add_argument("binary", help="path to the ELF executable")
 
 
+def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
+    sweep.add_argument("corpus", help="a corpus file (docs/sweep.md) or the name of a shipped one: debian")
+    sweep.add_argument("--backend", metavar="B[,B]", help="the backends to compare, comma-separated (default: "
+                       "kvm,unicorn, or unicorn where KVM is not usable)")
+    sweep.add_argument("--no-rewrite-too", action="store_true", help="also run each backend with --no-rewrite")
+    sweep.add_argument("-j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                       help="cases run at once (default: the number of CPUs)")
+    sweep.add_argument("--tag", action="append", default=[], metavar="T", help="only the cases tagged T "
+                       "(repeatable: any of them)")
+    sweep.add_argument("--only", metavar="REGEX", help="only the cases whose name matches REGEX")
+    sweep.add_argument("--json", metavar="OUT", help="write the results as JSON (schema: docs/sweep.md)")
+    sweep.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
+    sweep.add_argument("--show", type=int, default=20, metavar="N", help="list at most N failures on the "
+                       "terminal (default 20)")
+
+
 # command: (help, epilog, adds its arguments, takes --debug)
 COMMANDS = {
     "run": ("run a binary", EPILOG, _run_arguments, True),
@@ -77,6 +93,9 @@ COMMANDS = {
                 "only)", None, _rewrite_arguments, True),
     "serve": ("keep a warm hermipy resident: `hermipy run --server SOCKET` forks each run from it", None,
               _serve_arguments, True),
+    "sweep": ("run a corpus of cases natively and under hermipy, compare them, say why they differ",
+              "Exit status: 0 when every compared run was identical, 1 when some differed, 2 for bad input.",
+              _sweep_arguments, True),
 }
 
 
@@ -212,6 +231,11 @@ def cmd_rewrite(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from hermipy.sweep import sweep_command
+    return sweep_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
@@ -227,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_rewrite(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         return cmd_syscalls(args)
     except HermipyError as err:
         if args.debug:

@@ -1,0 +1,298 @@
+"""``hermipy sweep CORPUS``: each case natively and under hermipy, compared byte for byte, differences classified.
+
+A case runs natively once and then under each variant (backend, with or without site rewriting) as a
+subprocess ``python3 -m hermipy run --clear-env -E... --stats F ...``, each run in a fresh temp dir prepared
+from the corpus. After the normalisers, stdout, stderr and the exit status must be identical; a difference is
+put down to its cause (CAUSES, most telling first). Cases run in parallel on a local thread pool (-j N).
+Reports: sweep_report.py. The JSON schema and the corpus format: docs/sweep.md.
+"""
+import difflib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from hermipy.corpus import Case, prepare, program_missing
+from hermipy.errors import HermipyError
+
+# Causes of a difference, most telling first: a run's "cause" is the first of its causes in this order.
+CAUSES = ("timeout", "hermipy-error", "unimplemented", "refused", "signal", "output")
+UNIMPLEMENTED = re.compile(rb"^hermipy: warning: syscall (\w+) \(\d+\) is not implemented", re.M)
+TRACEBACK = b"Traceback (most recent call last):"
+DIFF_LINES = 8
+
+
+@dataclass(frozen=True)
+class Variant:
+    backend: str
+    rewrite: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.backend if self.rewrite else f"{self.backend}-no-rewrite"
+
+
+@dataclass
+class Run:
+    status: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    pid: int = 0
+    timeout: bool = False
+
+
+def execute(argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, timeout: float) -> Run:
+    """Run ``argv`` in a session of its own; a timeout kills the whole session (a pipeline's every process). A
+    death by signal N reads as a shell shows it: status 128+N and the signal's name on stderr."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as err:
+        return Run(127, b"", f"{argv[0]}: {err.strerror}\n".encode(), 0.0)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        _kill_session(proc.pid)
+        stdout, stderr = proc.communicate()
+        timed_out = True
+    _kill_session(proc.pid)          # what a finished run left behind (a daemon holding nothing we wait for)
+    status = proc.returncode
+    if status < 0:
+        stderr += f"{signal.strsignal(-status)}\n".encode()
+        status = 128 - status
+    return Run(status, stdout, stderr, time.monotonic() - started, proc.pid, timed_out)
+
+
+def _kill_session(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def hermipy_command(variant: Variant, case: Case, stats: str) -> list[str]:
+    return [sys.executable, "-m", "hermipy", "run", "--backend", variant.backend,
+            *([] if variant.rewrite else ["--no-rewrite"]), "--stats", stats, "--clear-env",
+            *(f"-E{key}={value}" for key, value in case.env.items()), *case.argv]
+
+
+def hermipy_environment(case: Case) -> dict[str, str]:
+    """hermipy's own process: the case's environment plus what Python needs to find hermipy (the guest gets
+    exactly the case's, through --clear-env and -E)."""
+    return {**case.env, **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HERMIPY_SERVER")}}
+
+
+def run_in_tmp(case: Case, variant: Variant | None) -> tuple[Run, list[dict]]:
+    """One run of ``case`` (natively when ``variant`` is None) in a fresh temp dir, output normalised;
+    with the run's --stats lines."""
+    with tempfile.TemporaryDirectory(prefix="hermipy-sweep.") as directory:
+        work = os.path.join(directory, "case")
+        os.mkdir(work)
+        prepare(case, work)
+        stats = os.path.join(directory, "stats.jsonl")
+        if variant is None:
+            run = execute(case.argv, work, case.env, case.stdin, case.timeout)
+        else:
+            run = execute(hermipy_command(variant, case, stats), work, hermipy_environment(case), case.stdin,
+                          case.timeout)
+        lines = read_stats(stats) if variant is not None else []
+    run.stdout, run.stderr = (normalise(case, data, stream, work, run.pid)
+                              for data, stream in ((run.stdout, "stdout"), (run.stderr, "stderr")))
+    return run, lines
+
+
+def read_stats(path: str) -> list[dict]:
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]    # a line cut short: a killed process
+    except (OSError, ValueError):
+        return []
+
+
+def normalise(case: Case, data: bytes, stream: str, directory: str, pid: int) -> bytes:
+    data = data.replace(os.fsencode(directory), b"<tmp>")
+    for normalizer in case.normalize:
+        data = normalizer.apply(data, stream, pid)
+    return data
+
+
+def first_difference(native: bytes, emulated: bytes, limit: int = DIFF_LINES) -> str:
+    lines = list(difflib.unified_diff(native.decode(errors="replace").splitlines(),
+                                      emulated.decode(errors="replace").splitlines(), "native", "hermipy",
+                                      lineterm="", n=0))
+    return "\n".join(lines[:limit + 2])
+
+
+def merge_stats(lines: list[dict]) -> dict:
+    """One run's profile, summed over its processes: calls and errors per syscall, the missing ones."""
+    syscalls: dict[str, dict] = {}
+    unimplemented: dict[str, int] = {}
+    refused: dict[str, int] = {}
+    for line in lines:
+        for row in line.get("syscalls", []):
+            into = syscalls.setdefault(row["name"], {"count": 0, "seconds": 0.0, "errors": {}})
+            into["count"] += row["count"]
+            into["seconds"] = round(into["seconds"] + row["seconds"], 6)
+            for errno, n in row["errors"].items():
+                into["errors"][errno] = into["errors"].get(errno, 0) + n
+        for name, n in line.get("unimplemented", {}).items():
+            unimplemented[name] = unimplemented.get(name, 0) + n
+        for name, n in line.get("refused", {}).items():
+            refused[name] = refused.get(name, 0) + n
+    return {"processes": len(lines), "calls": sum(r["count"] for r in syscalls.values()),
+            "kernel_seconds": round(sum(r["seconds"] for r in syscalls.values()), 6),
+            "syscalls": syscalls, "unimplemented": unimplemented, "refused": refused}
+
+
+def classify(native: Run, emulated: Run, stats: dict) -> list[dict]:
+    """The causes of the difference between ``native`` and ``emulated`` (empty: identical), most telling first."""
+    causes = []
+    if emulated.timeout:
+        causes.append({"kind": "timeout", "detail": "no result within the case's timeout"})
+    native_lines = set(native.stderr.splitlines())
+    own = [line for line in emulated.stderr.splitlines() if line.startswith(b"hermipy:")
+           and line not in native_lines and b": warning: " not in line]
+    if TRACEBACK in emulated.stderr and TRACEBACK not in native.stderr:
+        last = emulated.stderr.rstrip().splitlines()[-1]
+        own.append(last)
+    if own:
+        causes.append({"kind": "hermipy-error", "detail": own[0].decode(errors="replace")})
+    missing = sorted({m.decode() for m in UNIMPLEMENTED.findall(emulated.stderr)} | set(stats["unimplemented"]))
+    if missing:
+        causes.append({"kind": "unimplemented", "syscalls": missing, "detail": ", ".join(missing)})
+    if stats["refused"]:
+        refused = sorted(stats["refused"])
+        causes.append({"kind": "refused", "syscalls": refused, "detail": ", ".join(refused) + " (ENOSYS)"})
+    if emulated.status > 128 and emulated.status != native.status and not emulated.timeout:
+        name = signal.Signals(emulated.status - 128).name if emulated.status - 128 in _SIGNALS else "?"
+        causes.append({"kind": "signal", "detail": f"{name} (exit status {emulated.status})"})
+    parts = []
+    if native.status != emulated.status:
+        parts.append(f"exit status: native {native.status}, hermipy {emulated.status}")
+    if native.stdout != emulated.stdout:
+        parts.append("stdout:\n" + first_difference(native.stdout, emulated.stdout))
+    if native.stderr != emulated.stderr:
+        parts.append("stderr:\n" + first_difference(native.stderr, emulated.stderr))
+    if parts and not causes:
+        causes.append({"kind": "output", "detail": parts[0].split("\n", 1)[0]})
+    if causes:
+        causes[0]["diff"] = "\n".join(parts)
+    return causes
+
+
+_SIGNALS = {s.value for s in signal.Signals}
+
+
+def sweep_case(case: Case, variants: list[Variant]) -> list[dict]:
+    """Every result of ``case``: one per variant."""
+    base = {"case": case.name, "app": case.app, "tags": case.tags, "argv": case.argv}
+    missing = program_missing(case)
+    if missing is not None:
+        return [{**base, "variant": v.name, "outcome": "skip", "detail": f"{missing}: not installed"}
+                for v in variants]
+    native, _ = run_in_tmp(case, None)
+    skip = None
+    if native.timeout:
+        skip = f"natively no result within {case.timeout:g} s"
+    elif case.status is not None and native.status != case.status:
+        skip = f"natively exit status {native.status}, expected {case.status}"
+    if skip is not None:
+        return [{**base, "variant": v.name, "outcome": "skip", "detail": skip} for v in variants]
+    results = []
+    for variant in variants:
+        emulated, lines = run_in_tmp(case, variant)
+        stats = merge_stats(lines)
+        causes = classify(native, emulated, stats)
+        results.append({**base, "variant": variant.name, "outcome": "fail" if causes else "pass",
+                        "cause": causes[0]["kind"] if causes else None, "causes": causes,
+                        "native": {"status": native.status, "seconds": round(native.seconds, 3)},
+                        "hermipy": {"status": emulated.status, "seconds": round(emulated.seconds, 3)},
+                        "stats": stats})
+    return results
+
+
+def sweep(cases: list[Case], variants: list[Variant], jobs: int, progress=None) -> list[dict]:
+    """Every result, in corpus order; ``progress(the case's results, cases done, cases)`` after each case."""
+    done: dict[int, list[dict]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(sweep_case, case, variants): i for i, case in enumerate(cases)}
+        try:
+            for future in as_completed(futures):
+                results = done[futures[future]] = future.result()
+                if progress is not None:
+                    progress(results, len(done), len(cases))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return [r for i in sorted(done) for r in done[i]]
+
+
+def variants_of(backends: str | None, no_rewrite_too: bool) -> list[Variant]:
+    """--backend and --no-rewrite-too as variants; a backend that cannot run here is a clear error."""
+    from hermipy.kvm_backend import kvm_unusable_reason
+    if backends is None:
+        names = ["kvm", "unicorn"] if kvm_unusable_reason() is None else ["unicorn"]
+    else:
+        names = [b.strip() for b in backends.split(",") if b.strip()]
+    for name in names:
+        if name not in ("kvm", "unicorn"):
+            raise HermipyError(f"--backend {name}: unknown backend (available: kvm, unicorn)", 2)
+        if name == "kvm" and (reason := kvm_unusable_reason()) is not None:
+            raise HermipyError(f"--backend kvm: KVM is not usable here ({reason})", 2)
+    names = list(dict.fromkeys(names)) or ["unicorn"]
+    return [Variant(n, rewrite) for n in names for rewrite in ((True, False) if no_rewrite_too else (True,))]
+
+
+def sweep_command(args) -> int:
+    """``hermipy sweep``: load, filter, run, report. 0: every compared run identical; 1: some differed."""
+    from collections import Counter
+    from hermipy import sweep_report
+    from hermipy.corpus import load
+    corpus = load(args.corpus)
+    variants = variants_of(args.backend, args.no_rewrite_too)
+    cases = corpus.cases
+    if args.tag:
+        cases = [c for c in cases if set(args.tag) & set(c.tags)]
+    if args.only:
+        try:
+            only = re.compile(args.only)
+        except re.error as err:
+            raise HermipyError(f"--only {args.only}: {err}", 2) from None
+        cases = [c for c in cases if only.search(c.name)]
+    if not cases:
+        raise HermipyError(f"{corpus.path}: no case left to run (--tag, --only)", 2)
+    if args.jobs < 1:
+        raise HermipyError("-j: at least 1", 2)
+    started, clock = time.time(), time.monotonic()
+    counts: Counter = Counter()
+    live = sys.stderr.isatty()
+
+    def progress(results, done, total):
+        counts.update(r["outcome"] for r in results)
+        if live:
+            sys.stderr.write(sweep_report.progress_line(counts, done, total, time.monotonic() - clock))
+            sys.stderr.flush()
+
+    results = sweep(cases, variants, args.jobs, progress)
+    if live:
+        sys.stderr.write("\n")
+    doc = sweep_report.document(corpus, [v.name for v in variants], args.jobs, started, time.monotonic() - clock,
+                                results)
+    for path, write in ((args.json, sweep_report.write_json), (args.html, sweep_report.write_html)):
+        if path:
+            try:
+                write(doc, path)
+            except OSError as err:
+                raise HermipyError(f"{path}: {err.strerror}", 2) from None
+    sys.stdout.write(sweep_report.terminal(doc, args.show))
+    return 1 if any(r["outcome"] == "fail" for r in results) else 0
