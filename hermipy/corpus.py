@@ -140,7 +140,7 @@ class _Parser:
 
     def header_line(self, header: str, index: int = 0) -> str:
         """':LINE' of the index-th ``[header]`` or ``[[header]]`` line, as a location for messages."""
-        pattern = re.compile(rf"^\s*\[\[?\s*{re.escape(header)}\s*\]\]?", re.M)
+        pattern = re.compile(rf"^[ \t]*\[\[?[ \t]*{re.escape(header)}[ \t]*\]\]?", re.M)
         found = list(pattern.finditer(self.text))
         if index < len(found):
             return f":{self.text.count(chr(10), 0, found[index].start()) + 1}"
@@ -163,7 +163,7 @@ class _Parser:
         self.check_keys(where, head, CORPUS_KEYS, "[corpus]")
         name = self.string(where, head, "name", self.path.stem)
         description = self.string(where, head, "description", "")
-        self.env = {**DEFAULT_ENV, **self.str_table(where, head, "env")}
+        self.env = self.str_table(where, head, "env") if "env" in head else dict(DEFAULT_ENV)
         self.timeout = self.number(where, head, "timeout", DEFAULT_TIMEOUT)
         self.normalize = self.normalizers(where, head)
         self.fixtures = {}
@@ -176,13 +176,16 @@ class _Parser:
             self.fixtures[fixture] = (self.files(where, table), self.mtime(where, table))
         self.default_fixture = self.strings(self.header_line("corpus"), head, "fixture")
         cases = [self.case(i, table) for i, table in enumerate(self.array(data, "case"))]
-        for i, table in enumerate(self.array(data, "generate")):
-            cases += self.generate(i, table)
         seen = set()
         for case in cases:
             if case.name in seen:
                 self.fail("", f"two cases are named {case.name!r} (names must be unique)")
             seen.add(case.name)
+        for i, table in enumerate(self.array(data, "generate")):
+            for case in self.generate(i, table):
+                if case.name not in seen:         # a program two generators find (or a [[case]] named so): once
+                    seen.add(case.name)
+                    cases.append(case)
         return Corpus(str(self.path), name, description, cases)
 
     def array(self, data: dict, key: str) -> list:

@@ -183,7 +183,8 @@ def classify(native: Run, emulated: Run, stats: dict) -> list[dict]:
     if native.stderr != emulated.stderr:
         parts.append("stderr:\n" + first_difference(native.stderr, emulated.stderr))
     if parts and not causes:
-        causes.append({"kind": "output", "detail": parts[0].split("\n", 1)[0]})
+        causes.append({"kind": "output", "detail": "; ".join(
+            part if part.startswith("exit") else part.split(":", 1)[0] + " differs" for part in parts)})
     if causes:
         causes[0]["diff"] = "\n".join(parts)
     return causes

@@ -64,7 +64,7 @@ CASES = {
 }
 STDIN = {"bc": b"scale=20; 4*a(1)\n"}
 
-# Found working by the compatibility sweep (tests/sweep.py): many programs per run, each a fork and an exec
+# Found working by the compatibility sweep (`hermipy sweep debian`): many programs per run, each a fork and an exec
 # under sh, so one hermipy start-up covers them all. Not yet: find -exec, xargs and make, whose forked children
 # hung now and then under Unicorn (the child's run loop spinning, apparently from rip 0) until e9508e8.
 TEXT_TOOLS = """sort words.txt | uniq -c; sort -u words.txt | tr a-z A-Z; cut -d' ' -f2,4 text.txt | head -n 3
