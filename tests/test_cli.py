@@ -1,13 +1,12 @@
 """The command line: clear one-line errors with shell-like exit statuses, strace output, the syscall table."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from difftest import ROOT, hermipy_command
+from difftest import ROOT
 
 HELLO_C = '#include <stdio.h>\nint main(int c, char **v) { printf("hi %d\\n", c); return 7; }\n'
 

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from difftest import BUILD, VARIANTS, Result, assert_results_same, assert_same, available_variants, build, \
-    pending, run_hermipy, run_native
+from difftest import BUILD, VARIANTS, assert_results_same, assert_same, available_variants, build, pending, \
+    run_hermipy
 
 KVM = ("--backend", "kvm")
 SOURCE = os.path.join(os.path.dirname(__file__), "kvm_checks.c")

@@ -14,7 +14,8 @@ import pytest
 
 import difftest
 from difftest import build
-from test_threads import PYTHON, _c_variants, _require, assert_same
+from test_threads import PYTHON, _c_variants, _require
+from watchdog import assert_same
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")
 
