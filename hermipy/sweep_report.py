@@ -160,8 +160,9 @@ def _bar(value: float, most: float, kind: str = "") -> str:
 
 def _table(headers: list[str], rows: list[list[str]], sortable: bool = True) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(rows_cell for rows_cell in row) + "</tr>" for row in rows)
-    return f'<table class="{"sortable" if sortable else ""}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return (f'<table class="{"sortable" if sortable else ""}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
 
 
 def _cell(value, css: str = "", sort=None) -> str:
@@ -201,7 +202,8 @@ def render_html(doc: dict) -> str:
             c = per.get(v, {})
             ran = c.get("pass", 0) + c.get("fail", 0)
             css = "skip" if not ran else "fail" if c.get("fail") else "pass"
-            row.append(_cell(f"{c.get('pass', 0)}/{ran}" if ran else "skipped", css, c.get("pass", 0) - c.get("fail", 0)))
+            row.append(_cell(f"{c.get('pass', 0)}/{ran}" if ran else "skipped", css,
+                             c.get("pass", 0) - c.get("fail", 0)))
         app_rows.append(row)
     parts += ["<h2>Applications</h2><p>Identical runs out of those compared, per variant (click a header to "
               "sort).</p>", _table(["application", *variants], app_rows)]

@@ -1,6 +1,6 @@
-"""What the compatibility sweep (`hermipy sweep debian`) found Debian's programs relying on, as a testbin run natively and
-under hermipy: close_range, reads far larger than IOV_MAX pages (short at an unmapped page), SIGPIPE on writes to
-a pipe with no reader, mlock*, get_mempolicy and set_mempolicy, membarrier (testbins/compat.c)."""
+"""What the compatibility sweep (`hermipy sweep debian`) found Debian's programs relying on, as a testbin run
+natively and under hermipy: close_range, reads far larger than IOV_MAX pages (short at an unmapped page), SIGPIPE
+on writes to a pipe with no reader, mlock*, get_mempolicy and set_mempolicy, membarrier (testbins/compat.c)."""
 import pytest
 
 from difftest import VARIANTS, assert_same, build, empty_dir
