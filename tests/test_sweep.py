@@ -211,9 +211,12 @@ def test_shipped_corpus_is_package_data():
     curated = [case for case in c.cases if "curated" in case.tags]
     assert len(curated) >= 130 and any("version-help" in case.tags for case in c.cases)
     assert {"ls", "sort", "tar", "python3", "sqlite3", "bash", "make"} <= {case.app for case in curated}
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hermipy"]
-    shipped = {os.path.relpath(p, ROOT / "hermipy") for pattern in data for p in glob.glob(str(ROOT / "hermipy" /
-                                                                                              pattern))}
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = {os.path.relpath(path, ROOT / "hermipy")
+               for package, patterns in setuptools["package-data"].items() if package.startswith("hermipy.corpora")
+               for pattern in patterns
+               for path in glob.glob(str(ROOT / package.replace(".", "/") / pattern))}
+    assert {"hermipy.corpora", "hermipy.corpora.debian"} <= set(setuptools["packages"])
     needed = {"corpora/debian.toml", *(os.path.relpath(f.value, ROOT / "hermipy")
                                        for case in curated for f in case.files if f.kind == "copy")}
     assert needed <= shipped, needed - shipped
