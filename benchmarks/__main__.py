@@ -19,6 +19,10 @@ harness' venv benchmarks/.venv-hermipy, refreshed on every run); qemu-user (qemu
 in the harness' own virtual environment benchmarks/.venv, installed on first use, run through
 benchmarks/qiling_runner.py). Mixed-CPU goals are judged on the compute ratio, (cpu_mixed x8 - x1) against
 native's, since start-up has goals of its own; the whole-process ratio is shown beside it.
+
+`trip` (in --only, and part of a full run): the syscall trip profile of each hermipy backend (benchmarks/trip.py:
+the bare guest -> Python kernel -> guest trip and where a read/write's time goes above it), run in place from this
+tree since it instruments hermipy's internals; its section and the issue-16 goals go into the report.
 """
 import argparse
 import hashlib
@@ -426,8 +430,9 @@ def missing_files(w: Workload) -> list[str]:
     return [p for p in w.needs if not os.access(p, os.X_OK)]
 
 
-def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[Workload], ctx: Context) -> dict:
-    results, tool_results = {}, {}
+def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[Workload], ctx: Context,
+            trip: bool = False) -> dict:
+    results, tool_results, trips = {}, {}, []
     started = time.monotonic()
     for w in workloads:
         results[w.name] = {}
@@ -453,6 +458,12 @@ def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[
         else:
             tool_results[t.name] = measure(t, [Runner("host", [])], ctx, args.runs, args.timeout)["host"]
         print(f"  {t.name:<40} {cell_text(tool_results[t.name])}", file=sys.stderr)
+    if trip:
+        from benchmarks.trip import profile
+        for backend in ("kvm", "unicorn"):
+            if any(r.name == f"hermipy-{backend}" and r.prefix is not None for r in runners):
+                trips.append(profile(backend, 2000 if args.quick else 20000))
+                print(f"  trip {backend:<35} {trips[-1].get('error') or 'done'}", file=sys.stderr)
 
     def describe(w: Workload) -> dict:
         argv = None if missing_files(w) else [a.replace(str(ctx.tmp), "$TMP") for a in w.argv(ctx)]
@@ -462,7 +473,8 @@ def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[
             "runners": {r.name: ({"command": r.prefix} if r.prefix is not None else {"unavailable": r.reason})
                         for r in runners},
             "workloads": {w.name: describe(w) for w in workloads + tools},
-            "results": results, "tools": tool_results, "syscall_cost_us": syscall_costs(results, ctx)}
+            "results": results, "tools": tool_results, "syscall_cost_us": syscall_costs(results, ctx),
+            "trip": trips}
 
 
 def syscall_costs(results: dict, ctx: Context) -> dict:
@@ -544,7 +556,7 @@ def ms(seconds: float, unit: bool = True) -> str:
 
 
 def goals(report: dict) -> list[tuple[str, str, str, str]]:
-    """The speed goals of issues 2-15 against this run: (issue, goal, measured, verdict) rows."""
+    """The speed goals of issues 2-16 against this run: (issue, goal, measured, verdict) rows."""
     results, costs, runners = report["results"], report["syscall_cost_us"], report["runners"]
     U, K = "hermipy-unicorn", "hermipy-kvm"
     rewrite_switch = "command" in runners.get(U + "-norewrite", {}) or "command" in runners.get(K + "-norewrite", {})
@@ -674,6 +686,21 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
     rows.append(("6", f"KVM faster than qemu-user on CPU-bound work ({', '.join(CPU_BOUND)})",
                  f"slower on {', '.join(slower)}" if slower else f"faster on all {len(ran)}",
                  "not measured" if not ran else "missed" if slower else "met"))
+    for runner, what, limit in ((U, "Unicorn", 4), (K, "KVM", 4)):
+        floor = next((t["trip_us"]["floor"] for t in report.get("trip", [])
+                      if "error" not in t and f"hermipy-{t['backend']}" == runner), None)
+        per_call = [((costs.get(runner) or {}).get(m) or {}).get("timed") for m in ("read", "write")]
+        if runner == K:
+            goal = f"KVM: read/write ≤ the exit floor + {limit} µs"
+            budget = None if floor is None else floor + limit
+        else:
+            goal, budget = f"Unicorn: read/write ≤ {limit} µs per call", limit
+        if None in per_call or budget is None:
+            rows.append(("16", goal, "—", "not measured"))
+            continue
+        measured = f"read {per_call[0]:.2f} µs, write {per_call[1]:.2f} µs" + \
+            (f" (floor {floor:.2f} µs)" if runner == K else "")
+        rows.append(("16", goal, measured, "met" if max(per_call) <= budget else "missed"))
     add("15", "KVM: static hello through `hermipy serve` ≤ 20 ms wall", wall("hello_server", K), 20, "{:.1f} ms")
     add("15", "Unicorn: static hello through `hermipy serve` ≤ 30 ms wall", wall("hello_server", U), 30, "{:.1f} ms")
     add("15", "KVM: static hello, direct run ≤ 60 ms wall", wall("hello", K), 60, "{:.0f} ms")
@@ -742,7 +769,7 @@ def markdown(report: dict, chart_path: str | None = None) -> str:
              f"- hermipy commit {m['hermipy_commit']}"]
     if report.get("note"):
         lines.append(f"- Note: {report['note']}")
-    lines += ["", "## Goals of issues 2–11", "", "| issue | goal | measured | verdict |", "|---|---|---|---|"]
+    lines += ["", "## Goals of issues 2–16", "", "| issue | goal | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {i} | {g} | {v} | {ok} |" for i, g, v, ok in goals(report)]
     if chart_path:
         lines += ["", f"![wall time / native, log scale]({chart_path})"]
@@ -771,6 +798,9 @@ def markdown(report: dict, chart_path: str | None = None) -> str:
         for mode in SYSCALL_MODES:
             if any(mode in c for c in costs.values()):
                 lines.append(f"| {mode} | " + " | ".join(cost_text(c.get(mode)) for c in costs.values()) + " |")
+    if report.get("trip"):
+        from benchmarks.trip import markdown as trip_markdown
+        lines += [""] + trip_markdown(report["trip"], report["quick"]).rstrip("\n").split("\n")
     if report.get("tools"):
         lines += ["", "## hermipy's own tools (on the host)", "", "| tool | wall median (min–max) |", "|---|---:|"]
         for name, c in report["tools"].items():
@@ -818,7 +848,7 @@ def chart(report: dict, path: Path) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0],
-                                     epilog="Workloads: " + ", ".join(w.name for w in WORKLOADS + TOOLS))
+                                     epilog="Workloads: " + ", ".join(w.name for w in WORKLOADS + TOOLS) + ", trip")
     parser.add_argument("--quick", action="store_true", help="smaller inputs, warm-up + 3 runs")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per cell (default 5, --quick 3)")
     parser.add_argument("--only", help="comma-separated workloads (default: all)")
@@ -834,17 +864,17 @@ def main() -> int:
     args.runs = args.runs or (3 if args.quick else 5)
     args.timeout = args.timeout or (20.0 if args.quick else 60.0)
     known = {w.name: w for w in WORKLOADS + TOOLS}
-    names = args.only.split(",") if args.only else list(known)
-    if unknown := [n for n in names if n not in known]:
+    names = args.only.split(",") if args.only else list(known) + ["trip"]
+    if unknown := [n for n in names if n not in known and n != "trip"]:
         parser.error(f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    workloads = [known[n] for n in names if known[n] in WORKLOADS]
-    tools = [known[n] for n in names if known[n] in TOOLS]
+    workloads = [known[n] for n in names if n in known and known[n] in WORKLOADS]
+    tools = [known[n] for n in names if n in known and known[n] in TOOLS]
     hermipy = hermipy_command(not args.no_install)
     runners = all_runners(set(args.runners.split(",")) if args.runners else None, not args.no_install, hermipy)
     with tempfile.TemporaryDirectory(prefix="hermipy-bench-") as tmp:
         ctx = Context(args.quick, Path(tmp), hermipy)
         try:
-            report = run_all(args, runners, workloads, tools, ctx)
+            report = run_all(args, runners, workloads, tools, ctx, trip="trip" in names)
         finally:
             ctx.close()
     chart_link = None
