@@ -7,8 +7,10 @@ terminal attributes, readiness) is asked of it with the guest's fd translated; w
 (numbers, close-on-exec) is the guest's own.
 """
 import ctypes
+from fcntl import fcntl as host_fcntl
 import itertools
 import os
+import select as host_select
 import stat
 import struct
 from errno import EAGAIN, EBADF, EINTR, EINVAL, ENOTTY, EPIPE
@@ -84,7 +86,7 @@ _WAITS = ("pipe", "tty", "socket", "anon")      # kinds whose read or write may 
 
 def _wait_ready(k, of: OpenFile, events: int) -> None:
     """Before a read or write that may block: wait until the host fd is ready, in a wait a kick interrupts
-    (kicks.wait). Ready, or a non-blocking file: return at once (one ppoll with no timeout). A socket waits at
+    (kicks.wait). Ready, or a non-blocking file: return at once (one poll with no timeout). A socket waits at
     most its SO_RCVTIMEO (reading) or SO_SNDTIMEO (writing), then EAGAIN, and with such a timeout a handler's
     interruption is never restarted (sock_rcvtimeo, sock_intr_errno)."""
     if of.kind not in _WAITS:
@@ -92,12 +94,12 @@ def _wait_ready(k, of: OpenFile, events: int) -> None:
     if of.kind == "tty":                # a background job's read or write (TOSTOP) stops it, as on Linux
         from hermipy.syscalls.sys_signal import SIGTTIN, SIGTTOU, tty_job_control
         tty_job_control(k, of.host_fd, SIGTTIN if events == POLLIN else SIGTTOU, tostop=events != POLLIN)
+    ready = host_select.poll()         # (a ctypes ppoll and fcntl cost ~5.5 µs, these ~1.1)
+    ready.register(of.host_fd, events)
+    if ready.poll(0) or host_fcntl(of.host_fd, F_GETFL) & O_NONBLOCK:
+        return
     fds = (PollFd * 1)()
     fds[0].fd, fds[0].events = of.host_fd, events
-    if host_syscall("ppoll", fds, 1, Timespec(0, 0), None, 8):
-        return
-    if host_syscall("fcntl", of.host_fd, F_GETFL) & O_NONBLOCK:
-        return
     from hermipy.syscalls.kicks import wait
     timeout, restart = None, ERESTARTSYS
     if of.kind == "socket":
@@ -109,11 +111,11 @@ def _wait_ready(k, of: OpenFile, events: int) -> None:
             raise SyscallError(EAGAIN)
 
 
-def _writing(k, write):
-    """Run a write; EPIPE (no reader left) also raises SIGPIPE in the guest, as pipe_write and the socket
+def _writing(k, write, *args):
+    """Run ``write(*args)``; EPIPE (no reader left) also raises SIGPIPE in the guest, as pipe_write and the socket
     layer do with send_sig(SIGPIPE, current, 0). hermipy's own process ignores SIGPIPE, as CPython does."""
     try:
-        return write()
+        return write(*args)
     except OSError as err:
         if err.errno != EPIPE:
             raise
@@ -145,7 +147,8 @@ def read(k, fd: Fd, buf: Ptr, count: Size) -> int:
     count = min(count, MAX_RW_COUNT)
     if count == 0:
         return 0
-    _wait_ready(k, of, POLLIN)
+    if of.kind in _WAITS:
+        _wait_ready(k, of, POLLIN)
     if count <= 65536:
         data = os.read(of.host_fd, count)
         k.mem.write(buf, data)
@@ -158,8 +161,9 @@ def write(k, fd: Fd, buf: InBuf(2), count: Size) -> int:
     """write(2)."""
     of = _writable(k, fd)
     data = k.mem.read(buf, min(count, MAX_RW_COUNT))
-    _wait_ready(k, of, POLLOUT)
-    return _writing(k, lambda: os.write(of.host_fd, data))
+    if of.kind in _WAITS:
+        _wait_ready(k, of, POLLOUT)
+    return _writing(k, os.write, of.host_fd, data)
 
 
 @syscall("readv", FULL)
