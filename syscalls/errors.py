@@ -19,4 +19,9 @@ class SyscallError(Exception):
 ERESTARTSYS = 512           # restart when the handler has SA_RESTART (or no handler runs), else EINTR
 ERESTARTNOINTR = 513        # always restart
 ERESTARTNOHAND = 514        # EINTR when a handler runs, else restart (pause, sigsuspend)
-RESTART_ERRNOS = frozenset((ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND))
+# hermipy's own: a call Linux fails with -EINTR itself whenever a signal wakes it (ep_poll, do_sigtimedwait,
+# sock_intr_errno with a timeout), which delivery never restarts: EINTR when a signal is to be delivered,
+# whatever its action (a stop signal's too: signal(7), "Interruption of system calls and library functions by
+# stop signals"); restart after a kick with nothing to deliver (Linux has no such wakeup).
+EINTR_WHEN_SIGNALLED = 600        # (beyond the kernel's own internal errnos, 512..531)
+RESTART_ERRNOS = frozenset((ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, EINTR_WHEN_SIGNALLED))

@@ -16,6 +16,11 @@ own (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are left alone.
 The pump also watches hermipy's parent (a pidfd): when it exits, what the guest reads of its parent inside
 the guest is refreshed (``after_reparent``).
 
+A stop and continue of hermipy's process (SIGSTOP from anywhere, which the host acts on alone, or the guest's
+own stop: sys_signal._stop_on_host) ends the host calls that Linux fails with EINTR after a stop (epoll_wait,
+sigtimedwait, socket calls with a timeout: signal(7)); a task whose call ended so asks ``continued_since`` whether
+a SIGCONT came meanwhile, to tell that from a late kick.
+
 Where Linux makes a signal pending before a call returns (a ``kill`` to the caller's own process group, the
 SIGCHLD of a child that ``wait4`` reaped), the calling task ``drain``s: it reads and forwards what the host
 has pending for the process itself, under the lock the pump reads with, so the signal is the guest's before
@@ -28,6 +33,7 @@ import select
 import signal
 import struct
 import threading
+import time
 
 from hermipy.syscalls.kernel import SIGKICK
 
@@ -36,7 +42,7 @@ SIGNALFD_RECORD = 128
 SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
 SI_QUEUE, SI_TIMER, SI_MESGQ = -1, -2, -3
 CLD_FIRST, CLD_LAST = 1, 6
-SIGCHLD, SIGIO = 17, 29
+SIGCHLD, SIGCONT, SIGIO = 17, 18, 29
 HOST_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
 # 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID: not valid_signals() for the host, unblockable by it).
 FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK) - {
@@ -51,6 +57,7 @@ _fd = -1                       # the pump's signalfd (non-blocking)
 _read_lock = threading.Lock()  # held while a record is read and forwarded (the pump, or a task's drain)
 _parent_fd = -1                # the pump's pidfd of hermipy's parent (see after_reparent)
 _after_reparent = None         # () -> None: what the guest reads of its parent, made current again
+_continued_at = 0.0            # time.monotonic() when a SIGCONT was last read (see continued_since)
 
 
 def _snapshot() -> tuple[int, tuple[int, ...]]:
@@ -235,6 +242,14 @@ def held():
         yield
 
 
+def continued_since(started: float) -> bool:
+    """Whether a SIGCONT reached this process since ``started`` (a time.monotonic()), what the host has pending
+    included. A stopped process runs again only once SIGCONT is pending (prepare_signal wakes it as the signal is
+    queued), so a task whose host call a stop ended sees it here."""
+    drain()
+    return _continued_at >= started
+
+
 def take_raised(signo: int) -> bool:
     """Take back the ``signo`` the host just raised at this thread for hermipy's own call (a write to a
     broken pipe: SIGPIPE), so that the pump never forwards it later; True when it was pending."""
@@ -248,7 +263,10 @@ def _forward(task, fields: tuple) -> None:
     anything else to the thread group."""
     from hermipy.syscalls.sys_signal import signal_group, signal_task
     from hermipy.syscalls.sys_timer import TIMER_HOST_SIGNAL, timer_siginfo
+    global _continued_at
     signo, code = fields[0], fields[2]
+    if signo == SIGCONT:
+        _continued_at = time.monotonic()
     if signo == TIMER_HOST_SIGNAL and code == SI_TIMER:
         expiry = timer_siginfo(task, fields[6], fields[8])
         if expiry is None:

@@ -10,14 +10,17 @@ kicked for (the dispatcher after a syscall, the runner at an INTERRUPT stop, a w
 A task blocks with ``wait``: ppoll on host fds (or on none, to sleep) with a signal mask that opens SIGKICK
 only during the wait, after checking the flag with SIGKICK blocked, so that a kick can never fall between the
 check and the sleep (the race pselect was made for). A kicked wait raises ERESTARTSYS (or what the caller
-asks), which the dispatcher turns into EINTR or a restart.
+asks), which the dispatcher turns into EINTR or a restart. ``sleep`` waits for a kick alone, in a host call
+that a stop of the process also ends, for the calls Linux then fails with EINTR (``interrupted``).
 """
+import ctypes
 import os
 import signal
 import threading
 import time
+from errno import EINTR
 
-from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
+from hermipy.syscalls.errors import EINTR_WHEN_SIGNALLED, ERESTARTSYS, SyscallError
 from hermipy.syscalls.kernel import SIGKICK
 
 KICK_RETRY = 0.002
@@ -100,3 +103,36 @@ def wait(k, pollfds=None, nfds: int = 0, timeout=None, restart: int = ERESTARTSY
             raise SyscallError(restart) from None
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
+
+
+_KICK_SET = ctypes.c_uint64(1 << (SIGKICK - 1))
+
+
+def sleep(k, ns: int | None) -> bool:
+    """Sleep until the task is kicked (True, at once when it is already) or for ``ns`` nanoseconds (None: no
+    limit; False when they have passed). The host's rt_sigtimedwait for SIGKICK, blocked meanwhile so that a kick
+    cannot fall between the check and the sleep; unlike ppoll, a stop and continue of the process ends it
+    (InterruptedError), as it ends do_sigtimedwait's sleep."""
+    from hermipy.syscalls.host import host_syscall
+    from hermipy.syscalls.sys_io import Timespec
+    signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
+    try:
+        if k.interrupt:
+            return True
+        timeout = None if ns is None else Timespec(*divmod(ns, 1_000_000_000))
+        try:
+            host_syscall("rt_sigtimedwait", _KICK_SET, None, timeout, 8)
+        except BlockingIOError:
+            return False
+        return True
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
+
+
+def interrupted(started: float) -> SyscallError:
+    """What ends a call that Linux fails with EINTR whenever a signal wakes it (errors.EINTR_WHEN_SIGNALLED),
+    begun at ``started`` (time.monotonic()), once its host wait returned EINTR: plain EINTR when hermipy's process
+    was stopped and continued meanwhile (signal(7): no signal need be delivered), else EINTR_WHEN_SIGNALLED (a
+    kick: EINTR when a signal is to be delivered, a restart when it was for nothing)."""
+    from hermipy.syscalls.host_signals import continued_since
+    return SyscallError(EINTR if continued_since(started) else EINTR_WHEN_SIGNALLED)

@@ -17,10 +17,11 @@ import ctypes
 import os
 import struct
 import threading
+import time
 from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT
 
 from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, SigSet, Size, UInt
-from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
+from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
@@ -183,7 +184,10 @@ def _wait_args(k, epfd: int, events: int, maxevents: int) -> Epoll:
 
 def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None).
-    A kick interrupts it: never restarted after a handler (ep_poll returns EINTR)."""
+    A kick interrupts it, and so does a stop of the process: EINTR when a signal is to be delivered or after the
+    stop, whatever SA_RESTART says (ep_poll returns EINTR)."""
+    from hermipy.syscalls.kicks import interrupted
+    started = time.monotonic()
     count = min(maxevents, MAX_BATCH)
     buf = ctypes.create_string_buffer(count * EVENT.size)
     while True:
@@ -195,7 +199,7 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
             else:
                 n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
         except InterruptedError:
-            raise SyscallError(ERESTARTNOHAND) from None
+            raise interrupted(started) from None
         out = bytearray()
         for i in range(n):
             mask, token = EVENT.unpack_from(buf, i * EVENT.size)

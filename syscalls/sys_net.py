@@ -23,7 +23,7 @@ import time as _time
 from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, EPIPE
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
-from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
+from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
 from hermipy.syscalls.sys_fs import host_syscall, lookup
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -313,11 +313,16 @@ def timeout_of(host_fd: int, option: int):
 def blocking_call(option: int, name: str, host_fd: int, *args) -> int:
     """The host socket call ``name`` on ``host_fd``, which may block. A kick interrupts it (EINTR from the host):
     it restarts after a handler with SA_RESTART, unless the socket has a timeout for it (``option``: SO_RCVTIMEO
-    or SO_SNDTIMEO), when it is never restarted (sock_intr_errno; signal(7))."""
+    or SO_SNDTIMEO): then it fails with EINTR whenever a signal is to be delivered, and after a stop of the
+    process, which ends the host call too (sock_intr_errno; signal(7))."""
+    started = _time.monotonic()
     try:
         return host_syscall(name, host_fd, *args)
     except InterruptedError:
-        raise SyscallError(ERESTARTNOHAND if timeout_of(host_fd, option) else ERESTARTSYS) from None
+        if timeout_of(host_fd, option):
+            from hermipy.syscalls.kicks import interrupted
+            raise interrupted(started) from None
+        raise SyscallError(ERESTARTSYS) from None
 
 
 # -- socket, socketpair -----------------------------------------------------------------------------

@@ -16,12 +16,13 @@ import struct
 import sys
 import termios
 import threading
+import time
 import weakref
 from errno import EAGAIN, EINTR, EINVAL, EIO, ENOMEM, EPERM, ESRCH
 
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
-from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
+from hermipy.syscalls.errors import EINTR_WHEN_SIGNALLED, ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.sys_timer import TimerExpiry
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
@@ -492,8 +493,9 @@ def handle_interrupt(k, result: int | None = None):
 
 
 def interrupted_syscall(k, nr: int, how: int):
-    """A blocking call that a kick interrupted (``how``: one of the ERESTART* errnos): EINTR when the signal
-    about to be delivered has a handler that does not restart it, else the call restarts from the guest
+    """A blocking call that a kick interrupted (``how``: one of the ERESTART* errnos, or EINTR_WHEN_SIGNALLED):
+    EINTR when the signal about to be delivered has a handler that does not restart it (EINTR_WHEN_SIGNALLED:
+    whatever its action, a stop included), else the call restarts from the guest
     (rip back over the 2-byte `syscall`, rax = nr), after that handler or at once (handle_signal,
     arch_do_signal_or_restart)."""
     k.interrupt = False
@@ -504,7 +506,8 @@ def interrupted_syscall(k, nr: int, how: int):
     action = st.actions[signo] if signo else None
     runs_handler = action is not None and action.handler not in (SIG_DFL, SIG_IGN)
     cpu = k.cpu
-    if runs_handler and (how == ERESTARTNOHAND or (how == ERESTARTSYS and not action.flags & SA_RESTART)):
+    if (how == EINTR_WHEN_SIGNALLED and signo
+            or runs_handler and (how == ERESTARTNOHAND or (how == ERESTARTSYS and not action.flags & SA_RESTART))):
         cpu.set_reg("rax", -EINTR & MASK64)
     else:
         cpu.set_reg("rip", cpu.get_reg("rip") - 2)
@@ -1040,18 +1043,19 @@ def _suspend(k, saved_mask: int | None) -> None:
 @syscall("rt_sigtimedwait", FULL)
 def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -> int:
     """rt_sigtimedwait(2): dequeue a pending signal of the set, write its siginfo, return its number; wait
-    for one up to the timeout (EAGAIN). A signal outside the set that a handler takes interrupts it (EINTR)."""
-    from hermipy.syscalls.kicks import wait
-    from hermipy.syscalls.sys_io import Timespec
+    for one up to the timeout (EAGAIN). Anything else that wakes it ends it with EINTR, SA_RESTART or not
+    (do_sigtimedwait): another signal to be delivered (a handler's, a stop's), a stop and continue (signal(7))."""
+    from hermipy.syscalls.kicks import interrupted, sleep
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
     these = _read_sigset(k, uthese) & ~UNBLOCKABLE
-    timeout = None
+    started = time.monotonic()
+    deadline = None
     if uts:
         sec, nsec = struct.unpack("<qq", k.mem.read(uts, 16))
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             raise SyscallError(EINVAL)
-        timeout = Timespec(sec, nsec)
+        deadline = time.monotonic_ns() + sec * 1_000_000_000 + nsec
     st = k.signals
     while True:
         with k.group.lock:
@@ -1059,22 +1063,20 @@ def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -
             if taken:
                 signo, info = taken
                 break
-        if timeout is not None and not timeout.sec and not timeout.nsec:
+        left = None if deadline is None else deadline - time.monotonic_ns()
+        if left is not None and left <= 0:
             raise SyscallError(EAGAIN)
         k.interrupt = False
         if st.next_deliverable():
-            raise SyscallError(ERESTARTNOHAND)       # another signal's handler runs: EINTR, even with SA_RESTART
+            raise SyscallError(EINTR_WHEN_SIGNALLED)
         saved = st.blocked
         st.blocked = saved & ~these                  # while waiting the set counts as unblocked (senders pick us)
         try:
             if st.pending_mask() & these:
                 continue
-            try:
-                if not wait(k, None, 0, timeout):
-                    raise SyscallError(EAGAIN)
-            except SyscallError as err:
-                if err.errno == EAGAIN:
-                    raise
+            sleep(k, left)                           # a kick, or the time is up: looked at again above
+        except InterruptedError:
+            raise interrupted(started) from None
         finally:
             st.blocked = saved
     if uinfo:

@@ -12,7 +12,7 @@
  * the pipe, releases the lock, lets the waited-for child exit...). It is also the case's guard: if the handler does
  * not run or the call does not return within GUARD_MS, it says so on stderr and kills the caller.
  *
- * Usage: interrupt SECTION (pipe, socket, timeo, tty, wait, lock, futex, poll, sleep, nohandler). Prints
+ * Usage: interrupt SECTION (pipe, socket, timeo, tty, wait, lock, futex, poll, sleep, nohandler, stop). Prints
  * deterministic facts only.
  */
 #define _GNU_SOURCE
@@ -926,7 +926,159 @@ static const struct call quiet_calls[] = {
     {"sigtimedwait SIGUSR2 (timeout 5 s)", NULL, do_sigtimedwait, send_usr2, NULL, NULL, 1},
 };
 
+/* -- stopped and continued, no handler: signal(7) "Interruption of system calls and library functions by stop
+ * signals". The completer stops the caller (SIGSTOP, or SIGTSTP whose action is the default: stop), waits until it
+ * has stopped, continues it (SIGCONT) and completes the call once the caller sleeps again. Most calls go on as if
+ * nothing happened; those that Linux fails with EINTR whenever a signal wakes them (epoll_wait, sigtimedwait,
+ * socket calls with SO_RCVTIMEO/SO_SNDTIMEO...) fail with EINTR, a handler or not. The caller runs in a process
+ * group of its own whose parent is in another group of the session, so that SIGTSTP stops it (Linux discards it
+ * in an orphaned process group). ---------------------------------------------------------------------------- */
+static char state_of(pid_t pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return '?';
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return '?';
+    stat[n] = 0;
+    char *end = strrchr(stat, ')');
+    return end ? end[2] : '?';
+}
+
+static void stop_and_continue(pid_t parent, int stopsig, void (*complete)(void), int done)
+{
+    wait_sleeping(parent);
+    kill(parent, stopsig);
+    int waited = 0;
+    while (state_of(parent) != 'T') {
+        if ((waited += 2) > GUARD_MS)
+            guard_kill(parent, "the caller did not stop");
+        usleep(2000);
+    }
+    kill(parent, SIGCONT);
+    if (complete) {
+        wait_sleeping(parent);
+        complete();
+    }
+    if (!readable_within(done, GUARD_MS))
+        guard_kill(parent, "the call did not return");
+    _exit(0);
+}
+
+static void run_stopped(const struct call *c, int stopsig)
+{
+    printf("%s, %s then SIGCONT: ", c->name, stopsig == SIGSTOP ? "SIGSTOP" : "SIGTSTP");
+    fflush(stdout);
+    if (c->setup)
+        c->setup();
+    int done[2];
+    if (pipe2(done, O_CLOEXEC))
+        fail("pipe2");
+    pid_t parent = getpid();
+    completer = fork();
+    if (completer < 0)
+        fail("fork");
+    if (completer == 0) {
+        close(done[1]);
+        stop_and_continue(parent, stopsig, c->complete, done[0]);
+    }
+    close(done[0]);
+    errno = 0;
+    long r = c->block();
+    int e = errno;
+    if (r >= 0 && c->complete)
+        printf("went on, ");
+    show(r, e);
+    if (c->detail)
+        c->detail(r);
+    if (r < 0 && e == EINTR && c->again) {
+        errno = 0;
+        r = c->block();
+        printf(", then ");
+        show(r, errno);
+    }
+    printf("\n");
+    close(done[1]);
+    int status;
+    waitpid(completer, &status, 0);
+    if (c->cleanup)
+        c->cleanup();
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        printf("  completer: status %#x\n", status);
+}
+
+static void run_stopped_both(const struct call *c)
+{
+    run_stopped(c, SIGSTOP);
+    run_stopped(c, SIGTSTP);
+}
+
+static long do_sigwaitinfo(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    return syscall(SYS_rt_sigtimedwait, &set, NULL, NULL, 8);
+}
+
+static long sleep_300ms(void)
+{
+    struct timespec ts = {0, 300000000};
+    return nanosleep(&ts, NULL);
+}
+
+static const struct call stop_calls[] = {
+    {"read pipe", make_pipe, read_pipe, write_hello, close_pipe, NULL, 1},
+    {"recv", make_pair, recv_pair, send_hello, close_pair, NULL, 1},
+    {"recv (SO_RCVTIMEO 5 s)", pair_rcvtimeo, recv_pair, send_hello, close_pair, NULL, 1},
+    {"send to a full socket (SO_SNDTIMEO 5 s)", full_pair_sndtimeo, send_full, drain_pair, close_pair, NULL, 1},
+    {"accept (SO_RCVTIMEO 5 s)", accept_rcvtimeo, do_accept, connect_one, close_sockets, NULL, 1},
+    {"wait4", fork_waitee, do_wait4, let_waitee_exit, reap_waitee, NULL, 1},
+    {"futex FUTEX_WAIT (timeout 5 s)", start_waker, futex_wait_timed, tell_waker, join_waker, NULL, 1},
+    {"poll (no timeout)", make_pipe, do_poll, write_hello, close_pipe, NULL, 1},
+    {"pselect (no timeout)", make_pipe, do_pselect, write_hello, close_pipe, NULL, 1},
+    {"epoll_wait (no timeout)", setup_epoll, do_epoll_wait, write_hello, close_epoll, NULL, 1},
+    {"epoll_pwait (no timeout)", setup_epoll, do_epoll_pwait, write_hello, close_epoll, NULL, 1},
+    {"nanosleep 300 ms", NULL, sleep_300ms, NULL, NULL, NULL, 0},
+    {"sigtimedwait SIGUSR2 (timeout 5 s)", NULL, do_sigtimedwait, send_usr2, NULL, NULL, 1},
+    {"sigwaitinfo SIGUSR2", NULL, do_sigwaitinfo, send_usr2, NULL, NULL, 1},
+};
+
+/* The "stop" section: the caller in a process group of its own, its parent (in the group it was started in)
+ * waiting for it. */
+static int in_own_group(void (*section)(void))
+{
+    pid_t child = fork();
+    if (child < 0)
+        fail("fork");
+    if (child == 0) {
+        if (setpgid(0, 0))
+            fail("setpgid");
+        section();
+        exit(0);
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        printf("caller: status %#x\n", status);
+        return 1;
+    }
+    printf("done\n");
+    return 0;
+}
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void stop_section(void)
+{
+    for (size_t j = 0; j < COUNT(stop_calls); j++)
+        run_stopped_both(&stop_calls[j]);
+}
 
 struct section {
     const char *name;
@@ -960,6 +1112,8 @@ int main(int argc, char **argv)
     sigaddset(&usr2, SIGUSR2);
     sigprocmask(SIG_BLOCK, &usr2, NULL);       /* sigtimedwait's signal; pselect/epoll_pwait keep it blocked */
     signal(SIGPIPE, SIG_IGN);
+    if (!strcmp(argv[1], "stop"))
+        return in_own_group(stop_section);
     for (size_t i = 0; i < COUNT(sections); i++) {
         if (strcmp(argv[1], sections[i].name))
             continue;

@@ -5,6 +5,9 @@ restarted (and then gets what it waited for) or fails with EINTR; a partial pipe
 poll/ppoll/select/pselect/epoll_wait/epoll_pwait, nanosleep/clock_nanosleep (the time left), pause, sigsuspend,
 rt_sigtimedwait, a timed FUTEX_WAIT and socket calls with SO_RCVTIMEO/SO_SNDTIMEO always fail with EINTR; an ignored
 or blocked signal interrupts nothing. The signal comes from a timer (setitimer) or from another process (kill).
+Stopped (SIGSTOP, or SIGTSTP's default action) and continued without any handler, most calls go on, but
+epoll_wait/epoll_pwait, sigtimedwait/sigwaitinfo and socket calls with SO_RCVTIMEO/SO_SNDTIMEO fail with EINTR
+(signal(7), "Interruption of system calls and library functions by stop signals").
 
 The testbin orders events without timing (its completer child watches the caller's threads sleep in /proc) and
 guards each case (5 s). Each run also has a timeout (60 s) and runs in a session of its own; at the timeout the
@@ -46,6 +49,15 @@ FACTS = {
               "sigtimedwait SIGUSR2 (timeout 5 s), SA_RESTART, kill: -1 EINTR, handler ran 1, then 12"],
     "nohandler": ["read pipe, SIG_IGN, kill: 5",
                   "poll (no timeout), blocked, timer: 1, pending yes, handler ran 1 once unblocked"],
+    "stop": ["read pipe, SIGSTOP then SIGCONT: went on, 5",
+             "futex FUTEX_WAIT (timeout 5 s), SIGTSTP then SIGCONT: went on, 0",
+             "poll (no timeout), SIGTSTP then SIGCONT: went on, 1",
+             "epoll_wait (no timeout), SIGSTOP then SIGCONT: -1 EINTR, then 1",
+             "epoll_pwait (no timeout), SIGTSTP then SIGCONT: -1 EINTR, then 1",
+             "sigtimedwait SIGUSR2 (timeout 5 s), SIGSTOP then SIGCONT: -1 EINTR, then 12",
+             "sigwaitinfo SIGUSR2, SIGTSTP then SIGCONT: -1 EINTR, then 12",
+             "recv (SO_RCVTIMEO 5 s), SIGSTOP then SIGCONT: -1 EINTR, then 5",
+             "accept (SO_RCVTIMEO 5 s), SIGTSTP then SIGCONT: -1 EINTR, then 0"],
 }
 
 
