@@ -268,9 +268,20 @@ def main(argv: list[str] | None = None) -> int:
         return 70
 
 
+def _hold_closed_stdio() -> None:
+    """hermipy started with fd 0, 1 or 2 closed: the guest's stays closed (files.hold_closed_stdio) and Python's
+    stream, None then, writes hermipy's own messages nowhere, as a closed stderr loses them natively."""
+    from hermipy.syscalls.files import CLOSED_STDIO, hold_closed_stdio
+    hold_closed_stdio()
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if fd in CLOSED_STDIO and getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "r" if fd == 0 else "w"))
+
+
 def entry() -> None:
     """The ``hermipy`` command: main, then exit at once (the guest's RAM, its VM and hermipy's modules need no
     orderly teardown, which costs 15-30 ms)."""
+    _hold_closed_stdio()
     try:
         status = main()
     except SystemExit as done:                  # argparse: --help, usage errors

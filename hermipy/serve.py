@@ -350,6 +350,8 @@ def _become_client(conn: socket.socket) -> list[str]:
                 pass
     for fd in high:
         os.close(fd)
+    from hermipy.syscalls.files import hold_closed_stdio
+    hold_closed_stdio()
     os.environ.clear()
     os.environ.update(item.split("=", 1) for item in environ)
     from hermipy import cli
@@ -442,6 +444,7 @@ def _request(argv: list[str]) -> dict:
     """What the server's child needs to be this process's direct run."""
     import resource
     from hermipy import cli
+    from hermipy.syscalls import files
     umask = os.umask(0)
     os.umask(umask)
     rlimits = {}
@@ -454,7 +457,7 @@ def _request(argv: list[str]) -> dict:
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     return {"argv": argv,
             "environ": [os.fsdecode(k + b"=" + v) for k, v in cli.inherited_environment().items()],
-            "fds": [fd for fd in (0, 1, 2) if _is_open(fd)], "umask": umask, "rlimits": rlimits,
+            "fds": [fd for fd in (0, 1, 2) if _is_open(fd) and fd not in files.CLOSED_STDIO], "umask": umask, "rlimits": rlimits,
             "ignored": ignored, "blocked": sorted(int(s) for s in blocked if int(s) in FORWARDED),
             "gid": os.getgid(), "groups": os.getgroups()}
 

@@ -15,6 +15,7 @@ O_APPEND, O_NONBLOCK, O_CLOEXEC, O_DIRECTORY, O_PATH = 0o2000, 0o4000, 0o2000000
 O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_NOFOLLOW = 0o100, 0o200, 0o400, 0o1000, 0o400000
 O_LARGEFILE, O_TMPFILE = 0o100000, 0o20200000
 HERMIPY_FDS = 256       # host fds hermipy may hold beside the guest's (RAM, vCPUs, eventfds, signalfd, pipes)
+CLOSED_STDIO: set[int] = set()      # of fds 0-2, those closed when hermipy started: closed for the guest too
 
 
 class OpenFile:
@@ -138,8 +139,11 @@ class FdTable:
             self.close(fd)
 
     def inherit_stdio(self) -> None:
-        """Guest fds 0-2 are the host's stdin/stdout/stderr (duplicated, so the guest may close them)."""
+        """Guest fds 0-2 are the host's stdin/stdout/stderr (duplicated, so the guest may close them); one that
+        was closed when hermipy started stays closed (``hold_closed_stdio``)."""
         for fd in (0, 1, 2):
+            if fd in CLOSED_STDIO:
+                continue
             try:
                 host = os.dup(fd)
             except OSError:
@@ -155,6 +159,23 @@ class FdTable:
             except OSError:
                 path = f"/dev/fd/{fd}"
             self.install_at(fd, OpenFile(host, path, flags & ~O_CLOEXEC, host_kind(host)))
+
+
+def hold_closed_stdio() -> None:
+    """Fds 0-2 closed when hermipy starts (``prog >&-``) stay closed for the guest, whose write then gets EBADF:
+    each is held by a placeholder (/dev/null), so that no file hermipy opens later lands there and becomes the
+    guest's stdout, and is noted in CLOSED_STDIO, which ``inherit_stdio`` leaves out."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        placeholder = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        if placeholder != fd:
+            os.dup2(placeholder, fd, inheritable=False)
+            os.close(placeholder)
+        CLOSED_STDIO.add(fd)
 
 
 def host_kind(host_fd: int) -> str:

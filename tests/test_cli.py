@@ -132,3 +132,19 @@ def test_info_names_the_auto_backend_and_why():
     expected = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "unicorn"
     line = next(l for l in out.splitlines() if l.startswith("--backend auto:"))
     assert line.split()[2] == expected and "(" in line
+
+
+@pytest.mark.usefixtures("hermipy_backend")
+@pytest.mark.parametrize("redirection", [">&-", "2>&-", "<&-"])
+def test_closed_standard_fd_stays_closed(redirection):
+    """A direct run started with fd 0, 1 or 2 closed runs the guest as natively (its write to the closed fd gets
+    EBADF, its first open gets that fd), not an internal error over Python's missing sys.stdout."""
+    import shlex
+    from difftest import build, hermipy_command
+    program = str(build("closed_stdio", "static"))
+
+    def shell(argv):
+        proc = subprocess.run(["sh", "-c", f"{shlex.join(argv)} {redirection}"], capture_output=True, timeout=60)
+        return proc.returncode, proc.stdout, proc.stderr
+    native, emulated = shell([program]), shell(hermipy_command() + [program])
+    assert emulated == native and native[0] == 3 and b"Bad file descriptor" in native[1] + native[2]
