@@ -20,7 +20,7 @@ import ctypes
 import os
 import struct
 import time as _time
-from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, EPIPE
+from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, ENOTSOCK, EPIPE
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
@@ -36,7 +36,7 @@ SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
 SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 26, 50, 51, 52
 SO_PEERPIDFD = 77
 MSG_DONTWAIT, MSG_NOSIGNAL, MSG_WAITFORONE, MSG_CMSG_CLOEXEC = 0x40, 0x4000, 0x10000, 0x40000000
-MSG_CTRUNC = 0x8
+MSG_OOB, MSG_CTRUNC = 0x1, 0x8
 SIGPIPE = 13
 
 SOCKADDR_STORAGE = 128            # sizeof(struct sockaddr_storage): the most any address takes
@@ -653,21 +653,25 @@ def sendmmsg(k, fd: Int, mmsg: Ptr, vlen: UInt, flags: MSG_FLAGS) -> int:
 @syscall("recvmmsg", PARTIAL, note="an error after the first datagram ends the batch but is not kept for the "
                                    "next call (Linux stores it in sk_err)")
 def recvmmsg(k, fd: Int, mmsg: Ptr, vlen: UInt, flags: MSG_FLAGS, timeout: Ptr) -> int:
-    """recvmmsg(2): MSG_WAITFORONE turns on MSG_DONTWAIT after the first datagram; the timeout is checked
-    between datagrams, as do_recvmmsg() does."""
-    of = k.fds.get(fd)
+    """recvmmsg(2) (__sys_recvmmsg, do_recvmmsg): the timeout is read and checked before the fd, and bounds
+    the batch only between datagrams (a receive that blocks is not cut short); what is left of it goes back
+    to the guest when a datagram came. MSG_WAITFORONE turns on MSG_DONTWAIT after the first datagram; out of
+    band data ends the batch."""
     deadline = None
     if timeout:                            # get_timespec64(), then poll_select_set_timeout()'s check
         sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             raise SyscallError(EINVAL)
         deadline = _time.monotonic_ns() + sec * 1_000_000_000 + nsec
+    of = k.fds.get(fd)
+    if of.kind != "socket":                # sockfd_lookup_light()
+        raise SyscallError(ENOTSOCK)
     vlen = min(vlen, UIO_MAXIOV)
-    got = 0
+    got = left = 0
     while got < vlen:
         entry = mmsg + MMSGHDR_SIZE * got
         try:
-            n = _recvmsg(k, of, entry, flags)
+            n = _recvmsg(k, of, entry, flags & ~MSG_WAITFORONE)
         except (SyscallError, OSError):
             if got:
                 break
@@ -677,11 +681,13 @@ def recvmmsg(k, fd: Int, mmsg: Ptr, vlen: UInt, flags: MSG_FLAGS, timeout: Ptr) 
         if flags & MSG_WAITFORONE:
             flags |= MSG_DONTWAIT
         if deadline is not None:
-            left = deadline - _time.monotonic_ns()
-            if timeout:
-                k.mem.write(timeout, struct.pack("<qq", *divmod(max(left, 0), 1_000_000_000)))
-            if left <= 0:
+            left = max(deadline - _time.monotonic_ns(), 0)
+            if left == 0:
                 break
+        if struct.unpack("<i", k.mem.read(entry + 48, 4))[0] & MSG_OOB:
+            break
+    if got and deadline is not None:
+        k.mem.write(timeout, struct.pack("<qq", *divmod(left, 1_000_000_000)))
     return got
 
 
