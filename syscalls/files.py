@@ -21,7 +21,8 @@ CLOSED_STDIO: set[int] = set()      # of fds 0-2, those closed when hermipy star
 class OpenFile:
     """An open file description: a host fd plus what the guest asked for when opening it."""
 
-    __slots__ = ("host_fd", "path", "flags", "refs", "dir_entries", "dir_pos", "kind", "node", "__weakref__")
+    __slots__ = ("host_fd", "path", "flags", "refs", "dir_entries", "dir_pos", "kind", "node", "bound",
+                 "__weakref__")
 
     def __init__(self, host_fd: int, path: str, flags: int, kind: str = "file", node=None):
         self.host_fd, self.path, self.flags, self.kind = host_fd, path, flags, kind
@@ -29,6 +30,7 @@ class OpenFile:
         self.dir_entries = None     # synthetic directory listing: list of (name, d_type, inode)
         self.dir_pos = 0
         self.node = node            # the procfs node a synthetic file or directory was opened from
+        self.bound = None           # opened through a read-only bind (vfs.Target.bound): its metadata stays
 
     @property
     def readable(self) -> bool:

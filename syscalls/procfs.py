@@ -136,15 +136,19 @@ class FdLink(Node):
         of = self._file()
         if of.node is not None:
             return Target(of.path, None, of.node)
-        return Target(of.path, f"/proc/self/fd/{of.host_fd}")
+        return Target(of.path, f"/proc/self/fd/{of.host_fd}", bound=of.bound)
 
 
 class HostNode(Node):
+    """A host file shown in the synthetic tree. Under --root (``bound``: the directory it is shown in, /dev or
+    /proc) it is the host's own /dev/null or /proc/cpuinfo, which the guest may read and write but never change:
+    it behaves as a read-only bind mount of the file there (vfs.Target.bound)."""
+
     kind = "host"
 
-    def __init__(self, ns, path, host_path):
+    def __init__(self, ns, path, host_path, bound=None):
         super().__init__(ns, path)
-        self.host_path = host_path
+        self.host_path, self.bound = host_path, bound
 
     @property
     def mode(self) -> int:
@@ -188,7 +192,7 @@ class Synthetic:
 
                 return Link(self, "/dev/" + name, lambda t=STD_LINKS[name]: t)
             if name in HOST_DEVICES and os.path.exists("/dev/" + name):
-                return HostNode(self, "/dev/" + name, "/dev/" + name)
+                return HostNode(self, "/dev/" + name, "/dev/" + name, "/dev")
             return None
         if parent == "/" and confined:
             if name == "proc":
@@ -213,11 +217,11 @@ class Synthetic:
         if self.k.fs.confined:
             for name in HOST_PROC_FILES:
                 if os.path.exists("/proc/" + name):
-                    entries[name] = HostNode(self, "/proc/" + name, "/proc/" + name)
+                    entries[name] = HostNode(self, "/proc/" + name, "/proc/" + name, "/proc")
         return entries
 
     def _dev_entries(self) -> dict:
-        entries = {name: HostNode(self, "/dev/" + name, "/dev/" + name)
+        entries = {name: HostNode(self, "/dev/" + name, "/dev/" + name, "/dev")
                    for name in HOST_DEVICES if os.path.exists("/dev/" + name)}
         for name, target in STD_LINKS.items():
             entries[name] = Link(self, "/dev/" + name, lambda t=target: t)

@@ -12,7 +12,7 @@ import os
 import stat as _stat
 import struct
 from errno import (EACCES, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
-                   EXDEV)
+                   EROFS, EXDEV)
 
 from hermipy.syscalls import procfs
 from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLAGS, OpenMode, RENAME_FLAGS, STATX_FLAGS,
@@ -152,6 +152,7 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
             mode = 0                          # build_open_how(): the mode means nothing unless a file is made
         host_fd = t.open(host_flags, mode)
         of = OpenFile(host_fd, _guest_name(k, host_fd, t), shown, host_kind(host_fd))
+        of.bound = t.bound
     try:
         return k.fds.install(of, cloexec)
     except SyscallError:
@@ -536,10 +537,32 @@ def do_rename(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags
     if _last_name(oldpath) in (".", "..") or _last_name(newpath) in (".", ".."):
         raise SyscallError(EEXIST if flags & RENAME_NOREPLACE and _last_name(newpath) in (".", "..")
                            and _last_name(oldpath) not in (".", "..") else EBUSY)
+    if old.bound or new.bound:
+        return _rename_bound(old, new, flags)
     if old.node is not None or new.node is not None or not new.on_host:
         raise SyscallError(EXDEV)
     old.rename(new, flags)
     return 0
+
+
+def _rename_bound(old: Target, new: Target, flags: int) -> int:
+    """A rename with a bound file (vfs.Target.bound, a read-only bind mount) on either side, as do_renameat2()
+    and vfs_rename() answer: nothing ever moves. One file onto itself is no change; /proc is another mount than
+    anything outside it (EXDEV); then RENAME_NOREPLACE over an existing name (EEXIST), a directory over a file
+    (ENOTDIR) or a file over a directory (EISDIR); else a mount point is busy (EBUSY)."""
+    if old.host is not None and old.host == new.host and not flags & RENAME_NOREPLACE:
+        return 0
+    if "/proc" in (old.bound, new.bound) or old.node is not None or new.node is not None:
+        raise SyscallError(EXDEV)
+    new_mode = new.stat(False).st_mode if new.on_host and new.exists() else None
+    if new_mode is not None and flags & RENAME_NOREPLACE:
+        raise SyscallError(EEXIST)
+    if new_mode is not None and not flags & RENAME_EXCHANGE:
+        if _stat.S_ISDIR(old.stat(False).st_mode) and not _stat.S_ISDIR(new_mode):
+            raise SyscallError(ENOTDIR)
+        if _stat.S_ISDIR(new_mode) and not _stat.S_ISDIR(old.stat(False).st_mode):
+            raise SyscallError(EISDIR)
+    raise SyscallError(EBUSY)
 
 
 @syscall("rename", FULL)
@@ -571,6 +594,8 @@ def do_link(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: 
         of = k.fds.get(olddirfd) if olddirfd != AT_FDCWD else None
         if of is None or of.node is not None:
             raise SyscallError(ENOENT if of is None else EXDEV)
+        if of.bound:
+            new.link_from_other_mount()
         new.link_fd(of.host_fd)
         return 0
     follow = bool(flags & AT_SYMLINK_FOLLOW)
@@ -641,6 +666,17 @@ def readlinkat(k, dirfd: DirFd, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
 
 
 # -- attributes: mode, owner, times, size --------------------------------------------------------
+def _attr_file(k, fd: int) -> OpenFile:
+    """The open file whose attributes change: synthetic files refuse with EPERM (proc_setattr), files opened
+    through a read-only bind (vfs.Target.bound) with EROFS; an O_PATH fd is the host's EBADF."""
+    of = k.fds.get(fd)
+    if of.node is not None:
+        raise SyscallError(EPERM)
+    if of.bound and not of.flags & O_PATH:
+        raise SyscallError(EROFS)
+    return of
+
+
 def _attr_target(k, dirfd: int, path: str, follow: bool) -> Target:
     """The host file whose attributes change; synthetic files refuse with EPERM (proc_setattr)."""
     return _on_host(_existing(lookup(k, dirfd, path, follow)), EPERM)
@@ -663,9 +699,7 @@ def fchmodat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
 @syscall("fchmod", FULL)
 def fchmod(k, fd: Fd, mode: Octal) -> int:
     """fchmod(2)."""
-    of = k.fds.get(fd)
-    if of.node is not None:
-        raise SyscallError(EPERM)
+    of = _attr_file(k, fd)
     os.fchmod(of.host_fd, mode & 0o7777)
     return 0
 
@@ -707,9 +741,7 @@ def fchownat(k, dirfd: DirFd, pathname: Path, owner: UInt, group: UInt, flags: A
 @syscall("fchown", FULL)
 def fchown(k, fd: Fd, owner: UInt, group: UInt) -> int:
     """fchown(2)."""
-    of = k.fds.get(fd)
-    if of.node is not None:
-        raise SyscallError(EPERM)
+    of = _attr_file(k, fd)
     os.fchown(of.host_fd, _id(owner), _id(group))
     return 0
 
@@ -735,9 +767,7 @@ def utimensat(k, dirfd: DirFd, pathname: Ptr, times: Ptr, flags: AT_FLAGS) -> in
                 raise SyscallError(EFAULT)
             path = k.fs.cwd
         else:
-            of = k.fds.get(dirfd)
-            if of.node is not None:
-                raise SyscallError(EPERM)
+            of = _attr_file(k, dirfd)
             host_syscall("utimensat", of.host_fd, None, ts, 0)
             return 0
     follow = not flags & AT_SYMLINK_NOFOLLOW

@@ -4,20 +4,24 @@ The path is resolved in the guest's view (``k.fs``); name and value buffers are 
 syscall is made on the host path or fd (under ``--root``, the /proc/self/fd/N magic link of an O_PATH fd
 of the walked entry: no xattr call takes an O_PATH fd before Linux 6.13's *xattrat), so size queries (size 0), ERANGE, E2BIG, XATTR_CREATE/REPLACE
 and the namespaces' permission rules (user., trusted., security.) are the host kernel's. Synthetic
-files (procfs nodes) support none (EOPNOTSUPP, an empty list), like /proc. The name is checked before the path is looked up, as Linux 6.13+
+files (procfs nodes) support none (EOPNOTSUPP, an empty list), like /proc; the host files shown in a confined
+guest's /dev and /proc (vfs.Target.bound) are read-only bind mounts: set and remove are EROFS, after the checks
+of the name, value and flags. The name is checked before the path is looked up, as Linux 6.13+
 does (path_getxattrat); for the fd calls the fd comes first.
 """
 import ctypes
 from contextlib import contextmanager
-from errno import EFAULT, EOPNOTSUPP, ERANGE
+from errno import E2BIG, EFAULT, EINVAL, EOPNOTSUPP, ERANGE, EROFS
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Fd, Flags, InBuf, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.files import O_PATH
 from hermipy.syscalls.sys_fs import _existing, _path, host_syscall, lookup
 from hermipy.syscalls.table import FULL, syscall
 
 XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX = 255, 65536, 65536     # uapi/linux/limits.h
 XATTR_FLAGS = Flags({1: "XATTR_CREATE", 2: "XATTR_REPLACE"})
+READ_ONLY = object()        # where a change would go: a file under a read-only bind (EROFS)
 
 
 def _name(k, addr: int) -> bytes:
@@ -38,13 +42,20 @@ def _target(k, pathname: int, follow: bool, call: str):
     if not t.on_host:
         yield call, None
         return
+    if t.bound and call in ("setxattr", "removexattr"):
+        yield call, READ_ONLY
+        return
     with t.pinned(follow) as (path, follows):
         yield (call if follows else "l" + call), path
 
 
-def _host_fd(k, fd: int) -> int | None:
+def _host_fd(k, fd: int, changing: bool = False):
+    """Where an fd call goes: the host fd, None for a synthetic file, READ_ONLY for a change to a file opened
+    through a read-only bind (an O_PATH fd: the host's EBADF)."""
     of = k.fds.get(fd)
-    return of.host_fd if of.node is None else None
+    if of.node is not None:
+        return None
+    return READ_ONLY if changing and of.bound and not of.flags & O_PATH else of.host_fd
 
 
 def _get(k, call: str, where, name: bytes, value: int, size: int) -> int:
@@ -61,6 +72,10 @@ def _get(k, call: str, where, name: bytes, value: int, size: int) -> int:
 def _set(k, call: str, where, name: bytes, value: int, size: int, flags: int) -> int:
     if where is None:
         raise SyscallError(EOPNOTSUPP)
+    if where is READ_ONLY:
+        if flags & ~3 or size > XATTR_SIZE_MAX:                 # setxattr_copy() comes first
+            raise SyscallError(EINVAL if flags & ~3 else E2BIG)
+        raise SyscallError(EROFS)
     data = k.mem.read(value, size) if 0 < size <= XATTR_SIZE_MAX else b""
     return host_syscall(call, where, name, ctypes.create_string_buffer(data, max(len(data), 1)), size, flags)
 
@@ -79,6 +94,8 @@ def _list(k, call: str, where, out: int, size: int) -> int:
 def _remove(call: str, where, name: bytes) -> int:
     if where is None:
         raise SyscallError(EOPNOTSUPP)
+    if where is READ_ONLY:
+        raise SyscallError(EROFS)
     return host_syscall(call, where, name)
 
 
@@ -124,7 +141,7 @@ def lsetxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags:
 @syscall("fsetxattr", FULL)
 def fsetxattr(k, fd: Fd, name: Path, value: InBuf(3), size: Size, flags: XATTR_FLAGS) -> int:
     """fsetxattr(2)."""
-    where = _host_fd(k, fd)
+    where = _host_fd(k, fd, changing=True)
     return _set(k, "fsetxattr", where, _name(k, name), value, size, flags)
 
 
@@ -167,5 +184,5 @@ def lremovexattr(k, pathname: Path, name: Path) -> int:
 @syscall("fremovexattr", FULL)
 def fremovexattr(k, fd: Fd, name: Path) -> int:
     """fremovexattr(2)."""
-    where = _host_fd(k, fd)
+    where = _host_fd(k, fd, changing=True)
     return _remove("fremovexattr", where, _name(k, name))

@@ -19,7 +19,8 @@ import ctypes
 import os
 import stat as _stat
 from contextlib import contextmanager
-from errno import EBUSY, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOSYS, ENOTDIR
+from errno import (EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOSYS, ENOTDIR, EPERM, EROFS,
+                   EXDEV)
 
 from hermipy.syscalls.errors import SyscallError
 
@@ -86,14 +87,23 @@ class Target:
 
     ``guest`` is the guest's absolute name for it: canonical when the path was walked, as given when the host
     kernel resolves it.
+
+    ``bound`` ("/dev" or "/proc"; with ``host``): a synthetic name that is a host file under --root (/dev/null,
+    /proc/cpuinfo, or a /proc/self/fd/N link to one opened so). It behaves as a read-only bind mount of that file
+    in a container's /dev or /proc, so the guest reads and writes it but never changes the host's: changing its
+    metadata is EROFS (so is opening a regular one for writing); it is a mount point, so unlinking or renaming it
+    is EBUSY (EPERM in /proc, which has no unlink, and EXDEV for a rename between /proc and elsewhere), linking
+    it elsewhere EXDEV, making a name over it EEXIST. These are the answers of Linux for such a container
+    (tests/test_isolation.py compares them).
     """
 
-    __slots__ = ("guest", "host", "node", "dirfd", "name", "slash", "st", "_owned")
+    __slots__ = ("guest", "host", "node", "dirfd", "name", "slash", "st", "bound", "_owned")
 
     def __init__(self, guest: str, host: str | None = None, node=None, dirfd: int | None = None, name: str = "",
-                 slash: bool = False, st=None, owned: bool = False):
+                 slash: bool = False, st=None, owned: bool = False, bound: str | None = None):
         self.guest, self.host, self.node = guest, host, node
         self.dirfd, self.name, self.slash, self.st, self._owned = dirfd, name, slash, st, owned
+        self.bound = bound
 
     @property
     def missing(self) -> bool:
@@ -116,7 +126,26 @@ class Target:
         """The name as the guest wrote it, for calls that never follow a last name (creation, removal)."""
         return self.name + "/" if self.slash else self.name
 
+    def exists(self) -> bool:
+        try:
+            self.stat(False)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _regular(self) -> bool:
+        return _stat.S_ISREG(self.stat().st_mode)
+
+    def _read_only(self) -> None:
+        """Changing a bound file's metadata: EROFS (mnt_want_write on a read-only mount)."""
+        if self.bound:
+            raise SyscallError(EROFS)
+
     def open(self, flags: int, mode: int) -> int:
+        if self.bound and flags & os.O_CREAT and flags & os.O_EXCL:
+            raise SyscallError(EEXIST)
+        if self.bound and not flags & os.O_PATH and (flags & os.O_ACCMODE or flags & os.O_TRUNC) and self._regular():
+            raise SyscallError(EROFS)                   # a regular file's write access on a read-only mount
         if self.dirfd is None:
             return os.open(self.host, flags, mode)
         if self.slash and flags & os.O_CREAT:
@@ -154,29 +183,43 @@ class Target:
             host_syscall("statx", self.dirfd, os.fsencode(self.name), flags | AT_SYMLINK_NOFOLLOW, mask, buf)
 
     def access(self, mode: int, flags: int) -> None:
+        if self.bound and mode & os.W_OK and self._regular():
+            raise SyscallError(EROFS)
         if self.dirfd is None:
             host_syscall("faccessat2", AT_FDCWD, os.fsencode(self.host), mode, flags)
         else:
             host_syscall("faccessat2", self.dirfd, os.fsencode(self.name), mode, flags | AT_SYMLINK_NOFOLLOW)
 
+    def _taken(self) -> None:
+        """Making a name where a bound file is: EEXIST."""
+        if self.bound:
+            raise SyscallError(EEXIST)
+
     def mkdir(self, mode: int) -> None:
+        self._taken()
         os.mkdir(self.host or self._entry, mode, dir_fd=self.dirfd)
 
     def mknod(self, mode: int, dev: int) -> None:
+        self._taken()
         os.mknod(self.host or self._entry, mode, dev, dir_fd=self.dirfd)
 
     def symlink(self, target: str) -> None:
+        self._taken()
         os.symlink(target, self.host or self._entry, dir_fd=self.dirfd)
 
     def readlink(self) -> str:
         return os.readlink(self.host or self.name, dir_fd=self.dirfd)
 
     def unlink(self) -> None:
+        if self.bound:
+            raise SyscallError(EPERM if self.bound == "/proc" else EBUSY)   # proc_root has no unlink; a mount point
         os.unlink(self.host or self._entry, dir_fd=self.dirfd)
 
     def rmdir(self) -> None:
         if self.dirfd is not None and self.name == ".":
             raise SyscallError(EBUSY)                   # the root itself (do_rmdir: LAST_ROOT)
+        if self.bound:
+            raise SyscallError(ENOTDIR)                 # may_delete(): every bound file is a file
         os.rmdir(self.host or self._entry, dir_fd=self.dirfd)
 
     def _at(self, entry: bool = True) -> tuple[int, bytes]:
@@ -190,14 +233,23 @@ class Target:
     def link(self, new: "Target", follow: bool) -> None:
         """linkat(2) of this entry as ``new``; linkat follows a trailing slash of the old name, so a walked one
         is passed bare (the walk has checked it)."""
+        if self.bound:
+            new.link_from_other_mount()
+        new._taken()
         follows = follow and self.dirfd is None
         host_syscall("linkat", *self._at(entry=False), *new._at(), AT_SYMLINK_FOLLOW if follows else 0)
 
+    def link_from_other_mount(self) -> None:
+        """do_linkat() of a bound file as this entry: EEXIST when the name is taken (filename_create), else EXDEV."""
+        raise SyscallError(EEXIST if self.bound or self.on_host and self.exists() else EXDEV)
+
     def link_fd(self, fd: int) -> None:
         """linkat(fd, "", this entry, AT_EMPTY_PATH): a name for an open file."""
+        self._taken()
         host_syscall("linkat", fd, b"", *self._at(), AT_EMPTY_PATH)
 
     def chmod(self, mode: int) -> None:
+        self._read_only()
         if self.dirfd is None:
             os.chmod(self.host, mode)
             return
@@ -216,12 +268,14 @@ class Target:
             os.close(fd)
 
     def chown(self, uid: int, gid: int, follow: bool) -> None:
+        self._read_only()
         if self.dirfd is None:
             os.chown(self.host, uid, gid, follow_symlinks=follow)
         else:
             os.chown(self.name, uid, gid, dir_fd=self.dirfd, follow_symlinks=False)
 
     def utimens(self, times, follow: bool) -> None:
+        self._read_only()
         if self.dirfd is None:
             host_syscall("utimensat", AT_FDCWD, os.fsencode(self.host), times, 0 if follow else AT_SYMLINK_NOFOLLOW)
         else:
@@ -229,6 +283,8 @@ class Target:
 
     def truncate(self, length: int) -> os.stat_result:
         """truncate(2) by path (no fd call does it without opening the file); the file's stat after."""
+        if self.bound:
+            raise SyscallError(EROFS if self._regular() else EINVAL)   # vfs_truncate: EINVAL unless regular
         with self.pinned() as (path, _):
             os.truncate(path, length)
             return os.stat(path)
@@ -361,7 +417,9 @@ class FsView:
                 if child.kind == "host":                 # a host file shown inside the synthetic tree
                     if not is_last:
                         raise SyscallError(ENOTDIR)
-                    return Target(steps.guest(name), child.host_path + ("/" if trailing else ""))
+                    if trailing:                         # (the host's lookup fails: ENOTDIR, or EEXIST for mkdir)
+                        return Target(steps.guest(name), child.host_path + "/")
+                    return Target(steps.guest(name), child.host_path, bound=child.bound)
                 if child.kind == "link" and want_follow:
                     links += 1
                     if links > MAX_SYMLINKS:

@@ -13,12 +13,16 @@ RLIMIT_NOFILE: what getrlimit says is what open gets, before and after raising t
 
 --root: device nodes cannot be made (EPERM, as without CAP_MKNOD); processes outside the run cannot be
 signalled (ESRCH, as from a pid namespace of its own); no path call reaches outside the root while another guest
-process swaps a directory with a symlink to the outside (testbins/root_race.c).
+process swaps a directory with a symlink to the outside (testbins/root_race.c); the host files shown in /dev and
+/proc are read and written but never changed, as read-only bind mounts (testbins/synthetic_nodes.c, natively in a
+chroot made so, tests/private_nodes.py).
 
 Guest integers that reach host calls: open's mode without O_CREAT, munmap beyond user space, and a seeded fuzzer
 that gives every implemented syscall extreme and plausible argument values (never an internal error).
 """
+import difflib
 import errno
+import json
 import os
 import re
 import resource
@@ -28,6 +32,7 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -357,6 +362,55 @@ def test_no_signals_out_of_the_run_under_root(tmp_path):
     finally:
         outsider.kill()
         outsider.wait()
+
+
+def _private_nodes(mode: str, program, *command) -> dict:
+    """tests/private_nodes.py in a mount namespace of its own: its report as a dict."""
+    driver = difftest.ROOT / "tests" / "private_nodes.py"
+    proc = _run(["unshare", "-m", "--propagation", "private", sys.executable, driver, mode, program, *command],
+                "the private /dev and /proc run")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return json.loads(proc.stdout)
+
+
+def _host_nodes() -> dict:
+    """The machine's own /dev and /proc files as a change would show (atime aside: reads set it)."""
+    out = {}
+    for node in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+                 "/proc/cpuinfo", "/proc/meminfo", "/proc/version", "/proc/filesystems"):
+        st = os.stat(node)
+        out[node] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+_native_nodes: dict = {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"),
+                    reason="needs root, unshare and mount: the files changed are private copies in a mount namespace")
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("mode", ["root", "root-with-dev"])
+def test_host_files_of_dev_and_proc_are_read_only_under_root(variant, mode):
+    """Under --root, /dev/null & co. and /proc/cpuinfo & co. are the host's files: the guest reads and writes them
+    but changes nothing (no chmod, chown, utimensat, truncate, xattr, unlink, rename or link, by path, by fd or
+    through /proc/self/fd/N), with the errnos Linux gives a container whose /dev and /proc hold read-only bind
+    mounts of them (testbins/synthetic_nodes.c, natively in such a chroot). The files acted on are private copies
+    bound over the host's in a mount namespace of the test's own, so a failure changes no machine file; the
+    machine's own must be unchanged too."""
+    program = build("synthetic_nodes", variant)
+    host_before = _host_nodes()
+    if variant not in _native_nodes:
+        _native_nodes[variant] = _private_nodes("native", program)
+    native = _native_nodes[variant]
+    emulated = _private_nodes(mode, program, *hermipy_command())
+    assert native["before"] == native["after"] and native["status"] == 0, native
+    changed = {name: (emulated["before"][name], emulated["after"][name]) for name in emulated["before"]
+               if emulated["before"][name] != emulated["after"][name]}
+    assert not changed, f"the guest changed these (mode, uid, gid, links, size, mtime, ctime, xattrs): {changed}"
+    assert (emulated["status"], emulated["stderr"]) == (0, ""), emulated
+    assert emulated["stdout"] == native["stdout"], "\n".join(difflib.unified_diff(
+        native["stdout"].splitlines(), emulated["stdout"].splitlines(), "native", "hermipy", n=0, lineterm=""))
+    assert _host_nodes() == host_before
 
 
 RACE_OPS = ["read", "creat", "chmod", "stat", "truncate", "utime", "unlink", "rename", "mkdir", "link", "xattr",
