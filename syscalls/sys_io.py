@@ -13,17 +13,20 @@ import os
 import select as host_select
 import stat
 import struct
-from errno import EAGAIN, EBADF, EINTR, EINVAL, ENOTTY, EPIPE
+from errno import EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EISDIR, ENOTTY, EPIPE
 
 from hermipy.layout import PAGE_SIZE
-from hermipy.syscalls.argtypes import WHENCE, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt
+from hermipy.syscalls.argtypes import WHENCE, Arg, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, OpenFile
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 IOV_MAX = 1024
+IOVEC = struct.Struct("<QQ")       # struct iovec (include/uapi/linux/uio.h)
 MAX_RW_COUNT = 0x7FFFF000          # include/linux/fs.h: one read/write moves at most this much
+USER_PTR_MAX = (1 << 47) - PAGE_SIZE - 1    # the last user address access_ok() accepts (TASK_SIZE_MAX - 1)
+RWF_NOWAIT = 0x8
 SIGPIPE = 13
 
 
@@ -53,8 +56,9 @@ def _views(k, segments):
             length -= chunk
 
 
-def _read_into(k, host_fd: int, segments, offset: int | None = None) -> int:
-    """readv/preadv straight into guest RAM, at most IOV_MAX page views per host call.
+def _read_into(k, host_fd: int, segments, offset: int | None = None, flags: int = 0) -> int:
+    """readv/preadv straight into guest RAM, at most IOV_MAX page views per host call (preadv2 with the RWF_*
+    ``flags``, at the file position for offset None).
 
     A regular file that fills a whole batch is read on, as one Linux read would; a pipe, socket or tty
     returns after the first batch (a second host call could block with data already taken). A buffer that
@@ -74,7 +78,10 @@ def _read_into(k, host_fd: int, segments, offset: int | None = None) -> int:
             faulted = True
         if not batch:
             break
-        got = os.readv(host_fd, batch) if offset is None else os.preadv(host_fd, batch, offset + done)
+        if offset is None:
+            got = os.preadv(host_fd, batch, -1, flags) if flags else os.readv(host_fd, batch)
+        else:
+            got = os.preadv(host_fd, batch, offset + done, flags)
         done += got
         if got < sum(len(v) for v in batch) or not stat.S_ISREG(os.fstat(host_fd).st_mode):
             break
@@ -128,12 +135,43 @@ def _writing(k, write, *args):
     return None
 
 
-def read_iovec(k, iov: int, iovcnt: int) -> list[tuple[int, int]]:
-    """struct iovec[iovcnt] -> [(base, len)] (include/uapi/linux/uio.h)."""
-    if iovcnt < 0 or iovcnt > IOV_MAX:
+def import_iovec(k, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    """struct iovec[iovcnt] -> [(base, len)], checked as import_iovec() does (lib/iov_iter.c): the count is an
+    unsigned int (EINVAL above IOV_MAX), a length that is negative as an ssize_t is EINVAL (every one is read
+    before any buffer is checked), a buffer that is not in user space EFAULT, and the total is cut at
+    MAX_RW_COUNT."""
+    iovcnt &= 0xFFFFFFFF
+    if iovcnt == 0:
+        return []
+    if iovcnt > IOV_MAX:
         raise SyscallError(EINVAL)
     raw = k.mem.read(iov, 16 * iovcnt)
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovcnt)]
+    segments = [IOVEC.unpack_from(raw, 16 * i) for i in range(iovcnt)]
+    if any(length >> 63 for _base, length in segments):
+        raise SyscallError(EINVAL)
+    total = 0
+    for i, (base, length) in enumerate(segments):
+        if base + length > USER_PTR_MAX:                  # access_ok()
+            raise SyscallError(EFAULT)
+        if length > MAX_RW_COUNT - total:
+            segments[i] = (base, MAX_RW_COUNT - total)
+        total += segments[i][1]
+    return segments
+
+
+def _gather(k, segments) -> list[bytes]:
+    """The bytes of the guest's buffers up to the first one that is not mapped (a write moves what came before
+    it, as copy_page_from_iter_atomic() stops there); EFAULT when that is the first."""
+    chunks = []
+    for base, length in segments:
+        if length:
+            try:
+                chunks.append(k.mem.read(base, length))
+            except SyscallError:
+                if not chunks:
+                    raise
+                break
+    return chunks
 
 
 @syscall("read", FULL)
@@ -167,31 +205,83 @@ def write(k, fd: Fd, buf: InBuf(2), count: Size) -> int:
 
 
 @syscall("readv", FULL)
-def readv(k, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
+def readv(k, fd: Fd, iov: Ptr, iovcnt: UInt) -> int:
     """readv(2)."""
-    of = _readable(k, fd)
-    segments = read_iovec(k, iov, iovcnt)
-    _wait_ready(k, of, POLLIN)
-    return _read_into(k, of.host_fd, segments)
+    return _readv(k, _readable(k, fd), iov, iovcnt, None, 0)
 
 
 @syscall("writev", FULL)
-def writev(k, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
+def writev(k, fd: Fd, iov: Ptr, iovcnt: UInt) -> int:
     """writev(2)."""
-    of = _writable(k, fd)
-    chunks = [k.mem.read(base, length) for base, length in read_iovec(k, iov, iovcnt) if length]
-    if not chunks:
+    return _writev(k, _writable(k, fd), iov, iovcnt, None, 0)
+
+
+def _positional(k, fd: int, offset: int, writing: bool) -> OpenFile:
+    """do_preadv()/do_pwritev()'s checks before the iovecs, in their order: a negative offset (EINVAL, even for
+    a bad fd), the fd (EBADF), then a file without positional I/O (ESPIPE: pipes, sockets, ttys) before one not
+    open for it (EBADF). Readable, or writable, files are asked nothing more here: the host's call itself says
+    ESPIPE (``_host_verdict`` before an error of hermipy's own)."""
+    if offset < 0:
+        raise SyscallError(EINVAL)
+    of = k.fds.get(fd)
+    if of.flags & O_PATH:
+        raise SyscallError(EBADF)
+    if not (of.writable if writing else of.readable):
+        _host_verdict(of, offset, writing)
+        raise SyscallError(EBADF)
+    return of
+
+
+def _host_verdict(of: OpenFile, offset: int | None, writing: bool) -> None:
+    """The host's own answer to a vectored call with no buffers on the host fd, which checks the file as Linux
+    does before the iovecs (FMODE_PREAD/PWRITE: ESPIPE; FMODE_READ/WRITE: EBADF; FMODE_CAN_READ/WRITE: EINVAL)
+    and then moves nothing: raises its error, if any. Synthetic files (a memfd) are the guest's to check."""
+    if of.node is None:
+        host_syscall("pwritev2" if writing else "preadv2", of.host_fd, 0, 0, -1 if offset is None else offset, 0, 0)
+
+
+def _readv(k, of: OpenFile, iov: int, iovcnt: int, offset: int | None, flags: int) -> int:
+    """vfs_readv() once the file is known to be open for reading: the iovecs (an error there comes after the
+    host's verdict on the file), nothing to read (0 once the file passed), then the read at ``offset`` (None:
+    the file position) with the RWF_* ``flags``, which the host checks (EOPNOTSUPP)."""
+    try:
+        segments = import_iovec(k, iov, iovcnt)
+    except SyscallError:
+        _host_verdict(of, offset, False)
+        raise
+    if not any(length for _base, length in segments):
+        _host_verdict(of, offset, False)
         return 0
-    _wait_ready(k, of, POLLOUT)
-    return _writing(k, lambda: os.writev(of.host_fd, chunks))
+    if of.dir_entries is not None:
+        raise SyscallError(EISDIR)
+    if offset is None and not flags & RWF_NOWAIT:
+        _wait_ready(k, of, POLLIN)
+    return _read_into(k, of.host_fd, segments, offset, flags)
+
+
+def _writev(k, of: OpenFile, iov: int, iovcnt: int, offset: int | None, flags: int) -> int:
+    """vfs_writev() once the file is known to be open for writing (see ``_readv``); a buffer unmapped part way
+    ends the write there."""
+    try:
+        segments = import_iovec(k, iov, iovcnt)
+    except SyscallError:
+        _host_verdict(of, offset, True)
+        raise
+    if not any(length for _base, length in segments):
+        _host_verdict(of, offset, True)
+        return 0
+    chunks = _gather(k, segments)
+    if offset is None and not flags & RWF_NOWAIT:
+        _wait_ready(k, of, POLLOUT)
+    if offset is None and not flags:
+        return _writing(k, os.writev, of.host_fd, chunks)
+    return _writing(k, os.pwritev, of.host_fd, chunks, -1 if offset is None else offset, flags)
 
 
 @syscall("pread64", FULL)
 def pread64(k, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
-    """pread(2)."""
-    of = _readable(k, fd)
-    if offset < 0:
-        raise SyscallError(EINVAL)
+    """pread(2) (ksys_pread64: the offset, then the fd, then ESPIPE before EBADF)."""
+    of = _positional(k, fd, offset, False)
     data = os.pread(of.host_fd, min(count, MAX_RW_COUNT), offset)
     k.mem.write(buf, data)
     return len(data)
@@ -199,30 +289,41 @@ def pread64(k, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
 
 @syscall("pwrite64", FULL)
 def pwrite64(k, fd: Fd, buf: InBuf(2), count: Size, offset: Long) -> int:
-    """pwrite(2)."""
-    of = _writable(k, fd)
-    if offset < 0:
-        raise SyscallError(EINVAL)
+    """pwrite(2) (ksys_pwrite64)."""
+    of = _positional(k, fd, offset, True)
     return os.pwrite(of.host_fd, k.mem.read(buf, min(count, MAX_RW_COUNT)), offset)
 
 
 @syscall("preadv", FULL)
-def preadv(k, fd: Fd, iov: Ptr, iovcnt: Int, offset: Long) -> int:
-    """preadv(2) (pos_l carries the whole 64-bit offset on x86-64)."""
-    of = _readable(k, fd)
-    if offset < 0:
-        raise SyscallError(EINVAL)
-    return _read_into(k, of.host_fd, read_iovec(k, iov, iovcnt), offset)
+def preadv(k, fd: Fd, iov: Ptr, iovcnt: UInt, offset: Long) -> int:
+    """preadv(2) (do_preadv; pos_l carries the whole 64-bit offset on x86-64)."""
+    return _readv(k, _positional(k, fd, offset, False), iov, iovcnt, offset, 0)
 
 
 @syscall("pwritev", FULL)
-def pwritev(k, fd: Fd, iov: Ptr, iovcnt: Int, offset: Long) -> int:
-    """pwritev(2)."""
-    of = _writable(k, fd)
-    if offset < 0:
-        raise SyscallError(EINVAL)
-    chunks = [k.mem.read(base, length) for base, length in read_iovec(k, iov, iovcnt) if length]
-    return os.pwritev(of.host_fd, chunks, offset) if chunks else 0
+def pwritev(k, fd: Fd, iov: Ptr, iovcnt: UInt, offset: Long) -> int:
+    """pwritev(2) (do_pwritev)."""
+    return _writev(k, _positional(k, fd, offset, True), iov, iovcnt, offset, 0)
+
+
+RWF_FLAGS = Flags({0x1: "RWF_HIPRI", 0x2: "RWF_DSYNC", 0x4: "RWF_SYNC", 0x8: "RWF_NOWAIT", 0x10: "RWF_APPEND",
+                   0x20: "RWF_NOAPPEND", 0x40: "RWF_ATOMIC", 0x80: "RWF_DONTCACHE"})
+
+
+@syscall("preadv2", FULL)
+def preadv2(k, fd: Fd, iov: Ptr, iovcnt: UInt, offset: Long, pos_h: Arg, flags: RWF_FLAGS) -> int:
+    """preadv2(2): offset -1 reads at the file position (do_readv); the RWF_* flags go to the host's call."""
+    if offset == -1:
+        return _readv(k, _readable(k, fd), iov, iovcnt, None, flags)
+    return _readv(k, _positional(k, fd, offset, False), iov, iovcnt, offset, flags)
+
+
+@syscall("pwritev2", FULL)
+def pwritev2(k, fd: Fd, iov: Ptr, iovcnt: UInt, offset: Long, pos_h: Arg, flags: RWF_FLAGS) -> int:
+    """pwritev2(2): offset -1 writes at the file position (do_writev); RWF_APPEND and the others go to the host."""
+    if offset == -1:
+        return _writev(k, _writable(k, fd), iov, iovcnt, None, flags)
+    return _writev(k, _positional(k, fd, offset, True), iov, iovcnt, offset, flags)
 
 
 @syscall("lseek", FULL)

@@ -1,5 +1,5 @@
 /* surface: the rest of the Linux surface (issue 14), success and error paths of each call, printed as facts and
- * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 argument checks.
+ * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument checks.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -123,10 +123,168 @@ static void test_recvmmsg(void)
     close(sv[1]);
 }
 
+/* -- preadv/pwritev/preadv2/pwritev2 -------------------------------------------------------------- */
+#ifndef RWF_HIPRI
+#define RWF_HIPRI 0x1
+#define RWF_DSYNC 0x2
+#define RWF_SYNC 0x4
+#define RWF_NOWAIT 0x8
+#define RWF_APPEND 0x10
+#endif
+
+static long sys_preadv2(int fd, const struct iovec *iov, unsigned long cnt, long off, int flags)
+{
+    return syscall(SYS_preadv2, fd, iov, cnt, off, 0, flags);
+}
+
+static long sys_pwritev2(int fd, const struct iovec *iov, unsigned long cnt, long off, int flags)
+{
+    return syscall(SYS_pwritev2, fd, iov, cnt, off, 0, flags);
+}
+
+static void show_file(const char *label, int fd)
+{
+    char buf[64] = {0};
+    long n = pread(fd, buf, sizeof buf - 1, 0);
+    printf("%s: %ld \"%s\"\n", label, n, buf);
+}
+
+static void test_rwv(void)
+{
+    section("rwv");
+    int fd = open("f", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    write(fd, "0123456789", 10);
+    int ro = open("f", O_RDONLY), wo = open("f", O_WRONLY), path = open("f", O_PATH), dir = open(".", O_RDONLY);
+    int p[2];
+    pipe(p);
+    char a[4], b[4];
+    struct iovec iov[2] = {{a, 4}, {b, 4}};
+    SHOW("preadv 2 segments at 1", preadv(fd, iov, 2, 1));
+    printf("got %.4s %.4s\n", a, b);
+    SHOW("preadv at -5", preadv(fd, iov, 2, -5));
+    SHOW("preadv bad fd at -5", preadv(-1, iov, 2, -5));
+    SHOW("preadv bad fd", preadv(-1, iov, 2, 0));
+    SHOW("preadv O_PATH fd", preadv(path, iov, 2, 0));
+    SHOW("preadv write-only fd", preadv(wo, iov, 2, 0));
+    SHOW("preadv pipe read end", preadv(p[0], iov, 2, 0));
+    SHOW("preadv pipe write end", preadv(p[1], iov, 2, 0));
+    SHOW("preadv pipe, 1025 segments", preadv(p[0], iov, 1025, 0));
+    SHOW("preadv directory", preadv(dir, iov, 2, 0));
+    SHOW("preadv directory, 0 segments", preadv(dir, iov, 0, 0));
+    SHOW("preadv iovcnt -1", preadv(fd, iov, -1, 0));
+    SHOW("preadv iovcnt 1025", preadv(fd, iov, 1025, 0));
+    SHOW("preadv iovcnt 1<<32 | 1", syscall(SYS_preadv, fd, iov, (1UL << 32) | 1, 0, 0));
+    SHOW("preadv iovcnt 0", preadv(fd, iov, 0, 0));
+    SHOW("preadv iov unmapped", preadv(fd, BAD, 1, 0));
+    SHOW("preadv iov unmapped, 0 segments", preadv(fd, BAD, 0, 0));
+    struct iovec *many = calloc(1024, sizeof *many);
+    SHOW("preadv 1024 empty segments", preadv(fd, many, 1024, 0));
+    many[1023].iov_base = a, many[1023].iov_len = 2;
+    SHOW("preadv 1024 segments, the last 2 bytes", preadv(fd, many, 1024, 3));
+    printf("got %.2s\n", a);
+    struct iovec unmapped[2] = {{BAD, 4}, {b, 4}};
+    SHOW("preadv first buffer unmapped", preadv(fd, unmapped, 2, 0));
+    struct iovec kernel[1] = {{KERNEL_PTR, 4}};
+    SHOW("preadv buffer in kernel space", preadv(fd, kernel, 1, 0));
+    struct iovec kernel0[1] = {{KERNEL_PTR, 0}};
+    SHOW("preadv buffer in kernel space, length 0", preadv(fd, kernel0, 1, 0));
+    struct iovec negative[2] = {{a, 4}, {b, (size_t)-1}};
+    SHOW("preadv negative length", preadv(fd, negative, 2, 0));
+    struct iovec huge[2] = {{a, 4}, {b, (size_t)LONG_MAX}};
+    SHOW("preadv length LONG_MAX", preadv(fd, huge, 2, 0));
+    char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(page + 4096, 4096);
+    struct iovec partial[2] = {{page + 4094, 4}, {b, 4}};
+    SHOW("preadv buffer unmapped part way", preadv(fd, partial, 2, 0));
+    struct iovec second[2] = {{a, 4}, {BAD, 4}};
+    SHOW("preadv second buffer unmapped", preadv(fd, second, 2, 0));
+    SHOW("preadv at LLONG_MAX - 1", preadv(fd, iov, 2, LLONG_MAX - 1));
+    SHOW("preadv past the end", preadv(fd, iov, 2, 100));
+
+    section("rwv: preadv2");
+    lseek(fd, 2, SEEK_SET);
+    SHOW("preadv2 at -1 (the file position)", sys_preadv2(fd, iov, 1, -1, 0));
+    printf("got %.4s, position %ld\n", a, (long)lseek(fd, 0, SEEK_CUR));
+    SHOW("preadv2 at -1 with RWF_HIPRI", sys_preadv2(fd, iov, 1, -1, RWF_HIPRI));
+    printf("got %.4s, position %ld\n", a, (long)lseek(fd, 0, SEEK_CUR));
+    SHOW("preadv2 at 0 with RWF_HIPRI", sys_preadv2(fd, iov, 1, 0, RWF_HIPRI));
+    SHOW("preadv2 at -2", sys_preadv2(fd, iov, 1, -2, 0));
+    SHOW("preadv2 unknown flag", sys_preadv2(fd, iov, 1, 0, 0x40000000));
+    SHOW("preadv2 unknown flag, 0 bytes", sys_preadv2(fd, iov, 0, 0, 0x40000000));
+    SHOW("preadv2 unknown flag, bad fd", sys_preadv2(-1, iov, 1, 0, 0x40000000));
+    SHOW("preadv2 unknown flag, iovcnt 1025", sys_preadv2(fd, iov, 1025, 0, 0x40000000));
+    SHOW("preadv2 RWF_APPEND", sys_preadv2(fd, iov, 1, 0, RWF_APPEND));
+    SHOW("preadv2 pipe at 0", sys_preadv2(p[0], iov, 1, 0, 0));
+    SHOW("preadv2 empty pipe RWF_NOWAIT", sys_preadv2(p[0], iov, 1, -1, RWF_NOWAIT));
+    write(p[1], "pipe", 4);
+    SHOW("preadv2 pipe at -1", sys_preadv2(p[0], iov, 2, -1, 0));
+    printf("got %.4s\n", a);
+    SHOW("preadv2 write-only fd at -1", sys_preadv2(wo, iov, 1, -1, 0));
+
+    section("rwv: pwritev");
+    struct iovec w[2] = {{"AB", 2}, {"CD", 2}};
+    SHOW("pwritev 2 segments at 3", pwritev(fd, w, 2, 3));
+    show_file("file", fd);
+    SHOW("pwritev at -1", pwritev(fd, w, 2, -1));
+    SHOW("pwritev bad fd at -1", pwritev(-1, w, 2, -1));
+    SHOW("pwritev read-only fd", pwritev(ro, w, 2, 0));
+    SHOW("pwritev pipe", pwritev(p[1], w, 2, 0));
+    SHOW("pwritev iovcnt 1025", pwritev(fd, w, 1025, 0));
+    SHOW("pwritev iov unmapped", pwritev(fd, BAD, 1, 0));
+    struct iovec wbad[2] = {{"AB", 2}, {BAD, 2}};
+    SHOW("pwritev second buffer unmapped", pwritev(fd, wbad, 2, 20));
+    show_file("file", fd);
+    struct iovec wneg[2] = {{"AB", 2}, {"CD", (size_t)-2}};
+    SHOW("pwritev negative length", pwritev(fd, wneg, 2, 0));
+    struct iovec wkernel[1] = {{KERNEL_PTR, 2}};
+    SHOW("pwritev buffer in kernel space", pwritev(fd, wkernel, 1, 0));
+    SHOW("pwritev at 1 << 62", pwritev(fd, w, 2, 1L << 62));
+    SHOW("pwritev at LLONG_MAX - 1", pwritev(fd, w, 2, LLONG_MAX - 1));
+    SHOW("pwritev 0 segments, read-only fd", pwritev(ro, w, 0, 0));
+
+    section("rwv: pwritev2");
+    SHOW("pwritev2 RWF_APPEND at 0", sys_pwritev2(fd, w, 1, 0, RWF_APPEND));
+    show_file("file", fd);
+    lseek(fd, 1, SEEK_SET);
+    SHOW("pwritev2 at -1 (the file position)", sys_pwritev2(fd, w + 1, 1, -1, 0));
+    printf("position %ld\n", (long)lseek(fd, 0, SEEK_CUR));
+    SHOW("pwritev2 at -1 RWF_DSYNC", sys_pwritev2(fd, w, 1, -1, RWF_DSYNC));
+    printf("position %ld\n", (long)lseek(fd, 0, SEEK_CUR));
+    show_file("file", fd);
+    SHOW("pwritev2 at -3", sys_pwritev2(fd, w, 1, -3, 0));
+    SHOW("pwritev2 unknown flag", sys_pwritev2(fd, w, 1, 0, 0x40000000));
+    SHOW("pwritev2 unknown flag, 0 segments", sys_pwritev2(fd, w, 0, 0, 0x40000000));
+    SHOW("pwritev2 pipe at -1", sys_pwritev2(p[1], w, 2, -1, 0));
+    char got[8] = {0};
+    read(p[0], got, 4);
+    printf("pipe holds %s\n", got);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    long filled = 0, n;
+    static char chunk[4096];
+    while ((n = write(p[1], chunk, sizeof chunk)) > 0)
+        filled += n;
+    fcntl(p[1], F_SETFL, 0);
+    printf("pipe filled: %d\n", filled > 0);
+    SHOW("pwritev2 full pipe RWF_NOWAIT", sys_pwritev2(p[1], w, 2, -1, RWF_NOWAIT));
+    SHOW("pwritev2 read-only fd at -1", sys_pwritev2(ro, w, 1, -1, 0));
+
+    section("rwv: readv/writev");
+    SHOW("readv iovcnt 1025", readv(fd, iov, 1025));
+    SHOW("readv negative length", readv(fd, negative, 2));
+    SHOW("readv O_PATH", readv(path, iov, 1));
+    SHOW("writev negative length", writev(fd, wneg, 2));
+    SHOW("writev iovcnt -1", writev(fd, w, -1));
+    SHOW("writev second buffer unmapped", writev(fd, wbad, 2));
+    SHOW("readv iovcnt 1<<32 | 1", syscall(SYS_readv, fd, iov, (1UL << 32) | 1));
+    free(many);
+    close(fd), close(ro), close(wo), close(path), close(dir), close(p[0]), close(p[1]);
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
     {"recvmmsg", test_recvmmsg},
+    {"rwv", test_rwv},
 };
 
 int main(int argc, char **argv)

@@ -15,3 +15,16 @@ def test_recvmmsg(variant):
     for fact in ("timeout 5 s, MSG_DONTWAIT: 2", "time left: under 5 s", "3 queued, timeout 0: 1",
                  "bad timeout pointer on a bad fd: -1 EFAULT", "not a socket, vlen 0: -1 ENOTSOCK"):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vectored_io(variant):
+    """preadv/pwritev/preadv2/pwritev2 (and readv/writev) check as fs/read_write.c does, in its order: a negative
+    offset before the fd, ESPIPE before EBADF, the iovecs (count, negative lengths, kernel addresses) before
+    the RWF_* flags, which only a transfer of some bytes checks (EOPNOTSUPP); offset -1 is the file position."""
+    out = assert_same([build("surface", variant), "rwv"], setup=empty_dir).stdout.decode()
+    for fact in ("preadv bad fd at -5: -1 EINVAL", "preadv pipe write end: -1 ESPIPE",
+                 "preadv negative length: -1 EINVAL", "preadv buffer in kernel space, length 0: -1 EFAULT",
+                 "preadv2 unknown flag: -1 EOPNOTSUPP", "preadv2 unknown flag, 0 bytes: 0",
+                 "got 2345, position 6", "pwritev second buffer unmapped: 2", "pwritev2 full pipe RWF_NOWAIT: -1 EAGAIN"):
+        assert fact in out, fact
