@@ -11,8 +11,8 @@ import ctypes
 import os
 import stat as _stat
 import struct
-from errno import (EACCES, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
-                   EROFS, EXDEV)
+from errno import (EACCES, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR, ENOTEMPTY, EPERM,
+                   ERANGE, EROFS, EXDEV)
 
 from hermipy.syscalls import procfs
 from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLAGS, OpenMode, RENAME_FLAGS, STATX_FLAGS,
@@ -799,6 +799,30 @@ def ftruncate(k, fd: Fd, length: Long) -> int:
     os.ftruncate(of.host_fd, length)
     st = os.fstat(of.host_fd)
     k.mem.file_truncated(st.st_dev, st.st_ino, length)
+    return 0
+
+
+FALLOC_FLAGS = Flags({0x01: "FALLOC_FL_KEEP_SIZE", 0x02: "FALLOC_FL_PUNCH_HOLE", 0x04: "FALLOC_FL_NO_HIDE_STALE",
+                      0x08: "FALLOC_FL_COLLAPSE_RANGE", 0x10: "FALLOC_FL_ZERO_RANGE", 0x20: "FALLOC_FL_INSERT_RANGE",
+                      0x40: "FALLOC_FL_UNSHARE_RANGE", 0x80: "FALLOC_FL_WRITE_ZEROES"})
+FALLOC_FL_COLLAPSE_RANGE = 0x08
+
+
+@syscall("fallocate", FULL)
+def fallocate(k, fd: Fd, mode: FALLOC_FLAGS, offset: Long, len: Long) -> int:
+    """fallocate(2): the host's on the host file, which checks as vfs_fallocate does (EINVAL, EOPNOTSUPP, EBADF,
+    ESPIPE, ENODEV, EISDIR, EFBIG...). A synthetic file (a memfd holding /proc content) is not one to allocate
+    (ENODEV, as for proc's files). A range collapsed out of the file shrinks it: shared mappings past the new end
+    go, as after ftruncate."""
+    of = k.fds.files.get(fd)
+    if of is not None and of.node is not None:
+        if offset < 0 or len <= 0:
+            raise SyscallError(EINVAL)
+        raise SyscallError(EBADF if not of.writable else ENODEV)
+    host_syscall("fallocate", -1 if of is None or of.flags & O_PATH else of.host_fd, mode, offset, len)
+    if mode & FALLOC_FL_COLLAPSE_RANGE:
+        st = os.fstat(of.host_fd)
+        k.mem.file_truncated(st.st_dev, st.st_ino, st.st_size)
     return 0
 
 

@@ -657,6 +657,96 @@ def copy_file_range(k, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr, length:
     return done
 
 
+# -- splice, tee, vmsplice (fs/splice.c) ----------------------------------------------------------------
+SPLICE_FLAGS = Flags({1: "SPLICE_F_MOVE", 2: "SPLICE_F_NONBLOCK", 4: "SPLICE_F_MORE", 8: "SPLICE_F_GIFT"})
+BAD_HOST_POINTER = 8           # never mapped in hermipy's process (below vm.mmap_min_addr): the host says EFAULT
+
+
+def _host_fd_of(k, fd: int) -> int:
+    """The host fd behind a guest fd, -1 (EBADF from the host, in the host's order of checks) when it is not
+    open or is a synthetic file not open for the transfer."""
+    of = k.fds.files.get(fd)
+    return -1 if of is None else of.host_fd
+
+
+def _host_loff(k, addr: int):
+    """A guest loff_t * for a host call: None for NULL, a host copy of the value, or an address the host cannot
+    read when the guest's cannot be (so that EFAULT comes where the host checks it, among its other errors)."""
+    if not addr:
+        return None
+    try:
+        return ctypes.c_int64(struct.unpack("<q", k.mem.read(addr, 8))[0])
+    except SyscallError:
+        return BAD_HOST_POINTER
+
+
+def _loff_back(k, addr: int, value) -> None:
+    if isinstance(value, ctypes.c_int64):
+        k.mem.write(addr, struct.pack("<q", value.value))
+
+
+@syscall("splice", FULL)
+def splice(k, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr, len: Size, flags: SPLICE_FLAGS) -> int:
+    """splice(2): the host's splice between the host files behind the guest fds, which checks everything as
+    Linux does (flags, fds, ESPIPE for an offset on a pipe, EFAULT for an unreadable offset); the offsets are
+    copied in and back. A splice that waits on a pipe or socket ends with EINTR when the task is kicked; a
+    broken pipe raises SIGPIPE in the guest (the dispatcher's EPIPE)."""
+    pos_in, pos_out = _host_loff(k, off_in), _host_loff(k, off_out)
+    done = host_syscall("splice", _host_fd_of(k, fd_in), pos_in, _host_fd_of(k, fd_out), pos_out, len, flags)
+    _loff_back(k, off_out, pos_out)
+    _loff_back(k, off_in, pos_in)
+    return done
+
+
+@syscall("tee", FULL)
+def tee(k, fd_in: Fd, fd_out: Fd, len: Size, flags: SPLICE_FLAGS) -> int:
+    """tee(2) between the host pipes behind the guest fds (their checks, their waits, kicked as splice's)."""
+    return host_syscall("tee", _host_fd_of(k, fd_in), _host_fd_of(k, fd_out), len, flags)
+
+
+class HostIovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _host_iovecs(k, segments, write: bool):
+    """The guest's buffers as a host iovec array over guest RAM, one entry per page (at most IOV_MAX), up to the
+    first unmapped page (EFAULT when that is the first); returns (array, count)."""
+    entries = []
+    try:
+        for base, length in segments:
+            while length > 0 and len(entries) < IOV_MAX:
+                chunk = min(length, PAGE_SIZE - (base & (PAGE_SIZE - 1)))
+                entries.append((k.mem.host_address(base, write), chunk))
+                base += chunk
+                length -= chunk
+    except SyscallError:
+        if not entries:
+            raise
+    return (HostIovec * len(entries))(*entries), len(entries)
+
+
+@syscall("vmsplice", PARTIAL, note="the host's vmsplice on the guest's own pages; a page the guest unmaps while "
+                                   "the pipe still holds it may be reused by hermipy for another mapping before "
+                                   "the reader takes it (Linux keeps the page)")
+def vmsplice(k, fd: Fd, iov: Ptr, nr_segs: UInt, flags: SPLICE_FLAGS) -> int:
+    """vmsplice(2): the host's vmsplice with iovecs pointing at guest RAM (a pipe's write end references the
+    pages, its read end copies into them), so blocking, SPLICE_F_NONBLOCK and SIGPIPE are the host's. The
+    host is asked first with no buffers only when the guest's iovecs are wrong or empty, so that its errors
+    (flags, fd, a file that is no pipe) come first, as vmsplice's order has them."""
+    of = k.fds.files.get(fd)
+    host_fd = -1 if of is None else of.host_fd
+    try:
+        segments = import_iovec(k, iov, nr_segs)
+    except SyscallError:
+        host_syscall("vmsplice", host_fd, 0, 0, flags)
+        raise
+    if not any(length for _base, length in segments):
+        return host_syscall("vmsplice", host_fd, 0, 0, flags)
+    into_guest = of is not None and of.readable and not of.writable        # the read end: copied into
+    array, count = _host_iovecs(k, segments, into_guest)
+    return host_syscall("vmsplice", host_fd, ctypes.addressof(array), count, flags)
+
+
 FADVICE = Enum({0: "POSIX_FADV_NORMAL", 1: "POSIX_FADV_RANDOM", 2: "POSIX_FADV_SEQUENTIAL",
                 3: "POSIX_FADV_WILLNEED", 4: "POSIX_FADV_DONTNEED", 5: "POSIX_FADV_NOREUSE"})
 

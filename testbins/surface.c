@@ -1,5 +1,6 @@
 /* surface: the rest of the Linux surface (issue 14), success and error paths of each call, printed as facts and
- * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument checks.
+ * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument
+ * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -146,6 +149,9 @@ static void show_file(const char *label, int fd)
 {
     char buf[64] = {0};
     long n = pread(fd, buf, sizeof buf - 1, 0);
+    for (long i = 0; i < n; i++)
+        if (buf[i] < ' ' || buf[i] > '~')
+            buf[i] = '.';
     printf("%s: %ld \"%s\"\n", label, n, buf);
 }
 
@@ -280,11 +286,188 @@ static void test_rwv(void)
     close(fd), close(ro), close(wo), close(path), close(dir), close(p[0]), close(p[1]);
 }
 
+/* -- splice, tee, vmsplice, fallocate ------------------------------------------------------------- */
+static volatile sig_atomic_t sigpipes, alarms;
+static void on_sigpipe(int sig) { (void)sig; sigpipes++; }
+static void on_alarm(int sig) { (void)sig; alarms++; }
+
+static void arm_alarm_ms(int ms, int restart)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 0}, {0, ms * 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void drain(const char *label, int fd)
+{
+    char buf[128] = {0};
+    long n = read(fd, buf, sizeof buf - 1);
+    printf("%s: %ld \"%s\"\n", label, n, n > 0 ? buf : "");
+}
+
+static void test_splice(void)
+{
+    section("splice");
+    signal(SIGPIPE, on_sigpipe);
+    int src = open("src", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    write(src, "hello splice world", 18);
+    int dst = open("dst", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int ro = open("src", O_RDONLY), wo = open("dst", O_WRONLY);
+    int p[2], q[2];
+    pipe(p);
+    pipe(q);
+    loff_t off = 6, off2 = 2;
+    SHOW("file at 6 -> pipe", splice(src, &off, p[1], NULL, 6, 0));
+    printf("offset now %ld, file position %ld\n", (long)off, (long)lseek(src, 0, SEEK_CUR));
+    SHOW("pipe -> file at 2", splice(p[0], NULL, dst, &off2, 6, 0));
+    printf("offset now %ld\n", (long)off2);
+    show_file("dst", dst);
+    lseek(src, 1, SEEK_SET);
+    SHOW("file (position) -> pipe", splice(src, NULL, p[1], NULL, 5, SPLICE_F_MORE));
+    printf("file position %ld\n", (long)lseek(src, 0, SEEK_CUR));
+    SHOW("pipe -> file (position)", splice(p[0], NULL, wo, NULL, 100, SPLICE_F_NONBLOCK));
+    show_file("dst", dst);
+    SHOW("length 0, bad fds", splice(-1, NULL, -1, NULL, 0, 0));
+    SHOW("unknown flag, bad fds", splice(-1, NULL, -1, NULL, 4, 0x100));
+    SHOW("bad fd in", splice(-1, NULL, p[1], NULL, 4, 0));
+    SHOW("bad fd out", splice(src, NULL, 99, NULL, 4, 0));
+    SHOW("write-only in", splice(wo, NULL, p[1], NULL, 4, 0));
+    SHOW("read-only out", splice(p[0], NULL, ro, NULL, 4, 0));
+    SHOW("offset on the pipe side", splice(p[0], &off, dst, NULL, 4, 0));
+    SHOW("offset on the pipe side (out)", splice(src, NULL, p[1], &off, 4, 0));
+    SHOW("file -> file", splice(src, NULL, dst, NULL, 4, 0));
+    SHOW("same pipe", splice(p[0], NULL, p[1], NULL, 4, 0));
+    SHOW("pipe -> pipe, empty, SPLICE_F_NONBLOCK", splice(p[0], NULL, q[1], NULL, 4, SPLICE_F_NONBLOCK));
+    SHOW("offset unreadable", splice(src, BAD, p[1], NULL, 4, 0));
+    SHOW("offset unreadable, pipe side", splice(p[0], BAD, dst, NULL, 4, 0));
+    SHOW("offset negative", splice(src, &(loff_t){-1}, p[1], NULL, 4, 0));
+    SHOW("directory in", splice(open(".", O_RDONLY), NULL, p[1], NULL, 4, 0));
+    alarms = 0;
+    arm_alarm_ms(100, 0);
+    SHOW("empty pipe -> file, a signal without SA_RESTART", splice(p[0], NULL, dst, NULL, 4, 0));
+    printf("alarms %d\n", (int)alarms);
+    write(p[1], "pipe->pipe", 10);
+    SHOW("pipe -> pipe", splice(p[0], NULL, q[1], NULL, 100, 0));
+    drain("q holds", q[0]);
+    close(q[0]);
+    write(p[1], "xy", 2);
+    SHOW("pipe -> pipe without readers", splice(p[0], NULL, q[1], NULL, 2, 0));
+    printf("SIGPIPEs %d\n", (int)sigpipes);
+    close(q[1]);
+    drain("p holds", p[0]);
+    int r[2];
+    pipe(r);
+    close(r[1]);
+    SHOW("pipe without writers -> file", splice(r[0], NULL, dst, NULL, 4, 0));
+    close(r[0]);
+
+    section("splice: tee");
+    pipe(q);
+    write(p[1], "teedata", 7);
+    SHOW("tee", tee(p[0], q[1], 100, 0));
+    drain("copy", q[0]);
+    drain("original", p[0]);
+    SHOW("tee length 0, bad fds", tee(-1, -1, 0, 0));
+    SHOW("tee unknown flag, bad fds", tee(-1, -1, 4, 0x100));
+    SHOW("tee bad fd", tee(-1, q[1], 4, 0));
+    SHOW("tee from a file", tee(src, q[1], 4, 0));
+    SHOW("tee same pipe", tee(p[0], p[1], 4, 0));
+    SHOW("tee empty, SPLICE_F_NONBLOCK", tee(p[0], q[1], 4, SPLICE_F_NONBLOCK));
+    SHOW("tee wrong ends", tee(p[1], q[0], 4, 0));
+
+    section("splice: vmsplice");
+    struct iovec v[2] = {{"ab", 2}, {"cd", 2}};
+    SHOW("vmsplice to the write end", vmsplice(p[1], v, 2, 0));
+    drain("pipe holds", p[0]);
+    write(p[1], "xyz", 3);
+    char got[8] = {0};
+    struct iovec into[2] = {{got, 2}, {got + 4, 4}};
+    SHOW("vmsplice from the read end", vmsplice(p[0], into, 2, 0));
+    printf("got %.2s|%.1s\n", got, got + 4);
+    static char big[10000];
+    for (int i = 0; i < (int)sizeof big; i++)
+        big[i] = 'a' + i % 26;
+    struct iovec whole = {big + 1, sizeof big - 1};
+    SHOW("vmsplice 9999 bytes across pages", vmsplice(p[1], &whole, 1, 0));
+    static char back[10000];
+    long total = 0, n;
+    while (total < 9999 && (n = read(p[0], back + total, sizeof back - total)) > 0)
+        total += n;
+    printf("read back %ld, same: %d\n", total, memcmp(back, big + 1, 9999) == 0);
+    SHOW("vmsplice unknown flag, bad fd", vmsplice(-1, v, 2, 0x100));
+    SHOW("vmsplice bad fd", vmsplice(-1, v, 2, 0));
+    SHOW("vmsplice a file", vmsplice(src, v, 2, 0));
+    SHOW("vmsplice a file, 0 segments", vmsplice(src, v, 0, 0));
+    SHOW("vmsplice O_PATH", vmsplice(open("src", O_PATH), v, 2, 0));
+    SHOW("vmsplice 1025 segments", vmsplice(p[1], v, 1025, 0));
+    SHOW("vmsplice 1025 segments, a file", vmsplice(src, v, 1025, 0));
+    SHOW("vmsplice iov unmapped", vmsplice(p[1], BAD, 1, 0));
+    struct iovec vbad[1] = {{BAD, 4}};
+    SHOW("vmsplice buffer unmapped", vmsplice(p[1], vbad, 1, 0));
+    SHOW("vmsplice 0 segments", vmsplice(p[1], v, 0, 0));
+    SHOW("vmsplice empty pipe to user, SPLICE_F_NONBLOCK", vmsplice(p[0], into, 2, SPLICE_F_NONBLOCK));
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    static char chunk[4096];
+    while (write(p[1], chunk, sizeof chunk) > 0)
+        ;
+    fcntl(p[1], F_SETFL, 0);
+    SHOW("vmsplice full pipe, SPLICE_F_NONBLOCK", vmsplice(p[1], v, 2, SPLICE_F_NONBLOCK));
+    alarms = 0;
+    arm_alarm_ms(100, 0);
+    SHOW("vmsplice full pipe, a signal without SA_RESTART", vmsplice(p[1], v, 2, 0));
+    printf("alarms %d\n", (int)alarms);
+    close(p[0]);
+    sigpipes = 0;
+    SHOW("vmsplice without readers", vmsplice(p[1], v, 2, 0));
+    printf("SIGPIPEs %d\n", (int)sigpipes);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
+
+    section("splice: fallocate");
+    int f = open("alloc", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    struct stat st;
+    SHOW("fallocate 8192", fallocate(f, 0, 0, 8192));
+    fstat(f, &st);
+    printf("size %ld\n", (long)st.st_size);
+    SHOW("fallocate KEEP_SIZE past the end", fallocate(f, FALLOC_FL_KEEP_SIZE, 8192, 4096));
+    fstat(f, &st);
+    printf("size %ld\n", (long)st.st_size);
+    pwrite(f, "data", 4, 100);
+    SHOW("punch hole + KEEP_SIZE", fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
+    char four[5] = {0};
+    pread(f, four, 4, 100);
+    printf("punched: %d\n", memcmp(four, "\0\0\0\0", 4) == 0);
+    SHOW("punch hole without KEEP_SIZE", fallocate(f, FALLOC_FL_PUNCH_HOLE, 0, 4096));
+    SHOW("offset -1", fallocate(f, 0, -1, 10));
+    SHOW("length 0", fallocate(f, 0, 0, 0));
+    SHOW("length -1", fallocate(f, 0, 0, -1));
+    SHOW("unknown mode", fallocate(f, 0x10000, 0, 10));
+    SHOW("offset -1, bad fd", fallocate(-1, 0, -1, 10));
+    SHOW("bad fd", fallocate(-1, 0, 0, 10));
+    SHOW("read-only fd", fallocate(ro, 0, 0, 10));
+    SHOW("O_PATH fd", fallocate(open("alloc", O_PATH), 0, 0, 10));
+    int pp[2];
+    pipe(pp);
+    SHOW("pipe", fallocate(pp[1], 0, 0, 10));
+    SHOW("directory", fallocate(open(".", O_RDONLY), 0, 0, 10));
+    SHOW("past the largest file", fallocate(f, 0, LLONG_MAX - 10, 100));
+    SHOW("/proc file", fallocate(open("/proc/self/stat", O_RDONLY), 0, 0, 10));
+    int ap = open("alloc", O_RDWR | O_APPEND);
+    SHOW("O_APPEND", fallocate(ap, 0, 0, 10));
+    close(f), close(src), close(dst), close(ro), close(wo), close(pp[0]), close(pp[1]), close(ap);
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
     {"recvmmsg", test_recvmmsg},
     {"rwv", test_rwv},
+    {"splice", test_splice},
 };
 
 int main(int argc, char **argv)

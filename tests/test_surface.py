@@ -26,5 +26,20 @@ def test_vectored_io(variant):
     for fact in ("preadv bad fd at -5: -1 EINVAL", "preadv pipe write end: -1 ESPIPE",
                  "preadv negative length: -1 EINVAL", "preadv buffer in kernel space, length 0: -1 EFAULT",
                  "preadv2 unknown flag: -1 EOPNOTSUPP", "preadv2 unknown flag, 0 bytes: 0",
-                 "got 2345, position 6", "pwritev second buffer unmapped: 2", "pwritev2 full pipe RWF_NOWAIT: -1 EAGAIN"):
+                 "got 2345, position 6", "pwritev second buffer unmapped: 2",
+                 "pwritev2 full pipe RWF_NOWAIT: -1 EAGAIN"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_splice_tee_vmsplice_fallocate(variant):
+    """splice/tee/vmsplice are the host's calls on the host fds (offsets copied in and back, vmsplice over guest
+    RAM), so their errors and waits are Linux's; a signal ends a blocked one with EINTR, a broken pipe raises
+    SIGPIPE in the guest; fallocate is the host's on the host file."""
+    out = assert_same([build("surface", variant), "splice"], setup=empty_dir).stdout.decode()
+    for fact in ("file at 6 -> pipe: 6", "offset now 12, file position 18", "offset on the pipe side: -1 ESPIPE",
+                 "empty pipe -> file, a signal without SA_RESTART: -1 EINTR", "SIGPIPEs 1", "tee: 7",
+                 "vmsplice 9999 bytes across pages: 9999", "read back 9999, same: 1",
+                 "vmsplice full pipe, a signal without SA_RESTART: -1 EINTR", "fallocate 8192: 0", "size 8192",
+                 "punched: 1", "/proc file: -1 EBADF"):
         assert fact in out, fact
