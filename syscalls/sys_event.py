@@ -1,4 +1,5 @@
-"""Event plumbing as host passthrough: epoll (fs/eventpoll.c), eventfd (fs/eventfd.c), timerfd (fs/timerfd.c).
+"""Event plumbing as host passthrough: epoll (fs/eventpoll.c), eventfd (fs/eventfd.c), timerfd (fs/timerfd.c),
+inotify (fs/notify/inotify/inotify_user.c).
 
 Each guest epoll instance is a host epoll fd. A guest registration (fd, its open file) becomes a host
 registration of the file's host fd whose 64-bit data is a token hermipy chose; the guest's own epoll_data is
@@ -18,11 +19,11 @@ import os
 import struct
 import threading
 import time
-from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT
+from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT, ENOTDIR
 
-from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, SigSet, Size, UInt
+from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Path, Ptr, SigSet, Size, UInt
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
-from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile
+from hermipy.syscalls.files import O_NONBLOCK, O_RDONLY, O_RDWR, OpenFile
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -497,3 +498,71 @@ def signalfd4(k, ufd: Int, user_mask: SigSet, sizemask: Size, flags: SFD_FLAGS) 
 def signalfd(k, ufd: Int, user_mask: SigSet, sizemask: Size) -> int:
     """signalfd(2): signalfd4 without flags."""
     return signalfd4(k, ufd, user_mask, sizemask, 0)
+
+
+# -- inotify (fs/notify/inotify/inotify_user.c) ----------------------------------------------------------
+IN_NONBLOCK, IN_CLOEXEC = O_NONBLOCK, 0o2000000
+IN_ONLYDIR, IN_DONT_FOLLOW = 0x01000000, 0x02000000
+IN_INIT_FLAGS = Flags({IN_NONBLOCK: "IN_NONBLOCK", IN_CLOEXEC: "IN_CLOEXEC"})
+IN_MASK = Flags({0x1: "IN_ACCESS", 0x2: "IN_MODIFY", 0x4: "IN_ATTRIB", 0x8: "IN_CLOSE_WRITE",
+                 0x10: "IN_CLOSE_NOWRITE", 0x20: "IN_OPEN", 0x40: "IN_MOVED_FROM", 0x80: "IN_MOVED_TO",
+                 0x100: "IN_CREATE", 0x200: "IN_DELETE", 0x400: "IN_DELETE_SELF", 0x800: "IN_MOVE_SELF",
+                 IN_ONLYDIR: "IN_ONLYDIR", IN_DONT_FOLLOW: "IN_DONT_FOLLOW", 0x04000000: "IN_EXCL_UNLINK",
+                 0x10000000: "IN_MASK_CREATE", 0x20000000: "IN_MASK_ADD", 0x80000000: "IN_ONESHOT"})
+
+
+@syscall("inotify_init1", FULL)
+def inotify_init1(k, flags: IN_INIT_FLAGS) -> int:
+    """inotify_init1(2): a host inotify instance; its events (watch descriptors, masks, cookies, names relative
+    to the watched directory) are read from it as the host writes them, with read(2)'s interruptible wait."""
+    if flags & ~(IN_NONBLOCK | IN_CLOEXEC):
+        raise SyscallError(EINVAL)
+    host = host_syscall("inotify_init1", (flags & IN_NONBLOCK) | IN_CLOEXEC)
+    of = OpenFile(host, "anon_inode:inotify", O_RDONLY | (flags & IN_NONBLOCK), "anon")
+    return install_host_fd(k, of, bool(flags & IN_CLOEXEC))
+
+
+@syscall("inotify_init", FULL)
+def inotify_init(k) -> int:
+    """inotify_init(2): inotify_init1 without flags."""
+    return inotify_init1(k, 0)
+
+
+@syscall("inotify_add_watch", PARTIAL, note="a file of hermipy's synthetic /proc gets a watch that reports no "
+                                            "event")
+def inotify_add_watch(k, fd: Int, pathname: Path, mask: IN_MASK) -> int:
+    """inotify_add_watch(2): the path is resolved in the guest's view (so --root confines it) and the host watch
+    is set through the /proc/self/fd/N magic link of the entry it leads to. The host is asked first with no
+    path, so that its checks of the mask and the fd (EINVAL, EBADF) come before the path's, as in Linux."""
+    from hermipy.syscalls.sys_fs import _existing, _path, lookup
+    of = k.fds.files.get(fd)
+    host_fd = -1 if of is None else of.host_fd
+    try:
+        host_syscall("inotify_add_watch", host_fd, None, mask)
+    except OSError as err:
+        if err.errno != EFAULT:
+            raise
+    t = _existing(lookup(k, AT_FDCWD, _path(k, pathname), follow=not mask & IN_DONT_FOLLOW))
+    if t.on_host:
+        with t.pinned(not mask & IN_DONT_FOLLOW) as (path, follows):
+            return host_syscall("inotify_add_watch", host_fd, ctypes.c_char_p(path),
+                                mask & ~IN_DONT_FOLLOW if follows else mask | IN_DONT_FOLLOW)
+    if mask & IN_ONLYDIR and t.node.kind != "dir":
+        raise SyscallError(ENOTDIR)
+    placeholder = _SYNTHETIC_WATCHED.get(t.guest)
+    if placeholder is None:
+        placeholder = _SYNTHETIC_WATCHED[t.guest] = os.memfd_create("hermipy-inotify", os.MFD_CLOEXEC)
+    return host_syscall("inotify_add_watch", host_fd, ctypes.c_char_p(b"/proc/self/fd/%d" % placeholder),
+                        mask & ~(IN_ONLYDIR | IN_DONT_FOLLOW))
+
+
+# A synthetic /proc file's stand-in for inotify, by guest name: a memfd nothing writes, held while hermipy runs
+# (a watch does not keep its inode), one per name so that a name watched again gets its watch descriptor again.
+_SYNTHETIC_WATCHED: dict[str, int] = {}
+
+
+@syscall("inotify_rm_watch", FULL)
+def inotify_rm_watch(k, fd: Int, wd: Int) -> int:
+    """inotify_rm_watch(2) on the host instance (EBADF, EINVAL for a file that is no inotify or an unknown wd)."""
+    of = k.fds.files.get(fd)
+    return host_syscall("inotify_rm_watch", -1 if of is None else of.host_fd, wd)

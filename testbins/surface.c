@@ -1,6 +1,7 @@
 /* surface: the rest of the Linux surface (issue 14), success and error paths of each call, printed as facts and
  * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument
- * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate.
+ * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
+ * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes).
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -462,12 +465,131 @@ static void test_splice(void)
     close(f), close(src), close(dst), close(ro), close(wo), close(pp[0]), close(pp[1]), close(ap);
 }
 
+/* -- inotify ------------------------------------------------------------------------------------- */
+static void show_events(const char *label, int fd)
+{
+    char buf[4096] __attribute__((aligned(8)));
+    errno = 0;
+    long n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+        printf("%s: -1 %s\n", label, ename(errno));
+        return;
+    }
+    printf("%s: %ld bytes\n", label, n);
+    for (char *p = buf; p < buf + n;) {
+        struct inotify_event *ev = (struct inotify_event *)p;
+        printf("  wd %d mask %#x cookie %s name \"%s\"\n", ev->wd, ev->mask, ev->cookie ? "set" : "0",
+               ev->len ? ev->name : "");
+        p += sizeof *ev + ev->len;
+    }
+}
+
+static void test_inotify(void)
+{
+    section("inotify");
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    printf("fd ok: %d, F_GETFL %#x, F_GETFD %d\n", fd >= 0, fcntl(fd, F_GETFL), fcntl(fd, F_GETFD));
+    char link[64] = {0}, proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    readlink(proc, link, sizeof link - 1);
+    printf("link: %s\n", link);
+    SHOW("read, nothing yet", read(fd, link, sizeof link));
+    SHOW("write", write(fd, "x", 1));
+    mkdir("d", 0700);
+    SHOW("watch d", inotify_add_watch(fd, "d", IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM |
+                                               IN_MOVED_TO));
+    int f = open("d/a", O_WRONLY | O_CREAT, 0600);
+    write(f, "x", 1);
+    close(f);
+    rename("d/a", "d/b");
+    unlink("d/b");
+    show_events("events", fd);
+    symlink("d", "l");
+    SHOW("watch l (followed: d's wd)", inotify_add_watch(fd, "l", IN_CREATE));
+    SHOW("watch l, IN_DONT_FOLLOW", inotify_add_watch(fd, "l", IN_ATTRIB | IN_DONT_FOLLOW));
+    SHOW("watch d again, IN_MASK_CREATE", inotify_add_watch(fd, "d", IN_CREATE | IN_MASK_CREATE));
+    SHOW("watch d again, IN_MASK_ADD", inotify_add_watch(fd, "d", IN_DELETE_SELF | IN_MASK_ADD));
+    close(open("file", O_CREAT | O_WRONLY, 0600));
+    SHOW("watch file, IN_ONLYDIR", inotify_add_watch(fd, "file", IN_MODIFY | IN_ONLYDIR));
+    SHOW("watch file", inotify_add_watch(fd, "file", IN_MODIFY | IN_ATTRIB));
+    chmod("file", 0640);
+    show_events("after chmod", fd);
+    SHOW("IN_MASK_ADD | IN_MASK_CREATE", inotify_add_watch(fd, "d", IN_CREATE | IN_MASK_ADD | IN_MASK_CREATE));
+    SHOW("mask 0", inotify_add_watch(fd, "d", 0));
+    SHOW("mask 0, bad fd", inotify_add_watch(-1, "d", 0));
+    SHOW("bad fd", inotify_add_watch(-1, "d", IN_CREATE));
+    SHOW("bad fd, no such path", inotify_add_watch(-1, "nowhere", IN_CREATE));
+    int p[2];
+    pipe(p);
+    SHOW("not an inotify fd", inotify_add_watch(p[0], "d", IN_CREATE));
+    SHOW("not an inotify fd, no such path", inotify_add_watch(p[0], "nowhere", IN_CREATE));
+    SHOW("no such path", inotify_add_watch(fd, "nowhere", IN_CREATE));
+    SHOW("empty path", inotify_add_watch(fd, "", IN_CREATE));
+    SHOW("path unmapped", inotify_add_watch(fd, BAD, IN_CREATE));
+    SHOW("path through a file", inotify_add_watch(fd, "file/x", IN_CREATE));
+    SHOW("watch /proc/self/status", inotify_add_watch(fd, "/proc/self/status", IN_MODIFY) > 0);
+    SHOW("watch /proc/self/status, IN_ONLYDIR", inotify_add_watch(fd, "/proc/self/status", IN_MODIFY | IN_ONLYDIR));
+    int wd = inotify_add_watch(fd, "d", IN_CREATE);
+    SHOW("rm_watch d", inotify_rm_watch(fd, wd));
+    show_events("after rm_watch", fd);
+    SHOW("rm_watch d again", inotify_rm_watch(fd, wd));
+    SHOW("rm_watch bad fd", inotify_rm_watch(-1, wd));
+    SHOW("rm_watch not an inotify fd", inotify_rm_watch(p[0], wd));
+    SHOW("rm_watch wd -1", inotify_rm_watch(fd, -1));
+    SHOW("init1 unknown flag", inotify_init1(1));
+    int old = syscall(SYS_inotify_init);
+    printf("inotify_init: %d, F_GETFL %#x\n", old >= 0, fcntl(old, F_GETFL));
+    inotify_add_watch(old, "d", IN_CREATE);
+    close(open("d/with-a-long-name", O_CREAT | O_WRONLY, 0600));
+    int queued = -1;
+    ioctl(old, FIONREAD, &queued);
+    printf("FIONREAD %d\n", queued);
+    char small[20];
+    SHOW("read into a buffer too small", read(old, small, sizeof small));
+    show_events("then", old);
+
+    section("inotify: blocking read");
+    alarms = 0;
+    arm_alarm_ms(100, 0);
+    SHOW("read, a signal without SA_RESTART", read(old, small, sizeof small));
+    printf("alarms %d\n", (int)alarms);
+    alarms = 0;
+    arm_alarm_ms(50, 1);
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(300000);
+        close(open("d/late", O_CREAT | O_WRONLY, 0600));
+        _exit(0);
+    }
+    show_events("read, a signal with SA_RESTART, then an event", old);
+    printf("alarms %d\n", (int)alarms);
+    waitpid(child, NULL, 0);
+    close(fd), close(old), close(p[0]), close(p[1]);
+}
+
+/* Under hermipy --root: /d exists in the root; /../outside and /esc (a symlink to ../outside) name the directory
+ * "outside" beside the root, which the guest must not reach. */
+static void test_inotify_root(void)
+{
+    section("inotify-root");
+    int fd = inotify_init1(IN_NONBLOCK);
+    SHOW("watch /d", inotify_add_watch(fd, "/d", IN_CREATE));
+    SHOW("watch /../outside", inotify_add_watch(fd, "/../outside", IN_CREATE));
+    SHOW("watch /esc", inotify_add_watch(fd, "/esc", IN_CREATE));
+    SHOW("watch /esc, IN_DONT_FOLLOW", inotify_add_watch(fd, "/esc", IN_CREATE | IN_DONT_FOLLOW));
+    close(open("/d/x", O_CREAT | O_WRONLY, 0600));
+    show_events("events", fd);
+    close(fd);
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
     {"recvmmsg", test_recvmmsg},
     {"rwv", test_rwv},
     {"splice", test_splice},
+    {"inotify", test_inotify},
+    {"inotify-root", test_inotify_root},
 };
 
 int main(int argc, char **argv)
@@ -475,7 +597,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     size_t n = sizeof sections / sizeof sections[0];
     for (size_t i = 0; i < n; i++) {
-        int wanted = argc < 2;
+        int wanted = argc < 2 && strcmp(sections[i].name, "inotify-root") != 0;
         for (int a = 1; a < argc; a++)
             wanted |= strcmp(argv[a], sections[i].name) == 0;
         if (wanted)

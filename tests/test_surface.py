@@ -1,8 +1,11 @@
 """The rest of the Linux surface (issue 14), differentially: each call's success and error paths in
 testbins/surface.c, natively and under hermipy on every backend and variant."""
+import shutil
+import subprocess
+
 import pytest
 
-from difftest import VARIANTS, assert_same, build, empty_dir
+from difftest import TIMEOUT, VARIANTS, assert_same, build, empty_dir, hermipy_command
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
 
@@ -43,3 +46,31 @@ def test_splice_tee_vmsplice_fallocate(variant):
                  "vmsplice full pipe, a signal without SA_RESTART: -1 EINTR", "fallocate 8192: 0", "size 8192",
                  "punched: 1", "/proc file: -1 EBADF"):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_inotify(variant):
+    """inotify is a host instance read as hermipy reads any host fd: events as the host writes them, a blocking
+    read a signal interrupts (EINTR) or resumes (SA_RESTART); the checks of mask and fd come before the path's."""
+    out = assert_same([build("surface", variant), "inotify"], setup=empty_dir).stdout.decode()
+    for fact in ("link: anon_inode:inotify", 'wd 1 mask 0x80 cookie set name "b"', "watch l, IN_DONT_FOLLOW: 2",
+                 "bad fd, no such path: -1 EBADF", "not an inotify fd, no such path: -1 EINVAL",
+                 "read into a buffer too small: -1 EINVAL", "read, a signal without SA_RESTART: -1 EINTR",
+                 'name "late"'):
+        assert fact in out, fact
+
+
+def test_inotify_under_root(tmp_path):
+    """Under --root a watched path resolves inside the root: the directory beside it is not reached through ..
+    or a symlink."""
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "esc").symlink_to("../outside")
+    shutil.copy(build("surface", "static"), root / "surface")
+    proc = subprocess.run(hermipy_command("--root", str(root)) + ["/surface", "inotify-root"], capture_output=True,
+                          timeout=TIMEOUT)
+    assert proc.stdout.decode() == (
+        "-- inotify-root\nwatch /d: 1\nwatch /../outside: -1 ENOENT\nwatch /esc: -1 ENOENT\n"
+        "watch /esc, IN_DONT_FOLLOW: 2\nevents: 32 bytes\n  wd 1 mask 0x100 cookie 0 name \"x\"\n"), proc
+    assert proc.returncode == 0 and not proc.stderr, proc
