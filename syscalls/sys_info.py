@@ -10,8 +10,9 @@ import ctypes
 import os
 import resource
 import struct
-from errno import EFAULT, EINVAL, EPERM, ESRCH
+from errno import E2BIG, EFAULT, EINVAL, EPERM, ESRCH
 
+from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import host_fd_room
@@ -451,6 +452,169 @@ def setpriority(k, which: PRIO_WHICH, who: Int, niceval: Int) -> int:
             raise SyscallError(13)                                  # EACCES
     os.setpriority(os.PRIO_PROCESS, 0, niceval)
     return 0
+
+
+# -- scheduling policy and I/O priority (kernel/sched/syscalls.c, block/ioprio.c) -----------------------
+SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE = 0, 1, 2, 3, 5, 6
+SCHED_RESET_ON_FORK = 0x40000000
+SCHED_POLICY = Enum({0: "SCHED_OTHER", 1: "SCHED_FIFO", 2: "SCHED_RR", 3: "SCHED_BATCH", 5: "SCHED_IDLE",
+                     6: "SCHED_DEADLINE", 0x40000000: "SCHED_OTHER|SCHED_RESET_ON_FORK",
+                     0x40000001: "SCHED_FIFO|SCHED_RESET_ON_FORK", 0x40000002: "SCHED_RR|SCHED_RESET_ON_FORK"})
+SCHED_ATTR_SIZE_VER0 = 48
+RLIMIT_NICE, RLIMIT_RTPRIO = 13, 14
+BAD_HOST_POINTER = 8           # never mapped in hermipy's process: the host answers EFAULT where it checks
+SCHED_NOTE = ("the host's call on the host thread behind the guest pid or tid (they are the host's); the host checks "
+              "permissions with hermipy's credentials, and for a guest without CAP_SYS_NICE hermipy adds "
+              "Linux's: EPERM for another user's process, a real-time priority above RLIMIT_RTPRIO and a nice value "
+              "below RLIMIT_NICE's")
+
+
+def _sched_target(k, pid: int) -> int:
+    """A pid for a host sched_* call: 0 (the calling task's host thread) and guest pids and tids are the host's;
+    under --root another run's process is ESRCH (sys_signal._visible). Negative: left to the host (EINVAL)."""
+    if pid > 0 and pid != k.proc.pid and pid not in k.group.tasks:
+        from hermipy.syscalls.sys_signal import _visible
+        _visible(k, pid)
+    return pid
+
+
+def _may_change(k, pid: int, policy: int | None, priority: int, nice: int | None = None) -> None:
+    """__sched_setscheduler()'s user checks, for a guest without CAP_SYS_NICE whose credentials the host does
+    not see (hermipy's own may be root's): a real-time priority above RLIMIT_RTPRIO, a nice value below the
+    current one beyond RLIMIT_NICE, or another user's process (check_same_owner: the caller's euid is the
+    target's uid or euid), is EPERM."""
+    if capable(k, CAP_SYS_NICE):
+        return
+    if policy in (SCHED_FIFO, SCHED_RR) and priority > k.proc.rlimits.get(RLIMIT_RTPRIO, [0, 0])[0]:
+        raise SyscallError(EPERM)
+    if (nice is not None and policy not in (SCHED_FIFO, SCHED_RR) and nice < os.getpriority(os.PRIO_PROCESS, 0)
+            and 20 - nice > k.proc.rlimits.get(RLIMIT_NICE, [0, 0])[0]):
+        raise SyscallError(EPERM)
+    if pid > 0 and pid != k.proc.pid and pid not in k.group.tasks:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                uids = next(line.split()[1:3] for line in f if line.startswith(b"Uid:"))
+        except (OSError, StopIteration):
+            return                                  # gone: the host says ESRCH
+        if k.proc.euid not in (int(uids[0]), int(uids[1])):
+            raise SyscallError(EPERM)
+
+
+def _param_in(k, addr: int):
+    """A guest struct sched_param * for the host: NULL stays NULL (EINVAL), an unreadable one a bad address."""
+    if not addr:
+        return None
+    try:
+        return ctypes.c_int(struct.unpack("<i", k.mem.read(addr, 4))[0])
+    except SyscallError:
+        return BAD_HOST_POINTER
+
+
+@syscall("sched_setparam", PARTIAL, note=SCHED_NOTE)
+def sched_setparam(k, pid: Int, param: Ptr) -> int:
+    """sched_setparam(2)."""
+    value = _param_in(k, param)
+    if isinstance(value, ctypes.c_int) and pid >= 0 and not capable(k, CAP_SYS_NICE):
+        _may_change(k, pid, host_syscall("sched_getscheduler", _sched_target(k, pid)) & ~SCHED_RESET_ON_FORK,
+                    value.value)
+    return host_syscall("sched_setparam", _sched_target(k, pid), value)
+
+
+@syscall("sched_getparam", FULL)
+def sched_getparam(k, pid: Int, param: Ptr) -> int:
+    """sched_getparam(2): the host's answer for the host thread, copied out."""
+    value = ctypes.c_int(0) if param else None
+    host_syscall("sched_getparam", _sched_target(k, pid), value)
+    k.mem.write(param, struct.pack("<i", value.value))
+    return 0
+
+
+@syscall("sched_setscheduler", PARTIAL, note=SCHED_NOTE)
+def sched_setscheduler(k, pid: Int, policy: SCHED_POLICY, param: Ptr) -> int:
+    """sched_setscheduler(2)."""
+    value = _param_in(k, param)
+    if isinstance(value, ctypes.c_int) and pid >= 0 and policy >= 0:
+        _may_change(k, pid, policy & ~SCHED_RESET_ON_FORK, value.value)
+    return host_syscall("sched_setscheduler", _sched_target(k, pid), policy, value)
+
+
+@syscall("sched_getscheduler", FULL)
+def sched_getscheduler(k, pid: Int) -> int:
+    """sched_getscheduler(2)."""
+    return host_syscall("sched_getscheduler", _sched_target(k, pid))
+
+
+@syscall("sched_get_priority_max", FULL)
+def sched_get_priority_max(k, policy: SCHED_POLICY) -> int:
+    """sched_get_priority_max(2)."""
+    return host_syscall("sched_get_priority_max", policy)
+
+
+@syscall("sched_get_priority_min", FULL)
+def sched_get_priority_min(k, policy: SCHED_POLICY) -> int:
+    """sched_get_priority_min(2)."""
+    return host_syscall("sched_get_priority_min", policy)
+
+
+@syscall("sched_rr_get_interval", FULL)
+def sched_rr_get_interval(k, pid: Int, interval: Ptr) -> int:
+    """sched_rr_get_interval(2): the host's time slice for the host thread."""
+    ts = ctypes.c_int64 * 2
+    value = ts()
+    host_syscall("sched_rr_get_interval", _sched_target(k, pid), value)
+    k.mem.write(interval, struct.pack("<qq", value[0], value[1]))
+    return 0
+
+
+@syscall("sched_getattr", FULL)
+def sched_getattr(k, pid: Int, attr: Ptr, size: UInt, flags: UInt) -> int:
+    """sched_getattr(2): the host fills a buffer of the guest's size (what it knows, its size, zeros after it:
+    copy_struct_to_user), which goes to the guest whole."""
+    if not attr or pid < 0 or size > PAGE_SIZE or size < SCHED_ATTR_SIZE_VER0 or flags:
+        raise SyscallError(EINVAL)
+    buf = ctypes.create_string_buffer(size)
+    host_syscall("sched_getattr", _sched_target(k, pid), buf, size, 0)
+    k.mem.write(attr, buf.raw)
+    return 0
+
+
+@syscall("sched_setattr", PARTIAL, note=SCHED_NOTE)
+def sched_setattr(k, pid: Int, attr: Ptr, flags: UInt) -> int:
+    """sched_setattr(2): the guest's struct sched_attr (its size field says how much; 0 is the first version's)
+    goes to the host, which checks it (E2BIG with the size it knows written back, EINVAL...)."""
+    if not attr or pid < 0 or flags:
+        raise SyscallError(EINVAL)
+    size = struct.unpack("<I", k.mem.read(attr, 4))[0]
+    length = SCHED_ATTR_SIZE_VER0 if size == 0 else size if size <= PAGE_SIZE else 4
+    buf = ctypes.create_string_buffer(k.mem.read(attr, length), max(length, SCHED_ATTR_SIZE_VER0))
+    policy, _flags, nice, priority = struct.unpack_from("<IQiI", buf.raw, 4)
+    _may_change(k, pid, policy, priority, nice)
+    try:
+        return host_syscall("sched_setattr", _sched_target(k, pid), buf, 0)
+    except OSError as err:
+        if err.errno == E2BIG:
+            k.mem.write(attr, buf.raw[:4])
+        raise
+
+
+IOPRIO_WHO = Enum({1: "IOPRIO_WHO_PROCESS", 2: "IOPRIO_WHO_PGRP", 3: "IOPRIO_WHO_USER"})
+IOPRIO_WHO_PROCESS = 1
+
+
+@syscall("ioprio_get", FULL)
+def ioprio_get(k, which: IOPRIO_WHO, who: Int) -> int:
+    """ioprio_get(2): the host's, for the host thread, process group or user the guest names (they are the host's)."""
+    if which == IOPRIO_WHO_PROCESS:
+        who = _sched_target(k, who)
+    return host_syscall("ioprio_get", which, who)
+
+
+@syscall("ioprio_set", PARTIAL, note="the host's call: its permission checks are for hermipy's credentials")
+def ioprio_set(k, which: IOPRIO_WHO, who: Int, ioprio: Int) -> int:
+    """ioprio_set(2) on the host thread, process group or user the guest names."""
+    if which == IOPRIO_WHO_PROCESS:
+        who = _sched_target(k, who)
+    return host_syscall("ioprio_set", which, who, ioprio)
 
 
 PER_QUERY = 0xFFFFFFFF

@@ -1,12 +1,14 @@
 /* surface: the rest of the Linux surface (issue 14), success and error paths of each call, printed as facts and
  * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
- * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes).
+ * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
+ * sched_* and ioprio_*.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -582,6 +584,181 @@ static void test_inotify_root(void)
     close(fd);
 }
 
+/* -- sched_*, ioprio ----------------------------------------------------------------------------- */
+struct sched_attr_ {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+    char tail[64];
+};
+
+/* musl's sched_* wrappers fail with ENOSYS by design: the kernel's calls, raw */
+#define sys_sched_getscheduler(pid) syscall(SYS_sched_getscheduler, pid)
+#define sys_sched_setscheduler(pid, policy, param) syscall(SYS_sched_setscheduler, pid, policy, param)
+#define sys_sched_getparam(pid, param) syscall(SYS_sched_getparam, pid, param)
+#define sys_sched_setparam(pid, param) syscall(SYS_sched_setparam, pid, param)
+#define sys_sched_get_priority_max(policy) syscall(SYS_sched_get_priority_max, policy)
+#define sys_sched_get_priority_min(policy) syscall(SYS_sched_get_priority_min, policy)
+#define sys_sched_rr_get_interval(pid, tp) syscall(SYS_sched_rr_get_interval, pid, tp)
+
+static void test_sched(void)
+{
+    section("sched");
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0);
+    struct sched_param sp = {0};
+    SHOW("getscheduler self", sys_sched_getscheduler(0));
+    SHOW("getscheduler own pid", sys_sched_getscheduler(getpid()));
+    SHOW("getscheduler -1", sys_sched_getscheduler(-1));
+    SHOW("getscheduler a reaped child", sys_sched_getscheduler(gone));
+    SHOW("getparam self", sys_sched_getparam(0, &sp));
+    printf("priority %d\n", sp.sched_priority);
+    SHOW("getparam NULL", sys_sched_getparam(0, NULL));
+    SHOW("getparam unmapped", sys_sched_getparam(0, BAD));
+    SHOW("getparam -1", sys_sched_getparam(-1, &sp));
+    SHOW("getparam a reaped child", sys_sched_getparam(gone, &sp));
+    for (int policy = -1; policy <= 7; policy++) {
+        char label[64];
+        snprintf(label, sizeof label, "priority max/min of %d", policy);
+        errno = 0;
+        long hi = sys_sched_get_priority_max(policy), lo = sys_sched_get_priority_min(policy);
+        printf("%s: %ld %ld %s\n", label, hi, lo, ename(errno));
+    }
+    SHOW("setscheduler BATCH", sys_sched_setscheduler(0, SCHED_BATCH, &sp));
+    SHOW("getscheduler", sys_sched_getscheduler(0));
+    SHOW("setscheduler IDLE", sys_sched_setscheduler(0, SCHED_IDLE, &sp));
+    SHOW("getscheduler", sys_sched_getscheduler(0));
+    SHOW("setscheduler OTHER | RESET_ON_FORK", sys_sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &sp));
+    SHOW("getscheduler", sys_sched_getscheduler(0));
+    SHOW("setscheduler OTHER", sys_sched_setscheduler(0, SCHED_OTHER, &sp));
+    sp.sched_priority = 5;
+    SHOW("setscheduler OTHER priority 5", sys_sched_setscheduler(0, SCHED_OTHER, &sp));
+    SHOW("setscheduler FIFO priority 100", sys_sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){100}));
+    SHOW("setscheduler FIFO priority 0", sys_sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){0}));
+    SHOW("setscheduler policy 4", sys_sched_setscheduler(0, 4, &sp));
+    SHOW("setscheduler policy -1", sys_sched_setscheduler(0, -1, &sp));
+    SHOW("setscheduler NULL", sys_sched_setscheduler(0, SCHED_OTHER, NULL));
+    SHOW("setscheduler unmapped", sys_sched_setscheduler(0, SCHED_OTHER, BAD));
+    SHOW("setscheduler pid -1", sys_sched_setscheduler(-1, SCHED_OTHER, &sp));
+    SHOW("setscheduler a reaped child", sys_sched_setscheduler(gone, SCHED_OTHER, &(struct sched_param){0}));
+    SHOW("setparam priority 0", sys_sched_setparam(0, &(struct sched_param){0}));
+    SHOW("setparam priority 3", sys_sched_setparam(0, &(struct sched_param){3}));
+    SHOW("setparam NULL", sys_sched_setparam(0, NULL));
+    SHOW("setparam unmapped, pid -1", sys_sched_setparam(-1, BAD));
+    SHOW("setparam a reaped child", sys_sched_setparam(gone, &(struct sched_param){0}));
+    struct timespec rr;
+    SHOW("rr_get_interval self", sys_sched_rr_get_interval(0, &rr));
+    SHOW("rr_get_interval -1", sys_sched_rr_get_interval(-1, &rr));
+    SHOW("rr_get_interval unmapped", sys_sched_rr_get_interval(0, BAD));
+    SHOW("rr_get_interval a reaped child", sys_sched_rr_get_interval(gone, &rr));
+    pid_t child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    SHOW("setscheduler child BATCH", sys_sched_setscheduler(child, SCHED_BATCH, &(struct sched_param){0}));
+    SHOW("getscheduler child", sys_sched_getscheduler(child));
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+
+    section("sched: attr");
+    struct sched_attr_ a;
+    memset(&a, 0x5a, sizeof a);
+    SHOW("getattr size 48", syscall(SYS_sched_getattr, 0, &a, 48, 0));
+    printf("size %u policy %u flags %lu nice %d priority %u, byte 48: %#x\n", a.size, a.sched_policy,
+           (unsigned long)a.sched_flags, a.sched_nice, a.sched_priority, ((unsigned char *)&a)[48]);
+    memset(&a, 0x5a, sizeof a);
+    SHOW("getattr size 100", syscall(SYS_sched_getattr, 0, &a, 100, 0));
+    printf("size %u, byte 60: %#x\n", a.size, ((unsigned char *)&a)[60]);
+    SHOW("getattr size 47", syscall(SYS_sched_getattr, 0, &a, 47, 0));
+    SHOW("getattr size 4097", syscall(SYS_sched_getattr, 0, &a, 4097, 0));
+    SHOW("getattr flags 1", syscall(SYS_sched_getattr, 0, &a, 48, 1));
+    SHOW("getattr NULL", syscall(SYS_sched_getattr, 0, NULL, 48, 0));
+    SHOW("getattr unmapped", syscall(SYS_sched_getattr, 0, BAD, 48, 0));
+    SHOW("getattr a reaped child", syscall(SYS_sched_getattr, gone, &a, 48, 0));
+    SHOW("getattr -1", syscall(SYS_sched_getattr, -1, &a, 48, 0));
+    memset(&a, 0, sizeof a);
+    a.size = 48, a.sched_policy = SCHED_OTHER, a.sched_nice = 3;
+    SHOW("setattr nice 3", syscall(SYS_sched_setattr, 0, &a, 0));
+    SHOW("getpriority", getpriority(PRIO_PROCESS, 0));
+    a.size = 0, a.sched_nice = 4;
+    SHOW("setattr size 0 (first version), nice 4", syscall(SYS_sched_setattr, 0, &a, 0));
+    SHOW("getpriority", getpriority(PRIO_PROCESS, 0));
+    a.size = 20;
+    SHOW("setattr size 20", syscall(SYS_sched_setattr, 0, &a, 0));
+    printf("size written back: %u\n", a.size);
+    a.size = 5000;
+    SHOW("setattr size 5000", syscall(SYS_sched_setattr, 0, &a, 0));
+    printf("size written back: %u\n", a.size);
+    a.size = 100, a.tail[10] = 1;
+    SHOW("setattr size 100, non-zero tail", syscall(SYS_sched_setattr, 0, &a, 0));
+    printf("size written back: %u\n", a.size);
+    a.tail[10] = 0;
+    a.size = 100;
+    SHOW("setattr size 100, zero tail", syscall(SYS_sched_setattr, 0, &a, 0));
+    a.size = 48, a.sched_policy = 77;
+    SHOW("setattr policy 77", syscall(SYS_sched_setattr, 0, &a, 0));
+    a.sched_policy = SCHED_OTHER, a.sched_flags = 1UL << 40;
+    SHOW("setattr unknown sched_flags", syscall(SYS_sched_setattr, 0, &a, 0));
+    a.sched_flags = 0;
+    SHOW("setattr flags 1", syscall(SYS_sched_setattr, 0, &a, 1));
+    SHOW("setattr NULL", syscall(SYS_sched_setattr, 0, NULL, 0));
+    SHOW("setattr unmapped", syscall(SYS_sched_setattr, 0, BAD, 0));
+    SHOW("setattr a reaped child", syscall(SYS_sched_setattr, gone, &a, 0));
+    SHOW("setattr -1", syscall(SYS_sched_setattr, -1, &a, 0));
+
+    section("sched: ioprio");
+    SHOW("ioprio_get self", syscall(SYS_ioprio_get, 1, 0));
+    SHOW("ioprio_set self best-effort 5", syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 5));
+    SHOW("ioprio_get self", syscall(SYS_ioprio_get, 1, 0));
+    SHOW("ioprio_get own pid", syscall(SYS_ioprio_get, 1, getpid()));
+    SHOW("ioprio_set self idle", syscall(SYS_ioprio_set, 1, 0, 3 << 13));
+    SHOW("ioprio_get self", syscall(SYS_ioprio_get, 1, 0));
+    SHOW("ioprio_set class 5", syscall(SYS_ioprio_set, 1, 0, 5 << 13));
+    SHOW("ioprio_set best-effort level 9", syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 9));
+    SHOW("ioprio_get which 0", syscall(SYS_ioprio_get, 0, 0));
+    SHOW("ioprio_set which 7", syscall(SYS_ioprio_set, 7, 0, 0));
+    SHOW("ioprio_get a reaped child", syscall(SYS_ioprio_get, 1, gone));
+    SHOW("ioprio_set a reaped child", syscall(SYS_ioprio_set, 1, gone, (2 << 13) | 4));
+    SHOW("ioprio_get own group", syscall(SYS_ioprio_get, 2, 0));
+    SHOW("ioprio_set none", syscall(SYS_ioprio_set, 1, 0, 0));
+    SHOW("ioprio_get self", syscall(SYS_ioprio_get, 1, 0));
+
+    section("sched: unprivileged");
+    if (getuid() != 0) {
+        printf("(not root: skipped)\n");
+        return;
+    }
+    fflush(stdout);
+    pid_t worker = fork();
+    if (worker == 0) {
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_RTPRIO, &none);
+        setrlimit(RLIMIT_NICE, &none);
+        SHOW("setuid 65534", setuid(65534));
+        SHOW("setscheduler FIFO 1", sys_sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){1}));
+        SHOW("setscheduler BATCH", sys_sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0}));
+        SHOW("setscheduler pid 1 BATCH", sys_sched_setscheduler(1, SCHED_BATCH, &(struct sched_param){0}));
+        SHOW("setparam pid 1", sys_sched_setparam(1, &(struct sched_param){0}));
+        struct sched_attr_ u;
+        memset(&u, 0, sizeof u);
+        u.size = 48, u.sched_policy = SCHED_OTHER, u.sched_nice = 10;
+        SHOW("setattr nice 10", syscall(SYS_sched_setattr, 0, &u, 0));
+        u.sched_nice = -5;
+        SHOW("setattr nice -5", syscall(SYS_sched_setattr, 0, &u, 0));
+        u.sched_policy = SCHED_RR, u.sched_nice = 0, u.sched_priority = 1;
+        SHOW("setattr RR 1", syscall(SYS_sched_setattr, 0, &u, 0));
+        SHOW("getscheduler pid 1", sys_sched_getscheduler(1));
+        _exit(0);
+    }
+    waitpid(worker, NULL, 0);
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
@@ -590,6 +767,7 @@ static const struct section sections[] = {
     {"splice", test_splice},
     {"inotify", test_inotify},
     {"inotify-root", test_inotify_root},
+    {"sched", test_sched},
 };
 
 int main(int argc, char **argv)

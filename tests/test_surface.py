@@ -74,3 +74,18 @@ def test_inotify_under_root(tmp_path):
         "-- inotify-root\nwatch /d: 1\nwatch /../outside: -1 ENOENT\nwatch /esc: -1 ENOENT\n"
         "watch /esc, IN_DONT_FOLLOW: 2\nevents: 32 bytes\n  wd 1 mask 0x100 cookie 0 name \"x\"\n"), proc
     assert proc.returncode == 0 and not proc.stderr, proc
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sched_and_ioprio(variant):
+    """The sched_* family and ioprio_* are the host's calls on the host thread behind the guest pid (the same
+    number), with Linux's EINVAL/ESRCH/EFAULT/E2BIG; a guest that gave up root gets EPERM as natively even
+    where hermipy's own process is root's."""
+    out = assert_same([build("surface", variant), "sched"], setup=empty_dir).stdout.decode()
+    for fact in ("getscheduler a reaped child: -1 ESRCH", "setscheduler BATCH: 0", "getscheduler child: 3",
+                 "size 56, byte 60: 0", "setattr size 20: -1 E2BIG", "size written back: 56", "getpriority: 4",
+                 "ioprio_get self: 16389", "ioprio_set class 5: -1 EINVAL"):
+        assert fact in out, fact
+    if "(not root: skipped)" not in out:
+        for fact in ("setscheduler FIFO 1: -1 EPERM", "setparam pid 1: -1 EPERM", "setattr nice -5: -1 EPERM"):
+            assert fact in out, fact
