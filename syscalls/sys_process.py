@@ -1,11 +1,14 @@
-"""Process lifetime and identity: exit, ids, arch_prctl, set_tid_address, prctl, rseq (kernel/exit.c, sys.c)."""
+"""Process lifetime and identity: exit, ids, arch_prctl, set_tid_address, prctl, rseq, pidfds (kernel/exit.c, sys.c,
+pid.c)."""
+import ctypes
 import os
 import struct
-from errno import EINVAL, ENOSYS, EPERM, ESRCH
+from errno import EBADF, EINVAL, ENOSYS, EPERM, ESRCH
 
 from hermipy.cpu import GuestExit
-from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
+from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, Signal, Size, UInt
 from hermipy.syscalls.errors import ERESTARTNOHAND, SyscallError
+from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, STUB, declare, syscall
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -333,3 +336,90 @@ def _futex_owner_died(k, uaddr: int) -> None:
     k.mem.write(uaddr, struct.pack("<I", (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
     if word & FUTEX_WAITERS:
         _futex_wake(k, uaddr)
+
+
+# -- pidfds (kernel/pid.c, kernel/signal.c) --------------------------------------------------------------
+PIDFD_FLAGS = Flags({0o4000: "PIDFD_NONBLOCK", 0o200: "PIDFD_THREAD"})
+PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP, PIDFD_SIGNAL_PROCESS_GROUP = 1, 2, 4
+PIDFD_SIGNAL_FLAGS = Flags({1: "PIDFD_SIGNAL_THREAD", 2: "PIDFD_SIGNAL_THREAD_GROUP", 4: "PIDFD_SIGNAL_PROCESS_GROUP"})
+
+
+@syscall("pidfd_open", FULL)
+def pidfd_open(k, pid: Int, flags: PIDFD_FLAGS) -> int:
+    """pidfd_open(2): the host's pidfd of the process (or thread, PIDFD_THREAD): guest pids are the host's. It
+    polls readable when that process exits, as the host makes it; close-on-exec, as Linux makes it. Under
+    --root another run's process is ESRCH."""
+    from hermipy.syscalls.sys_net import _received_file, install_host_fd
+    from hermipy.syscalls.sys_signal import _visible
+    if pid > 0 and pid != k.proc.pid and pid not in k.group.tasks:
+        _visible(k, pid)
+    host = host_syscall("pidfd_open", pid, flags)
+    return install_host_fd(k, _received_file(k, host), True)
+
+
+def _pidfd_target(k, fd: int) -> tuple[int, int]:
+    """(host fd, pid) of a guest fd: the pid a pidfd refers to (its fdinfo's Pid: line; -1 once the process is
+    gone), 0 for another file; host fd -1 for an fd that is not open."""
+    of = k.fds.files.get(fd)
+    if of is None:
+        return -1, 0
+    with open(f"/proc/self/fdinfo/{of.host_fd}", "rb") as f:
+        return of.host_fd, next((int(line.split()[1]) for line in f if line.startswith(b"Pid:")), 0)
+
+
+@syscall("pidfd_send_signal", FULL)
+def pidfd_send_signal(k, pidfd: Int, sig: Signal, info: Ptr, flags: PIDFD_SIGNAL_FLAGS) -> int:
+    """pidfd_send_signal(2). To another process: the host's call (that process's hermipy hands the signal to its
+    guest). To the caller's own process or one of its threads: the host checks the pidfd and flags (a call
+    with signal 0 and no siginfo), then the signal takes hermipy's own way, as kill(2)'s and
+    rt_sigqueueinfo(2)'s do, so that the guest's handler runs before the call returns."""
+    from hermipy.syscalls.sys_signal import (NSIG, SI_TKILL, SI_USER, SIGINFO_SIZE, _finish, kill, make_siginfo,
+                                             signal_group, signal_task)
+    host_fd, target = _pidfd_target(k, pidfd)
+    own = target > 0 and (target == k.proc.pid or target in k.group.tasks)
+    if not own:
+        data = None
+        if info:
+            data = ctypes.create_string_buffer(k.mem.read(info, SIGINFO_SIZE), SIGINFO_SIZE)
+        return host_syscall("pidfd_send_signal", host_fd, sig, data, flags)
+    host_syscall("pidfd_send_signal", host_fd, 0, None, flags)
+    if not 0 <= sig <= NSIG:
+        raise SyscallError(EINVAL)
+    thread = flags == PIDFD_SIGNAL_THREAD or flags == 0 and target != k.proc.pid
+    if info:
+        data = k.mem.read(info, SIGINFO_SIZE)
+        signo, _errno, code = struct.unpack_from("<iii", data)
+        if signo != sig:
+            raise SyscallError(EINVAL)
+        if (thread or flags == PIDFD_SIGNAL_PROCESS_GROUP) and (code >= 0 or code == SI_TKILL):
+            raise SyscallError(EPERM)
+    else:
+        data = make_siginfo(sig, SI_USER, pid=k.proc.pid, uid=k.proc.uid)
+    if flags == PIDFD_SIGNAL_PROCESS_GROUP:
+        return kill(k, -os.getpgid(target), sig)
+    if sig:
+        if thread:
+            signal_task(k.group.tasks[target], sig, data)
+        else:
+            signal_group(k, sig, data)
+    return _finish(k, 0)
+
+
+@syscall("pidfd_getfd", PARTIAL, note="from the caller's own process only: another guest process's fds are "
+                                      "numbered by its hermipy, so that is EPERM (as under a ptrace policy that "
+                                      "forbids it)")
+def pidfd_getfd(k, pidfd: Int, targetfd: Int, flags: UInt) -> int:
+    """pidfd_getfd(2): a duplicate (close-on-exec) of the target process's fd ``targetfd``."""
+    from hermipy.syscalls.sys_net import _received_file, install_host_fd
+    if flags:
+        raise SyscallError(EINVAL)
+    k.fds.get(pidfd)
+    _host_fd, target = _pidfd_target(k, pidfd)
+    if target == 0:
+        raise SyscallError(EBADF)
+    if target < 0:
+        raise SyscallError(ESRCH)
+    if target != k.proc.pid and target not in k.group.tasks:
+        raise SyscallError(EPERM)
+    source = k.fds.get(targetfd)
+    return install_host_fd(k, _received_file(k, os.dup(source.host_fd)), True)

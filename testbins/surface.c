@@ -2,7 +2,7 @@
  * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
  * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
- * sched_* and ioprio_*.
+ * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -759,6 +760,97 @@ static void test_sched(void)
     waitpid(worker, NULL, 0);
 }
 
+/* -- pidfd --------------------------------------------------------------------------------------- */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#define SYS_pidfd_send_signal 424
+#define SYS_pidfd_getfd 438
+#endif
+static volatile sig_atomic_t usr1s, last_code, last_value, last_pid_is_mine;
+
+static void on_usr1(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)uc;
+    usr1s++;
+    last_code = si->si_code;
+    last_value = si->si_value.sival_int;
+    last_pid_is_mine = si->si_pid == getpid();
+}
+
+static void test_pidfd(void)
+{
+    section("pidfd");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, NULL);
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0);
+    int self = syscall(SYS_pidfd_open, getpid(), 0);
+    printf("pidfd_open self: %d, F_GETFD %d, F_GETFL %#x\n", self >= 0, fcntl(self, F_GETFD), fcntl(self, F_GETFL));
+    int nb = syscall(SYS_pidfd_open, getpid(), O_NONBLOCK);
+    printf("pidfd_open PIDFD_NONBLOCK: F_GETFL %#x\n", fcntl(nb, F_GETFL));
+    SHOW("pidfd_open -1", syscall(SYS_pidfd_open, -1, 0));
+    SHOW("pidfd_open 0", syscall(SYS_pidfd_open, 0, 0));
+    SHOW("pidfd_open a reaped child", syscall(SYS_pidfd_open, gone, 0));
+    SHOW("pidfd_open unknown flag", syscall(SYS_pidfd_open, getpid(), 1));
+    SHOW("send SIGUSR1 to self", syscall(SYS_pidfd_send_signal, self, SIGUSR1, NULL, 0));
+    printf("handler ran %d, si_code %d, si_pid mine %d\n", (int)usr1s, (int)last_code, (int)last_pid_is_mine);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGUSR1, si.si_code = SI_QUEUE, si.si_value.sival_int = 42, si.si_pid = getpid();
+    SHOW("send with siginfo SI_QUEUE to self", syscall(SYS_pidfd_send_signal, self, SIGUSR1, &si, 0));
+    printf("handler ran %d, si_code %d, value %d\n", (int)usr1s, (int)last_code, (int)last_value);
+    SHOW("send PIDFD_SIGNAL_THREAD to self", syscall(SYS_pidfd_send_signal, self, SIGUSR1, NULL, 1));
+    SHOW("send PIDFD_SIGNAL_THREAD_GROUP to self", syscall(SYS_pidfd_send_signal, self, SIGUSR1, NULL, 2));
+    printf("handler ran %d\n", (int)usr1s);
+    SHOW("send signal 0 to self", syscall(SYS_pidfd_send_signal, self, 0, NULL, 0));
+    SHOW("siginfo for another signal", syscall(SYS_pidfd_send_signal, self, SIGUSR2, &si, 0));
+    SHOW("siginfo unmapped", syscall(SYS_pidfd_send_signal, self, SIGUSR1, BAD, 0));
+    SHOW("signal 65", syscall(SYS_pidfd_send_signal, self, 65, NULL, 0));
+    SHOW("flags 8", syscall(SYS_pidfd_send_signal, self, SIGUSR1, NULL, 8));
+    SHOW("flags 3", syscall(SYS_pidfd_send_signal, self, SIGUSR1, NULL, 3));
+    SHOW("bad fd", syscall(SYS_pidfd_send_signal, -1, SIGUSR1, NULL, 0));
+    int p[2];
+    pipe(p);
+    SHOW("not a pidfd", syscall(SYS_pidfd_send_signal, p[0], SIGUSR1, NULL, 0));
+    printf("handler ran %d\n", (int)usr1s);
+
+    pid_t child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    int cfd = syscall(SYS_pidfd_open, child, 0);
+    struct pollfd pfd = {cfd, POLLIN, 0};
+    SHOW("poll the child's pidfd", poll(&pfd, 1, 0));
+    si.si_code = 0;
+    SHOW("siginfo SI_USER to another process", syscall(SYS_pidfd_send_signal, cfd, SIGUSR1, &si, 0));
+    SHOW("send SIGTERM to the child", syscall(SYS_pidfd_send_signal, cfd, SIGTERM, NULL, 0));
+    SHOW("poll the child's pidfd until it exits", poll(&pfd, 1, 10000));
+    printf("revents %#x\n", pfd.revents);
+    int status;
+    waitpid(child, &status, 0);
+    printf("child killed by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    SHOW("send to the reaped child", syscall(SYS_pidfd_send_signal, cfd, SIGTERM, NULL, 0));
+    SHOW("getfd from the reaped child", syscall(SYS_pidfd_getfd, cfd, 0, 0));
+
+    section("pidfd: getfd");
+    write(p[1], "through a copy", 14);
+    int copy = syscall(SYS_pidfd_getfd, self, p[0], 0);
+    char buf[32] = {0};
+    read(copy, buf, sizeof buf - 1);
+    printf("copy: F_GETFD %d, read \"%s\"\n", fcntl(copy, F_GETFD), buf);
+    SHOW("getfd of a closed fd", syscall(SYS_pidfd_getfd, self, 99, 0));
+    SHOW("getfd flags 1", syscall(SYS_pidfd_getfd, self, p[0], 1));
+    SHOW("getfd bad pidfd", syscall(SYS_pidfd_getfd, -1, p[0], 0));
+    SHOW("getfd not a pidfd", syscall(SYS_pidfd_getfd, p[0], p[0], 0));
+    close(self), close(nb), close(cfd), close(copy), close(p[0]), close(p[1]);
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
@@ -768,6 +860,7 @@ static const struct section sections[] = {
     {"inotify", test_inotify},
     {"inotify-root", test_inotify_root},
     {"sched", test_sched},
+    {"pidfd", test_pidfd},
 };
 
 int main(int argc, char **argv)

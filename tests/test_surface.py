@@ -89,3 +89,15 @@ def test_sched_and_ioprio(variant):
     if "(not root: skipped)" not in out:
         for fact in ("setscheduler FIFO 1: -1 EPERM", "setparam pid 1: -1 EPERM", "setattr nice -5: -1 EPERM"):
             assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pidfd(variant):
+    """pidfd_open is the host's (guest pids are the host's); pidfd_send_signal to the caller itself takes
+    hermipy's signal path, so its handler runs with the siginfo Linux gives it; to another process, the host's;
+    pidfd_getfd duplicates the caller's own fds."""
+    out = assert_same([build("surface", variant), "pidfd"], setup=empty_dir).stdout.decode()
+    for fact in ("handler ran 1, si_code 0, si_pid mine 1", "handler ran 2, si_code -1, value 42", "handler ran 4",
+                 "siginfo SI_USER to another process: -1 EPERM", "child killed by signal 15",
+                 "send to the reaped child: -1 ESRCH", 'read "through a copy"'):
+        assert fact in out, fact
