@@ -21,6 +21,15 @@ own stop: sys_signal._stop_on_host) ends the host calls that Linux fails with EI
 sigtimedwait, socket calls with a timeout: signal(7)); a task whose call ended so asks ``continued_since`` whether
 a SIGCONT came meanwhile, to tell that from a late kick.
 
+An interval timer's signal that the guest ignores (and does not block) is *parked* (``PARKABLE``): left out of the
+signalfd's mask, so that its expiries stay pending on the host, merged into one, instead of waking the pump at
+the timer's rate to be dropped. That is also Linux's behaviour: an ignored expiry is dropped as it is sent
+(sig_ignored), and ITIMER_REAL, which Linux re-arms only when its SIGALRM is dequeued, stops (getitimer: value
+0) just as the host's does with its SIGALRM left pending; ITIMER_VIRTUAL/ITIMER_PROF run on in both. Changes of
+the guest's action or blocked mask for these signals are made ``parking`` them: a parked one is flushed from the
+host (a host SIG_IGN discards it without the dequeue that would re-arm ITIMER_REAL) and read again, and one the
+guest now ignores is parked. The pump parks one it reads and finds ignored (an action inherited at startup).
+
 Where Linux makes a signal pending before a call returns (a ``kill`` to the caller's own process group, the
 SIGCHLD of a child that ``wait4`` reaped), the calling task ``drain``s: it reads and forwards what the host
 has pending for the process itself, under the lock the pump reads with, so the signal is the guest's before
@@ -42,11 +51,12 @@ SIGNALFD_RECORD = 128
 SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
 SI_QUEUE, SI_TIMER, SI_MESGQ = -1, -2, -3
 CLD_FIRST, CLD_LAST = 1, 6
-SIGCHLD, SIGCONT, SIGIO = 17, 18, 29
+SIGALRM, SIGCHLD, SIGCONT, SIGVTALRM, SIGPROF, SIGIO = 14, 17, 18, 26, 27, 29
 HOST_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
 # 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID: not valid_signals() for the host, unblockable by it).
 FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK) - {
     signal.SIGKILL, signal.SIGSTOP, *HOST_FAULTS}
+PARKABLE = (1 << (SIGALRM - 1)) | (1 << (SIGVTALRM - 1)) | (1 << (SIGPROF - 1))     # the itimers' signals
 
 _start_state: tuple[int, tuple[int, ...]] | None = None
 _target = None                 # the task the pump sends to (its thread group's leader, or what execve made)
@@ -58,6 +68,7 @@ _read_lock = threading.Lock()  # held while a record is read and forwarded (the 
 _parent_fd = -1                # the pump's pidfd of hermipy's parent (see after_reparent)
 _after_reparent = None         # () -> None: what the guest reads of its parent, made current again
 _continued_at = 0.0            # time.monotonic() when a SIGCONT was last read (see continued_since)
+parked = 0                     # PARKABLE signals left out of the signalfd's mask: the guest ignores them
 
 
 def _snapshot() -> tuple[int, tuple[int, ...]]:
@@ -99,7 +110,7 @@ def _noop(_signo, _frame) -> None:
 def start(task) -> None:
     """Route host signals to ``task``'s thread group: block them in this thread (every thread made later
     inherits that), install SIGKICK's handler, and start the pump (again in a fork child)."""
-    global _target, _pump_pid, _kick_mask
+    global _target, _pump_pid, _kick_mask, parked
     _snapshot()
     _target = task
     if _pump_pid == os.getpid():
@@ -116,6 +127,7 @@ def start(task) -> None:
     if not task.proc.forked and _after_reparent is not None:
         _after_reparent()                  # boot's answers may name a parent that has exited since
     _fd = host_syscall("signalfd4", -1, ctypes.c_uint64(_kick_mask.value), 8, SFD_CLOEXEC | SFD_NONBLOCK)
+    parked = 0                             # (a fork child's new signalfd reads everything)
     _pump_pid = os.getpid()
     pump = threading.Thread(target=_pump, args=(_fd,), name="hermipy-signals", daemon=True)
     pump.start()
@@ -250,6 +262,60 @@ def continued_since(started: float) -> bool:
     return _continued_at >= started
 
 
+def _ignored_by_guest(task, bit: int) -> bool:
+    """sig_ignored() for a signal sent to ``task``'s thread group: ignored and not blocked by ``task``."""
+    signals = task.signals
+    return signals.ignored(bit.bit_length()) and not signals.blocked & bit
+
+
+@contextlib.contextmanager
+def parking(bits: int):
+    """Around a change of the guest's action or blocked mask for the PARKABLE signals among ``bits``: those
+    parked are flushed from the host and read again, and once the change is made those the guest ignores are
+    parked; nothing is forwarded meanwhile. Entered holding no lock of the kernel's."""
+    global parked
+    bits &= PARKABLE
+    if not bits or _pump_pid != os.getpid():
+        yield
+        return
+    with _read_lock:
+        for bit in _bits(bits & parked):
+            _flush(bit.bit_length())
+        before = parked
+        parked &= ~bits
+        try:
+            yield
+        finally:
+            if _target is not None:
+                for bit in _bits(bits):
+                    if _ignored_by_guest(_target, bit):
+                        parked |= bit
+            if parked != before:
+                _update_mask()
+
+
+def _bits(mask: int):
+    while mask:
+        bit = mask & -mask
+        yield bit
+        mask ^= bit
+
+
+def _flush(signo: int) -> None:
+    """Discard ``signo`` pending on the host: setting SIG_IGN does (do_sigaction), blocked or not, and without
+    dequeue_signal (which would re-arm ITIMER_REAL); the host action is then put back."""
+    from hermipy.syscalls.host import host_syscall
+    ignore, old = ctypes.create_string_buffer(struct.pack("<4Q", 1, 0, 0, 0)), ctypes.create_string_buffer(32)
+    host_syscall("rt_sigaction", signo, ignore, old, 8)
+    host_syscall("rt_sigaction", signo, old, None, 8)
+
+
+def _update_mask() -> None:
+    """The signalfd reads every forwarded signal but the parked ones."""
+    from hermipy.syscalls.host import host_syscall
+    host_syscall("signalfd4", _fd, ctypes.c_uint64(_kick_mask.value & ~parked), 8, 0)
+
+
 def take_raised(signo: int) -> bool:
     """Take back the ``signo`` the host just raised at this thread for hermipy's own call (a write to a
     broken pipe: SIGPIPE), so that the pump never forwards it later; True when it was pending."""
@@ -263,10 +329,15 @@ def _forward(task, fields: tuple) -> None:
     anything else to the thread group."""
     from hermipy.syscalls.sys_signal import signal_group, signal_task
     from hermipy.syscalls.sys_timer import TIMER_HOST_SIGNAL, timer_siginfo
-    global _continued_at
+    global _continued_at, parked
     signo, code = fields[0], fields[2]
     if signo == SIGCONT:
         _continued_at = time.monotonic()
+    bit = 1 << (signo - 1)
+    if bit & PARKABLE and _ignored_by_guest(task, bit):
+        parked |= bit
+        _update_mask()
+        return                             # (dropped, as signal_group would: sig_ignored)
     if signo == TIMER_HOST_SIGNAL and code == SI_TIMER:
         expiry = timer_siginfo(task, fields[6], fields[8])
         if expiry is None:

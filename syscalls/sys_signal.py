@@ -9,6 +9,7 @@ tkill/raise/abort) or from a CPU fault. Pending signals are delivered on the way
 that can make one deliverable (the senders, rt_sigprocmask, rt_sigreturn, rt_sigsuspend, pause): the
 frame is built from inside the syscall, after its return value has been put in rax.
 """
+import contextlib
 import ctypes
 import os
 import signal as _signal
@@ -21,6 +22,7 @@ import weakref
 from errno import EAGAIN, EINTR, EINVAL, EIO, ENOMEM, EPERM, ESRCH
 
 from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
+from hermipy.syscalls import host_signals
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
 from hermipy.syscalls.errors import EINTR_WHEN_SIGNALLED, ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.sys_timer import TimerExpiry
@@ -591,11 +593,12 @@ def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
     st = k.signals
     old = st.actions[sig]
     if new is not None:
-        st.actions[sig] = new
-        if st.ignored(sig):
-            st.discard(sig)                   # POSIX 3.3.1.3: setting "ignore" discards a pending signal
-        if sig == SIGCHLD:
-            sync_host_sigchld(new)
+        with _parking(_bit(sig)):
+            st.actions[sig] = new
+            if st.ignored(sig):
+                st.discard(sig)               # POSIX 3.3.1.3: setting "ignore" discards a pending signal
+            if sig == SIGCHLD:
+                sync_host_sigchld(new)
     if oact:
         k.mem.write(oact, old.pack())
     return 0
@@ -611,16 +614,32 @@ def rt_sigprocmask(k, how: HOW, nset: SigSet, oset: Ptr, sigsetsize: Size) -> in
     if nset:
         new = _read_sigset(k, nset) & ~UNBLOCKABLE
         if how == SIG_BLOCK:
-            st.blocked = old | new
+            _set_blocked(st, old | new)
         elif how == SIG_UNBLOCK:
-            st.blocked = old & ~new
+            _set_blocked(st, old & ~new)
         elif how == SIG_SETMASK:
-            st.blocked = new
+            _set_blocked(st, new)
         else:
             raise SyscallError(EINVAL)
     if oset:
         k.mem.write(oset, old.to_bytes(SIGSET_SIZE, "little"))
     return _finish(k, 0)
+
+
+def _set_blocked(st: SignalState, blocked: int) -> None:
+    """A new blocked mask, an interval timer's signal it blocks or unblocks parked or not on the host as the
+    guest now ignores it or not (Linux queues a blocked signal even when it is ignored)."""
+    changed = st.blocked ^ blocked
+    if changed & host_signals.PARKABLE:
+        with host_signals.parking(changed):
+            st.blocked = blocked
+    else:
+        st.blocked = blocked
+
+
+def _parking(bits: int):
+    """host_signals.parking(bits) when an interval timer's signal is among ``bits``, else nothing to do."""
+    return host_signals.parking(bits) if bits & host_signals.PARKABLE else contextlib.nullcontext()
 
 
 @syscall("rt_sigpending", FULL)
@@ -678,7 +697,7 @@ def rt_sigreturn(k) -> None:
         st.trap_nr = st.error_code = 0
         _force_sigsegv(k, 0)
         return None
-    st.blocked = struct.unpack_from("<Q", raw, UC_SIGMASK)[0] & ~UNBLOCKABLE
+    _set_blocked(st, struct.unpack_from("<Q", raw, UC_SIGMASK)[0] & ~UNBLOCKABLE)
     old_flags = regs[_REG_INDEX["rflags"]]
     for value, index in zip(values, _SC_TO_GPR):
         regs[index] = value

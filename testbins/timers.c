@@ -11,7 +11,8 @@
  *   seen natively on a loaded 2-core machine);
  * - busy loops wait for a flag a handler sets (no system call inside); work is measured in CPU time, never in
  *   iterations, so that an emulated CPU only takes longer.
- * The "exec" section replaces the image with "exec_child", which checks what execve kept.
+ * The "exec" section replaces the image with "exec_child", which checks what execve kept. The "ignored" section runs
+ * interval timers whose signal is ignored: nothing interrupted, ITIMER_REAL stopped, queued once blocked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -835,6 +836,71 @@ static void sec_timerfd(void)
     signal(sig, SIG_DFL);
 }
 
+/* ---------------------------------------------------------------- an itimer whose signal is ignored */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * MS};
+    while (nanosleep(&ts, &ts))
+        ;
+}
+
+static void sec_ignored(void)
+{
+    printf("ignored:\n");
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGALRM, &ign, NULL);
+    set_itimer(ITIMER_REAL, 2 * MS, 2 * MS);
+    struct timespec ts = {0, 100 * MS};
+    int r = nanosleep(&ts, NULL);
+    struct itimerval cur;
+    getitimer(ITIMER_REAL, &cur);
+    /* Linux re-arms ITIMER_REAL when its SIGALRM is dequeued: an ignored one is dropped as sent, the timer stops */
+    printf("  SIGALRM ignored, ITIMER_REAL every 2 ms: a 100 ms nanosleep returns %d; value %lld, interval %lld us\n",
+           r, tv_ns(cur.it_value), tv_ns(cur.it_interval) / 1000);
+    reset();
+    handle(SIGALRM, 0);
+    sleep_ms(50);
+    printf("  then a handler for 50 ms: handler ran %d time(s)\n", (int)fired);
+
+    sigaction(SIGALRM, &ign, NULL);
+    set_itimer(ITIMER_REAL, 20 * MS, 0);
+    sleep_ms(50);
+    reset();
+    handle(SIGALRM, 0);
+    sleep_ms(50);
+    printf("  a one-shot expiry while ignored, then a handler: handler ran %d time(s)\n", (int)fired);
+
+    sigaction(SIGALRM, &ign, NULL);
+    sigset_t alrm, pending;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    sigprocmask(SIG_BLOCK, &alrm, NULL);          /* a blocked signal is queued, ignored or not */
+    set_itimer(ITIMER_REAL, 2 * MS, 2 * MS);
+    sleep_ms(20);
+    sigpending(&pending);
+    printf("  ignored and blocked for 20 ms: pending %s\n", yes(sigismember(&pending, SIGALRM)));
+    siginfo_t si;
+    struct timespec second = {1, 0};
+    int got = sigtimedwait(&alrm, &si, &second);
+    printf("  sigtimedwait: %s, si_code SI_KERNEL %s\n", sig_name(got), yes(si.si_code == SI_KERNEL));
+    set_itimer(ITIMER_REAL, 0, 0);
+    sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+
+    sigaction(SIGPROF, &ign, NULL);               /* ITIMER_PROF re-arms as it expires: it runs on */
+    set_itimer(ITIMER_PROF, 1 * MS, 1 * MS);
+    burn(50 * MS);
+    getitimer(ITIMER_PROF, &cur);
+    printf("  SIGPROF ignored, ITIMER_PROF every 1 ms, 50 ms of CPU time: still running %s\n",
+           yes(tv_ns(cur.it_value) > 0));
+    reset();
+    handle(SIGPROF, 0);
+    spin_until(2);
+    set_itimer(ITIMER_PROF, 0, 0);
+    printf("  then a handler: 2 expiries handled\n");
+}
+
 /* ---------------------------------------------------------------- main */
 
 struct section { const char *name; void (*run)(void); };
@@ -853,6 +919,7 @@ static const struct section sections[] = {
     { "fork", sec_fork },
     { "sleep", sec_sleep },
     { "timerfd", sec_timerfd },
+    { "ignored", sec_ignored },
 };
 
 int main(int argc, char **argv)

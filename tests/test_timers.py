@@ -5,7 +5,9 @@ SIGEV_THREAD_ID to another thread and the C library's SIGEV_THREAD; timer_settim
 overruns while the signal is blocked (one queued signal per timer), expiries dropped when their timer is set again or
 deleted (Linux 6.13+: the host kernel's behaviour is what the native run shows); errors; execve keeping alarm and
 itimers but not POSIX timers, a fork child inheriting none; nanosleep/clock_nanosleep interrupted by a timer (EINTR
-and the time left, none written for TIMER_ABSTIME); a timerfd alongside a POSIX timer. And testbins/prof_compute.c:
+and the time left, none written for TIMER_ABSTIME); a timerfd alongside a POSIX timer; itimers whose signal is
+ignored (ITIMER_REAL stops, as Linux re-arms it only when SIGALRM is dequeued; queued once blocked; ITIMER_PROF
+runs on). And testbins/prof_compute.c:
 computation under SIGPROF every 200 us whose output is exact counts and checksums (issue 11: on Unicorn, a stop for
 a signal that landed just after a read-modify-write instruction's store ran that instruction again).
 
@@ -45,6 +47,8 @@ FACTS = {
     "sleep": "clock_nanosleep TIMER_ABSTIME now + 1 s: EINTR, remaining untouched yes",
     "timerfd": "read 8, expirations 1, not before 150 ms yes, the timer's handler ran meanwhile yes",
     "exec": "timer_gettime of the old image's timer: -1 EINVAL",
+    "ignored": "SIGALRM ignored, ITIMER_REAL every 2 ms: a 100 ms nanosleep returns 0; value 0, interval 2000 us\n"
+               "  then a handler for 50 ms: handler ran 0 time(s)",
 }
 
 
