@@ -72,8 +72,7 @@ import threading
 import time
 
 from hermipy.cpu import GPR_NAMES, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
-from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_WRITE, PTE_ADDR,
-                                     PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W)
+from hermipy.syscalls.memory import PROT_WRITE, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
 from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAX_VCPUS, NOT_ANSWERED, PROBE_PORT,
                                SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
                                SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, KernelArea, VcpuArea)
@@ -290,9 +289,8 @@ class KvmVm:
             self.policies = None                   # vma -> its file's SitePolicy (trampoline.file_policies)
             self.trampolines = None                # rewriter.trampoline.Trampolines, when in use
             self._track_page_table(mem.page_table)
-            # The user window of kvm_stubs: a VMA, so that no mapping of the guest's ever lands there.
-            mem.map(USER_AREA, USER_AREA_SIZE, 0, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-                    name="[hermipy-kvm]")
+            # The user window of kvm_stubs: hermipy's own area (memory.OwnArea), where no guest mapping lands.
+            mem.reserve(USER_AREA, USER_AREA_SIZE, 0, "[hermipy-kvm]")
         except BaseException:
             self.destroy()
             raise

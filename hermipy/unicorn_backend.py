@@ -42,7 +42,7 @@ import time
 from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_GP, VEC_PF, VEC_UD
 from hermipy.errors import HermipyError
 from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, SYSCALL_PORT, TRAMPOLINE_STACK_TOP
-from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PTE_NX, PTE_P, PTE_U, PTE_W
+from hermipy.syscalls.memory import PTE_NX, PTE_P, PTE_U, PTE_W
 
 # unicorn.h / x86.h constants (unicorn 2.1).
 UC_ARCH_X86, UC_MODE_64 = 4, 8
@@ -664,8 +664,7 @@ class UnicornCpu(Cpu):
             ram = mem.ram
             self._answer_frame, self._scratch_frame = ram.alloc(), ram.alloc()
             # Reserved like the KVM backend's window: no guest mapping lands there; PTEs set here directly.
-            mem.map(ANSWERS_VA, SCRATCH_VA + 0x1000 - ANSWERS_VA, 0, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-                    | MAP_NORESERVE, name="[hermipy-answers]")
+            mem.reserve(ANSWERS_VA, SCRATCH_VA + 0x1000 - ANSWERS_VA, 0, "[hermipy-answers]")
             mem.page_table.set(ANSWERS_VA, self._answer_frame | PTE_P | PTE_U | PTE_NX)
             mem.page_table.set(SCRATCH_VA, self._scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
             self._ram = ram

@@ -28,14 +28,16 @@ page at ``answers_va``, which the backend keeps current (after the set*id family
     48 8d 0d <rel32>        lea rcx, [rip + (A+7)]
     e9 <rel32>              jmp A+7
 
-Trampolines live in pages reserved as VMAs named ``[hermipy-trampolines]``, placed by a top-down search
-below the patched code and within a ``rel32`` of it (so they never stand in the way of brk). The bytes are
-assembled here by hand: no assembler on the run path.
+Trampolines live in pages hermipy reserves as its own areas (``memory.OwnArea``, ``[hermipy-trampolines]``:
+invisible to the guest's memory calls), placed by a top-down search below the patched code and within a
+``rel32`` of it (so they never stand in the way of brk). A guest MAP_FIXED over such a page takes it back: the
+sites that jump there get their original bytes again (they trap, as before rewriting) and the page goes. The
+bytes are assembled here by hand: no assembler on the run path.
 """
 import struct
 
 from hermipy.syscalls.errors import SyscallError
-from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE
+from hermipy.syscalls.memory import PROT_EXEC, PROT_READ, PROT_WRITE
 
 PAGE = 0x1000
 TRAMPOLINE_SIZE = 48                       # 41 bytes of code, int3 up to 48
@@ -122,6 +124,7 @@ class Trampolines:
         self.policy, self.invalidate = policy, invalidate
         self.areas: list[list[int]] = []             # [start, next free] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
+        self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (wrapper entry, before, after)
 
     def patch(self, site: int, nr: int) -> bool:
         """Make the ``syscall`` at ``site`` (which just trapped with number ``nr``) jump to a trampoline."""
@@ -144,17 +147,32 @@ class Trampolines:
         if at is None:
             return False
         mem.poke(at, trampoline_code(at, site, self.answers_va, self.scratch_top, nr))
+        before = mem.read(entry, WRAPPER_ALIGN)
         fill_end = entry + WRAPPER_ALIGN
         mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
         mem.poke(site, bytes((JMP_SHORT, pad - (site + 2))))
+        self.patched[at] = (entry, before, mem.read(entry, WRAPPER_ALIGN))
         self.invalidate(entry, fill_end)
         self.invalidate(at, at + TRAMPOLINE_SIZE)
         return True
 
+    def give_back(self, area) -> None:
+        """A guest mapping takes the page of ``area``: its sites get their original bytes back (where they still
+        hold the patch: the code may have been unmapped or changed since), so nothing jumps there any more."""
+        self.areas = [a for a in self.areas if a[0] != area.start]
+        for at in [at for at in self.patched if area.start <= at < area.end]:
+            entry, before, after = self.patched.pop(at)
+            try:
+                if self.mem.read(entry, WRAPPER_ALIGN) != after:
+                    continue
+            except SyscallError:
+                continue
+            self.mem.poke(entry, before)
+            self.invalidate(entry, entry + WRAPPER_ALIGN)
+
     def _slot(self, near: int) -> int | None:
         """A free trampoline slot within a rel32 of ``near``: in a reserved page, or a newly reserved one."""
         mem = self.mem
-        self.areas = [a for a in self.areas if getattr(mem.find(a[0]), "name", None) == AREA_NAME]   # unmapped?
         for area in self.areas:
             if abs(area[0] - near) < REACH and area[1] + TRAMPOLINE_SIZE <= area[0] + PAGE:
                 area[1] += TRAMPOLINE_SIZE
@@ -166,6 +184,6 @@ class Trampolines:
             return None
         if abs(start - near) >= REACH:
             return None
-        mem.map(start, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, name=AREA_NAME)
+        mem.reserve(start, PAGE, PROT_READ | PROT_EXEC, AREA_NAME, self.give_back)
         self.areas.append([start, start + TRAMPOLINE_SIZE])
         return start

@@ -12,6 +12,14 @@ cache: coherent with read/write by any process, shared across fork (the host kee
 shared), and a futex word in them is a host futex keyed by the file (cross-process waits and wakes).
 Backends see windows as RAM: Unicorn maps the whole host mapping, KVM gives each window a memory slot
 (``window_listeners``).
+
+hermipy's own pages in the guest's address space (the KVM entry area ``[hermipy-kvm]``, Unicorn's answer page
+``[hermipy-answers]``, the rewriter's ``[hermipy-trampolines]``) are ``OwnArea``s, kept apart from the guest's VMAs:
+the guest's memory calls act as if they were not there (munmap leaves them, mprotect, madvise, msync, mincore
+and mlock meet a hole: ENOMEM, mremap of them EFAULT), /proc/self/maps does not list them and the kernel's copies
+to and from guest memory fault on them; only placement sees them: a hint inside one is not honoured, and a
+MAP_FIXED over one takes its range when the area can give it back (trampolines: their sites are restored) or
+fails with ENOMEM when it cannot move (the entry area, the answer page).
 """
 import bisect
 import ctypes
@@ -283,6 +291,19 @@ class Vma:
         return self.offset + (addr & ~0xFFF) - self.start >= self.window.file_size()
 
 
+class OwnArea(Vma):
+    """One of hermipy's own areas in the guest's address space (see the module docstring). ``give_back(area)``
+    undoes whatever uses it so that a guest MAP_FIXED can take the range; None: it cannot move. ``frames``:
+    vpn -> frame of the pages it holds (kept apart from the guest's, which the kernel's copies use)."""
+
+    __slots__ = ("give_back", "frames")
+
+    def __init__(self, start, end, prot, name, give_back=None):
+        super().__init__(start, end, prot, MAP_PRIVATE | MAP_ANONYMOUS, name=name)
+        self.give_back = give_back
+        self.frames: dict[int, int] = {}
+
+
 class AddressSpace:
     """The guest's virtual memory: VMAs, the page table and the frames behind present pages."""
 
@@ -290,8 +311,9 @@ class AddressSpace:
         self.ram = ram
         self.view = ram.view
         self.page_table = PageTable(ram)
-        self.vmas: list[Vma] = []
+        self.vmas: list[Vma] = []              # the guest's own: what a Linux process would have
         self._starts: list[int] = []
+        self.own: list[OwnArea] = []           # hermipy's areas, by start
         self.frames: dict[int, int] = {}       # virtual page number -> physical frame
         self.cpu = None                         # set once the backend exists (TLB/code invalidation)
         self.lock = threading.RLock()           # guards the VMAs, page table and frames (the mmap_lock)
@@ -304,10 +326,14 @@ class AddressSpace:
         self._starts = [v.start for v in self.vmas]
 
     def find(self, addr: int) -> Vma | None:
+        """The guest's VMA holding addr (hermipy's own areas are not the guest's)."""
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0 and addr < self.vmas[i].end:
             return self.vmas[i]
         return None
+
+    def _own_in(self, start: int, end: int) -> list[OwnArea]:
+        return [area for area in self.own if area.start < end and start < area.end]
 
     def _overlapping(self, start: int, end: int) -> list[Vma]:
         i = max(bisect.bisect_right(self._starts, start) - 1, 0)
@@ -335,12 +361,54 @@ class AddressSpace:
         return self._overlapping(start, end)
 
     def is_free(self, start: int, end: int) -> bool:
-        return not self._overlapping(start, end)
+        """Nothing there, neither the guest's nor hermipy's (where placement may put something)."""
+        return not self._overlapping(start, end) and not self._own_in(start, end)
+
+    def _takeable(self, start: int, end: int) -> bool:
+        """Free for the guest: no VMA of its own, and hermipy's areas there can give the range back."""
+        return not self._overlapping(start, end) and all(a.give_back for a in self._own_in(start, end))
+
+    def _claim(self, start: int, end: int) -> None:
+        """A guest mapping that must land on [start, end): hermipy's areas there give it back, or ENOMEM when
+        one cannot move (the guest cannot have the entry area's or the answer page's addresses)."""
+        areas = self._own_in(start, end)
+        if any(area.give_back is None for area in areas):
+            raise SyscallError(ENOMEM)
+        for area in areas:
+            area.give_back(area)
+            self.own.remove(area)
+            if self.cpu:
+                self.cpu.invalidate_code(area.start, area.end)
+            for vpn, frame in area.frames.items():
+                self.page_table.clear(vpn << 12)
+                self.ram.free(frame)
+        if areas and self.cpu:
+            self.cpu.flush_tlb()
+
+    @_locked
+    def reserve(self, start: int, length: int, prot: int, name: str, give_back=None) -> None:
+        """Place one of hermipy's own areas at [start, start + length) (nothing else may be there but the same
+        area, which a fork child's backend finds inherited). With ``prot``, zero pages are mapped there now (the
+        trampolines' code is written with ``poke``); without, the caller sets the page-table entries it needs."""
+        end = start + page_up(length)
+        if [(a.start, a.end, a.name) for a in self._own_in(start, end)] == [(start, end, name)]:
+            return
+        if not self.is_free(start, end):
+            raise SyscallError(EEXIST)
+        area = OwnArea(start, end, prot, name, give_back)
+        if prot:
+            for vpn in range(start >> 12, end >> 12):
+                area.frames[vpn] = self.ram.alloc()
+                self.page_table.set(vpn << 12, area.frames[vpn] | pte_flags(prot))
+        self.own.append(area)
+        self.own.sort(key=lambda a: a.start)
 
     def find_free(self, length: int, top: int = MMAP_TOP) -> int:
-        """Top-down search for a gap of length bytes below top (mm/mmap.c unmapped_area_topdown)."""
+        """Top-down search for a gap of length bytes below top (mm/mmap.c unmapped_area_topdown), around the
+        guest's VMAs and hermipy's areas."""
         candidate_end = top
-        for vma in reversed(self.vmas):
+        taken = sorted(self.vmas + self.own, key=lambda v: v.start) if self.own else self.vmas
+        for vma in reversed(taken):
             if vma.start >= candidate_end:
                 continue
             if vma.end <= candidate_end - length:
@@ -370,8 +438,9 @@ class AddressSpace:
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr % PAGE_SIZE or addr + length > USER_TOP or addr < MMAP_BOTTOM and addr != 0:
                 raise SyscallError(EINVAL)
-            if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not self.is_free(addr, addr + length):
+            if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and self._overlapping(addr, addr + length):
                 raise SyscallError(EEXIST)
+            self._claim(addr, addr + length)
         elif addr and addr % PAGE_SIZE == 0 and MMAP_BOTTOM <= addr and addr + length <= USER_TOP \
                 and self.is_free(addr, addr + length):
             pass
@@ -432,37 +501,45 @@ class AddressSpace:
 
     @_locked
     def protect(self, addr: int, length: int, prot: int) -> None:
-        """mprotect(2): every page of the range must be mapped (else ENOMEM)."""
+        """mprotect(2) as do_mprotect_pkey(): VMA after VMA from addr, each checked then changed; a hole (or one
+        of hermipy's areas) ends it with ENOMEM, the VMAs before it changed."""
         end = addr + page_up(length)
         if addr % PAGE_SIZE:
             raise SyscallError(EINVAL)
-        self._require_mapped(addr, end)
-        if prot & PROT_WRITE and any(vma.window is not None and not vma.window.writable
-                                     for vma in self._overlapping(addr, end)):
-            raise SyscallError(EACCES)         # a shared mapping of a file not open for writing (VM_MAYWRITE)
+        mapped_end = self.mapped_prefix(addr, end)
         flags = pte_flags(prot)
         frames, pt = self.frames, self.page_table
-        for vma in self._isolate(addr, end):
-            if vma.prot & PROT_EXEC and not prot & PROT_EXEC and self.cpu:
-                self.cpu.invalidate_code(vma.start, vma.end)
-            vma.prot = prot
-            for vpn in range(vma.start >> 12, vma.end >> 12):
-                frame = frames.get(vpn)
-                if frame is not None:
-                    if flags:
-                        pt.set(vpn << 12, frame | flags)
-                    else:
-                        pt.clear(vpn << 12)       # PROT_NONE: contents kept, page not present
-        if self.cpu:
-            self.cpu.flush_tlb()
+        try:
+            for vma in self._isolate(addr, mapped_end) if mapped_end > addr else ():
+                if prot & PROT_WRITE and vma.window is not None and not vma.window.writable:
+                    raise SyscallError(EACCES)     # a shared mapping of a file not open for writing (VM_MAYWRITE)
+                if vma.prot & PROT_EXEC and not prot & PROT_EXEC and self.cpu:
+                    self.cpu.invalidate_code(vma.start, vma.end)
+                vma.prot = prot
+                for vpn in range(vma.start >> 12, vma.end >> 12):
+                    frame = frames.get(vpn)
+                    if frame is not None:
+                        if flags:
+                            pt.set(vpn << 12, frame | flags)
+                        else:
+                            pt.clear(vpn << 12)       # PROT_NONE: contents kept, page not present
+        finally:
+            if self.cpu:
+                self.cpu.flush_tlb()
+        if mapped_end < end:
+            raise SyscallError(ENOMEM)
 
-    def _require_mapped(self, start: int, end: int) -> None:
+    def mapped_prefix(self, start: int, end: int) -> int:
+        """Where the guest's VMAs that cover [start, end) without a gap from start end (start: none at start)."""
         cursor = start
         for vma in self._overlapping(start, end):
             if vma.start > cursor:
-                raise SyscallError(ENOMEM)
+                break
             cursor = vma.end
-        if cursor < end:
+        return min(cursor, end)
+
+    def _require_mapped(self, start: int, end: int) -> None:
+        if self.mapped_prefix(start, end) < end:
             raise SyscallError(ENOMEM)
 
     @_locked
@@ -487,7 +564,8 @@ class AddressSpace:
             if new_len <= old_len:
                 self.unmap(old + new_len, old_len - new_len)
                 return old
-            if self.is_free(old + old_len, old + new_len) and old + new_len <= USER_TOP:
+            if old + new_len <= USER_TOP and self._takeable(old + old_len, old + new_len):
+                self._claim(old + old_len, old + new_len)
                 self._isolate(old, old + old_len)
                 grown = self.find(old)
                 grown.end = old + new_len
@@ -500,6 +578,7 @@ class AddressSpace:
             target = self.find_free(new_len)
         else:
             target = fixed_to
+            self._claim(target, target + new_len)
             self.unmap(target, new_len)
         moving = self._isolate(old, old + old_len)[0]
         delta = target - old
@@ -536,6 +615,7 @@ class AddressSpace:
             target = self.find_free(new_len)
         else:
             target = fixed_to
+            self._claim(target, target + new_len)
             self.unmap(target, new_len)
         offset = vma.offset + old - vma.start
         copy = Vma(target, target + new_len, vma.prot, vma.flags, vma.file, offset, vma.name, vma.window)
@@ -598,9 +678,9 @@ class AddressSpace:
             self.cpu.flush_tlb()
 
     def residency(self, addr: int, length: int) -> bytes:
-        """mincore(2) vector: 1 for each page currently backed by a frame."""
-        end = addr + page_up(length)
-        self._require_mapped(addr, end)
+        """mincore(2) vector: 1 for each page currently backed by a frame, for the pages mapped without a gap
+        from addr (shorter than the range: the caller's ENOMEM)."""
+        end = self.mapped_prefix(addr, addr + page_up(length))
         return bytes(1 if v in self.frames else 0 for v in range(addr >> 12, end >> 12))
 
     # -- demand paging ---------------------------------------------------------------------------
@@ -745,13 +825,19 @@ class AddressSpace:
         return views
 
     def poke(self, addr: int, data: bytes) -> None:
-        """Write regardless of protection (the loader zeroing a segment's bss tail)."""
+        """Write regardless of protection (the loader zeroing a segment's bss tail, the rewriter patching code and
+        writing trampolines into hermipy's own pages)."""
         while data:
             chunk = min(len(data), PAGE_SIZE - (addr & 0xFFF))
             vpn = addr >> 12
-            if vpn not in self.frames and not self.populate(addr):
-                raise SyscallError(EFAULT)
-            start = self.frames[vpn] + (addr & 0xFFF)
+            frame = self.frames.get(vpn)
+            if frame is None:
+                frame = next((a.frames[vpn] for a in self.own if vpn in a.frames), None)
+            if frame is None:
+                if not self.populate(addr):
+                    raise SyscallError(EFAULT)
+                frame = self.frames[vpn]
+            start = frame + (addr & 0xFFF)
             self.view[start:start + chunk] = data[:chunk]
             addr += chunk
             data = data[chunk:]

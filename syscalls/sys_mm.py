@@ -24,6 +24,9 @@ PROT_GROWS = PROT_GROWSDOWN | PROT_GROWSUP
 MAP_GROWSDOWN, MAP_LOCKED, MAP_POPULATE, MAP_HUGETLB = 0x100, 0x2000, 0x8000, 0x40000
 MAP_HUGE_MASK = 0x3F << 26
 TASK_SIZE = USER_TOP - PAGE_SIZE
+OWN_AREAS_NOTE = ("hermipy's own pages are not the guest's (README, Memory): a placement over its KVM entry area "
+                  "(0x7f0000000000-0x7f8000000000) or its answer page (Unicorn when rewriting: "
+                  "0x7f7fffff2000-0x7f7fffff4000) fails with ENOMEM and a hint there is not honoured")
 
 
 @syscall("brk", FULL)
@@ -53,7 +56,7 @@ def _brk(k, addr: int) -> int:
 @syscall("mmap", PARTIAL, note="MAP_PRIVATE file pages are copied at first touch (a later change to the file "
                                "is not seen before the page is written, as Linux shows it); MAP_SHARED pages are "
                                "the host's page cache (coherent, shared across fork and with other processes); "
-                               "MAP_POPULATE and MAP_LOCKED do not prefault")
+                               "MAP_POPULATE and MAP_LOCKED do not prefault; " + OWN_AREAS_NOTE)
 def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offset: Long) -> int:
     """mmap(2)."""
     if length == 0 or offset % PAGE_SIZE or page_up(length) == 0 or length > 1 << 47:
@@ -128,7 +131,8 @@ def mprotect(k, addr: Ptr, length: Size, prot: PROT) -> int:
     return 0
 
 
-@syscall("mremap", FULL)
+@syscall("mremap", PARTIAL, note="MREMAP_FIXED follows mmap's MAP_FIXED: " + OWN_AREAS_NOTE + "; a mapping "
+                                 "that would grow in place over one moves (or fails with ENOMEM without MREMAP_MAYMOVE)")
 def mremap(k, old_addr: Ptr, old_size: Size, new_size: Size,
            flags: Flags({1: "MREMAP_MAYMOVE", 2: "MREMAP_FIXED", 4: "MREMAP_DONTUNMAP"}), new_addr: Ptr) -> int:
     """mremap(2) (mm/mremap.c: the flag checks, then mremap_to() when the caller names or keeps a place)."""
@@ -206,10 +210,14 @@ def msync(k, addr: Ptr, length: Size, flags: Int) -> int:
 
 @syscall("mincore", FULL)
 def mincore(k, addr: Ptr, length: Size, vec: Ptr) -> int:
-    """mincore(2)."""
+    """mincore(2): the vector of the pages mapped without a gap from addr, then ENOMEM at a gap (do_mincore
+    takes one VMA at a time)."""
     if addr % PAGE_SIZE:
         raise SyscallError(EINVAL)
-    k.mem.write(vec, k.mem.residency(addr, length))
+    resident = k.mem.residency(addr, length)
+    k.mem.write(vec, resident)
+    if len(resident) < page_up(length) // PAGE_SIZE:
+        raise SyscallError(ENOMEM)
     return 0
 
 
@@ -244,6 +252,8 @@ def _lock_range(k, addr: int, length: int, populate: bool) -> int:
     if not length:
         return 0
     resident = k.mem.residency(start, length)
+    if len(resident) < length // PAGE_SIZE:
+        raise SyscallError(ENOMEM)                 # apply_vma_lock_flags(): a gap
     if populate:
         for i, present in enumerate(resident):
             if not present:
@@ -274,8 +284,8 @@ def munlock(k, start: Ptr, length: Size) -> int:
     length = page_up(length + start - aligned)
     if aligned + length < aligned:
         raise SyscallError(EINVAL)
-    if length:
-        k.mem.residency(aligned, length)
+    if length and len(k.mem.residency(aligned, length)) < length // PAGE_SIZE:
+        raise SyscallError(ENOMEM)
     return 0
 
 

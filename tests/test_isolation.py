@@ -298,6 +298,59 @@ def test_syscall_fuzz(tmp_path):
         f"status {proc.returncode}; {bad}\n{proc.stderr.decode(errors='replace')[-2000:]}"
 
 
+# -- hermipy's own pages in the guest's address space --------------------------------------------------------
+def _own_pages() -> dict:
+    from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, USER_AREA, USER_STUB_VA
+    return {"user_area": USER_AREA, "user_area_middle": USER_AREA + (1 << 38), "entry": USER_STUB_VA,
+            "answers": ANSWERS_VA, "scratch": SCRATCH_VA}
+
+
+def _immovable(backend: str, rewrite: bool) -> list[tuple[int, int]]:
+    """hermipy's areas that cannot move: the KVM entry area; Unicorn's answer page and scratch (when rewriting)."""
+    from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, USER_AREA, USER_AREA_SIZE
+    if backend == "kvm":
+        return [(USER_AREA, USER_AREA + USER_AREA_SIZE)]
+    return [(ANSWERS_VA, SCRATCH_VA + 0x1000)] if rewrite else []
+
+
+def _as_hermipy_places(native: str, pages: dict, immovable: list) -> str:
+    """The native report with what hermipy documents: a mapping placed over an area that cannot move fails with
+    ENOMEM (and the lines that follow from it are not printed)."""
+    out, skipping = [], False
+    for line in native.splitlines(keepends=True):
+        placed = re.match(r"fixed (\S+) \[(-?\d+),(-?\d+)\) .*: ok$", line)
+        if placed and placed[1] in pages:
+            lo, hi = (pages[placed[1]] + int(placed[i]) * 0x1000 for i in (2, 3))
+            skipping = any(lo < end and start < hi for start, end in immovable)
+            if skipping:
+                line = line[:-len("ok\n")] + f"errno {errno.ENOMEM}\n"
+        elif line.startswith("  ") and skipping:
+            continue
+        elif not line.startswith("  "):
+            skipping = False
+        out.append(line)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("rewrite", [True, False], ids=["rewrite", "no-rewrite"])
+def test_own_pages_are_not_the_guests(variant, rewrite):
+    """At the addresses of hermipy's own pages (the KVM entry area, the answer page and scratch, the trampolines
+    a rewritten getpid jumps to) munmap, mprotect, madvise, mincore, msync, mlock, mremap, the kernel's copies, a
+    hinted mmap and /proc/self/maps act as if nothing were there, as natively (testbins/own_pages.c); a mapping
+    placed over them takes a trampoline page back (its sites trap again: getpid stays right) and fails with
+    ENOMEM over an area that cannot move."""
+    pages = _own_pages()
+    argv = [build("own_pages", variant), *(f"{n}={a:x}" for n, a in pages.items())]
+    native = difftest.run_native(argv)
+    emulated = difftest.run_hermipy(argv, options=() if rewrite else ("--no-rewrite",))
+    expected = _as_hermipy_places(native.stdout.decode(), pages, _immovable(difftest.BACKEND, rewrite))
+    assert native.status == 0 and "fixed trampolines [0,1) mmap(MAP_FIXED): ok" in native.stdout.decode()
+    assert (emulated.status, emulated.stderr) == (0, b""), emulated.stderr.decode(errors="replace")
+    assert emulated.stdout.decode() == expected, "\n".join(difflib.unified_diff(
+        expected.splitlines(), emulated.stdout.decode().splitlines(), "expected", "hermipy", n=1, lineterm=""))
+
+
 # -- port I/O ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_port_io_is_a_general_protection_fault(variant):
