@@ -103,9 +103,11 @@ static int do_fuzz(int argc, char **argv) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
-            int null = open("/dev/null", O_RDWR);          /* what the calls write goes nowhere */
+            /* What the calls write goes to a scratch file of the cwd, never to /dev/null: fchmod(0, 3) or
+             * fchown(1, ...) on a shared device node would change the host's own (it did: /dev/null mode 0003). */
+            int sink = open("fuzz.std", O_RDWR | O_CREAT | O_TRUNC, 0600);
             for (int std = 0; std < 3; std++)
-                dup2(null, std);
+                dup2(sink, std);
             int fd = open("fuzz.tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
             seed += nr;
             fuzz_one(nr, rounds, fd);
