@@ -42,6 +42,7 @@ FAULT_AROUND_PAGES = 16          # file-backed pages read around a fault
 ANON_FAULT_AROUND_PAGES = 64     # zero pages mapped around a fault (an aligned window within one leaf table)
 _MAP_NORESERVE_HOST = 0x4000
 _MAP_FIXED_HOST = 0x10
+SHM_RDONLY, SHM_REMAP = 0o10000, 0o40000          # uapi/linux/shm.h
 MS_SYNC = 4
 
 
@@ -104,14 +105,29 @@ class PhysicalMemory:
         """Map ``length`` bytes of host file ``fd`` from ``offset`` MAP_SHARED into a free range of the
         window area (ENOMEM when full; the host's errno when the file cannot be mapped, e.g. ENODEV)."""
         length = page_up(length)
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return self._open(length, lambda address: _host_mmap(address, length, prot, mmap.MAP_SHARED | _MAP_FIXED_HOST,
+                                                             fd, offset),
+                          lambda start: SharedWindow(start, length, fd, offset, writable))
+
+    def open_shm_window(self, shmid: int, size: int, writable: bool) -> "SharedWindow":
+        """Attach System V segment ``shmid`` (``size`` bytes) in a free range of the window area: the host's
+        shmat there (SHM_REMAP over the blank range; SHM_RDONLY unless ``writable``), whose checks (EACCES,
+        EIDRM, EINVAL) are the guest's."""
+        from hermipy.syscalls.host import host_syscall
+        length = page_up(size)
+        flags = SHM_REMAP | (0 if writable else SHM_RDONLY)
+        return self._open(length, lambda address: host_syscall("shmat", shmid, address, flags),
+                          lambda start: SharedWindow(start, length, -1, 0, writable, shmid))
+
+    def _open(self, length: int, place, make) -> "SharedWindow":
         for i, (start, end) in enumerate(self.window_gaps):
             if end - start >= length:
                 break
         else:
             raise SyscallError(ENOMEM)
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
         try:
-            _host_mmap(self.address + start, length, prot, mmap.MAP_SHARED | _MAP_FIXED_HOST, fd, offset)
+            place(self.address + start)
         except OSError as err:
             self._blank(start, length)
             raise SyscallError(err.errno) from None
@@ -119,7 +135,7 @@ class PhysicalMemory:
             del self.window_gaps[i]
         else:
             self.window_gaps[i] = (start + length, end)
-        window = SharedWindow(start, length, fd, offset, writable)
+        window = make(start)
         self.windows[start] = window
         for listener in self.window_listeners:
             listener.window_opened(window)
@@ -154,18 +170,23 @@ def _host_mmap(addr: int, length: int, prot: int, flags: int, fd: int, offset: i
 
 class SharedWindow:
     """A MAP_SHARED host mapping of a file at guest-physical ``phys``: file byte ``offset + i`` is at
-    ``phys + i``. VMAs that use it count themselves in ``users``; the last one closes it."""
+    ``phys + i``; or (``fd`` -1) System V segment ``shmid`` attached there. VMAs that use it count
+    themselves in ``users``; the last one closes it."""
 
-    __slots__ = ("phys", "length", "fd", "offset", "writable", "users", "sized")
+    __slots__ = ("phys", "length", "fd", "offset", "writable", "users", "sized", "shmid")
 
-    def __init__(self, phys: int, length: int, fd: int, offset: int, writable: bool):
+    def __init__(self, phys: int, length: int, fd: int, offset: int, writable: bool, shmid: int = -1):
         self.phys, self.length, self.offset, self.writable = phys, length, offset, writable
-        self.fd = os.dup(fd)
+        self.fd = os.dup(fd) if fd >= 0 else -1
         self.users = 0
-        self.sized = stat.S_ISREG(os.fstat(self.fd).st_mode)      # a device's mapping has no end of file
+        self.shmid = shmid
+        self.sized = fd >= 0 and stat.S_ISREG(os.fstat(self.fd).st_mode)  # a device's mapping has no end of file
 
     def file_size(self) -> int:
-        """Where SIGBUS starts: the file's size (a device: past any offset)."""
+        """Where SIGBUS starts: the file's size (a System V segment: its page-rounded size, as shmem's; a
+        device: past any offset)."""
+        if self.fd < 0:
+            return self.length
         return os.fstat(self.fd).st_size if self.sized else 1 << 63
 
     def close(self) -> None:
@@ -453,6 +474,39 @@ class AddressSpace:
         self._reindex()
         return addr
 
+    @_locked
+    def attach_segment(self, shmid: int, size: int, addr: int, prot: int, remap: bool, name: str) -> int:
+        """do_shmat()'s mapping: the whole segment, shared, at ``addr`` (0: where mmap would put it; else fixed,
+        EINVAL over an existing mapping unless ``remap``)."""
+        length = page_up(size)
+        if addr:
+            if addr + length > USER_TOP or addr < MMAP_BOTTOM:
+                raise SyscallError(EINVAL)
+            if not remap and self._overlapping(addr, addr + length):
+                raise SyscallError(EINVAL)
+            self._claim(addr, addr + length)
+        else:
+            addr = self.find_free(length)
+        window = self.ram.open_shm_window(shmid, size, bool(prot & PROT_WRITE))
+        if remap:
+            self.unmap(addr, length)
+        self.vmas.append(Vma(addr, addr + length, prot, MAP_SHARED, None, 0, name, window))
+        self._reindex()
+        return addr
+
+    @_locked
+    def detach_segment(self, addr: int) -> None:
+        """shmdt(2): unmap the attach that starts at ``addr`` -- every piece of it still mapped from there on,
+        as do_shmdt walks the VMAs of that segment (EINVAL when no attach starts there)."""
+        vma = self.find(addr)
+        if vma is None or vma.start != addr or vma.window is None or vma.window.fd >= 0 or vma.offset:
+            raise SyscallError(EINVAL)
+        window = vma.window
+        end = vma.start + window.length
+        pieces = [v for v in self.vmas if v.window is window and addr <= v.start < end]
+        for piece in pieces:
+            self.unmap(piece.start, piece.end - piece.start)
+
     def _new_window(self, file: MappedFile | None, offset: int, length: int) -> SharedWindow:
         """The window of a new shared mapping: the file's pages, or a memfd's for shared anonymous memory
         (mm/shmem.c shmem_zero_setup: an object of the mapping's size)."""
@@ -629,6 +683,10 @@ class AddressSpace:
         """A shared mapping grown by mremap: a window over its whole new extent of the same file (pages past
         the file's end stay SIGBUS, as a grown shared anonymous mapping's do on Linux)."""
         old = vma.window
+        if old.fd < 0:                         # a System V segment: its pages past the segment are SIGBUS
+            if self.cpu:
+                self.cpu.flush_tlb()
+            return
         new = self.ram.open_window(old.fd, vma.offset, vma.end - vma.start, old.writable)
         self._drop_pages(vma.start, vma.end)
         vma.window = new

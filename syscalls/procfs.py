@@ -27,6 +27,7 @@ Stat = namedtuple("Stat", "st_dev st_ino st_nlink st_mode st_uid st_gid st_rdev 
 HOST_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")        # reachable even when confined
 STD_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2"}
+SYSVIPC_FILES = ("shm", "sem", "msg")
 HOST_PROC_FILES = ("cpuinfo", "meminfo", "version", "uptime", "loadavg", "stat", "filesystems")
 
 
@@ -218,6 +219,10 @@ class Synthetic:
             for name in HOST_PROC_FILES:
                 if os.path.exists("/proc/" + name):
                     entries[name] = HostNode(self, "/proc/" + name, "/proc/" + name, "/proc")
+            if os.path.isdir("/proc/sysvipc"):            # the host's IPC namespace is the guest's (sys_ipc.py)
+                entries["sysvipc"] = Dir(self, "/proc/sysvipc", lambda: {
+                    name: HostNode(self, "/proc/sysvipc/" + name, "/proc/sysvipc/" + name, "/proc/sysvipc")
+                    for name in SYSVIPC_FILES})
         return entries
 
     def _dev_entries(self) -> dict:
@@ -279,6 +284,8 @@ class Synthetic:
                 name = self._mapped_name(vma)
             elif vma.name.startswith("["):
                 name = vma.name
+            elif vma.window is not None and vma.window.shmid >= 0:
+                dev, ino, name = os.makedev(0, 1), vma.window.shmid, vma.name    # shm_file_setup's SYSV file
             prev = areas[-1] if areas else None
             if prev and vma.file is None and prev[5:] == [0, 0, name] and prev[1] == vma.start and \
                     prev[2:4] == [vma.prot, vma.shared]:
