@@ -1,4 +1,5 @@
-"""System V IPC: shared memory, semaphores, message queues (ipc/shm.c, ipc/sem.c, ipc/msg.c; svipc(7)).
+"""System V IPC: shared memory, semaphores, message queues (ipc/shm.c, ipc/sem.c, ipc/msg.c; svipc(7)); and
+POSIX message queues (ipc/mqueue.c), the host's as well.
 
 The guest lives in the host's IPC namespace, as it sees the host's files: every call is the host's, with the
 guest's structs copied in and out, so keys, ids, permissions (with the guest's credentials as the host process
@@ -17,7 +18,7 @@ import time
 from errno import EINVAL
 
 from hermipy.layout import PAGE_SIZE
-from hermipy.syscalls.argtypes import Enum, Flags, Int, Long, Ptr, Size
+from hermipy.syscalls.argtypes import Enum, Flags, Int, Long, OpenMode, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.memory import PROT_EXEC, PROT_READ, PROT_WRITE
@@ -230,3 +231,108 @@ def msgctl(k, msqid: Int, cmd: MSG_CMDS, buf: Ptr) -> int:
     if cmd in (IPC_INFO, MSG_INFO):
         return _ctl(k, "msgctl", msqid, cmd, buf, 0, MSGINFO)
     return host_syscall("msgctl", msqid, cmd, buf)
+
+
+# -- POSIX message queues (ipc/mqueue.c; mq_overview(7)) ----------------------------------------------------
+O_CLOEXEC = 0o2000000
+MQ_ATTR = 64                       # struct mq_attr: flags, maxmsg, msgsize, curmsgs, 4 reserved longs
+HARD_MSGSIZEMAX = 16 * 1024 * 1024  # no queue has larger messages: a longer msg_len is EMSGSIZE unread
+NAME_MAX = 255
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD = 0, 1, 2
+SIGEVENT = 64                      # struct sigevent: value, signo, notify, then the union (thread fn / tid)
+NOTIFY_COOKIE_LEN = 32
+MQ_OPEN_FLAGS = Flags({0o100: "O_CREAT", 0o200: "O_EXCL", 0o4000: "O_NONBLOCK", O_CLOEXEC: "O_CLOEXEC",
+                       1: "O_WRONLY", 2: "O_RDWR"})
+
+
+def _queue_name(k, name: int) -> ctypes.Array:
+    raw = k.mem.read_cstr(name, NAME_MAX + 2)
+    if len(raw) > NAME_MAX:
+        from errno import ENAMETOOLONG
+        raise SyscallError(ENAMETOOLONG)
+    return ctypes.create_string_buffer(raw)
+
+
+def _queue_fd(k, mqdes: int) -> int:
+    return k.fds.get(mqdes).host_fd
+
+
+@syscall("mq_open", FULL, note="the host's queues (its mqueue namespace, also under --root)")
+def mq_open(k, name: Ptr, oflag: MQ_OPEN_FLAGS, mode: OpenMode(1), attr: Ptr) -> int:
+    """mq_open(2) (the syscall: the name without the C library's leading '/'): a host queue whose descriptor
+    is a guest fd like any other (poll/epoll, dup, fork); always close-on-exec, as do_mq_open makes it."""
+    from hermipy.syscalls.files import OpenFile
+    from hermipy.syscalls.sys_net import install_host_fd
+    queue = _queue_name(k, name)
+    limits = _buffer(k.mem.read(attr, MQ_ATTR)) if oflag & 0o100 and attr else None
+    host_fd = host_syscall("mq_open", queue, oflag | O_CLOEXEC, mode, limits)
+    path = "/" + queue.value.decode(errors="surrogateescape")
+    return install_host_fd(k, OpenFile(host_fd, path, oflag & ~O_CLOEXEC, "mqueue"), True)
+
+
+@syscall("mq_unlink", FULL, note="the host's queues")
+def mq_unlink(k, name: Ptr) -> int:
+    """mq_unlink(2)."""
+    return host_syscall("mq_unlink", _queue_name(k, name))
+
+
+def _deadline(k, abs_timeout: int) -> ctypes.Array | None:
+    return _buffer(k.mem.read(abs_timeout, 16)) if abs_timeout else None
+
+
+@syscall("mq_timedsend", FULL)
+def mq_timedsend(k, mqdes: Int, msg_ptr: Ptr, msg_len: Size, msg_prio: UInt, abs_timeout: Ptr) -> int:
+    """mq_timedsend(2): blocks in the host kernel; a signal restarts it after a handler with SA_RESTART (the
+    timeout is absolute), else EINTR (signal(7))."""
+    deadline = _deadline(k, abs_timeout)
+    host_fd = _queue_fd(k, mqdes)
+    try:                               # unreadable: the host's NULL says EMSGSIZE or EFAULT, in its order
+        message = _buffer(k.mem.read(msg_ptr, msg_len)) if msg_len <= HARD_MSGSIZEMAX else None
+    except SyscallError:
+        message = None
+    return host_syscall("mq_timedsend", host_fd, message, msg_len, msg_prio, deadline)
+
+
+@syscall("mq_timedreceive", FULL)
+def mq_timedreceive(k, mqdes: Int, msg_ptr: Ptr, msg_len: Size, msg_prio: Ptr, abs_timeout: Ptr) -> int:
+    """mq_timedreceive(2): the message is written to the guest once received (and its priority)."""
+    deadline = _deadline(k, abs_timeout)
+    host_fd = _queue_fd(k, mqdes)
+    message = _buffer(max(1, min(msg_len, HARD_MSGSIZEMAX)))
+    prio = ctypes.c_uint32()
+    got = host_syscall("mq_timedreceive", host_fd, message, min(msg_len, HARD_MSGSIZEMAX), prio, deadline)
+    k.mem.write(msg_ptr, message.raw[:got])
+    if msg_prio:
+        k.mem.write(msg_prio, struct.pack("<I", prio.value))
+    return got
+
+
+@syscall("mq_notify", FULL, note="the host delivers SIGEV_SIGNAL to hermipy, which hands it to the guest with its "
+                                 "SI_MESGQ siginfo; SIGEV_THREAD's netlink socket is the guest's, translated")
+def mq_notify(k, mqdes: Int, sevp: Ptr) -> int:
+    """mq_notify(2). For SIGEV_THREAD (how glibc and musl implement it) sigev_signo is a netlink socket and
+    sigev_value points to the cookie the kernel copies at once: both are translated to the host's."""
+    host_fd = _queue_fd(k, mqdes)
+    if not sevp:
+        return host_syscall("mq_notify", host_fd, None)
+    event = bytearray(k.mem.read(sevp, SIGEVENT))
+    value, signo, notify = struct.unpack_from("<Qii", event)
+    cookie = None
+    if notify == SIGEV_THREAD:
+        socket = k.fds.files.get(signo)
+        struct.pack_into("<i", event, 8, socket.host_fd if socket is not None else -1)
+        cookie = _buffer(k.mem.read(value, NOTIFY_COOKIE_LEN))
+        struct.pack_into("<Q", event, 0, ctypes.addressof(cookie))
+    return host_syscall("mq_notify", host_fd, _buffer(bytes(event)))
+
+
+@syscall("mq_getsetattr", FULL)
+def mq_getsetattr(k, mqdes: Int, newattr: Ptr, oldattr: Ptr) -> int:
+    """mq_getsetattr(2): only O_NONBLOCK of mq_flags can change."""
+    new = _buffer(k.mem.read(newattr, MQ_ATTR)) if newattr else None
+    host_fd = _queue_fd(k, mqdes)
+    old = _buffer(MQ_ATTR)
+    host_syscall("mq_getsetattr", host_fd, new, old)
+    if oldattr:
+        k.mem.write(oldattr, old.raw)
+    return 0
