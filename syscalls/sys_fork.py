@@ -17,11 +17,14 @@ thread copies only that thread. A process sharing memory (CLONE_VM without CLONE
 CLONE_FS are refused with ENOSYS. A vfork (CLONE_VM | CLONE_VFORK, as posix_spawn uses it) child runs on a
 copy of the parent's memory instead of sharing it; the parent waits until it execs or exits, as Linux's does.
 """
+import contextlib
 import ctypes
 import os
 import stat
 import struct
 import sys
+import threading
+import time
 from errno import E2BIG, EACCES, EINVAL, ENOENT, ENOSYS
 
 from hermipy.cpu import ReplaceImage
@@ -79,6 +82,32 @@ def _cpu_state(cpu):
     return cpu.get_regs(), cpu.get_fs_base(), cpu.get_gs_base(), cpu.read_fpu_state()
 
 
+IMPORT_SETTLE_LIMIT = 2.0                 # seconds a fork waits for other threads' imports to finish
+
+
+@contextlib.contextmanager
+def _imports_settled():
+    """Hold Python's import lock, once no other thread is midway through importing a module. A module lock
+    held by another thread at the fork stays held forever in the child (only the forking thread goes on), and
+    the child's first import of that module waits for it: hermipy imports lazily, from any guest thread."""
+    import _imp
+    bootstrap = sys.modules["_frozen_importlib"]      # importlib._bootstrap, always loaded
+    me = threading.get_ident()
+    deadline = time.monotonic() + IMPORT_SETTLE_LIMIT
+    while True:
+        _imp.acquire_lock()
+        busy = any(getattr(ref(), "owner", None) not in (None, me) for ref in list(bootstrap._module_locks.values())
+                   if ref() is not None)
+        if not busy or time.monotonic() > deadline:
+            break
+        _imp.release_lock()
+        time.sleep(0.0005)
+    try:
+        yield
+    finally:
+        _imp.release_lock()                    # (the child's copy: os.fork hands it the lock, as its owner)
+
+
 def _flush_host_streams(k) -> None:
     """Buffered host output must not be written twice, once by each process."""
     sys.stdout.flush()
@@ -96,9 +125,9 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
     state = None if cpu.survives_fork else _cpu_state(cpu)
     vfork = bool(flags & CLONE_VFORK)
     done_r, done_w = os.pipe2(os.O_CLOEXEC) if vfork else (-1, -1)
-    with k.mem.lock, TRACE_LOCK:               # (dup_mmap's mmap_lock) no other thread is midway through a change
-        _flush_host_streams(k)                 # of the address space or a trace line, whose lock the child would
-        pid = os.fork()                        # find held by a thread it does not have
+    with _imports_settled(), k.mem.lock, TRACE_LOCK:   # (dup_mmap's mmap_lock) no other thread is midway through
+        _flush_host_streams(k)                 # a change of the address space, a trace line or an import, whose
+        pid = os.fork()                        # lock the child would find held by a thread it does not have
     if pid == 0:
         _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w)
         return 0
