@@ -19,6 +19,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT, ENOTDIR
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Path, Ptr, SigSet, Size, UInt
@@ -71,16 +72,32 @@ class Registration:
         return self.file.refs > 0
 
 
-class Epoll(OpenFile):
-    """A guest epoll instance: a host epoll fd plus the guest's registrations."""
+EPOLLS: "weakref.WeakSet[Epoll]" = weakref.WeakSet()   # every instance, for the fork child's fresh locks
 
-    __slots__ = ("regs", "tokens", "next_token")
+
+def _fresh_epoll_locks() -> None:
+    """In a fork child: only the forking thread goes on, so a lock another thread held at the fork is new."""
+    for ep in list(EPOLLS):
+        ep.lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_epoll_locks)
+
+
+class Epoll(OpenFile):
+    """A guest epoll instance: a host epoll fd plus the guest's registrations. ``lock`` guards ``regs``,
+    ``tokens`` and ``next_token``: threads of the guest add and wait on one instance at the same time (Go's
+    netpoller), and a token must name one registration from before the host can report it until it is gone."""
+
+    __slots__ = ("regs", "tokens", "next_token", "lock")
 
     def __init__(self, host_fd: int, path: str, flags: int, kind: str = "anon"):
         super().__init__(host_fd, path, flags, kind)
         self.regs: dict[tuple[int, OpenFile], Registration] = {}
         self.tokens: dict[int, Registration] = {}
         self.next_token = 1
+        self.lock = threading.Lock()
+        EPOLLS.add(self)
 
     def forget(self, reg: Registration) -> None:
         del self.regs[(reg.fd, reg.file)]
@@ -89,15 +106,17 @@ class Epoll(OpenFile):
             os.close(reg.host_fd)                # the host drops the registration with the fd
 
     def prune(self) -> None:
-        """Registrations whose open file was released (its guest fds all closed) end, as in Linux."""
+        """Registrations whose open file was released (its guest fds all closed) end, as in Linux. (Caller
+        holds ``lock``.)"""
         for reg in [r for r in self.regs.values() if not r.alive]:
             self.forget(reg)
 
     def release(self) -> None:
         super().release()
         if self.refs == 0:
-            for reg in list(self.regs.values()):
-                self.forget(reg)
+            with self.lock:
+                for reg in list(self.regs.values()):
+                    self.forget(reg)
 
 
 def _create(k, cloexec: bool) -> int:
@@ -142,33 +161,33 @@ def epoll_ctl(k, epfd: Int, op: EPOLL_OP, fd: Int, event: Ptr) -> int:
         raise SyscallError(EINVAL)
     if op == EPOLL_CTL_MOD and events & EPOLLEXCLUSIVE:
         raise SyscallError(EINVAL)
-    ep.prune()
-    key = (fd, target)
-    reg = ep.regs.get(key)
-    if op == EPOLL_CTL_ADD:
-        if reg is not None:
-            raise SyscallError(EEXIST)
-        shared = any(r.file is target for r in ep.regs.values())
-        host_fd = os.dup(target.host_fd) if shared else target.host_fd
-        token = ep.next_token
-        try:
-            _host_ctl(ep.host_fd, EPOLL_CTL_ADD, host_fd, events, token)
-        except OSError:
-            if shared:
-                os.close(host_fd)
-            raise
-        ep.next_token += 1
-        reg = ep.regs[key] = ep.tokens[token] = Registration(token, fd, target, data, host_fd, shared)
+    with ep.lock:
+        ep.prune()
+        key = (fd, target)
+        reg = ep.regs.get(key)
+        if op == EPOLL_CTL_ADD:
+            if reg is not None:
+                raise SyscallError(EEXIST)
+            shared = any(r.file is target for r in ep.regs.values())
+            host_fd = os.dup(target.host_fd) if shared else target.host_fd
+            token = ep.next_token                # known before the host can report an event for it
+            ep.next_token += 1
+            reg = ep.regs[key] = ep.tokens[token] = Registration(token, fd, target, data, host_fd, shared)
+            try:
+                _host_ctl(ep.host_fd, EPOLL_CTL_ADD, host_fd, events, token)
+            except OSError:
+                ep.forget(reg)
+                raise
+            return 0
+        if reg is None:
+            raise SyscallError(ENOENT)
+        if op == EPOLL_CTL_DEL:
+            host_syscall("epoll_ctl", ep.host_fd, EPOLL_CTL_DEL, reg.host_fd, 0)
+            ep.forget(reg)
+            return 0
+        _host_ctl(ep.host_fd, EPOLL_CTL_MOD, reg.host_fd, events, reg.token)
+        reg.data = data
         return 0
-    if reg is None:
-        raise SyscallError(ENOENT)
-    if op == EPOLL_CTL_DEL:
-        host_syscall("epoll_ctl", ep.host_fd, EPOLL_CTL_DEL, reg.host_fd, 0)
-        ep.forget(reg)
-        return 0
-    _host_ctl(ep.host_fd, EPOLL_CTL_MOD, reg.host_fd, events, reg.token)
-    reg.data = data
-    return 0
 
 
 def _wait_args(k, epfd: int, events: int, maxevents: int) -> Epoll:
@@ -192,7 +211,8 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     count = min(maxevents, MAX_BATCH)
     buf = ctypes.create_string_buffer(count * EVENT.size)
     while True:
-        ep.prune()
+        with ep.lock:
+            ep.prune()
         try:
             if timeout is None or not isinstance(timeout, int):
                 n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
@@ -372,6 +392,7 @@ class SignalFd(OpenFile):
         os.dup2(fresh, self.host_fd, inheritable=False)
         os.close(fresh)
         self.ready = False
+        self.lock = threading.Lock()        # another thread of the parent may have held it at the fork
         self.lock = threading.Lock()
 
     def read_records(self, k, buf: int, count: int) -> int:
