@@ -10,7 +10,8 @@ semaphores and queues. Under --root too: isolate a run's IPC with ``unshare --ip
 shmat attaches the segment on the host into hermipy's window area (memory.PhysicalMemory.open_shm_window) and
 maps that window into the guest, so the guest's pages are the segment's own: shared with every other attach,
 counted in shm_nattch once per guest attach, inherited by fork, detached at exec and exit. Blocking calls
-(semop, semtimedop, msgsnd, msgrcv) are interrupted by a kick and, as signal(7) says, never restarted.
+(semop, semtimedop, msgsnd, msgrcv) are interrupted by a kick and, as signal(7) says, never restarted after a
+handler; a stop fails semop/semtimedop with EINTR and leaves msgsnd/msgrcv waiting.
 """
 import ctypes
 import struct
@@ -19,7 +20,7 @@ from errno import EINVAL
 
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import Enum, Flags, Int, Long, OpenMode, Ptr, Size, UInt
-from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.errors import ERESTARTNOHAND, SyscallError
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.memory import PROT_EXEC, PROT_READ, PROT_WRITE
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -61,12 +62,16 @@ def _buffer(data: bytes | int) -> ctypes.Array:
 
 
 def _blocking(name: str, *args) -> int:
-    """A host IPC call that may sleep: a kick ends it with EINTR, and it is never restarted (signal(7))."""
+    """A host IPC call that may sleep, ended by a kick. signal(7): none is restarted after a handler; a stop and
+    continue fails semop/semtimedop with EINTR (ipc/sem.c: -EINTR, also for a stop) but lets msgsnd/msgrcv go on
+    (ipc/msg.c: -ERESTARTNOHAND, which the host restarts itself when hermipy's process is continued)."""
     from hermipy.syscalls.kicks import interrupted
     started = time.monotonic()
     try:
         return host_syscall(name, *args)
     except InterruptedError:
+        if name.startswith("msg"):
+            raise SyscallError(ERESTARTNOHAND) from None
         raise interrupted(started) from None
 
 

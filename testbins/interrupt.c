@@ -12,7 +12,7 @@
  * the pipe, releases the lock, lets the waited-for child exit...). It is also the case's guard: if the handler does
  * not run or the call does not return within GUARD_MS, it says so on stderr and kills the caller.
  *
- * Usage: interrupt SECTION (pipe, socket, timeo, tty, wait, lock, futex, poll, sleep, nohandler, stop). Prints
+ * Usage: interrupt SECTION (pipe, socket, timeo, tty, wait, lock, futex, poll, sleep, ipc, nohandler, stop). Prints
  * deterministic facts only.
  */
 #define _GNU_SOURCE
@@ -29,7 +29,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/select.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -906,6 +909,89 @@ static const struct call sleep_calls[] = {
     {"sigtimedwait SIGUSR2 (timeout 5 s)", NULL, do_sigtimedwait, send_usr2, NULL, NULL, 1},
 };
 
+/* -- System V IPC: semop/semtimedop never restart (-EINTR); msgrcv/msgsnd are EINTR after a handler, restarted
+ * after a stop (-ERESTARTNOHAND). The objects are IPC_PRIVATE, removed by the cleanup. ------------------------ */
+static int sem_id = -1, msq_id = -1;
+struct small_msg { long mtype; char mtext[100]; };
+
+static void make_sem(void)
+{
+    if ((sem_id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600)) < 0)
+        fail("semget");
+}
+
+static void remove_sem(void) { semctl(sem_id, 0, IPC_RMID); }
+
+static long sem_down(void)
+{
+    struct sembuf op = {0, -1, 0};
+    return semop(sem_id, &op, 1);
+}
+
+static long sem_down_timed(void)
+{
+    struct sembuf op = {0, -1, 0};
+    struct timespec ts = {5, 0};
+    return semtimedop(sem_id, &op, 1, &ts);
+}
+
+static void sem_up(void)
+{
+    struct sembuf op = {0, 1, 0};
+    semop(sem_id, &op, 1);
+}
+
+static void make_queue(void)
+{
+    if ((msq_id = msgget(IPC_PRIVATE, IPC_CREAT | 0600)) < 0)
+        fail("msgget");
+}
+
+/* A queue that holds one 100-byte message, holding it. */
+static void make_full_queue(void)
+{
+    make_queue();
+    struct msqid_ds ds;
+    msgctl(msq_id, IPC_STAT, &ds);
+    ds.msg_qbytes = 100;
+    struct small_msg m = {1, "full"};
+    if (msgctl(msq_id, IPC_SET, &ds) || msgsnd(msq_id, &m, sizeof m.mtext, 0))
+        fail("filling a queue");
+}
+
+static void remove_queue(void) { msgctl(msq_id, IPC_RMID, NULL); }
+
+static long msg_receive(void)
+{
+    struct small_msg m;
+    return msgrcv(msq_id, &m, sizeof m.mtext, 0, 0);
+}
+
+static long msg_send(void)
+{
+    struct small_msg m = {2, "more"};
+    return msgsnd(msq_id, &m, sizeof m.mtext, 0);
+}
+
+static void msg_post(void)
+{
+    struct small_msg m = {1, "hello"};
+    msgsnd(msq_id, &m, 5, 0);
+}
+
+static void msg_take(void)
+{
+    struct small_msg m;
+    msgrcv(msq_id, &m, sizeof m.mtext, 0, 0);
+}
+
+static const struct call ipc_calls[] = {
+    {"semop", make_sem, sem_down, sem_up, remove_sem, NULL, 1},
+    {"semtimedop (timeout 5 s)", make_sem, sem_down_timed, sem_up, remove_sem, NULL, 1},
+    {"msgrcv", make_queue, msg_receive, msg_post, remove_queue, NULL, 1},
+    {"msgsnd to a full queue", make_full_queue, msg_send, msg_take, remove_queue, NULL, 1},
+};
+
 /* -- no handler: an ignored or blocked signal interrupts nothing ------------------------------------------- */
 static long short_nanosleep(void)
 {
@@ -924,6 +1010,8 @@ static const struct call quiet_calls[] = {
     {"epoll_wait (no timeout)", setup_epoll, do_epoll_wait, write_hello, close_epoll, NULL, 1},
     {"nanosleep 300 ms", NULL, short_nanosleep, NULL, NULL, NULL, 0},
     {"sigtimedwait SIGUSR2 (timeout 5 s)", NULL, do_sigtimedwait, send_usr2, NULL, NULL, 1},
+    {"semop", make_sem, sem_down, sem_up, remove_sem, NULL, 1},
+    {"msgrcv", make_queue, msg_receive, msg_post, remove_queue, NULL, 1},
 };
 
 /* -- stopped and continued, no handler: signal(7) "Interruption of system calls and library functions by stop
@@ -1046,6 +1134,10 @@ static const struct call stop_calls[] = {
     {"nanosleep 300 ms", NULL, sleep_300ms, NULL, NULL, NULL, 0},
     {"sigtimedwait SIGUSR2 (timeout 5 s)", NULL, do_sigtimedwait, send_usr2, NULL, NULL, 1},
     {"sigwaitinfo SIGUSR2", NULL, do_sigwaitinfo, send_usr2, NULL, NULL, 1},
+    {"semop", make_sem, sem_down, sem_up, remove_sem, NULL, 1},
+    {"semtimedop (timeout 5 s)", make_sem, sem_down_timed, sem_up, remove_sem, NULL, 1},
+    {"msgrcv", make_queue, msg_receive, msg_post, remove_queue, NULL, 1},
+    {"msgsnd to a full queue", make_full_queue, msg_send, msg_take, remove_queue, NULL, 1},
 };
 
 /* The "stop" section: the caller in a process group of its own, its parent (in the group it was started in)
@@ -1097,6 +1189,7 @@ static const struct section sections[] = {
     {"futex", futex_calls, COUNT(futex_calls), run_with_handler},
     {"poll", poll_calls, COUNT(poll_calls), run_with_handler},
     {"sleep", sleep_calls, COUNT(sleep_calls), run_with_handler},
+    {"ipc", ipc_calls, COUNT(ipc_calls), run_with_handler},
     {"nohandler", quiet_calls, COUNT(quiet_calls), run_without_handler},
 };
 

@@ -3,11 +3,11 @@ them: with a handler installed with and without SA_RESTART, a call blocked in re
 or a pty, recv/recvmsg/send, accept, connect, wait4/waitid, flock, fcntl F_SETLKW/F_OFD_SETLKW or FUTEX_WAIT is
 restarted (and then gets what it waited for) or fails with EINTR; a partial pipe write returns what it wrote;
 poll/ppoll/select/pselect/epoll_wait/epoll_pwait, nanosleep/clock_nanosleep (the time left), pause, sigsuspend,
-rt_sigtimedwait, a timed FUTEX_WAIT and socket calls with SO_RCVTIMEO/SO_SNDTIMEO always fail with EINTR; an ignored
-or blocked signal interrupts nothing. The signal comes from a timer (setitimer) or from another process (kill).
+rt_sigtimedwait, a timed FUTEX_WAIT, socket calls with SO_RCVTIMEO/SO_SNDTIMEO and System V IPC's semop/semtimedop/
+msgrcv/msgsnd always fail with EINTR; an ignored or blocked signal interrupts nothing. The signal comes from a timer (setitimer) or from another process (kill).
 Stopped (SIGSTOP, or SIGTSTP's default action) and continued without any handler, most calls go on, but
-epoll_wait/epoll_pwait, sigtimedwait/sigwaitinfo and socket calls with SO_RCVTIMEO/SO_SNDTIMEO fail with EINTR
-(signal(7), "Interruption of system calls and library functions by stop signals").
+epoll_wait/epoll_pwait, sigtimedwait/sigwaitinfo, semop/semtimedop and socket calls with SO_RCVTIMEO/SO_SNDTIMEO
+fail with EINTR (signal(7), "Interruption of system calls and library functions by stop signals").
 
 The testbin orders events without timing (its completer child watches the caller's threads sleep in /proc) and
 guards each case (5 s). Each run also has a timeout (60 s) and runs in a session of its own; at the timeout the
@@ -47,8 +47,13 @@ FACTS = {
     "sleep": ["nanosleep 5 s, SA_RESTART, kill: -1 EINTR (time left in (0, 5 s): yes), handler ran 1",
               "pause, SA_RESTART, timer: -1 EINTR, handler ran 1",
               "sigtimedwait SIGUSR2 (timeout 5 s), SA_RESTART, kill: -1 EINTR, handler ran 1, then 12"],
+    "ipc": ["semop, SA_RESTART, timer: -1 EINTR, handler ran 1, then 0",
+            "semtimedop (timeout 5 s), SA_RESTART, kill: -1 EINTR, handler ran 1, then 0",
+            "msgrcv, SA_RESTART, kill: -1 EINTR, handler ran 1, then 5",
+            "msgsnd to a full queue, SA_RESTART, timer: -1 EINTR, handler ran 1, then 0"],
     "nohandler": ["read pipe, SIG_IGN, kill: 5",
-                  "poll (no timeout), blocked, timer: 1, pending yes, handler ran 1 once unblocked"],
+                  "poll (no timeout), blocked, timer: 1, pending yes, handler ran 1 once unblocked",
+                  "semop, SIG_IGN, kill: 0", "msgrcv, blocked, timer: 5, pending yes, handler ran 1 once unblocked"],
     "stop": ["read pipe, SIGSTOP then SIGCONT: went on, 5",
              "futex FUTEX_WAIT (timeout 5 s), SIGTSTP then SIGCONT: went on, 0",
              "poll (no timeout), SIGTSTP then SIGCONT: went on, 1",
@@ -57,7 +62,11 @@ FACTS = {
              "sigtimedwait SIGUSR2 (timeout 5 s), SIGSTOP then SIGCONT: -1 EINTR, then 12",
              "sigwaitinfo SIGUSR2, SIGTSTP then SIGCONT: -1 EINTR, then 12",
              "recv (SO_RCVTIMEO 5 s), SIGSTOP then SIGCONT: -1 EINTR, then 5",
-             "accept (SO_RCVTIMEO 5 s), SIGTSTP then SIGCONT: -1 EINTR, then 0"],
+             "accept (SO_RCVTIMEO 5 s), SIGTSTP then SIGCONT: -1 EINTR, then 0",
+             "semop, SIGTSTP then SIGCONT: -1 EINTR, then 0",
+             "semtimedop (timeout 5 s), SIGSTOP then SIGCONT: -1 EINTR, then 0",
+             "msgrcv, SIGTSTP then SIGCONT: went on, 5",
+             "msgsnd to a full queue, SIGTSTP then SIGCONT: went on, 0"],
 }
 
 
