@@ -32,10 +32,10 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      help="set an environment variable for the guest (repeatable)")
     run.add_argument("--clear-env", action="store_true", help="start from an empty environment")
     run.add_argument("--strict", action="store_true", help="stop on the first unimplemented syscall")
-    run.add_argument("--backend", choices=["auto", "kvm", "unicorn"], default="auto", help="CPU backend: kvm (the "
-                     "binary runs natively, needs /dev/kvm), unicorn (emulated); default auto: kvm when usable "
+    run.add_argument("--backend", choices=["auto", "kvm", "unicorn"], help="CPU backend: kvm (the binary runs "
+                     "natively, needs /dev/kvm), unicorn (emulated); default: the image's, else auto: kvm when usable "
                      "(`hermipy info` says which and why)")
-    run.add_argument("--memory", metavar="MIB", type=int, default=4096, help="guest RAM in MiB (default 4096)")
+    run.add_argument("--memory", metavar="MIB", type=int, help="guest RAM in MiB (default: the image's, else 4096)")
     run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
                      "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
                      "directly after its first call)")
@@ -43,8 +43,15 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      "guest process, at its exit (docs/sweep.md)")
     run.add_argument("--server", metavar="SOCKET", help="run through the `hermipy serve` server listening on "
                      "SOCKET (default: $HERMIPY_SERVER; unset: run directly)")
-    run.add_argument("binary", help="path to the ELF executable")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary")
+    run.add_argument("--image", metavar="IMAGE", help="run a container image (an OCI image layout directory or a "
+                     "`docker save` tarball): BINARY ARGS, when given, replace its Cmd (docs/pack.md)")
+    run.add_argument("--persist", metavar="DIR", help="an image's writes go to DIR, kept for later runs (a new DIR "
+                     "starts as a copy of the image), instead of a scratch layer removed at exit")
+    run.add_argument("--record", metavar="FILE", help="append every path the guest looks up to FILE, NUL-separated "
+                     "(what `hermipy pack --record` adds)")
+    run.add_argument("binary", nargs="?", help="path to the ELF executable, or an .hpk image (`hermipy pack`)")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the binary (for an image: they replace "
+                     "its cmd)")
 
 
 def _syscalls_arguments(table: argparse.ArgumentParser) -> None:
@@ -55,6 +62,30 @@ def _analyze_arguments(analyze: argparse.ArgumentParser) -> None:
     analyze.add_argument("--json", action="store_true", help="machine-readable report (docs/analyze-json.md)")
     analyze.add_argument("--root", metavar="DIR", help="find the binary and its libraries under DIR (default: /)")
     analyze.add_argument("binary", help="path to the ELF executable")
+
+
+def _pack_arguments(pack: argparse.ArgumentParser) -> None:
+    pack.add_argument("-o", dest="output", metavar="OUT", help="the image to write (app.hpk; also taken from the "
+                      "last two words, `hermipy pack BINARY ARGS -o OUT`)")
+    pack.add_argument("--record", action="store_true", help="run the program once under hermipy and add every "
+                      "file it looked up (dlopen'ed libraries, locale and NSS files, modules)")
+    pack.add_argument("--add", action="append", default=[], metavar="SRC:DEST", help="add the host's file or "
+                      "directory SRC at DEST in the image (repeatable)")
+    pack.add_argument("-E", dest="env", action="append", default=[], metavar="VAR=VAL",
+                      help="an environment variable of the image (repeatable)")
+    pack.add_argument("-w", "--workdir", default="/", metavar="DIR", help="the working directory of its runs "
+                      "(default /)")
+    pack.add_argument("--memory", metavar="MIB", type=int, help="guest RAM of its runs in MiB")
+    pack.add_argument("--backend", choices=["auto", "kvm", "unicorn"], default="auto", help="its runs' CPU backend")
+    pack.add_argument("--image", metavar="IMAGE", help="convert a container image (OCI layout directory or "
+                      "`docker save` tarball); BINARY ARGS, when given, replace its Cmd")
+    pack.add_argument("binary", nargs="?", help="the program (a path, or a name on $PATH)")
+    pack.add_argument("args", nargs=argparse.REMAINDER, help="its arguments (a run's own arguments replace them)")
+
+
+def _inspect_arguments(inspect: argparse.ArgumentParser) -> None:
+    inspect.add_argument("--json", action="store_true", help="machine-readable report")
+    inspect.add_argument("image", help="an .hpk, an OCI image layout directory or a `docker save` tarball")
 
 
 def _serve_arguments(serve: argparse.ArgumentParser) -> None:
@@ -79,6 +110,13 @@ def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--only", metavar="REGEX", help="only the cases whose name matches REGEX")
     sweep.add_argument("--json", metavar="OUT", help="write the results as JSON (schema: docs/sweep.md)")
     sweep.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
+    sweep.add_argument("--junit", metavar="OUT", help="write the results as JUnit XML (one suite per variant)")
+    sweep.add_argument("--baseline", metavar="JSON", help="compare with an earlier sweep's --json report: list "
+                       "what newly fails and newly passes; the exit status is then 1 only if something regressed")
+    sweep.add_argument("--no-cache", action="store_true", help="run every case, even those whose results are "
+                       "cached for the same program, case and hermipy ($XDG_CACHE_HOME/hermipy/sweep)")
+    sweep.add_argument("--dask", metavar="ADDRESS", help="run the cases as tasks of the Dask cluster whose "
+                       "scheduler is at ADDRESS (e.g. tcp://host:8786) instead of on -j local threads")
     sweep.add_argument("--show", type=int, default=20, metavar="N", help="list at most N failures on the "
                        "terminal (default 20)")
 
@@ -91,10 +129,16 @@ COMMANDS = {
     "analyze": ("list a binary's syscall sites and predict hermipy's support", None, _analyze_arguments, True),
     "rewrite": ("write a copy of a binary whose syscall sites enter hermipy's kernel directly (runs under hermipy "
                 "only)", None, _rewrite_arguments, True),
+    "pack": ("make a single-file image (.hpk) of a program and the files it needs, or of a container image",
+             "Exit status: 0, 126 for a bad image, 127 for a missing program, library or file.", _pack_arguments,
+             True),
+    "inspect": ("list what an image holds and what hermipy's analyzer says its program needs", None,
+                _inspect_arguments, True),
     "serve": ("keep a warm hermipy resident: `hermipy run --server SOCKET` forks each run from it", None,
               _serve_arguments, True),
     "sweep": ("run a corpus of cases natively and under hermipy, compare them, say why they differ",
-              "Exit status: 0 when every compared run was identical, 1 when some differed, 2 for bad input.",
+              "Exit status: 0 when every compared run was identical, 1 when some differed (with --baseline: when "
+              "something that passed there fails now), 2 for bad input.",
               _sweep_arguments, True),
 }
 
@@ -159,6 +203,12 @@ def cmd_run(args) -> int:
     if (server := server_socket(args)) is not None:
         from hermipy.serve import run_through_server
         return run_through_server(server, args.argv)
+    if args.image or args.binary is not None and not args.root and _is_image_file(args.binary):
+        return _run_image(args)
+    if args.binary is None:
+        raise HermipyError("run: a BINARY, an .hpk image or --image IMAGE is needed", 2)
+    if args.persist:
+        raise HermipyError("--persist: only for an image", 2)
     from hermipy.runner import run_binary
     from hermipy.syscalls.kernel import Options
     if args.root and not os.path.isdir(args.root):
@@ -169,10 +219,54 @@ def cmd_run(args) -> int:
             start(args.stats)
         except OSError as err:
             raise HermipyError(f"--stats {args.stats}: {err.strerror}", 2) from None
+    _start_record(args)
     options = Options(root=args.root, strace=args.strace, strace_file=args.strace_file, strict=args.strict,
-                      memory=args.memory << 20, backend=args.backend, debug=args.debug, rewrite=args.rewrite)
+                      memory=(args.memory or 4096) << 20, backend=args.backend or "auto", debug=args.debug,
+                      rewrite=args.rewrite)
     sys.stdout.flush()
     return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
+
+
+def _is_image_file(path: str) -> bool:
+    """An .hpk is a gzip stream (an ELF starts with \\x7fELF, a script with #!)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
+
+
+def _start_record(args) -> None:
+    if args.record:
+        from hermipy.syscalls import vfs
+        try:
+            vfs.RECORD = os.open(args.record, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError as err:
+            raise HermipyError(f"--record {args.record}: {err.strerror}", 2) from None
+
+
+def _run_image(args) -> int:
+    """hermipy run app.hpk [ARGS], hermipy run --image IMAGE [CMD]: confined to a scratch tree of the image."""
+    from hermipy.image import ImageRun
+    from hermipy.runner import run_binary
+    from hermipy.syscalls.kernel import Options
+    if args.root:
+        raise HermipyError("--root: an image is its own root", 2)
+    if args.image:
+        path, given = args.image, [args.binary, *args.args] if args.binary is not None else []
+    else:
+        path, given = args.binary, args.args
+    run = ImageRun(path, bool(args.image), given, args.env, args.clear_env, args.persist)
+    try:
+        _start_record(args)
+        options = Options(root=run.root, cwd=run.cwd, strace=args.strace, strace_file=args.strace_file,
+                          strict=args.strict, memory=(args.memory or run.memory_mib or 4096) << 20,
+                          backend=args.backend or run.backend, debug=args.debug, rewrite=args.rewrite,
+                          user=run.credentials())
+        sys.stdout.flush()
+        return run_binary(options, run.argv[0], run.argv, run.env)
+    finally:
+        run.close()
 
 
 def cmd_serve(args) -> int:
@@ -253,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "pack":
+            from hermipy.pack import cmd_pack
+            return cmd_pack(args)
+        if args.command == "inspect":
+            from hermipy.pack import cmd_inspect
+            return cmd_inspect(args)
         return cmd_syscalls(args)
     except HermipyError as err:
         if args.debug:

@@ -32,9 +32,11 @@ class Options:
 
     def __init__(self, root: str | None = None, strace: bool = False, strace_file: str | None = None,
                  strict: bool = False, memory: int = 4 << 30, backend: str = "unicorn", debug: bool = False,
-                 rewrite: bool = True):
+                 rewrite: bool = True, cwd: str | None = None, user: tuple[int, int] | None = None):
         self.root, self.strace, self.strace_file, self.strict = root, strace, strace_file, strict
         self.memory, self.backend, self.debug, self.rewrite = memory, backend, debug, rewrite
+        self.cwd = cwd                     # the guest's first working directory (an image's); default: as FsView
+        self.user = user                   # (uid, gid) the guest starts with (an image's User); default: the host's
 
 
 class Process:
@@ -111,7 +113,12 @@ class Kernel:
         self.mem = AddressSpace(self.ram)
         if successor_of is None:
             self.fs = FsView(options.root)
+            if options.cwd:
+                self.fs.cwd = options.cwd
             self.proc = Process()
+            if options.user is not None:
+                from hermipy.image import become
+                become(self, *options.user)
             self.fds = FdTable(self.proc.rlimits[RLIMIT_NOFILE][0])
             self.fds.inherit_stdio()
             self.trace = None

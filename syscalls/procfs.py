@@ -137,7 +137,7 @@ class FdLink(Node):
         of = self._file()
         if of.node is not None:
             return Target(of.path, None, of.node)
-        return Target(of.path, f"/proc/self/fd/{of.host_fd}", bound=of.bound)
+        return Target(of.path, f"/proc/self/fd/{of.host_fd}", bound=of.bound, opened=of)
 
 
 class HostNode(Node):

@@ -21,7 +21,7 @@ from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW,
                                     O_PATH, O_RDONLY, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile, host_kind)
 from hermipy.syscalls.table import FULL, PARTIAL, alias, syscall
-from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall
+from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall, own_open_file
 
 AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
 AT_NO_AUTOMOUNT, AT_EMPTY_PATH, AT_STATX_SYNC_TYPE = 0x800, 0x1000, 0x6000
@@ -668,12 +668,14 @@ def readlinkat(k, dirfd: DirFd, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
 # -- attributes: mode, owner, times, size --------------------------------------------------------
 def _attr_file(k, fd: int) -> OpenFile:
     """The open file whose attributes change: synthetic files refuse with EPERM (proc_setattr), files opened
-    through a read-only bind (vfs.Target.bound) with EROFS; an O_PATH fd is the host's EBADF."""
+    through a read-only bind (vfs.Target.bound) with EROFS; an O_PATH fd is the host's EBADF; an image file is
+    copied up first (vfs.own_open_file)."""
     of = k.fds.get(fd)
     if of.node is not None:
         raise SyscallError(EPERM)
     if of.bound and not of.flags & O_PATH:
         raise SyscallError(EROFS)
+    own_open_file(of)
     return of
 
 

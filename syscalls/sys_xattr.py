@@ -18,6 +18,7 @@ from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_PATH
 from hermipy.syscalls.sys_fs import _existing, _path, host_syscall, lookup
 from hermipy.syscalls.table import FULL, syscall
+from hermipy.syscalls.vfs import own_open_file
 
 XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX = 255, 65536, 65536     # uapi/linux/limits.h
 XATTR_FLAGS = Flags({1: "XATTR_CREATE", 2: "XATTR_REPLACE"})
@@ -45,17 +46,23 @@ def _target(k, pathname: int, follow: bool, call: str):
     if t.bound and call in ("setxattr", "removexattr"):
         yield call, READ_ONLY
         return
+    if call in ("setxattr", "removexattr"):
+        t.own()
     with t.pinned(follow) as (path, follows):
         yield (call if follows else "l" + call), path
 
 
 def _host_fd(k, fd: int, changing: bool = False):
     """Where an fd call goes: the host fd, None for a synthetic file, READ_ONLY for a change to a file opened
-    through a read-only bind (an O_PATH fd: the host's EBADF)."""
+    through a read-only bind (an O_PATH fd: the host's EBADF); an image file is copied up first."""
     of = k.fds.get(fd)
     if of.node is not None:
         return None
-    return READ_ONLY if changing and of.bound and not of.flags & O_PATH else of.host_fd
+    if changing and of.bound and not of.flags & O_PATH:
+        return READ_ONLY
+    if changing:
+        own_open_file(of)
+    return of.host_fd
 
 
 def _get(k, call: str, where, name: bytes, value: int, size: int) -> int:

@@ -14,10 +14,16 @@ ends in a Target holding the O_PATH fd of the last name's directory, whose metho
 fchmodat2, xattrs), on its ``/proc/self/fd/N`` magic link, which leads to exactly that entry. A confined path
 without symlinks, ``.``, ``..`` or a synthetic name takes one openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
 for its directory instead of a step per name (Linux 5.6+; an older host walks, as safely).
+
+A run of an image (hermipy/image.py) is confined to a scratch tree whose files are hard links to the image's
+read-only, cached files (``LOWER``): a change made in place to one of them (opening it for writing, truncate,
+chmod, chown, utimes, xattrs; by path or by fd) first copies it up, as overlayfs(5) does, so the image never
+changes.
 """
 import ctypes
 import os
 import stat as _stat
+import threading
 from contextlib import contextmanager
 from errno import (EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOSYS, ENOTDIR, EPERM, EROFS,
                    EXDEV)
@@ -33,6 +39,7 @@ O_PATH_ENTRY = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 0x04, 0x10          # linux/openat2.h
 SYS_OPENAT2, SYS_FCHMODAT2 = 437, 452                      # arch/x86/entry/syscalls/syscall_64.tbl
 
+RECORD: int | None = None  # hermipy run --record: a host fd (O_APPEND) each guest path looked up is written to
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _have = {"openat2": True, "fchmodat2": True}               # False once the host said ENOSYS
@@ -95,15 +102,17 @@ class Target:
     is EBUSY (EPERM in /proc, which has no unlink, and EXDEV for a rename between /proc and elsewhere), linking
     it elsewhere EXDEV, making a name over it EEXIST. These are the answers of Linux for such a container
     (tests/test_isolation.py compares them).
+
+    ``opened`` (with ``host``): the open file a /proc/self/fd/N magic link leads to.
     """
 
-    __slots__ = ("guest", "host", "node", "dirfd", "name", "slash", "st", "bound", "_owned")
+    __slots__ = ("guest", "host", "node", "dirfd", "name", "slash", "st", "bound", "opened", "_owned")
 
     def __init__(self, guest: str, host: str | None = None, node=None, dirfd: int | None = None, name: str = "",
-                 slash: bool = False, st=None, owned: bool = False, bound: str | None = None):
+                 slash: bool = False, st=None, owned: bool = False, bound: str | None = None, opened=None):
         self.guest, self.host, self.node = guest, host, node
         self.dirfd, self.name, self.slash, self.st, self._owned = dirfd, name, slash, st, owned
-        self.bound = bound
+        self.bound, self.opened = bound, opened
 
     @property
     def missing(self) -> bool:
@@ -141,7 +150,25 @@ class Target:
         if self.bound:
             raise SyscallError(EROFS)
 
+    def own(self) -> None:
+        """Before a change in place: an image file (``LOWER``) is copied up first, so the change goes to the
+        run's own copy."""
+        if LOWER is None:
+            return
+        if self.dirfd is not None:
+            try:
+                st = os.stat(self.name, dir_fd=self.dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if LOWER.holds(st):
+                copy_up(self.dirfd, self.name, st)
+                self.st = None
+        elif self.opened is not None:
+            own_open_file(self.opened)
+
     def open(self, flags: int, mode: int) -> int:
+        if LOWER is not None and not flags & os.O_PATH and (flags & os.O_ACCMODE or flags & os.O_TRUNC):
+            self.own()
         if self.bound and flags & os.O_CREAT and flags & os.O_EXCL:
             raise SyscallError(EEXIST)
         if self.bound and not flags & os.O_PATH and (flags & os.O_ACCMODE or flags & os.O_TRUNC) and self._regular():
@@ -250,6 +277,7 @@ class Target:
 
     def chmod(self, mode: int) -> None:
         self._read_only()
+        self.own()
         if self.dirfd is None:
             os.chmod(self.host, mode)
             return
@@ -269,6 +297,7 @@ class Target:
 
     def chown(self, uid: int, gid: int, follow: bool) -> None:
         self._read_only()
+        self.own()
         if self.dirfd is None:
             os.chown(self.host, uid, gid, follow_symlinks=follow)
         else:
@@ -276,6 +305,7 @@ class Target:
 
     def utimens(self, times, follow: bool) -> None:
         self._read_only()
+        self.own()
         if self.dirfd is None:
             host_syscall("utimensat", AT_FDCWD, os.fsencode(self.host), times, 0 if follow else AT_SYMLINK_NOFOLLOW)
         else:
@@ -285,6 +315,7 @@ class Target:
         """truncate(2) by path (no fd call does it without opening the file); the file's stat after."""
         if self.bound:
             raise SyscallError(EROFS if self._regular() else EINVAL)   # vfs_truncate: EINVAL unless regular
+        self.own()
         with self.pinned() as (path, _):
             os.truncate(path, length)
             return os.stat(path)
@@ -329,6 +360,8 @@ class FsView:
         """Resolve an absolute guest path; a missing last component is allowed (for creation)."""
         if not guest_path:
             raise SyscallError(ENOENT)
+        if RECORD is not None:
+            os.write(RECORD, os.fsencode(guest_path) + b"\0")
         if self.root is None:
             if self.synthetic is None or not _may_touch_synthetic(guest_path):
                 return Target(guest_path, guest_path)
@@ -579,3 +612,95 @@ def _may_touch_synthetic(path: str) -> bool:
     """Only paths naming /proc or /dev can reach the overlay without a symlink (unconfined, host symlinks into
     /proc/self are resolved by the host and reach hermipy's own process: a documented limit)."""
     return "/proc" in path or "/dev" in path
+
+
+# -- the read-only image under a run's scratch tree ---------------------------------------------------------
+class Lower:
+    """The files of a read-only image that a run's scratch tree (its root) holds as hard links: their device
+    and inode numbers (hermipy/image.py makes the tree)."""
+
+    __slots__ = ("dev", "inodes", "root", "_view")
+
+    def __init__(self, dev: int, inodes: set[int], root: str):
+        self.dev, self.inodes, self.root, self._view = dev, inodes, root, None
+
+    def holds(self, st: os.stat_result) -> bool:
+        return st.st_ino in self.inodes and st.st_dev == self.dev
+
+    @property
+    def view(self) -> FsView:
+        if self._view is None:
+            self._view = FsView(self.root)
+        return self._view
+
+
+LOWER: Lower | None = None
+
+
+def copy_up(dirfd: int, name: str, st: os.stat_result) -> None:
+    """Replace the entry ``name`` (an image file) with a private copy: same content, mode, owner and times,
+    made under a temporary name and renamed over it (overlayfs(5) "copy up"). Hard links the guest made to
+    the image file keep the image's (as overlayfs without index=on breaks them)."""
+    tmp = f".hermipy-copy-up.{os.getpid()}.{threading.get_ident()}"
+    if _stat.S_ISREG(st.st_mode):
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        try:
+            dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                          dir_fd=dirfd)
+            try:
+                while os.copy_file_range(src, dst, 1 << 30):
+                    pass
+                _own_attributes(dst, st)
+                os.fchmod(dst, _stat.S_IMODE(st.st_mode))
+                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+    elif _stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=dirfd), tmp, dir_fd=dirfd)
+        _own_attributes(None, st, dirfd, tmp)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dirfd, follow_symlinks=False)
+    else:                                              # a FIFO or socket file
+        os.mknod(tmp, st.st_mode, st.st_rdev, dir_fd=dirfd)
+        _own_attributes(None, st, dirfd, tmp)
+    os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+
+
+def _own_attributes(fd: int | None, st: os.stat_result, dirfd: int | None = None, name: str = "") -> None:
+    """The copy's owner is the image file's where hermipy may give it (root), else hermipy's."""
+    try:
+        if fd is not None:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        else:
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dirfd, follow_symlinks=False)
+    except PermissionError:
+        pass
+
+
+def own_open_file(of) -> None:
+    """An fd call about to change an open image file (fchmod, fchown, futimens, fsetxattr...): copy the file up
+    under the name it was opened by and move the open file onto the copy (the same host fd number, flags and
+    offset). A file renamed or removed since it was opened has no name to copy up under: EROFS. Another
+    process's fd (shared by fork) keeps the image file, as an fd opened before a copy-up does on overlayfs."""
+    if LOWER is None or of.node is not None:
+        return
+    st = os.fstat(of.host_fd)
+    if not LOWER.holds(st):
+        return
+    t = LOWER.view.resolve(of.path, False)
+    try:
+        same = t.dirfd is not None and os.stat(t.name, dir_fd=t.dirfd, follow_symlinks=False).st_ino == st.st_ino
+    except OSError:
+        same = False
+    if not same:
+        raise SyscallError(EROFS)
+    copy_up(t.dirfd, t.name, st)
+    if of.flags & os.O_PATH:
+        new = os.open(t.name, O_PATH_ENTRY, dir_fd=t.dirfd)
+    else:
+        flags = of.flags & (os.O_ACCMODE | os.O_APPEND | os.O_NONBLOCK) | os.O_NOFOLLOW | os.O_CLOEXEC
+        new = os.open(t.name, flags, dir_fd=t.dirfd)
+        os.lseek(new, os.lseek(of.host_fd, 0, os.SEEK_CUR), os.SEEK_SET)
+    os.dup2(new, of.host_fd, inheritable=False)
+    os.close(new)
