@@ -3,13 +3,19 @@
 A case runs natively once and then under each variant (backend, with or without site rewriting) as a
 subprocess ``python3 -m hermipy run --clear-env -E... --stats F ...``, each run in a fresh temp dir prepared
 from the corpus. After the normalisers, stdout, stderr and the exit status must be identical; a difference is
-put down to its cause (CAUSES, most telling first). Cases run in parallel on a local thread pool (-j N).
+put down to its cause (CAUSES, most telling first). Cases run in parallel on a local thread pool (-j N) or as
+tasks of a Dask cluster (--dask ADDRESS: each case one task, results streamed back as they finish, a task
+retried once). A case's results are cached under $XDG_CACHE_HOME/hermipy/sweep, keyed by the case, the
+variants, the content of its program and hermipy's own code (--no-cache runs everything).
 Reports: sweep_report.py. The JSON schema and the corpus format: docs/sweep.md.
 """
+import dataclasses
 import difflib
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,9 +85,13 @@ def _kill_session(pid: int) -> None:
         pass
 
 
-def hermipy_command(variant: Variant, case: Case, stats: str) -> list[str]:
+STRACE_TAIL = 40                # lines of a failing run's syscall trace kept in the reports
+
+
+def hermipy_command(variant: Variant, case: Case, stats: str, trace: str | None = None) -> list[str]:
     return [sys.executable, "-m", "hermipy", "run", "--backend", variant.backend,
-            *([] if variant.rewrite else ["--no-rewrite"]), "--stats", stats, "--clear-env",
+            *([] if variant.rewrite else ["--no-rewrite"]), "--stats", stats,
+            *(["--strace-file", trace] if trace else []), "--clear-env",
             *(f"-E{key}={value}" for key, value in case.env.items()), *case.argv]
 
 
@@ -91,9 +101,9 @@ def hermipy_environment(case: Case) -> dict[str, str]:
     return {**case.env, **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HERMIPY_SERVER")}}
 
 
-def run_in_tmp(case: Case, variant: Variant | None) -> tuple[Run, list[dict]]:
+def run_in_tmp(case: Case, variant: Variant | None, trace: list[str] | None = None) -> tuple[Run, list[dict]]:
     """One run of ``case`` (natively when ``variant`` is None) in a fresh temp dir, output normalised;
-    with the run's --stats lines."""
+    with the run's --stats lines. With a ``trace`` list, the run is traced and the trace's last lines go there."""
     with tempfile.TemporaryDirectory(prefix="hermipy-sweep.") as directory:
         work = os.path.join(directory, "case")
         os.mkdir(work)
@@ -102,12 +112,23 @@ def run_in_tmp(case: Case, variant: Variant | None) -> tuple[Run, list[dict]]:
         if variant is None:
             run = execute(case.argv, work, case.env, case.stdin, case.timeout)
         else:
-            run = execute(hermipy_command(variant, case, stats), work, hermipy_environment(case), case.stdin,
-                          case.timeout)
+            strace = os.path.join(directory, "strace.txt") if trace is not None else None
+            run = execute(hermipy_command(variant, case, stats, strace), work, hermipy_environment(case),
+                          case.stdin, case.timeout)
+            if strace is not None:
+                trace += _tail(strace, STRACE_TAIL)
         lines = read_stats(stats) if variant is not None else []
     run.stdout, run.stderr = (normalise(case, data, stream, work, run.pid)
                               for data, stream in ((run.stdout, "stdout"), (run.stderr, "stderr")))
     return run, lines
+
+
+def _tail(path: str, count: int) -> list[str]:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().splitlines()[-count:]
+    except OSError:
+        return []
 
 
 def read_stats(path: str) -> list[dict]:
@@ -213,7 +234,11 @@ def sweep_case(case: Case, variants: list[Variant]) -> list[dict]:
         emulated, lines = run_in_tmp(case, variant)
         stats = merge_stats(lines)
         causes = classify(native, emulated, stats)
+        trace: list[str] = []
+        if causes and causes[0]["kind"] != "timeout":
+            run_in_tmp(case, variant, trace)        # once more, traced: the end of its syscall trace for the reports
         results.append({**base, "variant": variant.name, "outcome": "fail" if causes else "pass",
+                        **({"strace_tail": trace} if trace else {}),
                         "cause": causes[0]["kind"] if causes else None, "causes": causes,
                         "native": {"status": native.status, "seconds": round(native.seconds, 3)},
                         "hermipy": {"status": emulated.status, "seconds": round(emulated.seconds, 3)},
@@ -221,21 +246,149 @@ def sweep_case(case: Case, variants: list[Variant]) -> list[dict]:
     return results
 
 
-def sweep(cases: list[Case], variants: list[Variant], jobs: int, progress=None) -> list[dict]:
-    """Every result, in corpus order; ``progress(the case's results, cases done, cases)`` after each case."""
+def sweep(cases: list[Case], variants: list[Variant], jobs: int, progress=None, cache: "ResultCache | None" = None,
+          dask: str | None = None) -> list[dict]:
+    """Every result, in corpus order; ``progress(the case's results, cases done, cases)`` after each case. Cases
+    whose results ``cache`` holds are not run; the others run on a local pool of ``jobs`` threads, or on the
+    Dask cluster whose scheduler is at ``dask``."""
     done: dict[int, list[dict]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(sweep_case, case, variants): i for i, case in enumerate(cases)}
-        try:
-            for future in as_completed(futures):
-                results = done[futures[future]] = future.result()
-                if progress is not None:
-                    progress(results, len(done), len(cases))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    todo = []
+    for i, case in enumerate(cases):
+        cached = cache.get(case, variants) if cache is not None else None
+        if cached is not None:
+            done[i] = cached
+            if progress is not None:
+                progress(cached, len(done), len(cases))
+        else:
+            todo.append(i)
+
+    def finished(i: int, results: list[dict]) -> None:
+        done[i] = results
+        if cache is not None:
+            cache.put(cases[i], variants, results)
+        if progress is not None:
+            progress(results, len(done), len(cases))
+
+    if dask is not None:
+        _sweep_on_dask(dask, [(i, cases[i]) for i in todo], variants, finished)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(sweep_case, cases[i], variants): i for i in todo}
+            try:
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     return [r for i in sorted(done) for r in done[i]]
+
+
+DASK_CONNECT_TIMEOUT = 10
+
+
+def _sweep_on_dask(address: str, cases: list[tuple[int, Case]], variants: list[Variant], finished) -> None:
+    """Each case a task on the cluster (retried once if it fails; a dead worker's tasks are rescheduled by the
+    scheduler), each result handed to ``finished`` as it arrives."""
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise HermipyError("--dask: the Python package 'distributed' is not installed (pip install distributed)",
+                           2) from None
+    try:
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise HermipyError(f"--dask {address}: cannot reach the scheduler ({err})", 2) from None
+    try:
+        futures = {client.submit(sweep_case, case, variants, pure=False, retries=1): i for i, case in cases}
+        for future in dask_completed(list(futures), loop=client.loop):
+            finished(futures[future], future.result())
+    finally:
+        client.close()
+
+
+class ResultCache:
+    """A case's results on disk, keyed by everything they depend on: the case as the corpus defines it, the
+    variants, the content of the program it runs, and hermipy's version and code."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.hermipy = _hermipy_fingerprint()
+        self._programs: dict[tuple, str] = {}
+
+    def key(self, case: Case, variants: list[Variant]) -> str:
+        definition = json.dumps(dataclasses.asdict(case), sort_keys=True, default=repr)
+        parts = [self.hermipy, definition, ",".join(v.name for v in variants), self._program_hash(case)]
+        return hashlib.sha256("\0".join(parts).encode(errors="surrogateescape")).hexdigest()
+
+    def _program_hash(self, case: Case) -> str:
+        path = shutil.which(case.argv[0], path=case.env.get("PATH", os.environ.get("PATH"))) or case.argv[0]
+        try:
+            st = os.stat(path)
+        except OSError:
+            return "missing"
+        token = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+        if token not in self._programs:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._programs[token] = digest.hexdigest()
+        return self._programs[token]
+
+    def _path(self, case: Case, variants: list[Variant]) -> str:
+        return os.path.join(self.directory, self.key(case, variants) + ".json")
+
+    def get(self, case: Case, variants: list[Variant]) -> list[dict] | None:
+        try:
+            with open(self._path(case, variants)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, case: Case, variants: list[Variant], results: list[dict]) -> None:
+        """Keep the results, unless a run timed out (the next sweep tries again)."""
+        if any(r.get("cause") == "timeout" for r in results):
+            return
+        path = self._path(case, variants)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.directory, delete=False, suffix=".tmp") as f:
+                json.dump(results, f)
+            os.replace(f.name, path)
+        except OSError:
+            pass                                # a cache that cannot be written only costs time
+
+
+def cache_directory() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hermipy", "sweep")
+
+
+def _hermipy_fingerprint() -> str:
+    """hermipy's version and the size and time of each of its source files: a changed checkout is another
+    hermipy, whose results are not the old one's."""
+    import hermipy
+    from hermipy import __version__
+    digest = hashlib.sha256(__version__.encode())
+    root = os.path.dirname(os.path.abspath(hermipy.__file__))
+    packages = [root] + [os.path.dirname(os.path.abspath(sys.modules[m].__file__))
+                         for m in ("hermipy.syscalls", "hermipy.loader", "hermipy.rewriter") if _importable(m)]
+    for directory in packages:
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(directory, name))
+                digest.update(f"{directory}/{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def _importable(module: str) -> bool:
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def variants_of(backends: str | None, no_rewrite_too: bool) -> list[Variant]:
@@ -284,16 +437,23 @@ def sweep_command(args) -> int:
             sys.stderr.write(sweep_report.progress_line(counts, done, total, time.monotonic() - clock))
             sys.stderr.flush()
 
-    results = sweep(cases, variants, args.jobs, progress)
+    baseline = sweep_report.read_baseline(args.baseline) if args.baseline else None
+    cache = None if args.no_cache else ResultCache(cache_directory())
+    results = sweep(cases, variants, args.jobs, progress, cache, args.dask)
     if live:
         sys.stderr.write("\n")
     doc = sweep_report.document(corpus, [v.name for v in variants], args.jobs, started, time.monotonic() - clock,
                                 results)
-    for path, write in ((args.json, sweep_report.write_json), (args.html, sweep_report.write_html)):
+    if baseline is not None:
+        doc["baseline"] = sweep_report.compare(baseline, results, args.baseline)
+    for path, write in ((args.json, sweep_report.write_json), (args.html, sweep_report.write_html),
+                        (args.junit, sweep_report.write_junit)):
         if path:
             try:
                 write(doc, path)
             except OSError as err:
                 raise HermipyError(f"{path}: {err.strerror}", 2) from None
     sys.stdout.write(sweep_report.terminal(doc, args.show))
+    if baseline is not None:
+        return 1 if doc["baseline"]["newly_failing"] else 0
     return 1 if any(r["outcome"] == "fail" for r in results) else 0

@@ -1,4 +1,5 @@
-"""What ``hermipy sweep`` reports: the summary of its results, and the terminal, JSON and HTML forms of it.
+"""What ``hermipy sweep`` reports: the summary of its results, and the terminal, JSON, JUnit XML and HTML forms
+of it; and what changed since a baseline (an earlier sweep's JSON).
 
 The JSON document (schema 1) and what each summary field means are in docs/sweep.md. The HTML report is one
 self-contained file (inline CSS and a few lines of script to sort tables; nothing fetched).
@@ -115,6 +116,12 @@ def terminal(doc: dict, show: int) -> str:
             out.append("   " + first["diff"].replace("\n", "\n   "))
     if len(failures) > show:
         out.append(f"({len(failures) - show} more failures: --show N, or the JSON and HTML reports)")
+    if "baseline" in doc:
+        changes = doc["baseline"]
+        out.append(f"against {changes['path']}: {len(changes['newly_failing'])} newly failing, "
+                   f"{len(changes['newly_passing'])} newly passing")
+        out += [f"  newly failing: {c['variant']} {c['case']} ({c['cause']})" for c in changes["newly_failing"]]
+        out += [f"  newly passing: {c['variant']} {c['case']}" for c in changes["newly_passing"]]
     return "\n".join(out) + "\n"
 
 
@@ -231,7 +238,10 @@ def render_html(doc: dict) -> str:
             first = r["causes"][0]
             parts.append(f"<details><summary><b>{_e(r['variant'])}</b> {_e(r['case'])}: {_e(first['kind'])}: "
                          f"{_e(first.get('detail', ''))}</summary><pre>{_e(' '.join(r['argv']))}</pre>"
-                         f"<pre>{_e(first.get('diff', ''))}</pre></details>")
+                         f"<pre>{_e(first.get('diff', ''))}</pre>"
+                         + (f"<details><summary>last {len(r['strace_tail'])} lines of its syscall trace</summary>"
+                            f"<pre>{_e(chr(10).join(r['strace_tail']))}</pre></details>" if r.get("strace_tail") else "")
+                         + "</details>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>hermipy sweep: {_e(doc['corpus']['name'])}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts) + f"<script>{SCRIPT}</script></body></html>\n")
@@ -246,3 +256,68 @@ def write_json(doc: dict, path: str) -> None:
 def write_html(doc: dict, path: str) -> None:
     with open(path, "w") as f:
         f.write(render_html(doc))
+
+
+# -- JUnit XML --------------------------------------------------------------------------------------------
+def render_junit(doc: dict) -> str:
+    """One <testsuite> per variant, one <testcase> per case (classname: corpus.app): a difference is a
+    <failure> whose type is its cause, a skipped case <skipped> (the JUnit schema CI servers read)."""
+    from xml.etree import ElementTree as ET
+    corpus = doc["corpus"]["name"]
+    runs = doc["results"]
+    root = ET.Element("testsuites", name=f"hermipy sweep {corpus}", tests=str(len(runs)),
+                      failures=str(sum(r["outcome"] == "fail" for r in runs)),
+                      skipped=str(sum(r["outcome"] == "skip" for r in runs)), time=f"{doc['seconds']:.3f}")
+    for variant in doc["variants"]:
+        mine = [r for r in runs if r["variant"] == variant]
+        suite = ET.SubElement(root, "testsuite", name=variant, tests=str(len(mine)),
+                              failures=str(sum(r["outcome"] == "fail" for r in mine)),
+                              skipped=str(sum(r["outcome"] == "skip" for r in mine)),
+                              time=f"{sum(r.get('hermipy', {}).get('seconds', 0) for r in mine):.3f}")
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", classname=f"{corpus}.{r['app']}", name=r["case"],
+                                 time=f"{r.get('hermipy', {}).get('seconds', 0):.3f}")
+            if r["outcome"] == "skip":
+                ET.SubElement(case, "skipped", message=r.get("detail", ""))
+            elif r["outcome"] == "fail":
+                first = r["causes"][0]
+                failure = ET.SubElement(case, "failure", type=first["kind"],
+                                        message=f"{first['kind']}: {first.get('detail', '')}")
+                failure.text = "\n\n".join([c.get("diff") or c.get("detail", "") for c in r["causes"]]
+                                             + ["\n".join(r.get("strace_tail", []))])
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(doc: dict, path: str) -> None:
+    with open(path, "w") as f:
+        f.write(render_junit(doc))
+
+
+# -- baseline ---------------------------------------------------------------------------------------------
+def read_baseline(path: str) -> dict:
+    """An earlier sweep's JSON report (schema 1); a clear error for anything else."""
+    from hermipy.errors import HermipyError
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as err:
+        raise HermipyError(f"--baseline {path}: {err.strerror}", 2) from None
+    except ValueError as err:
+        raise HermipyError(f"--baseline {path}: not JSON ({err})", 2) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("results"), list):
+        raise HermipyError(f"--baseline {path}: not a hermipy sweep report (schema {SCHEMA})", 2)
+    return doc
+
+
+def compare(baseline: dict, results: list[dict], path: str) -> dict:
+    """What newly fails (passed in the baseline) and what newly passes (failed there), by case and variant."""
+    before = {(r.get("case"), r.get("variant")): r.get("outcome") for r in baseline["results"]}
+    newly_failing, newly_passing = [], []
+    for r in results:
+        was = before.get((r["case"], r["variant"]))
+        if was == "pass" and r["outcome"] == "fail":
+            newly_failing.append({"case": r["case"], "variant": r["variant"], "cause": r["cause"]})
+        elif was == "fail" and r["outcome"] == "pass":
+            newly_passing.append({"case": r["case"], "variant": r["variant"]})
+    return {"path": path, "newly_failing": newly_failing, "newly_passing": newly_passing}

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -19,6 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["unicorn"] + ([] if KVM_UNUSABLE else ["kvm"])
 BUSYBOX = "/usr/bin/busybox"
 TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each test's sweeps cache their results in its own directory (hermipy runs inherit the environment)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def hermipy(*args, cwd=None, timeout=TIMEOUT) -> subprocess.CompletedProcess:
@@ -275,6 +282,8 @@ def test_sweep_small_corpus(tmp_path):
         uring = result("io-uring")
         assert uring["cause"] == "unimplemented" and uring["causes"][0]["syscalls"] == ["io_uring_setup"]
         assert uring["stats"]["unimplemented"] == {"io_uring_setup": 1}
+        assert len(uring["strace_tail"]) == sweep.STRACE_TAIL and "exit" in uring["strace_tail"][-1], uring["strace_tail"]
+        assert "strace_tail" not in result("busybox-sort")
         assert result("not-installed")["outcome"] == "skip"
         assert result("not-installed")["detail"] == "no-such-program-hermipy: not installed"
         assert result("unexpected-status")["detail"] == "natively exit status 1, expected 0"
@@ -369,3 +378,102 @@ def test_run_imports_neither_sweep_nor_stats():
             "('sweep', 'sweep_report', 'corpus', 'stats', 'tomllib')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=TIMEOUT)
     assert proc.stdout == b"0 []\n", proc.stderr.decode()
+
+
+# -- cache, baseline, JUnit, Dask, the HTML in a browser ----------------------------------------------------------
+QUICK = SMALL.split("[[case]]\nname = \"pid\"")[0] + """
+[[case]]
+name = "io-uring"
+argv = ["perl", "-e", "print syscall(425, 0, 0), \\"\\\\n\\""]
+tags = ["perl"]
+"""
+
+
+def test_cache_and_baseline(tmp_path):
+    """A second sweep takes every result from the cache (no hermipy run: no stats files, much faster), --no-cache
+    runs again; --baseline lists what newly fails and passes and sets the exit status by regressions only."""
+    path = write(tmp_path, QUICK)
+    first = tmp_path / "first.json"
+    proc = hermipy("sweep", path, "--backend", "unicorn", "-j", 2, "--json", first, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr.decode()             # io-uring differs
+    cached = list((tmp_path / "cache" / "hermipy" / "sweep").glob("*.json"))
+    assert len(cached) == 4, cached
+    again = tmp_path / "again.json"
+    proc = hermipy("sweep", path, "--backend", "unicorn", "--json", again, cwd=tmp_path)
+    doc, doc2 = json.loads(first.read_text()), json.loads(again.read_text())
+    assert doc2["results"] == doc["results"] and doc2["seconds"] < doc["seconds"] / 2, (doc["seconds"], doc2["seconds"])
+    proc = hermipy("sweep", path, "--backend", "unicorn", "--no-cache", "--json", again, cwd=tmp_path)
+    assert json.loads(again.read_text())["seconds"] > doc2["seconds"]
+
+    # A baseline in which io-uring passed and busybox-sort failed: one regression, one improvement.
+    for r in doc["results"]:
+        r["outcome"] = {"io-uring": "pass", "busybox-sort": "fail"}.get(r["case"], r["outcome"])
+    first.write_text(json.dumps(doc))
+    proc = hermipy("sweep", path, "--backend", "unicorn", "--baseline", first, cwd=tmp_path)
+    text = proc.stdout.decode()
+    assert proc.returncode == 1, text
+    assert "1 newly failing, 1 newly passing" in text
+    assert "newly failing: unicorn io-uring (unimplemented)" in text and "newly passing: unicorn busybox-sort" in text
+    for r in doc["results"]:
+        r["outcome"] = "fail" if r["case"] == "io-uring" else r["outcome"]
+    first.write_text(json.dumps(doc))
+    proc = hermipy("sweep", path, "--backend", "unicorn", "--baseline", first, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout.decode()                # io-uring fails as before: no regression
+    first.write_text("{}")
+    proc = hermipy("sweep", path, "--baseline", first, cwd=tmp_path)
+    assert proc.returncode == 2 and b"not a hermipy sweep report" in proc.stderr
+
+
+def test_junit(tmp_path):
+    """The JUnit XML parses, one suite per variant, failures typed by cause, skips as skipped."""
+    import xml.etree.ElementTree as ET
+    path = write(tmp_path, QUICK + '\n[[case]]\nname = "not-installed"\nargv = ["no-such-program-hermipy"]\n')
+    out = tmp_path / "r.xml"
+    proc = hermipy("sweep", path, "--backend", "unicorn", "--junit", out, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr.decode()
+    root = ET.parse(out).getroot()
+    assert root.tag == "testsuites" and root.get("tests") == "5" and root.get("failures") == "1"
+    suite, = root.findall("testsuite")
+    assert suite.get("name") == "unicorn" and suite.get("skipped") == "1"
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    failure = cases["io-uring"].find("failure")
+    assert failure.get("type") == "unimplemented" and "io_uring_setup" in failure.get("message")
+    assert "exit_group(" in failure.text                          # the end of its syscall trace
+    assert cases["not-installed"].find("skipped") is not None and cases["busybox-sort"].find("failure") is None
+    assert cases["busybox-sort"].get("classname") == "small.busybox"
+
+
+def test_dask(tmp_path):
+    """--dask: the cases run as tasks of a cluster (a LocalCluster on loopback here) and come back as the local
+    pool's do; an unreachable scheduler is a clear error."""
+    distributed = pytest.importorskip("distributed")
+    path = write(tmp_path, QUICK)
+    local = tmp_path / "local.json"
+    assert hermipy("sweep", path, "--backend", "unicorn", "--no-cache", "--json", local, cwd=tmp_path).returncode == 1
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        remote = tmp_path / "remote.json"
+        proc = hermipy("sweep", path, "--backend", "unicorn", "--no-cache", "--dask", cluster.scheduler_address,
+                       "--json", remote, cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr.decode()
+    strip = lambda doc: sorted((r["case"], r["variant"], r["outcome"], r.get("cause")) for r in doc["results"])  # noqa: E731
+    assert strip(json.loads(remote.read_text())) == strip(json.loads(local.read_text()))
+    proc = hermipy("sweep", path, "--no-cache", "--dask", "tcp://127.0.0.1:9", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and b"--dask tcp://127.0.0.1:9: cannot reach the scheduler" in proc.stderr
+
+
+CHROMIUM = next((c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to load the HTML report in (.ci/run installs it)")
+def test_html_in_chromium(tmp_path):
+    """The HTML report loads in headless Chromium with nothing from the network: its tables (sortable) and its
+    per-cause and per-syscall bars are in the rendered page."""
+    path = write(tmp_path, QUICK)
+    page = tmp_path / "r.html"
+    hermipy("sweep", path, "--backend", "unicorn", "--html", page, cwd=tmp_path)
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                           page.as_uri()], capture_output=True, timeout=120)
+    dom = proc.stdout.decode()
+    assert '<table class="sortable">' in dom and "io-uring" in dom, proc.stderr.decode()[-2000:]
+    assert 'class="bar' in dom and "io_uring_setup" in dom and "lines of its syscall trace" in dom
