@@ -589,7 +589,7 @@ class UnicornCpu(Cpu):
             self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TLB_FLUSH, 0))
         while self._pending_code:
             start, end = self._pending_code.pop()
-            self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
+            self._remove_cache(start, end)
 
     def _syscall_hook(self, _uc, _user_data) -> None:
         # No other thread stops this engine while the hook runs (``_in_hook``): preemption, kicks and flushes
@@ -842,11 +842,18 @@ class UnicornCpu(Cpu):
     def invalidate_code(self, start: int, end: int) -> None:
         members = self._engines.members
         if len(members) == 1 and members[0] is self:
-            self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
+            self._remove_cache(start, end)
             return
         for cpu in members:
             cpu._pending_code.append((start, end))
         self._engines.quiesce()
+
+    def _remove_cache(self, start: int, end: int) -> None:
+        """Drop the translations of guest code in [start, end). Unicorn finds the range's first page with
+        get_page_addr_code, whose page fault on a page not present it swallows but leaves in env->old_exception:
+        the guest's next page fault would be a double fault (an executable mapping never run, then unmapped)."""
+        self.lib.uc_ctl(self.uch, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2), _u64(start), _u64(end))
+        self._clear_pending_exception()
 
     def cpuid_features(self) -> tuple[int, int]:
         """AT_HWCAP is CPUID.1:EDX on x86 (arch/x86/include/asm/elf.h), as the guest's own CPUID reports it.

@@ -92,6 +92,13 @@ static void fixed_patterns(void)
     r = map_anon(p + 6 * PG, PG, PROT_READ | PROT_WRITE, MAP_FIXED_NOREPLACE);
     printf("MAP_FIXED_NOREPLACE into hole: %s\n", r == p + 6 * PG ? "at address" : r == MAP_FAILED ? ename(errno) : "elsewhere");
     munmap(p, 8 * PG);
+    /* Executable mappings never run, each replaced by the next (its code dropped), then a fresh page touched. */
+    unsigned char *x = map_anon(NULL, 16 * PG, PROT_READ | PROT_EXEC, 0);
+    for (int i = 0; i < 3; i++)
+        map_anon(x, 16 * PG, i < 2 ? PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE, MAP_FIXED);
+    x[5 * PG] = 7;
+    printf("touched after replacing executable mappings: %d\n", x[5 * PG]);
+    munmap(x, 16 * PG);
 }
 
 static void reserve_then_commit(void)
