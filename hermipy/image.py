@@ -12,14 +12,11 @@ Layers are applied as the OCI image spec's "Applying changesets" says: in order,
 the layers below, ``.wh..wh..opq`` empties its directory of them; every entry is created through the tree's
 own confined view, so ``..``, absolute names and symlinks never lead out of it.
 """
-import hashlib
 import io
 import json
 import os
 import shutil
 import stat
-import tarfile
-import zlib
 
 from hermipy.errors import HermipyError
 
@@ -93,7 +90,7 @@ class Tree:
         self.as_root = os.geteuid() == 0
         self.dir_times: dict[str, tuple[int, int]] = {}
 
-    def apply(self, tar: tarfile.TarFile, label: str) -> None:
+    def apply(self, tar, label: str) -> None:
         """Apply one layer (a tar read as a stream); whiteouts act on the layers below only."""
         made: set[str] = set()
         for member in tar:
@@ -178,7 +175,7 @@ class Tree:
             if os.path.join(directory, name) not in made:
                 self._remove(os.path.join(directory, name))
 
-    def _add(self, tar: tarfile.TarFile, m: tarfile.TarInfo, path: str, label: str) -> None:
+    def _add(self, tar, m, path: str, label: str) -> None:
         if m.ischr() or m.isblk():
             return                                      # devices: the run's /dev is hermipy's
         fd = self._entry_dir(path, True)
@@ -223,7 +220,7 @@ class Tree:
         finally:
             os.close(real)
 
-    def _link(self, m: tarfile.TarInfo, base: str, real: int, label: str) -> None:
+    def _link(self, m, base: str, real: int, label: str) -> None:
         target = clean_name(m.linkname, label)
         fd = self._entry_dir(target) if target else None
         if fd is None:
@@ -249,8 +246,10 @@ def clean_name(name: str, label: str) -> str | None:
     return "/".join(parts) or None
 
 
-def open_layer(stream, label: str) -> tarfile.TarFile:
-    """A tar layer as a stream, gzip/bzip2/xz-compressed or not."""
+def open_layer(stream, label: str):
+    """A tar layer (tarfile, as a stream), gzip/bzip2/xz-compressed or not."""
+    import tarfile
+    import zlib
     head = stream.peek(6)[:6] if hasattr(stream, "peek") else b""
     for magic, kind in MAGICS.items():
         if head.startswith(magic) and kind == "zstd":
@@ -262,6 +261,8 @@ def open_layer(stream, label: str) -> tarfile.TarFile:
 
 
 def apply_layer(tree: Tree, stream, label: str) -> None:
+    import tarfile
+    import zlib
     try:
         with open_layer(stream, label) as tar:
             tree.apply(tar, label)
@@ -277,6 +278,7 @@ class Hashing(io.RawIOBase):
     """A reader that hashes what passes through it (a blob checked against its digest)."""
 
     def __init__(self, f):
+        import hashlib
         self.f, self.sha = f, hashlib.sha256()
 
     def readable(self) -> bool:
@@ -340,20 +342,21 @@ def store(key: str, build) -> str:
     return os.path.join(images_dir(), key)
 
 
-def by_file(path: str, st: os.stat_result) -> str:
-    """The index entry naming the content key of a file as it is now (path, inode, size, times), so that a
-    warm run does not hash the file again."""
-    ident = f"{os.path.realpath(path)}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
-    return os.path.join(cache_home(), "by-file", hashlib.sha256(ident.encode()).hexdigest())
+def by_file(st: os.stat_result) -> str:
+    """The index entry naming the content key of a file as it is now (device, inode, size, mtime and ctime,
+    which no user can set back), so that a warm run does not hash the file again."""
+    ident = f"{st.st_dev:x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ctime_ns:x}"
+    return os.path.join(cache_home(), "by-file", ident)
 
 
 def file_key(path: str, st: os.stat_result) -> str:
-    """sha256 of a file's content, remembered per (path, inode, size, times)."""
-    index = by_file(path, st)
+    """sha256 of a file's content, remembered per identity (by_file)."""
+    index = by_file(st)
     try:
         return os.readlink(index)
     except OSError:
         pass
+    import hashlib
     sha = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -384,6 +387,8 @@ def unpack_hpk(path: str) -> str:
 
 
 def _build_hpk(path: str, tree: Tree) -> dict:
+    import tarfile
+    import zlib
     label = path
     try:
         with tarfile.open(path, mode="r|gz") as tar:
@@ -404,7 +409,7 @@ def _build_hpk(path: str, tree: Tree) -> dict:
 class _Under:
     """The members of a tar under one directory, renamed relative to it (an .hpk's rootfs/)."""
 
-    def __init__(self, tar: tarfile.TarFile, top: str, label: str):
+    def __init__(self, tar, top: str, label: str):
         self.tar, self.top, self.label = tar, top, label
 
     def __iter__(self):
