@@ -42,7 +42,7 @@ FAULT_AROUND_PAGES = 16          # file-backed pages read around a fault
 ANON_FAULT_AROUND_PAGES = 64     # zero pages mapped around a fault (an aligned window within one leaf table)
 _MAP_NORESERVE_HOST = 0x4000
 _MAP_FIXED_HOST = 0x10
-SHM_RDONLY, SHM_REMAP = 0o10000, 0o40000          # uapi/linux/shm.h
+SHM_RDONLY, SHM_REMAP, SHM_EXEC = 0o10000, 0o40000, 0o100000      # uapi/linux/shm.h
 MS_SYNC = 4
 
 
@@ -110,13 +110,14 @@ class PhysicalMemory:
                                                              fd, offset),
                           lambda start: SharedWindow(start, length, fd, offset, writable))
 
-    def open_shm_window(self, shmid: int, size: int, writable: bool) -> "SharedWindow":
+    def open_shm_window(self, shmid: int, size: int, prot: int) -> "SharedWindow":
         """Attach System V segment ``shmid`` (``size`` bytes) in a free range of the window area: the host's
-        shmat there (SHM_REMAP over the blank range; SHM_RDONLY unless ``writable``), whose checks (EACCES,
-        EIDRM, EINVAL) are the guest's."""
+        shmat there (SHM_REMAP over the blank range; SHM_RDONLY without PROT_WRITE, SHM_EXEC with PROT_EXEC),
+        whose checks (EACCES, EIDRM, EINVAL) are the guest's."""
         from hermipy.syscalls.host import host_syscall
         length = page_up(size)
-        flags = SHM_REMAP | (0 if writable else SHM_RDONLY)
+        writable = bool(prot & PROT_WRITE)
+        flags = SHM_REMAP | (0 if writable else SHM_RDONLY) | (SHM_EXEC if prot & PROT_EXEC else 0)
         return self._open(length, lambda address: host_syscall("shmat", shmid, address, flags),
                           lambda start: SharedWindow(start, length, -1, 0, writable, shmid))
 
@@ -157,6 +158,12 @@ class PhysicalMemory:
             else:
                 merged.append((start, end))
         self.window_gaps = merged
+
+    def close_windows(self) -> None:
+        """Close every window: execve's old image takes its shared mappings and System V attaches along
+        (shm_nattch counts down then, as exec_mmap's drop of the old mm does)."""
+        for window in list(self.windows.values()):
+            self.close_window(window)
 
     def _blank(self, phys: int, length: int) -> None:
         _host_mmap(self.address + phys, length, mmap.PROT_READ | mmap.PROT_WRITE,
@@ -487,7 +494,7 @@ class AddressSpace:
             self._claim(addr, addr + length)
         else:
             addr = self.find_free(length)
-        window = self.ram.open_shm_window(shmid, size, bool(prot & PROT_WRITE))
+        window = self.ram.open_shm_window(shmid, size, prot)
         if remap:
             self.unmap(addr, length)
         self.vmas.append(Vma(addr, addr + length, prot, MAP_SHARED, None, 0, name, window))

@@ -297,6 +297,7 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     # The point of no return (begin_new_exec): the other threads end (de_thread), then the old image goes.
     from hermipy.runner import end_other_threads
     end_other_threads(k)
+    k.ram.close_windows()
     from hermipy.syscalls.sys_timer import delete_all
     delete_all(k)
     from hermipy.syscalls.sys_signal import SIGCHLD, sync_host_sigchld

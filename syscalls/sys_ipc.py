@@ -34,11 +34,14 @@ SEM_STAT, SEM_INFO, SEM_STAT_ANY = 18, 19, 20
 MSG_STAT, MSG_INFO, MSG_STAT_ANY = 11, 12, 13
 IPC_64 = 0x100                     # glibc passes it with every *ctl command; the kernel ignores it on x86-64
 SHMLBA = PAGE_SIZE
-SEMOPM = 500                       # the most sembufs one semop may carry before E2BIG (ipc/sem.c: sc_semopm)
+SEMOPM_MAX = 1 << 16               # more sembufs than any SEMOPM (ipc/sem.c sc_semopm; 500 by default) allows
 # Struct sizes on x86-64 (uapi asm-generic/shmbuf.h, sembuf.h, msgbuf.h; linux/sem.h, msg.h, shm.h).
 SHMID_DS, SEMID_DS, MSQID_DS = 112, 104, 120
 SEMINFO, SHMINFO, SHM_INFO_SIZE, MSGINFO = 40, 72, 48, 32
 SHM_SEGSZ_OFFSET, SEM_NSEMS_OFFSET = 48, 80
+IPCMNI_MASK = (1 << 15) - 1        # an id's index in its namespace's table (ipc/util.h ipcid_to_idx)
+MSGINFO_MSGMAX_OFFSET = 8
+MSGMAX_DEFAULT = 8192              # include/uapi/linux/msg.h MSGMAX: sizes up to it need not ask for the host's
 SEMBUF = 6                         # struct sembuf {unsigned short sem_num; short sem_op; short sem_flg}
 
 SHMAT_FLAGS = Flags({SHM_RDONLY: "SHM_RDONLY", SHM_RND: "SHM_RND", SHM_REMAP: "SHM_REMAP", SHM_EXEC: "SHM_EXEC"})
@@ -58,7 +61,9 @@ NAMESPACE_NOTE = "the host's IPC namespace (also under --root)"
 
 
 def _buffer(data: bytes | int) -> ctypes.Array:
-    return ctypes.create_string_buffer(data, len(data)) if isinstance(data, bytes) else ctypes.create_string_buffer(data)
+    if isinstance(data, bytes):
+        return ctypes.create_string_buffer(data, len(data))
+    return ctypes.create_string_buffer(data)
 
 
 def _blocking(name: str, *args) -> int:
@@ -146,27 +151,34 @@ def semget(k, key: Int, nsems: Int, semflg: GET_FLAGS) -> int:
     return host_syscall("semget", key, nsems, semflg)
 
 
-def _sops(k, sops: int, nsops: int) -> ctypes.Array:
-    if nsops < 1:
-        raise SyscallError(EINVAL)
-    if nsops > SEMOPM:
-        from errno import E2BIG
-        raise SyscallError(E2BIG)
-    return _buffer(k.mem.read(sops, SEMBUF * nsops))
+def _readable(k, addr: int, length: int) -> ctypes.Array | None:
+    """The guest's ``length`` bytes at ``addr`` for a host call, or None (NULL) when they are not all readable:
+    the host then fails the call with the errors it checks before its copy_from_user, else with EFAULT."""
+    try:
+        return _buffer(k.mem.read(addr, length))
+    except SyscallError:
+        return None
+
+
+def _semtimedop(k, semid: int, sops: int, nsops: int, limit: ctypes.Array | None) -> int:
+    """do_semtimedop: nsops (EINVAL below 1, E2BIG above the host's SEMOPM) and the id before the operations'
+    copy; beyond SEMOPM_MAX none is read (the host's E2BIG for any limit it can have). nsops is an unsigned int."""
+    nsops &= 0xFFFFFFFF
+    ops = _readable(k, sops, SEMBUF * nsops) if 0 < nsops <= SEMOPM_MAX else None
+    return _blocking("semtimedop", semid, ops, nsops, limit)
 
 
 @syscall("semop", FULL, note=NAMESPACE_NOTE)
 def semop(k, semid: Int, sops: Ptr, nsops: Size) -> int:
     """semop(2)."""
-    return _blocking("semtimedop", semid, _sops(k, sops, nsops), nsops, None)
+    return _semtimedop(k, semid, sops, nsops, None)
 
 
 @syscall("semtimedop", FULL, note=NAMESPACE_NOTE)
 def semtimedop(k, semid: Int, sops: Ptr, nsops: Size, timeout: Ptr) -> int:
-    """semtimedop(2): the relative timeout copied in after the operations, as do_semtimedop does."""
-    ops = _sops(k, sops, nsops)
+    """semtimedop(2): the relative timeout is copied in first (ksys_semtimedop), checked after the operations."""
     limit = _buffer(k.mem.read(timeout, 16)) if timeout else None
-    return _blocking("semtimedop", semid, ops, nsops, limit)
+    return _semtimedop(k, semid, sops, nsops, limit)
 
 
 @syscall("semctl", FULL, note=NAMESPACE_NOTE)
@@ -185,16 +197,26 @@ def semctl(k, semid: Int, semnum: Int, cmd: SEM_CMDS, arg: Long) -> int:
         k.mem.write(arg, data.raw)
         return result
     if cmd in (GETALL, SETALL):
-        stat = _buffer(SEMID_DS)
-        host_syscall("semctl", semid, 0, IPC_STAT, stat)    # the set's size (and EINVAL/EIDRM/EACCES first)
-        nsems, = struct.unpack_from("<Q", stat.raw, SEM_NSEMS_OFFSET)
-        if cmd == SETALL:
-            return host_syscall("semctl", semid, semnum, cmd, _buffer(k.mem.read(arg, 2 * nsems)))
+        nsems = _nsems(semid)
+        if cmd == SETALL:                                   # EACCES (alter permission) before EFAULT
+            return host_syscall("semctl", semid, semnum, cmd, _readable(k, arg, 2 * nsems))
         data = _buffer(2 * nsems)
         result = host_syscall("semctl", semid, semnum, cmd, data)
         k.mem.write(arg, data.raw)
         return result
     return host_syscall("semctl", semid, semnum, cmd, arg & 0xFFFFFFFF if cmd == SETVAL else arg)
+
+
+def _nsems(semid: int) -> int:
+    """The size of set ``semid`` (EINVAL/EIDRM for a bad id): IPC_STAT needs read permission, which SETALL does
+    not, so without it SEM_STAT_ANY (no permission check, as /proc/sysvipc/sem) at the id's index."""
+    stat = _buffer(SEMID_DS)
+    try:
+        host_syscall("semctl", semid, 0, IPC_STAT, stat)
+    except PermissionError:
+        if semid < 0 or host_syscall("semctl", semid & IPCMNI_MASK, 0, SEM_STAT_ANY, stat) != semid:
+            raise
+    return struct.unpack_from("<Q", stat.raw, SEM_NSEMS_OFFSET)[0]
 
 
 # -- message queues -------------------------------------------------------------------------------------
@@ -204,23 +226,33 @@ def msgget(k, key: Int, msgflg: GET_FLAGS) -> int:
     return host_syscall("msgget", key, msgflg)
 
 
+def _msgmax() -> int:
+    """The host's MSGMAX (its IPC namespace's msg_ctlmax): no message is longer."""
+    info = _buffer(MSGINFO)
+    host_syscall("msgctl", 0, IPC_INFO, info)
+    return struct.unpack_from("<i", info.raw, MSGINFO_MSGMAX_OFFSET)[0]
+
+
 @syscall("msgsnd", FULL, note=NAMESPACE_NOTE)
 def msgsnd(k, msqid: Int, msgp: Ptr, msgsz: Long, msgflg: MSG_FLAGS) -> int:
-    """msgsnd(2): struct msgbuf is the long mtype and then msgsz bytes."""
-    if msgsz < 0:
+    """msgsnd(2) (ksys_msgsnd, do_msgsnd): struct msgbuf is the long mtype (read first: EFAULT), then msgsz
+    bytes, read after the EINVAL checks (msgsz past MSGMAX or negative, msqid negative, mtype below 1)."""
+    head = k.mem.read(msgp, 8)
+    mtype, = struct.unpack("<q", head)
+    if msgsz < 0 or msqid < 0 or mtype < 1 or msgsz > MSGMAX_DEFAULT and msgsz > _msgmax():
         raise SyscallError(EINVAL)
-    if msgsz > 1 << 20:                          # past any MSGMAX the host allows: its EINVAL, not a copy
-        return host_syscall("msgsnd", msqid, None, msgsz, msgflg)
-    return _blocking("msgsnd", msqid, _buffer(k.mem.read(msgp, 8 + msgsz)), msgsz, msgflg)
+    return _blocking("msgsnd", msqid, _buffer(head + k.mem.read(msgp + 8, msgsz)), msgsz, msgflg)
 
 
 @syscall("msgrcv", FULL, note=NAMESPACE_NOTE)
 def msgrcv(k, msqid: Int, msgp: Ptr, msgsz: Long, msgtyp: Long, msgflg: MSG_FLAGS) -> int:
-    """msgrcv(2): the message (mtype, then at most msgsz bytes) is written to the guest once received."""
+    """msgrcv(2): the message (mtype, then at most msgsz bytes: no message is longer than MSGMAX) is written
+    to the guest once received; when that faults, the message is gone and the call EFAULT, as do_msg_fill."""
     if msgsz < 0:
         raise SyscallError(EINVAL)
-    data = _buffer(8 + min(msgsz, 1 << 20))
-    got = _blocking("msgrcv", msqid, data, min(msgsz, 1 << 20), msgtyp, msgflg)
+    size = msgsz if msgsz <= MSGMAX_DEFAULT else min(msgsz, _msgmax())
+    data = _buffer(8 + size)
+    got = _blocking("msgrcv", msqid, data, size, msgtyp, msgflg)
     k.mem.write(msgp, data.raw[:8 + got])
     return got
 

@@ -1,7 +1,8 @@
 /* System V IPC, differentially: shared memory, semaphores and message queues between a parent and its
  * children, their control commands and errors, and blocking calls interrupted by a signal.
- * Usage: sysv_ipc SECTION (shm, sem, msg, intr) or sysv_ipc writer|reader KEY (two separate runs sharing a
- * segment and a semaphore). Prints only what is the same on every run (no ids, keys, pids or times). */
+ * Usage: sysv_ipc SECTION (shm, sem, msg, intr; perm, run without CAP_IPC_OWNER) or sysv_ipc writer|reader KEY
+ * (two separate runs sharing a segment and a semaphore) or sysv_ipc nattch SHMID (after an exec).
+ * Prints only what is the same on every run (no ids, keys, pids or times). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -23,6 +25,21 @@
 #ifndef SEM_STAT_ANY
 #define SEM_STAT_ANY 20
 #endif
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15
+#endif
+#ifndef MSG_STAT_ANY
+#define MSG_STAT_ANY 13
+#endif
+
+/* The index (0..highest, as *_INFO returns it) at which STAT (by index) answers with ``id``: -1 when none does. */
+static int index_of(int id, int highest, int (*stat_at)(int index, int cmd), int cmd)
+{
+    for (int i = 0; i <= highest; i++)
+        if (stat_at(i, cmd) == id)
+            return i;
+    return -1;
+}
 
 union semun { int val; struct semid_ds *buf; unsigned short *array; struct seminfo *info; };
 
@@ -54,6 +71,12 @@ static int child_status(pid_t pid)
 }
 
 /* -- shared memory ------------------------------------------------------------------------------------- */
+static int shm_stat_at(int index, int cmd)
+{
+    struct shmid_ds ds;
+    return shmctl(index, cmd, &ds);
+}
+
 static void maps_line(void *addr)
 {
     char line[512], want[32];
@@ -134,6 +157,20 @@ static void shm(void)
     struct shm_info sinfo;
     show("SHM_INFO", shmctl(0, SHM_INFO, (struct shmid_ds *)&sinfo) < 0 ? -1 : 0);
     printf("used_ids > 0 %d\n", sinfo.used_ids > 0);
+    int highest = shmctl(0, SHM_INFO, (struct shmid_ds *)&sinfo);
+    printf("SHM_STAT finds it by index %d, SHM_STAT_ANY %d\n", index_of(id, highest, shm_stat_at, SHM_STAT) >= 0,
+           index_of(id, highest, shm_stat_at, SHM_STAT_ANY) >= 0);
+    show("SHM_STAT past the highest index", shmctl(highest + 1, SHM_STAT, &ds));
+
+    /* exec detaches: a child's attach (inherited) is gone once it runs a new program. */
+    pid = fork();
+    if (pid == 0) {
+        char arg[16];
+        snprintf(arg, sizeof arg, "%d", id);
+        execl("/proc/self/exe", "sysv_ipc", "nattch", arg, (char *)NULL);
+        _exit(127);
+    }
+    printf("exec'd child exit %d\n", child_status(pid));
 
     /* Removed while attached: it lives until the last detach. */
     show("IPC_RMID while attached", shmctl(id, IPC_RMID, NULL));
@@ -166,6 +203,12 @@ static void shm(void)
 }
 
 /* -- semaphores ---------------------------------------------------------------------------------------- */
+static int sem_stat_at(int index, int cmd)
+{
+    struct semid_ds ds;
+    return semctl(index, 0, cmd, (union semun){.buf = &ds});
+}
+
 static void sem(void)
 {
     int id = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
@@ -230,6 +273,42 @@ static void sem(void)
     printf("semmsl > 0 %d semopm %d\n", info.semmsl > 0, info.semopm);
     show("SEM_INFO", semctl(id, 0, SEM_INFO, (union semun){.info = &info}) < 0 ? -1 : 0);
     show("IPC_STAT bad pointer", semctl(id, 0, IPC_STAT, (union semun){.buf = (void *)8}));
+    int highest = semctl(0, 0, SEM_INFO, (union semun){.info = &info});
+    printf("SEM_STAT finds it by index %d, SEM_STAT_ANY %d\n", index_of(id, highest, sem_stat_at, SEM_STAT) >= 0,
+           index_of(id, highest, sem_stat_at, SEM_STAT_ANY) >= 0);
+    show("GETALL bad pointer", semctl(id, 0, GETALL, (union semun){.array = (void *)8}));
+    show("SETALL bad pointer", semctl(id, 0, SETALL, (union semun){.array = (void *)8}));
+    unsigned short high[3] = {1, 40000, 1};
+    show("SETALL out of range", semctl(id, 0, SETALL, (union semun){.array = high}));
+    struct sembuf many[501];
+    memset(many, 0, sizeof many);
+    show("semop 501 operations", semop(id, many, 501));
+    show("semop bad id and pointer", semop(-1, (struct sembuf *)8, 1));
+    show("semop nsops 0 bad pointer", semop(id, (struct sembuf *)8, 0));
+    show("semtimedop bad timeout pointer", semtimedop(id, &op, 1, (struct timespec *)8));
+    show("semtimedop bad timeout pointer, nsops 0", semtimedop(id, &op, 0, (struct timespec *)8));
+    struct timespec bad_ts = {0, 2000000000};
+    op.sem_flg = 0;
+    op.sem_op = -1;
+    semctl(id, 0, SETVAL, (union semun){.val = 0});
+    show("semtimedop tv_nsec 2e9 (would block)", semtimedop(id, &op, 1, &bad_ts));
+    op.sem_op = 0;
+    show("semtimedop tv_nsec 2e9 (can go on)", semtimedop(id, &op, 1, &bad_ts));
+
+    /* A waiter for zero counted in GETZCNT. */
+    semctl(id, 1, SETVAL, (union semun){.val = 1});
+    pid = fork();
+    if (pid == 0) {
+        struct sembuf z = {1, 0, 0};
+        int r = semop(id, &z, 1);
+        printf("zero-waiter woken: %s\n", err(r));
+        _exit(0);
+    }
+    for (int i = 0; i < 500 && semctl(id, 1, GETZCNT) < 1; i++)
+        usleep(2000);
+    printf("GETZCNT %d GETNCNT %d\n", semctl(id, 1, GETZCNT), semctl(id, 1, GETNCNT));
+    semctl(id, 1, SETVAL, (union semun){.val = 0});
+    child_status(pid);
     show("IPC_RMID", semctl(id, 0, IPC_RMID));
     show("GETVAL removed", semctl(id, 0, GETVAL));
     show("semget nsems -1", semget(IPC_PRIVATE, -1, IPC_CREAT | 0600));
@@ -237,6 +316,26 @@ static void sem(void)
 
 /* -- message queues ------------------------------------------------------------------------------------ */
 struct message { long mtype; char mtext[64]; };
+
+static int msg_stat_at(int index, int cmd)
+{
+    struct msqid_ds ds;
+    return msgctl(index, cmd, &ds);
+}
+
+/* A message whose mtype (1) is readable and whose text is not: the last 8 bytes of a page before a hole. */
+static void *bad_text(void)
+{
+    static char *page;
+    if (!page) {
+        long pg = sysconf(_SC_PAGESIZE);
+        page = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        munmap(page + pg, pg);
+        *(long *)(page + pg - 8) = 1;
+        page += pg - 8;
+    }
+    return page;
+}
 
 static void msg(void)
 {
@@ -272,6 +371,17 @@ static void msg(void)
     show("msgsnd mtype 0", msgsnd(id, &m, 1, 0));
     show("msgsnd bad pointer", msgsnd(id, (void *)8, 1, 0));
     show("msgsnd negative size", msgsnd(id, &m, -1, 0));
+    m.mtype = 1;
+    show("msgsnd text unreadable", msgsnd(id, bad_text(), 16, 0));
+    show("msgsnd past MSGMAX, text unreadable", msgsnd(id, bad_text(), 1 << 20, 0));
+    show("msgsnd past MSGMAX", msgsnd(id, &m, 1 << 20, IPC_NOWAIT));
+    show("MSG_COPY with MSG_EXCEPT", msgrcv(id, &m, sizeof m.mtext, 0, MSG_COPY | MSG_EXCEPT | IPC_NOWAIT));
+    show("MSG_COPY past the last", msgrcv(id, &m, sizeof m.mtext, 5, MSG_COPY | IPC_NOWAIT));
+    msgctl(id, IPC_STAT, &ds);
+    unsigned long before = ds.msg_qnum;
+    show("msgrcv to a bad pointer", msgrcv(id, (void *)8, sizeof m.mtext, 0, IPC_NOWAIT));
+    msgctl(id, IPC_STAT, &ds);
+    printf("the message is gone: %d\n", ds.msg_qnum + 1 == before);
 
     /* Between processes: the child waits for a type, the parent sends it. */
     pid_t pid = fork();
@@ -293,6 +403,9 @@ static void msg(void)
     struct msginfo info;
     show("IPC_INFO", msgctl(id, IPC_INFO, (struct msqid_ds *)&info) < 0 ? -1 : 0);
     printf("msgmax > 0 %d\n", info.msgmax > 0);
+    int highest = msgctl(0, MSG_INFO, (struct msqid_ds *)&info);
+    printf("MSG_STAT finds it by index %d, MSG_STAT_ANY %d\n", index_of(id, highest, msg_stat_at, MSG_STAT) >= 0,
+           index_of(id, highest, msg_stat_at, MSG_STAT_ANY) >= 0);
     show("IPC_RMID", msgctl(id, IPC_RMID, NULL));
     show("msgsnd removed", msgsnd(id, &m, 1, IPC_NOWAIT));
     show("IPC_STAT removed", msgctl(id, IPC_STAT, &ds));
@@ -326,9 +439,73 @@ static void intr(void)
     msgctl(mid, IPC_RMID, NULL);
 }
 
+/* -- permissions, as Linux checks them without CAP_IPC_OWNER: the owner's mode bits. ------------------ */
+static void perm(void)
+{
+    int none = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0000), ro = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0400);
+    struct shmid_ds ds;
+    show("shm mode 0: shmat", (long)shmat(none, NULL, SHM_RDONLY) == -1 ? -1 : 0);
+    show("shm mode 0: IPC_STAT", shmctl(none, IPC_STAT, &ds));
+    show("shm mode 0: IPC_STAT bad pointer", shmctl(none, IPC_STAT, (struct shmid_ds *)8));
+    show("shm mode 0: IPC_RMID by the owner", shmctl(none, IPC_RMID, NULL));
+    char *p = shmat(ro, NULL, SHM_RDONLY);
+    show("shm mode 0400: shmat SHM_RDONLY", p == (void *)-1 ? -1 : 0);
+    show("shm mode 0400: shmat read-write", (long)shmat(ro, NULL, 0) == -1 ? -1 : 0);
+    show("shm mode 0400: shmat SHM_EXEC", (long)shmat(ro, NULL, SHM_RDONLY | SHM_EXEC) == -1 ? -1 : 0);
+    shmdt(p);
+    key_t key = ftok("/", 'p') ^ (getpid() << 8);
+    int keyed = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0400);
+    show("shmget by key asking for write", shmget(key, 0, 0600));
+    show("shmget by key asking for read", shmget(key, 0, 0400) == keyed ? 0 : -1);
+    shmctl(keyed, IPC_RMID, NULL);
+    shmctl(ro, IPC_RMID, NULL);
+
+    int sem = semget(IPC_PRIVATE, 2, IPC_CREAT | 0200);          /* alter, no read */
+    unsigned short vals[2] = {3, 4}, got[2];
+    show("sem mode 0200: SETALL", semctl(sem, 0, SETALL, (union semun){.array = vals}));
+    show("sem mode 0200: SETALL bad pointer", semctl(sem, 0, SETALL, (union semun){.array = (void *)8}));
+    show("sem mode 0200: GETALL", semctl(sem, 0, GETALL, (union semun){.array = got}));
+    show("sem mode 0200: GETVAL", semctl(sem, 0, GETVAL));
+    struct sembuf op = {0, -1, IPC_NOWAIT};
+    show("sem mode 0200: semop -1", semop(sem, &op, 1));
+    struct semid_ds sds;
+    show("sem mode 0200: IPC_STAT", semctl(sem, 0, IPC_STAT, (union semun){.buf = &sds}));
+    sds.sem_perm.mode = 0400;
+    sds.sem_perm.uid = getuid();
+    sds.sem_perm.gid = getgid();
+    show("sem: IPC_SET by the owner", semctl(sem, 0, IPC_SET, (union semun){.buf = &sds}));
+    show("sem mode 0400: GETALL", semctl(sem, 0, GETALL, (union semun){.array = got}));
+    printf("values %d %d\n", got[0], got[1]);
+    show("sem mode 0400: SETALL", semctl(sem, 0, SETALL, (union semun){.array = vals}));
+    show("sem mode 0400: SETALL bad pointer", semctl(sem, 0, SETALL, (union semun){.array = (void *)8}));
+    show("sem mode 0400: semop -1", semop(sem, &op, 1));
+    op.sem_op = 0;
+    show("sem mode 0400: semop wait-for-zero", semop(sem, &op, 1));
+    semctl(sem, 0, IPC_RMID);
+
+    int q = msgget(IPC_PRIVATE, IPC_CREAT | 0400);
+    struct message m = {1, "x"};
+    show("msg mode 0400: msgsnd", msgsnd(q, &m, 2, IPC_NOWAIT));
+    show("msg mode 0400: msgsnd bad pointer", msgsnd(q, (void *)8, 2, IPC_NOWAIT));
+    show("msg mode 0400: msgrcv", msgrcv(q, &m, sizeof m.mtext, 0, IPC_NOWAIT));
+    int w = msgget(IPC_PRIVATE, IPC_CREAT | 0200);
+    show("msg mode 0200: msgsnd", msgsnd(w, &m, 2, IPC_NOWAIT));
+    show("msg mode 0200: msgrcv", msgrcv(w, &m, sizeof m.mtext, 0, IPC_NOWAIT));
+    struct msqid_ds mds;
+    show("msg mode 0200: IPC_STAT", msgctl(w, IPC_STAT, &mds));
+    msgctl(q, IPC_RMID, NULL);
+    msgctl(w, IPC_RMID, NULL);
+}
+
 /* -- two separate runs ---------------------------------------------------------------------------------- */
 static int separate(const char *role, key_t key)
 {
+    if (!strcmp(role, "nattch")) {
+        struct shmid_ds ds;
+        shmctl(key, IPC_STAT, &ds);
+        printf("after exec: nattch %lu\n", (unsigned long)ds.shm_nattch);
+        return 0;
+    }
     if (!strcmp(role, "writer")) {
         int shm_id = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600);
         int sem_id = semget(key, 1, IPC_CREAT | IPC_EXCL | 0600);
@@ -380,6 +557,8 @@ int main(int argc, char **argv)
         msg();
     else if (!strcmp(argv[1], "intr"))
         intr();
+    else if (!strcmp(argv[1], "perm"))
+        perm();
     else
         return 2;
     return 0;

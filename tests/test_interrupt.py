@@ -4,7 +4,8 @@ or a pty, recv/recvmsg/send, accept, connect, wait4/waitid, flock, fcntl F_SETLK
 restarted (and then gets what it waited for) or fails with EINTR; a partial pipe write returns what it wrote;
 poll/ppoll/select/pselect/epoll_wait/epoll_pwait, nanosleep/clock_nanosleep (the time left), pause, sigsuspend,
 rt_sigtimedwait, a timed FUTEX_WAIT, socket calls with SO_RCVTIMEO/SO_SNDTIMEO and System V IPC's semop/semtimedop/
-msgrcv/msgsnd always fail with EINTR; an ignored or blocked signal interrupts nothing. The signal comes from a timer (setitimer) or from another process (kill).
+msgrcv/msgsnd always fail with EINTR; an ignored or blocked signal interrupts nothing. The signal comes from a timer
+(setitimer) or from another process (kill).
 Stopped (SIGSTOP, or SIGTSTP's default action) and continued without any handler, most calls go on, but
 epoll_wait/epoll_pwait, sigtimedwait/sigwaitinfo, semop/semtimedop and socket calls with SO_RCVTIMEO/SO_SNDTIMEO
 fail with EINTR (signal(7), "Interruption of system calls and library functions by stop signals").
