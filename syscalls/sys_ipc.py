@@ -57,7 +57,8 @@ MSG_CMDS = Enum({IPC_RMID: "IPC_RMID", IPC_SET: "IPC_SET", IPC_STAT: "IPC_STAT",
                  MSG_STAT: "MSG_STAT", MSG_INFO: "MSG_INFO", MSG_STAT_ANY: "MSG_STAT_ANY"})
 MSG_FLAGS = Flags({0o4000: "IPC_NOWAIT", 0o10000: "MSG_NOERROR", 0o20000: "MSG_EXCEPT", 0o40000: "MSG_COPY"})
 
-NAMESPACE_NOTE = "the host's IPC namespace (also under --root)"
+NAMESPACE_NOTE = ("the host's IPC namespace (also under --root); ownership and permission checks are hermipy's "
+                  "process's credentials (a guest's set*id does not change them)")
 
 
 def _buffer(data: bytes | int) -> ctypes.Array:
@@ -99,7 +100,9 @@ def shmget(k, key: Int, size: Size, shmflg: GET_FLAGS) -> int:
 
 @syscall("shmat", PARTIAL, note=NAMESPACE_NOTE + "; the segment's pages are the host's, attached in hermipy's "
                                                  "window area; mremap may move or grow an attach (the pages past "
-                                                 "the segment are SIGBUS) but not make a second one")
+                                                 "the segment are SIGBUS) but not make a second one; a fixed "
+                                                 "address over a mapping without SHM_REMAP is EINVAL before a "
+                                                 "write/execute permission's EACCES (Linux: after)")
 def shmat(k, shmid: Int, shmaddr: Ptr, shmflg: SHMAT_FLAGS) -> int:
     """shmat(2) (ipc/shm.c do_shmat): the host checks the id and the permissions as it attaches."""
     if shmaddr:
