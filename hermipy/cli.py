@@ -1,6 +1,7 @@
 """The ``hermipy`` command line: run a binary, print the syscall table."""
 import argparse
 import os
+import stat
 import sys
 
 from hermipy.errors import HermipyError
@@ -203,7 +204,7 @@ def cmd_run(args) -> int:
     if (server := server_socket(args)) is not None:
         from hermipy.serve import run_through_server
         return run_through_server(server, args.argv)
-    if args.image or args.binary is not None and not args.root and _is_image_file(args.binary):
+    if args.image or args.binary is not None and not args.root and is_image_file(args.binary):
         return _run_image(args)
     if args.binary is None:
         raise HermipyError("run: a BINARY, an .hpk image or --image IMAGE is needed", 2)
@@ -227,13 +228,19 @@ def cmd_run(args) -> int:
     return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
 
 
-def _is_image_file(path: str) -> bool:
-    """An .hpk is a gzip stream (an ELF starts with \\x7fELF, a script with #!)."""
+def is_image_file(path: str) -> bool:
+    """An .hpk is a regular file that starts as a gzip stream (an ELF starts with \\x7fELF, a script with #!);
+    never waits (a FIFO is opened without blocking and not read)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(2) == b"\x1f\x8b"
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 2) == b"\x1f\x8b"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _start_record(args) -> None:

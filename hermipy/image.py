@@ -26,7 +26,7 @@ ROOTFS = "rootfs"                           # the image's files, under this dire
 ARCH = "amd64"                              # GOARCH names, as OCI configs spell them
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"     # docker's default
 WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
-MAGICS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+ZSTD = b"\x28\xb5\x2f\xfd"
 SETID = stat.S_ISUID | stat.S_ISGID
 
 
@@ -167,10 +167,12 @@ class Tree:
         fd = self._entry_dir(os.path.join(directory, "x"))
         if fd is None:
             return
+        real = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+        os.close(fd)
         try:
-            names = os.listdir(os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd))
+            names = os.listdir(real)
         finally:
-            os.close(fd)
+            os.close(real)
         for name in names:
             if os.path.join(directory, name) not in made:
                 self._remove(os.path.join(directory, name))
@@ -183,18 +185,19 @@ class Tree:
         os.close(fd)
         base = os.path.basename(path)
         try:
+            kept = False                                # a directory over a directory stays, with its entries
             try:
                 old = os.stat(base, dir_fd=real, follow_symlinks=False)
-                if not (m.isdir() and stat.S_ISDIR(old.st_mode)):
-                    if stat.S_ISDIR(old.st_mode):
-                        shutil.rmtree(base, dir_fd=real)
-                    else:
-                        os.unlink(base, dir_fd=real)
+                kept = m.isdir() and stat.S_ISDIR(old.st_mode)
+                if not kept and stat.S_ISDIR(old.st_mode):
+                    shutil.rmtree(base, dir_fd=real)
+                elif not kept:
+                    os.unlink(base, dir_fd=real)
             except FileNotFoundError:
                 pass
             mode = m.mode & 0o7777
             if m.isdir():
-                if not os.path.lexists(f"/proc/self/fd/{real}/{base}"):
+                if not kept:
                     os.mkdir(base, 0o700, dir_fd=real)
                 self.dir_times[path] = (int(m.mtime * 10**9),) * 2
             elif m.isreg():
@@ -250,10 +253,8 @@ def open_layer(stream, label: str):
     """A tar layer (tarfile, as a stream), gzip/bzip2/xz-compressed or not."""
     import tarfile
     import zlib
-    head = stream.peek(6)[:6] if hasattr(stream, "peek") else b""
-    for magic, kind in MAGICS.items():
-        if head.startswith(magic) and kind == "zstd":
-            raise ImageError(f"{label}: zstd-compressed, which this Python's tarfile cannot read")
+    if stream.peek(4)[:4] == ZSTD:
+        raise ImageError(f"{label}: zstd-compressed, which this Python's tarfile cannot read")
     try:
         return tarfile.open(fileobj=stream, mode="r|*")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
@@ -371,15 +372,6 @@ def file_key(path: str, st: os.stat_result) -> str:
 
 
 # -- .hpk files -----------------------------------------------------------------------------------------
-def is_hpk(path: str) -> bool:
-    """A file starting as a gzip stream (an ELF starts with \\x7fELF): hermipy run takes it as an image."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(2) == b"\x1f\x8b" and stat.S_ISREG(os.fstat(f.fileno()).st_mode)
-    except OSError:
-        return False
-
-
 def unpack_hpk(path: str) -> str:
     """The cache entry of an .hpk (unpacked on first use)."""
     st = _stat_image(path)
@@ -582,14 +574,18 @@ class ImageRun:
         self.memory_mib, self.backend, self.user = m["memory_mib"], m["backend"], m["user"]
         self.scratch = None
         self.owner = os.getpid()            # the guest's fork children return through here too: they leave it
-        if persist:
-            persist_tree(entry, persist)
-            self.root = os.path.realpath(persist)
-        else:
-            self.scratch = Scratch(entry)
-            self.root = self.scratch.root
-            vfs.LOWER = vfs.Lower(self.scratch.dev, self.scratch.inodes, self.root)
-        self._workdir()
+        try:
+            if persist:
+                persist_tree(entry, persist)
+                self.root = os.path.realpath(persist)
+            else:
+                self.scratch = Scratch(entry)
+                self.root = self.scratch.root
+                vfs.LOWER = vfs.Lower(self.scratch.dev, self.scratch.inodes, self.root)
+            self._workdir()
+        except OSError as err:
+            self.close()
+            raise ImageError(f"{path}: cannot make the run's file system: {err}") from None
 
     def _workdir(self) -> None:
         """The working directory is made if the image lacks it, as docker run does."""

@@ -19,7 +19,8 @@ import tempfile
 import time
 
 from hermipy.errors import HermipyError
-from hermipy.image import DEFAULT_PATH, MANIFEST, ROOTFS, cached, entry_of, is_hpk, load_manifest, new_manifest
+from hermipy.cli import is_image_file
+from hermipy.image import DEFAULT_PATH, MANIFEST, ROOTFS, cached, entry_of, load_manifest, new_manifest
 
 SKIPPED = ("/proc", "/dev", "/sys")          # a recorded run's synthetic and kernel files: never packed
 MAX_LINKS = 40
@@ -230,7 +231,7 @@ def _command_path(rootfs: str, manifest: dict) -> str | None:
 
 def cmd_inspect(args) -> int:
     from hermipy.rewriter.analyze import analyze
-    container = not is_hpk(args.image)
+    container = not is_image_file(args.image)
     entry = entry_of(args.image, container)
     manifest = load_manifest(entry)
     rootfs = os.path.join(entry, ROOTFS)
