@@ -15,6 +15,7 @@ import time
 from typing import Mapping, NamedTuple, Sequence
 
 from hermipy.serve import FORWARDED, warm_up
+from hermipy.syscalls.sys_fork import imports_settled
 
 
 class Result(NamedTuple):
@@ -40,13 +41,14 @@ class Runner:
 
     def run(self, argv: Sequence, *, stdin: bytes | None = None, env: Mapping | None = None,
             cwd: str | None = None, backend: str | None = None, root: str | None = None, capture: bool = True,
-            timeout: float | None = None) -> Result:
+            timeout: float | None = None, options: Sequence[str] = ()) -> Result:
         """Run ``argv`` (argv[0] is the program: a path, or a name looked up on the guest's PATH).
 
         ``stdin``: bytes fed to the guest (None: /dev/null); ``env``: the guest's environment (None: this
         process's); ``cwd``: its working directory (None: this process's); ``capture``: collect stdout and
-        stderr (False: the guest writes to this process's own). Past ``timeout`` seconds the run's process
-        group is killed and TimeoutError raised."""
+        stderr (False: the guest writes to this process's own); ``options``: more ``hermipy run`` options
+        (``["--stats", FILE]``). Past ``timeout`` seconds the run's process group is killed and TimeoutError
+        raised."""
         command = ["run", "--backend", backend or self.backend, "--memory", str(self.memory)]
         if root or self.root:
             command += ["--root", _fs(root or self.root)]
@@ -54,12 +56,14 @@ class Runner:
             command.append("--no-rewrite")
         if self.strace_file:
             command += ["--strace-file", _fs(self.strace_file)]
+        command += [_fs(o) for o in options]
         command += [_fs(a) for a in argv]
         environment = {os.fsencode(k): os.fsencode(v) for k, v in (os.environ if env is None else env).items()}
         stdin_r, stdin_w = os.pipe() if stdin is not None else (os.open(os.devnull, os.O_RDONLY), -1)
         out_r, out_w = os.pipe() if capture else (-1, -1)
         err_r, err_w = os.pipe() if capture else (-1, -1)
-        pid = os.fork()
+        with imports_settled():           # a sweep's other threads may be importing: the child must not wait
+            pid = os.fork()
         if pid == 0:
             _child(command, environment, cwd, stdin_r, out_w, err_w)
         for fd in (stdin_r, out_w, err_w):

@@ -1,8 +1,8 @@
 """``hermipy sweep CORPUS``: each case natively and under hermipy, compared byte for byte, differences classified.
 
-A case runs natively once and then under each variant (backend, with or without site rewriting) as a
-subprocess ``python3 -m hermipy run --clear-env -E... --stats F ...``, each run in a fresh temp dir prepared
-from the corpus. After the normalisers, stdout, stderr and the exit status must be identical; a difference is
+A case runs natively once (a subprocess) and then under each variant (backend, with or without site rewriting):
+``hermipy run --stats F ...`` forked from a warm ``hermipy.api.Runner`` (no interpreter start per run), each run
+in a fresh temp dir prepared from the corpus. After the normalisers, stdout, stderr and the exit status must be identical; a difference is
 put down to its cause (CAUSES, most telling first). Cases run in parallel on a local thread pool (-j N) or as
 tasks of a Dask cluster (--dask ADDRESS: each case one task, results streamed back as they finish, a task
 retried once). A case's results are cached under $XDG_CACHE_HOME/hermipy/sweep, keyed by the case, the
@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -88,17 +89,36 @@ def _kill_session(pid: int) -> None:
 STRACE_TAIL = 40                # lines of a failing run's syscall trace kept in the reports
 
 
-def hermipy_command(variant: Variant, case: Case, stats: str, trace: str | None = None) -> list[str]:
-    return [sys.executable, "-m", "hermipy", "run", "--backend", variant.backend,
-            *([] if variant.rewrite else ["--no-rewrite"]), "--stats", stats,
-            *(["--strace-file", trace] if trace else []), "--clear-env",
-            *(f"-E{key}={value}" for key, value in case.env.items()), *case.argv]
+_RUNNER = None
+_RUNNER_LOCK = threading.Lock()
 
 
-def hermipy_environment(case: Case) -> dict[str, str]:
-    """hermipy's own process: the case's environment plus what Python needs to find hermipy (the guest gets
-    exactly the case's, through --clear-env and -E)."""
-    return {**case.env, **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HERMIPY_SERVER")}}
+def warm_runner():
+    """This process's ``hermipy.api.Runner`` (made on first use: hermipy's modules loaded once per sweep or per
+    Dask worker process); each hermipy run is a fork of this warm process rather than a new interpreter."""
+    global _RUNNER
+    with _RUNNER_LOCK:
+        if _RUNNER is None:
+            from hermipy.api import Runner
+            _RUNNER = Runner()
+        return _RUNNER
+
+
+def run_hermipy(case: Case, variant: Variant, directory: str, stats: str, trace: str | None) -> Run:
+    """``hermipy run --backend B [--no-rewrite] --stats F [--strace-file T] ARGV`` in ``directory``, forked from
+    the warm runner, the guest's environment exactly the case's; past the case's timeout the run's process group
+    is killed (status 137, as a shell shows a SIGKILL). Then whatever the run left in its process group is killed
+    too (its pid, the guest's, is the first --stats line's)."""
+    options = ["--stats", stats, *([] if variant.rewrite else ["--no-rewrite"]),
+               *(["--strace-file", trace] if trace else [])]
+    started = time.monotonic()
+    try:
+        status, stdout, stderr = warm_runner().run(case.argv, stdin=case.stdin, env=case.env, cwd=directory,
+                                                   backend=variant.backend, options=options, timeout=case.timeout)
+        run = Run(status, stdout, stderr, time.monotonic() - started)
+    except TimeoutError:
+        run = Run(128 + signal.SIGKILL, b"", b"Killed\n", time.monotonic() - started, timeout=True)
+    return run
 
 
 def run_in_tmp(case: Case, variant: Variant | None, trace: list[str] | None = None) -> tuple[Run, list[dict]]:
@@ -110,14 +130,16 @@ def run_in_tmp(case: Case, variant: Variant | None, trace: list[str] | None = No
         prepare(case, work)
         stats = os.path.join(directory, "stats.jsonl")
         if variant is None:
-            run = execute(case.argv, work, case.env, case.stdin, case.timeout)
+            run, lines = execute(case.argv, work, case.env, case.stdin, case.timeout), []
         else:
             strace = os.path.join(directory, "strace.txt") if trace is not None else None
-            run = execute(hermipy_command(variant, case, stats, strace), work, hermipy_environment(case),
-                          case.stdin, case.timeout)
+            run = run_hermipy(case, variant, work, stats, strace)
+            lines = read_stats(stats)
+            run.pid = next((line["pid"] for line in lines if line.get("first")), 0)
+            if run.pid:
+                _kill_session(run.pid)
             if strace is not None:
                 trace += _tail(strace, STRACE_TAIL)
-        lines = read_stats(stats) if variant is not None else []
     run.stdout, run.stderr = (normalise(case, data, stream, work, run.pid)
                               for data, stream in ((run.stdout, "stdout"), (run.stderr, "stderr")))
     return run, lines

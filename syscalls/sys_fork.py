@@ -86,7 +86,7 @@ IMPORT_SETTLE_LIMIT = 2.0                 # seconds a fork waits for other threa
 
 
 @contextlib.contextmanager
-def _imports_settled():
+def imports_settled():
     """Hold Python's import lock, once no other thread is midway through importing a module. A module lock
     held by another thread at the fork stays held forever in the child (only the forking thread goes on), and
     the child's first import of that module waits for it: hermipy imports lazily, from any guest thread."""
@@ -125,7 +125,7 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
     state = None if cpu.survives_fork else _cpu_state(cpu)
     vfork = bool(flags & CLONE_VFORK)
     done_r, done_w = os.pipe2(os.O_CLOEXEC) if vfork else (-1, -1)
-    with _imports_settled(), k.mem.lock, TRACE_LOCK:   # (dup_mmap's mmap_lock) no other thread is midway through
+    with imports_settled(), k.mem.lock, TRACE_LOCK:   # (dup_mmap's mmap_lock) no other thread is midway through
         _flush_host_streams(k)                 # a change of the address space, a trace line or an import, whose
         pid = os.fork()                        # lock the child would find held by a thread it does not have
     if pid == 0:
