@@ -324,6 +324,20 @@ def test_sweep_tags_and_no_rewrite(tmp_path):
     assert proc.returncode == 2 and b"no case left to run" in proc.stderr
 
 
+def test_sweep_guest_killed_by_signal(tmp_path):
+    """A program killed by a signal matches natively: hermipy says the signal's name on stderr as a shell does
+    (through the warm runner's forks too), and the sweep adds the same line to the native run."""
+    path = write(tmp_path, f"""
+[[case]]
+name = "self-segv"
+argv = ["{BUSYBOX}", "sh", "-c", "echo before; kill -SEGV $$"]
+""")
+    proc = hermipy("sweep", path, "--backend", ",".join(BACKENDS), "--json", tmp_path / "r.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert [r["outcome"] for r in results] == ["pass"] * len(BACKENDS)
+
+
 # -- hermipy run --stats -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_stats(tmp_path, backend):
