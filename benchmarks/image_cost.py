@@ -32,8 +32,12 @@ def hermipy(*args, cache: str, check: bool = True) -> float:
 
 
 PREPARE = """
-import os, sys, time
-import hermipy.cli, hermipy.runner, hermipy.syscalls.kernel, hermipy.syscalls.sys_fs   # what every run imports
+import importlib, os, sys, time
+for name in sys.argv[2:]:                     # what a plain run imports (json among them: the rewriter's plans)
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
 start = time.perf_counter()
 from hermipy.image import ImageRun
 run = ImageRun(sys.argv[1], False, [], [], False, None)
@@ -43,12 +47,22 @@ print(ready - start, time.perf_counter() - ready)
 """
 
 
-def in_process(image: str, cache: str, runs: int) -> tuple[float, float]:
-    """Median (prepare, clean up) of an image run inside hermipy (warm cache): importing hermipy.image, finding
-    the cache entry, making the scratch tree; removing it."""
+def plain_run_modules(argv: list[str], backend: str) -> list[str]:
+    """The modules ``hermipy run BINARY`` imports (python -X importtime), in import order."""
+    err = subprocess.run([sys.executable, "-X", "importtime", "-m", "hermipy", "run", "--backend", backend, *argv],
+                         capture_output=True, text=True, timeout=60).stderr
+    return [line.split("|")[2].strip() for line in err.splitlines()
+            if line.startswith("import time:") and "|" in line and not line.endswith("| imported package")
+            and line.split("|")[2].strip() not in ("hermipy.__main__", "__main__")]
+
+
+def in_process(image: str, cache: str, runs: int, modules: list[str]) -> tuple[float, float]:
+    """Median (prepare, clean up) of an image run inside hermipy (warm cache), in a Python that has imported what
+    a plain run imports: importing hermipy.image, finding the cache entry, making the scratch layer; removing it."""
     times = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", PREPARE, image], env={**os.environ, "XDG_CACHE_HOME": cache},
+        out = subprocess.run([sys.executable, "-c", PREPARE, image, *modules],
+                             env={**os.environ, "XDG_CACHE_HOME": cache},
                              capture_output=True, text=True, check=True, timeout=60).stdout.split()
         times.append((float(out[0]), float(out[1])))
     return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
@@ -90,7 +104,7 @@ def main() -> None:
                 plain.append(hermipy("run", "--backend", args.backend, *argv, cache=cache))
                 packed.append(hermipy("run", "--backend", args.backend, image, cache=cache))
             p, q = statistics.median(plain), statistics.median(packed)
-            prepare, cleanup = in_process(image, cache, args.runs)
+            prepare, cleanup = in_process(image, cache, args.runs, plain_run_modules(argv, args.backend))
             rows.append(f"| {name} | {libs / 1e6:.2f} MB | {unpacked / 1e6:.2f} MB | {size / 1e6:.2f} MB "
                         f"({size / libs:.2f}x) | {p * 1e3:.1f} ms | {q * 1e3:.1f} ms | {(q - p) * 1e3:+.1f} ms | "
                         f"{prepare * 1e3:.1f} + {cleanup * 1e3:.1f} ms | {statistics.median(first) * 1e3:.0f} ms |")

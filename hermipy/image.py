@@ -2,16 +2,18 @@
 directory or a ``docker save`` tarball). The format is docs/pack.md.
 
 An image is unpacked once into a content-addressed cache, ``$XDG_CACHE_HOME/hermipy/images/<sha256>/``
-(``rootfs/`` and ``manifest.json``), and never written again. Each run gets a scratch tree under
-``$XDG_CACHE_HOME/hermipy/runs/``: the image's directories made anew, its other files hard links to the
-cached ones; the guest is confined to it (``--root``) and the vfs copies an image file up before changing it
-in place (syscalls/vfs.py ``LOWER``), so what the guest creates, changes or removes stays in the scratch tree,
-which is removed when the run ends (``--persist DIR`` keeps a private copy instead).
+(``rootfs/`` and ``manifest.json``), and never written again. Each run gets a scratch layer under
+``$XDG_CACHE_HOME/hermipy/runs/`` (``Scratch``): an overlay mount in a mount namespace of its own where hermipy
+may mount, else the image's directories made anew and its other files hard links to the cached ones (the vfs
+copies an image file up before changing it in place: syscalls/vfs.py ``LOWER``). The guest is confined to it
+(``--root``), so what it creates, changes or removes stays in the scratch layer, which is removed when the run
+ends (``--persist DIR`` keeps a private copy instead).
 
 Layers are applied as the OCI image spec's "Applying changesets" says: in order, ``.wh.NAME`` removes NAME of
 the layers below, ``.wh..wh..opq`` empties its directory of them; every entry is created through the tree's
 own confined view, so ``..``, absolute names and symlinks never lead out of it.
 """
+import contextlib
 import io
 import json
 import os
@@ -438,32 +440,94 @@ def load_manifest(entry: str) -> dict:
 
 # -- a run's scratch tree -------------------------------------------------------------------------------
 class Scratch:
-    """The tree a run is confined to: the image's directories made anew, its other files hard links to the
-    cached ones (their inode numbers become vfs.LOWER, which copies one up before it changes). Removed by
-    ``close``."""
+    """The tree a run is confined to, under ``$XDG_CACHE_HOME/hermipy/runs/<pid>.<random>/``; removed by ``close``.
+
+    Where hermipy may mount (root, a single-threaded process): an overlay mount (overlayfs(5)) in a mount
+    namespace of the run's own, the cached image its read-only lower layer, ``upper/`` what the guest writes:
+    made in a few system calls whatever the image's size, and the kernel copies files up. Every run mounts it on
+    the same empty directory, ``runs/mnt`` (``root``), each in its own namespace, where it ends with the run's
+    last process: nothing to unmount. Otherwise a tree of the image's directories made anew, its other files hard links to the cached ones
+    (``inodes``: vfs.LOWER copies one up before it changes)."""
 
     def __init__(self, entry: str):
         runs = os.path.join(cache_home(), "runs")
         os.makedirs(runs, exist_ok=True)
         _remove_stale(runs)
-        self.root = os.path.join(runs, f"{os.getpid()}.{os.urandom(4).hex()}")
-        self.inodes: set[int] = set()
-        src = os.open(os.path.join(entry, ROOTFS), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.top = os.path.join(runs, f"{os.getpid()}.{os.urandom(4).hex()}")
+        self.inodes: set[int] | None = None
+        lower = os.path.join(entry, ROOTFS)
+        src = os.open(lower, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         st = os.fstat(src)
         self.dev = st.st_dev
-        os.mkdir(self.root, 0o700)
-        dst = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.mkdir(self.top, 0o700)
         mask = os.umask(0)
         try:
-            _link_tree(src, dst, self.inodes, os.geteuid() == 0)
-            _attributes(dst, st, os.geteuid() == 0)
+            self.root = _overlay(lower, self.top, st)
+            if self.root is None:
+                self.root, self.inodes = self.top, set()
+                dst = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    _link_tree(src, dst, self.inodes, os.geteuid() == 0)
+                    _attributes(dst, st, os.geteuid() == 0)
+                finally:
+                    os.close(dst)
         finally:
             os.umask(mask)
             os.close(src)
-            os.close(dst)
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.inodes is None:
+            _remove_overlay_dirs(self.top)
+        else:
+            shutil.rmtree(self.top, ignore_errors=True)
+
+
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x20000, 2, 4, 0x4000, 0x40000
+
+
+def _overlay(lower: str, top: str, st: os.stat_result) -> str | None:
+    """Mount the run's overlay (``lower``, ``top``/upper and ``top``/work) on ``runs/mnt`` in a new mount
+    namespace (unshare(2) CLONE_NEWNS, every mount made private first so that nothing propagates to the host's);
+    returns where it is mounted, or None where that cannot be done (not root, other threads running, no
+    overlayfs, a path the mount options cannot spell): the caller makes a tree of hard links instead. nosuid and
+    nodev, as a container runtime mounts a rootfs; the upper root takes the image root's mode, owner and times."""
+    if os.geteuid() != 0 or any(c in lower + top for c in ",:\\"):
+        return None
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return None                    # EINVAL: a thread shares our fs_struct; EPERM: no CAP_SYS_ADMIN
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), f"making the run's mounts private: {os.strerror(ctypes.get_errno())}")
+    upper, work = os.path.join(top, "upper"), os.path.join(top, "work")
+    merged = os.path.join(os.path.dirname(top), "mnt")
+    for directory in (upper, work):
+        os.mkdir(directory, 0o700)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(merged, 0o700)
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _attributes(fd, st, True)
+    finally:
+        os.close(fd)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    if libc.mount(b"hermipy", merged.encode(), b"overlay", MS_NOSUID | MS_NODEV, options) != 0:
+        _remove_overlay_dirs(top, keep_top=True)  # ENODEV: no overlayfs; EINVAL: an upper fs it cannot use
+        return None
+    return merged
+
+
+def _remove_overlay_dirs(top: str, keep_top: bool = False) -> None:
+    """``top``'s work/work, work and upper are empty directories unless the guest wrote something: a few
+    rmdirs, the whole walk only for what it wrote."""
+    for directory in ("work/work", "work", "upper", *(() if keep_top else ("",))):
+        path = os.path.join(top, directory)
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _link_tree(src: int, dst: int, inodes: set[int], as_root: bool) -> None:
@@ -581,7 +645,8 @@ class ImageRun:
             else:
                 self.scratch = Scratch(entry)
                 self.root = self.scratch.root
-                vfs.LOWER = vfs.Lower(self.scratch.dev, self.scratch.inodes, self.root)
+                if self.scratch.inodes is not None:
+                    vfs.LOWER = vfs.Lower(self.scratch.dev, self.scratch.inodes, self.root)
             self._workdir()
         except OSError as err:
             self.close()
