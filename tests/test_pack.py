@@ -431,3 +431,49 @@ def test_persist(cache, tmp_path):
                          "busybox cat /count")
         assert (result.status, result.stdout) == (0, expected), result.stderr
     assert (state / "count").read_text() == "1\n2\n"
+
+
+# -- an image of another Debian release (on demand) ------------------------------------------------------------
+OTHER_DEBIAN = os.environ.get("HERMIPY_OTHER_DEBIAN")      # a debootstrap tree with sqlite3 and python3 in it
+OTHER_COMMANDS = [["cat", "/etc/debian_version"],
+                  ["sqlite3", ":memory:", "create table t(x); insert into t values (6), (7); "
+                                          "select sqlite_version() is not null, x * 7 from t;"],
+                  ["python3", "-c", "import sys, json, sqlite3, hashlib; print(sys.version_info[:2], "
+                                    "json.dumps({'h': hashlib.sha256(b'x').hexdigest()[:8]}), "
+                                    "sqlite3.connect(':memory:').execute('select 6*7').fetchone())"],
+                  ["sh", "-c", "ls /usr/lib/x86_64-linux-gnu/libc.so.6 && ldd --version | head -1"]]
+
+
+@pytest.mark.skipif(not OTHER_DEBIAN, reason="HERMIPY_OTHER_DEBIAN=ROOTFS not given (e.g. debootstrap "
+                                             "--variant=minbase --include=sqlite3,python3-minimal trixie ROOTFS)")
+@pytest.mark.usefixtures("hermipy_backend")
+def test_image_of_another_debian(cache, tmp_path):
+    """A container image of another Debian release (its own libc, python3, sqlite3), packed and run on this host,
+    answers as the same commands do natively in that release's tree (chroot)."""
+    if os.geteuid() != 0:
+        pytest.skip("the native side runs in a chroot")
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(OTHER_DEBIAN, arcname=".", filter=lambda m: None if m.name.startswith(("./proc/", "./sys/", "./dev/"))
+                else m)
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"], "Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + _sha256_file(layer)]}}).encode()
+    layout = oci_layout(tmp_path / "oci", [layer.read_bytes()], config)
+    image = tmp_path / "other.hpk"
+    pack(cache, "--image", str(layout), "-o", str(image))
+    host_version = Path("/etc/debian_version").read_text()
+    for argv in OTHER_COMMANDS:
+        native = subprocess.run(["chroot", OTHER_DEBIAN, "/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
+                                 "LC_ALL=C", *argv], capture_output=True, timeout=TIMEOUT)
+        result = hermipy(cache, "run", str(image), *argv, backend=difftest.BACKEND)
+        assert_results_same(argv, Result(native.returncode, native.stdout, native.stderr), result)
+    assert hermipy(cache, "run", str(image), "cat", "/etc/debian_version").stdout.decode() != host_version
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
