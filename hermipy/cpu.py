@@ -112,6 +112,10 @@ class Cpu:
         """Page-table entries were removed or downgraded: drop cached translations."""
         raise NotImplementedError
 
+    def stop_answering_in_guest(self) -> None:
+        """Nothing is answered inside the guest from now on (``answer_in_guest``'s function now returns {}):
+        the answer page is rewritten and the per-site trampolines are withdrawn."""
+
     def sole_in_child(self) -> None:
         """In a fork child, which has only the forking thread: this CPU is the only one of its address space
         from now on (the other threads' CPUs, copied mid-flight, must not be waited for)."""

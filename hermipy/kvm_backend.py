@@ -652,6 +652,14 @@ class KvmCpu(Cpu):
                 pass
 
     # -- in-guest answers and site rewriting -----------------------------------------------------
+    def stop_answering_in_guest(self) -> None:
+        vm = self._vm
+        with _mem_lock(vm.mem):
+            if vm.trampolines is not None:
+                vm.trampolines.withdraw()
+        if vm.answers is not None and (vm.syscall_mode is not None or _learnt_syscall_mode is not None):
+            vm.write_answers()
+
     def answer_in_guest(self, answers, refresh_after) -> None:
         """Let the LSTAR entry answer some syscalls without leaving the guest.
 

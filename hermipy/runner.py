@@ -66,7 +66,10 @@ def attach_new_cpu(kernel: Kernel, backend: str):
 
 
 def in_guest_answers(kernel: Kernel) -> dict[int, int]:
-    """{nr: result} of the IN_GUEST syscalls, as their handlers compute it now."""
+    """{nr: result} of the IN_GUEST syscalls, as their handlers compute it now; none once the address space
+    serves tasks of several processes (a CLONE_VM process: the answer page is one for all of them)."""
+    if kernel.mem.shared_by_processes:
+        return {}
     return {NUMBERS[name]: ENTRIES[NUMBERS[name]].invoke(kernel, 0, 0, 0, 0, 0, 0) for name in IN_GUEST}
 
 
@@ -221,6 +224,9 @@ def _thread_main(task: Kernel, go: threading.Event) -> None:
         _end_host_process(group.exit_status if group.exiting else group.leader_status)
     finish_task(task, status)
     task.cpu.close()
+    if task.proc.parent is not None:                      # a CLONE_VM process: its parent is told here
+        from hermipy.syscalls.sys_fork import vm_process_ended
+        vm_process_ended(task)
 
 
 def _end_host_process(status: int) -> None:
@@ -248,7 +254,7 @@ def finish_task(kernel: Kernel, status: int) -> None:
             group.leader_status = status
         if kernel.mem.cpu is kernel.cpu:
             kernel.mem.cpu = next((t.cpu for t in group.tasks.values() if t.cpu is not None), kernel.cpu)
-    if not group.exiting or others:
+    if not group.exiting or others or kernel.mem.shared_by_processes:     # (mm_release: the memory lives on)
         release_task_memory(kernel)
     with group.lock:
         group.ended.notify_all()

@@ -653,6 +653,12 @@ class UnicornCpu(Cpu):
             lib.uc_emu_stop(uch)
 
     # -- in-guest answers ------------------------------------------------------------------------
+    def stop_answering_in_guest(self) -> None:
+        if self._trampolines is not None:
+            self._trampolines.withdraw()
+        if self._answers is not None:
+            self._write_answers()
+
     def answer_in_guest(self, answers, refresh_after, mem) -> None:
         """Give the sites of getpid & co. trampolines at their first trap (``hermipy run`` does so when it
         rewrites), and keep their answer page: ``answers()`` returns {nr: result} for syscalls whose result

@@ -125,10 +125,11 @@ class Trampolines:
         self.areas: list[list[int]] = []             # [start, next free] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
         self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (wrapper entry, before, after)
+        self.closed = False                          # withdrawn: no more patching
 
     def patch(self, site: int, nr: int) -> bool:
         """Make the ``syscall`` at ``site`` (which just trapped with number ``nr``) jump to a trampoline."""
-        if site in self.tried:
+        if site in self.tried or self.closed:
             return False
         self.tried.add(site)
         mem = self.mem
@@ -157,18 +158,30 @@ class Trampolines:
         return True
 
     def give_back(self, area) -> None:
-        """A guest mapping takes the page of ``area``: its sites get their original bytes back (where they still
-        hold the patch: the code may have been unmapped or changed since), so nothing jumps there any more."""
+        """A guest mapping takes the page of ``area``: its sites get their original bytes back, so nothing
+        jumps there any more."""
         self.areas = [a for a in self.areas if a[0] != area.start]
         for at in [at for at in self.patched if area.start <= at < area.end]:
-            entry, before, after = self.patched.pop(at)
-            try:
-                if self.mem.read(entry, WRAPPER_ALIGN) != after:
-                    continue
-            except SyscallError:
-                continue
-            self.mem.poke(entry, before)
-            self.invalidate(entry, entry + WRAPPER_ALIGN)
+            self._unpatch(at)
+
+    def withdraw(self) -> None:
+        """No site answers from the answer page any more (it no longer holds every task's answers): every
+        patched site gets its original bytes back, and none is patched from now on."""
+        self.closed = True
+        for at in list(self.patched):
+            self._unpatch(at)
+
+    def _unpatch(self, at: int) -> None:
+        """The original bytes of the site that jumps to ``at``, where it still holds the patch (the code may
+        have been unmapped or changed since)."""
+        entry, before, after = self.patched.pop(at)
+        try:
+            if self.mem.read(entry, WRAPPER_ALIGN) != after:
+                return
+        except SyscallError:
+            return
+        self.mem.poke(entry, before)
+        self.invalidate(entry, entry + WRAPPER_ALIGN)
 
     def _slot(self, near: int) -> int | None:
         """A free trampoline slot within a rel32 of ``near``: in a reserved page, or a newly reserved one."""

@@ -136,6 +136,16 @@ class FdTable:
             raise SyscallError(EINVAL)
         return self.install(self.get(fd), cloexec, start)
 
+    def copy(self) -> "FdTable":
+        """dup_fd() for a clone without CLONE_FILES: a table of its own over the same open files (each one's
+        reference count up, as each struct file's is)."""
+        other = FdTable.__new__(FdTable)
+        other.files, other.cloexec = dict(self.files), set(self.cloexec)
+        other.limit, other.size = self.limit, self.size
+        for file in other.files.values():
+            file.refs += 1
+        return other
+
     def close_all(self) -> None:
         for fd in list(self.files):
             self.close(fd)

@@ -58,12 +58,24 @@ class Process:
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
         self.timers: dict = {}             # POSIX timer id -> sys_timer.PosixTimer
         self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
+        self.parent: int | None = None     # a CLONE_VM process (a task group inside its parent's hermipy): the
+        #                                    parent's pid; None for a process that is a hermipy process of its own
 
     @property
     def ppid(self) -> int:
         """The host's: hermipy's parent is the guest's, and a parent that exits reparents both alike (to init
-        or a subreaper), as a daemon's double fork expects."""
-        return os.getppid()
+        or a subreaper), as a daemon's double fork expects. A CLONE_VM process's is its parent's pid."""
+        return os.getppid() if self.parent is None else self.parent
+
+    def for_vm_child(self, pid: int) -> "Process":
+        """copy_process() of the process attributes for a CLONE_VM process ``pid`` of this one: a copy (ids,
+        limits, umask), no timers."""
+        child = Process.__new__(Process)
+        child.__dict__.update(self.__dict__)
+        child.pid, child.parent, child.timers, child.vfork_done = pid, self.pid, {}, -1
+        child.groups = list(self.groups)
+        child.rlimits = {r: list(v) for r, v in self.rlimits.items()}
+        return child
 
 
 SIGKICK = 64        # the host signal that interrupts a task's host thread (KVM_RUN, a blocking host call)
@@ -86,6 +98,14 @@ class ThreadGroup:
         self.execing = False           # a thread is in execve past the point of no return (de_thread)
         self.exec_image: "Kernel | None" = None   # what that execve made, for the owner thread to run
         self.multithreaded = False     # a second task was ever created (strace shows [pid N])
+        # CLONE_VM processes (clone with CLONE_VM, without CLONE_THREAD or CLONE_VFORK): groups of tasks inside
+        # this hermipy process, each with a pid of its own (its first task's tid); see sys_fork.
+        self.vm_parent: "ThreadGroup | None" = None   # the parent's group, for a CLONE_VM process's group
+        self.exit_signal = 0           # what a CLONE_VM process's end sends its parent (clone's CSIGNAL)
+        self.vm_children: dict[int, "ThreadGroup"] = {}      # pid -> group, the live CLONE_VM children
+        self.vm_zombies: dict[int, tuple[int, int]] = {}     # pid -> (wait status, exit signal), not yet waited
+        self.reported = False          # a CLONE_VM process's end was reported to its parent
+        self.execed_as = 0             # a CLONE_VM process that exec'd: the host pid its new image runs as
 
     def others(self, me: "Kernel") -> list["Kernel"]:
         with self.lock:
@@ -155,6 +175,18 @@ class Kernel:
         task.interrupt = False
         task.host_thread = None
         task._reported = self._reported
+        return task
+
+    def clone_vm_process(self, flags: int, clone_fs: int, clone_files: int, clone_sighand: int) -> "Kernel":
+        """copy_process() for a process sharing memory (CLONE_VM without CLONE_THREAD): a task in a new thread
+        group and process of its own, with the fd table, fs context and signal handlers shared or copied per
+        flag; the pid (its tid) is the caller's to set, as for a thread."""
+        task = self.clone_task(flags, clone_fs, clone_files)
+        task.proc = self.proc.for_vm_child(0)
+        task.group = ThreadGroup()
+        task.group.owner = None                # the process ends with its last task, not with a host thread
+        task.group.vm_parent = self.group
+        task.signals = self.signals.for_vm_process(bool(flags & clone_sighand))
         return task
 
     def kick(self) -> None:

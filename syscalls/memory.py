@@ -340,6 +340,7 @@ class AddressSpace:
         self.view = ram.view
         self.page_table = PageTable(ram)
         self.vmas: list[Vma] = []              # the guest's own: what a Linux process would have
+        self.shared_by_processes = False       # a CLONE_VM process shares it (nothing answered in the guest)
         self._starts: list[int] = []
         self.own: list[OwnArea] = []           # hermipy's areas, by start
         self.frames: dict[int, int] = {}       # virtual page number -> physical frame

@@ -13,8 +13,15 @@ A thread (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD) is a new task in the same hos
 its own driving a CPU of its own over the same guest memory (KVM: another vCPU of the VM; Unicorn: another
 engine), sharing the thread group, signal handlers, fd table (or a copy, without CLONE_FILES) and fs context;
 its tid is its host thread's, so tids are unique system-wide and PI futexes work on the host. fork from a
-thread copies only that thread. A process sharing memory (CLONE_VM without CLONE_THREAD) and a thread without
-CLONE_FS are refused with ENOSYS. A vfork (CLONE_VM | CLONE_VFORK, as posix_spawn uses it) child runs on a
+thread copies only that thread. A thread without CLONE_FS is refused with ENOSYS.
+
+A process sharing memory (CLONE_VM without CLONE_THREAD or CLONE_VFORK: LinuxThreads-style runtimes, raw clone
+users) is a task of a thread group and process of its own inside its parent's hermipy process (gVisor's model:
+tasks of several processes over one address space): its pid is its host thread's id, its parent the caller,
+its fd table, fs context and signal handlers shared or copied per flag. Its end (exit, exit_group, a fatal
+signal) leaves a zombie that the parent's wait4 takes (with __WCLONE/__WALL as Linux matches them) and sends
+the exit signal; kill/tgkill/tkill from this hermipy reach it. Its execve makes it a hermipy process of its
+own (a host fork, then the exec): from then on the parent sees it as a host child, by its new pid. A vfork (CLONE_VM | CLONE_VFORK, as posix_spawn uses it) child runs on a
 copy of the parent's memory instead of sharing it; the parent waits until it execs or exits, as Linux's does.
 """
 import contextlib
@@ -25,7 +32,7 @@ import struct
 import sys
 import threading
 import time
-from errno import E2BIG, EACCES, EINVAL, ENOENT, ENOSYS
+from errno import E2BIG, EACCES, ECHILD, EINVAL, ENOENT, ENOSYS
 
 from hermipy.cpu import ReplaceImage
 from hermipy.errors import ExecFailed, LoadError
@@ -42,6 +49,9 @@ CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x200
 # What a process clone may ask for here (CLONE_VM only together with CLONE_VFORK), and a thread clone.
 SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
              | CLONE_CHILD_SETTID | CLONE_DETACHED | CLONE_UNTRACED)
+VM_PROCESS_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_SYSVSEM | CLONE_SETTLS
+                        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | CLONE_DETACHED
+                        | CLONE_UNTRACED)
 THREAD_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
                     | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID
                     | CLONE_DETACHED | CLONE_UNTRACED)
@@ -73,7 +83,10 @@ def _check_clone_flags(flags: int) -> None:
     if flags & CLONE_THREAD:
         if flags & ~THREAD_SUPPORTED or not flags & CLONE_FS:
             raise SyscallError(ENOSYS)
-    elif flags & ~SUPPORTED or flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
+    elif flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
+        if flags & ~VM_PROCESS_SUPPORTED:
+            raise SyscallError(ENOSYS)
+    elif flags & ~SUPPORTED:
         raise SyscallError(ENOSYS)
 
 
@@ -121,6 +134,8 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
     _check_clone_flags(flags)
     if flags & CLONE_THREAD:
         return _clone_thread(k, flags, stack, parent_tid, child_tid, tls)
+    if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
+        return _clone_vm_process(k, flags, stack, parent_tid, child_tid, tls)
     cpu = k.cpu
     state = None if cpu.survives_fork else _cpu_state(cpu)
     vfork = bool(flags & CLONE_VFORK)
@@ -162,6 +177,82 @@ def _clone_thread(k, flags, stack, parent_tid, child_tid, tls) -> int:
     finally:
         go.set()
     return tid
+
+
+VM_PROCESSES: dict[int, object] = {}     # pid -> ThreadGroup of every live CLONE_VM process in this hermipy
+VM_EXECED: dict[int, int] = {}           # host pid -> pid, of CLONE_VM processes that exec'd (host children now)
+
+
+def _clone_vm_process(k, flags, stack, parent_tid, child_tid, tls) -> int:
+    """copy_process() for a process sharing the caller's memory: a task of a new thread group, run by a new
+    host thread on a new CPU, as a thread is. From now on the address space serves tasks of two processes, so
+    nothing is answered inside the guest from the shared answer page (getpid & co. differ between them)."""
+    from hermipy.runner import start_thread
+    k.mem.shared_by_processes = True
+    k.cpu.stop_answering_in_guest()
+    task = k.clone_vm_process(flags, CLONE_FS, CLONE_FILES, CLONE_SIGHAND)
+    task.group.exit_signal = flags & CSIGNAL
+    cpu = task.cpu = k.cpu.spawn()
+    cpu.set_reg("rax", 0)
+    if stack:
+        cpu.set_reg("rsp", stack)
+    if flags & CLONE_SETTLS:
+        cpu.set_fs_base(tls)
+    tid, go = start_thread(task)
+    task.proc.pid = tid
+    task.group.multithreaded = False
+    try:
+        for flag, addr in ((CLONE_PARENT_SETTID, parent_tid), (CLONE_CHILD_SETTID, child_tid)):
+            if flags & flag:
+                k.mem.write(addr, struct.pack("<i", tid))
+        if flags & CLONE_CHILD_CLEARTID:
+            task.clear_child_tid = child_tid
+        with k.group.lock:
+            k.group.vm_children[tid] = task.group
+        VM_PROCESSES[tid] = task.group
+    finally:
+        go.set()
+    return tid
+
+
+def vm_process_ended(task) -> None:
+    """exit_notify() for a CLONE_VM process whose last task has ended: a zombie for its parent's wait (none
+    when the parent ignores SIGCHLD or set SA_NOCLDWAIT and the exit signal is SIGCHLD), and the exit signal
+    with its CLD_EXITED/CLD_KILLED siginfo."""
+    from hermipy.syscalls.sys_signal import SA_NOCLDWAIT, SIG_IGN, SIGCHLD, make_siginfo, signal_group
+    group = task.group
+    with group.lock:
+        if group.tasks or group.reported:
+            return
+        group.reported = True
+    pid = task.proc.pid
+    VM_PROCESSES.pop(pid, None)
+    parent = group.vm_parent
+    if group.execed_as:                      # its new image is a host child of this process now
+        with parent.lock:
+            parent.vm_children.pop(pid, None)
+        return
+    if group.killed_by:
+        status, code, value = group.killed_by & 0x7F, CLD_KILLED, group.killed_by
+    else:
+        value = (group.exit_status if group.exiting else group.leader_status) & 0xFF
+        status, code = value << 8, CLD_EXITED
+    with parent.lock:
+        parent.vm_children.pop(pid, None)
+        leader = next(iter(parent.tasks.values()), None)
+        if leader is None:
+            return
+        action = leader.signals.actions[SIGCHLD]
+        if not (group.exit_signal == SIGCHLD and (action.handler == SIG_IGN or action.flags & SA_NOCLDWAIT)):
+            parent.vm_zombies[pid] = (status, group.exit_signal)
+        parent.ended.notify_all()
+    if group.exit_signal:
+        info = bytearray(make_siginfo(group.exit_signal, code, pid=pid, uid=task.proc.uid))
+        struct.pack_into("<i", info, 24, value)
+        signal_group(leader, group.exit_signal, bytes(info))
+
+
+CLD_EXITED, CLD_KILLED = 1, 2
 
 
 def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w) -> None:
@@ -218,10 +309,13 @@ def vfork(k) -> int:
     return do_fork(k, CLONE_VM | CLONE_VFORK | 17)
 
 
-@syscall("clone", PARTIAL, note="processes (fork-like, or CLONE_VM|CLONE_VFORK as posix_spawn uses it) and threads "
+@syscall("clone", PARTIAL, note="processes (fork-like, or CLONE_VM|CLONE_VFORK as posix_spawn uses it), threads "
                                 "(CLONE_VM|CLONE_SIGHAND|CLONE_THREAD with CLONE_FS, CLONE_FILES optional: glibc, musl, "
-                                "Go); ENOSYS for CLONE_VM without CLONE_THREAD or CLONE_VFORK (a process sharing "
-                                "memory), a thread without CLONE_FS, namespaces, CLONE_PIDFD, CLONE_PARENT")
+                                "Go) and processes sharing memory (CLONE_VM without CLONE_THREAD: tasks of a process "
+                                "of their own inside the parent's hermipy; a signal sent to one by another process "
+                                "reaches its parent; after its execve it is a hermipy process of its own whose "
+                                "getpid is a new pid, while the parent's wait and kill go on using clone's); ENOSYS for a thread without CLONE_FS, namespaces, "
+                                "CLONE_PIDFD, CLONE_PARENT")
 def clone(k, flags: CLONE_FLAGS, newsp: Ptr, parent_tidptr: Ptr, child_tidptr: Ptr, tls: Ptr) -> int:
     """clone(2), x86-64 argument order: flags, stack, parent_tid, child_tid, tls."""
     return do_fork(k, flags & 0xFFFFFFFF, newsp, parent_tidptr, child_tidptr, tls)
@@ -294,6 +388,16 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     except (LoadError, SyscallError, OSError) as err:
         new.cpu.close()
         raise SyscallError(err.errno) from None
+    if k.proc.parent is not None:           # a CLONE_VM process: its new image is a hermipy process of its own
+        new.cpu.close()
+        _leave_parent_process(k)             # (returns in the new host process only)
+        new = boot(k.options, successor_of=k)
+        try:
+            start_program(new, path, argv, envp)
+        except (ExecFailed, LoadError, SyscallError, OSError):
+            new.cpu.close()
+            from hermipy.syscalls.sys_signal import SIGSEGV, terminate_by_signal
+            terminate_by_signal(k, SIGSEGV)
     # The point of no return (begin_new_exec): the other threads end (de_thread), then the old image goes.
     from hermipy.runner import end_other_threads
     end_other_threads(k)
@@ -327,6 +431,32 @@ def execveat(k, dirfd: DirFd, filename: Path, argv: Ptr, envp: Ptr, flags: EXECV
     return do_execve(k, dirfd, _path(k, filename), _strings(k, argv), _strings(k, envp), flags)
 
 
+def _leave_parent_process(k) -> None:
+    """execve in a CLONE_VM process, past its checks: the host forks; the child goes on as a hermipy process of
+    its own (pid: the host's), the one exec then changes; in this process the task ends without a zombie (the
+    parent now waits for the host child: VM_EXECED says which pid it was)."""
+    from hermipy.runner import become_sole_task
+    from hermipy.cpu import GuestExit
+    with imports_settled(), k.mem.lock, TRACE_LOCK:
+        _flush_host_streams(k)
+        pid = os.fork()
+    if pid == 0:
+        proc = k.proc
+        proc.pid, proc.parent, proc.forked = os.getpid(), None, True
+        k.signals.pending = {}
+        k.signals.shared = {}
+        VM_PROCESSES.clear()
+        VM_EXECED.clear()
+        become_sole_task(k)
+        k.cpu.sole_in_child()
+        return
+    group = k.group
+    group.execed_as = pid
+    VM_EXECED[pid], VM_EXECED_HOST[k.proc.pid] = k.proc.pid, pid
+    group.begin_exit(0, k)
+    raise GuestExit(0)
+
+
 # -- wait -----------------------------------------------------------------------------------------------
 def _waited(k, result: int):
     """A wait that found a child: the SIGCHLD its exit, stop or continuation sent is pending on return, as
@@ -341,16 +471,83 @@ def _waited(k, result: int):
 def wait4(k, upid: Int, stat_addr: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
     """wait4(2): the guest's children are the host process's children (stops and continuations, with
     WUNTRACED/WCONTINUED, are the host processes'; SA_NOCLDWAIT is the host's: sys_signal.sync_host_sigchld)."""
+    group = k.group
+    if group.vm_children or group.vm_zombies:
+        return _wait4_with_vm_children(k, upid, stat_addr, options, ru)
     status = ctypes.c_int(0)
     rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
-    pid = host_syscall("wait4", upid, ctypes.addressof(status), options, ctypes.addressof(rusage) if ru else 0)
+    pid = host_syscall("wait4", VM_EXECED_HOST.get(upid, upid), ctypes.addressof(status), options,
+                       ctypes.addressof(rusage) if ru else 0)
     if not pid:
         return 0
     if stat_addr:
         k.mem.write(stat_addr, struct.pack("<i", status.value))
     if ru:
         k.mem.write(ru, rusage.raw)
-    return _waited(k, pid)
+    return _waited(k, _vm_pid(pid))
+
+
+VM_EXECED_HOST: dict[int, int] = {}      # pid -> host pid: VM_EXECED the other way round
+WNOHANG, WNOWAIT, WALL, WCLONE = 1, 0x01000000, 0x40000000, 0x80000000
+VM_WAIT_POLL_NS = 2_000_000              # how often a wait that may end by a CLONE_VM process looks again
+
+
+def _vm_pid(host_pid: int) -> int:
+    """The pid the guest knows a reaped host child by (a CLONE_VM process that exec'd: its clone's)."""
+    pid = VM_EXECED.pop(host_pid, None)
+    if pid is None:
+        return host_pid
+    VM_EXECED_HOST.pop(pid, None)
+    return pid
+
+
+def _vm_match(pid: int, exit_signal: int, upid: int, options: int) -> bool:
+    """eligible_child(): the pid or process group, and __WCLONE/__WALL against the exit signal (a child whose
+    exit signal is not SIGCHLD is a clone child)."""
+    if upid > 0 and pid != upid or upid < -1 and -upid != os.getpgrp():
+        return False
+    return bool(options & WALL) or bool(options & WCLONE) == (exit_signal != 17)
+
+
+def _wait4_with_vm_children(k, upid, stat_addr, options, ru) -> int:
+    """wait4 of a process with CLONE_VM children: their zombies first, then the host's children (WNOHANG),
+    else a wait a kick interrupts (ERESTARTSYS) that looks again every VM_WAIT_POLL_NS."""
+    from hermipy.syscalls.kicks import wait
+    from hermipy.syscalls.sys_io import Timespec
+    group = k.group
+    while True:
+        with group.lock:
+            zombie = next(((pid, st) for pid, (st, sig) in group.vm_zombies.items()
+                           if _vm_match(pid, sig, upid, options)), None)
+            if zombie is not None and not options & WNOWAIT:
+                del group.vm_zombies[zombie[0]]
+            live = any(_vm_match(pid, g.exit_signal, upid, options) for pid, g in group.vm_children.items())
+        if zombie is not None:
+            if stat_addr:
+                k.mem.write(stat_addr, struct.pack("<i", zombie[1]))
+            if ru:
+                k.mem.write(ru, bytes(RUSAGE_SIZE))
+            return _waited(k, zombie[0])
+        host_children = upid <= 0 or upid not in VM_PROCESSES
+        if host_children:
+            status = ctypes.c_int(0)
+            rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
+            try:
+                pid = host_syscall("wait4", VM_EXECED_HOST.get(upid, upid), ctypes.addressof(status),
+                                   options | WNOHANG, ctypes.addressof(rusage) if ru else 0)
+            except ChildProcessError:
+                pid, host_children = 0, False
+            if pid:
+                if stat_addr:
+                    k.mem.write(stat_addr, struct.pack("<i", status.value))
+                if ru:
+                    k.mem.write(ru, rusage.raw)
+                return _waited(k, _vm_pid(pid))
+        if not live and not host_children:
+            raise SyscallError(ECHILD)
+        if options & WNOHANG:
+            return 0
+        wait(k, None, 0, Timespec(0, VM_WAIT_POLL_NS))
 
 
 @syscall("waitid", FULL)

@@ -170,6 +170,15 @@ class SignalState:
         new.trap_nr, new.error_code, new.cr2 = 0, 0, 0
         return new
 
+    def for_vm_process(self, share_actions: bool) -> "SignalState":
+        """copy_process() without CLONE_THREAD: the actions shared (CLONE_SIGHAND) or copied, a pending set
+        of its own, the caller's mask, no alternate stack (CLONE_VM without CLONE_VFORK clears it)."""
+        new = self.for_thread()
+        new.shared = {}
+        if not share_actions:
+            new.actions = [Action(a.handler, a.flags, a.restorer, a.mask) for a in self.actions]
+        return new
+
     # -- sending ---------------------------------------------------------------------------------
     def ignored(self, signo: int) -> bool:
         """sig_handler_ignored(): the handler is SIG_IGN, or SIG_DFL with a default action of ignore."""
@@ -317,6 +326,9 @@ def terminate_by_signal(k, signo: int):
     shell does, exit status 128+signo; a forked child's parent is a guest that reads the wait status, so there
     the host process dies by the signal."""
     k.group.killed_by = signo
+    if k.proc.parent is not None:           # a CLONE_VM process: its parent waits for it inside this hermipy
+        k.group.begin_exit(128 + signo, k)
+        raise GuestExit(128 + signo)
     if k.proc.forked:
         _die_on_host(k, signo)
     k.group.begin_exit(128 + signo, k)
@@ -787,6 +799,12 @@ def kill(k, pid: Int, sig: SIGNAL) -> int:
         if sig:
             signal_group(k, sig, _own_info(k, sig, SI_USER))
         return _finish(k, 0)
+    member = _vm_process_task(pid)
+    if member is not None:                 # a CLONE_VM process inside this hermipy (or its parent's)
+        if sig:
+            signal_group(member, sig, _own_info(k, sig, SI_USER))
+        return _finish(k, 0)
+    pid = _host_pid(pid)
     if pid > 0:
         _visible(k, pid)
         return _host_syscall("kill", pid, sig)
@@ -799,6 +817,22 @@ def kill(k, pid: Int, sig: SIGNAL) -> int:
     result = _host_syscall("kill", pid, sig)
     drain()
     return _finish(k, result)
+
+
+def _vm_process_task(pid: int):
+    """A live task of the CLONE_VM process ``pid`` of this hermipy process (or of a thread of one), or None."""
+    from hermipy.syscalls.sys_fork import VM_PROCESSES
+    for group in list(VM_PROCESSES.values()):
+        task = group.tasks.get(pid)
+        if task is not None:
+            return next(iter(group.tasks.values())) if pid == task.proc.pid else task
+    return None
+
+
+def _host_pid(pid: int) -> int:
+    """The host pid of ``pid``: a CLONE_VM process that exec'd runs as another."""
+    from hermipy.syscalls.sys_fork import VM_EXECED_HOST
+    return VM_EXECED_HOST.get(pid, pid)
 
 
 def _host_processes():
@@ -954,8 +988,15 @@ def tgkill(k, tgid: Int, tid: Int, sig: SIGNAL) -> int:
         if not 0 <= sig <= NSIG:
             raise SyscallError(EINVAL)
         return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
-    _visible(k, tgid)
-    return _host_syscall("tgkill", tgid, tid, sig)
+    task = _vm_process_task(tid)
+    if task is not None:
+        if task.proc.pid != tgid:
+            raise SyscallError(ESRCH)
+        if not 0 <= sig <= NSIG:
+            raise SyscallError(EINVAL)
+        return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
+    _visible(k, _host_pid(tgid))
+    return _host_syscall("tgkill", _host_pid(tgid), _host_pid(tid), sig)
 
 
 @syscall("tkill", FULL)
@@ -963,13 +1004,13 @@ def tkill(k, tid: Int, sig: SIGNAL) -> int:
     """tkill(2)."""
     if tid <= 0:
         raise SyscallError(EINVAL)
-    task = _thread(k, tid)
+    task = _thread(k, tid) or _vm_process_task(tid)
     if task is not None:
         if not 0 <= sig <= NSIG:
             raise SyscallError(EINVAL)
         return _to_thread(k, task, sig, _own_info(k, sig, SI_TKILL))
-    _visible(k, tid)
-    return _host_syscall("tkill", tid, sig)
+    _visible(k, _host_pid(tid))
+    return _host_syscall("tkill", _host_pid(tid), sig)
 
 
 def _queue_info(k, sig: int, uinfo: int, to_self: bool) -> bytes:

@@ -127,6 +127,34 @@ def test_threads_all(variant, tmp_path):
     assert all(FACTS[section] in native.stdout.decode() for section in IN_ALL)
 
 
+# ---------------------------------------------------------------- testbins/clone_vm.c
+
+CLONE_VM_FACTS = {
+    "all": ["child: getpid differs from the parent's yes, getppid is the parent yes, gettid is getpid yes",
+            "basic: exited 7", "basic: the child's write seen 42", "files shared: the child's fd is open in the "
+            "parent: yes", "files copied: the child's fd is open in the parent: Bad file descriptor",
+            "signals: after kill(SIGUSR1): exited 3", "killed: SIGCHLD si_code CLD_KILLED, si_status Terminated",
+            "wclone: without __WCLONE: No child process", "wclone: with __WCLONE: exited 5",
+            "cleartid: cleared and woken", "many: sum of statuses 36, shared total 36, then wait: No child process"],
+    "exec": ["exec-target: running, parent is there", "exec: exited 11", "exec: the child's write before its exec "
+             "seen 9"],
+}
+
+
+@differential
+@pytest.mark.parametrize("variant", _c_variants() + ["dynamic"])
+@pytest.mark.parametrize("section", sorted(CLONE_VM_FACTS))
+def test_clone_vm_process(section, variant, tmp_path):
+    """clone with CLONE_VM but not CLONE_THREAD or CLONE_VFORK: shared memory, ids of its own, fd table and
+    handlers shared or copied, kill from the parent, a fatal signal, __WCLONE, CLONE_CHILD_CLEARTID, eight at
+    once, and execve (a host process of its own from then on)."""
+    native = assert_same([build("clone_vm", variant), section], tmp_path)
+    out = native.stdout.decode()
+    assert native.status == 0 and out.endswith("done\n"), out
+    for fact in CLONE_VM_FACTS[section]:
+        assert fact in out, fact
+
+
 # ---------------------------------------------------------------- testbins/threads_cpp.cc
 
 @differential
