@@ -60,7 +60,9 @@ CLONE_ARGS_SIZE_VER0 = 64
 MAX_ARG_STRLEN = 32 * 4096                 # one argv/envp string (include/uapi/linux/binfmts.h)
 MAX_ARG_STRINGS = 0x7FFFFFFF
 RUSAGE_SIZE, SIGINFO_SIZE = 144, 128
-P_PIDFD = 3
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
+WSTOPPED, WEXITED, WCONTINUED = 2, 4, 8
+WAITID_FIELDS = 28                         # si_signo, si_errno, si_code, pad, si_pid, si_uid, si_status
 
 CLONE_FLAGS = Flags({CLONE_VM: "CLONE_VM", CLONE_FS: "CLONE_FS", CLONE_FILES: "CLONE_FILES",
                      CLONE_SIGHAND: "CLONE_SIGHAND", CLONE_PIDFD: "CLONE_PIDFD", CLONE_VFORK: "CLONE_VFORK",
@@ -510,43 +512,62 @@ def _vm_match(pid: int, exit_signal: int, upid: int, options: int) -> bool:
 
 
 def _wait4_with_vm_children(k, upid, stat_addr, options, ru) -> int:
-    """wait4 of a process with CLONE_VM children: their zombies first, then the host's children (WNOHANG),
-    else a wait a kick interrupts (ERESTARTSYS) that looks again every VM_WAIT_POLL_NS."""
+    """wait4 of a process with CLONE_VM children (see _wait_with_vm_children)."""
+    def from_host(host_options):
+        status = ctypes.c_int(0)
+        rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
+        pid = host_syscall("wait4", VM_EXECED_HOST.get(upid, upid), ctypes.addressof(status), host_options,
+                           ctypes.addressof(rusage) if ru else 0)
+        if not pid:
+            return None
+        if stat_addr:
+            k.mem.write(stat_addr, struct.pack("<i", status.value))
+        if ru:
+            k.mem.write(ru, rusage.raw)
+        return _waited(k, _vm_pid(pid))
+
+    def from_zombie(pid, status, code, value):
+        if stat_addr:
+            k.mem.write(stat_addr, struct.pack("<i", status))
+        if ru:
+            k.mem.write(ru, bytes(RUSAGE_SIZE))
+        return _waited(k, pid)
+    found = _wait_with_vm_children(k, upid, options, True, from_host, from_zombie)
+    return 0 if found is None else found
+
+
+def _wait_with_vm_children(k, upid: int, options: int, exited: bool, from_host, from_zombie):
+    """do_wait() of a process with CLONE_VM children: a zombie of theirs that ``upid`` (wait4's convention) and
+    the options match (``exited``: WEXITED asked for) goes to ``from_zombie(pid, status, si_code, si_status)``;
+    else the host's children are asked (``from_host(options | WNOHANG)``: None when none is ready); else None
+    with WNOHANG, ECHILD with nothing left to wait for, or a wait a kick interrupts (ERESTARTSYS) that looks
+    again every VM_WAIT_POLL_NS."""
     from hermipy.syscalls.kicks import wait
     from hermipy.syscalls.sys_io import Timespec
     group = k.group
     while True:
         with group.lock:
             zombie = next(((pid, st) for pid, (st, sig) in group.vm_zombies.items()
-                           if _vm_match(pid, sig, upid, options)), None)
+                           if exited and _vm_match(pid, sig, upid, options)), None)
             if zombie is not None and not options & WNOWAIT:
                 del group.vm_zombies[zombie[0]]
             live = any(_vm_match(pid, g.exit_signal, upid, options) for pid, g in group.vm_children.items())
         if zombie is not None:
-            if stat_addr:
-                k.mem.write(stat_addr, struct.pack("<i", zombie[1]))
-            if ru:
-                k.mem.write(ru, bytes(RUSAGE_SIZE))
-            return _waited(k, zombie[0])
+            pid, status = zombie
+            killed = status & 0x7F
+            return from_zombie(pid, status, CLD_KILLED if killed else CLD_EXITED, killed or status >> 8)
         host_children = upid <= 0 or upid not in VM_PROCESSES
         if host_children:
-            status = ctypes.c_int(0)
-            rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
             try:
-                pid = host_syscall("wait4", VM_EXECED_HOST.get(upid, upid), ctypes.addressof(status),
-                                   options | WNOHANG, ctypes.addressof(rusage) if ru else 0)
+                found = from_host(options | WNOHANG)
             except ChildProcessError:
-                pid, host_children = 0, False
-            if pid:
-                if stat_addr:
-                    k.mem.write(stat_addr, struct.pack("<i", status.value))
-                if ru:
-                    k.mem.write(ru, rusage.raw)
-                return _waited(k, _vm_pid(pid))
+                found, host_children = None, False
+            if found is not None:
+                return found
         if not live and not host_children:
             raise SyscallError(ECHILD)
         if options & WNOHANG:
-            return 0
+            return None
         wait(k, None, 0, Timespec(0, VM_WAIT_POLL_NS))
 
 
@@ -554,11 +575,21 @@ def _wait4_with_vm_children(k, upid, stat_addr, options, ru) -> int:
 def waitid(k, which: ID_TYPE, upid: Int, infop: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
     """waitid(2): siginfo_t (CLD_EXITED/KILLED/DUMPED/STOPPED/CONTINUED) and struct rusage from the host; a
     pidfd is the guest's fd."""
+    group = k.group
+    if which != P_PIDFD and (group.vm_children or group.vm_zombies):
+        return _waitid_with_vm_children(k, which, upid, infop, options, ru)
     if which == P_PIDFD:
         upid = k.fds.get(upid).host_fd
+    elif which == P_PID:
+        upid = VM_EXECED_HOST.get(upid, upid)
     info = ctypes.create_string_buffer(SIGINFO_SIZE)
     rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
-    host_syscall("waitid", which, upid, ctypes.addressof(info), options, ctypes.addressof(rusage) if ru else 0)
+    try:
+        host_syscall("waitid", which, upid, ctypes.addressof(info), options, ctypes.addressof(rusage) if ru else 0)
+    except OSError:
+        if infop:                            # the fields waitid sets are written, zero, even when it fails
+            k.mem.write(infop, bytes(WAITID_FIELDS))
+        raise
     if infop:
         k.mem.write(infop, info.raw)
     if ru:
@@ -566,3 +597,38 @@ def waitid(k, which: ID_TYPE, upid: Int, infop: Ptr, options: WAIT_OPTIONS, ru: 
     if not struct.unpack_from("<i", info, 0)[0]:      # WNOHANG and no child ready: si_signo 0
         return 0
     return _waited(k, 0)
+
+
+def _waitid_with_vm_children(k, which, upid, infop, options, ru) -> int:
+    """waitid of a process with CLONE_VM children (see _wait_with_vm_children); P_PGID 0 is the caller's group."""
+    as_wait4 = -1 if which == P_ALL else upid if which == P_PID else -(upid or os.getpgrp())
+
+    def from_host(host_options):
+        info = ctypes.create_string_buffer(SIGINFO_SIZE)
+        rusage = ctypes.create_string_buffer(RUSAGE_SIZE)
+        host_syscall("waitid", which, VM_EXECED_HOST.get(upid, upid) if which == P_PID else upid,
+                     ctypes.addressof(info), host_options, ctypes.addressof(rusage) if ru else 0)
+        if not struct.unpack_from("<i", info, 0)[0]:
+            return None
+        struct.pack_into("<i", info, 16, _vm_pid(struct.unpack_from("<i", info, 16)[0]))
+        if infop:
+            k.mem.write(infop, info.raw)
+        if ru:
+            k.mem.write(ru, rusage.raw)
+        return _waited(k, 0)
+
+    def from_zombie(pid, status, code, value):
+        if infop:
+            k.mem.write(infop, struct.pack("<iii4xiIi", 17, 0, code, pid, k.proc.uid, value))
+        if ru:
+            k.mem.write(ru, bytes(RUSAGE_SIZE))
+        return _waited(k, 0)
+    if which not in (P_ALL, P_PID, P_PGID) or not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise SyscallError(EINVAL)
+    found = None
+    try:
+        found = _wait_with_vm_children(k, as_wait4, options, bool(options & WEXITED), from_host, from_zombie)
+    finally:
+        if found is None and infop:          # none (WNOHANG) or an error: the fields waitid sets are zero
+            k.mem.write(infop, bytes(WAITID_FIELDS))
+    return 0 if found is None else found

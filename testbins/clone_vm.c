@@ -227,6 +227,30 @@ static void many(void)
         wait(&st) < 0 ? strerror(errno) : "a child");
 }
 
+/* -- waitid: P_PID, P_ALL with WNOHANG and WNOWAIT, the siginfo it fills ------------------------------------ */
+static void waitid_section(void)
+{
+    pid_t pid = spawn(quiet_child, CLONE_VM | SIGCHLD, NULL, NULL, NULL);
+    siginfo_t info;
+    memset(&info, 0xff, sizeof info);
+    int r = waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
+    while (r == 0 && info.si_pid == 0) {      /* not ended yet: the fields are zero */
+        usleep(10000);
+        r = waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
+    }
+    say("waitid: WNOWAIT %d, si_signo SIGCHLD %s, si_code CLD_EXITED %s, si_status %d, si_pid the child %s\n", r,
+        info.si_signo == SIGCHLD ? "yes" : "no", info.si_code == CLD_EXITED ? "yes" : "no", info.si_status,
+        info.si_pid == pid ? "yes" : "no");
+    memset(&info, 0, sizeof info);
+    r = waitid(P_PID, pid, &info, WEXITED);
+    say("waitid: P_PID %d, si_code CLD_EXITED %s, si_pid the child %s, si_status %d\n", r,
+        info.si_code == CLD_EXITED ? "yes" : "no", info.si_pid == pid ? "yes" : "no", info.si_status);
+    memset(&info, 0xff, sizeof info);
+    r = waitid(P_ALL, 0, &info, WEXITED);
+    say("waitid: then %s, with si_signo %d si_pid %d si_status %d\n", r < 0 ? strerror(errno) : "a child",
+        info.si_signo, info.si_pid, info.si_status);   /* waitid writes them even when it fails */
+}
+
 /* -- exec: the child execs; the parent waits for it by the clone's pid ----------------------------------- */
 static int exec_child(void *arg)
 {
@@ -261,6 +285,7 @@ int main(int argc, char **argv)
     if (all || !strcmp(what, "wclone")) wclone();
     if (all || !strcmp(what, "cleartid")) cleartid();
     if (all || !strcmp(what, "many")) many();
+    if (all || !strcmp(what, "waitid")) waitid_section();
     if (!strcmp(what, "exec")) exec_section();
     say("done\n");
     return 0;

@@ -135,7 +135,9 @@ CLONE_VM_FACTS = {
             "parent: yes", "files copied: the child's fd is open in the parent: Bad file descriptor",
             "signals: after kill(SIGUSR1): exited 3", "killed: SIGCHLD si_code CLD_KILLED, si_status Terminated",
             "wclone: without __WCLONE: No child process", "wclone: with __WCLONE: exited 5",
-            "cleartid: cleared and woken", "many: sum of statuses 36, shared total 36, then wait: No child process"],
+            "cleartid: cleared and woken", "many: sum of statuses 36, shared total 36, then wait: No child process",
+            "si_code CLD_EXITED yes, si_status 5, si_pid the child yes", "P_PID 0, si_code CLD_EXITED yes, si_pid the "
+            "child yes, si_status 5", "with si_signo 0 si_pid 0 si_status 0"],
     "exec": ["exec-target: running, parent is there", "exec: exited 11", "exec: the child's write before its exec "
              "seen 9"],
 }
