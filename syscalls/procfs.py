@@ -16,6 +16,8 @@ from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_PATH, O_RDONLY, OpenFile
 from hermipy.syscalls.vfs import Target
 
+NS_NAMES = ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts")
+
 PAGE_KB = 4
 DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 4, 6, 8, 10, 12
 PROC_SUPER_MAGIC = 0x9FA0
@@ -140,6 +142,26 @@ class FdLink(Node):
         return Target(of.path, f"/proc/self/fd/{of.host_fd}", bound=of.bound, opened=of)
 
 
+class NsLink(Node):
+    """/proc/PID/ns/NAME: a magic link to a namespace of the task's host thread (a task's namespaces are its
+    host thread's: sys_ns); following it opens the namespace itself (nsfs), as setns(2) wants."""
+
+    kind, perm = "link", 0o777
+
+    def __init__(self, ns, path, host_path):
+        super().__init__(ns, path)
+        self.host_path = host_path          # () -> the host's /proc/PID/task/TID/ns/NAME
+
+    def readlink(self) -> str:
+        try:
+            return os.readlink(self.host_path())
+        except OSError:
+            raise SyscallError(ENOENT) from None
+
+    def follow(self) -> Target:
+        return Target(self.path, self.host_path(), bound="/proc" if self.ns.k.fs.confined else None)
+
+
 class HostNode(Node):
     """A host file shown in the synthetic tree. Under --root (``bound``: the directory it is shown in, /dev or
     /proc) it is the host's own /dev/null or /proc/cpuinfo, which the guest may read and write but never change:
@@ -252,6 +274,9 @@ class Synthetic:
             out["fdinfo"] = Dir(self, f"{path}/fdinfo",
                                 lambda: {str(fd): File(self, f"{path}/fdinfo/{fd}", lambda fd=fd: self.fdinfo(fd))
                                          for fd in sorted(k.fds.files)})
+            out["ns"] = Dir(self, f"{path}/ns", lambda: {
+                name: NsLink(self, f"{path}/ns/{name}", lambda name=name: f"/proc/{os.getpid()}/task/{who().tid}/ns/{name}")
+                for name in NS_NAMES if os.path.lexists(f"/proc/thread-self/ns/{name}")}, 0o511)
             if task is None:
                 out["task"] = Dir(self, f"{path}/task", lambda: {
                     str(tid): self._pid_dir(f"{path}/task/{tid}", t) for tid, t in sorted(k.group.tasks.items())})

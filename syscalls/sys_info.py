@@ -227,7 +227,8 @@ def getrandom(k, buf: Ptr, count: Size, flags: UInt) -> int:
 
 # -- credentials ------------------------------------------------------------------------------------
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
-CAP_SETGID, CAP_SETUID, CAP_LINUX_IMMUTABLE, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_MAC_OVERRIDE = 6, 7, 9, 23, 24, 32
+CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_LINUX_IMMUTABLE, CAP_SYS_NICE, CAP_SYS_RESOURCE = 6, 7, 8, 9, 23, 24
+CAP_SYS_ADMIN, CAP_MAC_OVERRIDE = 21, 32
 CAP_FS_MASK = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
                                    CAP_LINUX_IMMUTABLE, CAP_MAC_OVERRIDE))
 NO_ID = 0xFFFFFFFF                     # (uid_t) -1: "leave unchanged", never a valid id
@@ -241,21 +242,117 @@ def _creds(k):
     p = k.proc
     if not hasattr(p, "cap_eff"):
         p.fsuid, p.fsgid = p.euid, p.egid
-        p.cap_eff, p.cap_prm = _host_caps()
+        p.cap_eff, p.cap_prm, p.cap_inh, p.cap_bnd = _host_caps()
     return p
 
 
-def _host_caps() -> tuple[int, int]:
+def _host_caps(pid: str = "self") -> tuple[int, int, int, int]:
+    """(effective, permitted, inheritable, bounding) of a host process, from its /proc status."""
     caps = {}
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith(("CapEff:", "CapPrm:")):
+                if line.startswith(("CapEff:", "CapPrm:", "CapInh:", "CapBnd:")):
                     key, value = line.split(":")
                     caps[key] = int(value, 16)
+    except FileNotFoundError:
+        raise SyscallError(ESRCH) from None
     except OSError:
         pass
-    return caps.get("CapEff", 0), caps.get("CapPrm", 0)
+    return caps.get("CapEff", 0), caps.get("CapPrm", 0), caps.get("CapInh", 0), caps.get("CapBnd", 0)
+
+
+CAPABILITY_VERSIONS = {0x19980330: 1, 0x20071026: 2, 0x20080522: 2}     # _LINUX_CAPABILITY_VERSION_1/2/3: u32s
+CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _capability_version(k, header: int) -> int:
+    """cap_validate_magic(): the number of __user_cap_data_struct the header's version uses; an unknown one
+    gets the kernel's preferred version written back, and EINVAL."""
+    version = struct.unpack("<I", k.mem.read(header, 4))[0]
+    count = CAPABILITY_VERSIONS.get(version)
+    if count is None:
+        k.mem.write(header, struct.pack("<I", CAPABILITY_VERSION_3))
+        raise SyscallError(EINVAL)
+    return count
+
+
+def _split_caps(count: int, *sets: int) -> bytes:
+    """``count`` __user_cap_data_struct {effective, permitted, inheritable} of 32 bits each, low words first."""
+    return b"".join(struct.pack("<3I", *((s >> 32 * i) & 0xFFFFFFFF for s in sets)) for i in range(count))
+
+
+@syscall("capget", PARTIAL, note="the caller's capability sets are its own record (they change with the set*id "
+                                 "calls as commoncap.c changes them, and with capset); another process's are its "
+                                 "hermipy process's host sets")
+def capget(k, header: Ptr, dataptr: Ptr) -> int:
+    """capget(2) (kernel/capability.c)."""
+    try:
+        count = _capability_version(k, header)
+    except SyscallError as err:
+        if err.errno == EINVAL and not dataptr:
+            return 0
+        raise
+    if not dataptr:
+        return 0
+    pid = struct.unpack("<i", k.mem.read(header + 4, 4))[0]
+    if pid < 0:
+        raise SyscallError(EINVAL)
+    if pid and pid != k.proc.pid:
+        from hermipy.syscalls.sys_signal import _visible
+        _visible(k, pid)
+        eff, prm, inh, _ = _host_caps(str(pid))
+    else:
+        p = _creds(k)
+        eff, prm, inh = p.cap_eff, p.cap_prm, p.cap_inh
+    k.mem.write(dataptr, _split_caps(count, eff, prm, inh))
+    return 0
+
+
+@syscall("capset", PARTIAL, note="changes the caller's own record of its capability sets (the whole process's: "
+                                 "hermipy keeps one per process, Linux one per thread), with cap_capset()'s checks; "
+                                 "the host process keeps its own")
+def capset(k, header: Ptr, data: Ptr) -> int:
+    """capset(2): only the caller (pid 0 or its own); cap_capset()'s rules (security/commoncap.c)."""
+    count = _capability_version(k, header)
+    pid = struct.unpack("<i", k.mem.read(header + 4, 4))[0]
+    if pid and pid != k.proc.pid:
+        raise SyscallError(EPERM)
+    words = struct.unpack(f"<{3 * count}I", k.mem.read(data, 12 * count))
+    eff, prm, inh = (sum(words[3 * i + j] << 32 * i for i in range(count)) & _valid_caps() for j in range(3))
+    p = _creds(k)
+    if not (p.cap_eff >> CAP_SETPCAP & 1) and inh & ~(p.cap_inh | p.cap_prm):
+        raise SyscallError(EPERM)            # new inheritable bits need CAP_SETPCAP...
+    if inh & ~(p.cap_inh | p.cap_bnd) or prm & ~p.cap_prm or eff & ~prm:
+        raise SyscallError(EPERM)            # ... and the bounding set; permitted only shrinks; effective within it
+    p.cap_eff, p.cap_prm, p.cap_inh = eff, prm, inh
+    return 0
+
+
+def _valid_caps() -> int:
+    """CAP_VALID_MASK: every capability up to the host's cap_last_cap."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return (1 << int(f.read()) + 1) - 1
+    except (OSError, ValueError):
+        return (1 << 41) - 1
+
+
+SYSFS_OPTIONS = Enum({1: "FSNAME_TO_INDEX", 2: "INDEX_TO_FSNAME", 3: "COUNT"})
+
+
+@syscall("sysfs", FULL)
+def sysfs(k, option: SYSFS_OPTIONS, arg1: Ptr, arg2: Ptr) -> int:
+    """sysfs(2) (fs/filesystems.c): the host's list of file system types, which is the guest's."""
+    if option == 1:
+        name = k.mem.read_cstr(arg1, 256)
+        return host_syscall("sysfs", 1, ctypes.create_string_buffer(name))
+    if option == 2:
+        buf = ctypes.create_string_buffer(256)
+        host_syscall("sysfs", 2, arg1 & 0xFFFFFFFF, buf)
+        k.mem.write(arg2, buf.value + b"\0")
+        return 0
+    return host_syscall("sysfs", option)
 
 
 def capable(k, cap: int) -> bool:

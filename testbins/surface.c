@@ -2,7 +2,8 @@
  * errno names only: recvmmsg with a timeout; preadv/pwritev/preadv2/pwritev2 and readv/writev argument
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
  * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
- * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd.
+ * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd;
+ * capget/capset; sysfs; unshare/setns/sethostname ("ns": as root only, changes only this process's namespaces).
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +28,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/utsname.h>
 
 static const char *ename(int e)
 {
@@ -851,6 +859,164 @@ static void test_pidfd(void)
     close(self), close(nb), close(cfd), close(copy), close(p[0]), close(p[1]);
 }
 
+/* -- capget / capset ------------------------------------------------------------------------------ */
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+#define CAP_V1 0x19980330
+#define CAP_V3 0x20080522
+
+static void show_caps(const char *label)
+{
+    struct cap_header h = {CAP_V3, 0};
+    struct cap_data d[2];
+    memset(d, 0, sizeof d);
+    long r = syscall(SYS_capget, &h, d);
+    printf("%s: %ld effective %08x%08x permitted %08x%08x inheritable %08x%08x\n", label, r, d[1].effective,
+           d[0].effective, d[1].permitted, d[0].permitted, d[1].inheritable, d[0].inheritable);
+}
+
+static void test_caps(void)
+{
+    section("caps");
+    show_caps("capget v3");
+    struct cap_header h = {0x12345, 0};
+    struct cap_data d[2];
+    SHOW("capget unknown version", syscall(SYS_capget, &h, d));
+    printf("version written back %#x\n", h.version);
+    h.version = 0x12345;
+    SHOW("capget unknown version, no data", syscall(SYS_capget, &h, NULL));
+    h = (struct cap_header){CAP_V3, -1};
+    SHOW("capget pid -1", syscall(SYS_capget, &h, d));
+    h = (struct cap_header){CAP_V3, 4194303};
+    SHOW("capget no such pid", syscall(SYS_capget, &h, d));
+    h = (struct cap_header){CAP_V3, 0};
+    SHOW("capget bad data", syscall(SYS_capget, &h, BAD));
+    memset(d, 0, sizeof d);
+    h = (struct cap_header){CAP_V1, getpid()};
+    SHOW("capget v1 by pid", syscall(SYS_capget, &h, d));
+    printf("v1: effective %08x, the next struct untouched %s\n", d[0].effective, d[1].effective == 0 ? "yes" : "no");
+    h = (struct cap_header){CAP_V3, getppid()};
+    SHOW("capset another pid", syscall(SYS_capset, &h, d));
+    h = (struct cap_header){CAP_V3, 0};
+    syscall(SYS_capget, &h, d);
+    struct cap_data saved[2];
+    memcpy(saved, d, sizeof d);
+    d[0].effective &= ~(1u << 13);                      /* CAP_NET_RAW out of the effective set */
+    SHOW("capset effective without CAP_NET_RAW", syscall(SYS_capset, &h, d));
+    show_caps("after");
+    memcpy(d, saved, sizeof d);
+    SHOW("capset effective back", syscall(SYS_capset, &h, d));
+    d[0].effective |= 1u << 13;
+    d[0].permitted &= ~(1u << 13);
+    SHOW("capset effective outside permitted", syscall(SYS_capset, &h, d));
+    d[0].effective &= ~(1u << 13);
+    SHOW("capset permitted without CAP_NET_RAW", syscall(SYS_capset, &h, d));
+    memcpy(d, saved, sizeof d);
+    SHOW("capset permitted back", syscall(SYS_capset, &h, d));
+    show_caps("after the permitted set shrank");
+    h.version = 0x12345;
+    SHOW("capset unknown version", syscall(SYS_capset, &h, d));
+    if (getuid() == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            SHOW("setuid 65534", setuid(65534));
+            show_caps("after setuid");
+            _exit(0);
+        }
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* -- sysfs --------------------------------------------------------------------------------------- */
+static void test_sysfs(void)
+{
+    section("sysfs");
+    long count = syscall(SYS_sysfs, 3);
+    printf("count > 0: %s\n", count > 0 ? "yes" : "no");
+    long index = syscall(SYS_sysfs, 1, "proc");
+    printf("proc's index found: %s\n", index >= 0 ? "yes" : "no");
+    char name[256] = "";
+    SHOW("name of proc's index", syscall(SYS_sysfs, 2, index, name));
+    printf("name \"%s\"\n", name);
+    SHOW("index past the end", syscall(SYS_sysfs, 2, count + 5, name));
+    SHOW("unknown name", syscall(SYS_sysfs, 1, "no-such-fs"));
+    SHOW("bad name pointer", syscall(SYS_sysfs, 1, BAD));
+    SHOW("bad buffer", syscall(SYS_sysfs, 2, index, BAD));
+    SHOW("option 4", syscall(SYS_sysfs, 4));
+}
+
+/* -- namespaces ---------------------------------------------------------------------------------- */
+static int ns_fd = -1;
+
+static void *unshare_thread(void *arg)
+{
+    SHOW("thread: unshare CLONE_FS", unshare(CLONE_FS));
+    SHOW("thread: chdir /", chdir("/"));
+    SHOW("thread: unshare CLONE_FILES", unshare(CLONE_FILES));
+    SHOW("thread: close the shared fd", close(ns_fd));
+    return arg;
+}
+
+static void test_ns(void)
+{
+    section("ns");
+    char before[65] = "", now[65] = "";
+    gethostname(before, sizeof before);
+    int uts = open("/proc/self/ns/uts", O_RDONLY);
+    printf("open /proc/self/ns/uts: %s\n", uts >= 0 ? "ok" : ename(errno));
+    char link[64] = "";
+    readlink("/proc/self/ns/uts", link, sizeof link - 1);
+    printf("link starts uts:[ %s\n", strncmp(link, "uts:[", 5) == 0 ? "yes" : "no");
+    SHOW("unshare an invalid flag", unshare(0x1));
+    SHOW("unshare 0", unshare(0));
+    SHOW("unshare CLONE_NEWUTS", unshare(CLONE_NEWUTS));
+    static const char long_name[80] = "x";
+    SHOW("sethostname 65 bytes", sethostname(long_name, 65));
+    SHOW("sethostname", sethostname("hermipy-ns", 10));
+    SHOW("sethostname bad pointer", sethostname(BAD, 5));
+    struct utsname u;
+    uname(&u);
+    printf("uname nodename %s\n", u.nodename);
+    SHOW("setdomainname", setdomainname("example.test", 12));
+    char domain[65] = "";
+    getdomainname(domain, sizeof domain);
+    printf("domainname %s\n", domain);
+    pid_t pid = fork();
+    if (pid == 0) {
+        gethostname(now, sizeof now);
+        printf("a fork child's hostname %s\n", now);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    SHOW("setns back", setns(uts, CLONE_NEWUTS));
+    gethostname(now, sizeof now);
+    printf("the first hostname again: %s\n", strcmp(before, now) == 0 ? "yes" : "no");
+    SHOW("setns with another type", setns(uts, CLONE_NEWNET));
+    SHOW("setns on a pipe", setns(0, 0));
+    SHOW("unshare CLONE_NEWIPC", unshare(CLONE_NEWIPC));
+    int id = shmget(IPC_PRIVATE, 4096, 0600);
+    printf("first segment id in the new IPC namespace %d\n", id);
+    shmctl(id, IPC_RMID, NULL);
+    SHOW("unshare CLONE_NEWNET", unshare(CLONE_NEWNET));
+    struct if_nameindex *ifs = if_nameindex();
+    for (struct if_nameindex *i = ifs; i && i->if_name; i++)
+        printf("interface %s\n", i->if_name);
+    if (ifs)
+        if_freenameindex(ifs);
+    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(0x7f000001)};
+    SHOW("connect to 127.0.0.1 with lo down", connect(sock, (struct sockaddr *)&a, sizeof a));
+    close(sock);
+    char cwd[256] = "";
+    ns_fd = open("/dev/null", O_RDONLY);
+    pthread_t t;
+    pthread_create(&t, NULL, unshare_thread, NULL);
+    pthread_join(t, NULL);
+    printf("main: cwd unchanged %s, the fd still open %s\n", getcwd(cwd, sizeof cwd) && strcmp(cwd, "/") ? "yes" : "no",
+           fcntl(ns_fd, F_GETFD) >= 0 ? "yes" : "no");
+    close(uts);
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
@@ -861,6 +1027,9 @@ static const struct section sections[] = {
     {"inotify-root", test_inotify_root},
     {"sched", test_sched},
     {"pidfd", test_pidfd},
+    {"caps", test_caps},
+    {"sysfs", test_sysfs},
+    {"ns", test_ns},
 };
 
 int main(int argc, char **argv)
@@ -868,7 +1037,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     size_t n = sizeof sections / sizeof sections[0];
     for (size_t i = 0; i < n; i++) {
-        int wanted = argc < 2 && strcmp(sections[i].name, "inotify-root") != 0;
+        int wanted = argc < 2 && strcmp(sections[i].name, "inotify-root") != 0 && strcmp(sections[i].name, "ns") != 0;
         for (int a = 1; a < argc; a++)
             wanted |= strcmp(argv[a], sections[i].name) == 0;
         if (wanted)

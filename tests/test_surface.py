@@ -1,5 +1,6 @@
 """The rest of the Linux surface (issue 14), differentially: each call's success and error paths in
 testbins/surface.c, natively and under hermipy on every backend and variant."""
+import os
 import shutil
 import subprocess
 
@@ -101,3 +102,51 @@ def test_pidfd(variant):
                  "siginfo SI_USER to another process: -1 EPERM", "child killed by signal 15",
                  "send to the reaped child: -1 ESRCH", 'read "through a copy"'):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_capget_capset(variant):
+    """capget/capset on the guest's own capability sets: the version handshake, pid checks, cap_capset()'s rules
+    (effective within permitted, permitted only shrinks), and the sets emptied by setuid away from root."""
+    out = assert_same([build("surface", variant), "caps"], setup=empty_dir).stdout.decode()
+    for fact in ("version written back 0x20080522", "capget unknown version, no data: 0", "capget pid -1: -1 EINVAL",
+                 "capget no such pid: -1 ESRCH", "capset another pid: -1 EPERM",
+                 "capset effective outside permitted: -1 EPERM", "capset permitted back: -1 EPERM"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sysfs(variant):
+    out = assert_same([build("surface", variant), "sysfs"], setup=empty_dir).stdout.decode()
+    for fact in ("count > 0: yes", 'name "proc"', "index past the end: -1 EINVAL", "unknown name: -1 EINVAL",
+                 "bad name pointer: -1 EFAULT", "option 4: -1 EINVAL"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_namespaces(variant):
+    """unshare/setns of UTS, IPC and network namespaces are the host's on the task's thread (as root: natively the
+    test changes only its own process's namespaces); CLONE_FS/CLONE_FILES in a thread; /proc/self/ns links."""
+    if os.geteuid() != 0:
+        pytest.skip("new namespaces need CAP_SYS_ADMIN, natively too")
+    out = assert_same([build("surface", variant), "ns"], setup=empty_dir).stdout.decode()
+    for fact in ("link starts uts:[ yes", "uname nodename hermipy-ns", "domainname example.test",
+                 "a fork child's hostname hermipy-ns", "the first hostname again: yes",
+                 "first segment id in the new IPC namespace 0", "interface lo\n",
+                 "main: cwd unchanged yes, the fd still open yes"):
+        assert fact in out, fact
+
+
+def test_host_names_and_namespaces_stay_the_hosts():
+    """In the host's UTS namespace a guest never renames the host (EPERM, whatever hermipy's privileges), and the
+    namespaces hermipy cannot give a task of its own are EPERM (util-linux's unshare says so)."""
+    before = os.uname().nodename
+    proc = subprocess.run(hermipy_command() + ["/usr/bin/busybox", "hostname", "hermipy-renamed-the-host"],
+                          capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == 1 and b"Operation not permitted" in proc.stderr, proc
+    assert os.uname().nodename == before
+    if shutil.which("unshare"):
+        for flag in ("--mount", "--user", "--pid", "--time"):
+            proc = subprocess.run(hermipy_command() + [shutil.which("unshare"), flag, "true"], capture_output=True,
+                                  timeout=TIMEOUT)
+            assert proc.returncode == 1 and b"Operation not permitted" in proc.stderr, (flag, proc)
