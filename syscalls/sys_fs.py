@@ -406,6 +406,34 @@ def _enter_dir(k, t: Target) -> None:
         os.close(fd)
 
 
+CAP_SYS_CHROOT = 18
+
+
+@syscall("chroot", PARTIAL, note="the task's root (shared under CLONE_FS) becomes the directory, and the guest is "
+                                 "confined there as under --root (device nodes refused, kill reaches only the "
+                                 "run's processes, /dev and /proc hermipy's); a cwd outside the new root becomes "
+                                 "the root (Linux keeps it); never leaves --root")
+def chroot(k, path: Path) -> int:
+    """chroot(2) (ksys_chroot): the lookup's errors, then EACCES without search permission, then EPERM without
+    CAP_SYS_CHROOT."""
+    from hermipy.syscalls.sys_info import capable
+    t = _existing(lookup(k, AT_FDCWD, _path(k, path)))
+    if t.node is not None:
+        if t.node.kind != "dir":
+            raise SyscallError(ENOTDIR)
+        raise SyscallError(EPERM if not capable(k, CAP_SYS_CHROOT) else EINVAL)   # hermipy's /proc, /dev/fd
+    fd = t.open(os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+    try:
+        host_syscall("faccessat2", fd, b"", X_OK, AT_EACCESS | AT_EMPTY_PATH)
+        if not capable(k, CAP_SYS_CHROOT):
+            raise SyscallError(EPERM)
+    except BaseException:
+        os.close(fd)
+        raise
+    k.fs.chroot(fd)
+    return 0
+
+
 @syscall("chdir", FULL)
 def chdir(k, path: Path) -> int:
     """chdir(2): the guest's cwd is a guest path; hermipy itself never changes directory."""

@@ -348,6 +348,16 @@ class FsView:
     def confined(self) -> bool:
         return self.root is not None
 
+    def chroot(self, rootfd: int) -> None:
+        """set_fs_root(): the directory open at ``rootfd`` (O_PATH, now this view's) is the root of every task
+        sharing this view, which is confined there from now on as under --root. The cwd stays where it is
+        when it is inside the new root; one outside it (Linux keeps it, a way out) becomes the new root."""
+        host = os.readlink(f"/proc/self/fd/{rootfd}")
+        old_cwd = os.path.join(self.root, self.cwd.lstrip("/")) if self.root else self.cwd
+        inside = os.path.relpath(old_cwd, host)
+        self.root, self.rootfd = host, rootfd          # (the old root fd stays open: copies of the view share it)
+        self.cwd = "/" if inside == "." or inside.startswith("..") else "/" + inside
+
     def absolute(self, base: str, path: str) -> str:
         """Join a guest path onto a guest directory, lexically (no '..' resolution here)."""
         if len(path) >= PATH_MAX:

@@ -3,7 +3,8 @@
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
  * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
  * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd;
- * capget/capset; sysfs; unshare/setns/sethostname ("ns": as root only, changes only this process's namespaces).
+ * capget/capset; sysfs; unshare/setns/sethostname ("ns": as root only, changes only this process's namespaces);
+ * chroot.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -1017,6 +1018,84 @@ static void test_ns(void)
     close(uts);
 }
 
+/* -- chroot -------------------------------------------------------------------------------------- */
+static void cat_file(const char *label, const char *path)
+{
+    char buf[64] = "";
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        printf("%s: -1 %s\n", label, ename(errno));
+        return;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    printf("%s: %s", label, buf);
+    close(fd);
+}
+
+static void test_chroot(void)
+{
+    section("chroot");
+    mkdir("jail", 0755);
+    mkdir("jail/sub", 0755);
+    int fd = open("jail/sub/f", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (write(fd, "inside\n", 7) != 7)
+        printf("write failed\n");
+    close(fd);
+    fd = open("outside.txt", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    close(fd);
+    symlink("/..", "jail/sub/up");
+    mkdir("locked", 0);
+    SHOW("chroot a missing directory", chroot("no-such"));
+    SHOW("chroot a file", chroot("outside.txt"));
+    SHOW("chroot a bad pointer", chroot(BAD));
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cwd[256] = "";
+        SHOW("chdir jail", chdir("jail"));
+        SHOW("chroot .", chroot("."));
+        printf("cwd %s\n", getcwd(cwd, sizeof cwd) ? cwd : ename(errno));
+        cat_file("/sub/f", "/sub/f");
+        cat_file("/../outside.txt", "/../outside.txt");
+        cat_file("/sub/up/outside.txt", "/sub/up/outside.txt");
+        SHOW("chdir /sub", chdir("/sub"));
+        printf("cwd %s\n", getcwd(cwd, sizeof cwd) ? cwd : ename(errno));
+        cat_file("f, relative", "f");
+        SHOW("chdir ..", chdir(".."));
+        SHOW("chdir .. again", chdir(".."));
+        printf("cwd %s\n", getcwd(cwd, sizeof cwd) ? cwd : ename(errno));
+        SHOW("mkdir /made", mkdir("/made", 0755));
+        SHOW("chroot sub", chroot("sub"));
+        SHOW("chdir /", chdir("/"));
+        cat_file("/f after the second chroot", "/f");
+        SHOW("setuid 65534", setuid(65534));
+        SHOW("chroot without CAP_SYS_CHROOT", chroot("/"));
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    struct stat st;
+    printf("made inside the jail: %s\n", stat("jail/made", &st) == 0 ? "yes" : "no");
+    pid = fork();
+    if (pid == 0) {
+        SHOW("chroot a directory without search permission (root may)", chroot("locked"));
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+}
+
+/* the classic way out of a chroot: a new root below the cwd, then .. past it (never run natively by the tests) */
+static void test_chroot_escape(void)
+{
+    section("chroot-escape");
+    mkdir("x", 0755);
+    SHOW("chroot x", chroot("x"));
+    for (int i = 0; i < 16; i++)
+        chdir("..");
+    SHOW("chroot .", chroot("."));
+    cat_file("/outside-marker", "/outside-marker");
+    cat_file("/surface-is-here", "/surface");
+}
+
 /* -- main ---------------------------------------------------------------------------------------- */
 struct section { const char *name; void (*run)(void); };
 static const struct section sections[] = {
@@ -1030,6 +1109,8 @@ static const struct section sections[] = {
     {"caps", test_caps},
     {"sysfs", test_sysfs},
     {"ns", test_ns},
+    {"chroot", test_chroot},
+    {"chroot-escape", test_chroot_escape},
 };
 
 int main(int argc, char **argv)
@@ -1037,7 +1118,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     size_t n = sizeof sections / sizeof sections[0];
     for (size_t i = 0; i < n; i++) {
-        int wanted = argc < 2 && strcmp(sections[i].name, "inotify-root") != 0 && strcmp(sections[i].name, "ns") != 0;
+        int wanted = argc < 2 && strcmp(sections[i].name, "inotify-root") != 0 && strcmp(sections[i].name, "ns") != 0
+                     && strcmp(sections[i].name, "chroot-escape") != 0;
         for (int a = 1; a < argc; a++)
             wanted |= strcmp(argv[a], sections[i].name) == 0;
         if (wanted)

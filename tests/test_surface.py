@@ -150,3 +150,33 @@ def test_host_names_and_namespaces_stay_the_hosts():
             proc = subprocess.run(hermipy_command() + [shutil.which("unshare"), flag, "true"], capture_output=True,
                                   timeout=TIMEOUT)
             assert proc.returncode == 1 and b"Operation not permitted" in proc.stderr, (flag, proc)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_chroot(variant):
+    """chroot: the lookup's errors, then EPERM without CAP_SYS_CHROOT; inside, / and .. stay in the new root,
+    a symlink to /.. too, relative paths follow the cwd, a second chroot nests, files made there are the jail's."""
+    out = assert_same([build("surface", variant), "chroot"], setup=empty_dir).stdout.decode()
+    for fact in ("chroot a missing directory: -1 ENOENT", "chroot a file: -1 ENOTDIR", "/sub/f: inside",
+                 "/../outside.txt: -1 ENOENT", "/sub/up/outside.txt: -1 ENOENT", "cwd /sub\nf, relative: inside",
+                 "/f after the second chroot: inside", "made inside the jail: yes"):
+        assert fact in out, fact
+    if os.geteuid() == 0:
+        assert "chroot without CAP_SYS_CHROOT: -1 EPERM" in out
+
+
+def test_chroot_under_root_stays_inside(tmp_path):
+    """Under --root a guest's chroot never leads out of the root: the classic escape (a new root below the cwd,
+    then .. past it, then chroot .) ends in the run's root (Linux's would reach the real root: hermipy puts the
+    cwd in the new root at the chroot)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside-marker").write_text("outside\n")
+    shutil.copy(build("surface", "static"), root / "surface")
+    proc = subprocess.run(hermipy_command("--root", str(root)) + ["/surface", "chroot-escape"], capture_output=True,
+                          cwd=root, timeout=TIMEOUT)
+    out = proc.stdout.decode()
+    assert "/outside-marker: -1 ENOENT" in out and "chroot .: 0" in out, proc
+    if os.geteuid() == 0:
+        assert "chroot x: 0" in out and "/surface-is-here: -1 ENOENT" in out, out     # the jail is x, inside root
+    assert proc.returncode == 0 and not proc.stderr, proc
