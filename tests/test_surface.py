@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from difftest import TIMEOUT, VARIANTS, assert_same, build, empty_dir, hermipy_command
+from difftest import (TIMEOUT, VARIANTS, assert_results_same, assert_same, build, empty_dir, hermipy_command,
+                      run_hermipy, run_native)
 
 pytestmark = pytest.mark.usefixtures("hermipy_backend")     # each test on every CPU backend
 
@@ -180,3 +181,19 @@ def test_chroot_under_root_stays_inside(tmp_path):
     if os.geteuid() == 0:
         assert "chroot x: 0" in out and "/surface-is-here: -1 ENOENT" in out, out     # the jail is x, inside root
     assert proc.returncode == 0 and not proc.stderr, proc
+
+
+def test_coreutils_chroot(tmp_path):
+    """coreutils' chroot(8) runs a program inside a jail (its ELF and the shell's children found there)."""
+    if os.geteuid() != 0 or not shutil.which("chroot"):
+        pytest.skip("chroot(8) needs root, natively too")
+    jail = tmp_path / "jail"
+    (jail / "bin").mkdir(parents=True)
+    shutil.copy("/usr/bin/busybox", jail / "bin" / "busybox")
+    (jail / "etc").mkdir()
+    (jail / "etc" / "motd").write_text("in the jail\n")
+    argv = [shutil.which("chroot"), str(jail), "/bin/busybox", "sh", "-c",
+            "/bin/busybox cat /etc/motd; pwd; /bin/busybox ls / /..; cd /bin && /bin/busybox ls"]
+    native = run_native(argv)
+    assert native.status == 0 and native.stdout.startswith(b"in the jail\n/\n"), native
+    assert_results_same(argv, native, run_hermipy(argv))
