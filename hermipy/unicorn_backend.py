@@ -213,15 +213,32 @@ def _env_registers(lib: ctypes.CDLL, uch: ctypes.c_void_p) -> memoryview | None:
             _env_path = _find_env_path(uch.value, pattern)
         if _env_path is None:
             return None
-        cpu = _u64.from_address(uch.value + _env_path[0]).value
-        env = _u64.from_address(cpu + _env_path[1]).value
-        if ctypes.string_at(env, len(pattern)) != pattern:
+        env = _follow_env_path(uch.value, _env_path, pattern)
+        if env is None:
             return None
         return memoryview((ctypes.c_char * (8 * 17)).from_address(env)).cast("B").cast("Q")
     finally:
         for name, old in zip(ENV_REG_ORDER, saved):
             value.value = old
             lib.uc_reg_write(uch, REG[name], ctypes.byref(value))
+
+
+def _follow_env_path(engine: int, path: tuple[int, int], pattern: bytes) -> int | None:
+    """env of this engine by ``path``, when the marks are there: read through /proc/self/mem, which fails
+    cleanly where a direct read would fault (a path found on one engine may lead elsewhere on another: a host
+    segfault in a forked child's new thread, now and then, before this)."""
+    try:
+        mem = os.open("/proc/self/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        cpu = int.from_bytes(os.pread(mem, 8, engine + path[0]), "little")
+        env = int.from_bytes(os.pread(mem, 8, cpu + path[1]), "little")
+        return env if os.pread(mem, len(pattern), env) == pattern else None
+    except (OSError, OverflowError, ValueError):
+        return None
+    finally:
+        os.close(mem)
 
 
 def _find_env_path(engine: int, pattern: bytes) -> tuple[int, int] | None:

@@ -234,38 +234,6 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     return len(out) // EVENT.size
 
 
-def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
-    """set_user_sigmask() around a wait: a signal the temporary mask lets through ends it with EINTR (after
-    any events already ready) and runs its handler with the old mask restored afterwards; any other return
-    restores the old mask at once (restore_saved_sigmask_unless)."""
-    if not sigmask:
-        return wait(None)
-    if sigsetsize != SIGSET_SIZE:
-        raise SyscallError(EINVAL)
-    from hermipy.syscalls.sys_signal import UNBLOCKABLE, deliver_pending
-    new = int.from_bytes(k.mem.read(sigmask, SIGSET_SIZE), "little") & ~UNBLOCKABLE
-    st = k.signals
-    saved, st.blocked = st.blocked, new
-    if not st.next_deliverable():
-        try:
-            return wait(None)                   # no other sender exists: nothing can arrive while waiting
-        finally:
-            st.blocked = saved
-    try:
-        n = wait(0)
-    except BaseException:
-        st.blocked = saved
-        raise
-    if n:
-        st.blocked = saved                      # the signal stays pending, blocked again
-        return n
-    k.cpu.set_reg("rax", -EINTR)
-    if deliver_pending(k, saved_mask=saved):    # the frame restores the caller's mask on sigreturn
-        return None
-    st.blocked = saved                          # ignored on delivery: no frame, a plain EINTR
-    raise SyscallError(EINTR)
-
-
 @syscall("epoll_wait", FULL)
 def epoll_wait(k, epfd: Int, events: Ptr, maxevents: Int, timeout: Int) -> int:
     """epoll_wait(2): ``timeout`` in milliseconds, negative waits forever."""
@@ -280,8 +248,8 @@ def epoll_pwait(k, epfd: Int, events: Ptr, maxevents: Int, timeout: Int, sigmask
         raise SyscallError(EINVAL)
     ep = _wait_args(k, epfd, events, maxevents)
     ms = timeout if timeout >= 0 else -1
-    return _with_sigmask(k, sigmask, sigsetsize,
-                         lambda zero: _wait(k, ep, events, maxevents, ms if zero is None else 0))
+    from hermipy.syscalls.sys_signal import with_temporary_mask
+    return with_temporary_mask(k, sigmask, sigsetsize, lambda now: _wait(k, ep, events, maxevents, 0 if now else ms))
 
 
 @syscall("epoll_pwait2", FULL)
@@ -296,8 +264,8 @@ def epoll_pwait2(k, epfd: Int, events: Ptr, maxevents: Int, timeout: Ptr, sigmas
     if sigmask and sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
     ep = _wait_args(k, epfd, events, maxevents)
-    return _with_sigmask(k, sigmask, sigsetsize,
-                         lambda zero: _wait(k, ep, events, maxevents, ts if zero is None else 0))
+    from hermipy.syscalls.sys_signal import with_temporary_mask
+    return with_temporary_mask(k, sigmask, sigsetsize, lambda now: _wait(k, ep, events, maxevents, 0 if now else ts))
 
 
 # -- eventfd --------------------------------------------------------------------------------------------

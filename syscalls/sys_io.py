@@ -849,38 +849,6 @@ def _write_left(k, addr: int, ts, given: bool, usec: bool = False) -> None:
         pass
 
 
-def _with_sigmask(k, sigmask: int, sigsetsize: int, wait):
-    """Run ``wait(timeout_override)`` with the guest's temporary signal mask (set_user_sigmask). A signal the
-    new mask unblocks that is pending already ends the call at once, with EINTR unless something was ready
-    (do_poll's order); one arriving while waiting kicks the wait, whose restart (the old mask back, under which
-    the signal may be blocked) finds it pending."""
-    if not sigmask:
-        return wait(False)
-    from hermipy.syscalls.sys_signal import UNBLOCKABLE, deliver_pending
-    if sigsetsize != 8:
-        raise SyscallError(EINVAL)
-    new = int.from_bytes(k.mem.read(sigmask, 8), "little") & ~UNBLOCKABLE
-    st = k.signals
-    saved = st.blocked
-    st.blocked = new
-    if not st.next_deliverable():
-        try:
-            return wait(False)
-        finally:
-            st.blocked = saved
-    try:
-        result = wait(True)
-    except BaseException:
-        st.blocked = saved
-        raise
-    if result > 0:
-        st.blocked = saved
-        return result
-    k.cpu.set_reg("rax", -EINTR)
-    deliver_pending(k, saved_mask=saved)         # the frame restores the caller's mask on sigreturn
-    return None
-
-
 @syscall("poll", FULL)
 def poll(k, fds: Ptr, nfds: UInt, timeout: Int) -> int:
     """poll(2): timeout in milliseconds, negative for none."""
@@ -894,7 +862,8 @@ def ppoll(k, fds: Ptr, nfds: UInt, tsp: Ptr, sigmask: Ptr, sigsetsize: Size) -> 
     ts = _timeout_ns(k, tsp)
     given = _nonzero(ts)
     try:
-        return _with_sigmask(k, sigmask, sigsetsize, lambda now: _poll(k, fds, nfds, Timespec(0, 0) if now else ts))
+        from hermipy.syscalls.sys_signal import with_temporary_mask
+        return with_temporary_mask(k, sigmask, sigsetsize, lambda now: _poll(k, fds, nfds, Timespec(0, 0) if now else ts))
     finally:
         _write_left(k, tsp, ts, given)
 
@@ -954,7 +923,8 @@ def pselect6(k, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr, timeout:
     ts = _timeout_ns(k, timeout)
     given = _nonzero(ts)
     try:
-        return _with_sigmask(k, sigmask, sigsetsize,
+        from hermipy.syscalls.sys_signal import with_temporary_mask
+        return with_temporary_mask(k, sigmask, sigsetsize,
                              lambda now: _select(k, nfds, readfds, writefds, exceptfds, Timespec(0, 0) if now else ts))
     finally:
         _write_left(k, timeout, ts, given)

@@ -494,6 +494,41 @@ def _finish(k, result: int):
     return None
 
 
+def with_temporary_mask(k, sigmask: int, sigsetsize: int, wait):
+    """set_user_sigmask() around ``wait(now)`` (ppoll, pselect6, epoll_pwait, io_pgetevents): with the guest's
+    temporary mask. A signal it lets through that is pending already makes the wait return at once (``now``),
+    with EINTR unless something was ready, and runs its handler with the old mask restored afterwards; one
+    arriving while waiting kicks the wait, whose restart finds it pending. On any other return the old mask is
+    back at once, and what it lets through (a signal that came while the temporary mask blocked it) is
+    delivered on the way out (restore_saved_sigmask_unless)."""
+    if not sigmask:
+        return wait(False)
+    if sigsetsize != 8:
+        raise SyscallError(EINVAL)
+    new = int.from_bytes(k.mem.read(sigmask, 8), "little") & ~UNBLOCKABLE
+    st = k.signals
+    saved, st.blocked = st.blocked, new
+    if not st.next_deliverable():
+        try:
+            n = wait(False)
+        finally:
+            st.blocked = saved
+        return _finish(k, n)
+    try:
+        n = wait(True)
+    except BaseException:
+        st.blocked = saved
+        raise
+    if n:
+        st.blocked = saved                      # the signal stays pending, blocked again
+        return _finish(k, n)
+    k.cpu.set_reg("rax", -EINTR & MASK64)
+    if deliver_pending(k, saved_mask=saved):    # the frame restores the caller's mask on sigreturn
+        return None
+    st.blocked = saved                          # ignored on delivery: no frame, a plain EINTR
+    raise SyscallError(EINTR)
+
+
 def handle_interrupt(k, result: int | None = None):
     """A kicked task at a stop (exit_to_user_mode_loop): end it if its group is exiting, else deliver what is
     deliverable. ``result`` (a syscall's return value) goes in rax first; None when rax is set already."""

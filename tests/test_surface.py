@@ -197,3 +197,18 @@ def test_coreutils_chroot(tmp_path):
     native = run_native(argv)
     assert native.status == 0 and native.stdout.startswith(b"in the jail\n/\n"), native
     assert_results_same(argv, native, run_hermipy(argv))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_aio(variant):
+    """Linux native AIO through the raw calls: the ring in the caller's memory (libaio reads it), each operation,
+    io_getevents' min_nr, timeouts and EINTR, io_pgetevents' mask (a signal it blocks runs its handler on the way
+    out), IOCB_FLAG_RESFD, io_cancel, a fork child without the parent's contexts, and the errors of each call."""
+    out = assert_same([build("aio", variant)], setup=empty_dir).stdout.decode()
+    for fact in ("ring: magic 0xa10a10a1, header 32", "io_submit 3: 3", "read \"aio w\", preadv \"hel\" \"lo, \"",
+                 "ring head == tail: yes", "io_getevents waiting, SIGALRM: -1 EINTR",
+                 "io_submit pwrite on a read-only fd: -1 EBADF", "io_submit unknown aio_rw_flags: -1 EOPNOTSUPP",
+                 "event data 17, iocb #0, res -14 EFAULT", "io_submit good, bad, good: 1", "eventfd count 1",
+                 "alarms during it 1", "child: io_submit on the parent's context: -1 EINVAL",
+                 "io_getevents after io_destroy: -1 EINVAL"):
+        assert fact in out, fact
