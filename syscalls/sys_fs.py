@@ -11,15 +11,17 @@ import ctypes
 import os
 import stat as _stat
 import struct
-from errno import (EACCES, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR, ENOTEMPTY, EPERM,
-                   ERANGE, EROFS, EXDEV)
+from errno import (E2BIG, EACCES, EAGAIN, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT,
+                   ENOTDIR, ENOTEMPTY, EPERM, ERANGE, EROFS, EXDEV)
 
+from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls import procfs
 from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLAGS, OpenMode, RENAME_FLAGS, STATX_FLAGS,
                                        DirFd, Fd, Flags, Int, Long, Octal, Path, Ptr, Size, UInt)
 from hermipy.syscalls.errors import SyscallError
-from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW,
-                                    O_PATH, O_RDONLY, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile, host_kind)
+from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOCTTY,
+                                    O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile,
+                                    host_kind)
 from hermipy.syscalls.table import FULL, PARTIAL, alias, syscall
 from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall, own_open_file
 
@@ -129,15 +131,19 @@ def _on_host(t: Target, errno: int = EACCES) -> Target:
 
 
 # -- open ---------------------------------------------------------------------------------------
+def _shown_flags(flags: int) -> int:
+    """What F_GETFL will say of a file opened with ``flags``."""
+    if flags & O_PATH:
+        return flags & (O_PATH | 0o200000 | O_NOFOLLOW | O_ACCMODE)
+    return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE
+
+
 def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
     """do_sys_openat2(): resolve, open on the host (or synthesize), install in the fd table."""
     follow = not flags & O_NOFOLLOW and not (flags & O_CREAT and flags & O_EXCL)
     t = lookup(k, dirfd, path, follow)
     cloexec = bool(flags & O_CLOEXEC)
-    if flags & O_PATH:
-        shown = flags & (O_PATH | 0o200000 | O_NOFOLLOW | O_ACCMODE)
-    else:
-        shown = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE
+    shown = _shown_flags(flags)
     if t.node is not None:
         of = procfs.open_node(t.node, t.guest, flags)
         of.flags = shown
@@ -166,6 +172,111 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
 def openat(k, dirfd: DirFd, pathname: Path, flags: OPEN_FLAGS, mode: OpenMode(2)) -> int:
     """openat(2)."""
     return do_open(k, dirfd, _path(k, pathname), flags, mode)
+
+
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
+RESOLVE_FLAGS = Flags({RESOLVE_NO_XDEV: "RESOLVE_NO_XDEV", RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS",
+                       RESOLVE_NO_SYMLINKS: "RESOLVE_NO_SYMLINKS", RESOLVE_BENEATH: "RESOLVE_BENEATH",
+                       RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT", RESOLVE_CACHED: "RESOLVE_CACHED"})
+OPEN_HOW = struct.Struct("<QQQ")           # struct open_how: flags, mode, resolve (OPEN_HOW_SIZE_VER0)
+VALID_OPEN_FLAGS = 0o37777703              # include/linux/fcntl.h: every O_* openat2 accepts
+O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC
+O_TMPFILE_BIT = 0o20000000                 # __O_TMPFILE
+
+
+@syscall("openat2", PARTIAL, note="struct open_how checked as build_open_flags() does; the RESOLVE_* flags are the "
+                                  "host's openat2 from a directory fd in the guest's root (under --root, guest "
+                                  "paths resolve in the root as RESOLVE_IN_ROOT); paths through hermipy's /proc "
+                                  "and /dev, and writes to an image's files in its hard-link layer, open as openat "
+                                  "does, the resolve flags unapplied")
+def openat2(k, dirfd: DirFd, pathname: Path, how: Ptr, size: Size) -> int:
+    """openat2(2): copy_struct_from_user() (EINVAL below version 0, E2BIG for unknown nonzero bytes or a size
+    past a page), build_open_flags()'s checks, then the open."""
+    if size < OPEN_HOW.size:
+        raise SyscallError(EINVAL)
+    if size > PAGE_SIZE:
+        raise SyscallError(E2BIG)
+    raw = k.mem.read(how, size)
+    if any(raw[OPEN_HOW.size:]):
+        raise SyscallError(E2BIG)
+    flags, mode, resolve = OPEN_HOW.unpack_from(raw)
+    creating = flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE
+    if (flags & ~VALID_OPEN_FLAGS or resolve & ~0x3F or resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT
+            or (mode & ~0o7777 if creating else mode)
+            or flags & O_PATH and flags & ~O_PATH_FLAGS
+            or flags & O_TMPFILE_BIT and (flags & O_TMPFILE != O_TMPFILE or not flags & (O_WRONLY | O_RDWR))):
+        raise SyscallError(EINVAL)
+    if resolve & RESOLVE_CACHED and flags & (O_TRUNC | O_CREAT | O_TMPFILE_BIT):
+        raise SyscallError(EAGAIN)
+    path = _path(k, pathname)
+    from hermipy.syscalls import vfs
+    guest = k.fs.absolute("/" if path.startswith("/") else _dir_base(k, dirfd), path)
+    if vfs._may_touch_synthetic(guest):
+        _check_synthetic_resolve(guest, resolve)
+    if (not resolve & ~RESOLVE_CACHED or vfs._may_touch_synthetic(guest)
+            or vfs.LOWER is not None and flags & (O_ACCMODE | O_TRUNC)):
+        return do_open(k, dirfd, path, flags, mode)
+    return _open_resolved(k, dirfd, path, guest, flags, mode, resolve)
+
+
+def _check_synthetic_resolve(guest: str, resolve: int) -> None:
+    """The RESOLVE_* flags against a path through hermipy's /proc or /dev, as Linux's would find them there:
+    /proc and /dev are mounts (NO_XDEV: EXDEV), /proc/self, /proc/thread-self, /dev/fd and /dev/std* are
+    symlinks (NO_SYMLINKS: ELOOP), /proc/PID/{fd/N,exe,cwd,root,ns/NAME} magic links (NO_MAGICLINKS too)."""
+    parts = [p for p in guest.split("/") if p]
+    if not parts or parts[0] not in ("proc", "dev"):
+        return
+    if resolve & RESOLVE_NO_XDEV:
+        raise SyscallError(EXDEV)
+    if parts[0] == "dev":
+        if len(parts) < 2 or parts[1] not in ("fd", "stdin", "stdout", "stderr"):
+            return
+        through_symlink, magic = True, parts[1] != "fd" or len(parts) > 2
+    else:
+        through_symlink = len(parts) > 2 and parts[1] in ("self", "thread-self")
+        rest = parts[2:]
+        if rest[:1] == ["task"]:
+            rest = rest[2:]
+        magic = len(rest) >= 2 and rest[0] in ("fd", "ns") or rest[:1] in (["exe"], ["cwd"], ["root"])
+    if resolve & RESOLVE_NO_SYMLINKS and (through_symlink or magic) or resolve & RESOLVE_NO_MAGICLINKS and magic:
+        raise SyscallError(ELOOP)
+
+
+def _open_resolved(k, dirfd: int, path: str, guest: str, flags: int, mode: int, resolve: int) -> int:
+    """The host's openat2 with the RESOLVE_* flags: beneath (or in) the guest's directory fd itself, else from
+    the guest's root (RESOLVE_IN_ROOT under --root, so neither .. nor an absolute symlink leads out)."""
+    base, owned = None, False
+    if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) or not k.fs.confined and not path.startswith("/"):
+        if dirfd == AT_FDCWD:
+            base, owned = lookup(k, AT_FDCWD, k.fs.cwd).open(os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0), True
+        else:
+            base = k.fds.get(dirfd).host_fd
+        name = path
+    elif k.fs.confined:
+        base, name, resolve = k.fs.rootfd, guest.lstrip("/") or ".", resolve | RESOLVE_IN_ROOT
+    else:
+        base, name = AT_FDCWD, path
+    if flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE:
+        _clear_host_umask()
+        mode &= 0o7777 & ~k.proc.umask
+    try:
+        how = ctypes.create_string_buffer(OPEN_HOW.pack(flags | O_CLOEXEC, mode, resolve), OPEN_HOW.size)
+        host_fd = host_syscall("openat2", base, ctypes.create_string_buffer(os.fsencode(name)), how, OPEN_HOW.size)
+    finally:
+        if owned:
+            os.close(base)
+    try:
+        shown_as = k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
+    except OSError:
+        shown_as = guest
+    of = OpenFile(host_fd, shown_as, _shown_flags(flags), host_kind(host_fd))
+    try:
+        return k.fds.install(of, bool(flags & O_CLOEXEC))
+    except SyscallError:
+        of.refs = 1
+        of.release()
+        raise
 
 
 @syscall("open", FULL)

@@ -212,3 +212,29 @@ def test_aio(variant):
                  "alarms during it 1", "child: io_submit on the parent's context: -1 EINVAL",
                  "io_getevents after io_destroy: -1 EINVAL"):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_openat2(variant):
+    """openat2: struct open_how's size and flag checks, and each RESOLVE_* flag from a directory fd and the cwd,
+    on files and symlinks of the test's own and on /proc/self magic links, as Linux answers."""
+    out = assert_same([build("surface", variant), "openat2"], setup=empty_dir).stdout.decode()
+    for fact in ("size 32, nonzero tail: -1 E2BIG", "RESOLVE_CACHED with O_CREAT: -1 EAGAIN",
+                 "BENEATH up (a symlink out): -1 EXDEV", "IN_ROOT ../outside.txt: -1 ENOENT",
+                 'IN_ROOT rooted (-> /f): ok "in d"', "/proc/self/fd/N, NO_MAGICLINKS: -1 errno 40",
+                 "/proc/self/comm, NO_XDEV: -1 EXDEV", "O_CREAT beneath: ok, mode 644", "O_CLOEXEC: F_GETFD 1"):
+        assert fact in out, fact
+
+
+def test_openat2_under_root_stays_inside(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside-marker").write_text("outside\n")
+    shutil.copy(build("surface", "static"), root / "surface")
+    proc = subprocess.run(hermipy_command("--root", str(root)) + ["/surface", "openat2-root"], capture_output=True,
+                          cwd=root, timeout=TIMEOUT)
+    lines = proc.stdout.decode().splitlines()
+    assert lines[:5] == [
+        "-- openat2-root", "/../outside-marker, NO_SYMLINKS: -1 ENOENT", "../outside-marker, NO_XDEV: -1 ENOENT",
+        "esc, NO_MAGICLINKS: -1 ENOENT", "esc, IN_ROOT: -1 ENOENT"], proc
+    assert lines[5].startswith('/surface, NO_XDEV: ok "\x7fELF'), proc      # the root's own files open
