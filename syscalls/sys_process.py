@@ -3,9 +3,10 @@ pid.c)."""
 import ctypes
 import os
 import struct
-from errno import EBADF, EINVAL, ENOSYS, EPERM, ESRCH
+from errno import EBADF, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH
 
 from hermipy.cpu import GuestExit
+from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import Enum, Flags, Int, Ptr, Signal, Size, UInt
 from hermipy.syscalls.errors import ERESTARTNOHAND, SyscallError
 from hermipy.syscalls.host import host_syscall
@@ -423,3 +424,75 @@ def pidfd_getfd(k, pidfd: Int, targetfd: Int, flags: UInt) -> int:
         raise SyscallError(EPERM)
     source = k.fds.get(targetfd)
     return install_host_fd(k, _received_file(k, os.dup(source.host_fd)), True)
+
+
+# -- process_vm_readv / process_vm_writev ------------------------------------------------------------------
+def _same_memory(k, pid: int) -> bool:
+    """Whether ``pid`` names a process whose memory is the caller's: itself, a thread of it, or a CLONE_VM
+    process of this hermipy (or the parent it shares memory with)."""
+    from hermipy.syscalls.sys_fork import VM_PROCESSES
+    if pid == k.proc.pid or pid in k.group.tasks:
+        return True
+    if not k.mem.shared_by_processes:
+        return False
+    group = VM_PROCESSES.get(pid)
+    if group is not None:
+        return any(t.mem is k.mem for t in group.tasks.values())
+    return k.proc.parent == pid
+
+
+def _process_vm(k, pid: int, local: int, liovcnt: int, remote: int, riovcnt: int, flags: int, write: bool) -> int:
+    """process_vm_rw(): the flags, both iovec arrays (import_iovec's checks), the target, then a copy remote
+    iovec by remote iovec that stops at the first page either side cannot give (the bytes so far, or EFAULT)."""
+    from hermipy.syscalls.sys_io import import_iovec
+    if flags:
+        raise SyscallError(EINVAL)
+    local_segments = import_iovec(k, local, liovcnt)
+    if not any(length for _base, length in local_segments):
+        return 0
+    remote_segments = import_iovec(k, remote, riovcnt)
+    if pid <= 0:
+        raise SyscallError(ESRCH)
+    if not _same_memory(k, pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise SyscallError(ESRCH) from None
+        except PermissionError:
+            pass
+        raise SyscallError(EPERM)            # another process's memory is its hermipy's: out of reach
+    done, li, loff = 0, 0, 0
+    for base, length in remote_segments:
+        offset = 0
+        while offset < length:
+            while li < len(local_segments) and loff == local_segments[li][1]:
+                li, loff = li + 1, 0
+            if li == len(local_segments):
+                return done
+            lbase, llen = local_segments[li]
+            n = min(length - offset, llen - loff, PAGE_SIZE - (base + offset) % PAGE_SIZE)
+            src, dst = (lbase + loff, base + offset) if write else (base + offset, lbase + loff)
+            try:
+                k.mem.write(dst, k.mem.read(src, n))
+            except SyscallError:
+                if done:
+                    return done
+                raise SyscallError(EFAULT) from None
+            done, offset, loff = done + n, offset + n, loff + n
+    return done
+
+
+@syscall("process_vm_readv", PARTIAL, note="the caller's own memory (itself, its threads, a CLONE_VM process "
+                                           "sharing it); another process's is EPERM (its memory is its hermipy's); "
+                                           "pages are read whatever their protection")
+def process_vm_readv(k, pid: Int, local_iov: Ptr, liovcnt: Size, remote_iov: Ptr, riovcnt: Size,
+                     flags: Size) -> int:
+    """process_vm_readv(2)."""
+    return _process_vm(k, pid, local_iov, liovcnt, remote_iov, riovcnt, flags, False)
+
+
+@syscall("process_vm_writev", PARTIAL, note="as process_vm_readv; pages are written whatever their protection")
+def process_vm_writev(k, pid: Int, local_iov: Ptr, liovcnt: Size, remote_iov: Ptr, riovcnt: Size,
+                      flags: Size) -> int:
+    """process_vm_writev(2)."""
+    return _process_vm(k, pid, local_iov, liovcnt, remote_iov, riovcnt, flags, True)

@@ -1185,6 +1185,40 @@ static void test_openat2(void)
     close(d);
 }
 
+/* -- process_vm_readv / process_vm_writev on the caller itself ------------------------------------------ */
+static void test_process_vm(void)
+{
+    section("process_vm");
+    static char src[] = "remote bytes here", dst[32], two_a[8], two_b[16];
+    struct iovec local = {dst, sizeof dst}, remote = {src, 6};
+    SHOW("readv self", syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0));
+    printf("read \"%.6s\"\n", dst);
+    struct iovec split[2] = {{two_a, 3}, {two_b, 16}}, from = {src, 12};
+    SHOW("readv into two buffers", syscall(SYS_process_vm_readv, getpid(), split, 2, &from, 1, 0));
+    printf("\"%.3s\" \"%.9s\"\n", two_a, two_b);
+    char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(page + 4096, 4096);
+    memset(page, 'p', 4096);
+    struct iovec across = {page + 4090, 12};
+    SHOW("readv across an unmapped page", syscall(SYS_process_vm_readv, getpid(), &local, 1, &across, 1, 0));
+    struct iovec unmapped = {page + 4096, 4};
+    SHOW("readv from an unmapped page", syscall(SYS_process_vm_readv, getpid(), &local, 1, &unmapped, 1, 0));
+    struct iovec bad_local = {BAD, 4};
+    SHOW("readv into a bad buffer", syscall(SYS_process_vm_readv, getpid(), &bad_local, 1, &remote, 1, 0));
+    SHOW("flags 1", syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 1));
+    SHOW("1025 iovecs", syscall(SYS_process_vm_readv, getpid(), &local, 1025, &remote, 1, 0));
+    SHOW("bad local array", syscall(SYS_process_vm_readv, getpid(), BAD, 1, &remote, 1, 0));
+    SHOW("bad remote array", syscall(SYS_process_vm_readv, getpid(), &local, 1, BAD, 1, 0));
+    struct iovec empty = {dst, 0};
+    SHOW("nothing to read, bad pid", syscall(SYS_process_vm_readv, 4194303, &empty, 1, &remote, 1, 0));
+    SHOW("no such pid", syscall(SYS_process_vm_readv, 4194303, &local, 1, &remote, 1, 0));
+    static char text[] = "written";
+    struct iovec what = {text, 7}, where = {dst, 7};
+    SHOW("writev self", syscall(SYS_process_vm_writev, getpid(), &what, 1, &where, 1, 0));
+    printf("dst now \"%.7s\"\n", dst);
+    munmap(page, 4096);
+}
+
 /* under --root (never run natively by the tests): no resolve flag leads out of the run's root */
 static void test_openat2_root(void)
 {
@@ -1225,6 +1259,7 @@ static const struct section sections[] = {
     {"ns", test_ns},
     {"chroot", test_chroot},
     {"openat2", test_openat2},
+    {"process_vm", test_process_vm},
     {"openat2-root", test_openat2_root},
     {"chroot-escape", test_chroot_escape},
 };

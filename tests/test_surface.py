@@ -238,3 +238,14 @@ def test_openat2_under_root_stays_inside(tmp_path):
         "-- openat2-root", "/../outside-marker, NO_SYMLINKS: -1 ENOENT", "../outside-marker, NO_XDEV: -1 ENOENT",
         "esc, NO_MAGICLINKS: -1 ENOENT", "esc, IN_ROOT: -1 ENOENT"], proc
     assert lines[5].startswith('/surface, NO_XDEV: ok "\x7fELF'), proc      # the root's own files open
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_process_vm(variant):
+    """process_vm_readv/writev on the caller's own memory: iovecs split either side, a copy that stops at an
+    unmapped page, and the checks in process_vm_rw()'s order."""
+    out = assert_same([build("surface", variant), "process_vm"], setup=empty_dir).stdout.decode()
+    for fact in ('read "remote"', '"rem" "ote bytes"', "readv across an unmapped page: 6",
+                 "readv from an unmapped page: -1 EFAULT", "nothing to read, bad pid: 0", "no such pid: -1 ESRCH",
+                 'dst now "written"'):
+        assert fact in out, fact
