@@ -12,7 +12,7 @@ import os
 import stat as _stat
 import struct
 from errno import (E2BIG, EACCES, EAGAIN, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT,
-                   ENOTDIR, ENOTEMPTY, EPERM, ERANGE, EROFS, EXDEV)
+                   ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EOVERFLOW, EPERM, ERANGE, EROFS, EXDEV)
 
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls import procfs
@@ -271,6 +271,87 @@ def _open_resolved(k, dirfd: int, path: str, guest: str, flags: int, mode: int, 
     except OSError:
         shown_as = guest
     of = OpenFile(host_fd, shown_as, _shown_flags(flags), host_kind(host_fd))
+    try:
+        return k.fds.install(of, bool(flags & O_CLOEXEC))
+    except SyscallError:
+        of.refs = 1
+        of.release()
+        raise
+
+
+MAX_HANDLE_SZ = 128
+AT_HANDLE_FID = 0x200                      # name_to_handle_at: a handle that only identifies
+HANDLE_AT_FLAGS = Flags({AT_SYMLINK_FOLLOW: "AT_SYMLINK_FOLLOW", AT_EMPTY_PATH: "AT_EMPTY_PATH",
+                         AT_HANDLE_FID: "AT_HANDLE_FID"})
+
+
+@syscall("name_to_handle_at", PARTIAL, note="the host's handle and mount id of the file the guest's path names (its "
+                                            "file system's; under --root too)")
+def name_to_handle_at(k, dirfd: DirFd, pathname: Path, handle: Ptr, mount_id: Ptr, flags: HANDLE_AT_FLAGS) -> int:
+    """name_to_handle_at(2) (fs/fhandle.c): the flags, the path, then struct file_handle {handle_bytes,
+    handle_type, f_handle} (EINVAL past MAX_HANDLE_SZ; EOVERFLOW with the size needed written back)."""
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH | AT_HANDLE_FID):
+        raise SyscallError(EINVAL)
+    path = _path(k, pathname)
+    if not path and flags & AT_EMPTY_PATH:
+        t = None
+        of = k.fds.get(dirfd) if dirfd != AT_FDCWD else None
+        if of is not None and of.node is not None:
+            raise SyscallError(EOPNOTSUPP)
+    else:
+        t = _existing(lookup(k, dirfd, path, bool(flags & AT_SYMLINK_FOLLOW)))
+        if t.node is not None:
+            raise SyscallError(EOPNOTSUPP)  # hermipy's /proc and /dev: no file handles (as pseudo files)
+    size = struct.unpack("<I", k.mem.read(handle, 4))[0]
+    if size > MAX_HANDLE_SZ:
+        raise SyscallError(EINVAL)
+    buf = ctypes.create_string_buffer(struct.pack("<I", size), 8 + MAX_HANDLE_SZ)
+    mnt = ctypes.c_int(0)
+    if t is None:
+        fd = k.fds.get(dirfd).host_fd if dirfd != AT_FDCWD else None
+        owned = fd is None
+        if owned:
+            fd = lookup(k, AT_FDCWD, k.fs.cwd).open(os.O_PATH | os.O_CLOEXEC, 0)
+    else:
+        fd, owned = t.open(os.O_PATH | os.O_CLOEXEC | (0 if flags & AT_SYMLINK_FOLLOW else os.O_NOFOLLOW), 0), True
+    try:
+        host_syscall("name_to_handle_at", fd, ctypes.create_string_buffer(b""), buf, ctypes.byref(mnt),
+                     AT_EMPTY_PATH | flags & AT_HANDLE_FID)
+    except OSError as err:
+        if err.errno == EOVERFLOW:               # the size it needs, and the mount id, go back all the same
+            k.mem.write(mount_id, struct.pack("<i", mnt.value))
+            k.mem.write(handle, buf.raw[:8])
+        raise
+    finally:
+        if owned:
+            os.close(fd)
+    needed = struct.unpack_from("<I", buf, 0)[0]
+    k.mem.write(handle, buf.raw[:8 + needed])
+    k.mem.write(mount_id, struct.pack("<i", mnt.value))
+    return 0
+
+
+@syscall("open_by_handle_at", PARTIAL, note="the host's, from a guest fd on the file system, with CAP_DAC_READ_SEARCH "
+                                            "(the guest's); under --root EPERM (a handle reaches any file of the "
+                                            "file system, outside the root too)")
+def open_by_handle_at(k, mount_fd: Int, handle: Ptr, flags: OPEN_FLAGS) -> int:
+    """open_by_handle_at(2): EPERM without CAP_DAC_READ_SEARCH, then the handle (EFAULT; EINVAL for a size of 0
+    or past MAX_HANDLE_SZ), then the mount fd and the open."""
+    from hermipy.syscalls.sys_info import capable
+    if k.fs.confined or not capable(k, 2):             # CAP_DAC_READ_SEARCH
+        raise SyscallError(EPERM)
+    size = struct.unpack("<I", k.mem.read(handle, 4))[0]
+    if not size or size > MAX_HANDLE_SZ:
+        raise SyscallError(EINVAL)
+    raw = k.mem.read(handle, 8 + size)
+    mount = AT_FDCWD if mount_fd == AT_FDCWD else k.fds.get(mount_fd).host_fd
+    host_fd = host_syscall("open_by_handle_at", mount, ctypes.create_string_buffer(raw, len(raw)),
+                           (flags | O_CLOEXEC) & 0xFFFFFFFF)
+    try:
+        name = k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
+    except OSError:
+        name = "/"
+    of = OpenFile(host_fd, name, _shown_flags(flags), host_kind(host_fd))
     try:
         return k.fds.install(of, bool(flags & O_CLOEXEC))
     except SyscallError:

@@ -1219,6 +1219,52 @@ static void test_process_vm(void)
     munmap(page, 4096);
 }
 
+/* -- name_to_handle_at / open_by_handle_at ------------------------------------------------------------ */
+static void test_handles(void)
+{
+    section("handles");
+    int fd = open("hf", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (write(fd, "handle data", 11) != 11)
+        printf("write failed\n");
+    close(fd);
+    struct file_handle *fh = malloc(sizeof *fh + 128), *fh2 = malloc(sizeof *fh2 + 128);
+    int mnt = -1, mnt2 = -2;
+    fh->handle_bytes = 0;
+    SHOW("name_to_handle_at, size 0", name_to_handle_at(AT_FDCWD, "hf", fh, &mnt, 0));
+    printf("size needed written back: %s, mount id too: %s\n", fh->handle_bytes > 0 ? "yes" : "no",
+           mnt >= 0 ? "yes" : "no");
+    fh->handle_bytes = 129;
+    SHOW("size 129", name_to_handle_at(AT_FDCWD, "hf", fh, &mnt, 0));
+    fh->handle_bytes = 128;
+    SHOW("bad flags", name_to_handle_at(AT_FDCWD, "hf", fh, &mnt, 0x8));
+    SHOW("missing file", name_to_handle_at(AT_FDCWD, "nope", fh, &mnt, 0));
+    SHOW("bad handle pointer", name_to_handle_at(AT_FDCWD, "hf", BAD, &mnt, 0));
+    SHOW("name_to_handle_at hf", name_to_handle_at(AT_FDCWD, "hf", fh, &mnt, 0));
+    int fd2 = open("hf", O_RDONLY);
+    fh2->handle_bytes = 128;
+    SHOW("by fd, AT_EMPTY_PATH", name_to_handle_at(fd2, "", fh2, &mnt2, AT_EMPTY_PATH));
+    printf("the same handle and mount: %s\n", fh->handle_bytes == fh2->handle_bytes &&
+           fh->handle_type == fh2->handle_type && !memcmp(fh->f_handle, fh2->f_handle, fh->handle_bytes) &&
+           mnt == mnt2 ? "yes" : "no");
+    close(fd2);
+    int mfd = open(".", O_RDONLY | O_DIRECTORY);
+    long r = open_by_handle_at(mfd, fh, O_RDONLY);
+    if (r >= 0) {
+        char buf[32] = "";
+        ssize_t n = read(r, buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = 0;
+        printf("open_by_handle_at: read \"%s\", cloexec %d\n", buf, fcntl(r, F_GETFD));
+        close(r);
+    } else {
+        printf("open_by_handle_at: -1 %s\n", ename(errno));
+    }
+    fh->handle_bytes = 0;
+    SHOW("open_by_handle_at, size 0", open_by_handle_at(mfd, fh, O_RDONLY));
+    close(mfd);
+    free(fh);
+    free(fh2);
+}
+
 /* under --root (never run natively by the tests): no resolve flag leads out of the run's root */
 static void test_openat2_root(void)
 {
@@ -1260,6 +1306,7 @@ static const struct section sections[] = {
     {"chroot", test_chroot},
     {"openat2", test_openat2},
     {"process_vm", test_process_vm},
+    {"handles", test_handles},
     {"openat2-root", test_openat2_root},
     {"chroot-escape", test_chroot_escape},
 };

@@ -249,3 +249,26 @@ def test_process_vm(variant):
                  "readv from an unmapped page: -1 EFAULT", "nothing to read, bad pid: 0", "no such pid: -1 ESRCH",
                  'dst now "written"'):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_file_handles(variant):
+    """name_to_handle_at/open_by_handle_at: EOVERFLOW with the size needed and the mount id written back, the
+    handle of a path and of an fd alike, and (as root: CAP_DAC_READ_SEARCH) the file opened by its handle."""
+    out = assert_same([build("surface", variant), "handles"], setup=empty_dir).stdout.decode()
+    for fact in ("name_to_handle_at, size 0: -1 EOVERFLOW", "size needed written back: yes, mount id too: yes",
+                 "size 129: -1 EINVAL", "the same handle and mount: yes"):
+        assert fact in out, fact
+    if os.geteuid() == 0:
+        assert 'open_by_handle_at: read "handle data", cloexec 0' in out
+
+
+def test_open_by_handle_under_root_is_refused(tmp_path):
+    """Under --root a file handle could name any file of the file system: open_by_handle_at is EPERM."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(build("surface", "static"), root / "surface")
+    proc = subprocess.run(hermipy_command("--root", str(root)) + ["/surface", "handles"], capture_output=True,
+                          cwd=root, timeout=TIMEOUT)
+    out = proc.stdout.decode()
+    assert "name_to_handle_at hf: 0" in out and "open_by_handle_at: -1 EPERM" in out, proc
