@@ -997,6 +997,92 @@ def utimensat(k, dirfd: DirFd, pathname: Ptr, times: Ptr, flags: AT_FLAGS) -> in
     return 0
 
 
+def _do_utimes(k, dirfd: int, pathname: int, ts: bytes | None) -> int:
+    """do_utimes() for utime, utimes and futimesat: times as struct timespec[2] (None: now); a NULL name is
+    dirfd itself (futimesat)."""
+    buf = ctypes.create_string_buffer(ts, 32) if ts is not None else None
+    if not pathname:
+        if dirfd == AT_FDCWD:
+            raise SyscallError(EFAULT)
+        host_syscall("utimensat", _attr_file(k, dirfd).host_fd, None, buf, 0)
+        return 0
+    _attr_target(k, dirfd, _path(k, pathname), True).utimens(buf, True)
+    return 0
+
+
+def _timevals(k, times: int) -> bytes | None:
+    """struct timeval[2] as struct timespec[2]; a microsecond count outside 0..999999 is EINVAL."""
+    if not times:
+        return None
+    values = struct.unpack("<4q", k.mem.read(times, 32))
+    if not 0 <= values[1] < 1_000_000 or not 0 <= values[3] < 1_000_000:
+        raise SyscallError(EINVAL)
+    return struct.pack("<4q", values[0], values[1] * 1000, values[2], values[3] * 1000)
+
+
+@syscall("utime", FULL)
+def utime(k, filename: Path, times: Ptr) -> int:
+    """utime(2): struct utimbuf {actime, modtime}, in seconds; NULL: now."""
+    ts = None
+    if times:
+        actime, modtime = struct.unpack("<qq", k.mem.read(times, 16))
+        ts = struct.pack("<4q", actime, 0, modtime, 0)
+    return _do_utimes(k, AT_FDCWD, filename, ts)
+
+
+@syscall("utimes", FULL)
+def utimes(k, filename: Path, times: Ptr) -> int:
+    """utimes(2): struct timeval[2]; NULL: now."""
+    return _do_utimes(k, AT_FDCWD, filename, _timevals(k, times))
+
+
+@syscall("futimesat", FULL)
+def futimesat(k, dirfd: DirFd, filename: Path, times: Ptr) -> int:
+    """futimesat(2): utimes relative to dirfd (a NULL name: dirfd itself)."""
+    return _do_utimes(k, dirfd, filename, _timevals(k, times))
+
+
+@syscall("ustat", FULL)
+def ustat(k, dev: UInt, ubuf: Ptr) -> int:
+    """ustat(2): the host's (the guest's file systems are the host's): struct ustat {f_tfree, f_tinode,
+    f_fname[6], f_fpack[6]}, EINVAL for a device no mounted file system is on."""
+    buf = ctypes.create_string_buffer(32)
+    host_syscall("ustat", dev, buf)
+    k.mem.write(ubuf, buf.raw)
+    return 0
+
+
+@syscall("sync", FULL)
+def sync(k) -> int:
+    """sync(2): the host's (the guest's files are the host's)."""
+    os.sync()
+    return 0
+
+
+@syscall("syncfs", FULL)
+def syncfs(k, fd: Fd) -> int:
+    """syncfs(2): the host's, on the file system of the guest's fd."""
+    of = k.fds.get(fd)
+    if of.node is not None:
+        return 0                            # hermipy's /proc and /dev: nothing to write back
+    return host_syscall("syncfs", of.host_fd)
+
+
+SYNC_FILE_RANGE_FLAGS = Flags({1: "SYNC_FILE_RANGE_WAIT_BEFORE", 2: "SYNC_FILE_RANGE_WRITE",
+                               4: "SYNC_FILE_RANGE_WAIT_AFTER"})
+
+
+@syscall("sync_file_range", FULL)
+def sync_file_range(k, fd: Fd, offset: Long, nbytes: Long, flags: SYNC_FILE_RANGE_FLAGS) -> int:
+    """sync_file_range(2): the host's on the guest's fd (its checks: EINVAL for flags or a range, ESPIPE)."""
+    of = k.fds.get(fd)
+    if of.node is not None:                 # hermipy's /proc files: regular, nothing to write back
+        if flags & ~7 or offset < 0 or nbytes < 0 or offset + nbytes >= 1 << 63:
+            raise SyscallError(EINVAL)
+        return 0
+    return host_syscall("sync_file_range", of.host_fd, offset, nbytes, flags & 0xFFFFFFFF)
+
+
 @syscall("truncate", FULL)
 def truncate(k, path: Path, length: Long) -> int:
     """truncate(2)."""

@@ -494,6 +494,13 @@ def _finish(k, result: int):
     return None
 
 
+@syscall("restart_syscall", FULL)
+def restart_syscall(k) -> int:
+    """restart_syscall(2): hermipy resumes an interrupted sleep itself and never leaves a restart block for the
+    guest to call, so a direct call finds none: EINTR, as do_no_restart_syscall() answers."""
+    raise SyscallError(EINTR)
+
+
 def with_temporary_mask(k, sigmask: int, sigsetsize: int, wait):
     """set_user_sigmask() around ``wait(now)`` (ppoll, pselect6, epoll_pwait, io_pgetevents): with the guest's
     temporary mask. A signal it lets through that is pending already makes the wait return at once (``now``),

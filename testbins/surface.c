@@ -1265,6 +1265,73 @@ static void test_handles(void)
     free(fh2);
 }
 
+/* -- utime, utimes, futimesat, sync, syncfs, sync_file_range, ustat, restart_syscall ---------------------- */
+static void show_times(const char *label, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        printf("%s: stat -1 %s\n", label, ename(errno));
+        return;
+    }
+    printf("%s: atime %ld.%09ld mtime %ld.%09ld\n", label, (long)st.st_atim.tv_sec, st.st_atim.tv_nsec,
+           (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+static void test_misc(void)
+{
+    section("misc");
+    int fd = open("t", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (write(fd, "0123456789", 10) != 10)
+        printf("write failed\n");
+    struct { long actime, modtime; } ub = {1000000000, 1100000000};
+    SHOW("utime", syscall(SYS_utime, "t", &ub));
+    show_times("after utime", "t");
+    struct timeval tv[2] = {{1200000000, 123456}, {1300000000, 654321}};
+    SHOW("utimes", syscall(SYS_utimes, "t", tv));
+    show_times("after utimes", "t");
+    tv[1].tv_usec = 1000000;
+    SHOW("utimes usec 1000000", syscall(SYS_utimes, "t", tv));
+    tv[1].tv_usec = -1;
+    SHOW("utimes usec -1", syscall(SYS_utimes, "t", tv));
+    SHOW("utimes missing file", syscall(SYS_utimes, "nope", NULL));
+    SHOW("utimes bad times", syscall(SYS_utimes, "t", BAD));
+    tv[1].tv_usec = 5;
+    mkdir("dd", 0755);
+    int dfd = open("dd", O_RDONLY | O_DIRECTORY);
+    int g = open("dd/g", O_CREAT | O_WRONLY, 0644);
+    close(g);
+    SHOW("futimesat", syscall(SYS_futimesat, dfd, "g", tv));
+    show_times("after futimesat", "dd/g");
+    SHOW("futimesat NULL name (the fd itself)", syscall(SYS_futimesat, dfd, NULL, tv));
+    show_times("dd after", "dd");
+    SHOW("futimesat NULL name, AT_FDCWD", syscall(SYS_futimesat, AT_FDCWD, NULL, tv));
+    SHOW("sync", (sync(), 0));
+    SHOW("syncfs", syncfs(fd));
+    SHOW("syncfs bad fd", syncfs(999));
+    SHOW("sync_file_range", sync_file_range(fd, 0, 10, SYNC_FILE_RANGE_WRITE));
+    SHOW("sync_file_range bad flags", sync_file_range(fd, 0, 10, 8));
+    SHOW("sync_file_range negative offset", sync_file_range(fd, -1, 10, 0));
+    int p[2];
+    if (pipe(p) == 0) {
+        SHOW("sync_file_range on a pipe", sync_file_range(p[0], 0, 10, 0));
+        close(p[0]);
+        close(p[1]);
+    }
+    int proc = open("/proc/self/status", O_RDONLY);
+    SHOW("sync_file_range on /proc/self/status", sync_file_range(proc, 0, 0, 0));
+    SHOW("syncfs on /proc/self/status", syncfs(proc));
+    close(proc);
+    struct stat st;
+    fstat(fd, &st);
+    char ubuf[32];
+    SHOW("ustat of this file system", syscall(SYS_ustat, (unsigned)st.st_dev, ubuf));
+    SHOW("ustat of no file system", syscall(SYS_ustat, 0xfff00000u, ubuf));
+    SHOW("ustat bad buffer", syscall(SYS_ustat, (unsigned)st.st_dev, BAD));
+    SHOW("restart_syscall", syscall(SYS_restart_syscall));
+    close(dfd);
+    close(fd);
+}
+
 /* under --root (never run natively by the tests): no resolve flag leads out of the run's root */
 static void test_openat2_root(void)
 {
@@ -1307,6 +1374,7 @@ static const struct section sections[] = {
     {"openat2", test_openat2},
     {"process_vm", test_process_vm},
     {"handles", test_handles},
+    {"misc", test_misc},
     {"openat2-root", test_openat2_root},
     {"chroot-escape", test_chroot_escape},
 };

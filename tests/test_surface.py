@@ -272,3 +272,16 @@ def test_open_by_handle_under_root_is_refused(tmp_path):
                           cwd=root, timeout=TIMEOUT)
     out = proc.stdout.decode()
     assert "name_to_handle_at hf: 0" in out and "open_by_handle_at: -1 EPERM" in out, proc
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_utime_sync_ustat(variant):
+    """utime/utimes/futimesat (microseconds checked, a NULL name is the fd), sync/syncfs/sync_file_range (their
+    checks, a pipe ESPIPE, hermipy's /proc files), ustat, and restart_syscall called directly (EINTR)."""
+    out = assert_same([build("surface", variant), "misc"], setup=empty_dir).stdout.decode()
+    for fact in ("after utime: atime 1000000000.000000000 mtime 1100000000.000000000",
+                 "after utimes: atime 1200000000.123456000 mtime 1300000000.654321000",
+                 "utimes usec 1000000: -1 EINVAL", "dd after: atime 1200000000.123456000",
+                 "sync_file_range on a pipe: -1 ESPIPE", "ustat of no file system: -1 EINVAL",
+                 "restart_syscall: -1 EINTR"):
+        assert fact in out, fact
