@@ -159,10 +159,14 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
 
 
 def _clone_thread(k, flags, stack, parent_tid, child_tid, tls) -> int:
-    """copy_process() for a thread: a task sharing what the flags say, on a new CPU that starts as a copy of
-    the caller's (rax 0, the new stack and TLS), run by a new host thread; returns its tid."""
+    """copy_process() for a thread: a task sharing what the flags say; returns its tid."""
+    return _start_clone(k, k.clone_task(flags, CLONE_FS, CLONE_FILES), flags, stack, parent_tid, child_tid, tls)
+
+
+def _start_clone(k, task, flags, stack, parent_tid, child_tid, tls, started=None) -> int:
+    """The rest of copy_process() for ``task``: a new CPU that starts as a copy of the caller's (rax 0, the new
+    stack and TLS), a new host thread, the tid words, then ``started(tid)``; then the task runs. Returns its tid."""
     from hermipy.runner import start_thread
-    task = k.clone_task(flags, CLONE_FS, CLONE_FILES)
     cpu = task.cpu = k.cpu.spawn()
     cpu.set_reg("rax", 0)
     if stack:
@@ -176,6 +180,8 @@ def _clone_thread(k, flags, stack, parent_tid, child_tid, tls) -> int:
                 k.mem.write(addr, struct.pack("<i", tid))
         if flags & CLONE_CHILD_CLEARTID:
             task.clear_child_tid = child_tid
+        if started is not None:
+            started(tid)
     finally:
         go.set()
     return tid
@@ -189,32 +195,18 @@ def _clone_vm_process(k, flags, stack, parent_tid, child_tid, tls) -> int:
     """copy_process() for a process sharing the caller's memory: a task of a new thread group, run by a new
     host thread on a new CPU, as a thread is. From now on the address space serves tasks of two processes, so
     nothing is answered inside the guest from the shared answer page (getpid & co. differ between them)."""
-    from hermipy.runner import start_thread
     k.mem.shared_by_processes = True
     k.cpu.stop_answering_in_guest()
     task = k.clone_vm_process(flags, CLONE_FS, CLONE_FILES, CLONE_SIGHAND)
     task.group.exit_signal = flags & CSIGNAL
-    cpu = task.cpu = k.cpu.spawn()
-    cpu.set_reg("rax", 0)
-    if stack:
-        cpu.set_reg("rsp", stack)
-    if flags & CLONE_SETTLS:
-        cpu.set_fs_base(tls)
-    tid, go = start_thread(task)
-    task.proc.pid = tid
-    task.group.multithreaded = False
-    try:
-        for flag, addr in ((CLONE_PARENT_SETTID, parent_tid), (CLONE_CHILD_SETTID, child_tid)):
-            if flags & flag:
-                k.mem.write(addr, struct.pack("<i", tid))
-        if flags & CLONE_CHILD_CLEARTID:
-            task.clear_child_tid = child_tid
+
+    def started(tid: int) -> None:
+        task.proc.pid = tid
+        task.group.multithreaded = False
         with k.group.lock:
             k.group.vm_children[tid] = task.group
         VM_PROCESSES[tid] = task.group
-    finally:
-        go.set()
-    return tid
+    return _start_clone(k, task, flags, stack, parent_tid, child_tid, tls, started)
 
 
 def vm_process_ended(task) -> None:

@@ -266,11 +266,17 @@ def _open_resolved(k, dirfd: int, path: str, guest: str, flags: int, mode: int, 
     finally:
         if owned:
             os.close(base)
+    return _install_opened(k, host_fd, guest, flags)
+
+
+def _install_opened(k, host_fd: int, guest: str, flags: int) -> int:
+    """A host fd just opened for the guest (openat2, open_by_handle_at) in its fd table, named as the host
+    sees it in the guest's view (``guest`` when the host cannot say); closed if no guest fd can be had."""
     try:
-        shown_as = k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
+        guest = k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
     except OSError:
-        shown_as = guest
-    of = OpenFile(host_fd, shown_as, _shown_flags(flags), host_kind(host_fd))
+        pass
+    of = OpenFile(host_fd, guest, _shown_flags(flags), host_kind(host_fd))
     try:
         return k.fds.install(of, bool(flags & O_CLOEXEC))
     except SyscallError:
@@ -347,17 +353,7 @@ def open_by_handle_at(k, mount_fd: Int, handle: Ptr, flags: OPEN_FLAGS) -> int:
     mount = AT_FDCWD if mount_fd == AT_FDCWD else k.fds.get(mount_fd).host_fd
     host_fd = host_syscall("open_by_handle_at", mount, ctypes.create_string_buffer(raw, len(raw)),
                            (flags | O_CLOEXEC) & 0xFFFFFFFF)
-    try:
-        name = k.fs.to_guest(os.readlink(f"/proc/self/fd/{host_fd}"))
-    except OSError:
-        name = "/"
-    of = OpenFile(host_fd, name, _shown_flags(flags), host_kind(host_fd))
-    try:
-        return k.fds.install(of, bool(flags & O_CLOEXEC))
-    except SyscallError:
-        of.refs = 1
-        of.release()
-        raise
+    return _install_opened(k, host_fd, "/", flags)
 
 
 @syscall("open", FULL)
