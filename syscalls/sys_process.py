@@ -496,3 +496,61 @@ def process_vm_writev(k, pid: Int, local_iov: Ptr, liovcnt: Size, remote_iov: Pt
                       flags: Size) -> int:
     """process_vm_writev(2)."""
     return _process_vm(k, pid, local_iov, liovcnt, remote_iov, riovcnt, flags, True)
+
+
+# -- kcmp (kernel/kcmp.c) -----------------------------------------------------------------------------------
+KCMP_FILE, KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_IO, KCMP_SYSVSEM, KCMP_EPOLL_TFD = range(8)
+KCMP_TYPES = Enum({KCMP_FILE: "KCMP_FILE", KCMP_VM: "KCMP_VM", KCMP_FILES: "KCMP_FILES", KCMP_FS: "KCMP_FS",
+                   KCMP_SIGHAND: "KCMP_SIGHAND", KCMP_IO: "KCMP_IO", KCMP_SYSVSEM: "KCMP_SYSVSEM",
+                   KCMP_EPOLL_TFD: "KCMP_EPOLL_TFD"})
+
+
+def _task_of(k, pid: int):
+    """The task ``pid`` names in this hermipy (the caller's thread group or a CLONE_VM process), or None."""
+    from hermipy.syscalls.sys_signal import _vm_process_task
+    if pid == k.proc.pid:
+        return k.group.tasks.get(pid) or k
+    return k.group.tasks.get(pid) or _vm_process_task(pid)
+
+
+def _ordered(a, b) -> int:
+    """kcmp_ptr(): 0 for the same object, else 1 or 2 by an order of no meaning (Linux obfuscates pointers)."""
+    if a is b:
+        return 0
+    return 1 if id(a) < id(b) else 2
+
+
+@syscall("kcmp", PARTIAL, note="tasks of this hermipy (its threads, CLONE_VM processes) compare hermipy's own "
+                               "objects; other processes are compared by the host (a hermipy process shares none "
+                               "of these with another), but their files only by the host's EPERM (their fd "
+                               "numbers are their hermipy's); KCMP_IO and KCMP_SYSVSEM of tasks here are equal "
+                               "(hermipy keeps no I/O context or semaphore undo list per task); KCMP_EPOLL_TFD EINVAL")
+def kcmp(k, pid1: Int, pid2: Int, type_: KCMP_TYPES, idx1: Size, idx2: Size) -> int:
+    """kcmp(2): both tasks (ESRCH), then the comparison of what ``type_`` names."""
+    tasks = [_task_of(k, pid) for pid in (pid1, pid2)]
+    for pid, task in zip((pid1, pid2), tasks):
+        if task is None:
+            try:
+                os.kill(pid, 0) if pid > 0 else None
+            except ProcessLookupError:
+                raise SyscallError(ESRCH) from None
+            except PermissionError:
+                pass
+            if pid <= 0:
+                raise SyscallError(ESRCH)
+    if not 0 <= type_ <= KCMP_SYSVSEM:
+        raise SyscallError(EINVAL)
+    a, b = tasks
+    if a is not None and b is not None:
+        if type_ == KCMP_FILE:
+            f1, f2 = a.fds.files.get(idx1 & 0xFFFFFFFF), b.fds.files.get(idx2 & 0xFFFFFFFF)
+            if f1 is None or f2 is None:
+                raise SyscallError(EBADF)
+            return _ordered(f1, f2)
+        pick = {KCMP_VM: lambda t: t.mem, KCMP_FILES: lambda t: t.fds, KCMP_FS: lambda t: t.fs,
+                KCMP_SIGHAND: lambda t: t.signals.actions}.get(type_)
+        return 0 if pick is None else _ordered(pick(a), pick(b))
+    if type_ == KCMP_FILE:
+        raise SyscallError(EPERM)
+    hosts = [os.getpid() if t is not None else pid for t, pid in zip(tasks, (pid1, pid2))]
+    return host_syscall("kcmp", hosts[0], hosts[1], type_, 0, 0)

@@ -1332,6 +1332,77 @@ static void test_misc(void)
     close(fd);
 }
 
+/* -- kcmp ----------------------------------------------------------------------------------------- */
+static long kcmp_(pid_t a, pid_t b, int type, unsigned long i1, unsigned long i2)
+{
+    return syscall(SYS_kcmp, a, b, type, i1, i2);
+}
+
+static void show_kcmp(const char *label, long r)
+{
+    if (r < 0)
+        printf("%s: -1 %s\n", label, ename(errno));
+    else
+        printf("%s: %s\n", label, r == 0 ? "same" : r == 1 || r == 2 ? "different" : "?");
+}
+
+static volatile pid_t kcmp_tid;
+static void *kcmp_thread(void *arg)
+{
+    kcmp_tid = syscall(SYS_gettid);
+    while (kcmp_tid)
+        usleep(1000);
+    return arg;
+}
+
+static void test_kcmp(void)
+{
+    section("kcmp");
+    pid_t me = getpid();
+    int fd = open("/dev/null", O_RDONLY), same = dup(fd), other = open("/dev/null", O_RDONLY);
+    show_kcmp("KCMP_FILE fd, its dup", kcmp_(me, me, 0, fd, same));
+    show_kcmp("KCMP_FILE fd, another open", kcmp_(me, me, 0, fd, other));
+    errno = 0;
+    show_kcmp("KCMP_FILE a closed fd", kcmp_(me, me, 0, fd, 999));
+    show_kcmp("KCMP_VM self", kcmp_(me, me, 1, 0, 0));
+    show_kcmp("KCMP_FILES self", kcmp_(me, me, 2, 0, 0));
+    show_kcmp("KCMP_FS self", kcmp_(me, me, 3, 0, 0));
+    show_kcmp("KCMP_SIGHAND self", kcmp_(me, me, 4, 0, 0));
+    show_kcmp("bad type", kcmp_(me, me, 99, 0, 0));
+    show_kcmp("no such pid", kcmp_(me, 4194303, 1, 0, 0));
+    pthread_t t;
+    pthread_create(&t, NULL, kcmp_thread, NULL);
+    while (!kcmp_tid)
+        usleep(1000);
+    show_kcmp("KCMP_VM with a thread", kcmp_(me, kcmp_tid, 1, 0, 0));
+    show_kcmp("KCMP_FILES with a thread", kcmp_(me, kcmp_tid, 2, 0, 0));
+    show_kcmp("KCMP_FILE with a thread's same fd", kcmp_(me, kcmp_tid, 0, fd, fd));
+    kcmp_tid = 0;
+    pthread_join(t, NULL);
+    int p[2];
+    if (pipe(p) == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            char c;
+            if (read(p[0], &c, 1) < 0)
+                c = 0;
+            _exit(0);
+        }
+        show_kcmp("KCMP_VM with a fork child", kcmp_(me, pid, 1, 0, 0));
+        show_kcmp("KCMP_FILES with a fork child", kcmp_(me, pid, 2, 0, 0));
+        show_kcmp("KCMP_SIGHAND with a fork child", kcmp_(me, pid, 4, 0, 0));
+        show_kcmp("KCMP_VM the child with itself", kcmp_(pid, pid, 1, 0, 0));
+        if (write(p[1], "x", 1) != 1)
+            printf("write failed\n");
+        waitpid(pid, NULL, 0);
+        close(p[0]);
+        close(p[1]);
+    }
+    close(fd);
+    close(same);
+    close(other);
+}
+
 /* under --root (never run natively by the tests): no resolve flag leads out of the run's root */
 static void test_openat2_root(void)
 {
@@ -1375,6 +1446,7 @@ static const struct section sections[] = {
     {"process_vm", test_process_vm},
     {"handles", test_handles},
     {"misc", test_misc},
+    {"kcmp", test_kcmp},
     {"openat2-root", test_openat2_root},
     {"chroot-escape", test_chroot_escape},
 };

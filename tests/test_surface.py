@@ -285,3 +285,13 @@ def test_utime_sync_ustat(variant):
                  "sync_file_range on a pipe: -1 ESPIPE", "ustat of no file system: -1 EINVAL",
                  "restart_syscall: -1 EINTR"):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kcmp(variant):
+    """kcmp: files, memory, fd table, fs and handlers of the caller, one of its threads and a fork child."""
+    out = assert_same([build("surface", variant), "kcmp"], setup=empty_dir).stdout.decode()
+    for fact in ("KCMP_FILE fd, its dup: same", "KCMP_FILE fd, another open: different", "KCMP_FILE a closed fd: -1 EBADF",
+                 "KCMP_VM with a thread: same", "KCMP_VM with a fork child: different",
+                 "KCMP_VM the child with itself: same", "bad type: -1 EINVAL", "no such pid: -1 ESRCH"):
+        assert fact in out, fact
