@@ -2,7 +2,8 @@
 set_mempolicy/get_mempolicy, membarrier (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/mempolicy.c,
 kernel/sched/membarrier.c)."""
 import os
-from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM
+import struct
+from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH
 
 from hermipy.layout import PAGE_SIZE, USER_TOP, page_up
 from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Path, Ptr, Size, UInt
@@ -406,6 +407,84 @@ def get_mempolicy(k, policy: Ptr, nmask: Ptr, maxnode: Size, addr: Ptr,
             copy = 8
         k.mem.write(nmask, (nodes & (1 << 64) - 1).to_bytes(8, "little")[:copy])
     return 0
+
+
+MAX_NUMNODES = 1 << 10                 # CONFIG_NODES_SHIFT 10 (Debian's kernels)
+MPOL_MF_MOVE, MPOL_MF_MOVE_ALL = 1 << 1, 1 << 2
+CAP_SYS_NICE = 23
+
+
+def _numa_target(k, pid: int) -> None:
+    """find_task_by_vpid() and ptrace_may_access() for the NUMA calls: ESRCH, EPERM."""
+    if pid and pid != k.proc.pid and pid not in k.group.tasks:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise SyscallError(ESRCH) from None
+        except PermissionError:
+            raise SyscallError(EPERM) from None
+
+
+@syscall("migrate_pages", PARTIAL, note="one memory node (0): kernel_migrate_pages()'s checks, then every page is on "
+                                        "its node already (0 not moved)")
+def migrate_pages(k, pid: Int, maxnode: Size, old_nodes: Ptr, new_nodes: Ptr) -> int:
+    """migrate_pages(2)."""
+    from hermipy.syscalls.sys_info import capable
+    _get_nodes(k, old_nodes, maxnode)
+    new = _get_nodes(k, new_nodes, maxnode)
+    _numa_target(k, pid)
+    if new & ~MEMS_ALLOWED and not capable(k, CAP_SYS_NICE):
+        raise SyscallError(EPERM)
+    if not new & MEMS_ALLOWED:
+        raise SyscallError(EINVAL)
+    return 0
+
+
+@syscall("move_pages", PARTIAL, note="one memory node (0): a page the process has touched is on node 0 (so is one "
+                                     "hermipy mapped ahead of the first touch), one it has not ENOENT, an address "
+                                     "outside its mappings EFAULT; moving to node 0 leaves it "
+                                     "there, to another node ENODEV; the caller's own memory only (another process's "
+                                     "pages are its hermipy's: every one ENOENT)")
+def move_pages(k, pid: Int, count: Size, pages: Ptr, nodes: Ptr, status: Ptr, flags: Int) -> int:
+    """move_pages(2) (kernel_move_pages: do_pages_stat without ``nodes``, do_pages_move with them)."""
+    from hermipy.syscalls.sys_info import capable
+    if flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+        raise SyscallError(EINVAL)
+    if flags & MPOL_MF_MOVE_ALL and not capable(k, CAP_SYS_NICE):
+        raise SyscallError(EPERM)
+    _numa_target(k, pid)
+    own = not pid or pid == k.proc.pid or pid in k.group.tasks
+    results = []
+    for i in range(count):
+        addr = struct.unpack("<Q", k.mem.read(pages + 8 * i, 8))[0]
+        if nodes:
+            node = struct.unpack("<i", k.mem.read(nodes + 4 * i, 4))[0]
+            if not 0 <= node < MAX_NUMNODES or node != 0:
+                raise SyscallError(ENODEV)
+        if not own:
+            results.append(-ENOENT)
+        elif k.mem.find(addr) is None:
+            results.append(-EFAULT)
+        else:
+            results.append(0 if addr >> 12 in k.mem.frames else -ENOENT)
+    if status and results:
+        k.mem.write(status, struct.pack(f"<{len(results)}i", *results))
+    return 0
+
+
+@syscall("set_mempolicy_home_node", PARTIAL, note="one memory node (0), and no mapping has a policy of its own (mbind "
+                                                  "is not implemented): its checks, then ENOENT for any range")
+def set_mempolicy_home_node(k, start: Ptr, length: Size, home_node: Size, flags: Size) -> int:
+    """set_mempolicy_home_node(2): only mappings with an MPOL_BIND or MPOL_PREFERRED_MANY policy of their own take
+    a home node; with none, the call ends as Linux's does when it finds none (ENOENT)."""
+    if start & (PAGE_SIZE - 1) or flags or home_node >= MAX_NUMNODES or home_node != 0:
+        raise SyscallError(EINVAL)
+    end = start + page_up(length)
+    if end >= 1 << 64 or end < start:
+        raise SyscallError(EINVAL)
+    if end == start:
+        return 0
+    raise SyscallError(ENOENT)
 
 
 # -- membarrier (kernel/sched/membarrier.c) ---------------------------------------------------------

@@ -1403,6 +1403,49 @@ static void test_kcmp(void)
     close(other);
 }
 
+/* -- move_pages, migrate_pages, set_mempolicy_home_node ---------------------------------------------- */
+#ifndef SYS_set_mempolicy_home_node
+#define SYS_set_mempolicy_home_node 450
+#endif
+
+static void show_status(const char *label, int *status, int n)
+{
+    printf("%s:", label);
+    for (int i = 0; i < n; i++)
+        printf(" %s", status[i] >= 0 ? (status[i] == 0 ? "node0" : "node?") : ename(-status[i]));
+    printf("\n");
+}
+
+static void test_numa(void)
+{
+    section("numa");
+    char *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *untouched = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p[0] = 1;
+    munmap(p + 2 * 4096, 4096);
+    void *pages[3] = {p, untouched + 8 * 4096, p + 2 * 4096};
+    int status[3] = {99, 99, 99}, nodes[3] = {0, 0, 0};
+    SHOW("move_pages query", syscall(SYS_move_pages, 0, 3, pages, NULL, status, 0));
+    show_status("  status", status, 3);
+    SHOW("move_pages to node 0", syscall(SYS_move_pages, 0, 3, pages, nodes, status, 2));
+    show_status("  status", status, 3);
+    nodes[1] = 1;
+    SHOW("move_pages to node 1", syscall(SYS_move_pages, 0, 3, pages, nodes, status, 2));
+    SHOW("move_pages bad flags", syscall(SYS_move_pages, 0, 3, pages, NULL, status, 8));
+    SHOW("move_pages no such pid", syscall(SYS_move_pages, 4194303, 3, pages, NULL, status, 0));
+    unsigned long one = 1, two = 2;
+    SHOW("migrate_pages 0 -> 0", syscall(SYS_migrate_pages, 0, 2, &one, &one));
+    SHOW("migrate_pages to node 1 only", syscall(SYS_migrate_pages, 0, 3, &one, &two));
+    SHOW("migrate_pages no such pid", syscall(SYS_migrate_pages, 4194303, 2, &one, &one));
+    SHOW("home node", syscall(SYS_set_mempolicy_home_node, p, 4096, 0, 0));
+    SHOW("home node, unaligned start", syscall(SYS_set_mempolicy_home_node, p + 1, 4096, 0, 0));
+    SHOW("home node 1", syscall(SYS_set_mempolicy_home_node, p, 4096, 1, 0));
+    SHOW("home node, flags 1", syscall(SYS_set_mempolicy_home_node, p, 4096, 0, 1));
+    SHOW("home node, length 0", syscall(SYS_set_mempolicy_home_node, p, 0, 0, 0));
+    munmap(p, 2 * 4096);
+    munmap(untouched, 16 * 4096);
+}
+
 /* under --root (never run natively by the tests): no resolve flag leads out of the run's root */
 static void test_openat2_root(void)
 {
@@ -1447,6 +1490,7 @@ static const struct section sections[] = {
     {"handles", test_handles},
     {"misc", test_misc},
     {"kcmp", test_kcmp},
+    {"numa", test_numa},
     {"openat2-root", test_openat2_root},
     {"chroot-escape", test_chroot_escape},
 };

@@ -295,3 +295,12 @@ def test_kcmp(variant):
                  "KCMP_VM with a thread: same", "KCMP_VM with a fork child: different",
                  "KCMP_VM the child with itself: same", "bad type: -1 EINVAL", "no such pid: -1 ESRCH"):
         assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_numa_pages(variant):
+    """move_pages (query and move to node 0), migrate_pages and set_mempolicy_home_node on the one node there is."""
+    out = assert_same([build("surface", variant), "numa"], setup=empty_dir).stdout.decode()
+    for fact in ("move_pages query: 0\n  status: node0 ENOENT EFAULT", "move_pages to node 1: -1 ENODEV",
+                 "migrate_pages 0 -> 0: 0", "home node: -1 ENOENT", "home node, length 0: 0"):
+        assert fact in out, fact
