@@ -775,11 +775,12 @@ static void sec_sleep(void)
     rem = (struct timespec){12345, 678};
     reset();
     set_itimer(ITIMER_REAL, 100 * MS, 0);
-    long long deadline = now(CLOCK_REALTIME) + 1000 * MS;
+    long long deadline = now(CLOCK_REALTIME) + 5000 * MS;    /* far enough that a stalled machine still sees EINTR */
     struct timespec abs_ = {deadline / 1000000000, deadline % 1000000000};
     r = clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &abs_, &rem);
-    printf("  clock_nanosleep TIMER_ABSTIME now + 1 s: %s, remaining untouched %s\n", err_name(r),
+    printf("  clock_nanosleep TIMER_ABSTIME now + 5 s: %s, remaining untouched %s\n", err_name(r),
            yes(rem.tv_sec == 12345 && rem.tv_nsec == 678));
+    set_itimer(ITIMER_REAL, 0, 0);                /* nothing of it left for the sleeps below */
 
     int sig = SIGRTMIN + 5;
     handle(sig, 0);
