@@ -355,9 +355,10 @@ class _SharedTurn:
             libc.sem_post(self.waiters)
             try:
                 while libc.sem_timedwait(self.turn, ctypes.byref(_deadline(self.DEAD_HOLDER_CHECK))) != 0:
-                    if ctypes.get_errno() == errno.ETIMEDOUT and not _alive(self.holder_pid.value):
-                        self.holder_pid.value = 0
-                        libc.sem_post(self.turn)
+                    holder = self.holder_pid.value
+                    if ctypes.get_errno() == errno.ETIMEDOUT and holder and not _running(holder):
+                        self.holder_pid.value = 0       # dead, or stopped (SIGSTOP can find it in guest code):
+                        libc.sem_post(self.turn)        # its turn is taken from it (release knows)
             finally:
                 libc.sem_wait(self.waiters)
         self.holder_pid.value = os.getpid()
@@ -367,9 +368,12 @@ class _SharedTurn:
             threading.Thread(target=self._watch, name="hermipy-shared-turn", daemon=True).start()
 
     def release(self) -> None:
-        """Give the turn up; after a preemption, wait a moment for a waiting process to take it."""
+        """Give the turn up; after a preemption, wait a moment for a waiting process to take it. A turn taken
+        from this process while it was stopped is not given up again (that would let two processes run)."""
         preempted = self.held_by is not None and self.held_by._preempted
         self.held_by = None
+        if self.holder_pid.value != os.getpid():
+            return
         self.holder_pid.value = 0
         self.libc.sem_post(self.turn)
         if preempted and self.contended():
@@ -398,11 +402,11 @@ def _deadline(seconds: float) -> _Timespec:
     return _Timespec(int(when), int(when % 1 * 1e9))
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie does not)."""
+def _running(pid: int) -> bool:
+    """Whether ``pid`` may still go on: neither gone, a zombie, nor stopped (job control or tracing)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X", b"T", b"t")
     except (OSError, IndexError):
         return False
 
