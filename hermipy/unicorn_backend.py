@@ -83,6 +83,16 @@ def _new_answers_lock() -> None:
 
 os.register_at_fork(after_in_child=_new_answers_lock)
 
+_pid = os.getpid()            # this process's, kept across fork: the shared turn compares it at every syscall
+
+
+def _renew_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
+
 _u64 = ctypes.c_uint64
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
@@ -361,10 +371,10 @@ class _SharedTurn:
                         libc.sem_post(self.turn)        # its turn is taken from it (release knows)
             finally:
                 libc.sem_wait(self.waiters)
-        self.holder_pid.value = os.getpid()
+        self.holder_pid.value = _pid
         self.held_by, self.since = cpu, time.monotonic()
-        if self._watchdog_pid != os.getpid():
-            self._watchdog_pid = os.getpid()
+        if self._watchdog_pid != _pid:
+            self._watchdog_pid = _pid
             threading.Thread(target=self._watch, name="hermipy-shared-turn", daemon=True).start()
 
     def release(self) -> None:
@@ -372,7 +382,7 @@ class _SharedTurn:
         from this process while it was stopped is not given up again (that would let two processes run)."""
         preempted = self.held_by is not None and self.held_by._preempted
         self.held_by = None
-        if self.holder_pid.value != os.getpid():
+        if self.holder_pid.value != _pid:
             return
         self.holder_pid.value = 0
         self.libc.sem_post(self.turn)

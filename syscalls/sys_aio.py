@@ -10,7 +10,7 @@ space: a fork child has none, execve drops them.
 """
 import os
 import struct
-from errno import EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EOPNOTSUPP
+from errno import EAGAIN, EBADF, EINTR, EINVAL, EOPNOTSUPP
 
 from hermipy.syscalls.argtypes import Int, Long, Ptr
 from hermipy.syscalls.errors import SyscallError
@@ -23,12 +23,10 @@ IOCB = struct.Struct("<QIiHhIQQqQII")    # data, key, rw_flags, opcode, reqprio,
 #                                          reserved2, flags, resfd (uapi/linux/aio_abi.h)
 KIOCB_KEY = 0
 IOCB_CMD_PREAD, IOCB_CMD_PWRITE, IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC = 0, 1, 2, 3
-IOCB_CMD_POLL, IOCB_CMD_NOOP, IOCB_CMD_PREADV, IOCB_CMD_PWRITEV = 5, 6, 7, 8
-IOCB_FLAG_RESFD, IOCB_FLAG_IOPRIO = 1, 2
+IOCB_CMD_PREADV, IOCB_CMD_PWRITEV = 7, 8         # (IOCB_CMD_POLL 5 is EINVAL here, as every other number)
+IOCB_FLAG_RESFD = 1
 PAGE = 4096
-PROT_READ, PROT_WRITE = 1, 2
 AIO_MAX_NR = 0x10000000 // 32            # nr_events above this: EINVAL (ioctx_alloc)
-SIGSET_SIZE = 8
 
 
 class AioContext:
@@ -84,8 +82,8 @@ def _context(k, ctx_id: int) -> AioContext:
 def io_setup(k, nr_events: Int, ctxp: Ptr) -> int:
     """io_setup(2): *ctxp must be 0 (ioctx_alloc: twice max(nr_events, 4 per CPU) ring slots, EINVAL past
     0x10000000 bytes of events, EAGAIN past fs.aio-max-nr)."""
-    from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_PRIVATE
-    if struct.unpack("<Q", _read(k, ctxp, 8))[0] or nr_events == 0:
+    from hermipy.syscalls.memory import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+    if struct.unpack("<Q", k.mem.read(ctxp, 8))[0] or nr_events == 0:
         raise SyscallError(EINVAL)
     max_reqs = nr_events & 0xFFFFFFFF
     slots = max(max_reqs, (os.cpu_count() or 1) * 4) * 2
@@ -114,13 +112,6 @@ def _aio_max_nr() -> int:
         return 65536
 
 
-def _read(k, addr: int, size: int) -> bytes:
-    try:
-        return k.mem.read(addr, size)
-    except SyscallError:
-        raise SyscallError(EFAULT) from None
-
-
 @syscall("io_destroy", FULL)
 def io_destroy(k, ctx_id: Long) -> int:
     """io_destroy(2): the context goes, its ring is unmapped."""
@@ -141,7 +132,7 @@ def io_submit(k, ctx_id: Long, nr: Long, iocbpp: Ptr) -> int:
     done = 0
     for i in range(min(nr, ctx.nr)):
         try:
-            _submit_one(k, ctx, struct.unpack("<Q", _read(k, iocbpp + 8 * i, 8))[0])
+            _submit_one(k, ctx, struct.unpack("<Q", k.mem.read(iocbpp + 8 * i, 8))[0])
         except SyscallError:
             if done:
                 return done
@@ -154,7 +145,7 @@ def _submit_one(k, ctx: AioContext, user_iocb: int) -> None:
     """io_submit_one(): the iocb's checks (EINVAL, EAGAIN, EBADF, EFAULT) fail the submission; what the
     operation itself returns is the event's result."""
     (data, _key, rw_flags, opcode, _prio, fildes, buf, nbytes, offset, reserved2, flags,
-     resfd) = IOCB.unpack(_read(k, user_iocb, IOCB.size))
+     resfd) = IOCB.unpack(k.mem.read(user_iocb, IOCB.size))
     if reserved2 or nbytes >= 1 << 63:
         raise SyscallError(EINVAL)
     if ctx.pending(k) >= ctx.max_reqs:
@@ -222,7 +213,7 @@ def _getevents(k, ctx_id: int, min_nr: int, nr: int, events: int, timeout: int, 
     from hermipy.syscalls.sys_io import Timespec
     ts = None
     if timeout:                                    # read first (EFAULT); a negative time is no wait
-        sec, nsec = struct.unpack("<qq", _read(k, timeout, 16))
+        sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
         ts = Timespec(*divmod(max(sec * 1_000_000_000 + nsec, 0), 1_000_000_000))
     ctx = _contexts(k).get(ctx_id)
     if ctx is None or not 0 <= min_nr <= nr:
@@ -251,9 +242,7 @@ def io_getevents(k, ctx_id: Long, min_nr: Long, nr: Long, events: Ptr, timeout: 
 def io_pgetevents(k, ctx_id: Long, min_nr: Long, nr: Long, events: Ptr, timeout: Ptr, usig: Ptr) -> int:
     """io_pgetevents(2): io_getevents with a temporary signal mask (struct __aio_sigset {sigmask, sigsetsize})."""
     from hermipy.syscalls.sys_signal import with_temporary_mask
-    sigmask, sigsetsize = struct.unpack("<QQ", _read(k, usig, 16)) if usig else (0, SIGSET_SIZE)
-    if sigmask and sigsetsize != SIGSET_SIZE:
-        raise SyscallError(EINVAL)
+    sigmask, sigsetsize = struct.unpack("<QQ", k.mem.read(usig, 16)) if usig else (0, 0)
     return with_temporary_mask(k, sigmask, sigsetsize, lambda now: _getevents(k, ctx_id, min_nr, nr, events, timeout, now))
 
 
@@ -262,6 +251,6 @@ def io_cancel(k, ctx_id: Long, iocb: Ptr, result: Ptr) -> int:
     """io_cancel(2): every request is done by the time io_submit returns, so none can be cancelled (EINVAL, as
     Linux answers for a request that already completed) once the context and the iocb's key are checked."""
     _context(k, ctx_id)
-    if struct.unpack("<I", _read(k, iocb + 8, 4))[0] != KIOCB_KEY:
+    if struct.unpack("<I", k.mem.read(iocb + 8, 4))[0] != KIOCB_KEY:
         raise SyscallError(EINVAL)
     raise SyscallError(EINVAL)

@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 import weakref
-from errno import EAGAIN, EEXIST, EFAULT, EINTR, EINVAL, ENOENT, ENOTDIR
+from errno import EAGAIN, EEXIST, EFAULT, EINVAL, ENOENT, ENOTDIR
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Path, Ptr, SigSet, Size, UInt
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError

@@ -20,9 +20,9 @@ from hermipy.syscalls.argtypes import (ACCESS_MODE, AT_FDCWD, AT_FLAGS, OPEN_FLA
                                        DirFd, Fd, Flags, Int, Long, Octal, Path, Ptr, Size, UInt)
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOCTTY,
-                                    O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile,
+                                    O_NOFOLLOW, O_PATH, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile,
                                     host_kind)
-from hermipy.syscalls.table import FULL, PARTIAL, alias, syscall
+from hermipy.syscalls.table import FULL, PARTIAL, syscall
 from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall, own_open_file
 
 AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
@@ -176,9 +176,6 @@ def openat(k, dirfd: DirFd, pathname: Path, flags: OPEN_FLAGS, mode: OpenMode(2)
 
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
 RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
-RESOLVE_FLAGS = Flags({RESOLVE_NO_XDEV: "RESOLVE_NO_XDEV", RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS",
-                       RESOLVE_NO_SYMLINKS: "RESOLVE_NO_SYMLINKS", RESOLVE_BENEATH: "RESOLVE_BENEATH",
-                       RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT", RESOLVE_CACHED: "RESOLVE_CACHED"})
 OPEN_HOW = struct.Struct("<QQQ")           # struct open_how: flags, mode, resolve (OPEN_HOW_SIZE_VER0)
 VALID_OPEN_FLAGS = 0o37777703              # include/linux/fcntl.h: every O_* openat2 accepts
 O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC

@@ -10,7 +10,7 @@ import ctypes
 import os
 import resource
 import struct
-from errno import E2BIG, EFAULT, EINVAL, EPERM, ESRCH
+from errno import E2BIG, EINVAL, EPERM, ESRCH
 
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt

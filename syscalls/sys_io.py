@@ -8,12 +8,11 @@ terminal attributes, readiness) is asked of it with the guest's fd translated; w
 """
 import ctypes
 from fcntl import fcntl as host_fcntl
-import itertools
 import os
 import select as host_select
 import stat
 import struct
-from errno import EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EISDIR, ENOTTY, EPIPE
+from errno import EAGAIN, EBADF, EFAULT, EINVAL, EISDIR, ENOTTY, EPIPE
 
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import WHENCE, Arg, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt

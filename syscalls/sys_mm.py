@@ -3,7 +3,7 @@ set_mempolicy/get_mempolicy, membarrier (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/
 kernel/sched/membarrier.c)."""
 import os
 import struct
-from errno import EACCES, EBADF, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH
+from errno import EACCES, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM
 
 from hermipy.layout import PAGE_SIZE, USER_TOP, page_up
 from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Path, Ptr, Size, UInt
@@ -414,25 +414,15 @@ MPOL_MF_MOVE, MPOL_MF_MOVE_ALL = 1 << 1, 1 << 2
 CAP_SYS_NICE = 23
 
 
-def _numa_target(k, pid: int) -> None:
-    """find_task_by_vpid() and ptrace_may_access() for the NUMA calls: ESRCH, EPERM."""
-    if pid and pid != k.proc.pid and pid not in k.group.tasks:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise SyscallError(ESRCH) from None
-        except PermissionError:
-            raise SyscallError(EPERM) from None
-
-
 @syscall("migrate_pages", PARTIAL, note="one memory node (0): kernel_migrate_pages()'s checks, then every page is on "
                                         "its node already (0 not moved)")
 def migrate_pages(k, pid: Int, maxnode: Size, old_nodes: Ptr, new_nodes: Ptr) -> int:
     """migrate_pages(2)."""
     from hermipy.syscalls.sys_info import capable
+    from hermipy.syscalls.sys_process import target_process
     _get_nodes(k, old_nodes, maxnode)
     new = _get_nodes(k, new_nodes, maxnode)
-    _numa_target(k, pid)
+    target_process(k, pid or k.proc.pid)
     if new & ~MEMS_ALLOWED and not capable(k, CAP_SYS_NICE):
         raise SyscallError(EPERM)
     if not new & MEMS_ALLOWED:
@@ -448,11 +438,12 @@ def migrate_pages(k, pid: Int, maxnode: Size, old_nodes: Ptr, new_nodes: Ptr) ->
 def move_pages(k, pid: Int, count: Size, pages: Ptr, nodes: Ptr, status: Ptr, flags: Int) -> int:
     """move_pages(2) (kernel_move_pages: do_pages_stat without ``nodes``, do_pages_move with them)."""
     from hermipy.syscalls.sys_info import capable
+    from hermipy.syscalls.sys_process import target_process
     if flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
         raise SyscallError(EINVAL)
     if flags & MPOL_MF_MOVE_ALL and not capable(k, CAP_SYS_NICE):
         raise SyscallError(EPERM)
-    _numa_target(k, pid)
+    target_process(k, pid or k.proc.pid)
     own = not pid or pid == k.proc.pid or pid in k.group.tasks
     results = []
     for i in range(count):

@@ -14,11 +14,12 @@ from errno import EFAULT, EINVAL, EPERM
 
 from hermipy.syscalls.argtypes import Flags, Fd, Int, Ptr
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.sys_fork import (CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD,
+                                       CLONE_VM)
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import PARTIAL, syscall
 
-CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_THREAD = 0x100, 0x200, 0x400, 0x800, 0x10000
-CLONE_NEWNS, CLONE_SYSVSEM, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x20000, 0x40000, 0x02000000, 0x04000000
+CLONE_NEWCGROUP, CLONE_NEWUTS = 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME = 0x08000000, 0x10000000, 0x20000000, \
     0x40000000, 0x80
 UNSHARE_VALID = (CLONE_THREAD | CLONE_FS | CLONE_NEWNS | CLONE_SIGHAND | CLONE_VM | CLONE_FILES | CLONE_SYSVSEM

@@ -427,18 +427,22 @@ def pidfd_getfd(k, pidfd: Int, targetfd: Int, flags: UInt) -> int:
 
 
 # -- process_vm_readv / process_vm_writev ------------------------------------------------------------------
-def _same_memory(k, pid: int) -> bool:
-    """Whether ``pid`` names a process whose memory is the caller's: itself, a thread of it, or a CLONE_VM
-    process of this hermipy (or the parent it shares memory with)."""
-    from hermipy.syscalls.sys_fork import VM_PROCESSES
-    if pid == k.proc.pid or pid in k.group.tasks:
-        return True
-    if not k.mem.shared_by_processes:
-        return False
-    group = VM_PROCESSES.get(pid)
-    if group is not None:
-        return any(t.mem is k.mem for t in group.tasks.values())
-    return k.proc.parent == pid
+def target_process(k, pid: int):
+    """find_task_by_vpid() and ptrace_may_access() as hermipy sees them: the task ``pid`` names in this hermipy
+    (its threads, CLONE_VM processes), or None for another process; ESRCH when no process has the pid, EPERM
+    when the host refuses hermipy's process access to it."""
+    task = _task_of(k, pid)
+    if task is not None:
+        return task
+    if pid <= 0:
+        raise SyscallError(ESRCH)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise SyscallError(ESRCH) from None
+    except PermissionError:
+        raise SyscallError(EPERM) from None
+    return None
 
 
 def _process_vm(k, pid: int, local: int, liovcnt: int, remote: int, riovcnt: int, flags: int, write: bool) -> int:
@@ -451,15 +455,8 @@ def _process_vm(k, pid: int, local: int, liovcnt: int, remote: int, riovcnt: int
     if not any(length for _base, length in local_segments):
         return 0
     remote_segments = import_iovec(k, remote, riovcnt)
-    if pid <= 0:
-        raise SyscallError(ESRCH)
-    if not _same_memory(k, pid):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise SyscallError(ESRCH) from None
-        except PermissionError:
-            pass
+    task = target_process(k, pid)
+    if not (task is not None and task.mem is k.mem or k.proc.parent == pid):
         raise SyscallError(EPERM)            # another process's memory is its hermipy's: out of reach
     done, li, loff = 0, 0, 0
     for base, length in remote_segments:
@@ -527,17 +524,7 @@ def _ordered(a, b) -> int:
                                "(hermipy keeps no I/O context or semaphore undo list per task); KCMP_EPOLL_TFD EINVAL")
 def kcmp(k, pid1: Int, pid2: Int, type_: KCMP_TYPES, idx1: Size, idx2: Size) -> int:
     """kcmp(2): both tasks (ESRCH), then the comparison of what ``type_`` names."""
-    tasks = [_task_of(k, pid) for pid in (pid1, pid2)]
-    for pid, task in zip((pid1, pid2), tasks):
-        if task is None:
-            try:
-                os.kill(pid, 0) if pid > 0 else None
-            except ProcessLookupError:
-                raise SyscallError(ESRCH) from None
-            except PermissionError:
-                pass
-            if pid <= 0:
-                raise SyscallError(ESRCH)
+    tasks = [target_process(k, pid) for pid in (pid1, pid2)]
     if not 0 <= type_ <= KCMP_SYSVSEM:
         raise SyscallError(EINVAL)
     a, b = tasks

@@ -1019,18 +1019,33 @@ static void test_ns(void)
 }
 
 /* -- chroot -------------------------------------------------------------------------------------- */
-static void cat_file(const char *label, const char *path)
+/* a file of the test's own with ``text`` in it */
+static void make_file(const char *path, const char *text)
 {
-    char buf[64] = "";
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        printf("making %s failed\n", path);
+    close(fd);
+}
+
+/* what an open returned: its errno, or what the file begins with (quoted: as ok "..."); the fd is closed */
+static void show_read(const char *label, long fd, int quoted)
+{
     if (fd < 0) {
         printf("%s: -1 %s\n", label, ename(errno));
         return;
     }
+    char buf[64] = "";
     ssize_t n = read(fd, buf, sizeof buf - 1);
     buf[n > 0 ? n : 0] = 0;
-    printf("%s: %s", label, buf);
+    printf(quoted ? "%s: ok \"%s\"\n" : "%s: %s", label, buf);
     close(fd);
+}
+
+static void cat_file(const char *label, const char *path)
+{
+    errno = 0;
+    show_read(label, open(path, O_RDONLY), 0);
 }
 
 static void test_chroot(void)
@@ -1038,12 +1053,8 @@ static void test_chroot(void)
     section("chroot");
     mkdir("jail", 0755);
     mkdir("jail/sub", 0755);
-    int fd = open("jail/sub/f", O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    if (write(fd, "inside\n", 7) != 7)
-        printf("write failed\n");
-    close(fd);
-    fd = open("outside.txt", O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    close(fd);
+    make_file("jail/sub/f", "inside\n");
+    make_file("outside.txt", "");
     symlink("/..", "jail/sub/up");
     mkdir("locked", 0);
     SHOW("chroot a missing directory", chroot("no-such"));
@@ -1098,34 +1109,15 @@ static long openat2_(int dirfd, const char *path, uint64_t flags, uint64_t mode,
     return syscall(SYS_openat2, dirfd, path, &h, sizeof h);
 }
 
-static void show_open2(const char *label, long fd)
-{
-    if (fd < 0) {
-        printf("%s: -1 %s\n", label, ename(errno));
-        return;
-    }
-    char buf[32] = "";
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    printf("%s: ok \"%s\"\n", label, buf);
-    close(fd);
-}
-
-#define OPEN2(label, ...) do { errno = 0; show_open2(label, openat2_(__VA_ARGS__)); } while (0)
+#define OPEN2(label, ...) do { errno = 0; show_read(label, openat2_(__VA_ARGS__), 1); } while (0)
 
 static void test_openat2(void)
 {
     section("openat2");
     mkdir("d", 0755);
     mkdir("d/sub", 0755);
-    int fd = open("d/f", O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    if (write(fd, "in d", 4) != 4)
-        printf("write failed\n");
-    close(fd);
-    fd = open("outside.txt", O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    if (write(fd, "outside", 7) != 7)
-        printf("write failed\n");
-    close(fd);
+    make_file("d/f", "in d");
+    make_file("outside.txt", "outside");
     symlink("f", "d/link");
     symlink("../outside.txt", "d/up");
     symlink("/f", "d/rooted");
@@ -1223,10 +1215,7 @@ static void test_process_vm(void)
 static void test_handles(void)
 {
     section("handles");
-    int fd = open("hf", O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    if (write(fd, "handle data", 11) != 11)
-        printf("write failed\n");
-    close(fd);
+    make_file("hf", "handle data");
     struct file_handle *fh = malloc(sizeof *fh + 128), *fh2 = malloc(sizeof *fh2 + 128);
     int mnt = -1, mnt2 = -2;
     fh->handle_bytes = 0;

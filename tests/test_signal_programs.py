@@ -389,8 +389,8 @@ def test_bash_read_timeout():
 JOB_SCRIPTS = {
     "kill": "sleep 5 & kill %1; wait %1; echo $?",
     "kill-reaped-first": "sleep 5 & kill %1; read -t 1 x; wait; echo $?",
-    "stop-continue": 'sleep 5 & kill -STOP %1; sleep 1; jobs; kill -CONT %1; jobs; kill %1; wait; echo "wait: $?"',
-    "tstp-continue": 'sleep 5 & kill -TSTP %1; sleep 1; jobs; kill -CONT %1; jobs; kill %1; wait; echo "wait: $?"',
+    "stop-continue": 'sleep 5 & kill -STOP %1; sleep 1; jobs; kill -CONT %1; jobs; kill %1; wait %1; echo "wait: $?"',
+    "tstp-continue": 'sleep 5 & kill -TSTP %1; sleep 1; jobs; kill -CONT %1; jobs; kill %1; wait %1; echo "wait: $?"',
     "fg-after-stop": "sh -c 'kill -STOP $$; echo resumed; exit 4' & wait %1; echo \"stopped: $?\"; jobs; fg %1; "
                      "echo \"fg: $?\"",
     # a background job touching the terminal: SIGTTIN for a read, SIGTTOU for a write with TOSTOP or a change
