@@ -15,15 +15,19 @@ class StopReason(Enum):
 
 # x86 exception vectors (Intel SDM vol. 3, 6.3.1)
 VEC_DE, VEC_DB, VEC_BP, VEC_UD, VEC_DF, VEC_GP, VEC_PF = 0, 1, 3, 6, 8, 13, 14
+INT_INSN_LEN = 2            # `int n` (0xcd n)
 
 
 class Stop:
-    """Why a run ended: EXIT with the status to report, or FAULT with the vector, CR2 and faulting rip."""
+    """Why a run ended: EXIT with the status to report, or FAULT with the vector, CR2, faulting rip and the
+    CPU's error code when the backend has it (-1: not known)."""
 
-    __slots__ = ("reason", "vector", "address", "rip", "status")
+    __slots__ = ("reason", "vector", "address", "rip", "status", "error")
 
-    def __init__(self, reason: StopReason, vector: int = -1, address: int = 0, rip: int = 0, status: int = 0):
+    def __init__(self, reason: StopReason, vector: int = -1, address: int = 0, rip: int = 0, status: int = 0,
+                 error: int = -1):
         self.reason, self.vector, self.address, self.rip, self.status = reason, vector, address, rip, status
+        self.error = error
 
     def __repr__(self) -> str:
         return (f"Stop({self.reason.name}, vector={self.vector}, address={self.address:#x}, rip={self.rip:#x}, "

@@ -78,6 +78,7 @@ from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MA
                                SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, KernelArea, VcpuArea)
 
 KVM_PATH = "/dev/kvm"
+MONITOR, MWAIT = b"\x0f\x01\xc8", b"\x0f\x01\xc9"
 KVM_API_VERSION = 12
 
 
@@ -369,7 +370,7 @@ class KvmVm:
 
         A reload of CR3 is enough on VMX/SVM with EPT/NPT, but a software-paging VM (KVM's shadow MMU,
         PVM) only notices page-table changes that the *guest* writes: entries Python rewrites through the
-        host mapping stay cached in the shadow tables. So a flush loop rewrites each recorded entry from
+        host mapping stay cached in the shadow tables. So the kernel flush stub rewrites each recorded entry from
         inside the guest (a write KVM traps and applies) and CR3 is reloaded; when too many entries changed
         and there is one vCPU, the memory slots are removed and re-added, which drops every shadow page.
         The entries are VM-wide (whichever vCPU enters next rewrites them); every vCPU is flagged, to
@@ -765,7 +766,7 @@ class KvmCpu(Cpu):
                 self._b[1] = 0                # immediate_exit: it did its job (never left set: no spinning)
                 if not self._kick:
                     if self._flush and self._at_application():
-                        self._mode = MODE_USER    # a TLB shootdown: through the flush loop, then on
+                        self._mode = MODE_USER    # a TLB shootdown: through the kernel flush stub, then on
                     else:
                         self._mode = MODE_RAW
                     continue
@@ -852,7 +853,7 @@ class KvmCpu(Cpu):
 
     def _at_application(self) -> bool:
         """After an interrupted KVM_RUN: are KVM's registers the application's? Not in the upper half (CPL0
-        stubs), not in the user window (the LSTAR entry, the flush loop; CPL0 on VMX/SVM), not with an
+        stubs), not in the user window (the LSTAR entry, the flush trap; CPL0 on VMX/SVM), not with an
         exception or interrupt being delivered, not in a trampoline (its rsp is the scratch stack)."""
         rip = self._w[W_RIP]
         if rip >= 1 << 47 or USER_AREA <= rip < USER_AREA + USER_AREA_SIZE:
@@ -904,12 +905,14 @@ class KvmCpu(Cpu):
             raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
                           f"{rip:#x}, cr2={cr2:#x}")
         w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
-        if vector == VEC_UD and rip == area.user_flush_trap:
-            # The end of the CPL3 flush loop: resume the application, reloading CR3 on the way.
+        if vector == VEC_UD and rip == area.flush_trap:
+            # From CPL3 into CPL0 for a flush: resume the application through the kernel flush stub.
             w[W_RIP], w[W_RFLAGS] = self._flush_resume_rip, self._flush_resume_rflags
             self._flush_cr3 = True
             return None
-        return Stop(StopReason.FAULT, vector=vector, address=cr2 if vector == VEC_PF else 0, rip=rip)
+        if vector == VEC_GP and self.page_table.peek(rip, 3) in (MONITOR, MWAIT):
+            vector = VEC_UD                   # PVM's #GP; a CPU's is #UD at CPL3 (Linux's SIGILL)
+        return Stop(StopReason.FAULT, vector=vector, address=cr2 if vector == VEC_PF else 0, rip=rip, error=error)
 
     def _enter(self) -> None:
         """Make KVM's registers resume the application from the view (see the MODE_* constants)."""
@@ -921,7 +924,7 @@ class KvmCpu(Cpu):
         if self._flush:
             self._flush = False
             if mode == MODE_USER:
-                self._start_user_flush()
+                self._trap_for_flush()
                 return
             kernel_flush = True
         if mode == MODE_USER:
@@ -939,7 +942,7 @@ class KvmCpu(Cpu):
         w[W_RSP] = frame
         w[W_RFLAGS] = RFLAGS_FIXED
         if kernel_flush:
-            self._kernel_flush_batch()     # what is still stale (often nothing after a CPL3 flush loop), CR3
+            self._kernel_flush_batch()     # the stale entries, then CR3
             w[W_RIP] = self.kernel_area.flush_iret_stub
         else:
             w[W_RIP] = self.kernel_area.iret_stub
@@ -952,23 +955,12 @@ class KvmCpu(Cpu):
         count = area.write_flush_list(entries) if entries else 0
         area.set_flush_slots(count, entries is not None and bool(vm.stale))
 
-    def _start_user_flush(self) -> None:
-        """Divert the application through the CPL3 flush loop, which traps (#UD) when done; the backend
-        then resumes it through a CR3 reload (and the kernel flush stub, for entries beyond one list)."""
-        entries = self._vm.take_stale(self)
-        if entries is None:
-            return                         # the memory slots were reset: no shadow page is left
-        w, area = self._w, self.area
+    def _trap_for_flush(self) -> None:
+        """At CPL3 with entries to rewrite: enter CPL0 through the user stub page's `ud2`; its fault exit
+        resumes the application through the kernel flush stub (the entries, then a CR3 reload)."""
+        w = self._w
         self._flush_resume_rip, self._flush_resume_rflags = w[W_RIP], w[W_RFLAGS]
-        if not entries:
-            w[W_RIP] = area.user_flush_trap    # another vCPU rewrote them: only reload CR3
-            return
-        count = area.write_flush_list(entries)
-        for name, index in (("rax", W_RAX), ("rcx", W_RCX), ("rdx", W_RDX)):
-            area.set_slot("saved_" + name, w[index])
-        w[W_RCX] = count
-        w[W_RDX] = area.flush_list_va
-        w[W_RIP] = area.user_flush
+        w[W_RIP] = self.area.flush_trap
 
     def _unexpected_exit(self, reason: int) -> None:
         w = self._w

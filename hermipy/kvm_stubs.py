@@ -6,18 +6,19 @@ page table.
 Segment selectors follow Linux (arch/x86/include/asm/segment.h), so ``sysretq`` works and CS/SS read as
 the familiar 0x33/0x2b.
 
-A user-accessible window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a VMA so that nothing else
-is mapped there) holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3
-cannot touch the upper half at all:
+A window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a VMA so that nothing else is mapped there)
+holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3 cannot touch the upper half
+at all -- and, supervisor-only, what the kernel stubs reach by a lower-half address:
 
 * one block per vCPU, ``VCPU_STRIDE`` apart downward from ``USER_STUB_VA`` (``vcpu_base(i)``; the
   addresses named below are vCPU 0's, and ``ANSWERS_VA``, ``TRAMPOLINE_STACK_TOP`` stay vCPU 0's for the
   trampolines, which run on every vCPU). In each block, at the same offsets:
-* the user stub page: the LSTAR entry and the page-table flush loop. Each vCPU has its own copy (the code
-  is rip-relative but for ``seen_table``, so a copy works at any base) and its LSTAR points at it;
-* the flush list (the vCPU's own): the addresses of the PTEs the flush loop rewrites (each with an atomic
-  ``lock or [pte], 0``, which writes back whatever the entry holds at that instant: Python may change it
-  meanwhile, and a stored copy written back would resurrect an entry it has just cleared);
+* the user stub page (read-only at CPL3): the LSTAR entry and the `ud2` by which a vCPU at CPL3 enters CPL0
+  for a page-table flush. Each vCPU has its own copy (the code is rip-relative but for ``seen_table``, so a
+  copy works at any base) and its LSTAR points at it;
+* the flush list (supervisor-only, the vCPU's own): the addresses of the PTEs the kernel flush stub rewrites
+  (each with an atomic ``lock or [pte], 0``, which writes back whatever the entry holds at that instant: Python
+  may change it meanwhile, and a stored copy written back would resurrect an entry it has just cleared);
 * the answer page (read-only, one frame shared by all vCPUs): what the LSTAR entry answers without leaving
   the guest, one 8-byte slot per syscall number below ``ANSWER_SLOTS`` (see ``_USER_ASM``), also read by
   the per-site trampolines of ``rewriter/trampoline.py``; a writable scratch page (the vCPU's own: the
@@ -26,8 +27,13 @@ cannot touch the upper half at all:
   seen-sites page (read-only, shared): the return addresses of the sites Python has seen call an answered
   syscall, one slot per ``rcx & SEEN_MASK``;
 * a map of guest RAM (``USER_AREA + physical``, 2 MiB pages, up to ``DIRECT_MAP_LIMIT``, below the lowest
-  vCPU block) through which the flush loops write page-table entries: a write the *guest* makes to a page
-  table is one KVM's shadow MMU sees.
+  vCPU block; supervisor-only) through which the kernel flush stub writes page-table entries: a write the
+  *guest* makes to a page table is one KVM's shadow MMU sees.
+
+What the application can reach is only what it could harm itself with: the scratch page holds nothing but
+its own thread's saved rsp and flags between two instructions of the entry; page tables, GDT, IDT, TSS,
+kernel stacks, the flush lists and RAM as a whole are supervisor-only, and a CPL3 access to them is the page
+fault Linux turns into SIGSEGV.
 
 Each vCPU's kernel page holds its TSS (RSP0, I/O permission bitmap; TR's base is set per vCPU through
 KVM_SET_SREGS, the GDT's one TSS descriptor is never loaded) and, at its top, the flush stub's parameters
@@ -82,6 +88,7 @@ GDT_SIZE = SEL_TSS + 16
 TSS_OFFSET = 0x100                     # inside the GDT page
 TSS_SIZE = 104
 IOMAP_PORTS = 256                      # the I/O permission bitmap covers ports 0..255; beyond it: #GP
+TSS_LIMIT = TSS_SIZE + IOMAP_PORTS // 8   # inclusive: covers the bitmap's terminating 0xFF byte
 
 SYSCALL_PORT = 0xE0                    # `out` from the LSTAR stub: a syscall for Python
 FAULT_PORT = 0xE1                      # `out` from an exception stub: vector, rax, CR2 on the kernel stack (CPL0
@@ -153,9 +160,9 @@ fault_common:
 # popfq leaves IF/IOPL alone; sysretq itself at CPL0). No other register, and no byte of the application's
 # memory, changes. `out` leaves rax = nr (flags are Python's to restore from r11).
 #
-# user_flush starts with rcx = count (> 0) and rdx = the vCPU's flush list; it uses no stack, restores rax, rcx, rdx
-# from the slots Python fills (the flags its `lock or` changes Python restores too), and traps (#UD) into CPL0,
-# where the backend reloads CR3: a CPL3 write to a shadowed page table only marks it out of sync, the reload resyncs it.
+# flush_trap is where the backend sends a vCPU that is at CPL3 (on PVM, after a syscall) when page-table entries
+# are stale: its #UD is the way into CPL0, where the kernel flush stub rewrites them through the supervisor-only
+# map of RAM and reloads CR3 before the application resumes.
 _USER_ASM = """
 syscall_entry:
     cmp rax, {slots:#x}
@@ -190,22 +197,8 @@ to_python:
     out {syscall_port:#x}, al
 entry_return:
     jmp rcx
-user_flush:
-    mov rax, qword ptr [rdx]
-    lock or qword ptr [rax], 0
-    lea rdx, [rdx + 8]
-    loop user_flush
-    mov rax, qword ptr [rip + saved_rax]
-    mov rcx, qword ptr [rip + saved_rcx]
-    mov rdx, qword ptr [rip + saved_rdx]
-user_flush_trap:
+flush_trap:
     ud2
-saved_rax:
-    .quad 0
-saved_rcx:
-    .quad 0
-saved_rdx:
-    .quad 0
 seen_table:
     .quad {seen_va:#x}
 """
@@ -290,6 +283,17 @@ def vcpu_kernel_va(index: int) -> int:
     return KERNEL_BASE + (KERNEL_PAGES + index) * PAGE
 
 
+def tss_with_io_bitmap(rsp0: int) -> bytes:
+    """A 64-bit TSS (SDM vol. 3, 8.7) with RSP0 and an I/O permission bitmap that opens SYSCALL_PORT alone to
+    CPL3 (every other `in`/`out` is a #GP, as for a Linux process: ioperm was never called)."""
+    tss = bytearray(TSS_LIMIT + 1)
+    struct.pack_into("<Q", tss, 4, rsp0)
+    struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
+    tss[TSS_SIZE:] = b"\xff" * (IOMAP_PORTS // 8 + 1)
+    tss[TSS_SIZE + SYSCALL_PORT // 8] &= ~(1 << (SYSCALL_PORT % 8))
+    return bytes(tss)
+
+
 class KernelArea:
     """The VM-wide part of the guest kernel: GDT, IDT, kernel code, the answer and seen-sites pages, the RAM
     direct map. Allocates, fills and maps them; ``VcpuArea`` does the same for each vCPU's own pages."""
@@ -305,7 +309,7 @@ class KernelArea:
         self.seen_frame = ram.alloc()
         self.gdt_va = KERNEL_BASE + GDT_PAGE * PAGE
         self.gdt_limit = GDT_SIZE - 1
-        self.tss_limit = TSS_SIZE + IOMAP_PORTS // 8       # inclusive: covers the terminating 0xFF byte
+        self.tss_limit = TSS_LIMIT
         self.idt_va = KERNEL_BASE + IDT_PAGE * PAGE
         self.idt_limit = 256 * 16 - 1
 
@@ -358,7 +362,7 @@ class KernelArea:
     def _map_direct(self, page_table) -> None:
         """USER_AREA + p -> physical p for all of RAM, with 2 MiB pages (PS in the page directory)."""
         words, ram = self.words, self.ram
-        flags = PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX
+        flags = PTE_P | PTE_W | PTE_PS | PTE_NX          # supervisor-only: the application never reaches it
         for start in range(0, ram.size, GIB):                  # one page directory (512 entries) per GiB
             va, table = USER_AREA + start, page_table.root
             for shift in (39, 30):
@@ -408,10 +412,7 @@ class VcpuArea:
         user = area.user_labels
         self.syscall_entry = user["syscall_entry"] + shift
         self.entry_return = user["entry_return"] + shift
-        self.user_flush = user["user_flush"] + shift
-        self.user_flush_trap = user["user_flush_trap"] + shift
-        self._slots = {name: self.user_frame + user[name] - USER_STUB_VA
-                       for name in ("saved_rax", "saved_rcx", "saved_rdx")}
+        self.flush_trap = user["flush_trap"] + shift
 
         buf = ram.buf
         buf[self.user_frame:self.user_frame + len(area.user_code)] = area.user_code
@@ -423,16 +424,11 @@ class VcpuArea:
         page_table.set(self.scratch_va, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
         page_table.set(SEEN_VA + shift, area.seen_frame | PTE_P | PTE_U | PTE_NX)
         for i, frame in enumerate(self.list_frames):
-            page_table.set(self.flush_list_va + i * PAGE, frame | PTE_P | PTE_U | PTE_NX)
+            page_table.set(self.flush_list_va + i * PAGE, frame | PTE_P | PTE_NX)      # the kernel stub's
 
     def _fill_tss(self) -> None:
         page = bytearray(PAGE)
-        tss = memoryview(page)[TSS_IN_PAGE:]
-        struct.pack_into("<Q", tss, 4, self.rsp0)                  # RSP0
-        struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
-        bitmap = bytearray(b"\xff" * (IOMAP_PORTS // 8 + 1))
-        bitmap[SYSCALL_PORT // 8] &= ~(1 << (SYSCALL_PORT % 8))
-        tss[TSS_SIZE:TSS_SIZE + len(bitmap)] = bitmap
+        page[TSS_IN_PAGE:TSS_IN_PAGE + TSS_LIMIT + 1] = tss_with_io_bitmap(self.rsp0)
         self.ram.buf[self.kernel_frame:self.kernel_frame + PAGE] = bytes(page)
 
     def write_flush_list(self, entries: list[int]) -> int:
@@ -449,9 +445,6 @@ class VcpuArea:
     def set_flush_slots(self, count: int, more: bool) -> None:
         """The kernel flush stub's parameters, above RSP0: this vCPU's list, ``count`` entries, more to come."""
         struct.pack_into("<QQQ", self.ram.buf, self.stack_offset(self.rsp0), self.flush_list_va, count, int(more))
-
-    def set_slot(self, name: str, value: int) -> None:
-        struct.pack_into("<Q", self.ram.buf, self._slots[name], value)
 
     def stack_offset(self, va: int) -> int:
         """Offset in guest RAM of an address in this vCPU's kernel page."""

@@ -34,7 +34,7 @@ MXCSR_INIT = 0x1F80         # SSE: all exceptions masked, round to nearest
 def create_cpu(name: str, kernel: Kernel):
     if name == "unicorn":
         from hermipy.unicorn_backend import UnicornCpu
-        return UnicornCpu(kernel.ram, kernel.mem.page_table.root)
+        return UnicornCpu(kernel.ram, kernel.mem.page_table)
     if name in ("kvm", "auto"):
         from hermipy.kvm_backend import KvmCpu
         try:
@@ -292,7 +292,9 @@ def _run(kernel: Kernel, trace) -> int:
     """Drive ``kernel``'s CPU until the task exits; page faults the kernel can resolve are resolved, kicks
     (StopReason.INTERRUPT) deliver what the task was kicked for."""
     from hermipy.syscalls.errors import SyscallError
-    from hermipy.syscalls.sys_signal import SIGKILL, handle_fault, handle_interrupt, set_current, terminate_by_signal
+    from hermipy.syscalls.int80 import INT80, serve_int80
+    from hermipy.syscalls.sys_signal import (SIGKILL, handle_fault, handle_interrupt, refused_int, set_current,
+                                             terminate_by_signal)
     set_current(kernel)
     cpu, mem = kernel.cpu, kernel.mem
     on_syscall = Dispatcher(kernel, trace).on_syscall
@@ -329,6 +331,9 @@ def _run(kernel: Kernel, trace) -> int:
                         retried = fault
                         continue
                 retried = None
+                if refused_int(kernel, stop) == INT80:
+                    serve_int80(kernel, on_syscall, stop.rip)
+                    continue
                 handle_fault(kernel, stop)
             except GuestExit as exit_:
                 return exit_.status

@@ -39,26 +39,30 @@ import struct
 import threading
 import time
 
-from hermipy.cpu import GPR_NAMES, Cpu, GuestExit, Stop, StopReason, VEC_GP, VEC_PF, VEC_UD
+from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, Cpu, GuestExit, Stop, StopReason, VEC_DB, VEC_GP, VEC_PF, VEC_UD
 from hermipy.errors import HermipyError
-from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, SYSCALL_PORT, TRAMPOLINE_STACK_TOP
+from hermipy.kvm_stubs import (ANSWERS_VA, GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, SCRATCH_VA, SEL_TSS, SEL_USER_CS,
+                               SEL_USER_DS, SYSCALL_PORT, TRAMPOLINE_STACK_TOP, TSS_LIMIT, USER_GATES,
+                               tss_with_io_bitmap)
 from hermipy.syscalls.memory import PTE_NX, PTE_P, PTE_U, PTE_W
 
 # unicorn.h / x86.h constants (unicorn 2.1).
 UC_ARCH_X86, UC_MODE_64 = 4, 8
 UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_BLOCK = 1, 2, 8
-UC_X86_INS_SYSCALL, UC_X86_INS_IN, UC_X86_INS_OUT = 699, 218, 500
+UC_X86_INS_SYSCALL, UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_INS_SYSENTER = 699, 218, 500, 700
 UC_ERR_INSN_INVALID = 10
 UC_CTL_IO_WRITE = 1
 UC_CTL_CPU_MODEL, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TLB_FLUSH = 7, 9, 11
 REG = {"rax": 35, "rbx": 37, "rcx": 38, "rdx": 40, "rsi": 43, "rdi": 39, "rbp": 36, "rsp": 44,
        "r8": 106, "r9": 107, "r10": 108, "r11": 109, "r12": 110, "r13": 111, "r14": 112, "r15": 113,
        "rip": 41, "rflags": 253, "cr0": 50, "cr2": 52, "cr3": 53, "cr4": 54,
-       "fs_base": 250, "gs_base": 251, "msr": 248, "mxcsr": 249, "fpcw": 246, "fpsw": 31, "fptag": 247}
+       "fs_base": 250, "gs_base": 251, "msr": 248, "mxcsr": 249, "fpcw": 246, "fpsw": 31, "fptag": 247,
+       "cs": 11, "ss": 49}
+UC_X86_REG_GDTR, UC_X86_REG_TR = 243, 245
 XMM0 = 122        # UC_X86_REG_XMM0 .. XMM15 are consecutive
 ST0 = 82         # UC_X86_REG_FP0 .. FP7
 MSR_EFER = 0xC0000080
-EFER_LME, EFER_LMA, EFER_NXE = 1 << 8, 1 << 10, 1 << 11
+EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
 UC_CPU_X86_WESTMERE = 16     # SSE4.2, POPCNT: what TCG emulates fully (no AVX)
@@ -67,7 +71,16 @@ MASK64 = (1 << 64) - 1
 _RIP_INDEX = GPR_NAMES.index("rip")
 _PROBE_ADDR = 0x1000
 _CPUID1_CODE = b"\xb8\x01\x00\x00\x00\x0f\xa2"      # mov eax, 1; cpuid
-_DIVIDE_ERROR_CODE = b"\x31\xc9\xf7\xf1"             # xor ecx, ecx; div ecx
+# xor ecx, ecx; div ecx; int 0x40; mov ebx, 0x1234; mov ds, ebx; mov edx, 0x5678; mov ds, edx
+_CONTEXT_PROBE_CODE = b"\x31\xc9\xf7\xf1\xcd\x40\xbb\x34\x12\x00\x00\x8e\xdb\xba\x78\x56\x00\x00\x8e\xda"
+ICEBP, RDPMC = b"\xf1", b"\x0f\x33"
+
+# The system page (Unicorn's share of what kvm_stubs keeps in the upper half): supervisor-only, so the guest,
+# at CPL3, can neither read nor change it. A GDT as Linux's (user CS 0x33, SS 0x2b), a TSS whose I/O bitmap
+# opens SYSCALL_PORT alone, and the `iretq` (with its frame) that takes a new engine down to CPL3.
+SYSTEM_VA = KERNEL_BASE
+_SYSTEM_TSS, _SYSTEM_IRETQ, _SYSTEM_FRAME = 0x100, 0x200, 0x300
+DESC_P, DESC_TSS_AVAILABLE = 1 << 15, 9 << 8     # QEMU's segment-cache flags for TR (check_io wants type 9)
 
 TIME_SLICE = 1.0            # seconds a thread waits for its engine's turn before it stops the running one
 TRAMPOLINE_STEP = 32        # instructions run to leave a trampoline before a kick is taken (it uses 8)
@@ -151,6 +164,27 @@ def _executable(code: bytes) -> int:
 
 class _Msr(ctypes.Structure):
     _fields_ = [("rid", ctypes.c_uint32), ("value", ctypes.c_uint64)]
+
+
+class _Mmr(ctypes.Structure):
+    """uc_x86_mmr: a descriptor-table or task register."""
+    _fields_ = [("selector", ctypes.c_uint16), ("base", ctypes.c_uint64), ("limit", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32)]
+
+
+def _system_page(page_table) -> None:
+    """Map the system page into ``page_table`` (once per address space: threads and fork children find it)."""
+    if page_table.get(SYSTEM_VA) & PTE_P:
+        return
+    frame = page_table.ram.alloc()
+    page = bytearray(0x1000)
+    for selector, descriptor in GDT_ENTRIES.items():
+        struct.pack_into("<Q", page, selector, descriptor)
+    page[_SYSTEM_TSS:_SYSTEM_TSS + TSS_LIMIT + 1] = tss_with_io_bitmap(0)
+    page[_SYSTEM_IRETQ:_SYSTEM_IRETQ + 2] = b"\x48\xcf"                      # iretq
+    struct.pack_into("<5Q", page, _SYSTEM_FRAME, 0, SEL_USER_CS | 3, 0x2, 0, SEL_USER_DS | 3)
+    page_table.ram.buf[frame:frame + 0x1000] = bytes(page)
+    page_table.set(SYSTEM_VA, frame | PTE_P)       # read-only, supervisor; executable for the iretq
 
 
 _libunicorn: ctypes.CDLL | None = None
@@ -429,12 +463,12 @@ class UnicornCpu(Cpu):
 
     name = "unicorn"
 
-    def __init__(self, ram, page_table_root: int):
+    def __init__(self, ram, page_table):
         global _shared_turn
         if _shared_turn is None:
             _shared_turn = _SharedTurn()
-        self._init_engine(ram, page_table_root)
-        self._old_exception_offset = None
+        self._context_offsets = None            # env->old_exception, exception_is_int, error_code in a context
+        self._init_engine(ram, page_table)
         self.rewrite = False
         self._answers = None                    # () -> {nr: result}, see answer_in_guest
         self._answered: frozenset[int] = frozenset()
@@ -450,9 +484,10 @@ class UnicornCpu(Cpu):
         self._pending_flush = False             # another thread changed the page table: flush before running
         self._pending_code: list[tuple[int, int]] = []   # code another thread patched: drop its translations
 
-    def _init_engine(self, ram, page_table_root: int) -> None:
-        """A fresh engine in long mode over ``ram``, with the syscall, `out` and exception hooks."""
+    def _init_engine(self, ram, page_table) -> None:
+        """A fresh engine in long mode at CPL3 over ``ram``, with the syscall, `out` and exception hooks."""
         self._ram_for_spawn = ram
+        self._page_table = page_table
         self.lib = lib = _load_libunicorn()
         self.uch = ctypes.c_void_p()
         self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(self.uch)))
@@ -472,12 +507,13 @@ class UnicornCpu(Cpu):
         self._rax_before_in: int | None = None
         self._error: BaseException | None = None
         self._in_syscall = False
-        self._enter_long_mode(page_table_root)
+        self._enter_long_mode(page_table.root)
         self._env_regs = _env_registers(lib, self.uch)     # the syscall hook's registers in place (or None)
         self._syscall_cb = _SYSCALL_CB(self._syscall_hook)
         self._intr_cb = _INTR_CB(self._intr_hook)
         self._out_cb = _OUT_CB(self._out_hook)
         self._in_cb = _IN_CB(self._in_hook)
+        self._sysenter_cb = _SYSCALL_CB(self._sysenter_hook)
         handle = ctypes.c_size_t()
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
                                     ctypes.cast(self._syscall_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_SYSCALL))
@@ -485,6 +521,8 @@ class UnicornCpu(Cpu):
                                     ctypes.cast(self._out_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_OUT))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
                                     ctypes.cast(self._in_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_IN))
+        self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
+                                    ctypes.cast(self._sysenter_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_SYSENTER))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INTR,
                                     ctypes.cast(self._intr_cb, ctypes.c_void_p), None, 1, 0, 0))
         self._stop_flag = ctypes.c_uint8(0)
@@ -492,6 +530,7 @@ class UnicornCpu(Cpu):
                                     ctypes.addressof(self._stop_flag), 1, 0, 0))
         self._ctx = ctypes.c_void_p()
         self._check(lib.uc_context_alloc(self.uch, ctypes.byref(self._ctx)))
+        self._enter_user_mode()
 
     # -- setup -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -508,10 +547,24 @@ class UnicornCpu(Cpu):
 
     def _enter_long_mode(self, root: int) -> None:
         """EFER.LME/NXE, CR4.PAE, CR3, then CR0.PG|WP: 4-level paging as Linux uses it."""
-        self._write_msr(MSR_EFER, EFER_LME | EFER_LMA | EFER_NXE)
+        self._write_msr(MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)
         self.set_reg("cr4", CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT)
         self.set_reg("cr3", root)
         self.set_reg("cr0", CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE)
+
+    def _enter_user_mode(self) -> None:
+        """Down to CPL3 as a kernel goes there, by `iretq` (QEMU takes the CPL from SS, whose selector it
+        will not load above the current CPL): privileged instructions are then the #GP they are for a Linux
+        process, `in`/`out` go through the TSS's I/O bitmap, and supervisor pages are out of reach."""
+        _system_page(self._page_table)
+        lib, uch = self.lib, self.uch
+        self._check(lib.uc_reg_write(uch, UC_X86_REG_GDTR, ctypes.byref(_Mmr(0, SYSTEM_VA, GDT_SIZE - 1, 0))))
+        tr = _Mmr(SEL_TSS, SYSTEM_VA + _SYSTEM_TSS, TSS_LIMIT, DESC_P | DESC_TSS_AVAILABLE)
+        self._check(lib.uc_reg_write(uch, UC_X86_REG_TR, ctypes.byref(tr)))
+        self.set_reg("rsp", SYSTEM_VA + _SYSTEM_FRAME)
+        self._check(lib.uc_emu_start(uch, SYSTEM_VA + _SYSTEM_IRETQ, 0, 0, 1))
+        if self.get_reg("cs") != SEL_USER_CS | 3 or self.get_reg("ss") != SEL_USER_DS | 3:
+            raise OSError("unicorn: the engine did not enter CPL3")
 
     def _write_msr(self, rid: int, value: int) -> None:
         self._check(self.lib.uc_reg_write(self.uch, REG["msr"], ctypes.byref(_Msr(rid, value))))
@@ -553,9 +606,10 @@ class UnicornCpu(Cpu):
                     self.set_reg("rax", self._rax_before_in)
                     self._rax_before_in = None
                 return self._stop
-            if err:        # UC_ERR_INSN_INVALID: QEMU raised #UD without calling the interrupt hook
-                vector = VEC_UD if err == UC_ERR_INSN_INVALID else -1
-                return Stop(StopReason.FAULT, vector=vector, rip=self.get_reg("rip"))
+            if err == UC_ERR_INSN_INVALID:     # QEMU raised #UD without calling the interrupt hook
+                return self._undefined_opcode(self.get_reg("rip"))
+            if err:
+                return Stop(StopReason.FAULT, vector=-1, rip=self.get_reg("rip"))
             if self._kicked or self._preempted or count:
                 continue
             stuck = stuck + 1 if self.get_reg("rip") == rip else 0
@@ -591,8 +645,8 @@ class UnicornCpu(Cpu):
         """Another engine over the same RAM and page table, with this one's registers, FS/GS base and FPU
         state, sharing the in-guest answers and trampolines."""
         cpu = UnicornCpu.__new__(UnicornCpu)
-        cpu._init_engine(self._ram_for_spawn, self.get_reg("cr3"))
-        cpu._old_exception_offset = self._old_exception_offset
+        cpu._init_engine(self._ram_for_spawn, self._page_table)
+        cpu._context_offsets = self._context_offsets
         cpu.rewrite = self.rewrite
         for name in ("_answers", "_answered", "_refresh_after", "_answer_frame", "_trampolines", "_tried"):
             setattr(cpu, name, getattr(self, name))
@@ -737,33 +791,65 @@ class UnicornCpu(Cpu):
         return 0
 
     def _intr_hook(self, _uc, vector, _user_data) -> None:
+        """An exception, or an `int n`: QEMU calls the hook with n before looking at any IDT, and rip past the
+        instruction. Through Linux's IDT only int3 and `int 4` are allowed at CPL3; any other n is the #GP a
+        CPU raises at the instruction (and the kernel takes `int 0x80` from there: sys_signal.refused_int)."""
         rip = self.get_reg("rip")
         address = self.get_reg("cr2") if vector in (VEC_PF, 8) else 0
         if vector == 8:           # QEMU folds a #PF after an earlier hooked #PF into #DF (unicorn#1883)
             vector = VEC_PF
-        self._stop = Stop(StopReason.FAULT, vector=vector, address=address, rip=rip)
-        self._clear_pending_exception()
+        software, error = self._clear_pending_exception()
+        if software is None:
+            software = vector >= 32
+        if software and vector not in USER_GATES:
+            vector, rip = VEC_GP, rip - INT_INSN_LEN
+        if vector == VEC_UD:
+            self._stop = self._undefined_opcode(rip)
+        else:
+            self._stop = Stop(StopReason.FAULT, vector=vector, address=address, rip=rip,
+                              error=error if vector == VEC_PF else -1)
         self.lib.uc_emu_stop(self.uch)
 
-    def _clear_pending_exception(self) -> None:
-        """Reset QEMU's env->old_exception, which a hooked exception leaves set (unicorn#1883).
+    def _sysenter_hook(self, _uc, _user_data) -> None:
+        """`sysenter` in 64-bit mode: the #UD of AMD's CPUs, which QEMU (an Intel model here) would run."""
+        self._stop = Stop(StopReason.FAULT, vector=VEC_UD, rip=self.get_reg("rip"))
+        self.lib.uc_emu_stop(self.uch)
+
+    def _undefined_opcode(self, rip: int) -> Stop:
+        """A #UD from QEMU, as a CPU would have raised it (or not)."""
+        if self._page_table.peek(rip, 1) == ICEBP:
+            return Stop(StopReason.FAULT, vector=VEC_DB, rip=rip + 1)   # QEMU, built without WANT_ICEBP, has no icebp
+        if self._page_table.peek(rip, 2) == RDPMC:
+            return Stop(StopReason.FAULT, vector=VEC_GP, rip=rip)       # its helper_rdpmc tests CR4.PCE reversed
+        return Stop(StopReason.FAULT, vector=VEC_UD, rip=rip)
+
+    def _clear_pending_exception(self) -> tuple[bool | None, int]:
+        """Reset QEMU's env->old_exception, which a hooked exception leaves set (unicorn#1883), and say whether
+        the exception was a software interrupt (env->exception_is_int) and its error code (env->error_code);
+        None and -1 where a field was not found.
 
         Otherwise the next exception is reported as a double fault and the third one is a triple fault.
-        The field's offset inside the saved context is found once, by diffing contexts around this fault.
+        The fields' offsets inside the saved context are found once (``_find_context_offsets``).
         """
         lib, uch, ctx = self.lib, self.uch, self._ctx
         lib.uc_context_save(uch, ctx)
-        if self._old_exception_offset is None:
-            self._old_exception_offset = self._find_old_exception_offset()
-        if self._old_exception_offset >= 0:
-            ctypes.c_int32.from_address(ctx.value + self._old_exception_offset).value = -1
+        if self._context_offsets is None:
+            self._context_offsets = self._find_context_offsets()
+        old_exception, is_int, error_code = self._context_offsets
+        software = ctypes.c_int32.from_address(ctx.value + is_int).value != 0 if is_int >= 0 else None
+        error = ctypes.c_int32.from_address(ctx.value + error_code).value if error_code >= 0 else -1
+        if old_exception >= 0:
+            ctypes.c_int32.from_address(ctx.value + old_exception).value = -1
             lib.uc_context_restore(uch, ctx)
+        return software, error
 
-    def _find_old_exception_offset(self) -> int:
-        """Where env->old_exception lies in a saved context, found on a scratch vCPU of the same model: the
-        int32 that is -1 before any exception, 0 after a hooked #DE and 8 (#DF) after a second one.
-        (Guessing it from one real fault picked a wrong field now and then, and the guest then died of a
-        triple fault that left uc_emu_start returning at once.)"""
+    def _find_context_offsets(self) -> tuple[int, int, int]:
+        """Where env->old_exception, exception_is_int and error_code lie in a saved context (-1: not found),
+        found on a scratch vCPU of the same model. old_exception: the int32 that is -1 before any exception, 0
+        after a hooked #DE and 8 (#DF) after a second one. (Guessing it from one real fault picked a wrong
+        field now and then, and the guest then died of a triple fault that left uc_emu_start returning at
+        once.) exception_is_int: 0 then, 1 after an `int 0x40`, 0 after a #DE again. error_code: the
+        selectors of two #GPs from loading DS (0x1234, then 0x5678)."""
         lib = self.lib
         uch, ctx = ctypes.c_void_p(), ctypes.c_void_p()
         self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(uch)))
@@ -771,25 +857,29 @@ class UnicornCpu(Cpu):
         try:
             lib.uc_ctl(uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
             self._check(lib.uc_mem_map(uch, _PROBE_ADDR, 0x1000, 7))
-            self._check(lib.uc_mem_write(uch, _PROBE_ADDR, _DIVIDE_ERROR_CODE, len(_DIVIDE_ERROR_CODE)))
+            self._check(lib.uc_mem_write(uch, _PROBE_ADDR, _CONTEXT_PROBE_CODE, len(_CONTEXT_PROBE_CODE)))
             handle = ctypes.c_size_t()
             self._check(lib.uc_hook_add(uch, ctypes.byref(handle), UC_HOOK_INTR, ctypes.cast(stop, ctypes.c_void_p),
                                         None, 1, 0, 0))
             self._check(lib.uc_context_alloc(uch, ctypes.byref(ctx)))
             size = lib.uc_context_size(uch)
             images = []
-            for start in (None, 0, 2):          # fresh; after a hooked #DE; after a second one (a #DF then)
+            # fresh; after a hooked #DE; after a second one (a #DF then); after `int 0x40`; after a #DE; the #GPs
+            for start, end in ((None, None), (0, 4), (2, 4), (4, 6), (2, 4), (6, 13), (13, 20)):
                 if start is not None:
-                    lib.uc_emu_start(uch, _PROBE_ADDR + start, _PROBE_ADDR + len(_DIVIDE_ERROR_CODE), 0, 0)
+                    lib.uc_emu_start(uch, _PROBE_ADDR + start, _PROBE_ADDR + end, 0, 0)
                 lib.uc_context_save(uch, ctx)
                 images.append(ctypes.string_at(ctx.value, size))
             lib.uc_context_free(ctx)
         finally:
             lib.uc_close(uch)
-        expected = (-1, 0, 8)
-        hits = [i for i in range(0, len(images[0]) - 3, 4)
-                if tuple(struct.unpack_from("<i", image, i)[0] for image in images) == expected]
-        return hits[0] if len(hits) == 1 else -1
+
+        def offset(expected, first=0):
+            shown = images[first:first + len(expected)]
+            hits = [i for i in range(0, len(images[0]) - 3, 4)
+                    if tuple(struct.unpack_from("<i", image, i)[0] for image in shown) == expected]
+            return hits[0] if len(hits) == 1 else -1
+        return offset((-1, 0, 8)), offset((0, 0, 0, 1, 0)), offset((0x1234, 0x5678), 5)
 
     # -- registers -------------------------------------------------------------------------------
     # Inside the SYSCALL hook QEMU's rip still points at the instruction and is advanced after the hook;

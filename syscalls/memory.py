@@ -247,6 +247,17 @@ class PageTable:
         slot = self._leaf_slot(va, False)
         return self.words[slot] if slot >= 0 else 0
 
+    def peek(self, va: int, size: int) -> bytes:
+        """The ``size`` bytes at ``va`` as the CPU sees them through this table (b"" where a page is missing):
+        what a backend reads to report a fault as Linux's hardware would where its CPU reports it otherwise."""
+        out = bytearray()
+        for address in range(va, va + size):
+            pte = self.get(address)
+            if not pte & PTE_P:
+                return b""
+            out.append(self.ram.buf[(pte & PTE_ADDR) | (address & 0xFFF)])
+        return bytes(out)
+
     def clear(self, va: int) -> int:
         slot = self._leaf_slot(va, False)
         if slot < 0:

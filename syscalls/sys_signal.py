@@ -21,7 +21,7 @@ import time
 import weakref
 from errno import EAGAIN, EINTR, EINVAL, EIO, ENOMEM, EPERM, ESRCH
 
-from hermipy.cpu import GPR_NAMES, GuestExit, VEC_BP, VEC_DE, VEC_GP, VEC_PF, VEC_UD
+from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, GuestExit, VEC_BP, VEC_DB, VEC_DE, VEC_GP, VEC_PF, VEC_UD
 from hermipy.syscalls import host_signals
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
 from hermipy.syscalls.errors import EINTR_WHEN_SIGNALLED, ERESTARTNOHAND, ERESTARTSYS, SyscallError
@@ -56,6 +56,8 @@ SEGV_MAPERR, SEGV_ACCERR = 1, 2
 ILL_ILLOPN = 2
 FPE_INTDIV, FPE_FLTDIV, FPE_FLTOVF, FPE_FLTUND, FPE_FLTRES, FPE_FLTINV = 1, 3, 4, 5, 6, 7
 BUS_ADRALN, BUS_ADRERR = 1, 2
+TRAP_BRKPT, TRAP_TRACE = 1, 2
+INT_OPCODE = 0xCD
 
 # ucontext uc_flags (asm/ucontext.h): no UC_FP_XSTATE, the fpstate is a plain FXSAVE image
 UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 0x2, 0x4
@@ -89,7 +91,8 @@ FIX_EFLAGS = (X86_EFLAGS_AC | X86_EFLAGS_OF | X86_EFLAGS_DF | X86_EFLAGS_TF | X8
               | X86_EFLAGS_AF | X86_EFLAGS_PF | X86_EFLAGS_CF | X86_EFLAGS_RF)
 
 # x86 page-fault error code bits (arch/x86/include/asm/trap_pf.h)
-PF_PROT, PF_WRITE, PF_USER = 0x1, 0x2, 0x4
+PF_PROT, PF_WRITE, PF_USER, PF_INSTR = 0x1, 0x2, 0x4, 0x10
+TASK_SIZE_MAX = 0x7FFF_FFFF_F000          # the highest user page's start (arch/x86/include/asm/page_64_types.h)
 PROT_READ, PROT_WRITE = 1, 2
 
 # Default actions (the table in kernel/signal.c, "sig_kernel_*")
@@ -99,7 +102,7 @@ _DEFAULT_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
 SYNCHRONOUS_MASK = sum(1 << (s - 1) for s in (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS))
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
-FAULT_SIGNALS = {VEC_DE: SIGFPE, VEC_BP: SIGTRAP, VEC_UD: SIGILL, VEC_GP: SIGSEGV, VEC_PF: SIGSEGV,
+FAULT_SIGNALS = {VEC_DE: SIGFPE, VEC_DB: SIGTRAP, VEC_BP: SIGTRAP, VEC_UD: SIGILL, VEC_GP: SIGSEGV, VEC_PF: SIGSEGV,
                  12: SIGBUS, 16: SIGFPE, 17: SIGBUS, 19: SIGFPE}
 
 # FPU state a handler starts with (fpu__clear_user_states -> init_fpstate): FCW 0x37f, MXCSR 0x1f80.
@@ -573,31 +576,58 @@ def interrupted_syscall(k, nr: int, how: int):
 
 
 # -- faults --------------------------------------------------------------------------------------
-def fault_siginfo(k, stop) -> tuple[int, bytes, int]:
-    """(signo, siginfo, error code) for a CPU exception, as traps.c/fault.c would report it to user space."""
+def refused_int(k, stop) -> int | None:
+    """The n of an `int n` the CPU refused at CPL3 (Linux's IDT lets user code through the gates of int3 and
+    `int 4` alone): a #GP at the instruction on hardware, a #UD on PVM, the #GP the Unicorn backend makes of
+    QEMU's report. None for any other fault."""
+    if stop.vector not in (VEC_GP, VEC_UD):
+        return None
+    try:
+        code = k.mem.read(stop.rip, INT_INSN_LEN)
+    except SyscallError:
+        return None
+    return code[1] if code[0] == INT_OPCODE else None
+
+
+def fault_siginfo(k, stop) -> tuple[int, bytes, int, int]:
+    """(signo, siginfo, error code, trap number) for a CPU exception, as traps.c/fault.c report it to user space."""
     vector = stop.vector
+    if vector == VEC_DB:
+        # exc_debug_user(): DR6.BS (a single step: TF was set) is TRAP_TRACE, icebp's bare #DB TRAP_BRKPT
+        code = TRAP_TRACE if k.cpu.get_reg("rflags") & X86_EFLAGS_TF else TRAP_BRKPT
+        return SIGTRAP, make_siginfo(SIGTRAP, code, addr=stop.rip), 0, vector
+    gate = refused_int(k, stop)
+    if gate is not None:          # the #GP's error code names the IDT entry: (n << 3) | 2
+        return SIGSEGV, make_siginfo(SIGSEGV, SI_KERNEL, addr=0), gate << 3 | 2, VEC_GP
     signo = FAULT_SIGNALS.get(vector, SIGSEGV)
     err = 0
     if vector == VEC_PF:
         vma = k.mem.find(stop.address)
         if vma is not None and vma.window is not None and vma.prot and vma.beyond_eof(stop.address):
-            return SIGBUS, make_siginfo(SIGBUS, BUS_ADRERR, addr=stop.address), PF_USER   # past the file's end
+            # past the file's end
+            return SIGBUS, make_siginfo(SIGBUS, BUS_ADRERR, addr=stop.address), PF_USER, vector
         code = SEGV_ACCERR if vma is not None else SEGV_MAPERR
-        err = PF_USER
+        if stop.error >= 0:       # the CPU's own: whether it was a write, an instruction fetch
+            err = PF_USER | (stop.error & (PF_WRITE | PF_INSTR))
+        else:
+            err = PF_USER | (PF_INSTR if stop.address == stop.rip else 0)
+            if vma is not None and vma.prot & PROT_READ and not vma.prot & PROT_WRITE:
+                err |= PF_WRITE
         if vma is not None:
             err |= PF_PROT
-            if vma.prot & PROT_READ and not vma.prot & PROT_WRITE:
-                err |= PF_WRITE
-        return signo, make_siginfo(signo, code, addr=stop.address), err
+        elif stop.address >= TASK_SIZE_MAX:
+            err |= PF_PROT        # set_signal_archinfo(): the kernel's page-table layout is not for users to see
+        return signo, make_siginfo(signo, code, addr=stop.address), err, vector
     if vector == VEC_DE:
-        return signo, make_siginfo(signo, FPE_INTDIV, addr=stop.rip), err
+        return signo, make_siginfo(signo, FPE_INTDIV, addr=stop.rip), err, vector
     if vector == VEC_UD:
-        return signo, make_siginfo(signo, ILL_ILLOPN, addr=stop.rip), err
+        return signo, make_siginfo(signo, ILL_ILLOPN, addr=stop.rip), err, vector
     if vector == 19:
-        return signo, make_siginfo(signo, _simd_code(k), addr=stop.rip), err
+        return signo, make_siginfo(signo, _simd_code(k), addr=stop.rip), err, vector
     if vector == 17:
-        return signo, make_siginfo(signo, BUS_ADRALN, addr=0), err
-    return signo, make_siginfo(signo, SI_KERNEL, addr=0), err      # #GP, #BP, #SS...: force_sig(), SI_KERNEL
+        return signo, make_siginfo(signo, BUS_ADRALN, addr=0), err, vector
+    # #GP, #BP, #SS...: force_sig(), SI_KERNEL
+    return signo, make_siginfo(signo, SI_KERNEL, addr=0), err, max(vector, 0)
 
 
 def _simd_code(k) -> int:
@@ -613,9 +643,9 @@ def _simd_code(k) -> int:
 
 def handle_fault(k, stop) -> None:
     """A CPU exception the memory manager could not resolve becomes a synchronous signal."""
-    signo, info, err = fault_siginfo(k, stop)
+    signo, info, err, trap_nr = fault_siginfo(k, stop)
     st = k.signals
-    st.trap_nr = max(stop.vector, 0)
+    st.trap_nr = trap_nr
     st.error_code = err
     if stop.vector == VEC_PF:
         st.cr2 = stop.address

@@ -7,6 +7,9 @@
  *   open_mode            open/openat/creat with garbage in the mode argument
  *   munmap               munmap of ranges reaching beyond user space
  *   ports                `in`/`out` to hermipy's ports and others: each is a #GP, SIGSEGV with SI_KERNEL
+ *   insns NAME...        run each named instruction probe (privileged instructions, software interrupts, icebp,
+ *                        the trap flag, hermipy's entry area); print the signal and what its frame says
+ *   int80                the i386 syscall ABI from a 64-bit process: write, getpid, an unknown number, exit
  *   mknod                make device nodes, a whiteout, a FIFO, a socket and a file in the cwd
  *   kill PID             signal PID (a process outside this program's tree) every way there is, then a child
  *   nofile               RLIMIT_NOFILE against the fds one can open: soft, raised to hard, lowered
@@ -307,6 +310,151 @@ static int do_ports(void) {
     return 0;
 }
 
+/* Instructions a CPL3 process may not run, or that trap: each probe starts at its label and returns if it
+ * raised nothing. The handler prints the signal, si_code, si_addr, trap number, error code and rip, addresses
+ * as offsets from the probe's label. */
+#define INSN_PROBE(name, insn) extern char insn_##name[]; \
+    asm(".text\n.globl insn_" #name "\ninsn_" #name ":\n" insn "\nret\n");
+INSN_PROBE(int3, "int3")
+INSN_PROBE(int_3, "int $3")
+INSN_PROBE(int_4, "int $4")
+INSN_PROBE(int_0, "int $0")
+INSN_PROBE(int_1, "int $1")
+INSN_PROBE(int_6, "int $6")
+INSN_PROBE(int_13, "int $13")
+INSN_PROBE(int_14, "int $14")
+INSN_PROBE(int_0x81, "int $0x81")
+INSN_PROBE(int_0xff, "int $0xff")
+INSN_PROBE(icebp, ".byte 0xf1")
+INSN_PROBE(trap_flag, "pushfq\norq $0x100, (%rsp)\npopfq\nnop\nnop")
+INSN_PROBE(ud2, "ud2")
+INSN_PROBE(into, ".byte 0xce")
+INSN_PROBE(cli, "cli")
+INSN_PROBE(sti, "sti")
+INSN_PROBE(hlt, "hlt")
+INSN_PROBE(rdmsr, "mov $0x10, %ecx\nrdmsr")
+INSN_PROBE(wrmsr, "mov $0xc0000100, %ecx\nxor %eax, %eax\nxor %edx, %edx\nwrmsr")
+INSN_PROBE(lgdt, "lgdt (%rdi)")
+INSN_PROBE(lidt, "lidt (%rdi)")
+INSN_PROBE(lldt, "xor %eax, %eax\nlldt %ax")
+INSN_PROBE(ltr, "xor %eax, %eax\nltr %ax")
+INSN_PROBE(invlpg, "invlpg (%rdi)")
+INSN_PROBE(read_cr0, "mov %cr0, %rax")
+INSN_PROBE(read_cr3, "mov %cr3, %rax")
+INSN_PROBE(write_cr3, "xor %eax, %eax\nmov %rax, %cr3")
+INSN_PROBE(read_cr4, "mov %cr4, %rax")
+INSN_PROBE(read_dr7, "mov %dr7, %rax")
+INSN_PROBE(clts, "clts")
+INSN_PROBE(invd, "invd")
+INSN_PROBE(wbinvd, "wbinvd")
+INSN_PROBE(swapgs, "swapgs")
+INSN_PROBE(sysret, "sysretq")
+INSN_PROBE(sysexit, "sysexitq")
+INSN_PROBE(sysenter, "sysenter")
+INSN_PROBE(rdpmc, "xor %ecx, %ecx\nrdpmc")
+INSN_PROBE(monitor, "mov %rdi, %rax\nxor %ecx, %ecx\nxor %edx, %edx\nmonitor")
+INSN_PROBE(mwait, "xor %eax, %eax\nxor %ecx, %ecx\nmwait")
+INSN_PROBE(rdtsc, "rdtsc")
+INSN_PROBE(cpuid, "xor %eax, %eax\ncpuid")
+INSN_PROBE(kernel_half, "movabs $0xffff800000000000, %rax\nmov (%rax), %rax")
+INSN_PROBE(jump_to_kernel_half, "movabs $0xffff800000002000, %rax\njmp *%rax")
+/* hermipy's KVM window (kvm_stubs.USER_AREA): its map of guest RAM, and a vCPU's flush list */
+INSN_PROBE(read_ram_map, "movabs $0x7f0000001000, %rax\nmov (%rax), %rax")
+INSN_PROBE(write_ram_map, "movabs $0x7f0000001000, %rax\nmovq $0, (%rax)")
+INSN_PROBE(write_flush_list, "movabs $0x7f7ffffe1000, %rax\nmovq $0, (%rax)")
+INSN_PROBE(write_entry_area, "movabs $0x7f7ffffe0000, %rax\nmovq $0, (%rax)")
+
+static sigjmp_buf insn_back;
+static char *insn_label;
+
+static void print_offset(const char *what, unsigned long long value) {
+    long long offset = (long long)(value - (unsigned long long)insn_label);
+    if (value == 0)
+        printf(" %s 0", what);
+    else if (offset >= 0 && offset < 64)
+        printf(" %s +%lld", what, offset);
+    else
+        printf(" %s %#llx", what, value);
+}
+
+static void on_insn_signal(int sig, siginfo_t *si, void *ctx) {
+    ucontext_t *uc = ctx;
+    printf("signal %d code %d", sig, si->si_code);
+    print_offset("addr", (unsigned long long)si->si_addr);
+    printf(" trap %lld error %#llx", (long long)uc->uc_mcontext.gregs[REG_TRAPNO],
+           (long long)uc->uc_mcontext.gregs[REG_ERR]);
+    print_offset("rip", uc->uc_mcontext.gregs[REG_RIP]);
+    printf("\n");
+    siglongjmp(insn_back, 1);
+}
+
+static int do_insns(int argc, char **argv) {
+    static char area[64] __attribute__((aligned(16)));
+    struct { const char *name; char *code; } probes[] = {
+        {"int3", insn_int3}, {"int_3", insn_int_3}, {"int_4", insn_int_4}, {"int_0", insn_int_0},
+        {"int_1", insn_int_1}, {"int_6", insn_int_6}, {"int_13", insn_int_13}, {"int_14", insn_int_14},
+        {"int_0x81", insn_int_0x81}, {"int_0xff", insn_int_0xff}, {"icebp", insn_icebp},
+        {"trap_flag", insn_trap_flag}, {"ud2", insn_ud2}, {"into", insn_into}, {"cli", insn_cli},
+        {"sti", insn_sti}, {"hlt", insn_hlt}, {"rdmsr", insn_rdmsr}, {"wrmsr", insn_wrmsr}, {"lgdt", insn_lgdt},
+        {"lidt", insn_lidt}, {"lldt", insn_lldt}, {"ltr", insn_ltr}, {"invlpg", insn_invlpg},
+        {"read_cr0", insn_read_cr0}, {"read_cr3", insn_read_cr3}, {"write_cr3", insn_write_cr3},
+        {"read_cr4", insn_read_cr4}, {"read_dr7", insn_read_dr7}, {"clts", insn_clts}, {"invd", insn_invd},
+        {"wbinvd", insn_wbinvd}, {"swapgs", insn_swapgs}, {"sysret", insn_sysret}, {"sysexit", insn_sysexit},
+        {"sysenter", insn_sysenter}, {"rdpmc", insn_rdpmc}, {"monitor", insn_monitor}, {"mwait", insn_mwait},
+        {"rdtsc", insn_rdtsc}, {"cpuid", insn_cpuid}, {"kernel_half", insn_kernel_half},
+        {"jump_to_kernel_half", insn_jump_to_kernel_half}, {"read_ram_map", insn_read_ram_map},
+        {"write_ram_map", insn_write_ram_map}, {"write_flush_list", insn_write_flush_list},
+        {"write_entry_area", insn_write_entry_area}};
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_insn_signal;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    int signals[] = {SIGSEGV, SIGILL, SIGTRAP, SIGBUS, SIGFPE};
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++)
+        sigaction(signals[i], &sa, NULL);
+    for (int a = 0; a < argc; a++) {
+        char *code = NULL;
+        for (unsigned i = 0; i < sizeof probes / sizeof probes[0]; i++)
+            if (!strcmp(probes[i].name, argv[a]))
+                code = probes[i].code;
+        if (!code) {
+            printf("%s: no such probe\n", argv[a]);
+            continue;
+        }
+        insn_label = code;
+        printf("%s: ", argv[a]);
+        fflush(stdout);
+        if (!sigsetjmp(insn_back, 1)) {
+            asm volatile("call *%0" :: "r"(code), "D"(area) : "memory", "rax", "rcx", "rdx", "rsi", "r8", "r9",
+                         "r10", "r11");
+            printf("no signal\n");
+        }
+    }
+    return 0;
+}
+
+/* `int 0x80` with i386 numbers: the result is rax, sign-extended; rcx, r11, r8-r15 survive. */
+static long int80(long nr, long b, long c, long d) {
+    long result;
+    asm volatile("int $0x80" : "=a"(result) : "a"(nr), "b"(b), "c"(c), "d"(d) : "memory");
+    return result;
+}
+
+static int do_int80(void) {
+    static const char message[] = "written through int 0x80\n";
+    fflush(stdout);
+    printf("write: %ld\n", int80(4, 1, (long)message, sizeof message - 1));
+    printf("getpid: %s\n", int80(20, 0, 0, 0) == getpid() ? "same" : "differs");
+    printf("write to fd -1: %ld\n", int80(4, -1, (long)message, 1));
+    printf("unknown 9999: %ld\n", int80(9999, 0, 0, 0));
+    long r8 = 0x1122334455667788, r11_kept;
+    asm volatile("mov %1, %%r8\nmov $20, %%eax\nint $0x80\nmov %%r8, %0" : "=r"(r11_kept) : "r"(r8)
+                 : "rax", "r8", "memory");
+    printf("r8 kept: %s\n", r11_kept == r8 ? "yes" : "no");
+    fflush(stdout);
+    int80(1, 7, 0, 0);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
@@ -330,6 +478,10 @@ int main(int argc, char **argv) {
         return do_nofile();
     if (!strcmp(argv[1], "ports"))
         return do_ports();
+    if (!strcmp(argv[1], "insns"))
+        return do_insns(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "int80"))
+        return do_int80();
     if (!strcmp(argv[1], "fuzz") && argc > 3)
         return do_fuzz(argc - 2, argv + 2);
     return 2;
