@@ -562,7 +562,10 @@ class UnicornCpu(Cpu):
         tr = _Mmr(SEL_TSS, SYSTEM_VA + _SYSTEM_TSS, TSS_LIMIT, DESC_P | DESC_TSS_AVAILABLE)
         self._check(lib.uc_reg_write(uch, UC_X86_REG_TR, ctypes.byref(tr)))
         self.set_reg("rsp", SYSTEM_VA + _SYSTEM_FRAME)
+        # QEMU fetches from where the iretq returns (0) before it stops: that #PF goes through the interrupt
+        # hook, which clears it (old_exception) and records a stop no run will see.
         self._check(lib.uc_emu_start(uch, SYSTEM_VA + _SYSTEM_IRETQ, 0, 0, 1))
+        self._stop = None
         if self.get_reg("cs") != SEL_USER_CS | 3 or self.get_reg("ss") != SEL_USER_DS | 3:
             raise OSError("unicorn: the engine did not enter CPL3")
 
@@ -645,8 +648,8 @@ class UnicornCpu(Cpu):
         """Another engine over the same RAM and page table, with this one's registers, FS/GS base and FPU
         state, sharing the in-guest answers and trampolines."""
         cpu = UnicornCpu.__new__(UnicornCpu)
-        cpu._init_engine(self._ram_for_spawn, self._page_table)
         cpu._context_offsets = self._context_offsets
+        cpu._init_engine(self._ram_for_spawn, self._page_table)
         cpu.rewrite = self.rewrite
         for name in ("_answers", "_answered", "_refresh_after", "_answer_frame", "_trampolines", "_tried"):
             setattr(cpu, name, getattr(self, name))

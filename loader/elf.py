@@ -14,6 +14,8 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_PHDR, PT_TLS = 1, 2, 3, 6, 7
 PT_GNU_STACK = 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
 PATH_MAX = 4096
+PAGE = 4096                      # ELF_MIN_ALIGN
+EIO = 5
 EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 PHDR = struct.Struct("<IIQQQQQQ")
 MACHINES = {EM_386: "32-bit x86", EM_AARCH64: "AArch64", 40: "ARM", 8: "MIPS", 20: "PowerPC",
@@ -58,18 +60,16 @@ def parse_elf(path: str, data: bytes, file_size: int) -> ElfImage:
         raise LoadError(f"{path}: truncated ELF header", 126)
     (ident, e_type, machine, _version, entry, phoff, _shoff, _flags, _ehsize,
      phentsize, phnum, _shentsize, _shnum, _shstrndx) = EHDR.unpack_from(data)
-    if ident[4] != 2:
-        what = MACHINES.get(machine, "32-bit") if ident[4] == 1 else "unknown-class"
-        raise LoadError(f"{path}: {what} ELF: only x86-64 binaries are supported", 126)
-    if ident[5] != 1:
-        raise LoadError(f"{path}: big-endian ELF: only x86-64 binaries are supported", 126)
-    if machine != EM_X86_64:
-        raise LoadError(f"{path}: {MACHINES.get(machine, f'machine {machine}')} ELF: "
-                        "only x86-64 binaries are supported", 126)
+    # load_elf_binary's checks, in its order: e_type, e_machine (elf_check_arch; EI_CLASS, EI_DATA and the
+    # versions are not looked at), then load_elf_phdrs: e_phentsize, at most ELF_MIN_ALIGN bytes of headers
     if e_type not in (ET_EXEC, ET_DYN):
         kind = {1: "a relocatable object", 4: "a core dump"}.get(e_type, f"ELF type {e_type}")
         raise LoadError(f"{path}: {kind}, not an executable", 126)
-    if phentsize != PHDR.size or phnum == 0 or phnum > 512:
+    if machine != EM_X86_64:
+        what = MACHINES.get(machine) or ("big-endian" if ident[5] == 2 else "32-bit" if ident[4] == 1
+                                         else f"machine {machine}")
+        raise LoadError(f"{path}: {what} ELF: only x86-64 binaries are supported", 126)
+    if phentsize != PHDR.size or phnum == 0 or phnum * PHDR.size > PAGE:
         raise LoadError(f"{path}: corrupt ELF program headers", 126)
     if phoff + phnum * phentsize > file_size:
         raise LoadError(f"{path}: truncated ELF (program headers beyond end of file)", 126)
@@ -91,11 +91,11 @@ def parse_elf(path: str, data: bytes, file_size: int) -> ElfImage:
 
 
 def _check_segments(image: ElfImage, file_size: int) -> None:
-    """What execve refuses before its point of no return; a segment that cannot be mapped (out of range,
-    p_filesz > p_memsz, offset and address not congruent) is the loader's to find, past that point."""
-    loads = image.loads
-    if not loads:
-        raise LoadError(f"{image.path}: no loadable segments", 126)
+    """What execve refuses before its point of no return: a PT_INTERP it cannot read whole (elf_read: EIO).
+    A PT_LOAD that cannot be mapped (out of range, p_filesz > p_memsz, offset and address not congruent) is the
+    loader's to find past that point, and one reaching past the end of the file is mapped as Linux maps it
+    (pages past the end are SIGBUS to touch; zeroing a bss start there fails: SIGSEGV); no PT_LOAD at all is
+    no error either (the entry point is then unmapped)."""
     for seg in image.segments:
-        if seg.type in (PT_LOAD, PT_INTERP) and seg.offset + seg.filesz > file_size:
-            raise LoadError(f"{image.path}: truncated ELF (segment beyond end of file)", 126)
+        if seg.type == PT_INTERP and seg.offset + seg.filesz > file_size:
+            raise LoadError(f"{image.path}: truncated ELF (PT_INTERP beyond end of file)", 126, EIO)

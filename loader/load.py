@@ -95,7 +95,7 @@ def load_bias(image: ElfImage) -> int:
     """ET_EXEC maps at its link addresses; a PIE at ELF_ET_DYN_BASE (ASLR off)."""
     if image.type != ET_DYN:
         return 0
-    return page_down(ELF_ET_DYN_BASE - min(s.vaddr for s in image.loads))
+    return page_down(ELF_ET_DYN_BASE - min((s.vaddr for s in image.loads), default=0))
 
 
 def segment_prot(flags: int) -> int:

@@ -282,7 +282,7 @@ def pte_flags(prot: int) -> int:
 class MappedFile:
     """A host file kept open for as long as a mapping of it exists."""
 
-    __slots__ = ("fd", "path", "dev", "inode", "writable")
+    __slots__ = ("fd", "path", "dev", "inode", "writable", "regular")
 
     def __init__(self, host_fd: int, path: str, writable: bool = False):
         self.fd = os.dup(host_fd)
@@ -290,6 +290,11 @@ class MappedFile:
         self.writable = writable               # opened for writing: a shared mapping may be made writable
         st = os.fstat(self.fd)
         self.dev, self.inode = st.st_dev, st.st_ino
+        self.regular = stat.S_ISREG(st.st_mode)   # has an end: pages past it are SIGBUS
+
+    def size(self) -> int | None:
+        """The file's size now (it may change under the mapping), None for a file without an end."""
+        return os.fstat(self.fd).st_size if self.regular else None
 
     def __del__(self):
         try:
@@ -325,9 +330,22 @@ class Vma:
         """The guest-physical page behind page ``vpn`` of this shared mapping."""
         return self.window.phys + self.offset - self.window.offset + (vpn << 12) - self.start
 
+    def file_end(self) -> int | None:
+        """Where the pages of the mapped file end in this VMA's addresses (None: anonymous, or a file
+        without an end); a page wholly past it is SIGBUS to touch (mm/filemap.c filemap_fault)."""
+        if self.window is not None:
+            size = self.window.file_size()
+        elif self.file is not None:
+            size = self.file.size()
+            if size is None:
+                return None
+        else:
+            return None
+        return page_up(size) - self.offset + self.start
+
     def beyond_eof(self, addr: int) -> bool:
-        """A page of a shared mapping wholly past the end of its file: touching it is SIGBUS (mm/filemap.c)."""
-        return self.offset + (addr & ~0xFFF) - self.start >= self.window.file_size()
+        end = self.file_end()
+        return end is not None and addr >= end
 
 
 class OwnArea(Vma):
@@ -784,6 +802,11 @@ class AddressSpace:
         if vma.file is None:
             self._fill_anonymous(first, last, flags)
             return True
+        in_file = vma.file_end()
+        if in_file is not None:
+            if addr >= in_file:
+                return False
+            last = min(last, in_file >> 12)
         for page in range(first, last):
             if page not in self.frames:
                 self._fill(vma, page, flags)
@@ -807,7 +830,7 @@ class AddressSpace:
     def _fill_shared(self, vma: Vma, vpn: int, first: int, last: int, flags: int) -> bool:
         """Point the pages of [first, last) that lie within the file at the window; False when the faulting
         page ``vpn`` is past the end of the file (SIGBUS)."""
-        in_file = page_up(vma.window.file_size()) - vma.offset + vma.start      # end of the file's pages
+        in_file = vma.file_end()
         if vpn << 12 >= in_file:
             return False
         frames, pt = self.frames, self.page_table

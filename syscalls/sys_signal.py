@@ -603,7 +603,7 @@ def fault_siginfo(k, stop) -> tuple[int, bytes, int, int]:
     err = 0
     if vector == VEC_PF:
         vma = k.mem.find(stop.address)
-        if vma is not None and vma.window is not None and vma.prot and vma.beyond_eof(stop.address):
+        if vma is not None and vma.prot and vma.beyond_eof(stop.address):
             # past the file's end
             return SIGBUS, make_siginfo(SIGBUS, BUS_ADRERR, addr=stop.address), PF_USER, vector
         code = SEGV_ACCERR if vma is not None else SEGV_MAPERR

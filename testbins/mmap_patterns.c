@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -221,6 +222,20 @@ static void file_mappings(void)
     pread(fd, &c, 1, 0);
     printf("private write not in file: %c\n", c);
     munmap(priv, 3 * PG);
+    /* a page wholly past the end of the file: SIGBUS to touch, EFAULT to a syscall (mm/filemap.c) */
+    unsigned char *past = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    fflush(stdout);
+    pid_t toucher = fork();
+    if (toucher == 0) {
+        past[3 * PG] = 1;
+        _exit(0);
+    }
+    int status;
+    waitpid(toucher, &status, 0);
+    printf("touch past EOF: %s %d\n", WIFSIGNALED(status) ? "signal" : "exit",
+           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    printf("write() from past EOF: %s\n", write(1, past + 3 * PG, 1) < 0 ? ename(errno) : "ok");
+    munmap(past, 4 * PG);
 
     unsigned char *sh = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     printf("shared file map: %s\n", sh == MAP_FAILED ? ename(errno) : "ok");
