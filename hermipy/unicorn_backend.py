@@ -456,6 +456,7 @@ def _running(pid: int) -> bool:
 
 
 _shared_turn: _SharedTurn | None = None
+_context_offsets: tuple[int, int, int] | None = None   # env->old_exception, exception_is_int, error_code (libunicorn's)
 
 
 class UnicornCpu(Cpu):
@@ -467,7 +468,6 @@ class UnicornCpu(Cpu):
         global _shared_turn
         if _shared_turn is None:
             _shared_turn = _SharedTurn()
-        self._context_offsets = None            # env->old_exception, exception_is_int, error_code in a context
         self._init_engine(ram, page_table)
         self.rewrite = False
         self._answers = None                    # () -> {nr: result}, see answer_in_guest
@@ -648,7 +648,6 @@ class UnicornCpu(Cpu):
         """Another engine over the same RAM and page table, with this one's registers, FS/GS base and FPU
         state, sharing the in-guest answers and trampolines."""
         cpu = UnicornCpu.__new__(UnicornCpu)
-        cpu._context_offsets = self._context_offsets
         cpu._init_engine(self._ram_for_spawn, self._page_table)
         cpu.rewrite = self.rewrite
         for name in ("_answers", "_answered", "_refresh_after", "_answer_frame", "_trampolines", "_tried"):
@@ -832,13 +831,14 @@ class UnicornCpu(Cpu):
         None and -1 where a field was not found.
 
         Otherwise the next exception is reported as a double fault and the third one is a triple fault.
-        The fields' offsets inside the saved context are found once (``_find_context_offsets``).
+        The fields' offsets inside the saved context are found once per process (``_find_context_offsets``).
         """
         lib, uch, ctx = self.lib, self.uch, self._ctx
         lib.uc_context_save(uch, ctx)
-        if self._context_offsets is None:
-            self._context_offsets = self._find_context_offsets()
-        old_exception, is_int, error_code = self._context_offsets
+        global _context_offsets
+        if _context_offsets is None:
+            _context_offsets = self._find_context_offsets()
+        old_exception, is_int, error_code = _context_offsets
         software = ctypes.c_int32.from_address(ctx.value + is_int).value != 0 if is_int >= 0 else None
         error = ctypes.c_int32.from_address(ctx.value + error_code).value if error_code >= 0 else -1
         if old_exception >= 0:

@@ -52,8 +52,9 @@ class ElfImage:
         return self.type == ET_DYN
 
 
-def parse_elf(path: str, data: bytes, file_size: int) -> ElfImage:
-    """Validate the header and program headers (``data`` is the file's start); LoadError says what is wrong."""
+def parse_elf(path: str, data: bytes, file_size: int, read=None) -> ElfImage:
+    """Validate the header and program headers (``data`` is the file's start, ``read(offset, size)`` reads
+    what lies beyond it); LoadError says what is wrong."""
     if len(data) < 4 or data[:4] != b"\x7fELF":
         raise LoadError(f"{path}: not an ELF executable", 126)
     if len(data) < EHDR.size:
@@ -78,24 +79,28 @@ def parse_elf(path: str, data: bytes, file_size: int) -> ElfImage:
         p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = \
             PHDR.unpack_from(data, phoff + i * phentsize)
         image.segments.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
-    _check_segments(image, file_size)
+    interp = next((seg for seg in image.segments if seg.type == PT_INTERP), None)     # the first one counts
+    if interp is not None:
+        image.interpreter = _interpreter_path(path, interp, data, file_size, read)
     for seg in image.segments:
-        if seg.type == PT_INTERP and image.interpreter is None:      # the first one counts
-            raw = data[seg.offset:seg.offset + seg.filesz]
-            if not 2 <= seg.filesz <= PATH_MAX or raw[-1:] != b"\0":
-                raise LoadError(f"{path}: corrupt ELF (PT_INTERP is not a NUL-terminated path)", 126)
-            image.interpreter = os.fsdecode(raw.split(b"\0", 1)[0])
-        elif seg.type == PT_GNU_STACK:
+        if seg.type == PT_GNU_STACK:
             image.executable_stack = bool(seg.flags & PF_X)
     return image
 
 
-def _check_segments(image: ElfImage, file_size: int) -> None:
-    """What execve refuses before its point of no return: a PT_INTERP it cannot read whole (elf_read: EIO).
-    A PT_LOAD that cannot be mapped (out of range, p_filesz > p_memsz, offset and address not congruent) is the
-    loader's to find past that point, and one reaching past the end of the file is mapped as Linux maps it
-    (pages past the end are SIGBUS to touch; zeroing a bss start there fails: SIGSEGV); no PT_LOAD at all is
-    no error either (the entry point is then unmapped)."""
-    for seg in image.segments:
-        if seg.type == PT_INTERP and seg.offset + seg.filesz > file_size:
-            raise LoadError(f"{image.path}: truncated ELF (PT_INTERP beyond end of file)", 126, EIO)
+def _interpreter_path(path: str, seg: Segment, data: bytes, file_size: int, read) -> str:
+    """PT_INTERP as load_elf_binary reads it: 2..PATH_MAX bytes (ENOEXEC), all in the file (elf_read: EIO),
+    NUL-terminated (ENOEXEC). What execve refuses of a PT_LOAD comes later: one that cannot be mapped (out of
+    range, p_filesz > p_memsz, offset and address not congruent) is the loader's to find past the point of no
+    return, one reaching past the end of the file is mapped as Linux maps it (pages past the end are SIGBUS to
+    touch; zeroing a bss start there fails: SIGSEGV), and no PT_LOAD at all is no error (the entry point is
+    then unmapped)."""
+    if not 2 <= seg.filesz <= PATH_MAX:
+        raise LoadError(f"{path}: corrupt ELF (PT_INTERP is not a NUL-terminated path)", 126)
+    if seg.offset + seg.filesz > file_size:
+        raise LoadError(f"{path}: truncated ELF (PT_INTERP beyond end of file)", 126, EIO)
+    end = seg.offset + seg.filesz
+    raw = data[seg.offset:end] if end <= len(data) or read is None else read(seg.offset, seg.filesz)
+    if raw[-1:] != b"\0":
+        raise LoadError(f"{path}: corrupt ELF (PT_INTERP is not a NUL-terminated path)", 126)
+    return os.fsdecode(raw.split(b"\0", 1)[0])

@@ -11,9 +11,10 @@ from errno import EACCES, EINVAL, EISDIR, ELIBBAD, ELOOP, ENOENT, ENOEXEC, ENOME
 
 from hermipy.errors import ExecFailed, LoadError
 from hermipy.layout import ELF_ET_DYN_BASE, PAGE_SIZE, STACK_SIZE, STACK_TOP, page_down, page_up
-from hermipy.loader.elf import EHDR, ET_DYN, PF_R, PF_W, PF_X, PT_INTERP, ElfImage, parse_elf
+from hermipy.loader.elf import EHDR, ET_DYN, PF_R, PF_W, PF_X, ElfImage, parse_elf
 from hermipy.loader.stack import build_initial_stack
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.sys_mm import host_can_map
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE,
                                      PROT_EXEC, PROT_READ, PROT_WRITE, MappedFile)
 
@@ -74,7 +75,8 @@ def open_binary(k, guest_path: str) -> tuple[int, str]:
 
 
 def read_image(fd: int, guest_path: str) -> ElfImage:
-    """Parse from the file's first 64 KiB, rereading more when headers or PT_INTERP lie beyond it."""
+    """Parse from the file's first 64 KiB, rereading more when the headers lie beyond it (PT_INTERP is read
+    where it is)."""
     try:
         size = os.fstat(fd).st_size
         head = os.pread(fd, HEADER_READ, 0)
@@ -82,10 +84,7 @@ def read_image(fd: int, guest_path: str) -> ElfImage:
             phoff, phentsize, phnum = (EHDR.unpack_from(head)[i] for i in (5, 9, 10))
             if len(head) < phoff + phentsize * phnum <= size:
                 head = os.pread(fd, phoff + phentsize * phnum, 0)
-        image = parse_elf(guest_path, head, size)
-        interp_end = max([s.offset + s.filesz for s in image.segments if s.type == PT_INTERP], default=0)
-        if interp_end > len(head):
-            image = parse_elf(guest_path, os.pread(fd, interp_end, 0), size)
+        image = parse_elf(guest_path, head, size, lambda offset, length: os.pread(fd, length, offset))
     except OSError as err:
         raise LoadError(f"{guest_path}: {err.strerror}", 126, err.errno) from None
     return image
@@ -128,8 +127,9 @@ def map_segments(k, image: ElfImage, fd: int, bias: int) -> int:
         mem_end = start + seg.memsz
         _not_hermipys(k, page_start, page_up(mem_end))
         if seg.filesz:
-            k.mem.map(page_start, file_end - page_start, prot, MAP_PRIVATE | fixed, mapped,
-                      seg.offset - (start - page_start), name=image.path)
+            offset = seg.offset - (start - page_start)
+            host_can_map(fd, file_end - page_start, prot, MAP_PRIVATE, offset)     # EOVERFLOW past the largest
+            k.mem.map(page_start, file_end - page_start, prot, MAP_PRIVATE | fixed, mapped, offset, name=image.path)
             tail = page_up(file_end) - file_end
             if seg.memsz > seg.filesz and tail and prot & PROT_WRITE:
                 k.mem.poke(file_end, bytes(tail))
@@ -143,14 +143,13 @@ def map_segments(k, image: ElfImage, fd: int, bias: int) -> int:
 
 
 def phdr_address(image: ElfImage, bias: int) -> int:
-    """Where the program headers are in memory: PT_PHDR, or the PT_LOAD that covers e_phoff."""
-    for seg in image.segments:
-        if seg.type == 6:
-            return (bias + seg.vaddr) & MASK64
+    """AT_PHDR: where the PT_LOAD that covers e_phoff (the last one, if several do) puts the program headers;
+    PT_PHDR is not looked at (load_elf_binary since Linux 5.18)."""
+    address = 0
     for seg in image.loads:
         if seg.offset <= image.phoff < seg.offset + seg.filesz:
-            return (bias + seg.vaddr + image.phoff - seg.offset) & MASK64
-    return 0
+            address = seg.vaddr + image.phoff - seg.offset
+    return (bias + address) & MASK64
 
 
 def map_stack(k, executable: bool) -> None:

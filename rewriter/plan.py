@@ -201,7 +201,7 @@ def is_rewritten(path: str) -> bool:
         wanted = REWRITTEN_SECTION.encode() + b"\0"
         return any(names[n:n + len(wanted)] == wanted
                    for n in (struct.unpack_from("<I", table, i * shentsize)[0] for i in range(shnum)))
-    except (OSError, struct.error):
+    except (OSError, OverflowError, struct.error):     # offsets past what a file offset can be: not ours
         return False
     finally:
         os.close(fd)

@@ -76,7 +76,7 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
             raise SyscallError(ENODEV)
         if access == O_WRONLY or (shared and prot & PROT_WRITE and access == O_RDONLY):
             raise SyscallError(EACCES)
-        _host_can_map(of.host_fd, length, prot, flags, offset)
+        host_can_map(of.host_fd, length, prot, flags, offset)
         file = MappedFile(of.host_fd, of.path, writable=access == O_RDWR)
     elif kind == MAP_SHARED_VALIDATE or shared and flags & MAP_GROWSDOWN:
         raise SyscallError(EINVAL)             # an anonymous mapping is MAP_SHARED or MAP_PRIVATE, never growing
@@ -90,7 +90,7 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
 _NOT_PROBED = MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_LOCKED | MAP_HUGETLB | MAP_HUGE_MASK
 
 
-def _host_can_map(host_fd: int, length: int, prot: int, flags: int, offset: int) -> None:
+def host_can_map(host_fd: int, length: int, prot: int, flags: int, offset: int) -> None:
     """Whether the host file can be mapped so (the file's own mmap: ENODEV for a directory or a device without
     one, EOVERFLOW past the largest offset, EOPNOTSUPP for MAP_SYNC, EPERM for PROT_EXEC on noexec...): the same
     request to the host, undone at once."""

@@ -305,6 +305,111 @@ def test_syscall_fuzz(tmp_path):
         f"status {proc.returncode}; {bad}\n{proc.stderr.decode(errors='replace')[-2000:]}"
 
 
+# -- the loader against mutated ELFs ----------------------------------------------------------------
+# HERMIPY_LOADER_FUZZ=N runs N cases per variant and backend (default: LOADER_FUZZ_CASES, in chunks).
+LOADER_FUZZ_CASES = int(os.environ.get("HERMIPY_LOADER_FUZZ", "80"))
+LOADER_FUZZ_CHUNKS = 4
+FUZZ_VALUES = (0, 1, 2, 3, 4, 7, 0xFFF, 0x1000, 0x10000, 0x400000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32,
+               (1 << 47) - 0x1000, 1 << 47, 1 << 63, (1 << 64) - 0x1000, (1 << 64) - 1)
+PHDR_TYPES = (0, 1, 2, 3, 4, 6, 7, 0x6474E550, 0x6474E551, 0x6474E552, 0x6474E553)
+EHDR_FIELD_BITS = {1: 16, 2: 16, 3: 32, 4: 64, 5: 64, 6: 64, 7: 32, 8: 16, 9: 16, 10: 16, 11: 16, 12: 16, 13: 16}
+# The native side: execve itself (no shell's ENOEXEC fallback), 126/127 with one line when it fails.
+EXEC_NATIVELY = """import os, sys
+try:
+    os.execv(sys.argv[1], sys.argv[1:])
+except OSError as err:
+    sys.stderr.write(err.strerror + "\\n")
+    sys.exit(127 if err.errno == 2 else 126)
+"""
+
+
+def _mutate(blob: bytearray, rng) -> str:
+    """One seeded change: an ELF header field, an e_ident byte, a truncation, bit flips in the headers, or a
+    program header field (type, flags, offset, addresses, sizes, alignment); returns what it did."""
+    e = list(EHDR.unpack_from(blob, 0))
+    phoff, phentsize, phnum = e[5], e[9], e[10]
+    kind = rng.randrange(10)
+    if kind == 0:
+        i = rng.choice(sorted(EHDR_FIELD_BITS))
+        bits = EHDR_FIELD_BITS[i]
+        old = e[i]
+        e[i] = rng.choice([rng.choice(FUZZ_VALUES), old + rng.randint(-8, 8), rng.getrandbits(bits)]) % (1 << bits)
+        EHDR.pack_into(blob, 0, *e)
+        return f"e_header[{i}] {old:#x} -> {e[i]:#x}"
+    if kind == 1:
+        i = rng.randrange(4, 16)
+        blob[i] = rng.getrandbits(8)
+        return f"e_ident[{i}] = {blob[i]:#x}"
+    if kind == 2:
+        del blob[rng.randrange(len(blob)):]
+        return f"truncated to {len(blob)} bytes"
+    if kind == 3:
+        flips = [rng.randrange(phoff + phentsize * phnum) for _ in range(rng.randint(1, 4))]
+        for i in flips:
+            blob[i] ^= 1 << rng.randrange(8)
+        return f"bits flipped at {flips}"
+    j = rng.randrange(phnum)
+    at = phoff + j * phentsize
+    p = list(PHDR.unpack_from(blob, at))
+    field = rng.randrange(8)
+    old, bits = p[field], 32 if field < 2 else 64
+    if field == 0:
+        p[0] = rng.choice([*PHDR_TYPES, rng.getrandbits(32)])
+    elif field == 1:
+        p[1] = rng.getrandbits(3) if rng.random() < 0.8 else rng.getrandbits(32)
+        if p[1] & 5 == 1:
+            p[1] |= 4     # execute-only memory takes protection keys, which hermipy does not give (README)
+    else:
+        p[field] = rng.choice([rng.choice(FUZZ_VALUES), old + rng.choice([-1, 1, -8, 8, -0x1000, 0x1000]),
+                               rng.getrandbits(bits)]) % (1 << bits)
+    PHDR.pack_into(blob, at, *p)
+    return f"phdr {j} field {PHDR_FIELDS[field]} {old:#x} -> {p[field]:#x}"
+
+
+def _contained(command: list, cwd) -> tuple:
+    """(status as a shell reports it, or "hang"; stdout; stderr) of ``command`` in a pid namespace of its own:
+    whatever a mutated program ends up running (kill(-1), say) reaches nothing outside it."""
+    try:
+        proc = subprocess.run(["unshare", "--pid", "--fork", "--kill-child", "--", *map(str, command)],
+                              capture_output=True, timeout=20, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return "hang", b"", b""
+    return (128 - proc.returncode if proc.returncode < 0 else proc.returncode), proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs a pid namespace (root)")
+@pytest.mark.parametrize("chunk", range(LOADER_FUZZ_CHUNKS))
+@pytest.mark.parametrize("variant", ["static", "static-pie"])
+def test_loader_fuzz(tmp_path, variant, chunk):
+    """Seeded mutations of a test program's ELF and program headers, each run natively (execve) and under
+    hermipy: never an internal error, a traceback or a hang, and the same exit status (126 for what execve
+    refuses, 128+N for a death by signal N) and output."""
+    import random
+    base = build("isolation", variant).read_bytes()
+    per_chunk = -(-LOADER_FUZZ_CASES // LOADER_FUZZ_CHUNKS)
+    failures = []
+    for case in range(chunk * per_chunk, min((chunk + 1) * per_chunk, LOADER_FUZZ_CASES)):
+        rng = random.Random(f"{variant}-{case}")
+        blob = bytearray(base)
+        what = _mutate(blob, rng)
+        path = tmp_path / f"case{case}"
+        path.write_bytes(bytes(blob))
+        path.chmod(0o755)
+        native = _contained([sys.executable, "-c", EXEC_NATIVELY, path, "hello"], tmp_path)
+        emulated = _contained(hermipy_command() + [path, "hello"], tmp_path)
+        err = emulated[2].decode(errors="replace")
+        problems = []
+        if emulated[0] in (70, "hang") or "Traceback" in err or "internal error" in err:
+            problems.append("internal error or hang")
+        if emulated[0] != native[0]:
+            problems.append(f"status: native {native[0]}, hermipy {emulated[0]}")
+        elif emulated[1] != native[1]:
+            problems.append("stdout differs")
+        if problems:
+            failures.append(f"case {case} ({what}): {'; '.join(problems)}; hermipy said: {err.strip()[-300:]}")
+    assert not failures, "\n".join(failures)
+
+
 # -- hermipy's own pages in the guest's address space --------------------------------------------------------
 def _own_pages() -> dict:
     from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, USER_AREA, USER_STUB_VA
