@@ -1080,7 +1080,15 @@ class KvmCpu(Cpu):
         w[W_RAX], w[W["rcx"]] = leaf, subleaf
         w[W_RIP], w[W_RSP], w[W_RFLAGS] = self.kernel_area.cpuid_probe, self.area.rsp0, RFLAGS_FIXED
         w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
-        fcntl.ioctl(self.vcpu, KVM_RUN, 0)
+        while True:
+            try:
+                fcntl.ioctl(self.vcpu, KVM_RUN, 0)
+                break
+            except (InterruptedError, BlockingIOError):
+                # A kick (an execve's new image probes CPUID while a signal arrives: it is taken later, _kick
+                # stays set) or a host short of something: go on where the probe stopped. (An EINTR here made
+                # the execve fail past its point of no return: SIGSEGV, 1 run in ~75 of bash's kill -TSTP %1.)
+                self._b[1] = 0
         if w[1] & 0xFFFFFFFF != KVM_EXIT_IO or (w[4] >> 16) & 0xFFFF != PROBE_PORT:
             self._unexpected_exit(w[1] & 0xFFFFFFFF)
         result = tuple(w[W[r]] & 0xFFFFFFFF for r in ("rax", "rbx", "rcx", "rdx"))

@@ -60,7 +60,9 @@ def test_not_elf(tmp_path):
 
 
 def test_32_bit(hello, tmp_path):
-    assert_clean_error(hermipy("run", patched(hello, tmp_path / "m32", 4, b"\x01")), 126, "32-bit")
+    """EI_CLASS alone is not looked at (load_elf_binary checks e_machine): an i386 one is refused."""
+    m32 = patched(patched(hello, tmp_path / "class32", 4, b"\x01"), tmp_path / "m32", 18, b"\x03\x00")
+    assert_clean_error(hermipy("run", m32), 126, "32-bit")
 
 
 def test_other_architecture(hello, tmp_path):
