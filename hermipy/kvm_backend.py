@@ -404,7 +404,7 @@ class KvmVm:
 
     def take_stale(self, cpu) -> list[int] | None:
         """Up to FLUSH_MAX stale PTE addresses, now ``cpu``'s to rewrite (None: the memory slots were reset
-        instead, nothing to rewrite nor reload). The entries another vCPU's flush loop may still be rewriting
+        instead, nothing to rewrite nor reload). The entries another vCPU's kernel flush stub may still be rewriting
         are included again: ``cpu`` must not run the application before they are done (a rewrite is an
         atomic no-op on the entry, so twice is harmless). Safe against other threads adding entries: the
         list and the removal are each one C-level operation under the GIL."""
@@ -600,7 +600,7 @@ class KvmCpu(Cpu):
         self._flush = False
         self._flush_cr3 = False            # the next return to the application goes through a CR3 reload
         self._flush_resume_rip = self._flush_resume_rflags = 0
-        self._in_flight = ()               # the stale PTEs this vCPU's flush loop is rewriting
+        self._in_flight = ()               # the stale PTEs this vCPU's kernel flush stub is rewriting
         self._kick = False                 # kick(): stop at the next point where the registers are the app's
         self._in_guest = False             # inside run()'s KVM_RUN (a TLB shootdown must wait for it)
         self._thread = 0                   # the host thread running it (pthread id, for SIGKICK)
@@ -754,7 +754,7 @@ class KvmCpu(Cpu):
             try:
                 ioctl(vcpu, KVM_RUN, 0)
                 self._in_guest = False
-                self._in_flight = ()          # an exit: no flush loop of this vCPU is half done
+                self._in_flight = ()          # an exit: no flush stub of this vCPU is half done
                 reason = w[1] & 0xFFFFFFFF
             except BlockingIOError:           # EAGAIN: the host was short of something (a cgroup's limit): again
                 self._in_guest = False
@@ -1047,7 +1047,7 @@ class KvmCpu(Cpu):
         """Drop cached translations before the application runs again, on every vCPU of the VM (see
         ``KvmVm._track_page_table``): a TLB shootdown. Another vCPU running guest code is stopped (kvm_run's
         immediate_exit and SIGKICK to its thread) and this returns once it has left the application for the
-        flush loop or for hermipy, so a frame the caller freed is not reused while a stale translation to it
+        kernel flush stub or for hermipy, so a frame the caller freed is not reused while a stale translation to it
         can still be used (Linux's flush_tlb_mm_range waits for its IPIs the same way). In a fork child, before
         its own VM, the parent's other vCPUs are copies whose threads are not there: nothing to wait for."""
         vm = self._vm

@@ -383,7 +383,8 @@ def _contained(command: list, cwd) -> tuple:
 def test_loader_fuzz(tmp_path, variant, chunk):
     """Seeded mutations of a test program's ELF and program headers, each run natively (execve) and under
     hermipy: never an internal error, a traceback or a hang, and the same exit status (126 for what execve
-    refuses, 128+N for a death by signal N) and output."""
+    refuses, 128+N for a death by signal N) and output; every other case also as a guest's execve (the
+    caller sees the same errno, or the child the same end)."""
     import random
     base = build("isolation", variant).read_bytes()
     per_chunk = -(-LOADER_FUZZ_CASES // LOADER_FUZZ_CHUNKS)
@@ -405,6 +406,12 @@ def test_loader_fuzz(tmp_path, variant, chunk):
             problems.append(f"status: native {native[0]}, hermipy {emulated[0]}")
         elif emulated[1] != native[1]:
             problems.append("stdout differs")
+        if case % 2 == 0:             # and as a guest's execve: the caller's errno, or the child's end
+            probe = [build("isolation", "static"), "exec", path, "hello"]
+            native_exec = _contained(probe, tmp_path)
+            emulated_exec = _contained(hermipy_command() + probe, tmp_path)
+            if emulated_exec[:2] != native_exec[:2]:
+                problems.append(f"execve: native {native_exec[:2]}, hermipy {emulated_exec[:2]}")
         if problems:
             failures.append(f"case {case} ({what}): {'; '.join(problems)}; hermipy said: {err.strip()[-300:]}")
     assert not failures, "\n".join(failures)
