@@ -6,9 +6,13 @@ not take QEMU's self-modifying-code slow path; syscalls are serviced inside the 
 hook (no stop/restart); exceptions arrive through an interrupt hook and stop the run. Another thread stops an
 engine (a signal to deliver, another engine's turn) through a block hook, where a block starts (``stop_soon``).
 
-A site that ``hermipy rewrite`` turned into ``out SYSCALL_PORT, al`` (the KVM backend's direct kernel entry)
-is a syscall here too, through the OUT instruction hook; ``out`` to any other port, and ``in`` from any, is a
-#GP, as it is for a Linux process.
+The guest runs at CPL3, as on KVM: a supervisor-only system page holds a GDT like Linux's and a TSS (with an
+I/O bitmap opening SYSCALL_PORT alone, as KVM's), and each new engine is taken down by an `iretq`
+(``_enter_user_mode``), so privileged instructions are QEMU's #GP and supervisor pages are out of reach. A site that ``hermipy rewrite``
+turned into ``out SYSCALL_PORT, al`` (the KVM backend's direct kernel entry) is a syscall here too, through the
+OUT instruction hook; ``out`` to any other port, and ``in`` from any, is a #GP, as it is for a Linux process.
+Where QEMU reports an exception otherwise than a CPU under Linux would (`int n` by its vector, icebp and rdpmc
+as #UD, sysenter run as on Intel), the interrupt hook and ``_undefined_opcode`` report the CPU's.
 
 Guest threads: one engine per thread over the same RAM and page table (``spawn``). Engines of one address
 space run one at a time (``_Engines``): QEMU's TCG only makes `lock`-prefixed instructions atomic in its
@@ -777,7 +781,8 @@ class UnicornCpu(Cpu):
                 struct.pack_into("<Q", buf, frame + 8 * nr, value)
 
     def _out_hook(self, uc, port, size, _value, user_data) -> None:
-        """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes)."""
+        """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes). (Unicorn
+        calls this hook before, and instead of, QEMU's I/O-bitmap check: the other ports' #GP is made here.)"""
         if port == SYSCALL_PORT and size == 1:
             self._syscall_hook(uc, user_data)
             return
