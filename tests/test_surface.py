@@ -304,3 +304,17 @@ def test_numa_pages(variant):
     for fact in ("move_pages query: 0\n  status: node0 ENOENT EFAULT", "move_pages to node 1: -1 ENODEV",
                  "migrate_pages 0 -> 0: 0", "home node: -1 ENOENT", "home node, length 0: 0"):
         assert fact in out, fact
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_admin_calls(variant):
+    """reboot, kexec, swap, acct, modules, vhangup, iopl/ioperm, and the numbers Linux x86-64 leaves to
+    sys_ni_syscall (testbins/admin.c): hermipy, run as root, answers as the host's Linux answers an unprivileged
+    process (EPERM, EINVAL, 0 or ENOSYS, per call and per what the host's kernel is built with). The native run
+    is made unprivileged with setpriv: as root it would act on the machine."""
+    program = build("admin", variant)
+    native = run_native(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", program])
+    emulated = run_hermipy([program])
+    assert native.status == 0 and b"reboot CAD_OFF: -1 (errno 1)" in native.stdout, native
+    assert_results_same([program], native, emulated)
