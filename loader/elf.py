@@ -5,8 +5,10 @@ Only what loading needs: the file header and the program headers, read with ``st
 """
 import os
 import struct
+from errno import EIO
 
 from hermipy.errors import LoadError
+from hermipy.layout import PAGE_SIZE
 
 ET_EXEC, ET_DYN = 2, 3
 EM_X86_64, EM_386, EM_AARCH64 = 62, 3, 183
@@ -14,8 +16,6 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_PHDR, PT_TLS = 1, 2, 3, 6, 7
 PT_GNU_STACK = 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
 PATH_MAX = 4096
-PAGE = 4096                      # ELF_MIN_ALIGN
-EIO = 5
 EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 PHDR = struct.Struct("<IIQQQQQQ")
 MACHINES = {EM_386: "32-bit x86", EM_AARCH64: "AArch64", 40: "ARM", 8: "MIPS", 20: "PowerPC",
@@ -54,7 +54,11 @@ class ElfImage:
 
 def parse_elf(path: str, data: bytes, file_size: int, read=None) -> ElfImage:
     """Validate the header and program headers (``data`` is the file's start, ``read(offset, size)`` reads
-    what lies beyond it); LoadError says what is wrong."""
+    what lies beyond it); LoadError says what is wrong. What execve refuses of a PT_LOAD comes later: one that
+    cannot be mapped (out of range, p_filesz > p_memsz, offset and address not congruent) is the loader's to find
+    past the point of no return, one reaching past the end of the file is mapped as Linux maps it (pages past
+    the end are SIGBUS to touch; zeroing a bss start there fails: SIGSEGV), and no PT_LOAD at all is no error
+    (the entry point is then unmapped)."""
     if len(data) < 4 or data[:4] != b"\x7fELF":
         raise LoadError(f"{path}: not an ELF executable", 126)
     if len(data) < EHDR.size:
@@ -70,7 +74,7 @@ def parse_elf(path: str, data: bytes, file_size: int, read=None) -> ElfImage:
         what = MACHINES.get(machine) or ("big-endian" if ident[5] == 2 else "32-bit" if ident[4] == 1
                                          else f"machine {machine}")
         raise LoadError(f"{path}: {what} ELF: only x86-64 binaries are supported", 126)
-    if phentsize != PHDR.size or phnum == 0 or phnum * PHDR.size > PAGE:
+    if phentsize != PHDR.size or phnum == 0 or phnum * PHDR.size > PAGE_SIZE:       # ELF_MIN_ALIGN
         raise LoadError(f"{path}: corrupt ELF program headers", 126)
     if phoff + phnum * phentsize > file_size:
         raise LoadError(f"{path}: truncated ELF (program headers beyond end of file)", 126)
@@ -90,11 +94,7 @@ def parse_elf(path: str, data: bytes, file_size: int, read=None) -> ElfImage:
 
 def _interpreter_path(path: str, seg: Segment, data: bytes, file_size: int, read) -> str:
     """PT_INTERP as load_elf_binary reads it: 2..PATH_MAX bytes (ENOEXEC), all in the file (elf_read: EIO),
-    NUL-terminated (ENOEXEC). What execve refuses of a PT_LOAD comes later: one that cannot be mapped (out of
-    range, p_filesz > p_memsz, offset and address not congruent) is the loader's to find past the point of no
-    return, one reaching past the end of the file is mapped as Linux maps it (pages past the end are SIGBUS to
-    touch; zeroing a bss start there fails: SIGSEGV), and no PT_LOAD at all is no error (the entry point is
-    then unmapped)."""
+    NUL-terminated (ENOEXEC)."""
     if not 2 <= seg.filesz <= PATH_MAX:
         raise LoadError(f"{path}: corrupt ELF (PT_INTERP is not a NUL-terminated path)", 126)
     if seg.offset + seg.filesz > file_size:

@@ -344,6 +344,7 @@ class Vma:
         return page_up(size) - self.offset + self.start
 
     def beyond_eof(self, addr: int) -> bool:
+        """The page at ``addr`` lies wholly past the end of the mapped file (SIGBUS to touch)."""
         end = self.file_end()
         return end is not None and addr >= end
 
