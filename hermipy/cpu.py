@@ -61,6 +61,7 @@ class Cpu:
 
     name = "abstract"
     survives_fork = True        # False: a forked child must build its own (a KVM VM belongs to its process)
+    tsc_is_host = False         # the guest's rdtsc reads the host's TSC (the vDSO's clocks rely on it)
 
     def run(self, on_syscall) -> Stop:
         """Run from the current rip until a stop. ``on_syscall(nr, a0..a5) -> int`` services syscalls."""

@@ -108,6 +108,8 @@ KVM_SET_CPUID2 = _ioc(_W, 0x90, 8)
 KVM_GET_XSAVE = _ioc(_R, 0xA4, 4096)
 KVM_SET_XSAVE = _ioc(_W, 0xA5, 4096)
 KVM_SET_XCRS = _ioc(_W, 0xA7, 392)
+KVM_SET_DEVICE_ATTR = _ioc(_W, 0xE1, 24)
+KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET = 0, 0       # the vCPU attribute group and attribute (Linux >= 5.16)
 KVM_GET_VCPU_EVENTS = _ioc(_R, 0x9F, 64)
 KVM_SET_VCPU_EVENTS = _ioc(_W, 0xA0, 64)
 
@@ -224,6 +226,18 @@ def _create(fd: int, request: int, arg: int) -> int:
             continue
 
 
+def _zero_tsc_offset(vcpu: int) -> bool:
+    """Make the vCPU's TSC the host's (KVM_VCPU_TSC_OFFSET = 0; KVM would start it at 0), as a native
+    program's rdtsc reads it and as the vDSO's clocks need it; False where this KVM cannot."""
+    offset = ctypes.c_uint64(0)
+    try:
+        fcntl.ioctl(vcpu, KVM_SET_DEVICE_ATTR, struct.pack("<IIQQ", 0, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET,
+                                                           ctypes.addressof(offset)))
+    except OSError:
+        return False
+    return True
+
+
 def _ioctl_result(fd: int, request: int, buf: bytes) -> int:
     """An ioctl whose return value matters (``fcntl.ioctl`` with a buffer returns the buffer instead)."""
     global _libc
@@ -283,6 +297,7 @@ class KvmVm:
             self.xcr0 = self._xsave_components()
             self.stale: set[int] = set()           # PTE addresses to rewrite from inside the guest
             self.syscall_mode = None               # MODE_USER or MODE_SYSCALL, learnt at the first syscall
+            self.tsc_is_host = True                # until a vCPU's TSC offset cannot be set to 0
             self.answers = None                    # () -> {nr: result}, see KvmCpu.answer_in_guest
             self.refresh_after: frozenset[int] = frozenset()
             self.answered: frozenset[int] = frozenset()
@@ -572,6 +587,7 @@ class KvmCpu(Cpu):
             fcntl.ioctl(fd, KVM_SET_VCPU_EVENTS, bytes(64))   # nothing pending from its last user
         else:
             fcntl.ioctl(fd, KVM_SET_CPUID2, vm.cpuid)
+            vm.tsc_is_host &= _zero_tsc_offset(fd)
         xcr0 = vm.xcr0
         try:
             self._set_long_mode(self.page_table.root, xcr0 != 0)
@@ -693,6 +709,10 @@ class KvmCpu(Cpu):
         struct.pack_into("<7Q", sregs, 224, cr0, 0, root, cr4, 0, efer, apic_base)
         sregs[280:312] = bytes(32)
         fcntl.ioctl(self.vcpu, KVM_SET_SREGS, bytes(sregs))
+
+    @property
+    def tsc_is_host(self) -> bool:
+        return self._vm is not None and self._vm.tsc_is_host
 
     def _set_msrs(self, msrs: dict[int, int]) -> None:
         buf = struct.pack("<II", len(msrs), 0) + b"".join(struct.pack("<IIQ", i, 0, v & MASK64)

@@ -467,6 +467,7 @@ class UnicornCpu(Cpu):
     """A vCPU emulated by Unicorn, in 64-bit long mode with paging, over the kernel's physical RAM."""
 
     name = "unicorn"
+    tsc_is_host = True          # QEMU's helper_rdtsc: the host's ticks (cpu_get_host_ticks), no offset
 
     def __init__(self, ram, page_table):
         global _shared_turn

@@ -1,6 +1,6 @@
 """Load a program into a fresh guest, as fs/binfmt_elf.c load_elf_binary does, one step per function:
-open -> parse -> open the interpreter -> (point of no return) map the stack, the segments (and bss) and the
-interpreter -> set brk -> build the initial stack.
+open -> parse -> open the interpreter -> (point of no return) map the stack, the segments (and bss), the
+interpreter and the vDSO -> set brk -> build the initial stack.
 
 Failures before the point of no return are execve's errno (LoadError); after it Linux kills the process
 with SIGSEGV (fs/exec.c bprm_execve), which ExecFailed stands for.
@@ -13,6 +13,7 @@ from hermipy.errors import ExecFailed, LoadError
 from hermipy.layout import ELF_ET_DYN_BASE, PAGE_SIZE, STACK_SIZE, STACK_TOP, page_down, page_up
 from hermipy.loader.elf import EHDR, ET_DYN, PF_R, PF_W, PF_X, ElfImage, parse_elf
 from hermipy.loader.stack import build_initial_stack
+from hermipy.loader.vdso import map_vdso
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.sys_mm import host_can_map
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE,
@@ -290,6 +291,7 @@ def _build_image(k, guest_path, exe, argv, envp, image, fd, interp_fd, interp) -
     interp_base, entry = 0, (bias + image.entry) & MASK64
     if interp_fd >= 0:
         interp_base, entry = map_interpreter(k, interp_fd, interp)
+    vdso = map_vdso(k)
     if entry >= TASK_SIZE:
         raise SyscallError(EINVAL)
     k.proc.exe = exe
@@ -298,5 +300,5 @@ def _build_image(k, guest_path, exe, argv, envp, image, fd, interp_fd, interp) -
     hwcap, hwcap2 = k.cpu.cpuid_features()
     sp = build_initial_stack(k, argv, envp, execfn=os.fsencode(guest_path), phdr=phdr_address(image, bias),
                              phnum=image.phnum, entry=(bias + image.entry) & MASK64, base=interp_base,
-                             hwcap=hwcap, hwcap2=hwcap2)
+                             hwcap=hwcap, hwcap2=hwcap2, vdso=vdso)
     return entry, sp

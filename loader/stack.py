@@ -10,15 +10,16 @@ from hermipy.layout import PAGE_SIZE, STACK_TOP
 
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
-AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
 PLATFORM = b"x86_64"
 CLK_TCK = 100
 MINSIGSTKSZ = 2048        # the xsave-less signal frame a guest of ours needs (x86 AT_MINSIGSTKSZ)
 
 
 def build_initial_stack(k, argv, envp, *, execfn: bytes, phdr: int, phnum: int, entry: int, base: int,
-                        hwcap: int, hwcap2: int) -> int:
-    """Write argv/envp/auxv below STACK_TOP; return the initial rsp (pointing at argc)."""
+                        hwcap: int, hwcap2: int, vdso: int) -> int:
+    """Write argv/envp/auxv below STACK_TOP; return the initial rsp (pointing at argc). The auxv's order is
+    Linux's: x86's ARCH_DLINFO (the vDSO, AT_MINSIGSTKSZ) first."""
     mem = k.mem
     p = STACK_TOP - 8
 
@@ -37,7 +38,7 @@ def build_initial_stack(k, argv, envp, *, execfn: bytes, phdr: int, phnum: int, 
     random_addr = p
     mem.write(random_addr, os.urandom(16))
     proc = k.proc
-    auxv = [(AT_MINSIGSTKSZ, MINSIGSTKSZ), (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, CLK_TCK),
+    auxv = [(AT_SYSINFO_EHDR, vdso), (AT_MINSIGSTKSZ, MINSIGSTKSZ), (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, CLK_TCK),
             (AT_PHDR, phdr), (AT_PHENT, 56), (AT_PHNUM, phnum), (AT_BASE, base), (AT_FLAGS, 0),
             (AT_ENTRY, entry), (AT_UID, proc.uid), (AT_EUID, proc.euid), (AT_GID, proc.gid),
             (AT_EGID, proc.egid), (AT_SECURE, 0), (AT_RANDOM, random_addr), (AT_HWCAP2, hwcap2),

@@ -378,6 +378,7 @@ class AddressSpace:
         self.lock = threading.RLock()           # guards the VMAs, page table and frames (the mmap_lock)
         self.brk_start = self.brk = 0           # the heap (brk(2)) of this address space
         self.membarrier_state = 0               # membarrier registrations: a fork copies them, execve drops them
+        self.vdso_clock = None                  # the [vvar] page's keeper (syscalls/timekeeping.py), once mapped
 
     # -- VMA bookkeeping -------------------------------------------------------------------------
     def _reindex(self) -> None:

@@ -14,6 +14,7 @@ from hermipy.syscalls.argtypes import Enum, Flags, Ptr
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, STUB, syscall
+from hermipy.syscalls.timekeeping import CLOCK_IDS
 
 CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID", 3: "CLOCK_THREAD_CPUTIME_ID",
           4: "CLOCK_MONOTONIC_RAW", 5: "CLOCK_REALTIME_COARSE", 6: "CLOCK_MONOTONIC_COARSE", 7: "CLOCK_BOOTTIME",
@@ -69,9 +70,22 @@ def write_timespec(k, addr: int, ns: int) -> None:
     k.mem.write(addr, struct.pack("<qq", *divmod(ns, NSEC)))
 
 
+def vdso_reading(k, clockid: int) -> int | None:
+    """What the vDSO answers for ``clockid`` now (ns), so that its answer and the syscall's never disagree:
+    None for a clock it leaves to the host (syscalls/timekeeping.py)."""
+    keeper = k.mem.vdso_clock
+    if keeper is None or not 0 <= clockid < CLOCK_IDS:
+        return None
+    return keeper.now(clockid)
+
+
 @syscall("clock_gettime", FULL)
 def clock_gettime(k, clockid: CLOCK, tp: Ptr) -> int:
-    """clock_gettime(2): the host's reading, then EFAULT if the guest's buffer is bad."""
+    """clock_gettime(2): the vDSO's reading, or the host's; then EFAULT if the guest's buffer is bad."""
+    ns = vdso_reading(k, clockid)
+    if ns is not None:
+        write_timespec(k, tp, ns)
+        return 0
     ts = Timespec()
     host_syscall("clock_gettime", host_clock(k, clockid), ts)
     k.mem.write(tp, struct.pack("<qq", ts.sec, ts.nsec))
@@ -146,9 +160,13 @@ class Timezone(ctypes.Structure):
 
 @syscall("gettimeofday", FULL)
 def gettimeofday(k, tv: Ptr, tz: Ptr) -> int:
-    """gettimeofday(2): struct timeval (two s64) and the kernel's struct timezone, both from the host."""
+    """gettimeofday(2): struct timeval (two s64; the vDSO's reading when it has one) and the kernel's struct
+    timezone, from the host."""
     htv, htz = Timeval(), Timezone()
     host_syscall("gettimeofday", htv, htz)
+    ns = vdso_reading(k, CLOCK_REALTIME)
+    if ns is not None:
+        htv.sec, htv.usec = ns // NSEC, ns % NSEC // 1000
     if tv:
         k.mem.write(tv, struct.pack("<qq", htv.sec, htv.usec))
     if tz:
@@ -158,8 +176,9 @@ def gettimeofday(k, tv: Ptr, tz: Ptr) -> int:
 
 @syscall("time", FULL)
 def time(k, tloc: Ptr) -> int:
-    """time(2)."""
-    now = host_syscall("time", 0)
+    """time(2): the vDSO's reading when it has one."""
+    ns = vdso_reading(k, CLOCK_REALTIME)
+    now = host_syscall("time", 0) if ns is None else ns // NSEC
     if tloc:
         k.mem.write(tloc, struct.pack("<q", now))
     return now

@@ -201,7 +201,7 @@ def test_stub_cache_is_current():
     pytest.importorskip("keystone")
     from hermipy import kvm_stubs
     from hermipy.kvm_stub_cache import STUBS
-    for source, base in kvm_stubs.stub_sources():
+    for source, base in kvm_stubs.cached_sources():
         code, labels = kvm_stubs.assemble(source, base, cached=False)
         assert STUBS.get(kvm_stubs._key(source, base)) == (code.hex(), labels), "run: python -m hermipy.kvm_stubs"
 

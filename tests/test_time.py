@@ -1,5 +1,5 @@
-"""Clocks and sleeps differentially (testbins/timecalls.c), exit statuses (testbins/exit_codes.c), and real
-tools: busybox date and sleep."""
+"""Clocks and sleeps differentially (testbins/timecalls.c), the vDSO (testbins/vdso.c), exit statuses
+(testbins/exit_codes.c), and real tools: busybox date and sleep, python3's clocks."""
 import os
 import time
 
@@ -22,6 +22,46 @@ def test_timecalls(variant):
                  "clock_settime MONOTONIC: -1 EINVAL", "nanosleep nsec 1e9: -1 EINVAL"):
         assert fact in out, fact
     assert result.status == 0
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "dynamic"])
+def test_vdso(variant):
+    """The vDSO as glibc (static, static-PIE, dynamic) and musl find and use it: its image and versioned symbols,
+    its mappings, clocks that never go back across vDSO and syscall reads, sleeps timed by the host that
+    agree with it, and the calls it leaves to the kernel."""
+    result = assert_same([build("vdso", variant)])
+    out = result.stdout.decode()
+    for fact in ("AT_SYSINFO_EHDR: 1", "__vdso_clock_gettime@LINUX_2.6: 1", "maps: [vdso] r-xp 1, [vvar] r--p 1",
+                 "REALTIME 1 MONOTONIC 1 BOOTTIME 1 TAI 1, gettimeofday 1, time 1; reads > 100: 1",
+                 "relative sleeps long enough: 1; after an absolute deadline the clock is past it: 1"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", ["static", "musl"])
+def test_vdso_clock_is_the_hosts(variant):
+    """After 1.5 s of reading its clocks (the vDSO's formula refreshed many times), the guest's CLOCK_MONOTONIC and
+    CLOCK_REALTIME lie between the host's readings before and after its run."""
+    binary = build("vdso", variant)
+    before = time.monotonic_ns(), time.time_ns()
+    result = run_hermipy([binary, "now", "1500"])
+    after = time.monotonic_ns(), time.time_ns()
+    assert result.status == 0, result.stderr
+    monotonic, realtime = map(int, result.stdout.split(b"\n")[1].split())
+    assert before[0] <= monotonic <= after[0], (before[0], monotonic, after[0])
+    assert before[1] <= realtime <= after[1], (before[1], realtime, after[1])
+
+
+def test_python_clocks():
+    """python3 (dynamic glibc) reads its clocks through the vDSO: time.time, monotonic and perf_counter agree
+    with the host's."""
+    code = "import time; print(time.monotonic_ns(), time.time_ns(), time.perf_counter_ns())"
+    before = time.monotonic_ns(), time.time_ns()
+    result = run_hermipy(["/usr/bin/python3", "-S", "-c", code])
+    after = time.monotonic_ns(), time.time_ns()
+    assert result.status == 0, result.stderr
+    monotonic, realtime, perf = map(int, result.stdout.split())
+    assert before[0] <= monotonic <= after[0] and before[0] <= perf <= after[0]
+    assert before[1] <= realtime <= after[1]
 
 
 EXITS = [(how, code) for how in ("exit", "_exit", "return", "group") for code in ("0", "1", "42", "255", "256", "-1")]
