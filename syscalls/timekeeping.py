@@ -30,7 +30,7 @@ import time
 # The [vvar] page: what loader/vdso.py's code reads (offsets in bytes).
 VVAR_SEQ, VVAR_MASK, VVAR_TSC_BASE, VVAR_TSC_LIMIT, VVAR_MULT, VVAR_TZ, VVAR_BASES = 0, 4, 8, 16, 24, 32, 40
 CLOCK_IDS = 12                                       # base[] covers clock ids 0..11
-VVAR_BODY = struct.Struct("<IQQQii12Q")              # from VVAR_MASK on
+VVAR_BODY = struct.Struct(f"<IQQQii{2 * 12}Q")     # from VVAR_MASK on; base[] as (seconds, nanoseconds) pairs
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE = 0, 1, 5, 6
 CLOCK_BOOTTIME, CLOCK_TAI = 7, 11
 OFFSET_CLOCKS = (CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_TAI)     # each is CLOCK_MONOTONIC plus an offset
@@ -39,6 +39,7 @@ IN_GUEST = {CLOCK_REALTIME: CLOCK_REALTIME, CLOCK_MONOTONIC: CLOCK_MONOTONIC, CL
 IN_GUEST_MASK = sum(1 << c for c in IN_GUEST)
 
 MASK64 = (1 << 64) - 1
+NSEC = 1_000_000_000
 MIN_WINDOW_NS = 1_000_000             # samples this far apart before the guest reads the TSC itself
 WINDOW_NS = 60_000_000_000            # the rate comes from samples up to this far apart
 MAX_LIFETIME_NS = 1_000_000_000       # a page's formula is used this long at most before a refresh
@@ -241,7 +242,7 @@ class VdsoClock:
         self.seq += 1
         struct.pack_into("<I", view, frame + VVAR_SEQ, self.seq)
         VVAR_BODY.pack_into(view, frame + VVAR_MASK, mask, self.tsc_base, self.tsc_limit, self.mult,
-                            *self.timezone, *((b & MASK64) for b in self.bases))
+                            *self.timezone, *(part for base in self.bases for part in divmod(base & MASK64, NSEC)))
         self.seq += 1
         struct.pack_into("<I", view, frame + VVAR_SEQ, self.seq)
 

@@ -1,9 +1,10 @@
 /* syscall_cost: N calls of one syscall through its libc wrapper, as programs make them (neither glibc nor musl
  * caches getppid).
- * usage: syscall_cost getppid|read|write N
- *   getppid  getppid()
- *   read     read 1 byte from /dev/zero
- *   write    write 1 byte to /dev/null
+ * usage: syscall_cost getppid|read|write|clock_gettime N
+ *   getppid        getppid()
+ *   read           read 1 byte from /dev/zero
+ *   write          write 1 byte to /dev/null
+ *   clock_gettime  clock_gettime(CLOCK_MONOTONIC): the vDSO's, where there is one
  * The loop times itself with clock_gettime(CLOCK_MONOTONIC) and reports on stderr (stdout stays the same for
  * every runner, so the harness can compare it):  syscall_cost: MODE N calls in NS ns
  * The harness also derives the cost from wall times: `syscall_cost getppid 0` measures everything but the
@@ -19,15 +20,19 @@
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: syscall_cost getppid|read|write N\n");
+        fprintf(stderr, "usage: syscall_cost getppid|read|write|clock_gettime N\n");
         return 2;
     }
     const char *mode = argv[1];
     long n = atol(argv[2]), ok = 0, nr = SYS_getppid, expect;
     int fd = -1;
     char byte = 'x';
+    struct timespec now;
     if (!strcmp(mode, "getppid")) {
         expect = syscall(SYS_getppid);
+    } else if (!strcmp(mode, "clock_gettime")) {
+        nr = SYS_clock_gettime;
+        expect = 0;
     } else if (!strcmp(mode, "read") || !strcmp(mode, "write")) {
         int reading = mode[0] == 'r';
         fd = open(reading ? "/dev/zero" : "/dev/null", reading ? O_RDONLY : O_WRONLY);
@@ -43,7 +48,9 @@ int main(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (fd < 0)
+    if (nr == SYS_clock_gettime)
+        for (long i = 0; i < n; i++) ok += clock_gettime(CLOCK_MONOTONIC, &now) == expect;
+    else if (fd < 0)
         for (long i = 0; i < n; i++) ok += getppid() == expect;
     else if (nr == SYS_read)
         for (long i = 0; i < n; i++) ok += read(fd, &byte, 1) == expect;
