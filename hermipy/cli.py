@@ -301,12 +301,15 @@ def cmd_info(args) -> int:
     from hermipy import __version__
     from hermipy.syscalls.docs import summary
     from hermipy.syscalls.table import rows
+    from hermipy.trip import report
     from hermipy.unicorn_backend import unicorn_version
     backend, why = auto_backend()
     sys.stdout.write(f"hermipy {__version__} (Python {platform.python_version()})\n"
                      f"backends: kvm, unicorn {unicorn_version()}\n"
                      f"--backend auto: {backend} ({why})\n"
                      f"syscalls: {summary(rows())}\n")
+    sys.stdout.flush()
+    sys.stdout.write(report())
     return 0
 
 

@@ -1,5 +1,6 @@
 """The command line: clear one-line errors with shell-like exit statuses, strace output, the syscall table."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,16 @@ def test_info_names_the_auto_backend_and_why():
     expected = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "unicorn"
     line = next(l for l in out.splitlines() if l.startswith("--backend auto:"))
     assert line.split()[2] == expected and "(" in line
+
+
+def test_info_measures_the_trip():
+    """`hermipy info` times a syscall trip to the Python kernel on each backend, with a probe of its own."""
+    out = hermipy("info").stdout.decode()
+    line = next(l for l in out.splitlines() if l.startswith("syscall trip to the Python kernel"))
+    unicorn = float(re.search(r"unicorn ([0-9.]+) µs", line).group(1))
+    assert 0.05 < unicorn < 1000, line
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        assert 0.05 < float(re.search(r"kvm ([0-9.]+) µs", line).group(1)) < 10000, line
 
 
 @pytest.mark.usefixtures("hermipy_backend")
