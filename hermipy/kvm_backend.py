@@ -451,13 +451,15 @@ class KvmVm:
         rewriting), or let the entry answer it from now on."""
         if rewrite:
             with _mem_lock(self.mem):
-                if self.trampolines is None:
-                    from hermipy.rewriter.trampoline import Trampolines
-                    self.trampolines = Trampolines(self.mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, self.policy,
-                                                   invalidate)
-                if self.trampolines.patch(rcx - 2, nr):
+                if self._trampolines(invalidate).patch(rcx - 2, nr):
                     return
         self.area.remember_site(rcx)
+
+    def _trampolines(self, invalidate):
+        if self.trampolines is None:
+            from hermipy.rewriter.trampoline import Trampolines
+            self.trampolines = Trampolines(self.mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, self.policy, invalidate)
+        return self.trampolines
 
     def policy(self, vma):
         if self.policies is None:
@@ -465,7 +467,7 @@ class KvmVm:
             self.policies = file_policies()
         return self.policies(vma)
 
-    def rewrite_site(self, va: int) -> None:
+    def rewrite_site(self, va: int, invalidate) -> None:
         """Rewrite the `syscall` (0f 05) that just trapped into `out SYSCALL_PORT, al` (e6 e0).
 
         Same length, so no other instruction moves; the next call exits straight from CPL3 into the
@@ -477,10 +479,14 @@ class KvmVm:
         the program may read or rewrite those bytes itself, and a shared mapping would carry the patch to
         the file). The two bytes are one 16-bit store (another vCPU may be running that code: it sees the
         old instruction or the new one); with several vCPUs, a site across a cache line is left alone.
+        glibc's syscall() first gets its dispatching trampoline (``rewriter.trampoline``: the numbers the guest
+        answers then never trap), whose other numbers come back to the rewritten site.
         """
         if (va & 0xFFF) == 0xFFF or ((va & 63) == 63 and len(self.cpus) > 1):
             return
         with _mem_lock(self.mem):
+            if self.answers is not None:
+                self._trampolines(invalidate).patch_dispatch(va)
             vma = self.mem.find(va)
             if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE:
                 return
@@ -824,7 +830,7 @@ class KvmCpu(Cpu):
                             trapped = self._trapped.get(site)
                             if trapped:
                                 self._trapped[site] = False         # tried: never again
-                                vm.rewrite_site(site)
+                                vm.rewrite_site(site, self.invalidate_code)
                             elif trapped is None:
                                 self._trapped[site] = True
                     else:

@@ -45,9 +45,9 @@ import time
 
 from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, Cpu, GuestExit, Stop, StopReason, VEC_DB, VEC_GP, VEC_PF, VEC_UD
 from hermipy.errors import HermipyError
-from hermipy.kvm_stubs import (ANSWERS_VA, GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, SCRATCH_VA, SEL_TSS, SEL_USER_CS,
-                               SEL_USER_DS, SYSCALL_PORT, TRAMPOLINE_STACK_TOP, TSS_LIMIT, USER_GATES,
-                               tss_with_io_bitmap)
+from hermipy.kvm_stubs import (ANSWER_SLOTS, ANSWERS_VA, GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, NOT_ANSWERED,
+                               SCRATCH_VA, SEL_TSS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT, TRAMPOLINE_STACK_TOP,
+                               TSS_LIMIT, USER_GATES, tss_with_io_bitmap)
 from hermipy.syscalls.memory import PTE_NX, PTE_P, PTE_U, PTE_W
 
 # unicorn.h / x86.h constants (unicorn 2.1).
@@ -777,9 +777,8 @@ class UnicornCpu(Cpu):
         with _answers_lock:
             answers = {nr: value for nr, value in self._answers().items() if 0 <= value < 1 << 63}
             self._answered = frozenset(answers)
-            buf, frame = self._ram.buf, self._answer_frame
-            for nr, value in answers.items():
-                struct.pack_into("<Q", buf, frame + 8 * nr, value)
+            slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]   # as KVM's page
+            struct.pack_into(f"<{ANSWER_SLOTS}Q", self._ram.buf, self._answer_frame, *slots)
 
     def _out_hook(self, uc, port, size, _value, user_data) -> None:
         """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes). (Unicorn

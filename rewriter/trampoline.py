@@ -28,6 +28,31 @@ page at ``answers_va``, which the backend keeps current (after the set*id family
     48 8d 0d <rel32>        lea rcx, [rip + (A+7)]
     e9 <rel32>              jmp A+7
 
+**glibc's syscall(3)**, whose number is only known at run time (``rax`` = its first argument), gets a
+*dispatching* trampoline. Its site is recognised by the function's whole code (sysdeps/unix/sysv/linux/
+x86_64/syscall.S: six register moves, ``mov r9, [rsp+8]``, ``syscall``, ``cmp rax, -4095; jae error; ret``),
+and what is replaced is the one 5-byte instruction before the ``syscall`` (by ``jmp rel32``, in one aligned
+8-byte store): the ``syscall`` itself stays, so a thread that was past the jump, or is inside the call (blocked
+in a futex, say), goes on unharmed. The trampoline does the displaced load, then answers from the answer page
+when slot ``rax`` holds an answer (rcx = the site's return address, r11 and the flags the caller's) and jumps
+past the ``syscall``; otherwise it jumps to the ``syscall``, which does what it always did::
+
+    4c 8b 4c 24 08          mov r9, [rsp + 8]             the displaced instruction
+    48 89 e1 / 48 bc <scratch_top> / 9c / 41 5b / 48 89 cc     r11 = rflags, as above
+    48 3d <ANSWER_SLOTS>    cmp rax, ANSWER_SLOTS
+    73 <slow>               jae slow
+    48 b9 <answers_va>      movabs rcx, answers_va
+    48 8b 0c c1             mov rcx, [rcx + rax * 8]
+    48 0f ba e1 3f          bt rcx, 63                    NOT_ANSWERED
+    72 <slow>               jc slow
+    48 89 c8                mov rax, rcx
+    48 89 e1 / 48 bc <scratch_top> / 41 53 / 9d / 48 89 cc     the flags back from r11
+    48 8d 0d <rel32>        lea rcx, [rip + (A+2)]
+    e9 <rel32>              jmp A+2
+  slow:
+    48 89 e1 / 48 bc <scratch_top> / 41 53 / 9d / 48 89 cc     the flags back from r11
+    e9 <rel32>              jmp A                         the syscall
+
 Trampolines live in pages hermipy reserves as its own areas (``memory.OwnArea``, ``[hermipy-trampolines]``:
 invisible to the guest's memory calls), placed by a top-down search below the patched code and within a
 ``rel32`` of it (so they never stand in the way of brk). A guest MAP_FIXED over such a page takes it back: the
@@ -36,6 +61,7 @@ bytes are assembled here by hand: no assembler on the run path.
 """
 import struct
 
+from hermipy.kvm_stubs import ANSWER_SLOTS
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.memory import PROT_EXEC, PROT_READ, PROT_WRITE
 
@@ -49,6 +75,13 @@ RET = 0xC3
 INT3 = 0xCC
 JMP_SHORT, JMP_REL32 = 0xEB, 0xE9
 WRAPPER_ALIGN = 16
+# glibc's syscall(3): what precedes its `syscall` (the last instruction, mov r9, [rsp+8], is the one replaced),
+# and what follows it (cmp rax, -4095; jae error; ret)
+GLIBC_SYSCALL_ENTRY = bytes.fromhex("4889f8" "4889f7" "4889d6" "4889ca" "4d89c2" "4d89c8" "4c8b4c2408")
+GLIBC_SYSCALL_RETURN = bytes.fromhex("483d01f0ffff" "7301" "c3")
+DISPLACED = 5                              # mov r9, [rsp+8]: exactly a jmp rel32
+SITE_FORMS = (SYSCALL, b"\xe6\xe0")        # the site as built, or as KVM rewrites it (out 0xe0, al)
+DISPATCH_SIZE = 112                        # 111 bytes of code, int3 up to 112
 
 # Nop fill as assemblers emit it for .p2align (GNU as i386_generate_nops; int3 between functions too).
 _NOPS = (b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00", b"\x0f\x1f\x44\x00\x00",
@@ -97,6 +130,24 @@ def trampoline_code(at: int, site: int, answers_va: int, scratch_top: int, nr: i
     return code + bytes((INT3,)) * (TRAMPOLINE_SIZE - len(code))
 
 
+def dispatch_code(at: int, site: int, answers_va: int, scratch_top: int) -> bytes:
+    """The dispatching trampoline for glibc's syscall() whose ``syscall`` is at ``site``, placed at ``at``."""
+    on_scratch = b"\x48\x89\xe1" + b"\x48\xbc" + struct.pack("<Q", scratch_top)     # mov rcx, rsp; mov rsp, top
+    flags_to_r11 = on_scratch + b"\x9c\x41\x5b" + b"\x48\x89\xcc"                # pushfq; pop r11; mov rsp, rcx
+    flags_from_r11 = on_scratch + b"\x41\x53\x9d" + b"\x48\x89\xcc"              # push r11; popfq; mov rsp, rcx
+    head = (GLIBC_SYSCALL_ENTRY[-DISPLACED:] + flags_to_r11 + b"\x48\x3d" + struct.pack("<I", ANSWER_SLOTS))
+    answer = (b"\x48\xb9" + struct.pack("<Q", answers_va) + b"\x48\x8b\x0c\xc1" + b"\x48\x0f\xba\xe1\x3f")
+    found = b"\x48\x89\xc8" + flags_from_r11
+    fast_end = len(head) + 2 + len(answer) + 2 + len(found) + 7 + 5
+    code = head + b"\x73" + bytes((fast_end - len(head) - 2,)) + answer
+    code += b"\x72" + bytes((fast_end - len(code) - 2,)) + found
+    code += b"\x48\x8d\x0d" + struct.pack("<i", site + 2 - (at + len(code) + 7))
+    code += bytes((JMP_REL32,)) + struct.pack("<i", site + 2 - (at + len(code) + 5))
+    code += flags_from_r11
+    code += bytes((JMP_REL32,)) + struct.pack("<i", site - (at + len(code) + 5))
+    return code + bytes((INT3,)) * (DISPATCH_SIZE - len(code))
+
+
 def file_policies():
     """A function vma -> the ``plan.SitePolicy`` of the file it maps (None for anonymous memory), one per file."""
     from hermipy.rewriter.plan import SitePolicy
@@ -124,27 +175,44 @@ class Trampolines:
         self.policy, self.invalidate = policy, invalidate
         self.areas: list[list[int]] = []             # [start, next free] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
-        self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (wrapper entry, before, after)
+        self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (patched address, before, after)
         self.closed = False                          # withdrawn: no more patching
 
     def patch(self, site: int, nr: int) -> bool:
-        """Make the ``syscall`` at ``site`` (which just trapped with number ``nr``) jump to a trampoline."""
+        """Make the ``syscall`` at ``site`` (which just trapped with number ``nr``) jump to a trampoline: a
+        wrapper's, answering ``nr``, or, in glibc's syscall(), a dispatching one."""
+        vma, policy = self._patchable(site)
+        return vma is not None and (self._patch_wrapper(vma, policy, site, nr) or
+                                    self._patch_syscall_function(vma, site))
+
+    def patch_dispatch(self, site: int) -> bool:
+        """Give the ``syscall`` at ``site`` a dispatching trampoline if it is glibc's syscall()'s (whatever
+        number it trapped with: KVM asks before it rewrites a site to ``out``)."""
+        vma, _policy = self._patchable(site)
+        return vma is not None and self._patch_syscall_function(vma, site)
+
+    def _patchable(self, site: int):
+        """(vma, policy) when the site may be patched (once: never examined before), else (None, None)."""
         if site in self.tried or self.closed:
-            return False
+            return None, None
         self.tried.add(site)
+        vma = self.mem.find(site)
+        if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE or not vma.prot & PROT_READ:
+            return None, None
+        policy = self.policy(vma)
+        if policy is None or policy.rewritten:
+            return None, None
+        return vma, policy
+
+    def _patch_wrapper(self, vma, policy, site: int, nr: int) -> bool:
         mem = self.mem
-        vma = mem.find(site)
         entry = site - 5
-        if (vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE or not vma.prot & PROT_READ
-                or entry < vma.start or entry + WRAPPER_ALIGN > vma.end):
+        if entry < vma.start or entry + WRAPPER_ALIGN > vma.end:
             return False
         pad = wrapper_padding(mem.read(entry, WRAPPER_ALIGN), entry, site, nr)
-        if pad is None:
+        if pad is None or not policy.may_trampoline(vma.offset + site - vma.start, nr):
             return False
-        policy = self.policy(vma)
-        if policy is None or not policy.may_trampoline(vma.offset + site - vma.start, nr):
-            return False
-        at = self._slot(pad)
+        at = self._slot(pad, TRAMPOLINE_SIZE)
         if at is None:
             return False
         mem.poke(at, trampoline_code(at, site, self.answers_va, self.scratch_top, nr))
@@ -155,6 +223,32 @@ class Trampolines:
         self.patched[at] = (entry, before, mem.read(entry, WRAPPER_ALIGN))
         self.invalidate(entry, fill_end)
         self.invalidate(at, at + TRAMPOLINE_SIZE)
+        return True
+
+    def _patch_syscall_function(self, vma, site: int) -> bool:
+        """glibc's syscall(): the instruction before its ``syscall`` becomes a jump to a dispatching trampoline
+        (in one 8-byte store, so it must lie within an aligned 8 bytes: it does where the function is aligned)."""
+        mem = self.mem
+        start, end = site - len(GLIBC_SYSCALL_ENTRY), site + len(SYSCALL) + len(GLIBC_SYSCALL_RETURN)
+        jump = site - DISPLACED
+        if start < vma.start or end > vma.end or jump & ~7 != (site - 1) & ~7:
+            return False
+        code = mem.read(start, end - start)
+        if code[:len(GLIBC_SYSCALL_ENTRY)] != GLIBC_SYSCALL_ENTRY or code[-len(GLIBC_SYSCALL_RETURN):] != \
+                GLIBC_SYSCALL_RETURN or code[len(GLIBC_SYSCALL_ENTRY):-len(GLIBC_SYSCALL_RETURN)] not in SITE_FORMS:
+            return False
+        at = self._slot(site, DISPATCH_SIZE)
+        if at is None:
+            return False
+        mem.poke(at, dispatch_code(at, site, self.answers_va, self.scratch_top))
+        self.invalidate(at, at + DISPATCH_SIZE)
+        word = jump & ~7
+        before = mem.read(word, 8)
+        offset = jump - word
+        after = before[:offset] + bytes((JMP_REL32,)) + struct.pack("<i", at - (jump + 5)) + before[offset + 5:]
+        mem.store_u64(word, int.from_bytes(after, "little"))
+        self.patched[at] = (word, before, after)
+        self.invalidate(word, word + 8)
         return True
 
     def give_back(self, area) -> None:
@@ -174,22 +268,22 @@ class Trampolines:
     def _unpatch(self, at: int) -> None:
         """The original bytes of the site that jumps to ``at``, where it still holds the patch (the code may
         have been unmapped or changed since)."""
-        entry, before, after = self.patched.pop(at)
+        address, before, after = self.patched.pop(at)
         try:
-            if self.mem.read(entry, WRAPPER_ALIGN) != after:
+            if self.mem.read(address, len(after)) != after:
                 return
         except SyscallError:
             return
-        self.mem.poke(entry, before)
-        self.invalidate(entry, entry + WRAPPER_ALIGN)
+        self.mem.poke(address, before)
+        self.invalidate(address, address + len(before))
 
-    def _slot(self, near: int) -> int | None:
-        """A free trampoline slot within a rel32 of ``near``: in a reserved page, or a newly reserved one."""
+    def _slot(self, near: int, size: int) -> int | None:
+        """``size`` free bytes within a rel32 of ``near``: in a reserved page, or a newly reserved one."""
         mem = self.mem
         for area in self.areas:
-            if abs(area[0] - near) < REACH and area[1] + TRAMPOLINE_SIZE <= area[0] + PAGE:
-                area[1] += TRAMPOLINE_SIZE
-                return area[1] - TRAMPOLINE_SIZE
+            if abs(area[0] - near) < REACH and area[1] + size <= area[0] + PAGE:
+                area[1] += size
+                return area[1] - size
         code = mem.find(near)
         try:
             start = mem.find_free(PAGE, top=code.start if code is not None else near & ~(PAGE - 1))
@@ -198,5 +292,5 @@ class Trampolines:
         if abs(start - near) >= REACH:
             return None
         mem.reserve(start, PAGE, PROT_READ | PROT_EXEC, AREA_NAME, self.give_back)
-        self.areas.append([start, start + TRAMPOLINE_SIZE])
+        self.areas.append([start, start + size])
         return start

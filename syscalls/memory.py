@@ -944,6 +944,17 @@ class AddressSpace:
             addr += chunk
             data = data[chunk:]
 
+    def store_u64(self, addr: int, value: int) -> None:
+        """One aligned 8-byte store regardless of protection (a code patch a running thread sees whole or not
+        at all: the rewriter's dispatching trampolines)."""
+        if addr % 8:
+            raise ValueError("store_u64: unaligned")
+        self.poke(addr, self.read(addr, 8))                  # the page present, the frame ours (copy-on-write)
+        frame = self.frames.get(addr >> 12)
+        if frame is None:
+            frame = next(a.frames[addr >> 12] for a in self.own if addr >> 12 in a.frames)
+        self.ram.words[(frame + (addr & 0xFFF)) // 8] = value
+
     def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
         """A NUL-terminated string (strncpy_from_user); ENAMETOOLONG is the caller's call."""
         out = bytearray()

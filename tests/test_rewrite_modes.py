@@ -301,6 +301,60 @@ def test_answered_sites_get_trampolines(answers_bins, variant, backend, tmp_path
         assert result.stdout.splitlines()[1:] == [b"getpid " + expected, b"getppid " + expected], name
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", ["static", "static-pie", "musl", "dynamic"])
+def test_generic_syscall_same_as_native(variant, backend, mode, tmp_path):
+    """The C library's syscall(3) (glibc's gets a dispatching trampoline when rewriting): answered and other
+    numbers, errors, fork, and a thread blocked inside it while its site is patched."""
+    native = assert_same([build("generic_syscall", variant)], env=_env(tmp_path),
+                         options=("--backend", backend, *MODES[mode]))
+    for fact in (b"ids through syscall() agree with the wrappers: 1",
+                 b"a thread blocked in syscall() meanwhile returned normally: 1",
+                 b"in a fork child, ids through syscall() are the child's: 1"):
+        assert fact in native.stdout, fact
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", ["static", "static-pie"])
+def test_glibc_syscall_function_gets_a_dispatching_trampoline(variant, backend, tmp_path):
+    """glibc's syscall(): `mov r9, [rsp+8]` before its `syscall` becomes a jmp rel32 when rewriting, and stays
+    under --no-rewrite and --strace."""
+    argv = [build("generic_syscall", variant), "code"]
+    assert run_native(argv).stdout == b"4c8b4c2408\n"
+    for options, rewritten in (((), True), (("--no-rewrite",), False),
+                               (("--strace-file", str(tmp_path / "trace")), False)):
+        result = run_hermipy(argv, env=_env(tmp_path), options=("--backend", backend, *options))
+        assert result.status == 0, result.stderr
+        assert result.stdout.startswith(b"e9") if rewritten else result.stdout == b"4c8b4c2408\n", options
+
+
+def test_dispatch_bytes():
+    """The hand-assembled dispatching trampoline decodes to the documented instructions."""
+    import capstone
+    from hermipy.kvm_stubs import ANSWER_SLOTS, ANSWERS_VA, TRAMPOLINE_STACK_TOP
+    from hermipy.rewriter.trampoline import DISPATCH_SIZE, dispatch_code
+    at, site = 0x3FF000, 0x401017
+    code = dispatch_code(at, site, ANSWERS_VA, TRAMPOLINE_STACK_TOP)
+    assert len(code) == DISPATCH_SIZE
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = [(i.address, i.mnemonic, i.op_str) for i in md.disasm(code, at)]
+    text = [(m, o) for _, m, o in insns]
+    flags_back = [("mov", "rcx, rsp"), ("movabs", f"rsp, {TRAMPOLINE_STACK_TOP:#x}"), ("push", "r11"), ("popfq", ""),
+                  ("mov", "rsp, rcx")]
+    slow = next(a for a, m, o in insns if m == "jae")
+    slow_target = int(text[text.index(("cmp", f"rax, {ANSWER_SLOTS:#x}")) + 1][1], 16)
+    assert text[:11] == [("mov", "r9, qword ptr [rsp + 8]"), ("mov", "rcx, rsp"),
+                         ("movabs", f"rsp, {TRAMPOLINE_STACK_TOP:#x}"), ("pushfq", ""), ("pop", "r11"),
+                         ("mov", "rsp, rcx"), ("cmp", f"rax, {ANSWER_SLOTS:#x}"), ("jae", f"{slow_target:#x}"),
+                         ("movabs", f"rcx, {ANSWERS_VA:#x}"), ("mov", "rcx, qword ptr [rcx + rax*8]"),
+                         ("bt", "rcx, 0x3f")]
+    assert text[11] == ("jb", f"{slow_target:#x}") and text[12] == ("mov", "rax, rcx") and slow < slow_target
+    assert text[13:18] == flags_back and text[18][0] == "lea" and text[19] == ("jmp", f"{site + 2:#x}")
+    assert insns[20][0] == slow_target and text[20:25] == flags_back and text[25] == ("jmp", f"{site:#x}")
+    assert set(text[26:]) == {("int3", "")}
+
+
 def test_trampoline_bytes():
     """The hand-assembled trampoline decodes to the documented instructions, returning after the site."""
     import capstone
