@@ -1,7 +1,8 @@
 /* syscall_cost: N calls of one syscall through its libc wrapper, as programs make them (neither glibc nor musl
  * caches getppid).
- * usage: syscall_cost getppid|read|write|clock_gettime N
+ * usage: syscall_cost getppid|read|write|clock_gettime|syscall_getppid N
  *   getppid        getppid()
+ *   syscall_getppid  syscall(SYS_getppid): the C library's generic syscall(3), number known at run time
  *   read           read 1 byte from /dev/zero
  *   write          write 1 byte to /dev/null
  *   clock_gettime  clock_gettime(CLOCK_MONOTONIC): the vDSO's, where there is one
@@ -20,7 +21,7 @@
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: syscall_cost getppid|read|write|clock_gettime N\n");
+        fprintf(stderr, "usage: syscall_cost getppid|read|write|clock_gettime|syscall_getppid N\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -28,7 +29,8 @@ int main(int argc, char **argv)
     int fd = -1;
     char byte = 'x';
     struct timespec now;
-    if (!strcmp(mode, "getppid")) {
+    int generic = !strcmp(mode, "syscall_getppid");
+    if (!strcmp(mode, "getppid") || generic) {
         expect = syscall(SYS_getppid);
     } else if (!strcmp(mode, "clock_gettime")) {
         nr = SYS_clock_gettime;
@@ -48,7 +50,9 @@ int main(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (nr == SYS_clock_gettime)
+    if (generic)
+        for (long i = 0; i < n; i++) ok += syscall(SYS_getppid) == expect;
+    else if (nr == SYS_clock_gettime)
         for (long i = 0; i < n; i++) ok += clock_gettime(CLOCK_MONOTONIC, &now) == expect;
     else if (fd < 0)
         for (long i = 0; i < n; i++) ok += getppid() == expect;
