@@ -60,6 +60,8 @@ SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins
            "fork_loop": HERE / "src" / "fork_loop.c",
            "cpu_mixed_prof": (ROOT / "testbins" / "cpu_mixed.c", HERE / "src" / "prof_1khz.c")}
 SYSCALL_MODES = ("getppid", "read", "write", "clock_gettime", "syscall_getppid")
+FIND = "/usr/bin/find"
+SERVED_REQUESTS, SERVED_REQUESTS_QUICK = 2000, 500
 LATENCY = re.compile(r"median (\d+) ns p99 (\d+) ns$")
 
 
@@ -144,6 +146,7 @@ class Workload:
     timed_loop: bool = False             # the program reports "... calls in NS ns" as its last stderr line
     latency: bool = False                # the program reports "... median NS ns p99 NS ns" as its last stderr line
     served: bool = False                 # hermipy runs it through a `hermipy serve` of the harness (--server)
+    server: str | None = None            # a web server run by the runner and loaded by ab (serverload.py)
 
 
 def syscall_workload(mode: str, full: int, quick: int) -> Workload:
@@ -193,6 +196,14 @@ WORKLOADS = [
              lambda c: [PYTHON3, "-c", "pass"], needs=(PYTHON3,)),
     Workload("python_bench", "python3 benchmarks/src/pybench.py 3: pure-Python loops, dicts, strings, sort",
              lambda c: [PYTHON3, str(HERE / "src" / "pybench.py"), "1" if c.quick else "3"], needs=(PYTHON3,)),
+    Workload("find_usr", "find /usr -xdev -name '*.conf' (dynamic; /usr/include with --quick): syscall-bound",
+             lambda c: [FIND, "/usr/include" if c.quick else "/usr", "-xdev", "-name", "*.conf"], needs=(FIND,)),
+    Workload("nginx_ab", f"nginx (2 workers) serving a 4 KiB page to `ab -c 8`, {SERVED_REQUESTS} requests "
+             f"({SERVED_REQUESTS_QUICK} with --quick): ab's wall time; the report adds requests/s",
+             lambda c: [], server="nginx", needs=("/usr/sbin/nginx", "/usr/bin/ab")),
+    Workload("lighttpd_ab", f"lighttpd serving a 4 KiB page to `ab -c 8`, {SERVED_REQUESTS} requests "
+             f"({SERVED_REQUESTS_QUICK} with --quick): ab's wall time; the report adds requests/s",
+             lambda c: [], server="lighttpd", needs=("/usr/sbin/lighttpd", "/usr/bin/ab")),
     Workload("threads_cpu_1", "1000M xorshift rounds in 64 slices on 1 thread (200M with --quick)",
              lambda c: [compile_static("threads"), "split", "1", "200000000" if c.quick else "1000000000"],
              timed_loop=True),
@@ -356,6 +367,7 @@ class Cell:
 
     def __init__(self):
         self.times, self.loop_ns, self.latency, self.rss, self.digest, self.failed = [], [], [], 0, None, None
+        self.rps: list[float] = []
 
     def result(self) -> dict:
         if self.failed:
@@ -367,6 +379,8 @@ class Cell:
             cell["loop_ns"] = self.loop_ns
             # A loop that took longer than its whole process: the runner's clock is wrong, its timing unusable.
             cell["loop_clock_ok"] = all(ns <= wall * 1e9 for ns, wall in zip(self.loop_ns, times))
+        if self.rps:
+            cell["requests_per_s"] = statistics.median(self.rps)
         if self.latency:
             cell["latency_us"] = {"median": statistics.median(m for m, _ in self.latency) / 1000,
                                   "p99": max(p for _, p in self.latency) / 1000}
@@ -384,6 +398,15 @@ def run_into(cell: Cell, workload: Workload, runner: Runner, ctx: Context, timeo
     prefix = runner.prefix
     if workload.served and runner.name.startswith("hermipy-"):
         prefix = prefix + ["--server", ctx.server()]
+    if workload.server:
+        from benchmarks.serverload import load
+        r = load(workload.server, prefix, ctx.tmp, SERVED_REQUESTS_QUICK if ctx.quick else SERVED_REQUESTS, timeout)
+        if "failed" in r:
+            cell.failed = r["failed"]
+        elif timed_run:
+            cell.times.append(r["wall"])
+            cell.rps.append(r["rps"])
+        return
     r = run_once(prefix + argv, stdin, ctx.tmp / "stdout", timeout, env)
     if r["timed_out"]:
         cell.failed = f"timeout (> {timeout:g} s)"
@@ -446,6 +469,8 @@ def run_all(args, runners: list[Runner], workloads: list[Workload], tools: list[
                 results[w.name][runner.name] = {"status": "n/a", "reason": f"no {missing_files(w)[0]}"}
             elif runner.prefix is None:
                 results[w.name][runner.name] = {"status": "n/a", "reason": runner.reason}
+            elif w.server and runner.name == "qiling":
+                results[w.name][runner.name] = {"status": "n/a", "reason": "no server runs under Qiling here"}
             else:
                 ready.append(runner)
         results[w.name].update(measure(w, ready, ctx, args.runs, args.timeout) if ready else {})
@@ -548,7 +573,9 @@ def cell_text(cell: dict, detail: bool = False) -> str:
         text += f" ({ms(cell['min'], unit=False)}–{ms(cell['max'])})"
     if "ratio" in cell:
         text += f", {cell['ratio']:.2f}x"
-    if detail:
+    if "requests_per_s" in cell:
+        text += f", {cell['requests_per_s']:.0f} req/s"
+    if detail and cell["rss_kib"]:
         text += f", {cell['rss_kib'] / 1024:.0f} MiB"
     return text
 
@@ -710,6 +737,18 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
     for runner, what, limit in ((U, "Unicorn", 0.5), (K, "KVM", 0.1)):
         add("16", f"{what}: syscall(SYS_getppid) through the generic wrapper ≤ {limit} µs",
             cost(runner, "syscall_getppid"), limit, "{:.3f} µs")
+    faster = min((r for r in (U, K) if ratio("find_usr", r)), key=lambda r: ratio("find_usr", r), default=None)
+    add("16", f"find over /usr ≤ 8x native on the faster backend ({(faster or '—').removeprefix('hermipy-')})",
+        ratio("find_usr", faster) if faster else None, 8, "{:.1f}x")
+    for w in ("nginx_ab", "lighttpd_ab"):
+        native_rps = (cell(w, "native") or {}).get("requests_per_s")
+        kvm_rps = (cell(w, K) or {}).get("requests_per_s")
+        share = kvm_rps / native_rps if native_rps and kvm_rps else None
+        parts = [f"{r.removeprefix('hermipy-')} {c['requests_per_s']:.0f}" for r in ("native", K, U, "qemu-user")
+                 if (c := cell(w, r)) and c.get("requests_per_s")]
+        rows.append(("16", f"{w}: KVM ≥ 30% of native requests/s",
+                     "—" if share is None else f"{100 * share:.0f}% ({', '.join(parts)} req/s)",
+                     "not measured" if share is None else "met" if share >= 0.3 else "missed"))
     add("15", "KVM: static hello through `hermipy serve` ≤ 20 ms wall", wall("hello_server", K), 20, "{:.1f} ms")
     add("15", "Unicorn: static hello through `hermipy serve` ≤ 30 ms wall", wall("hello_server", U), 30, "{:.1f} ms")
     add("15", "KVM: static hello, direct run ≤ 60 ms wall", wall("hello", K), 60, "{:.0f} ms")
@@ -822,7 +861,8 @@ def markdown(report: dict, chart_path: str | None = None) -> str:
             c = cells[r]
             if c["status"] == "ok":
                 ratio = f"{c['ratio']:.2f}x" if "ratio" in c else "—"
-                lines.append(f"| {name} | {r} | {spread(c)} | {ratio} | {c['rss_kib'] / 1024:.1f} MiB |")
+                rss = f"{c['rss_kib'] / 1024:.1f} MiB" if c["rss_kib"] else "—"    # (a server's is not taken)
+                lines.append(f"| {name} | {r} | {spread(c)} | {ratio} | {rss} |")
             else:
                 lines.append(f"| {name} | {r} | {cell_text(c)} | | |")
     lines += ["", "## Workloads", ""] + [f"- `{n}`: {w['description']}" for n, w in report["workloads"].items()]
