@@ -369,14 +369,16 @@ class _Engines:
 
 
 class _SharedTurn:
-    """The right to run guest code among the Unicorn processes of one run that have shared memory (windows).
+    """The right to run guest code among the Unicorn processes of one run that have writable shared memory
+    (windows mapped writable: a read-only one, such as glibc's MAP_SHARED gconv-modules.cache, cannot be the
+    target of a `lock`-prefixed write).
 
     Unicorn runs `lock`-prefixed instructions non-atomically (see above); engines of one process take turns, and
     so must processes whose engines write the same shared pages (a process-shared mutex, a semaphore in
     /dev/shm). The turn is a process-shared POSIX semaphore in a MAP_SHARED page made by the first engine of the
     run and inherited by every fork child (runs started separately do not share it: their atomics on a common
     file are not atomic against each other). A process takes it, after its own engines' turn, only while it
-    has windows and only around guest code: it gives it up at every syscall and fault. A holder that has kept
+    has writable windows and only around guest code: it gives it up at every syscall and fault. A holder that has kept
     it SLICE seconds while another process waits is stopped (``stop_soon``) and, once it has given the turn
     up, lets the waiter have it; a holder that died with it (SIGKILL) is noticed by the waiters and the turn
     given back."""
@@ -597,7 +599,7 @@ class UnicornCpu(Cpu):
                 return Stop(StopReason.FAULT, vector=VEC_PF, address=0, rip=0)
             if len(engines.members) > 1:
                 engines.take_turn(self)
-            if self._ram_for_spawn.windows:
+            if self._ram_for_spawn.writable_windows:
                 _shared_turn.acquire(self)
             if self._pending_flush or self._pending_code:
                 self._apply_pending()
@@ -723,7 +725,7 @@ class UnicornCpu(Cpu):
             engines = self._engines        # a fork child's is new (sole_in_child)
             if len(engines.members) > 1:
                 engines.take_turn(self)
-            if self._ram_for_spawn.windows:
+            if self._ram_for_spawn.writable_windows:
                 shared.acquire(self)
             if self._pending_flush or self._pending_code:
                 self._apply_pending()

@@ -80,6 +80,7 @@ class PhysicalMemory:
         self._free: list[int] = []
         self.window_gaps: list[tuple[int, int]] = [(size, self.total)]   # free [start, end) of the window area
         self.windows: dict[int, SharedWindow] = {}                      # guest-physical start -> window
+        self.writable_windows = 0              # of them, those mapped writable (what Unicorn's shared turn is for)
         self.window_listeners: list = []       # backends told of each window opened or closed (KVM slots)
 
     def alloc(self) -> int:
@@ -138,6 +139,7 @@ class PhysicalMemory:
             self.window_gaps[i] = (start + length, end)
         window = make(start)
         self.windows[start] = window
+        self.writable_windows += window.writable
         for listener in self.window_listeners:
             listener.window_opened(window)
         return window
@@ -147,6 +149,7 @@ class PhysicalMemory:
         for listener in self.window_listeners:
             listener.window_closed(window)
         del self.windows[window.phys]
+        self.writable_windows -= window.writable
         self._blank(window.phys, window.length)
         window.close()
         gaps = self.window_gaps
