@@ -896,7 +896,8 @@ class KvmCpu(Cpu):
 
     def _in_trampoline(self, rip: int) -> bool:
         """Whether ``rip`` is inside a per-site trampoline (rewriter/trampoline.py): recognised by its code,
-        which starts each TRAMPOLINE_SIZE slot of a page (this also finds trampolines a fork inherited)."""
+        which starts each TRAMPOLINE_SIZE slot of a page (this also finds trampolines a fork inherited).
+        (A dispatching trampoline may be interrupted anywhere: its rsp is always the application's.)"""
         from hermipy.rewriter.trampoline import TRAMPOLINE_SIZE, trampoline_code
         head = trampoline_code(0, 0, ANSWERS_VA, TRAMPOLINE_STACK_TOP, 0)[:13]
         pte = self.page_table.get(rip)

@@ -628,9 +628,12 @@ class UnicornCpu(Cpu):
                                    "fault; --backend kvm runs this program", 70)
 
     def _in_trampoline(self, rip: int) -> bool:
-        """Inside a per-site trampoline (its rsp is the scratch stack: no place for a signal frame)."""
+        """Inside a per-site trampoline (its rsp is the scratch stack: no place for a signal frame; a
+        dispatching trampoline's is always the application's)."""
+        from hermipy.rewriter.trampoline import TRAMPOLINE_SIZE
         trampolines = self._trampolines
-        return trampolines is not None and any(a[0] <= rip < a[0] + 0x1000 for a in trampolines.areas)
+        return trampolines is not None and any(a[0] <= rip < a[0] + 0x1000 and a[2] == TRAMPOLINE_SIZE
+                                               for a in trampolines.areas)
 
     def kick(self) -> None:
         self._kicked = True

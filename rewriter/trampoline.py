@@ -35,10 +35,12 @@ and what is replaced is the one 5-byte instruction before the ``syscall`` (by ``
 8-byte store): the ``syscall`` itself stays, so a thread that was past the jump, or is inside the call (blocked
 in a futex, say), goes on unharmed. The trampoline does the displaced load, then answers from the answer page
 when slot ``rax`` holds an answer (rcx = the site's return address, r11 and the flags the caller's) and jumps
-past the ``syscall``; otherwise it jumps to the ``syscall``, which does what it always did::
+past the ``syscall``; otherwise it jumps to the ``syscall``, which does what it always did. It needs no
+scratch stack: syscall() is a leaf whose red zone is its own, so ``pushfq`` may use the application's stack,
+and a signal may arrive at any of its instructions (a kick does not wait for it to end, as for the others)::
 
     4c 8b 4c 24 08          mov r9, [rsp + 8]             the displaced instruction
-    48 89 e1 / 48 bc <scratch_top> / 9c / 41 5b / 48 89 cc     r11 = rflags, as above
+    9c / 41 5b              pushfq; pop r11               r11 = rflags, as syscall leaves it
     48 3d <ANSWER_SLOTS>    cmp rax, ANSWER_SLOTS
     73 <slow>               jae slow
     48 b9 <answers_va>      movabs rcx, answers_va
@@ -46,14 +48,14 @@ past the ``syscall``; otherwise it jumps to the ``syscall``, which does what it 
     48 0f ba e1 3f          bt rcx, 63                    NOT_ANSWERED
     72 <slow>               jc slow
     48 89 c8                mov rax, rcx
-    48 89 e1 / 48 bc <scratch_top> / 41 53 / 9d / 48 89 cc     the flags back from r11
+    41 53 / 9d              push r11; popfq               the caller's flags back
     48 8d 0d <rel32>        lea rcx, [rip + (A+2)]
     e9 <rel32>              jmp A+2
   slow:
-    48 89 e1 / 48 bc <scratch_top> / 41 53 / 9d / 48 89 cc     the flags back from r11
+    41 53 / 9d              push r11; popfq
     e9 <rel32>              jmp A                         the syscall
 
-Trampolines live in pages hermipy reserves as its own areas (``memory.OwnArea``, ``[hermipy-trampolines]``:
+Trampolines live, each kind in pages of its own, in pages hermipy reserves as its own areas (``memory.OwnArea``, ``[hermipy-trampolines]``:
 invisible to the guest's memory calls), placed by a top-down search below the patched code and within a
 ``rel32`` of it (so they never stand in the way of brk). A guest MAP_FIXED over such a page takes it back: the
 sites that jump there get their original bytes again (they trap, as before rewriting) and the page goes. The
@@ -81,7 +83,7 @@ GLIBC_SYSCALL_ENTRY = bytes.fromhex("4889f8" "4889f7" "4889d6" "4889ca" "4d89c2"
 GLIBC_SYSCALL_RETURN = bytes.fromhex("483d01f0ffff" "7301" "c3")
 DISPLACED = 5                              # mov r9, [rsp+8]: exactly a jmp rel32
 SITE_FORMS = (SYSCALL, b"\xe6\xe0")        # the site as built, or as KVM rewrites it (out 0xe0, al)
-DISPATCH_SIZE = 112                        # 111 bytes of code, int3 up to 112
+DISPATCH_SIZE = 80                         # 77 bytes of code, int3 up to 80
 
 # Nop fill as assemblers emit it for .p2align (GNU as i386_generate_nops; int3 between functions too).
 _NOPS = (b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00", b"\x0f\x1f\x44\x00\x00",
@@ -130,20 +132,19 @@ def trampoline_code(at: int, site: int, answers_va: int, scratch_top: int, nr: i
     return code + bytes((INT3,)) * (TRAMPOLINE_SIZE - len(code))
 
 
-def dispatch_code(at: int, site: int, answers_va: int, scratch_top: int) -> bytes:
+def dispatch_code(at: int, site: int, answers_va: int) -> bytes:
     """The dispatching trampoline for glibc's syscall() whose ``syscall`` is at ``site``, placed at ``at``."""
-    on_scratch = b"\x48\x89\xe1" + b"\x48\xbc" + struct.pack("<Q", scratch_top)     # mov rcx, rsp; mov rsp, top
-    flags_to_r11 = on_scratch + b"\x9c\x41\x5b" + b"\x48\x89\xcc"                # pushfq; pop r11; mov rsp, rcx
-    flags_from_r11 = on_scratch + b"\x41\x53\x9d" + b"\x48\x89\xcc"              # push r11; popfq; mov rsp, rcx
-    head = (GLIBC_SYSCALL_ENTRY[-DISPLACED:] + flags_to_r11 + b"\x48\x3d" + struct.pack("<I", ANSWER_SLOTS))
-    answer = (b"\x48\xb9" + struct.pack("<Q", answers_va) + b"\x48\x8b\x0c\xc1" + b"\x48\x0f\xba\xe1\x3f")
-    found = b"\x48\x89\xc8" + flags_from_r11
+    head = (GLIBC_SYSCALL_ENTRY[-DISPLACED:] + b"\x9c\x41\x5b"            # mov r9, [rsp+8]; pushfq; pop r11
+            + b"\x48\x3d" + struct.pack("<I", ANSWER_SLOTS))
+    answer = b"\x48\xb9" + struct.pack("<Q", answers_va) + b"\x48\x8b\x0c\xc1" + b"\x48\x0f\xba\xe1\x3f"
+    flags_back = b"\x41\x53\x9d"                                          # push r11; popfq
+    found = b"\x48\x89\xc8" + flags_back
     fast_end = len(head) + 2 + len(answer) + 2 + len(found) + 7 + 5
     code = head + b"\x73" + bytes((fast_end - len(head) - 2,)) + answer
     code += b"\x72" + bytes((fast_end - len(code) - 2,)) + found
     code += b"\x48\x8d\x0d" + struct.pack("<i", site + 2 - (at + len(code) + 7))
     code += bytes((JMP_REL32,)) + struct.pack("<i", site + 2 - (at + len(code) + 5))
-    code += flags_from_r11
+    code += flags_back
     code += bytes((JMP_REL32,)) + struct.pack("<i", site - (at + len(code) + 5))
     return code + bytes((INT3,)) * (DISPATCH_SIZE - len(code))
 
@@ -173,7 +174,7 @@ class Trampolines:
     def __init__(self, mem, answers_va: int, scratch_top: int, policy, invalidate):
         self.mem, self.answers_va, self.scratch_top = mem, answers_va, scratch_top
         self.policy, self.invalidate = policy, invalidate
-        self.areas: list[list[int]] = []             # [start, next free] of each reserved page
+        self.areas: list[list[int]] = []             # [start, next free, slot size] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
         self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (patched address, before, after)
         self.closed = False                          # withdrawn: no more patching
@@ -240,7 +241,7 @@ class Trampolines:
         at = self._slot(site, DISPATCH_SIZE)
         if at is None:
             return False
-        mem.poke(at, dispatch_code(at, site, self.answers_va, self.scratch_top))
+        mem.poke(at, dispatch_code(at, site, self.answers_va))
         self.invalidate(at, at + DISPATCH_SIZE)
         word = jump & ~7
         before = mem.read(word, 8)
@@ -278,10 +279,12 @@ class Trampolines:
         self.invalidate(address, address + len(before))
 
     def _slot(self, near: int, size: int) -> int | None:
-        """``size`` free bytes within a rel32 of ``near``: in a reserved page, or a newly reserved one."""
+        """A free slot of ``size`` bytes within a rel32 of ``near``: in a reserved page of slots of that size
+        (each page holds one kind, so that a slot starts at a multiple of its size: KvmCpu._in_trampoline),
+        or in a newly reserved one."""
         mem = self.mem
         for area in self.areas:
-            if abs(area[0] - near) < REACH and area[1] + size <= area[0] + PAGE:
+            if area[2] == size and abs(area[0] - near) < REACH and area[1] + size <= area[0] + PAGE:
                 area[1] += size
                 return area[1] - size
         code = mem.find(near)
@@ -292,5 +295,5 @@ class Trampolines:
         if abs(start - near) >= REACH:
             return None
         mem.reserve(start, PAGE, PROT_READ | PROT_EXEC, AREA_NAME, self.give_back)
-        self.areas.append([start, start + size])
+        self.areas.append([start, start + size, size])
         return start

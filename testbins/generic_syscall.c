@@ -9,7 +9,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,29 @@
 #define FUTEX_WAKE_PRIVATE 129
 
 static int word;
+static volatile sig_atomic_t ticks;
+
+static void tick(int sig)
+{
+    (void)sig;
+    ticks++;
+}
+
+/* syscall(SYS_getppid) in a loop while a 1 kHz timer's handler interrupts it wherever it is (inside the
+ * trampoline too): every answer right, the handler run many times. */
+static void under_signals(void)
+{
+    struct sigaction sa = {.sa_handler = tick};
+    sigaction(SIGALRM, &sa, 0);
+    struct itimerval every_ms = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &every_ms, 0);
+    long right = 1;
+    pid_t parent = getppid();
+    while (ticks < 100)
+        right &= syscall(SYS_getppid) == parent;
+    setitimer(ITIMER_REAL, &off, 0);
+    printf("syscall() under a 1 kHz timer: answers right %ld, handler ran 100 times: %d\n", right, ticks >= 100);
+}
 
 static void *waiter(void *arg)
 {
@@ -77,5 +102,6 @@ int main(int argc, char **argv)
     waitpid(child, &status, 0);
     printf("in a fork child, ids through syscall() are the child's: %d\n", WIFEXITED(status) && WEXITSTATUS(status) == 7);
     printf("and the parent's again: %d\n", ids_agree());
+    under_signals();
     return 0;
 }
