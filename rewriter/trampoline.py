@@ -55,8 +55,8 @@ and a signal may arrive at any of its instructions (a kick does not wait for it 
     41 53 / 9d              push r11; popfq
     e9 <rel32>              jmp A                         the syscall
 
-Trampolines live, each kind in pages of its own, in pages hermipy reserves as its own areas (``memory.OwnArea``, ``[hermipy-trampolines]``:
-invisible to the guest's memory calls), placed by a top-down search below the patched code and within a
+Trampolines live in pages hermipy reserves as its own areas, each kind in pages of its own (``memory.OwnArea``,
+``[hermipy-trampolines]``: invisible to the guest's memory calls), placed by a top-down search below the patched code and within a
 ``rel32`` of it (so they never stand in the way of brk). A guest MAP_FIXED over such a page takes it back: the
 sites that jump there get their original bytes again (they trap, as before rewriting) and the page goes. The
 bytes are assembled here by hand: no assembler on the run path.

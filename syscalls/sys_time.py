@@ -14,7 +14,6 @@ from hermipy.syscalls.argtypes import Enum, Flags, Ptr
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, STUB, syscall
-from hermipy.syscalls.timekeeping import CLOCK_IDS
 
 CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID", 3: "CLOCK_THREAD_CPUTIME_ID",
           4: "CLOCK_MONOTONIC_RAW", 5: "CLOCK_REALTIME_COARSE", 6: "CLOCK_MONOTONIC_COARSE", 7: "CLOCK_BOOTTIME",
@@ -74,9 +73,7 @@ def vdso_reading(k, clockid: int) -> int | None:
     """What the vDSO answers for ``clockid`` now (ns), so that its answer and the syscall's never disagree:
     None for a clock it leaves to the host (syscalls/timekeeping.py)."""
     keeper = k.mem.vdso_clock
-    if keeper is None or not 0 <= clockid < CLOCK_IDS:
-        return None
-    return keeper.now(clockid)
+    return None if keeper is None else keeper.now(clockid)
 
 
 @syscall("clock_gettime", FULL)
