@@ -44,7 +44,6 @@ MIN_WINDOW_NS = 1_000_000             # samples this far apart before the guest 
 WINDOW_NS = 60_000_000_000            # the rate comes from samples up to this far apart
 MAX_LIFETIME_NS = 1_000_000_000       # a page's formula is used this long at most before a refresh
 OFFSET_STEP_NS = 100_000              # an offset that moved by more is a step of the host clock, else noise
-OFFSET_NOISE_NS = 1_000               # what a measured offset may be off by, beyond its bracket
 MAX_SLEW = 5e-4                       # how much slower the guest's clocks may run to give back a lead
 GOOD_SAMPLE_TICKS = 4000              # a sample whose TSC reads are closer is taken at once
 
@@ -209,18 +208,16 @@ class VdsoClock:
         self._publish(IN_GUEST_MASK)
 
     def _offset(self, clock: int) -> int:
-        """``clock`` - CLOCK_MONOTONIC on the host (timekeeping.c's offs_real, offs_boot, offs_real + tai_offset);
-        the one measured before unless the host's clock stepped since (else a read's noise would move it)."""
+        """``clock`` - CLOCK_MONOTONIC on the host (timekeeping.c's offs_real, offs_boot, offs_real + tai_offset),
+        as an upper bound (the clock read after CLOCK_MONOTONIC), so that the guest's reading is never behind the
+        host's, even the first time after readings taken from the host; the one measured before unless the
+        host's clock stepped since (else a read's noise would move it)."""
         clock_ns = time.clock_gettime_ns
         if clock == CLOCK_TAI:                 # REALTIME plus whole seconds (the leap seconds)
             seconds = round((clock_ns(CLOCK_TAI) - clock_ns(CLOCK_REALTIME)) / 1e9)
             return self._offset(CLOCK_REALTIME) + seconds * 1_000_000_000
         before = clock_ns(time.CLOCK_MONOTONIC)
-        reading = clock_ns(clock)
-        after = clock_ns(time.CLOCK_MONOTONIC)
-        offset = reading - (before + after) // 2
-        if clock == CLOCK_BOOTTIME and offset < after - before + OFFSET_NOISE_NS:
-            offset = 0                         # not suspended since boot: BOOTTIME is MONOTONIC
+        offset = clock_ns(clock) - before      # the largest the offset can be: never behind the host's clock
         old = self.offsets.get(clock)
         if old is None or abs(offset - old) > OFFSET_STEP_NS:
             self.offsets[clock] = old = offset
