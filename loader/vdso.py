@@ -14,6 +14,7 @@ The image is built here from its parts (ELF header, two program headers, SysV ha
 versions, section headers so that tools can read it); the code is assembled by keystone once and cached with
 the KVM stubs (``python -m hermipy.kvm_stubs`` regenerates the cache).
 """
+import functools
 import struct
 
 from hermipy.layout import PAGE_SIZE
@@ -170,18 +171,9 @@ SHT_PROGBITS, SHT_STRTAB, SHT_HASH, SHT_DYNAMIC, SHT_DYNSYM = 1, 3, 5, 6, 11
 SHT_GNU_VERDEF, SHT_GNU_VERSYM = 0x6FFFFFFD, 0x6FFFFFFF
 SHF_ALLOC, SHF_EXECINSTR = 2, 4
 VER_FLG_BASE = 1
-_image: bytes | None = None
-
-
+@functools.cache
 def image() -> bytes:
     """The vDSO's bytes (built once per process)."""
-    global _image
-    if _image is None:
-        _image = _build()
-    return _image
-
-
-def _build() -> bytes:
     from hermipy.kvm_stubs import assemble
     code, labels = assemble(*code_source())
     strings = bytearray(b"\0")

@@ -30,7 +30,7 @@ import time
 # The [vvar] page: what loader/vdso.py's code reads (offsets in bytes).
 VVAR_SEQ, VVAR_MASK, VVAR_TSC_BASE, VVAR_TSC_LIMIT, VVAR_MULT, VVAR_TZ, VVAR_BASES = 0, 4, 8, 16, 24, 32, 40
 CLOCK_IDS = 12                                       # base[] covers clock ids 0..11
-VVAR_BODY = struct.Struct(f"<IQQQii{2 * 12}Q")     # from VVAR_MASK on; base[] as (seconds, nanoseconds) pairs
+VVAR_BODY = struct.Struct(f"<IQQQii{2 * CLOCK_IDS}Q")   # from VVAR_MASK on; base[] as (seconds, nanoseconds)
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE = 0, 1, 5, 6
 CLOCK_BOOTTIME, CLOCK_TAI = 7, 11
 OFFSET_CLOCKS = (CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_TAI)     # each is CLOCK_MONOTONIC plus an offset
@@ -165,13 +165,17 @@ class VdsoClock:
             return None
         with self.mem.lock, self.lock:
             rdtsc = _calibration.rdtsc
-            delta = (rdtsc() - self.tsc_base) & MASK64
-            if not self.mask or delta >= self.tsc_limit:
+            tsc = rdtsc()
+            if not self.mask or (tsc - self.tsc_base) & MASK64 >= self.tsc_limit:
                 self._refresh()
                 if not self.mask:
                     return None
-                delta = (rdtsc() - self.tsc_base) & MASK64
-            return (self.bases[clock] + (delta * self.mult >> 32)) & MASK64
+                tsc = rdtsc()
+            return self._reading(clock, tsc)
+
+    def _reading(self, clock: int, tsc: int) -> int:
+        """The formula the vDSO computes (loader/vdso.py's _READ), for ``clock`` at TSC value ``tsc``."""
+        return (self.bases[clock] + (((tsc - self.tsc_base) & MASK64) * self.mult >> 32)) & MASK64
 
     def refresh(self) -> None:
         with self.mem.lock, self.lock:
@@ -194,7 +198,7 @@ class VdsoClock:
         target = mono + int(error * lifetime) + 200       # ahead by what the rate error could lose meanwhile
         slew = 0.0
         if self.mask:
-            current = self.bases[CLOCK_MONOTONIC] + (((tsc - self.tsc_base) & MASK64) * self.mult >> 32)
+            current = self._reading(CLOCK_MONOTONIC, tsc)
             if current > target:                          # never back: keep the lead, give it back slowly
                 slew = min((current - target) / lifetime, MAX_SLEW)
                 target = current
