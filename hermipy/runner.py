@@ -307,8 +307,15 @@ def _run(kernel: Kernel, trace) -> int:
                 handle_interrupt(kernel)
             except GuestExit as exit_:
                 return exit_.status
+        proc = kernel.proc
         while True:
+            guest_clock = proc.guest_clock     # an ITIMER_VIRTUAL is armed: meter the guest's CPU time
+            if guest_clock is not None:
+                guest_clock.entered(kernel)
             stop = cpu.run(on_syscall)
+            guest_clock = proc.guest_clock
+            if guest_clock is not None:
+                guest_clock.left(kernel)
             reason = stop.reason
             if reason is StopReason.EXIT:
                 return stop.status

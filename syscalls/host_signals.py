@@ -49,7 +49,7 @@ from hermipy.syscalls.kernel import SIGKICK
 SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQH")      # struct signalfd_siginfo (uapi/linux/signalfd.h)
 SIGNALFD_RECORD = 128
 SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
-SI_QUEUE, SI_TIMER, SI_MESGQ = -1, -2, -3
+SI_QUEUE, SI_TIMER, SI_MESGQ, SI_KERNEL = -1, -2, -3, 0x80
 CLD_FIRST, CLD_LAST = 1, 6
 SIGALRM, SIGCHLD, SIGCONT, SIGVTALRM, SIGPROF, SIGIO = 14, 17, 18, 26, 27, 29
 HOST_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
@@ -292,6 +292,10 @@ def parking(bits: int):
                         parked |= bit
             if parked != before:
                 _update_mask()
+            timer = _target.proc.guest_clock if _target is not None and before & bits & (1 << (SIGVTALRM - 1)) else None
+            if timer is not None:          # its host trigger, if it had fired, was flushed: armed again
+                with _target.group.lock:
+                    timer.triggered(_target)
 
 
 def _bits(mask: int):
@@ -338,6 +342,12 @@ def _forward(task, fields: tuple) -> None:
         parked |= bit
         _update_mask()
         return                             # (dropped, as signal_group would: sig_ignored)
+    if signo == SIGVTALRM and code == SI_KERNEL:
+        # The host's ITIMER_VIRTUAL is the trigger of the guest's (sys_timer.VirtualItimer), not its signal.
+        timer = task.proc.guest_clock
+        if timer is not None:
+            timer.triggered(task)
+        return
     if signo == TIMER_HOST_SIGNAL and code == SI_TIMER:
         expiry = timer_siginfo(task, fields[6], fields[8])
         if expiry is None:

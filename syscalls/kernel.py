@@ -57,6 +57,8 @@ class Process:
         self.forked = False                # a child hermipy process made by fork/clone (dies by real signals)
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
         self.timers: dict = {}             # POSIX timer id -> sys_timer.PosixTimer
+        self.itimer_virtual = None         # sys_timer.VirtualItimer, once set (None: value and interval 0)
+        self.guest_clock = None            # the same while armed: tasks then meter their guest CPU time for it
         self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
         self.parent: int | None = None     # a CLONE_VM process (a task group inside its parent's hermipy): the
         #                                    parent's pid; None for a process that is a hermipy process of its own
@@ -73,6 +75,7 @@ class Process:
         child = Process.__new__(Process)
         child.__dict__.update(self.__dict__)
         child.pid, child.parent, child.timers, child.vfork_done = pid, self.pid, {}, -1
+        child.itimer_virtual = child.guest_clock = None
         child.groups = list(self.groups)
         child.rlimits = {r: list(v) for r, v in self.rlimits.items()}
         return child
@@ -156,6 +159,7 @@ class Kernel:
         self.robust_list = 0
         self.interrupt = False         # something (a signal, the group's exit) wants this task at its next stop
         self.host_thread = threading.get_ident()     # the host thread that runs this task
+        self.guest_since = None        # its thread's CPU clock when it last entered guest code (proc.guest_clock)
         self._reported: set[str] = set()
 
     def clone_task(self, flags: int, clone_fs: int, clone_files: int) -> "Kernel":
@@ -174,6 +178,7 @@ class Kernel:
         task.clear_child_tid = task.robust_list = 0
         task.interrupt = False
         task.host_thread = None
+        task.guest_since = None
         task._reported = self._reported
         return task
 

@@ -257,6 +257,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     proc.pid = os.getpid()
     proc.forked = True
     proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
+    proc.itimer_virtual = proc.guest_clock = None
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before
     k.signals.shared = {}                    # its signal pump starts: what is sent to it from now on counts)
     become_sole_task(k)

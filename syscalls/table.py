@@ -160,31 +160,38 @@ class Dispatcher:
     def dispatch(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
         k = self.kernel
-        while True:
-            try:
-                result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
-            except SyscallError as err:
-                if err.errno not in RESTART_ERRNOS:
-                    result = -err.errno
-                elif _nothing_to_deliver(k):
-                    continue              # a kick with nothing for a handler: the call goes on, as restarted
-                else:
-                    return _interrupted_syscall(k, nr, err.errno)
-            except OSError as err:        # host call failed: Linux host, so the errno is the guest's too
-                if err.errno is None:
-                    raise
-                if err.errno == EPIPE:
-                    result = _broken_pipe(k)
-                elif err.errno != EINTR:  # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
-                    result = -err.errno
-                elif _nothing_to_deliver(k):
-                    continue
-                else:
-                    return _interrupted_syscall(k, nr, ERESTARTSYS)
-            break
-        if k.interrupt:
-            return _handle_interrupt(k, result)
-        return result
+        guest_clock = k.proc.guest_clock   # an ITIMER_VIRTUAL is armed: the call is the guest's system time
+        if guest_clock is not None:
+            guest_clock.left(k)
+        try:
+            while True:
+                try:
+                    result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
+                except SyscallError as err:
+                    if err.errno not in RESTART_ERRNOS:
+                        result = -err.errno
+                    elif _nothing_to_deliver(k):
+                        continue              # a kick with nothing for a handler: the call goes on, as restarted
+                    else:
+                        return _interrupted_syscall(k, nr, err.errno)
+                except OSError as err:        # host call failed: Linux host, so the errno is the guest's too
+                    if err.errno is None:
+                        raise
+                    if err.errno == EPIPE:
+                        result = _broken_pipe(k)
+                    elif err.errno != EINTR:  # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
+                        result = -err.errno
+                    elif _nothing_to_deliver(k):
+                        continue
+                    else:
+                        return _interrupted_syscall(k, nr, ERESTARTSYS)
+                break
+            if k.interrupt:
+                return _handle_interrupt(k, result)
+            return result
+        finally:
+            if guest_clock is not None:
+                guest_clock.entered(k)
 
     def dispatch_traced(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
