@@ -360,6 +360,9 @@ def _forward(task, fields: tuple) -> None:
             signal_group(task, signo, info)
         return
     signal_group(task, signo, guest_siginfo(fields))
+    if signo == SIGALRM and code == SI_KERNEL and all(t.signals.blocked & bit for t in task.group.tasks.values()):
+        from hermipy.syscalls.sys_timer import stop_real_timer
+        stop_real_timer()
 
 
 def guest_siginfo(fields: tuple) -> bytes:

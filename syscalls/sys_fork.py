@@ -39,6 +39,7 @@ from hermipy.errors import ExecFailed, LoadError
 from hermipy.syscalls.argtypes import AT_FDCWD, DirFd, Enum, Flags, Int, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.sys_fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, _path, host_syscall, lookup
+from hermipy.syscalls.sys_timer import forget_real_timer
 from hermipy.syscalls.table import FULL, PARTIAL, TRACE_LOCK, syscall
 
 CSIGNAL = 0xFF
@@ -258,6 +259,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     proc.forked = True
     proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
     proc.itimer_virtual = proc.guest_clock = None
+    forget_real_timer()
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before
     k.signals.shared = {}                    # its signal pump starts: what is sent to it from now on counts)
     become_sole_task(k)

@@ -25,7 +25,7 @@ from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, GuestExit, VEC_BP, VEC_DB, VEC_
 from hermipy.syscalls import host_signals
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
 from hermipy.syscalls.errors import EINTR_WHEN_SIGNALLED, ERESTARTNOHAND, ERESTARTSYS, SyscallError
-from hermipy.syscalls.sys_timer import TimerExpiry
+from hermipy.syscalls.sys_timer import TimerExpiry, restart_real_timer
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 NSIG = 64                       # _NSIG on x86-64: signals 1..64
@@ -235,6 +235,8 @@ class SignalState:
             pending_changed(self)
         if isinstance(info, TimerExpiry):
             return info.deliver()
+        if signo == SIGALRM and queues is self.shared:
+            restart_real_timer()
         return info
 
     def dequeue_from(self, these: int) -> tuple[int, bytes] | None:

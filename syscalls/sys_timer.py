@@ -63,10 +63,51 @@ class Itimerval(ctypes.Structure):
                 ("value_sec", ctypes.c_int64), ("value_usec", ctypes.c_int64)]
 
 
+ITIMER_REAL = 0
+_real_stopped = None          # (interval, next expiry on CLOCK_MONOTONIC) ns: the host's ITIMER_REAL stopped
+
+
+def stop_real_timer() -> None:
+    """A periodic ITIMER_REAL's SIGALRM that every guest thread blocks (signal pump, under the group's lock):
+    Linux arms the timer again only as the signal is dequeued (it_real_fn, dequeue_signal), so until then it
+    stands still (getitimer: value 0). The host's was armed again as the pump read its signal; it is stopped
+    here, its next expiry kept, and started at the guest's dequeue (``restart_real_timer``)."""
+    global _real_stopped
+    cur = Itimerval()
+    host_syscall("getitimer", ITIMER_REAL, cur)
+    interval = cur.interval_sec * SEC + cur.interval_usec * USEC
+    if interval:
+        host_syscall("setitimer", ITIMER_REAL, Itimerval(), None)
+        _real_stopped = interval, time.monotonic_ns() + cur.value_sec * SEC + cur.value_usec * USEC
+
+
+def restart_real_timer() -> None:
+    """dequeue_signal() of a SIGALRM: a stopped ITIMER_REAL goes on, its expiry moved forward by whole
+    intervals past now (hrtimer_forward)."""
+    global _real_stopped
+    if _real_stopped is None:
+        return
+    (interval, expires), _real_stopped = _real_stopped, None
+    now = time.monotonic_ns()
+    if expires <= now:
+        expires += ((now - expires) // interval + 1) * interval
+    host_syscall("setitimer", ITIMER_REAL, Itimerval(*divmod(interval // USEC, 1_000_000),
+                                                     *divmod(-(-(expires - now) // USEC), 1_000_000)), None)
+
+
+def forget_real_timer() -> bytes:
+    """alarm or setitimer(ITIMER_REAL) replaces a stopped ITIMER_REAL: what getitimer said of it."""
+    global _real_stopped
+    stopped, _real_stopped = _real_stopped, None
+    return _itimerval(0, stopped[0] if stopped else 0)
+
+
 @syscall("alarm", FULL)
 def alarm(k, seconds: UInt) -> int:
     """alarm(2): the host's own alarm; SIGALRM reaches the guest through the signal pump."""
-    return host_syscall("alarm", seconds)
+    with k.group.lock:
+        forget_real_timer()
+        return host_syscall("alarm", seconds)
 
 
 def _parse_itimerval(raw: bytes) -> tuple[int, int]:
@@ -89,7 +130,15 @@ def setitimer(k, which: ITIMERS, value: Ptr, ovalue: Ptr) -> int:
     kept here (VirtualItimer), as only the guest's own CPU time may count for it."""
     raw = k.mem.read(value, 32) if value else bytes(32)
     new = _parse_itimerval(raw)
-    if which != ITIMER_VIRTUAL:
+    if which == ITIMER_REAL:
+        host_signals.drain()               # an expiry the pump has not read yet leaves the host's timer at 0
+        with k.group.lock:
+            stopped = _real_stopped is not None
+            old = forget_real_timer()
+            host_old = Itimerval()
+            host_syscall("setitimer", which, Itimerval.from_buffer_copy(raw), host_old)
+            old = old if stopped else bytes(host_old)
+    elif which != ITIMER_VIRTUAL:
         old = Itimerval()
         host_syscall("setitimer", which, Itimerval.from_buffer_copy(raw), old)
         old = bytes(old)
@@ -97,6 +146,9 @@ def setitimer(k, which: ITIMERS, value: Ptr, ovalue: Ptr) -> int:
         old = VirtualItimer.set(k, *new)
     if ovalue:
         k.mem.write(ovalue, old)
+    if which == ITIMER_REAL:
+        from hermipy.syscalls.sys_signal import _finish
+        return _finish(k, 0)               # what drain() queued is delivered on the way out
     return 0
 
 
@@ -105,11 +157,24 @@ def getitimer(k, which: ITIMERS, value: Ptr) -> int:
     """getitimer(2)."""
     if which == ITIMER_VIRTUAL:
         cur = VirtualItimer.get(k)
+    elif which == ITIMER_REAL:
+        # Linux re-arms a periodic ITIMER_REAL as its signal is taken, which a running task does at once; the
+        # host's waits for the pump to read it: read now, and the signal is delivered on the way out.
+        host_signals.drain()
+        with k.group.lock:
+            cur = _itimerval(0, _real_stopped[0]) if _real_stopped is not None else None
+            if cur is None:
+                host_cur = Itimerval()
+                host_syscall("getitimer", which, host_cur)
+                cur = bytes(host_cur)
     else:
         host_cur = Itimerval()
         host_syscall("getitimer", which, host_cur)
         cur = bytes(host_cur)
     k.mem.write(value, cur)
+    if which == ITIMER_REAL:
+        from hermipy.syscalls.sys_signal import _finish
+        return _finish(k, 0)
     return 0
 
 
