@@ -25,7 +25,7 @@ from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, GuestExit, VEC_BP, VEC_DB, VEC_
 from hermipy.syscalls import host_signals
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, SigSet, Signal, Size
 from hermipy.syscalls.errors import EINTR_WHEN_SIGNALLED, ERESTARTNOHAND, ERESTARTSYS, SyscallError
-from hermipy.syscalls.sys_timer import TimerExpiry, restart_real_timer
+from hermipy.syscalls.sys_timer import TimerExpiry, restart_real_timer, unignored
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 NSIG = 64                       # _NSIG on x86-64: signals 1..64
@@ -678,16 +678,20 @@ def rt_sigaction(k, sig: SIGNAL, act: Ptr, oact: Ptr, sigsetsize: Size) -> int:
         raise SyscallError(EINVAL)
     st = k.signals
     old = st.actions[sig]
+    requeued = False
     if new is not None:
+        was_ignored = st.ignored(sig)
         with _parking(_bit(sig)):
             st.actions[sig] = new
             if st.ignored(sig):
                 st.discard(sig)               # POSIX 3.3.1.3: setting "ignore" discards a pending signal
+            elif was_ignored and k.proc.timers:
+                requeued = unignored(k, sig)
             if sig == SIGCHLD:
                 sync_host_sigchld(new)
     if oact:
         k.mem.write(oact, old.pack())
-    return 0
+    return _finish(k, 0) if requeued else 0
 
 
 @syscall("rt_sigprocmask", FULL)

@@ -319,7 +319,7 @@ class PosixTimer:
     """A guest POSIX timer (Linux's struct k_itimer): where its expiries go and its overrun accounting. Its
     fields change under the thread group's lock (the pump queues expiries, dequeue_signal delivers them)."""
 
-    __slots__ = ("id", "signo", "tid", "value", "seq", "queued", "overrun", "overrun_last")
+    __slots__ = ("id", "signo", "tid", "value", "seq", "queued", "overrun", "overrun_last", "periodic", "missed")
 
     def __init__(self, timer_id: int, signo: int, tid: int, value: int):
         self.id, self.signo, self.tid, self.value = timer_id, signo, tid, value
@@ -327,6 +327,8 @@ class PosixTimer:
         self.queued = None           # the TimerExpiry last queued
         self.overrun = 0             # expiries since the queued one
         self.overrun_last = 0        # what timer_getoverrun reports
+        self.periodic = False        # set with an interval
+        self.missed = 0              # expiries while its signal was ignored (on Linux's ignored list when > 0)
 
     def expired(self, k, host_overrun: int):
         """An expiry of the host timer: (guest signal, target tid or 0, siginfo) to queue, or None when the last
@@ -334,6 +336,13 @@ class PosixTimer:
         (posixtimer_get_target finds no task)."""
         target = k.group.tasks.get(self.tid) if self.tid else None
         if self.tid and target is None:
+            return None
+        signals = (target or k).signals
+        if signals.ignored(self.signo) and not signals.blocked & (1 << (self.signo - 1)):
+            # posixtimer_sig_ignore(): a periodic timer waits for a handler of its signal (``unignored``), a
+            # one-shot expiry is dropped
+            if self.periodic:
+                self.missed += 1 + host_overrun
             return None
         # The last expiry may be gone from the queue without a dequeue: dropped as ignored, or merged into a
         # standard signal already pending.
@@ -349,7 +358,25 @@ class PosixTimer:
         """timer_settime or timer_delete: a pending expiry is dropped, the overrun accounting starts over."""
         self.seq += 1
         self.queued = None
-        self.overrun = self.overrun_last = 0
+        self.overrun = self.overrun_last = self.missed = 0
+
+    def unignored(self, k) -> bool:
+        """posixtimer_sig_unignore(): its signal has a handler again; a periodic timer that expired while it was
+        ignored gets it queued at once, the expiries missed meanwhile as its overrun (the count Linux's forward
+        of the timer past now gives at the delivery). Under the thread group's lock; whether one was queued."""
+        from hermipy.syscalls.sys_signal import signal_group, signal_task
+        if not self.missed:
+            return False
+        target = k.group.tasks.get(self.tid) if self.tid else None
+        self.overrun, self.missed = self.missed - 1, 0
+        if self.tid and target is None:
+            return False
+        self.queued = TimerExpiry(self)
+        if target is not None:
+            signal_task(target, self.signo, self.queued)
+        else:
+            signal_group(k, self.signo, self.queued)
+        return True
 
 
 class TimerExpiry(bytes):
@@ -436,6 +463,7 @@ def timer_settime(k, timer_id: Int, flags: Int, new_setting: Ptr, old_setting: P
         host_syscall("timer_settime", timer_id, flags, new, old)
         with k.group.lock:
             timer.reset()
+            timer.periodic = bool(new.interval_sec or new.interval_nsec)
     if old_setting:
         k.mem.write(old_setting, bytes(old))
     return 0
@@ -478,6 +506,13 @@ def delete_all(k) -> None:
                 pass
             timer.reset()
         k.proc.timers.clear()
+
+
+def unignored(k, signo: int) -> bool:
+    """rt_sigaction gave ``signo`` a handler (it was ignored): the POSIX timers waiting for one queue their
+    signal (PosixTimer.unignored); whether any did."""
+    with k.group.lock:
+        return any([timer.unignored(k) for timer in k.proc.timers.values() if timer.signo == signo])
 
 
 def timer_siginfo(k, timer_id: int, overrun: int):

@@ -981,6 +981,45 @@ static void sec_ignored(void)
     printf("  then a handler: 2 expiries handled\n");
 }
 
+static void sec_ignored_posix(void)
+{
+    printf("ignored_posix:\n");
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGUSR1, &ign, NULL);
+    timer_t t = make_timer(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGUSR1, 7);
+    arm(t, 0, 100 * MS, 100 * MS);               /* periods long enough for a loaded machine's delays */
+    sleep_ms(550);
+    reset();
+    handle(SIGUSR1, 0);                           /* Linux 6.13+: the timer waited for a handler; queued now */
+    int at_once = fired, overrun = fired_overrun, getoverrun = timer_getoverrun(t);
+    printf("  SIGUSR1 ignored, a timer every 100 ms, 550 ms later a handler: it ran at once %s, si_overrun >= 3 %s, "
+           "si_value %d\n", yes(at_once == 1), yes(overrun >= 3), at_once ? (int)fired_value : -1);
+    printf("  timer_getoverrun is that overrun: %s\n", yes(getoverrun == overrun));
+    spin_until(3);
+    printf("  then on every 100 ms: 2 more expiries handled\n");
+    arm(t, 0, 0, 0);
+
+    sigaction(SIGUSR1, &ign, NULL);
+    arm(t, 0, 10 * MS, 0);
+    sleep_ms(100);
+    reset();
+    handle(SIGUSR1, 0);
+    sleep_ms(20);
+    printf("  a one-shot expiry while ignored, then a handler: it ran %d time(s)\n", (int)fired);
+
+    sigaction(SIGUSR1, &ign, NULL);
+    arm(t, 0, 5 * MS, 5 * MS);
+    sleep_ms(20);
+    arm(t, 0, 0, 0);
+    reset();
+    handle(SIGUSR1, 0);
+    sleep_ms(20);
+    printf("  periodic while ignored, disarmed, then a handler: it ran %d time(s)\n", (int)fired);
+    timer_delete(t);
+    signal(SIGUSR1, SIG_DFL);
+}
+
 /* ---------------------------------------------------------------- main */
 
 struct section { const char *name; void (*run)(void); };
@@ -1000,6 +1039,7 @@ static const struct section sections[] = {
     { "sleep", sec_sleep },
     { "timerfd", sec_timerfd },
     { "ignored", sec_ignored },
+    { "ignored_posix", sec_ignored_posix },
     { "user_time", sec_user_time },
     { "blocked", sec_blocked },
 };

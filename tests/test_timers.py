@@ -7,7 +7,9 @@ deleted (Linux 6.13+: the host kernel's behaviour is what the native run shows);
 itimers but not POSIX timers, a fork child inheriting none; nanosleep/clock_nanosleep interrupted by a timer (EINTR
 and the time left, none written for TIMER_ABSTIME); a timerfd alongside a POSIX timer; itimers whose signal is
 ignored (ITIMER_REAL stops, as Linux re-arms it only when SIGALRM is dequeued; queued once blocked; ITIMER_PROF
-runs on), and a periodic ITIMER_REAL whose SIGALRM is blocked standing still until the signal is taken. And testbins/prof_compute.c:
+runs on), and a periodic ITIMER_REAL whose SIGALRM is blocked standing still until the signal is taken; a periodic
+POSIX timer whose signal is ignored waiting for a handler, which gets the signal at once with the expiries missed as
+its overrun (Linux 6.13+). And testbins/prof_compute.c:
 computation under SIGPROF every 200 us whose output is exact counts and checksums (issue 11: on Unicorn, a stop for
 a signal that landed just after a read-modify-write instruction's store ran that instruction again).
 
@@ -53,6 +55,8 @@ FACTS = {
                  "time then more than 8x the timer's: yes",
     "blocked": "SIGALRM blocked, ITIMER_REAL every 10 ms, 50 ms later: value 0, interval 10000 us, handler ran 0 "
                "time(s)\n  30 ms more: still value 0",
+    "ignored_posix": "SIGUSR1 ignored, a timer every 100 ms, 550 ms later a handler: it ran at once yes, si_overrun >= 3 "
+                     "yes, si_value 7",
     "ignored": "SIGALRM ignored, ITIMER_REAL every 2 ms: a 100 ms nanosleep returns 0; value 0, interval 2000 us\n"
                "  then a handler for 50 ms: handler ran 0 time(s)",
 }
