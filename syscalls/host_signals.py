@@ -337,6 +337,8 @@ def _forward(task, fields: tuple) -> None:
     signo, code = fields[0], fields[2]
     if signo == SIGCONT:
         _continued_at = time.monotonic()
+        from hermipy.syscalls.kicks import continued
+        continued(_continued_at)
     bit = 1 << (signo - 1)
     if bit & PARKABLE and _ignored_by_guest(task, bit):
         parked |= bit

@@ -129,6 +129,23 @@ def sleep(k, ns: int | None) -> bool:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
 
 
+# Tasks in a call that a stop and continue of the process fails with EINTR (see ``interrupted``), and when each began
+# it: set by the task itself around the call (``started = STOP_SENSITIVE[k] = time.monotonic()``, popped in a
+# finally), read by the signal pump (``continued``); a dict's single-item operations are atomic. A stop can land
+# before the host call blocks, while hermipy's own code runs, and the host call would then never see it.
+STOP_SENSITIVE: dict[object, float] = {}
+
+
+def continued(at: float) -> None:
+    """hermipy's process was continued (the signal pump read SIGCONT at ``at``): the tasks in a stop-sensitive call
+    begun before are kicked, so that their host call ends (EINTR) and they find the continue (``interrupted``)."""
+    from hermipy.syscalls.sys_signal import current_task
+    reader = current_task()                # a task that drained the SIGCONT is looking at it already
+    for task, started in list(STOP_SENSITIVE.items()):
+        if started <= at and task is not reader:
+            task.kick()
+
+
 def interrupted(started: float) -> SyscallError:
     """What ends a call that Linux fails with EINTR whenever a signal wakes it (errors.EINTR_WHEN_SIGNALLED),
     begun at ``started`` (time.monotonic()), once its host wait returned EINTR: plain EINTR when hermipy's process

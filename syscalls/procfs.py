@@ -195,8 +195,8 @@ class Synthetic:
 
     def _caller(self):
         """The task looking (threads share this namespace: CLONE_FS)."""
-        from hermipy.syscalls.sys_signal import _current
-        return _current() or self.k
+        from hermipy.syscalls.sys_signal import current_task
+        return current_task() or self.k
 
     def _leader(self):
         """The task /proc/PID describes: the thread-group leader, or the caller once the leader has exited."""

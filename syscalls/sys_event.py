@@ -206,32 +206,35 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None).
     A kick interrupts it, and so does a stop of the process: EINTR when a signal is to be delivered or after the
     stop, whatever SA_RESTART says (ep_poll returns EINTR)."""
-    from hermipy.syscalls.kicks import interrupted
-    started = time.monotonic()
-    count = min(maxevents, MAX_BATCH)
-    buf = ctypes.create_string_buffer(count * EVENT.size)
-    while True:
-        with ep.lock:
-            ep.prune()
-        try:
-            if timeout is None or not isinstance(timeout, int):
-                n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
-                                 ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
-            else:
-                n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
-        except InterruptedError:
-            raise interrupted(started) from None
-        out = bytearray()
-        for i in range(n):
-            mask, token = EVENT.unpack_from(buf, i * EVENT.size)
-            reg = ep.tokens.get(token)
-            if reg is not None and reg.alive:   # else: its file was released after the last prune
-                out += EVENT.pack(mask, reg.data)
-        if out or not n:
-            break
-    if out:
-        k.mem.write(events, bytes(out))
-    return len(out) // EVENT.size
+    from hermipy.syscalls.kicks import STOP_SENSITIVE, interrupted
+    started = STOP_SENSITIVE[k] = time.monotonic()
+    try:
+        count = min(maxevents, MAX_BATCH)
+        buf = ctypes.create_string_buffer(count * EVENT.size)
+        while True:
+            with ep.lock:
+                ep.prune()
+            try:
+                if timeout is None or not isinstance(timeout, int):
+                    n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
+                                     ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
+                else:
+                    n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
+            except InterruptedError:
+                raise interrupted(started) from None
+            out = bytearray()
+            for i in range(n):
+                mask, token = EVENT.unpack_from(buf, i * EVENT.size)
+                reg = ep.tokens.get(token)
+                if reg is not None and reg.alive:   # else: its file was released after the last prune
+                    out += EVENT.pack(mask, reg.data)
+            if out or not n:
+                break
+        if out:
+            k.mem.write(events, bytes(out))
+        return len(out) // EVENT.size
+    finally:
+        STOP_SENSITIVE.pop(k, None)
 
 
 @syscall("epoll_wait", FULL)

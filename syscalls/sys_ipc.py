@@ -71,14 +71,18 @@ def _blocking(name: str, *args) -> int:
     """A host IPC call that may sleep, ended by a kick. signal(7): none is restarted after a handler; a stop and
     continue fails semop/semtimedop with EINTR (ipc/sem.c: -EINTR, also for a stop) but lets msgsnd/msgrcv go on
     (ipc/msg.c: -ERESTARTNOHAND, which the host restarts itself when hermipy's process is continued)."""
-    from hermipy.syscalls.kicks import interrupted
-    started = time.monotonic()
+    from hermipy.syscalls.kicks import STOP_SENSITIVE, interrupted
+    from hermipy.syscalls.sys_signal import current_task
+    task = current_task()
+    started = STOP_SENSITIVE[task] = time.monotonic()
     try:
         return host_syscall(name, *args)
     except InterruptedError:
         if name.startswith("msg"):
             raise SyscallError(ERESTARTNOHAND) from None
         raise interrupted(started) from None
+    finally:
+        STOP_SENSITIVE.pop(task, None)
 
 
 def _ctl(k, name: str, ident: int, cmd: int, buf: int, size_in: int, size_out: int) -> int:

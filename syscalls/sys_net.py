@@ -315,7 +315,10 @@ def blocking_call(option: int, name: str, host_fd: int, *args) -> int:
     it restarts after a handler with SA_RESTART, unless the socket has a timeout for it (``option``: SO_RCVTIMEO
     or SO_SNDTIMEO): then it fails with EINTR whenever a signal is to be delivered, and after a stop of the
     process, which ends the host call too (sock_intr_errno; signal(7))."""
-    started = _time.monotonic()
+    from hermipy.syscalls.kicks import STOP_SENSITIVE
+    from hermipy.syscalls.sys_signal import current_task
+    task = current_task()
+    started = STOP_SENSITIVE[task] = _time.monotonic()
     try:
         return host_syscall(name, host_fd, *args)
     except InterruptedError:
@@ -323,6 +326,8 @@ def blocking_call(option: int, name: str, host_fd: int, *args) -> int:
             from hermipy.syscalls.kicks import interrupted
             raise interrupted(started) from None
         raise SyscallError(ERESTARTSYS) from None
+    finally:
+        STOP_SENSITIVE.pop(task, None)
 
 
 # -- socket, socketpair -----------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def signal_task(task, signo: int, info: bytes) -> None:
     does not block the signal."""
     with task.group.lock:
         queued = task.signals.send(signo, info)
-    if queued and not task.signals.blocked & _bit(signo) and task is not _current():
+    if queued and not task.signals.blocked & _bit(signo) and task is not current_task():
         task.kick()
 
 
@@ -299,14 +299,14 @@ def signal_group(k, signo: int, info: bytes) -> None:
         bit = _bit(signo)
         candidates = [k] + [t for t in group.tasks.values() if t is not k]
         target = next((t for t in candidates if not t.signals.blocked & bit and t.tid in group.tasks), None)
-    if target is not None and target is not _current():
+    if target is not None and target is not current_task():
         target.kick()
 
 
 _local = threading.local()
 
 
-def _current():
+def current_task():
     """The task this host thread runs (None outside a task)."""
     return getattr(_local, "task", None)
 
@@ -410,6 +410,7 @@ def _stop_on_host(signo: int) -> None:
     _signal.pthread_kill(threading.get_ident(), signo)    # this thread's own: the signal pump cannot take it
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signo])  # taken on the way out of this call: the stop
     _signal.pthread_sigmask(_signal.SIG_BLOCK, [signo])
+    host_signals.drain()       # the SIGCONT, read now: it ends the calls other tasks were in, none this one makes next
 
 
 def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -> bool:
@@ -1183,40 +1184,46 @@ def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -
     """rt_sigtimedwait(2): dequeue a pending signal of the set, write its siginfo, return its number; wait
     for one up to the timeout (EAGAIN). Anything else that wakes it ends it with EINTR, SA_RESTART or not
     (do_sigtimedwait): another signal to be delivered (a handler's, a stop's), a stop and continue (signal(7))."""
-    from hermipy.syscalls.kicks import interrupted, sleep
+    from hermipy.syscalls.host_signals import continued_since
+    from hermipy.syscalls.kicks import STOP_SENSITIVE, interrupted, sleep
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(EINVAL)
     these = _read_sigset(k, uthese) & ~UNBLOCKABLE
-    started = time.monotonic()
-    deadline = None
-    if uts:
-        sec, nsec = struct.unpack("<qq", k.mem.read(uts, 16))
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
-            raise SyscallError(EINVAL)
-        deadline = time.monotonic_ns() + sec * 1_000_000_000 + nsec
-    st = k.signals
-    while True:
-        with k.group.lock:
-            taken = st.dequeue_from(these)
-            if taken:
-                signo, info = taken
-                break
-        left = None if deadline is None else deadline - time.monotonic_ns()
-        if left is not None and left <= 0:
-            raise SyscallError(EAGAIN)
-        k.interrupt = False
-        if st.next_deliverable():
-            raise SyscallError(EINTR_WHEN_SIGNALLED)
-        saved = st.blocked
-        st.blocked = saved & ~these                  # while waiting the set counts as unblocked (senders pick us)
-        try:
-            if st.pending_mask() & these:
-                continue
-            sleep(k, left)                           # a kick, or the time is up: looked at again above
-        except InterruptedError:
-            raise interrupted(started) from None
-        finally:
-            st.blocked = saved
+    started = STOP_SENSITIVE[k] = time.monotonic()
+    try:
+        deadline = None
+        if uts:
+            sec, nsec = struct.unpack("<qq", k.mem.read(uts, 16))
+            if sec < 0 or not 0 <= nsec < 1_000_000_000:
+                raise SyscallError(EINVAL)
+            deadline = time.monotonic_ns() + sec * 1_000_000_000 + nsec
+        st = k.signals
+        while True:
+            with k.group.lock:
+                taken = st.dequeue_from(these)
+                if taken:
+                    signo, info = taken
+                    break
+            left = None if deadline is None else deadline - time.monotonic_ns()
+            if left is not None and left <= 0:
+                raise SyscallError(EAGAIN)
+            k.interrupt = False
+            if st.next_deliverable():
+                raise SyscallError(EINTR_WHEN_SIGNALLED)
+            if continued_since(started):         # a stop and continue, maybe before the sleep
+                raise SyscallError(EINTR)
+            saved = st.blocked
+            st.blocked = saved & ~these                  # while waiting the set counts as unblocked (senders pick us)
+            try:
+                if st.pending_mask() & these:
+                    continue
+                sleep(k, left)                           # a kick, or the time is up: looked at again above
+            except InterruptedError:
+                raise interrupted(started) from None
+            finally:
+                st.blocked = saved
+    finally:
+        STOP_SENSITIVE.pop(k, None)
     if uinfo:
         k.mem.write(uinfo, info)
     return signo
