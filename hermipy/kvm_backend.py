@@ -16,7 +16,9 @@ a KVM_EXIT_IO that Python services:
   from the registers KVM shares in the ``kvm_run`` page (KVM_CAP_SYNC_REGS: no extra ioctl), writes rax
   and resumes. On a software-paging VM (PVM) ``syscall`` stays at CPL3, so setting rip back is the whole
   return; on VMX/SVM it entered CPL0, and the return is the ``sysretq`` stub (or ``iretq`` when a
-  handler changed rip/rflags/rcx/r11, as rt_sigreturn does).
+  handler changed rip/rflags/rcx/r11, as rt_sigreturn does). On PVM a plain jump runs the stub too: its
+  first instruction checks that rcx follows a `syscall`, and its exits are refused with IF set or a foreign
+  r11; a jump gets the SIGSEGV of a jump to an unmapped page (``_jumped_in``, see kvm_stubs' _USER_ASM).
 * an exception enters an IDT stub at CPL0 that pushes the vector, rax and CR2 and does
   ``out FAULT_PORT``; Python turns it into ``Stop(FAULT, ...)``; the run resumes through ``iretq``.
 * page-table entries the kernel removes or downgrades (munmap, mprotect, MADV_DONTNEED) are recorded
@@ -71,11 +73,12 @@ import sys
 import threading
 import time
 
-from hermipy.cpu import GPR_NAMES, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
+from hermipy.cpu import GPR_NAMES, VEC_DB, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
 from hermipy.syscalls.memory import PROT_WRITE, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
 from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAX_VCPUS, NOT_ANSWERED, PROBE_PORT,
                                SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
-                               SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, KernelArea, VcpuArea)
+                               SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, USER_STUB_VA, VCPU_STRIDE,
+                               KernelArea, VcpuArea)
 
 KVM_PATH = "/dev/kvm"
 MONITOR, MWAIT = b"\x0f\x01\xc8", b"\x0f\x01\xc9"
@@ -134,9 +137,15 @@ SLOT_MIN = 64 << 20                    # the first memory slot; it doubles as th
 WINDOW_SLOTS = 512                     # memory slots from here on: one per shared window (memory.SharedWindow)
 # Flags a user program may hold (CF PF AF ZF SF TF IF DF OF NT RF AC ID), as iretq from CPL0 accepts them.
 USER_RFLAGS = 0x254FD5 | RFLAGS_FIXED | RFLAGS_IF
+MASK64 = (1 << 64) - 1
+# What r11 holds after a `syscall` at CPL3 (bit 1 and IF set; nothing outside USER_RFLAGS): KvmCpu.run refuses
+# the LSTAR entry's `out` with any other r11 as a jump into the entry (r11 becomes the application's rflags).
+R11_CHECKED = (MASK64 & ~USER_RFLAGS) | RFLAGS_FIXED | RFLAGS_IF
+R11_EXPECTED = RFLAGS_FIXED | RFLAGS_IF
+# The page-fault error code of an instruction fetch at CPL3 from a page that is not present (SDM vol. 3, 4.7).
+PF_USER_FETCH = 0x4 | 0x10
 # XCR0 components a Linux process may use without asking: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
 XCR0_ALLOWED = 0xE7
-MASK64 = (1 << 64) - 1
 INITIAL_RFLAGS = RFLAGS_FIXED | RFLAGS_IF      # what Linux hands a new process
 
 # kvm_run layout (include/uapi/linux/kvm.h): exit_reason at 8, the exit union at 32, then
@@ -443,8 +452,7 @@ class KvmVm:
             self.answered = answered = frozenset(answers)
             for cpu in self.cpus:
                 cpu._answered = answered
-            mode = self.syscall_mode if self.syscall_mode is not None else _learnt_syscall_mode
-            self.area.write_answers(answers, mode == MODE_SYSCALL)
+            self.area.write_answers(answers)
 
     def new_answered_site(self, rcx: int, nr: int, rewrite: bool, invalidate) -> None:
         """The LSTAR entry asks about a site it has not answered before: give the site a trampoline (when
@@ -627,7 +635,9 @@ class KvmCpu(Cpu):
         self._in_guest = False             # inside run()'s KVM_RUN (a TLB shootdown must wait for it)
         self._thread = 0                   # the host thread running it (pthread id, for SIGKICK)
         self._entry_return = area.entry_return                # rip after the LSTAR stub's `out`
+        self._bad_entry_return = area.bad_entry_return        # rip after its `out` for an entry not by `syscall`
         self._syscall_entry = area.syscall_entry
+        self._flush_trapping = False       # sent to the user stub page's `ud2` for a flush (_trap_for_flush)
         self._refresh_after = vm.refresh_after
         self._answered = vm.answered
         self._trapped = vm.trapped
@@ -800,8 +810,9 @@ class KvmCpu(Cpu):
                     self._mode = MODE_USER
                     return self._interrupted()
                 self._mode = MODE_RAW
-                if w[W_RIP] != self._syscall_entry:
-                    continue                  # mid-stub: the next kick or exit will find a better point
+                if w[W_RIP] != self._syscall_entry or not self._after_syscall(w[W_RCX]):
+                    continue                  # mid-stub (or a jump to the entry: its check is next): the next
+                                              # kick or exit will find a better point
                 # Right after `syscall`, before the entry's first instruction (on PVM, where `syscall` itself
                 # exits, that is where a signal finds a vCPU looping on answered syscalls): hand the
                 # syscall to Python as if the entry had asked; the kick is taken right after it.
@@ -813,10 +824,19 @@ class KvmCpu(Cpu):
                 if port == SYSCALL_PORT and w[4] & 0xFFFF != IO_OUT_BYTE:
                     return self._refused_port_read()
                 if port == SYSCALL_PORT:
-                    if w[W_RIP] == self._entry_return:
+                    rip = w[W_RIP]
+                    if rip == self._entry_return:
+                        # `syscall` clears IF (SFMASK; PVM too), and CPL3 code cannot: IF set is CPL3 code that
+                        # jumped into the entry past its check (an rcx after a `syscall`), as is an r11 that no
+                        # `syscall` makes. (PVM leaves IF clear after an answer in the guest, whose popfq at CPL3
+                        # cannot set it: a jump from there is served as the syscall it asks for.)
+                        r11 = w[W_R11]
+                        if w[W_RFLAGS] & RFLAGS_IF or r11 & R11_CHECKED != R11_EXPECTED:
+                            self._mode = MODE_USER
+                            return self._jumped_in(self._syscall_entry)
                         # Linux's view: rip is the instruction after `syscall` (rcx), rflags the caller's (r11).
                         w[W_RIP] = w[W_RCX]
-                        w[W_RFLAGS] = w[W_R11]
+                        w[W_RFLAGS] = r11
                         mode = self._syscall_mode
                         if mode is None:
                             mode = self._syscall_mode = self._learn_syscall_mode()
@@ -833,6 +853,11 @@ class KvmCpu(Cpu):
                                 vm.rewrite_site(site, self.invalidate_code)
                             elif trapped is None:
                                 self._trapped[site] = True
+                    elif USER_AREA <= rip < USER_AREA + USER_AREA_SIZE:
+                        stop = self._bad_entry(rip)
+                        if stop is not None:
+                            return stop
+                        continue
                     else:
                         # A patched site: `out` at CPL3 in place of `syscall`; clobber rcx, r11 as it would.
                         w[W_RCX] = w[W_RIP]
@@ -906,8 +931,52 @@ class KvmCpu(Cpu):
         slot = (pte & PTE_ADDR) + (rip & 0xFFF) // TRAMPOLINE_SIZE * TRAMPOLINE_SIZE
         return self.ram.buf[slot:slot + len(head)] == head
 
+    def _after_syscall(self, rcx: int) -> bool:
+        """Whether the two bytes before ``rcx`` are a `syscall` (0f 05) the application can read: the LSTAR
+        entry's check, for a vCPU stopped before the entry ran it."""
+        site = rcx - 2
+        if not (0 <= site and rcx <= USER_AREA or USER_AREA + USER_AREA_SIZE <= site and rcx <= 1 << 47):
+            return False
+        page_table = self.page_table
+        if any(page_table.get(va) & (PTE_P | PTE_U) != PTE_P | PTE_U for va in (site, site + 1)):
+            return False
+        return page_table.peek(site, 2) == b"\x0f\x05"
+
+    def _bad_entry(self, rip: int) -> Stop | None:
+        """`out SYSCALL_PORT` from the user stub page, other than the entry's own exit: its bad_entry (rcx does
+        not follow a `syscall`), or an `out` of another vCPU's copy (which no `syscall` of this vCPU enters).
+
+        CPL3 code jumped into the entry, unless this is the vCPU's own bad_entry after a genuine `syscall` whose
+        site changed after it ran: at CPL0 (VMX/SVM) in any way, at CPL3 (PVM) rewritten by hermipy from another
+        vCPU (``_rewrite_site``, a trampoline). Such a site runs again: hermipy's rewrites keep what it does (a
+        jump with rcx after such a site is no more than a jump to the site). Otherwise the SIGSEGV of a jump to
+        the copy's entry."""
+        w = self._w
+        if rip == self._bad_entry_return and not w[W_RFLAGS] & RFLAGS_IF:
+            mode = self._syscall_mode
+            if mode is None:
+                mode = self._syscall_mode = self._learn_syscall_mode()
+            site = w[W_RCX] - 2
+            trampolines = self._vm.trampolines
+            if mode == MODE_SYSCALL or site in self._trapped or trampolines is not None and site in trampolines.tried:
+                w[W_RIP] = site
+                w[W_RFLAGS] = (w[W_R11] & USER_RFLAGS) | RFLAGS_FIXED | RFLAGS_IF
+                self._mode = mode
+                return None
+        self._mode = MODE_USER
+        return self._jumped_in(rip - (rip - USER_STUB_VA) % VCPU_STRIDE + (self._syscall_entry - self.area.base))
+
+    def _jumped_in(self, target: int) -> Stop:
+        """What Linux gives CPL3 code that jumps to ``target`` in hermipy's entry area, where nothing of the
+        application's is mapped: the page fault of fetching an instruction there (SIGSEGV, SEGV_MAPERR, si_addr
+        and rip ``target``, error code 0x14). The other registers are what the jump left (the stub changes none
+        before it gets here), but for the status flags (CF, ZF...): the entry's check has compared."""
+        self._w[W_RIP] = target
+        return Stop(StopReason.FAULT, vector=VEC_PF, address=target, rip=target, error=PF_USER_FETCH)
+
     def _learn_syscall_mode(self) -> int:
-        """Does `syscall` enter CPL0 here (VMX/SVM) or stay at CPL3 (PVM)? Asked once, at the first syscall."""
+        """Does `syscall` enter CPL0 here (VMX/SVM) or stay at CPL3 (PVM)? Asked once, at the first syscall (one
+        with IF clear: no jump into the entry teaches it, see ``run``)."""
         sregs = fcntl.ioctl(self.vcpu, KVM_GET_SREGS, bytes(312))
         cs_selector, cs_dpl = struct.unpack_from("<H", sregs, 12)[0], sregs[16]
         ss_dpl = sregs[5 * 24 + 16]
@@ -928,15 +997,27 @@ class KvmCpu(Cpu):
             rip, _cs, rflags, rsp, _ss = struct.unpack_from("<5Q", self.ram.buf, area.stack_offset(area.iret_frame_va))
             w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
             return Stop(StopReason.FAULT, vector=vector, rip=rip)
+        if cs & 3 != 3 and rip == self._syscall_entry and vector == VEC_PF:
+            # VMX/SVM: the LSTAR entry's check (at CPL0, on IST1) could not read the code before a genuine
+            # `syscall`: another thread unmapped it meanwhile. The site runs again, and faults as a return there
+            # would have.
+            w[W_RAX], w[W_RSP], w[W_RIP] = rax, rsp, w[W_RCX] - 2
+            w[W_RFLAGS] = (w[W_R11] & USER_RFLAGS) | RFLAGS_FIXED | RFLAGS_IF
+            return None
         if cs & 3 != 3:
             raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
                           f"{rip:#x}, cr2={cr2:#x}")
         w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
-        if vector == VEC_UD and rip == area.flush_trap:
+        if vector == VEC_UD and rip == area.flush_trap and self._flush_trapping:
             # From CPL3 into CPL0 for a flush: resume the application through the kernel flush stub.
+            self._flush_trapping = False
             w[W_RIP], w[W_RFLAGS] = self._flush_resume_rip, self._flush_resume_rflags
             self._flush_cr3 = True
             return None
+        if USER_AREA <= rip < USER_AREA + USER_AREA_SIZE and vector != VEC_DB:
+            # CPL3 code in hermipy's entry area faulted: it jumped there. The entry's check could not read [rcx - 2]
+            # (rip: the entry), or it jumped to the flush trap, or into the middle of the stub, or to a page of data.
+            return self._jumped_in(rip)
         if vector == VEC_GP and self.page_table.peek(rip, 3) in (MONITOR, MWAIT):
             vector = VEC_UD                   # PVM's #GP; a CPU's is #UD at CPL3 (Linux's SIGILL)
         return Stop(StopReason.FAULT, vector=vector, address=cr2 if vector == VEC_PF else 0, rip=rip, error=error)
@@ -987,6 +1068,7 @@ class KvmCpu(Cpu):
         resumes the application through the kernel flush stub (the entries, then a CR3 reload)."""
         w = self._w
         self._flush_resume_rip, self._flush_resume_rflags = w[W_RIP], w[W_RFLAGS]
+        self._flush_trapping = True
         w[W_RIP] = self.area.flush_trap
 
     def _unexpected_exit(self, reason: int) -> None:

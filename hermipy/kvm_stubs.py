@@ -68,7 +68,6 @@ SEEN_VA = USER_STUB_VA + 0x14000             # read-only at CPL3: sites whose an
 SEEN_MASK = 0xFF8                            # rcx bits that pick a slot of the seen-sites page
 ANSWER_SLOTS = 187                           # syscall numbers 0..186 (gettid is 186)
 NOT_ANSWERED = 1 << 63                       # slot n holds NOT_ANSWERED | n: "ask Python"
-AT_CPL0_OFFSET = 0xFF8                       # in the answer page: 1 when `syscall` entered CPL0 (VMX/SVM)
 SCRATCH_STACK_TOP = 0x100                    # in the scratch page; the saved rsp is at offset 0
 SCRATCH_NR = 0x8                             # in the scratch page: the syscall number, kept by the entry
 TRAMPOLINE_STACK_TOP = SCRATCH_VA + 0x200    # the trampolines' pushfq stack (rewriter/trampoline.py)
@@ -98,6 +97,10 @@ FLUSH_PORT = 0xE3                      # `out` from the kernel flush stub: the n
 SPURIOUS_VECTOR = 0xFF                 # what any other software interrupt gate reports (never reached)
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})   # Intel SDM vol. 3, table 6-1
 USER_GATES = frozenset({3, 4})                                              # int3, into
+# Vectors delivered on IST1 (= RSP0) also from CPL0: on VMX/SVM the LSTAR entry runs at CPL0 on the application's
+# rsp, and its first instruction reads the application's code ([rcx - 2]), whose page another thread may have
+# unmapped; the #PF's frame then goes to the kernel stack, not below the application's rsp (or into a double fault).
+IST_VECTORS = frozenset({14})
 
 # Supervisor stubs, at CPL0. The flush stub is entered with rsp at the iret frame Python wrote under RSP0;
 # above that frame are its parameters (FLUSH_SLOTS: list address, count, more). It runs the list as the user
@@ -152,19 +155,36 @@ fault_common:
 
 # User stubs, at CPL3 (also the LSTAR target on VMX/SVM, where it runs at CPL0).
 #
-# syscall_entry answers from the answer page when slot rax holds a value (getpid & co., see
+# syscall_entry first checks that it was entered by `syscall`: rcx, the return address `syscall` sets, must
+# follow a `syscall` instruction (the two bytes at rcx - 2 are 0f 05). On PVM `syscall` stays at CPL3, where a
+# plain `jmp` to this page runs it too; a jump with any other rcx goes to bad_entry, and one whose rcx cannot be
+# read faults on that first instruction: either way the backend gives the application the SIGSEGV Linux gives
+# for a jump to an address where nothing is mapped (KvmCpu._jumped_in). That is one load, compare and branch on
+# every syscall. A jump whose rcx does follow a `syscall` (or any bytes 0f 05 it can read) passes; the backend
+# then refuses its `out` by IF, which `syscall` clears (SFMASK, PVM included) and CPL3 code cannot, and by r11,
+# which must be an application's rflags (KvmCpu.run). What remains is no more than the code that jumped could do
+# by running `syscall` itself: an answer read here from the answer page (which it can read anyway) for a site
+# Python has seen, and on PVM, after such an answer (whose popfq at CPL3 cannot set IF back), the syscall it
+# asks for. A genuine syscall meets bad_entry only when its site changed after the `syscall` ran (hermipy
+# rewrote it meanwhile, from another vCPU): the backend runs the site again.
+#
+# It then answers from the answer page when slot rax holds a value (getpid & co., see
 # KvmCpu.answer_in_guest) and the seen-sites page holds the return address rcx (Python has had its chance to
 # give the site a trampoline, see KvmCpu._new_answered_site), else exits to Python with `out` (rax = nr).
 # rcx and r11 are what `syscall` made them; rax is
 # the answer; rflags is restored from r11 as sysretq would (popfq on the scratch stack at CPL3: a CPL3
-# popfq leaves IF/IOPL alone; sysretq itself at CPL0). No other register, and no byte of the application's
-# memory, changes. `out` leaves rax = nr (flags are Python's to restore from r11).
+# popfq leaves IF/IOPL alone; sysretq itself at CPL0: the CPL is CS's low bits, so that no setting, and no
+# jump into the page at CPL3, makes it run sysretq there or return to the application at CPL0). No other
+# register, and no byte of the application's memory, changes. `out` leaves rax = nr (flags are Python's to
+# restore from r11).
 #
 # flush_trap is where the backend sends a vCPU that is at CPL3 (on PVM, after a syscall) when page-table entries
 # are stale: its #UD is the way into CPL0, where the kernel flush stub rewrites them through the supervisor-only
 # map of RAM and reloads CR3 before the application resumes.
 _USER_ASM = """
 syscall_entry:
+    cmp word ptr [rcx - 2], 0x050f
+    jne bad_entry
     cmp rax, {slots:#x}
     jae to_python
     mov qword ptr [rip + syscall_entry + {scratch:#x}], rsp
@@ -178,9 +198,9 @@ syscall_entry:
     add rsp, qword ptr [rip + seen_table]
     cmp rcx, qword ptr [rsp]
     jne new_site
-    lea rsp, [rip + syscall_entry + {answers:#x}]
-    cmp byte ptr [rsp + {at_cpl0:#x}], 0
-    jne answer_sysret
+    mov esp, cs
+    test esp, 3
+    jz answer_sysret
     lea rsp, [rip + syscall_entry + {stack_top:#x}]
     push r11
     popfq
@@ -197,6 +217,10 @@ to_python:
     out {syscall_port:#x}, al
 entry_return:
     jmp rcx
+bad_entry:
+    out {syscall_port:#x}, al
+bad_entry_return:
+    ud2
 flush_trap:
     ud2
 seen_table:
@@ -253,7 +277,7 @@ def stub_sources() -> list[tuple[str, int]]:
     """Every (source, base) the backend assembles: its user stub page and its kernel code."""
     user = _USER_ASM.format(syscall_port=SYSCALL_PORT, slots=ANSWER_SLOTS, scratch=SCRATCH_VA - USER_STUB_VA,
                             scratch_nr=SCRATCH_VA - USER_STUB_VA + SCRATCH_NR, answers=ANSWERS_VA - USER_STUB_VA,
-                            at_cpl0=AT_CPL0_OFFSET, stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP,
+                            stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP,
                             seen_mask=SEEN_MASK, seen_va=SEEN_VA)
     kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_port=FLUSH_PORT) + "".join(
         _vector_stub(v) for v in STUB_VECTORS)
@@ -291,10 +315,12 @@ def vcpu_kernel_va(index: int) -> int:
 
 
 def tss_with_io_bitmap(rsp0: int) -> bytes:
-    """A 64-bit TSS (SDM vol. 3, 8.7) with RSP0 and an I/O permission bitmap that opens SYSCALL_PORT alone to
-    CPL3 (every other `in`/`out` is a #GP, as for a Linux process: ioperm was never called)."""
+    """A 64-bit TSS (SDM vol. 3, 8.7) with RSP0, IST1 (the same stack: see IST_VECTORS) and an I/O permission
+    bitmap that opens SYSCALL_PORT alone to CPL3 (every other `in`/`out` is a #GP, as for a Linux process: ioperm
+    was never called)."""
     tss = bytearray(TSS_LIMIT + 1)
     struct.pack_into("<Q", tss, 4, rsp0)
+    struct.pack_into("<Q", tss, 36, rsp0)                     # IST1
     struct.pack_into("<H", tss, 102, TSS_SIZE)                 # I/O map base
     tss[TSS_SIZE:] = b"\xff" * (IOMAP_PORTS // 8 + 1)
     tss[TSS_SIZE + SYSCALL_PORT // 8] &= ~(1 << (SYSCALL_PORT % 8))
@@ -333,7 +359,7 @@ class KernelArea:
         self._fill_gdt()
         self._fill_idt()
         self._poke(self.frames[CODE_PAGE], kernel_code)
-        self.write_answers({}, False)
+        self.write_answers({})
         self._poke(self.seen_frame, bytes(PAGE))
         self._map(page_table)
 
@@ -356,7 +382,8 @@ class KernelArea:
         for vector in range(256):
             stub = self.labels.get(f"vector_{vector}", self.labels[f"vector_{SPURIOUS_VECTOR}"])
             attributes = 0xEE if vector in USER_GATES else 0x8E        # present, 64-bit interrupt gate
-            struct.pack_into("<HHBBHIxxxx", idt, vector * 16, stub & 0xFFFF, SEL_KERNEL_CS, 0, attributes,
+            ist = 1 if vector in IST_VECTORS else 0
+            struct.pack_into("<HHBBHIxxxx", idt, vector * 16, stub & 0xFFFF, SEL_KERNEL_CS, ist, attributes,
                              (stub >> 16) & 0xFFFF, stub >> 32)
         self._poke(self.frames[IDT_PAGE], bytes(idt))
 
@@ -381,11 +408,10 @@ class KernelArea:
             entries = array("Q", range(start | flags, min(start + GIB, ram.size) | flags, HUGE))
             words[first:first + len(entries)] = memoryview(entries)
 
-    def write_answers(self, answers: dict[int, int], at_cpl0: bool) -> None:
+    def write_answers(self, answers: dict[int, int]) -> None:
         """Fill the answer page: ``answers`` maps syscall numbers below ANSWER_SLOTS to their result."""
         slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]
         struct.pack_into(f"<{ANSWER_SLOTS}Q", self.ram.buf, self.answer_frame, *slots)
-        struct.pack_into("<Q", self.ram.buf, self.answer_frame + AT_CPL0_OFFSET, int(at_cpl0))
 
     def remember_site(self, rcx: int) -> None:
         """Let the LSTAR entry answer the syscalls of the site returning to ``rcx`` without asking Python."""
@@ -419,6 +445,7 @@ class VcpuArea:
         user = area.user_labels
         self.syscall_entry = user["syscall_entry"] + shift
         self.entry_return = user["entry_return"] + shift
+        self.bad_entry_return = user["bad_entry_return"] + shift
         self.flush_trap = user["flush_trap"] + shift
 
         buf = ram.buf

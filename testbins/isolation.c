@@ -8,7 +8,8 @@
  *   munmap               munmap of ranges reaching beyond user space
  *   ports                `in`/`out` to hermipy's ports and others: each is a #GP, SIGSEGV with SI_KERNEL
  *   insns NAME...        run each named instruction probe (privileged instructions, software interrupts, icebp,
- *                        the trap flag, hermipy's entry area); print the signal and what its frame says
+ *                        the trap flag, hermipy's entry area); print the signal and what its frame says.
+ *                        jump_to=HEX jumps to address HEX (rcx 0x10)
  *   int80                the i386 syscall ABI from a 64-bit process: write, getpid, an unknown number, exit
  *   mknod                make device nodes, a whiteout, a FIFO, a socket and a file in the cwd
  *   kill PID             signal PID (a process outside this program's tree) every way there is, then a child
@@ -363,6 +364,18 @@ INSN_PROBE(read_ram_map, "movabs $0x7f0000001000, %rax\nmov (%rax), %rax")
 INSN_PROBE(write_ram_map, "movabs $0x7f0000001000, %rax\nmovq $0, (%rax)")
 INSN_PROBE(write_flush_list, "movabs $0x7f7ffffe1000, %rax\nmovq $0, (%rax)")
 INSN_PROBE(write_entry_area, "movabs $0x7f7ffffe0000, %rax\nmovq $0, (%rax)")
+/* Jumps to vCPU 0's LSTAR entry (kvm_stubs.USER_STUB_VA), where nothing is mapped natively. On PVM `syscall` runs
+ * that entry at CPL3, so a jump runs it too; it must not act as a syscall: rcx unreadable, rcx readable but not
+ * after a `syscall` instruction, rcx after one (bytes 0f 05 the probe never runs) but r11 not an application's
+ * rflags (IOPL 3), rcx after one and r11 the flags (IF still set: no `syscall` ran). */
+INSN_PROBE(jump_entry_area, "mov $0x10, %ecx\nmovabs $0x7f7ffffe0000, %rax\njmp *%rax")
+INSN_PROBE(jump_entry_area_rcx_code, "lea 0(%rip), %rcx\nmovabs $0x7f7ffffe0000, %rax\njmp *%rax")
+INSN_PROBE(jump_entry_area_iopl, "lea 1f(%rip), %rcx\nmov $0x3202, %r11d\nmov $39, %eax\n"
+           "movabs $0x7f7ffffe0000, %rdx\njmp *%rdx\n.byte 0x0f, 0x05\n1:")
+INSN_PROBE(jump_entry_area_after_syscall, "lea 1f(%rip), %rcx\npushfq\npop %r11\nmov $39, %eax\n"
+           "movabs $0x7f7ffffe0000, %rdx\njmp *%rdx\n.byte 0x0f, 0x05\n1:")
+unsigned long insn_jump_target;
+INSN_PROBE(jump_to, "mov $0x10, %ecx\nmov insn_jump_target(%rip), %rax\njmp *%rax")
 
 static sigjmp_buf insn_back;
 static char *insn_label;
@@ -404,7 +417,10 @@ static int do_insns(int argc, char **argv) {
         {"rdtsc", insn_rdtsc}, {"cpuid", insn_cpuid}, {"kernel_half", insn_kernel_half},
         {"jump_to_kernel_half", insn_jump_to_kernel_half}, {"read_ram_map", insn_read_ram_map},
         {"write_ram_map", insn_write_ram_map}, {"write_flush_list", insn_write_flush_list},
-        {"write_entry_area", insn_write_entry_area}};
+        {"write_entry_area", insn_write_entry_area}, {"jump_entry_area", insn_jump_entry_area},
+        {"jump_entry_area_rcx_code", insn_jump_entry_area_rcx_code},
+        {"jump_entry_area_iopl", insn_jump_entry_area_iopl},
+        {"jump_entry_area_after_syscall", insn_jump_entry_area_after_syscall}};
     struct sigaction sa = {0};
     sa.sa_sigaction = on_insn_signal;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
@@ -416,6 +432,10 @@ static int do_insns(int argc, char **argv) {
         for (unsigned i = 0; i < sizeof probes / sizeof probes[0]; i++)
             if (!strcmp(probes[i].name, argv[a]))
                 code = probes[i].code;
+        if (!strncmp(argv[a], "jump_to=", 8)) {
+            insn_jump_target = strtoul(argv[a] + 8, NULL, 16);
+            code = insn_jump_to;
+        }
         if (!code) {
             printf("%s: no such probe\n", argv[a]);
             continue;

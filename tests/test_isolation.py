@@ -481,12 +481,20 @@ def test_port_io_is_a_general_protection_fault(variant):
 INSN_PROBES = ("int3 int_3 int_4 int_0 int_1 int_6 int_13 int_14 int_0x81 int_0xff icebp trap_flag ud2 into cli sti "
                "hlt rdmsr wrmsr lgdt lidt lldt ltr invlpg read_cr0 read_cr3 write_cr3 read_cr4 read_dr7 clts invd "
                "wbinvd swapgs sysret sysexit rdpmc monitor mwait rdtsc cpuid kernel_half jump_to_kernel_half "
-               "read_ram_map write_ram_map write_flush_list write_entry_area").split()
+               "read_ram_map write_ram_map write_flush_list write_entry_area jump_entry_area jump_entry_area_rcx_code "
+               "jump_entry_area_iopl jump_entry_area_after_syscall").split()
 # A #DB trap leaves rip past the instruction (SDM vol. 3, 6.15, "Interrupt 1"), icebp's too; a hypervisor that
 # intercepts icebp and injects #DB without moving rip on (this machine's: it is itself a VM) makes the native
 # run report the icebp itself. hermipy's answer is the architectural one.
 ICEBP_AT_THE_INSTRUCTION = b"icebp: signal 5 code 1 addr +0 trap 1 error 0 rip +0\n"
 ICEBP_AS_A_TRAP = b"icebp: signal 5 code 1 addr +1 trap 1 error 0 rip +1\n"
+
+
+def _flush_trap() -> int:
+    """vCPU 0's flush trap (kvm_stubs' `ud2` by which the backend enters CPL0 from CPL3 for a flush)."""
+    from hermipy import kvm_stubs
+    (source, base), _kernel = kvm_stubs.stub_sources()
+    return kvm_stubs.assemble(source, base)[1]["flush_trap"]
 
 
 def _host_vendor() -> str:
@@ -500,9 +508,12 @@ def test_instructions_as_a_linux_process_sees_them(variant):
     through a gate of DPL 0 the #GP whose error code names the gate, int3 and `int 4` traps, icebp and the trap
     flag SIGTRAP (TRAP_BRKPT, TRAP_TRACE), monitor/mwait/sysenter SIGILL (sysenter: as on AMD CPUs, probed
     only there); the kernel half, hermipy's map of guest RAM and its flush lists are out of the application's
-    reach, with the page-fault error code Linux reports. testbins/isolation.c ``insns``: signal, si_code,
-    si_addr, trap number, error code and rip, as natively."""
-    probes = INSN_PROBES + ["sysenter"] * (_host_vendor() == "AuthenticAMD")
+    reach, with the page-fault error code Linux reports. A jump into hermipy's KVM entry area (the LSTAR entry,
+    which on PVM runs at CPL3 after a `syscall`, with rcx unreadable, not after a `syscall`, after one but r11
+    no application's rflags, or after one and r11 the flags; its flush trap) is the SIGSEGV of a jump to an
+    unmapped address. testbins/isolation.c ``insns``: signal, si_code, si_addr, trap number, error code and rip,
+    as natively."""
+    probes = INSN_PROBES + [f"jump_to={_flush_trap():x}"] + ["sysenter"] * (_host_vendor() == "AuthenticAMD")
     argv = [build("isolation", variant), "insns", *probes]
     native, emulated = difftest.run_both(argv)
     native = difftest.Result(native.status, native.stdout.replace(ICEBP_AT_THE_INSTRUCTION, ICEBP_AS_A_TRAP),
