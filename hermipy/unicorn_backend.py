@@ -11,6 +11,10 @@ I/O bitmap opening SYSCALL_PORT alone, as KVM's), and each new engine is taken d
 (``_enter_user_mode``), so privileged instructions are QEMU's #GP and supervisor pages are out of reach. A site that ``hermipy rewrite``
 turned into ``out SYSCALL_PORT, al`` (the KVM backend's direct kernel entry) is a syscall here too, through the
 OUT instruction hook; ``out`` to any other port, and ``in`` from any, is a #GP, as it is for a Linux process.
+Unlike `syscall`, `out` does not end QEMU's translation block: after the hook the block's next instructions run
+before anything looks at rip, so a hook that moves rip (a restart, a signal frame, sigreturn) or stops the engine
+(exit, a fault) would see them run first (a restarted wait4 took its own number as a pid). A second OUT hook, in
+machine code, leaves the block right after the `out` when the first asks it to (``_leave_after_out``).
 Where QEMU reports an exception otherwise than a CPU under Linux would (`int n` by its vector, icebp and rdpmc
 as #UD, sysenter run as on Intel), the interrupt hook and ``_undefined_opcode`` report the CPU's.
 
@@ -71,6 +75,7 @@ CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 <<
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
 UC_CPU_X86_WESTMERE = 16     # SSE4.2, POPCNT: what TCG emulates fully (no AVX)
 SYSCALL_INSN_LEN = 2
+_STOPPED, _MOVED = 1, 2                 # why a syscall hook does not go on after the instruction (_serve_syscall)
 MASK64 = (1 << 64) - 1
 _RIP_INDEX = GPR_NAMES.index("rip")
 _PROBE_ADDR = 0x1000
@@ -128,6 +133,43 @@ _STOP_AT_BLOCK_CODE = (b"\x80\x39\x00"         # cmp byte [rcx], 0
 _stop_at_block_lock = threading.Lock()
 _stop_at_block: int | None = None       # the hook's address, one for all engines
 _stop_at_block_callback = None          # elsewhere than on x86-64: the Python callback, kept alive
+
+# The OUT hook that ends the translation block after an `out` whose syscall hook asked for it, in machine code:
+# uc_cb_insn_out_t(uc, port, size, value, user_data) with user_data the engine's _Leave. It runs after the Python
+# OUT hook (hooks run in the order they were added) and, when the flag is set, clears it and leaves through
+# QEMU's cpu_loop_exit_noexc(cpu), as a helper raising an exception does: a longjmp back to cpu_exec, over C
+# frames only (the Python hook has returned), with env as the hook left it (rip included: nothing restores it).
+_LEAVE_AFTER_OUT_CODE = (b"\x41\x80\x38\x00"    # cmp byte [r8], 0
+                         b"\x75\x01"              # jne .leave
+                         b"\xc3"                  # ret
+                         b"\x41\xc6\x00\x00"      # .leave: mov byte [r8], 0
+                         b"\x49\x8b\x78\x08"      # mov rdi, [r8 + 8]      (the engine's CPUState)
+                         b"\x48\xb8%b"            # mov rax, cpu_loop_exit_noexc
+                         b"\xff\xe0")             # jmp rax
+_LOOP_EXIT_SYMBOL = "cpu_loop_exit_noexc_x86_64"     # exported by libunicorn (QEMU's x86-64 target)
+_leave_after_out: int | None = None     # the hook's address (0: not available on this host or libunicorn)
+
+
+class _Leave(ctypes.Structure):
+    """The leave hook's user_data: its flag, and the engine's QEMU CPUState."""
+    _fields_ = [("flag", ctypes.c_uint8), ("cpu", ctypes.c_void_p)]
+
+
+def _leave_after_out_hook(lib: ctypes.CDLL) -> int:
+    """The address of the hook described above, or 0 where it cannot be made (a host other than x86-64: the
+    longjmp must not cross a Python callback's frames; a libunicorn without the symbol)."""
+    global _leave_after_out
+    with _stop_at_block_lock:
+        if _leave_after_out is None:
+            _leave_after_out = 0
+            if platform.machine() in ("x86_64", "AMD64"):
+                try:
+                    loop_exit = ctypes.cast(getattr(lib, _LOOP_EXIT_SYMBOL), ctypes.c_void_p).value
+                except AttributeError:
+                    loop_exit = None
+                if loop_exit:
+                    _leave_after_out = _executable(_LEAVE_AFTER_OUT_CODE % struct.pack("<Q", loop_exit))
+        return _leave_after_out
 
 
 def _stop_at_block_hook(lib: ctypes.CDLL) -> int:
@@ -486,7 +528,7 @@ class UnicornCpu(Cpu):
         self._engines = _Engines(self)
         self._kicked = False                    # kick(): return Stop(INTERRUPT) at the next clean point
         self._preempted = False                 # stopped for another engine's turn
-        self._in_hook = False                   # in the SYSCALL hook: not to be stopped from outside
+        self._in_hook = False                   # in a syscall hook (SYSCALL or `out`): not to be stopped from outside
         self._rip_written = False               # the hook moved rip (a signal frame, sigreturn, a restart)
         self._pending_flush = False             # another thread changed the page table: flush before running
         self._pending_code: list[tuple[int, int]] = []   # code another thread patched: drop its translations
@@ -526,6 +568,12 @@ class UnicornCpu(Cpu):
                                     ctypes.cast(self._syscall_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_SYSCALL))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
                                     ctypes.cast(self._out_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_OUT))
+        self._leave = _Leave()            # set by the OUT hook: end the block after this `out`
+        leave = _leave_after_out_hook(lib) if self._env_regs is not None else 0
+        if leave:                         # (the env path found for this engine leads through uc->cpu)
+            self._leave.cpu = ctypes.c_void_p.from_address(self.uch.value + _env_path[0]).value
+            self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN, leave,
+                                        ctypes.addressof(self._leave), 1, 0, UC_X86_INS_OUT))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
                                     ctypes.cast(self._in_cb, ctypes.c_void_p), None, 1, 0, UC_X86_INS_IN))
         self._check(lib.uc_hook_add(self.uch, ctypes.byref(handle), UC_HOOK_INSN,
@@ -697,7 +745,9 @@ class UnicornCpu(Cpu):
         finally:
             self._in_hook = False
 
-    def _serve_syscall(self) -> None:
+    def _serve_syscall(self) -> int | None:
+        """Serve the syscall the hook stopped at. None when the guest goes on after the instruction, else why
+        not: _STOPPED (the run ends: an exit, an error), _MOVED (rip was moved; the engine stops to resume there)."""
         lib, uch, regs = self.lib, self.uch, self._env_regs
         if regs is not None:
             nr, a0, a1, a2, a3, a4, a5, rip = (regs[ENV_RAX], regs[ENV_RDI], regs[ENV_RSI], regs[ENV_RDX],
@@ -718,11 +768,11 @@ class UnicornCpu(Cpu):
         except GuestExit as exit_:
             self._stop = Stop(StopReason.EXIT, status=exit_.status)
             lib.uc_emu_stop(uch)
-            return
+            return _STOPPED
         except BaseException as error:     # a kernel bug: re-raised from run(), never swallowed by ctypes
             self._error = error
             lib.uc_emu_stop(uch)
-            return
+            return _STOPPED
         finally:
             self._in_syscall = False
             engines = self._engines        # a fork child's is new (sole_in_child)
@@ -748,6 +798,8 @@ class UnicornCpu(Cpu):
             self._rip_written = False
             self._preempted = True
             lib.uc_emu_stop(uch)
+            return _MOVED
+        return None
 
     # -- in-guest answers ------------------------------------------------------------------------
     def stop_answering_in_guest(self) -> None:
@@ -785,14 +837,31 @@ class UnicornCpu(Cpu):
             slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]   # as KVM's page
             struct.pack_into(f"<{ANSWER_SLOTS}Q", self._ram.buf, self._answer_frame, *slots)
 
-    def _out_hook(self, uc, port, size, _value, user_data) -> None:
+    def _out_hook(self, _uc, port, size, _value, _user_data) -> None:
         """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes). (Unicorn
-        calls this hook before, and instead of, QEMU's I/O-bitmap check: the other ports' #GP is made here.)"""
+        calls this hook before, and instead of, QEMU's I/O-bitmap check: the other ports' #GP is made here.)
+
+        Where the guest does not simply go on after the `out`, the block is left right after it (``_leave``,
+        see _LEAVE_AFTER_OUT_CODE): QEMU would run the rest of it first. A moved rip then needs the 2 bytes that
+        set_reg took off for QEMU's SYSCALL helper, which adds them after its hook: nothing adds them here."""
         if port == SYSCALL_PORT and size == 1:
-            self._syscall_hook(uc, user_data)
-            return
-        self._stop = Stop(StopReason.FAULT, vector=VEC_GP, rip=self.get_reg("rip"))
-        self.lib.uc_emu_stop(self.uch)
+            self._in_hook = True
+            try:
+                why = self._serve_syscall()
+            finally:
+                self._in_hook = False
+            if why is None:
+                return
+            if why == _MOVED:
+                regs = self._env_regs
+                if regs is not None:
+                    regs[ENV_EIP] = (regs[ENV_EIP] + SYSCALL_INSN_LEN) & MASK64
+                else:
+                    self.set_reg("rip", self.get_reg("rip") + SYSCALL_INSN_LEN)
+        else:
+            self._stop = Stop(StopReason.FAULT, vector=VEC_GP, rip=self.get_reg("rip"))
+            self.lib.uc_emu_stop(self.uch)
+        self._leave.flag = 1
 
     def _in_hook(self, _uc, _port, _size, _user_data) -> int:
         """`in` is a #GP at CPL3 whatever the port (hermipy's I/O permission bitmap allows none for reading).
