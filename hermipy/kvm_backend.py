@@ -205,6 +205,18 @@ def open_kvm() -> int:
     return fd
 
 
+_system_fd = -1
+
+
+def kvm_system_fd() -> int:
+    """This process's /dev/kvm, opened once and kept: a fork child makes its VM through the fd it inherits, even
+    after the guest gave up the privileges that opening /dev/kvm needs (setuid binds on the host)."""
+    global _system_fd
+    if _system_fd < 0:
+        _system_fd = open_kvm()
+    return _system_fd
+
+
 def kvm_unusable_reason() -> str | None:
     """None when /dev/kvm can run a guest here, else a one-line reason (for tests and ``--backend auto``)."""
     try:
@@ -285,7 +297,7 @@ class KvmVm:
 
     def __init__(self, ram, mem):
         self.ram, self.mem, self.page_table = ram, mem, mem.page_table
-        self.kvm = open_kvm()
+        self.kvm = kvm_system_fd()
         self.fd = -1
         self.cpus: tuple = ()                      # the live vCPUs (KvmCpu)
         self.pool: list = []                       # closed vCPUs (fd, run map, its views, VcpuArea), to reuse
@@ -331,10 +343,9 @@ class KvmVm:
             _unmap(run_map, w, b)
             os.close(fd)
         self.pool = []
-        for fd in (self.fd, self.kvm):
-            if fd >= 0:
-                os.close(fd)
-        self.fd = self.kvm = -1
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
 
     # -- memory slots ----------------------------------------------------------------------------
     def _set_slot(self, slot: int, start: int, size: int) -> None:

@@ -19,14 +19,15 @@ class Recorder:
     """The counts of this process's tasks: per syscall number, [calls, nanoseconds in the kernel, {errno: n}]."""
 
     def __init__(self, path: str):
-        self.path, self.backend = path, ""
+        self.backend = ""
         self.tables: list[dict[int, list]] = []
         self.images: list[dict] = []              # each program this process ran (execve adds one)
         self.first = True                         # the run's first process (a fork child is not)
         self.started = time.monotonic()
         self.written = False
-        with open(path, "w"):
-            pass
+        # Opened once, for every process of the run (fork children inherit it; O_APPEND keeps their lines
+        # whole): the guest may give up the privileges the path needs (setuid binds on the host).
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         os.register_at_fork(after_in_child=self._forked)
 
     def wrap(self, dispatch, kernel):
@@ -98,11 +99,7 @@ class Recorder:
             return
         self.written = True
         line = (json.dumps(self.record(status), separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        os.write(self.fd, line)
 
 
 def start(path: str) -> None:

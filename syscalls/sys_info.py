@@ -233,8 +233,9 @@ CAP_FS_MASK = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEA
                                    CAP_LINUX_IMMUTABLE, CAP_MAC_OVERRIDE))
 NO_ID = 0xFFFFFFFF                     # (uid_t) -1: "leave unchanged", never a valid id
 NGROUPS_MAX = 65536
-ID_NOTE = ("the guest's recorded ids change by the kernel's rules (capabilities start as the host's and are "
-           "dropped/regained as commoncap.c does); the hermipy process's own ids and file access stay the host's")
+ID_NOTE = ("the ids change by the kernel's rules (capabilities as commoncap.c changes them) and bind: the calling "
+           "task's host thread takes them, so the host checks its file accesses and signals as natively; the ids an "
+           "image's User sets at start are the guest's record only")
 
 
 def _creds(k):
@@ -326,6 +327,7 @@ def capset(k, header: Ptr, data: Ptr) -> int:
     if inh & ~(p.cap_inh | p.cap_bnd) or prm & ~p.cap_prm or eff & ~prm:
         raise SyscallError(EPERM)            # ... and the bounding set; permitted only shrinks; effective within it
     p.cap_eff, p.cap_prm, p.cap_inh = eff, prm, inh
+    _bind_host(p, _dumpable_ids(p))
     return 0
 
 
@@ -353,6 +355,48 @@ def sysfs(k, option: SYSFS_OPTIONS, arg1: Ptr, arg2: Ptr) -> int:
         k.mem.write(arg2, buf.value + b"\0")
         return 0
     return host_syscall("sysfs", option)
+
+
+_CAP_HEADER = ctypes.c_uint32 * 2
+_CAP_DATA = ctypes.c_uint32 * 6
+
+
+def _bind_host(p, old_ids: tuple[int, ...]) -> None:
+    """The calling task's host thread takes the guest's credentials (Linux's are per thread too; glibc's set*id
+    has each thread make the call): groups and gids first, while CAP_SETGID may still be there, then uids, the fs
+    ids and the capability sets, which the host only ever lets shrink. From then on the host kernel checks what
+    hermipy does for this task (opening, creating, chmod, kill ...) as it checks the guest natively, and a guest
+    that gave up root cannot have it back through hermipy. A change of the effective or fs ids makes the
+    process non-dumpable as commit_creds() does (for the guest's prctl; the host's own /proc/self stays open to
+    the process itself)."""
+    if sorted(os.getgroups()) != sorted(p.groups):
+        host_syscall("setgroups", len(p.groups), (ctypes.c_uint32 * max(1, len(p.groups)))(*p.groups))
+    host_syscall("setresgid", p.gid, p.egid, p.sgid)
+    host_syscall("setresuid", p.uid, p.euid, p.suid)
+    host_syscall("setfsgid", p.fsgid)
+    host_syscall("setfsuid", p.fsuid)
+    data = _CAP_DATA(*(word for i in range(2) for word in ((p.cap_eff >> 32 * i) & 0xFFFFFFFF,
+                                                           (p.cap_prm >> 32 * i) & 0xFFFFFFFF,
+                                                           (p.cap_inh >> 32 * i) & 0xFFFFFFFF)))
+    try:
+        host_syscall("capset", _CAP_HEADER(CAPABILITY_VERSION_3, 0), data)
+    except PermissionError:
+        pass                               # the host thread has fewer already: stricter than the record
+    if (p.euid, p.egid, p.fsuid, p.fsgid) != old_ids:
+        p.dumpable = _suid_dumpable()
+
+
+def _suid_dumpable() -> int:
+    """fs.suid_dumpable: what a process's dumpable flag becomes when its credentials change."""
+    try:
+        with open("/proc/sys/fs/suid_dumpable") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+def _dumpable_ids(p) -> tuple[int, ...]:
+    return p.euid, p.egid, p.fsuid, p.fsgid
 
 
 def capable(k, cap: int) -> bool:
@@ -389,13 +433,14 @@ def setuid(k, uid: UInt) -> int:
     p = _creds(k)
     if uid == NO_ID:
         raise SyscallError(EINVAL)
-    old = _uids(p)
+    old, ids = _uids(p), _dumpable_ids(p)
     if capable(k, CAP_SETUID):
         p.uid = p.suid = uid
     elif uid not in (p.uid, p.suid):
         raise SyscallError(EPERM)
     p.euid = p.fsuid = uid
     _fix_setuid(p, old)
+    _bind_host(p, ids)
     return 0
 
 
@@ -405,12 +450,14 @@ def setgid(k, gid: UInt) -> int:
     p = _creds(k)
     if gid == NO_ID:
         raise SyscallError(EINVAL)
+    ids = _dumpable_ids(p)
     if capable(k, CAP_SETGID):
         p.gid = p.egid = p.sgid = p.fsgid = gid
     elif gid in (p.gid, p.sgid):
         p.egid = p.fsgid = gid
     else:
         raise SyscallError(EPERM)
+    _bind_host(p, ids)
     return 0
 
 
@@ -434,18 +481,21 @@ def _setre(k, cap: int, ids: list[int], r: int, e: int) -> list[int]:
 @syscall("setreuid", PARTIAL, note=ID_NOTE)
 def setreuid(k, ruid: UInt, euid: UInt) -> int:
     p = _creds(k)
-    old = _uids(p)
+    old, ids = _uids(p), _dumpable_ids(p)
     p.uid, p.euid, p.suid = _setre(k, CAP_SETUID, [p.uid, p.euid, p.suid], ruid, euid)
     p.fsuid = p.euid
     _fix_setuid(p, old)
+    _bind_host(p, ids)
     return 0
 
 
 @syscall("setregid", PARTIAL, note=ID_NOTE)
 def setregid(k, rgid: UInt, egid: UInt) -> int:
     p = _creds(k)
+    ids = _dumpable_ids(p)
     p.gid, p.egid, p.sgid = _setre(k, CAP_SETGID, [p.gid, p.egid, p.sgid], rgid, egid)
     p.fsgid = p.egid
+    _bind_host(p, ids)
     return 0
 
 
@@ -463,11 +513,13 @@ def _setres(k, cap: int, ids: list[int], fs: int, wanted: tuple[int, int, int]) 
 def setresuid(k, ruid: UInt, euid: UInt, suid: UInt) -> int:
     p = _creds(k)
     new = _setres(k, CAP_SETUID, [p.uid, p.euid, p.suid], p.fsuid, (ruid, euid, suid))
+    ids = _dumpable_ids(p)
     if new is not None:
         old = _uids(p)
         p.uid, p.euid, p.suid = new
         p.fsuid = p.euid
         _fix_setuid(p, old)
+    _bind_host(p, ids)                     # (also when nothing changed: another thread's call may have)
     return 0
 
 
@@ -475,9 +527,11 @@ def setresuid(k, ruid: UInt, euid: UInt, suid: UInt) -> int:
 def setresgid(k, rgid: UInt, egid: UInt, sgid: UInt) -> int:
     p = _creds(k)
     new = _setres(k, CAP_SETGID, [p.gid, p.egid, p.sgid], p.fsgid, (rgid, egid, sgid))
+    ids = _dumpable_ids(p)
     if new is not None:
         p.gid, p.egid, p.sgid = new
         p.fsgid = p.egid
+    _bind_host(p, ids)
     return 0
 
 
@@ -485,24 +539,25 @@ def setresgid(k, rgid: UInt, egid: UInt, sgid: UInt) -> int:
 def setfsuid(k, fsuid: UInt) -> int:
     """setfsuid(2): always returns the previous fsuid; changes it when allowed."""
     p = _creds(k)
-    old = p.fsuid
+    old, ids = p.fsuid, _dumpable_ids(p)
     if fsuid != NO_ID and fsuid != old and (fsuid in (p.uid, p.euid, p.suid) or capable(k, CAP_SETUID)):
         p.fsuid = fsuid
         _fix_fsuid(p, old)
+    _bind_host(p, ids)
     return old
 
 
 @syscall("setfsgid", PARTIAL, note=ID_NOTE)
 def setfsgid(k, fsgid: UInt) -> int:
     p = _creds(k)
-    old = p.fsgid
+    old, ids = p.fsgid, _dumpable_ids(p)
     if fsgid != NO_ID and fsgid != old and (fsgid in (p.gid, p.egid, p.sgid) or capable(k, CAP_SETGID)):
         p.fsgid = fsgid
+    _bind_host(p, ids)
     return old
 
 
-@syscall("setgroups", PARTIAL, note="the guest's supplementary groups (as getgroups reports them) change; the "
-                                    "hermipy process's groups and file access stay the host's")
+@syscall("setgroups", PARTIAL, note=ID_NOTE)
 def setgroups(k, size: Int, grouplist: Ptr) -> int:
     """setgroups(2): needs CAP_SETGID; the list is kept sorted, as groups_sort() does."""
     if not capable(k, CAP_SETGID):
@@ -513,7 +568,9 @@ def setgroups(k, size: Int, grouplist: Ptr) -> int:
     groups = sorted(struct.unpack(f"<{size}I", data))
     if NO_ID in groups:
         raise SyscallError(EINVAL)
-    k.proc.groups = groups
+    p = _creds(k)
+    p.groups = groups
+    _bind_host(p, _dumpable_ids(p))
     return 0
 
 

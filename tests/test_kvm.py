@@ -190,6 +190,7 @@ def test_unusable_kvm(monkeypatch):
     from hermipy.runner import create_cpu
     from hermipy.syscalls.kernel import Kernel, Options
     monkeypatch.setattr(kvm_backend, "KVM_PATH", "/nonexistent/kvm")
+    monkeypatch.setattr(kvm_backend, "_system_fd", -1)          # (not the one this process opened already)
     assert kvm_backend.kvm_unusable_reason()
     with pytest.raises(HermipyError, match="--backend kvm: .*nonexistent"):
         create_cpu("kvm", Kernel(Options(memory=64 << 20)))

@@ -3,6 +3,7 @@
 Syscalls still being written elsewhere make a test xfail (not strict) until they exist: see
 ``difftest.pending``; once every syscall a test needs is in the table, the test counts in full.
 """
+import os
 import subprocess
 import sys
 
@@ -133,3 +134,17 @@ def test_process_ids(variant):
     """getres[ug]id, getgroups, getpgrp/getpgid/getsid/setpgid/setsid, prctl names, dumpable, pdeathsig."""
     result = assert_same([build("process_ids", variant)])
     assert b"other" not in result.stdout and b"name now: a-rather-long-t\n" in result.stdout
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives up root: needs to be root")
+def test_credentials_bind(variant):
+    """The guest's set*id calls, setgroups and capset bind on the host (testbins/creds.c): a guest that gave up
+    root gets EACCES and EPERM from the host kernel as natively, in a fork child too, and cannot have root back."""
+    out = assert_same([build("creds", variant)]).stdout.decode()
+    for fact in ("open a mode-0 file as uid 0 without it: -1 EACCES",
+                 "effective uid 65534, saved uid 0 (uid 0 euid 65534, gid 65534 egid 65534):\n"
+                 "  open the root-only file: -1 EACCES",
+                 "uid 65534 (uid 65534 euid 65534, gid 65534 egid 65534):\n  open the root-only file: -1 EACCES",
+                 "  setuid 0: -1 EPERM\n", "fork child:\n  open the root-only file: -1 EACCES"):
+        assert fact in out, fact
