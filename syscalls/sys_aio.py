@@ -249,8 +249,9 @@ def io_pgetevents(k, ctx_id: Long, min_nr: Long, nr: Long, events: Ptr, timeout:
 @syscall("io_cancel", FULL)
 def io_cancel(k, ctx_id: Long, iocb: Ptr, result: Ptr) -> int:
     """io_cancel(2): every request is done by the time io_submit returns, so none can be cancelled (EINVAL, as
-    Linux answers for a request that already completed) once the context and the iocb's key are checked."""
-    _context(k, ctx_id)
+    Linux answers for a request that already completed) once the iocb's key (read first: EFAULT) and the context
+    are checked."""
     if struct.unpack("<I", k.mem.read(iocb + 8, 4))[0] != KIOCB_KEY:
         raise SyscallError(EINVAL)
+    _context(k, ctx_id)
     raise SyscallError(EINVAL)

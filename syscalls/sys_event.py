@@ -191,14 +191,15 @@ def epoll_ctl(k, epfd: Int, op: EPOLL_OP, fd: Int, event: Ptr) -> int:
 
 
 def _wait_args(k, epfd: int, events: int, maxevents: int) -> Epoll:
-    """do_epoll_wait()'s checks, in its order."""
+    """do_epoll_wait()'s checks, in the order the host kernel (6.18) makes them: the fd (EBADF), an epoll fd
+    (EINVAL), then maxevents (EINVAL) and the events area (access_ok: EFAULT)."""
+    ep = k.fds.get(epfd)
+    if not isinstance(ep, Epoll):
+        raise SyscallError(EINVAL)
     if maxevents <= 0 or maxevents > EP_MAX_EVENTS:
         raise SyscallError(EINVAL)
     if events + maxevents * EVENT.size > TASK_SIZE_MAX:
         raise SyscallError(EFAULT)
-    ep = k.fds.get(epfd)
-    if not isinstance(ep, Epoll):
-        raise SyscallError(EINVAL)
     return ep
 
 

@@ -171,7 +171,20 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
 @syscall("openat", FULL)
 def openat(k, dirfd: DirFd, pathname: Path, flags: OPEN_FLAGS, mode: OpenMode(2)) -> int:
     """openat(2)."""
+    _check_legacy_open_flags(flags)
     return do_open(k, dirfd, _path(k, pathname), flags, mode)
+
+
+def _check_legacy_open_flags(flags: int) -> None:
+    """build_open_how() + build_open_flags() for open/openat/creat, before the path is read: unknown bits are
+    dropped (O_PATH keeps only its companions), then O_DIRECTORY|O_CREAT and an O_TMPFILE without O_DIRECTORY or
+    write access are EINVAL."""
+    flags &= VALID_OPEN_FLAGS
+    if flags & O_PATH:
+        flags &= O_PATH_FLAGS
+    if (flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT
+            or flags & O_TMPFILE_BIT and (not flags & O_DIRECTORY or not flags & O_ACCMODE)):
+        raise SyscallError(EINVAL)
 
 
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
@@ -356,6 +369,7 @@ def open_by_handle_at(k, mount_fd: Int, handle: Ptr, flags: OPEN_FLAGS) -> int:
 @syscall("open", FULL)
 def open_(k, pathname: Path, flags: OPEN_FLAGS, mode: OpenMode(1)) -> int:
     """open(2)."""
+    _check_legacy_open_flags(flags)
     return do_open(k, AT_FDCWD, _path(k, pathname), flags, mode)
 
 
@@ -366,9 +380,13 @@ def creat(k, pathname: Path, mode: Octal) -> int:
 
 
 # -- stat ---------------------------------------------------------------------------------------
-def _stat_at(k, dirfd: int, path: str, flags: int):
+def _check_stat_flags(flags: int) -> None:
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
         raise SyscallError(EINVAL)
+
+
+def _stat_at(k, dirfd: int, path: str, flags: int):
+    _check_stat_flags(flags)
     if not path and flags & AT_EMPTY_PATH:
         if dirfd == AT_FDCWD:
             return _stat_of(k, lookup(k, AT_FDCWD, k.fs.cwd), True)
@@ -402,7 +420,8 @@ def fstat(k, fd: Fd, statbuf: Ptr) -> int:
 
 @syscall("newfstatat", FULL)
 def newfstatat(k, dirfd: DirFd, pathname: Path, statbuf: Ptr, flags: AT_FLAGS) -> int:
-    """fstatat(2)."""
+    """fstatat(2): the flags are checked before the path is read (vfs_fstatat)."""
+    _check_stat_flags(flags)
     k.mem.write(statbuf, pack_stat(_stat_at(k, dirfd, _path(k, pathname), flags)))
     return 0
 
@@ -463,9 +482,13 @@ def _node_access(k, node, mode: int) -> None:
         raise SyscallError(EACCES)
 
 
-def do_access(k, dirfd: int, path: str, mode: int, flags: int) -> int:
+def _check_access(mode: int, flags: int) -> None:
+    """do_faccessat()'s checks, before the path is read."""
     if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
+
+
+def do_access(k, dirfd: int, path: str, mode: int, flags: int) -> int:
     if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
         of = k.fds.get(dirfd)
         if of.node is not None:
@@ -486,12 +509,14 @@ def do_access(k, dirfd: int, path: str, mode: int, flags: int) -> int:
 @syscall("access", FULL)
 def access(k, pathname: Path, mode: ACCESS_MODE) -> int:
     """access(2)."""
+    _check_access(mode, 0)
     return do_access(k, AT_FDCWD, _path(k, pathname), mode, 0)
 
 
 @syscall("faccessat", FULL)
 def faccessat(k, dirfd: DirFd, pathname: Path, mode: ACCESS_MODE) -> int:
     """faccessat(2) as the kernel has it: no flags argument."""
+    _check_access(mode, 0)
     return do_access(k, dirfd, _path(k, pathname), mode, 0)
 
 
@@ -499,6 +524,7 @@ def faccessat(k, dirfd: DirFd, pathname: Path, mode: ACCESS_MODE) -> int:
 def faccessat2(k, dirfd: DirFd, pathname: Path, mode: ACCESS_MODE,
                flags: Flags({0x100: "AT_SYMLINK_NOFOLLOW", 0x200: "AT_EACCESS", 0x1000: "AT_EMPTY_PATH"})) -> int:
     """faccessat2(2)."""
+    _check_access(mode, flags)
     return do_access(k, dirfd, _path(k, pathname), mode, flags)
 
 
@@ -659,10 +685,17 @@ def mkdirat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
     return do_mkdir(k, dirfd, _path(k, pathname), mode)
 
 
-def do_mknod(k, dirfd: int, path: str, mode: int, dev: int) -> int:
+def _mknod_kind(mode: int) -> int:
+    """may_mknod(), before the path is read: the file type (0: a regular file); EPERM for a directory, EINVAL for
+    anything else unknown."""
     kind = _stat.S_IFMT(mode) or _stat.S_IFREG
     if kind not in (_stat.S_IFREG, _stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
         raise SyscallError(EPERM if kind == _stat.S_IFDIR else EINVAL)
+    return kind
+
+
+def do_mknod(k, dirfd: int, path: str, mode: int, dev: int) -> int:
+    kind = _mknod_kind(mode)
     t = lookup(k, dirfd, path, False)
     if t.node is not None:
         raise SyscallError(EEXIST)
@@ -689,12 +722,14 @@ def _refuse_device_node(t: Target) -> None:
 def mknod(k, pathname: Path, mode: Octal, dev: UInt) -> int:
     """mknod(2): FIFOs, sockets and regular files; device nodes as far as the host lets us (under --root, none:
     EPERM)."""
+    _mknod_kind(mode)
     return do_mknod(k, AT_FDCWD, _path(k, pathname), mode, dev)
 
 
 @syscall("mknodat", FULL)
 def mknodat(k, dirfd: DirFd, pathname: Path, mode: Octal, dev: UInt) -> int:
     """mknodat(2)."""
+    _mknod_kind(mode)
     return do_mknod(k, dirfd, _path(k, pathname), mode, dev)
 
 
@@ -741,10 +776,23 @@ def unlinkat(k, dirfd: DirFd, pathname: Path, flags: AT_FLAGS) -> int:
 
 
 # -- names: rename, link, symlink, readlink ----------------------------------------------------
-def do_rename(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
+def _check_rename_flags(flags: int) -> None:
     if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or \
             (flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)):
         raise SyscallError(EINVAL)
+
+
+def _old_then_new(k, olddirfd: int, oldpath: int, newpath: int) -> tuple[str, str]:
+    """The two names of a rename or link, in Linux's order: the old one read, its directory fd looked at (EBADF,
+    ENOTDIR), then the new one read."""
+    old = _path(k, oldpath)
+    if not old.startswith("/"):
+        _dir_base(k, olddirfd)
+    return old, _path(k, newpath)
+
+
+def do_rename(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
+    _check_rename_flags(flags)
     old = _existing(lookup(k, olddirfd, oldpath, False))
     new = lookup(k, newdirfd, newpath, False)
     if _last_name(oldpath) in (".", "..") or _last_name(newpath) in (".", ".."):
@@ -787,18 +835,25 @@ def rename(k, oldpath: Path, newpath: Path) -> int:
 @syscall("renameat", FULL)
 def renameat(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path) -> int:
     """renameat(2)."""
-    return do_rename(k, olddirfd, _path(k, oldpath), newdirfd, _path(k, newpath), 0)
+    old, new = _old_then_new(k, olddirfd, oldpath, newpath)
+    return do_rename(k, olddirfd, old, newdirfd, new, 0)
 
 
 @syscall("renameat2", FULL)
 def renameat2(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: RENAME_FLAGS) -> int:
-    """renameat2(2)."""
-    return do_rename(k, olddirfd, _path(k, oldpath), newdirfd, _path(k, newpath), flags)
+    """renameat2(2): the flags first."""
+    _check_rename_flags(flags)
+    old, new = _old_then_new(k, olddirfd, oldpath, newpath)
+    return do_rename(k, olddirfd, old, newdirfd, new, flags)
+
+
+def _check_link_flags(flags: int) -> None:
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
 
 
 def do_link(k, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
-    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
-        raise SyscallError(EINVAL)
+    _check_link_flags(flags)
     new = lookup(k, newdirfd, newpath, False)
     if new.node is not None:
         raise SyscallError(EEXIST)
@@ -825,8 +880,10 @@ def link(k, oldpath: Path, newpath: Path) -> int:
 
 @syscall("linkat", FULL)
 def linkat(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: AT_FLAGS) -> int:
-    """linkat(2)."""
-    return do_link(k, olddirfd, _path(k, oldpath), newdirfd, _path(k, newpath), flags)
+    """linkat(2): the flags first."""
+    _check_link_flags(flags)
+    old, new = _old_then_new(k, olddirfd, oldpath, newpath)
+    return do_link(k, olddirfd, old, newdirfd, new, flags)
 
 
 def do_symlink(k, target: str, newdirfd: int, linkpath: str) -> int:
@@ -852,8 +909,6 @@ def symlinkat(k, target: Path, newdirfd: DirFd, linkpath: Path) -> int:
 
 
 def do_readlink(k, dirfd: int, path: str, buf: int, bufsiz: int) -> int:
-    if bufsiz <= 0:
-        raise SyscallError(EINVAL)
     t = _existing(lookup(k, dirfd, path, False))
     if t.node is not None:
         if t.node.kind != "link":
@@ -868,13 +923,17 @@ def do_readlink(k, dirfd: int, path: str, buf: int, bufsiz: int) -> int:
 
 @syscall("readlink", FULL)
 def readlink(k, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
-    """readlink(2)."""
+    """readlink(2): EINVAL for a size <= 0 before the path is read."""
+    if bufsiz <= 0:
+        raise SyscallError(EINVAL)
     return do_readlink(k, AT_FDCWD, _path(k, pathname), buf, bufsiz)
 
 
 @syscall("readlinkat", FULL)
 def readlinkat(k, dirfd: DirFd, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
     """readlinkat(2)."""
+    if bufsiz <= 0:
+        raise SyscallError(EINVAL)
     return do_readlink(k, dirfd, _path(k, pathname), buf, bufsiz)
 
 
@@ -923,9 +982,13 @@ def _id(value: int) -> int:
     return -1 if value == 0xFFFFFFFF else value
 
 
-def do_chown(k, dirfd: int, path: str, owner: int, group: int, flags: int) -> int:
+def _check_chown_flags(flags: int) -> None:
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
+
+
+def do_chown(k, dirfd: int, path: str, owner: int, group: int, flags: int) -> int:
+    _check_chown_flags(flags)
     if not path and flags & AT_EMPTY_PATH and dirfd != AT_FDCWD:
         return fchown(k, dirfd, owner, group)
     if not path and flags & AT_EMPTY_PATH:
@@ -949,7 +1012,8 @@ def lchown(k, pathname: Path, owner: UInt, group: UInt) -> int:
 
 @syscall("fchownat", FULL)
 def fchownat(k, dirfd: DirFd, pathname: Path, owner: UInt, group: UInt, flags: AT_FLAGS) -> int:
-    """fchownat(2)."""
+    """fchownat(2): the flags are checked before the path is read."""
+    _check_chown_flags(flags)
     return do_chown(k, dirfd, _path(k, pathname), owner, group, flags)
 
 
@@ -971,10 +1035,11 @@ def umask(k, mask: Octal) -> int:
 
 @syscall("utimensat", FULL)
 def utimensat(k, dirfd: DirFd, pathname: Ptr, times: Ptr, flags: AT_FLAGS) -> int:
-    """utimensat(2) (and futimens: a NULL path means dirfd itself); UTIME_NOW/UTIME_OMIT as the host has them."""
+    """utimensat(2) (and futimens: a NULL path means dirfd itself); UTIME_NOW/UTIME_OMIT as the host has them.
+    The times are copied before the flags are checked (sys_utimensat, then do_utimensat)."""
+    ts = ctypes.create_string_buffer(k.mem.read(times, 32), 32) if times else None
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
-    ts = ctypes.create_string_buffer(k.mem.read(times, 32), 32) if times else None
     path = _path(k, pathname) if pathname else None
     if path is None or (not path and flags & AT_EMPTY_PATH):
         if dirfd == AT_FDCWD:
@@ -1091,11 +1156,13 @@ def truncate(k, path: Path, length: Long) -> int:
 
 @syscall("ftruncate", FULL)
 def ftruncate(k, fd: Fd, length: Long) -> int:
-    """ftruncate(2): EINVAL unless a regular file open for writing."""
+    """ftruncate(2): EINVAL for a negative length (before the fd), or unless a regular file open for writing."""
+    if length < 0:
+        raise SyscallError(EINVAL)
     of = k.fds.get(fd)
     if of.flags & O_PATH:
         raise SyscallError(EBADF)
-    if length < 0 or of.node is not None or not of.writable:
+    if of.node is not None or not of.writable:
         raise SyscallError(EINVAL)
     os.ftruncate(of.host_fd, length)
     st = os.fstat(of.host_fd)

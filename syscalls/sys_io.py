@@ -25,6 +25,13 @@ IOV_MAX = 1024
 IOVEC = struct.Struct("<QQ")       # struct iovec (include/uapi/linux/uio.h)
 MAX_RW_COUNT = 0x7FFFF000          # include/linux/fs.h: one read/write moves at most this much
 USER_PTR_MAX = (1 << 47) - PAGE_SIZE - 1    # the last user address access_ok() accepts (TASK_SIZE_MAX - 1)
+
+
+def access_ok(addr: int, size: int) -> None:
+    """access_ok(): EFAULT for a range that reaches past the user half (nothing is read: an unmapped page is
+    found by the copy)."""
+    if size and addr + size - 1 > USER_PTR_MAX:
+        raise SyscallError(EFAULT)
 RWF_NOWAIT = 0x8
 SIGPIPE = 13
 
@@ -175,8 +182,9 @@ def _gather(k, segments) -> list[bytes]:
 
 @syscall("read", FULL)
 def read(k, fd: Fd, buf: Ptr, count: Size) -> int:
-    """read(2)."""
+    """read(2): the fd, then access_ok() of the whole buffer (EFAULT), as vfs_read() checks them."""
     of = _readable(k, fd)
+    access_ok(buf, count)
     if of.dir_entries is not None or of.kind == "dir":
         raise SyscallError(21)    # EISDIR
     if of.kind == "signalfd":
@@ -281,6 +289,7 @@ def _writev(k, of: OpenFile, iov: int, iovcnt: int, offset: int | None, flags: i
 def pread64(k, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
     """pread(2) (ksys_pread64: the offset, then the fd, then ESPIPE before EBADF)."""
     of = _positional(k, fd, offset, False)
+    access_ok(buf, count)
     data = os.pread(of.host_fd, min(count, MAX_RW_COUNT), offset)
     k.mem.write(buf, data)
     return len(data)
@@ -493,7 +502,12 @@ def _status_flags(of: OpenFile) -> int:
 
 @syscall("flock", FULL)
 def flock(k, fd: Fd, operation: Flags({1: "LOCK_SH", 2: "LOCK_EX", 4: "LOCK_NB", 8: "LOCK_UN"})) -> int:
-    """flock(2) on the host file: guest and host share the open file description, so the lock is the guest's."""
+    """flock(2) on the host file: guest and host share the open file description, so the lock is the guest's.
+    Before the fd: LOCK_MAND is ignored (0, as Linux has done since 5.15), an unknown operation is EINVAL."""
+    if operation & 32:
+        return 0
+    if operation & ~4 not in (1, 2, 8):
+        raise SyscallError(EINVAL)
     return host_syscall("flock", k.fds.get(fd).host_fd, operation)
 
 

@@ -539,6 +539,9 @@ def memfd_create(k, name: Path, flags: MFD_FLAGS) -> int:
     import ctypes
     from hermipy.syscalls.files import OpenFile
     from hermipy.syscalls.host import host_syscall
+    huge_sizes = 0x3F << 26 if flags & 4 else 0  # MFD_HUGETLB: a page size in the MFD_HUGE_MASK bits
+    if flags & ~(0x1F | huge_sizes) or flags & 0x18 == 0x18:     # MFD_ALL_FLAGS; MFD_EXEC with MFD_NOEXEC_SEAL
+        raise SyscallError(EINVAL)                                # (checked before the name is read)
     raw = k.mem.read_cstr(name, MFD_NAME_MAX_LEN + 1)
     if len(raw) > MFD_NAME_MAX_LEN:
         raise SyscallError(EINVAL)

@@ -26,6 +26,7 @@ from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UIn
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
 from hermipy.syscalls.sys_fs import host_syscall, lookup
+from hermipy.syscalls.sys_io import MAX_RW_COUNT, access_ok
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
@@ -358,7 +359,11 @@ def socket(k, domain: FAMILY, type: SOCK_TYPE, protocol: Int) -> int:
 
 @syscall("socketpair", FULL)
 def socketpair(k, domain: FAMILY, type: SOCK_TYPE, protocol: Int, sv: Ptr) -> int:
-    """socketpair(2): both fds are installed, then written; EFAULT closes them again."""
+    """socketpair(2): __sys_socketpair's order: the type's flags (EINVAL), the fds written (EFAULT), then the
+    sockets made; a failure after that closes them again."""
+    if type & ~0xF & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+        raise SyscallError(EINVAL)
+    k.mem.write(sv, bytes(8))
     pair = (ctypes.c_int * 2)()
     host_syscall("socketpair", domain, (type & ~SOCK_CLOEXEC) | SOCK_CLOEXEC, protocol, ctypes.addressof(pair))
     nonblock, cloexec = bool(type & SOCK_NONBLOCK), bool(type & SOCK_CLOEXEC)
@@ -381,11 +386,28 @@ def socketpair(k, domain: FAMILY, type: SOCK_TYPE, protocol: Int, sv: Ptr) -> in
     return 0
 
 
+def _socket_file(k, fd: int):
+    """sockfd_lookup_light(): the open file of a socket fd (EBADF, then ENOTSOCK), before any argument is read."""
+    of = k.fds.get(fd)
+    if of.kind != "socket":
+        raise SyscallError(ENOTSOCK)
+    return of
+
+
+MSG_CMSG_COMPAT = 0x80000000
+
+
+def _check_msg_flags(flags: int) -> None:
+    """The *msg calls refuse MSG_CMSG_COMPAT from a 64-bit caller first of all (EINVAL)."""
+    if flags & MSG_CMSG_COMPAT:
+        raise SyscallError(EINVAL)
+
+
 # -- naming and connecting ----------------------------------------------------------------------------
 @syscall("bind", FULL)
 def bind(k, fd: Int, addr: SockAddr(2), addrlen: Int) -> int:
     """bind(2); an AF_UNIX path is created where the guest's view puts it."""
-    of = k.fds.get(fd)
+    of = _socket_file(k, fd)
     a = address_in(k, addr, addrlen, follow=False, bind=True)
     try:
         return host_syscall("bind", of.host_fd, _addr(a.buf), a.len)
@@ -465,8 +487,10 @@ def shutdown(k, fd: Int, how: SHUT_HOW) -> int:
 # -- data ---------------------------------------------------------------------------------------------
 @syscall("sendto", FULL)
 def sendto(k, fd: Int, buff: Ptr, len: Size, flags: MSG_FLAGS, addr: SockAddr(5), addr_len: Int) -> int:
-    """sendto(2) (and send(3)): the guest's bytes and address go to the host socket."""
-    of = k.fds.get(fd)
+    """sendto(2) (and send(3)): the guest's bytes and address go to the host socket. import_ubuf()'s access_ok
+    comes before the fd."""
+    access_ok(buff, min(len, MAX_RW_COUNT))
+    of = _socket_file(k, fd)
     data = _buf(k.mem.read(buff, min(len, INT_MAX)))
     a = address_in(k, addr, addr_len) if addr else None
     try:
@@ -480,8 +504,9 @@ def sendto(k, fd: Int, buff: Ptr, len: Size, flags: MSG_FLAGS, addr: SockAddr(5)
 
 @syscall("recvfrom", FULL)
 def recvfrom(k, fd: Int, ubuf: Ptr, size: Size, flags: MSG_FLAGS, addr: Ptr, addr_len: Ptr) -> int:
-    """recvfrom(2) (and recv(3))."""
-    of = k.fds.get(fd)
+    """recvfrom(2) (and recv(3)): import_ubuf()'s access_ok comes before the fd."""
+    access_ok(ubuf, min(size, MAX_RW_COUNT))
+    of = _socket_file(k, fd)
     size = min(size, INT_MAX)
     buf = _receive_buffer(min(size, MAX_COPY))
     out = AddrOut() if addr else None
@@ -625,19 +650,22 @@ def _recvmsg(k, of: OpenFile, msg: int, flags: int) -> int:
 @syscall("sendmsg", FULL)
 def sendmsg(k, fd: Int, msg: Ptr, flags: MSG_FLAGS) -> int:
     """sendmsg(2): iovecs gathered, SCM_RIGHTS fds translated, other ancillary data (SCM_CREDENTIALS) verbatim."""
-    return _sendmsg(k, k.fds.get(fd), msg, flags)
+    _check_msg_flags(flags)
+    return _sendmsg(k, _socket_file(k, fd), msg, flags)
 
 
 @syscall("recvmsg", FULL)
 def recvmsg(k, fd: Int, msg: Ptr, flags: MSG_FLAGS) -> int:
     """recvmsg(2): received fds are installed in the guest's table (close-on-exec with MSG_CMSG_CLOEXEC)."""
-    return _recvmsg(k, k.fds.get(fd), msg, flags)
+    _check_msg_flags(flags)
+    return _recvmsg(k, _socket_file(k, fd), msg, flags)
 
 
 @syscall("sendmmsg", FULL)
 def sendmmsg(k, fd: Int, mmsg: Ptr, vlen: UInt, flags: MSG_FLAGS) -> int:
     """sendmmsg(2): one sendmsg per entry; an error after the first datagram ends the batch early."""
-    of = k.fds.get(fd)
+    _check_msg_flags(flags)
+    of = _socket_file(k, fd)
     vlen = min(vlen, UIO_MAXIOV)
     sent = 0
     while sent < vlen:
@@ -662,6 +690,7 @@ def recvmmsg(k, fd: Int, mmsg: Ptr, vlen: UInt, flags: MSG_FLAGS, timeout: Ptr) 
     the batch only between datagrams (a receive that blocks is not cut short); what is left of it goes back
     to the guest when a datagram came. MSG_WAITFORONE turns on MSG_DONTWAIT after the first datagram; out of
     band data ends the batch."""
+    _check_msg_flags(flags)
     deadline = None
     if timeout:                            # get_timespec64(), then poll_select_set_timeout()'s check
         sec, nsec = struct.unpack("<qq", k.mem.read(timeout, 16))
@@ -714,7 +743,7 @@ def _option_to_host(k, level: int, optname: int, value: bytes) -> tuple[bytes, l
 @syscall("setsockopt", FULL)
 def setsockopt(k, fd: Int, level: SOL_LEVEL, optname: Int, optval: Ptr, optlen: Int) -> int:
     """setsockopt(2): the option bytes go to the host (socket filters' programs and BPF fds translated)."""
-    of = k.fds.get(fd)
+    of = _socket_file(k, fd)
     if optlen < 0:
         raise SyscallError(EINVAL)
     value = k.mem.read(optval, optlen) if optlen else b""
@@ -726,7 +755,7 @@ def setsockopt(k, fd: Int, level: SOL_LEVEL, optname: Int, optval: Ptr, optlen: 
 @syscall("getsockopt", FULL)
 def getsockopt(k, fd: Int, level: SOL_LEVEL, optname: Int, optval: Ptr, optlen: Ptr) -> int:
     """getsockopt(2): the host fills a buffer as large as the guest's; the length comes back either way."""
-    of = k.fds.get(fd)
+    of = _socket_file(k, fd)
     ulen = struct.unpack("<i", k.mem.read(optlen, 4))[0]
     size = min(ulen, MAX_OPTLEN)                # a negative length goes to the host, which orders the checks
     buf = _buf(size)

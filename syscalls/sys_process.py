@@ -376,7 +376,11 @@ def pidfd_send_signal(k, pidfd: Int, sig: Signal, info: Ptr, flags: PIDFD_SIGNAL
     rt_sigqueueinfo(2)'s do, so that the guest's handler runs before the call returns."""
     from hermipy.syscalls.sys_signal import (NSIG, SI_TKILL, SI_USER, SIGINFO_SIZE, _finish, kill, make_siginfo,
                                              signal_group, signal_task)
+    if flags & ~7 or flags & (flags - 1):         # one scope at most, before the fd (EINVAL)
+        raise SyscallError(EINVAL)
     host_fd, target = _pidfd_target(k, pidfd)
+    if target == 0:                               # not open, or not a pidfd (pidfd_to_pid): before the siginfo
+        raise SyscallError(EBADF)
     own = target > 0 and (target == k.proc.pid or target in k.group.tasks)
     if not own:
         data = None

@@ -80,8 +80,8 @@ def _set(k, call: str, where, name: bytes, value: int, size: int, flags: int) ->
     if where is None:
         raise SyscallError(EOPNOTSUPP)
     if where is READ_ONLY:
-        if flags & ~3 or size > XATTR_SIZE_MAX:                 # setxattr_copy() comes first
-            raise SyscallError(EINVAL if flags & ~3 else E2BIG)
+        if size > XATTR_SIZE_MAX:                               # setxattr_copy() comes first
+            raise SyscallError(E2BIG)
         raise SyscallError(EROFS)
     data = k.mem.read(value, size) if 0 < size <= XATTR_SIZE_MAX else b""
     return host_syscall(call, where, name, ctypes.create_string_buffer(data, max(len(data), 1)), size, flags)
@@ -124,14 +124,15 @@ def lgetxattr(k, pathname: Path, name: Path, value: Ptr, size: Size) -> int:
 
 @syscall("fgetxattr", FULL)
 def fgetxattr(k, fd: Fd, name: Path, value: Ptr, size: Size) -> int:
-    """fgetxattr(2)."""
-    where = _host_fd(k, fd)
-    return _get(k, "fgetxattr", where, _name(k, name), value, size)
+    """fgetxattr(2): the name is read before the fd is looked at."""
+    attr = _name(k, name)
+    return _get(k, "fgetxattr", _host_fd(k, fd), attr, value, size)
 
 
 @syscall("setxattr", FULL)
 def setxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags: XATTR_FLAGS) -> int:
-    """setxattr(2)."""
+    """setxattr(2): the flags, then the name, then the path (setxattr_copy() comes first)."""
+    _check_set_flags(flags)
     attr = _name(k, name)
     with _target(k, pathname, True, "setxattr") as (call, where):
         return _set(k, call, where, attr, value, size, flags)
@@ -140,6 +141,7 @@ def setxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags: 
 @syscall("lsetxattr", FULL)
 def lsetxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags: XATTR_FLAGS) -> int:
     """lsetxattr(2)."""
+    _check_set_flags(flags)
     attr = _name(k, name)
     with _target(k, pathname, False, "setxattr") as (call, where):
         return _set(k, call, where, attr, value, size, flags)
@@ -147,9 +149,16 @@ def lsetxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags:
 
 @syscall("fsetxattr", FULL)
 def fsetxattr(k, fd: Fd, name: Path, value: InBuf(3), size: Size, flags: XATTR_FLAGS) -> int:
-    """fsetxattr(2)."""
-    where = _host_fd(k, fd, changing=True)
-    return _set(k, "fsetxattr", where, _name(k, name), value, size, flags)
+    """fsetxattr(2): the flags, the name, then the fd."""
+    _check_set_flags(flags)
+    attr = _name(k, name)
+    return _set(k, "fsetxattr", _host_fd(k, fd, changing=True), attr, value, size, flags)
+
+
+def _check_set_flags(flags: int) -> None:
+    """setxattr_copy(): only XATTR_CREATE and XATTR_REPLACE, before anything is read."""
+    if flags & ~3:
+        raise SyscallError(EINVAL)
 
 
 @syscall("listxattr", FULL)
@@ -190,6 +199,6 @@ def lremovexattr(k, pathname: Path, name: Path) -> int:
 
 @syscall("fremovexattr", FULL)
 def fremovexattr(k, fd: Fd, name: Path) -> int:
-    """fremovexattr(2)."""
-    where = _host_fd(k, fd, changing=True)
-    return _remove("fremovexattr", where, _name(k, name))
+    """fremovexattr(2): the name is read before the fd is looked at."""
+    attr = _name(k, name)
+    return _remove("fremovexattr", _host_fd(k, fd, changing=True), attr)

@@ -99,6 +99,85 @@ static void fuzz_one(long nr, int rounds, int fd) {
     _exit(0);
 }
 
+/* errnos NR...: each syscall NR, in a child of its own, with ERRNO_VECTORS fixed argument vectors (zeros, -1,
+ * a valid fd with a buffer, an unmapped pointer, a path, a bad fd and huge sizes, flags with every bit, AT_FDCWD
+ * with a path): one line per NR, "NR:" then "ok" or E and the errno for each vector (then how the child ended when
+ * it did not finish), so that a native run and a hermipy run can be compared line by line. */
+#define ERRNO_VECTORS 8
+static void errnos_one(long nr, int fd, int out) {
+    const unsigned long long S = (unsigned long long)scratch, BAD = 0x1000, HUGE = 1ULL << 62;
+    const unsigned long long vectors[ERRNO_VECTORS][6] = {
+        {0, 0, 0, 0, 0, 0},
+        {-1ULL, -1ULL, -1ULL, -1ULL, -1ULL, -1ULL},
+        {(unsigned long long)fd, S, 16, 0, 0, 0},
+        {(unsigned long long)fd, BAD, 16, 0, 0, 0},
+        {S, S + 64, 0xffffffffULL, -1ULL, 0, 0},
+        {1000, S, HUGE, 0x7fffffffULL, S, 0},
+        {(unsigned long long)fd, S, -1ULL, 0x80000000ULL, -100ULL, 1ULL << 63},
+        {-100ULL, S, 0x7fffffffULL, 0777, S + 64, 0}};
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval tick = {{0, 0}, {0, 50000}};
+    for (int i = 0; i < ERRNO_VECTORS; i++) {
+        memset(scratch, 0, sizeof scratch);
+        strcpy((char *)scratch, "fuzz.tmp");
+        memset(scratch + 64, 0xff, 256);
+        setitimer(ITIMER_REAL, &tick, NULL);
+        long r = syscall(nr, vectors[i][0], vectors[i][1], vectors[i][2], vectors[i][3], vectors[i][4],
+                         vectors[i][5]);
+        int e = errno;
+        struct itimerval off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &off, NULL);
+        char word[32];
+        int len = r == -1 ? snprintf(word, sizeof word, " E%d", e) : snprintf(word, sizeof word, " ok");
+        if (write(out, word, len) != len)
+            _exit(3);
+    }
+    _exit(0);
+}
+
+static int do_errnos(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        long nr = strtol(argv[i], NULL, 0);
+        int pipefd[2];
+        if (pipe(pipefd))
+            return 1;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pipefd[0]);
+            dup2(pipefd[1], 1001);             /* (1000 is the vectors' bad fd) */
+            close(pipefd[1]);
+            int sink = open("fuzz.std", O_RDWR | O_CREAT | O_TRUNC, 0600);
+            for (int std = 0; std < 3; std++)
+                dup2(sink, std);
+            int fd = open("fuzz.tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
+            errnos_one(nr, fd, 1001);
+        }
+        close(pipefd[1]);
+        int status, waited = 0;
+        struct timespec poll_interval = {0, 10000000};
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (++waited == 300)                            /* 3 s */
+                kill(pid, SIGKILL);
+            nanosleep(&poll_interval, NULL);
+        }
+        char words[512];
+        ssize_t got = read(pipefd[0], words, sizeof words - 1);
+        words[got > 0 ? got : 0] = 0;
+        close(pipefd[0]);
+        printf("%ld:%s", nr, words);
+        if (waited >= 300)
+            printf(" (timed out)\n");
+        else if (WIFEXITED(status))
+            printf(WEXITSTATUS(status) ? " (exited %d)\n" : "\n", WEXITSTATUS(status));
+        else
+            printf(" (killed by signal %d)\n", WTERMSIG(status));
+    }
+    return 0;
+}
+
 static int do_fuzz(int argc, char **argv) {
     seed = strtoull(argv[0], NULL, 0);
     int rounds = atoi(argv[1]);
@@ -504,5 +583,7 @@ int main(int argc, char **argv) {
         return do_int80();
     if (!strcmp(argv[1], "fuzz") && argc > 3)
         return do_fuzz(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "errnos"))
+        return do_errnos(argc - 2, argv + 2);
     return 2;
 }
