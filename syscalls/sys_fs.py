@@ -296,9 +296,10 @@ def _install_opened(k, host_fd: int, guest: str, flags: int) -> int:
 
 
 MAX_HANDLE_SZ = 128
+AT_HANDLE_MNT_ID_UNIQUE = 0x001            # name_to_handle_at: the 64-bit unique mount id (Linux 6.12)
 AT_HANDLE_FID = 0x200                      # name_to_handle_at: a handle that only identifies
 HANDLE_AT_FLAGS = Flags({AT_SYMLINK_FOLLOW: "AT_SYMLINK_FOLLOW", AT_EMPTY_PATH: "AT_EMPTY_PATH",
-                         AT_HANDLE_FID: "AT_HANDLE_FID"})
+                         AT_HANDLE_FID: "AT_HANDLE_FID", AT_HANDLE_MNT_ID_UNIQUE: "AT_HANDLE_MNT_ID_UNIQUE"})
 
 
 @syscall("name_to_handle_at", PARTIAL, note="the host's handle and mount id of the file the guest's path names (its "
@@ -306,7 +307,7 @@ HANDLE_AT_FLAGS = Flags({AT_SYMLINK_FOLLOW: "AT_SYMLINK_FOLLOW", AT_EMPTY_PATH: 
 def name_to_handle_at(k, dirfd: DirFd, pathname: Path, handle: Ptr, mount_id: Ptr, flags: HANDLE_AT_FLAGS) -> int:
     """name_to_handle_at(2) (fs/fhandle.c): the flags, the path, then struct file_handle {handle_bytes,
     handle_type, f_handle} (EINVAL past MAX_HANDLE_SZ; EOVERFLOW with the size needed written back)."""
-    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH | AT_HANDLE_FID):
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH | AT_HANDLE_FID | AT_HANDLE_MNT_ID_UNIQUE):
         raise SyscallError(EINVAL)
     path = _path(k, pathname)
     if not path and flags & AT_EMPTY_PATH:
@@ -322,7 +323,7 @@ def name_to_handle_at(k, dirfd: DirFd, pathname: Path, handle: Ptr, mount_id: Pt
     if size > MAX_HANDLE_SZ:
         raise SyscallError(EINVAL)
     buf = ctypes.create_string_buffer(struct.pack("<I", size), 8 + MAX_HANDLE_SZ)
-    mnt = ctypes.c_int(0)
+    mnt = ctypes.c_uint64(0)                     # an int, or a u64 with AT_HANDLE_MNT_ID_UNIQUE
     if t is None:
         fd = k.fds.get(dirfd).host_fd if dirfd != AT_FDCWD else None
         owned = fd is None
@@ -332,10 +333,10 @@ def name_to_handle_at(k, dirfd: DirFd, pathname: Path, handle: Ptr, mount_id: Pt
         fd, owned = t.open(os.O_PATH | os.O_CLOEXEC | (0 if flags & AT_SYMLINK_FOLLOW else os.O_NOFOLLOW), 0), True
     try:
         host_syscall("name_to_handle_at", fd, ctypes.create_string_buffer(b""), buf, ctypes.byref(mnt),
-                     AT_EMPTY_PATH | flags & AT_HANDLE_FID)
+                     AT_EMPTY_PATH | flags & (AT_HANDLE_FID | AT_HANDLE_MNT_ID_UNIQUE))
     except OSError as err:
         if err.errno == EOVERFLOW:               # the size it needs, and the mount id, go back all the same
-            k.mem.write(mount_id, struct.pack("<i", mnt.value))
+            k.mem.write(mount_id, _mount_id(mnt.value, flags))
             k.mem.write(handle, buf.raw[:8])
         raise
     finally:
@@ -343,8 +344,13 @@ def name_to_handle_at(k, dirfd: DirFd, pathname: Path, handle: Ptr, mount_id: Pt
             os.close(fd)
     needed = struct.unpack_from("<I", buf, 0)[0]
     k.mem.write(handle, buf.raw[:8 + needed])
-    k.mem.write(mount_id, struct.pack("<i", mnt.value))
+    k.mem.write(mount_id, _mount_id(mnt.value, flags))
     return 0
+
+
+def _mount_id(value: int, flags: int) -> bytes:
+    """The mount id name_to_handle_at writes: a u64 with AT_HANDLE_MNT_ID_UNIQUE, else an int."""
+    return struct.pack("<Q", value) if flags & AT_HANDLE_MNT_ID_UNIQUE else struct.pack("<I", value & 0xFFFFFFFF)
 
 
 @syscall("open_by_handle_at", PARTIAL, note="the host's, from a guest fd on the file system, with CAP_DAC_READ_SEARCH "
@@ -440,12 +446,25 @@ def _pack_statx(st, mask: int) -> bytes:
 
 @syscall("statx", FULL)
 def statx(k, dirfd: DirFd, pathname: Path, flags: STATX_FLAGS, mask: UInt, statxbuf: Ptr) -> int:
-    """statx(2): host files are asked of the host kernel itself, so every field is exact."""
+    """statx(2): host files are asked of the host kernel itself, so every field is exact. As Linux 6.18 has it
+    (getname_maybe_null), AT_EMPTY_PATH with a NULL or empty name and a real dirfd is that fd's statx, whose flags
+    the host checks."""
+    buf = ctypes.create_string_buffer(STATX_SIZE)
+    try:
+        path, unreadable = _path(k, pathname) if pathname or not flags & AT_EMPTY_PATH else "", None
+    except SyscallError as err:
+        path, unreadable = None, err       # reported after the flags (do_statx's checks come first)
+    if path == "" and flags & AT_EMPTY_PATH and dirfd >= 0:
+        of = k.fds.get(dirfd)
+        if of.node is None:
+            host_syscall("statx", of.host_fd, b"", flags, mask, buf)
+            k.mem.write(statxbuf, buf.raw)
+            return 0
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) or \
             flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
         raise SyscallError(EINVAL)
-    path = _path(k, pathname)
-    buf = ctypes.create_string_buffer(STATX_SIZE)
+    if unreadable is not None:
+        raise unreadable
     if not path and flags & AT_EMPTY_PATH:
         if dirfd == AT_FDCWD:
             t, of = _existing(lookup(k, AT_FDCWD, k.fs.cwd)), None
@@ -782,11 +801,13 @@ def _check_rename_flags(flags: int) -> None:
         raise SyscallError(EINVAL)
 
 
-def _old_then_new(k, olddirfd: int, oldpath: int, newpath: int) -> tuple[str, str]:
-    """The two names of a rename or link, in Linux's order: the old one read, its directory fd looked at (EBADF,
-    ENOTDIR), then the new one read."""
+def _old_then_new(k, olddirfd: int, oldpath: int, newpath: int, empty_ok: bool = False) -> tuple[str, str]:
+    """The two names of a rename or link, in Linux's order: the old one read (empty: ENOENT unless ``empty_ok``,
+    linkat's AT_EMPTY_PATH), its directory fd looked at (EBADF, ENOTDIR), then the new one read."""
     old = _path(k, oldpath)
-    if not old.startswith("/"):
+    if not old and not empty_ok:
+        raise SyscallError(ENOENT)
+    if old and not old.startswith("/"):
         _dir_base(k, olddirfd)
     return old, _path(k, newpath)
 
@@ -882,7 +903,7 @@ def link(k, oldpath: Path, newpath: Path) -> int:
 def linkat(k, olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: AT_FLAGS) -> int:
     """linkat(2): the flags first."""
     _check_link_flags(flags)
-    old, new = _old_then_new(k, olddirfd, oldpath, newpath)
+    old, new = _old_then_new(k, olddirfd, oldpath, newpath, bool(flags & AT_EMPTY_PATH))
     return do_link(k, olddirfd, old, newdirfd, new, flags)
 
 

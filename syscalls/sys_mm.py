@@ -319,9 +319,9 @@ MPOL_NOTE = ("one memory node (0): the task policy is checked and kept as Linux 
 
 
 def _get_nodes(k, nmask: int, maxnode: int) -> int:
-    """get_nodes(): the user's nodemask of maxnode - 1 bits, as one int."""
-    maxnode -= 1
-    if maxnode <= 0 or not nmask:
+    """get_nodes(): the user's nodemask of maxnode - 1 bits, as one int (maxnode is unsigned: 0 wraps, EINVAL)."""
+    maxnode = (maxnode - 1) & (2**64 - 1)
+    if maxnode == 0 or not nmask:
         return 0
     if maxnode > PAGE_SIZE * 8:
         raise SyscallError(EINVAL)

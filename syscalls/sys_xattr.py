@@ -134,6 +134,8 @@ def setxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags: 
     """setxattr(2): the flags, then the name, then the path (setxattr_copy() comes first)."""
     _check_set_flags(flags)
     attr = _name(k, name)
+    if size > XATTR_SIZE_MAX:                     # setxattr_copy(): E2BIG before the path
+        raise SyscallError(E2BIG)
     with _target(k, pathname, True, "setxattr") as (call, where):
         return _set(k, call, where, attr, value, size, flags)
 
@@ -143,6 +145,8 @@ def lsetxattr(k, pathname: Path, name: Path, value: InBuf(3), size: Size, flags:
     """lsetxattr(2)."""
     _check_set_flags(flags)
     attr = _name(k, name)
+    if size > XATTR_SIZE_MAX:                     # setxattr_copy(): E2BIG before the path
+        raise SyscallError(E2BIG)
     with _target(k, pathname, False, "setxattr") as (call, where):
         return _set(k, call, where, attr, value, size, flags)
 

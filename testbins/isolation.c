@@ -101,9 +101,9 @@ static void fuzz_one(long nr, int rounds, int fd) {
 
 /* errnos NR...: each syscall NR, in a child of its own, with ERRNO_VECTORS fixed argument vectors (zeros, -1,
  * a valid fd with a buffer, an unmapped pointer, a path, a bad fd and huge sizes, flags with every bit, AT_FDCWD
- * with a path): one line per NR, "NR:" then "ok" or E and the errno for each vector (then how the child ended when
+ * with a path, a zero size with every flag, INT_MAX with unmapped pointers, an empty name with small values): one line per NR, "NR:" then "ok" or E and the errno for each vector (then how the child ended when
  * it did not finish), so that a native run and a hermipy run can be compared line by line. */
-#define ERRNO_VECTORS 8
+#define ERRNO_VECTORS 11
 static void errnos_one(long nr, int fd, int out) {
     const unsigned long long S = (unsigned long long)scratch, BAD = 0x1000, HUGE = 1ULL << 62;
     const unsigned long long vectors[ERRNO_VECTORS][6] = {
@@ -114,7 +114,10 @@ static void errnos_one(long nr, int fd, int out) {
         {S, S + 64, 0xffffffffULL, -1ULL, 0, 0},
         {1000, S, HUGE, 0x7fffffffULL, S, 0},
         {(unsigned long long)fd, S, -1ULL, 0x80000000ULL, -100ULL, 1ULL << 63},
-        {-100ULL, S, 0x7fffffffULL, 0777, S + 64, 0}};
+        {-100ULL, S, 0x7fffffffULL, 0777, S + 64, 0},
+        {(unsigned long long)fd, S, 0, -1ULL, 0, 0},
+        {0x7fffffffULL, BAD, -1ULL, 0, -1ULL, BAD},
+        {(unsigned long long)fd, S + 4095, 4097, 1, 1, 1}};
     struct sigaction sa = {0};
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, NULL);
