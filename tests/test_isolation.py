@@ -322,9 +322,10 @@ ERRNOS_KNOWN = {"sched_getaffinity", "get_robust_list", "move_pages", "clock_nan
 
 
 def test_errnos_as_native(tmp_path):
-    """Every implemented syscall with eight fixed argument vectors (zeros, -1, a valid fd and buffer, an unmapped
-    pointer, a path, a bad fd with huge sizes, every flag bit, AT_FDCWD with a path), natively and under hermipy:
-    the same success or errno for each, i.e. Linux's checks in Linux's order (issue 14)."""
+    """Every implemented syscall with eleven fixed argument vectors (testbins/isolation.c errnos: zeros, -1, a
+    valid fd and buffer, an unmapped pointer, a path, a bad fd with huge sizes, every flag bit, AT_FDCWD with a path,
+    a zero size, INT_MAX, an empty name), natively and under hermipy: the same success or errno for each, i.e.
+    Linux's checks in Linux's order (issue 14)."""
     from hermipy.syscalls.table import ENTRIES, NAMES, UNIMPLEMENTED, load_handlers
     load_handlers()
     names = {str(e.nr): e.name for e in ENTRIES}
