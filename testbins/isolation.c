@@ -103,6 +103,28 @@ static void fuzz_one(long nr, int rounds, int fd) {
  * a valid fd with a buffer, an unmapped pointer, a path, a bad fd and huge sizes, flags with every bit, AT_FDCWD
  * with a path, a zero size with every flag, INT_MAX with unmapped pointers, an empty name with small values): one line per NR, "NR:" then "ok" or E and the errno for each vector (then how the child ended when
  * it did not finish), so that a native run and a hermipy run can be compared line by line. */
+/* In a sweep's child: what the calls write goes to a scratch file of the cwd, never to /dev/null (fchmod(0, 3) or
+ * fchown(1, ...) on a shared device node would change the host's own: it did, /dev/null mode 0003); returns the fd
+ * of fuzz.tmp, the calls' valid file. */
+static int sweep_child_files(void) {
+    int sink = open("fuzz.std", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    for (int std = 0; std < 3; std++)
+        dup2(sink, std);
+    return open("fuzz.tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
+}
+
+/* The child's wait status, or -1 when it had not ended after `limit` hundredths of a second (it is killed). */
+static int wait_bounded(pid_t pid, int limit) {
+    int status, waited = 0;
+    struct timespec poll_interval = {0, 10000000};
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (++waited == limit)
+            kill(pid, SIGKILL);
+        nanosleep(&poll_interval, NULL);
+    }
+    return waited >= limit ? -1 : status;
+}
+
 #define ERRNO_VECTORS 11
 static void errnos_one(long nr, int fd, int out) {
     const unsigned long long S = (unsigned long long)scratch, BAD = 0x1000, HUGE = 1ULL << 62;
@@ -152,26 +174,16 @@ static int do_errnos(int argc, char **argv) {
             close(pipefd[0]);
             dup2(pipefd[1], 1001);             /* (1000 is the vectors' bad fd) */
             close(pipefd[1]);
-            int sink = open("fuzz.std", O_RDWR | O_CREAT | O_TRUNC, 0600);
-            for (int std = 0; std < 3; std++)
-                dup2(sink, std);
-            int fd = open("fuzz.tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
-            errnos_one(nr, fd, 1001);
+            errnos_one(nr, sweep_child_files(), 1001);
         }
         close(pipefd[1]);
-        int status, waited = 0;
-        struct timespec poll_interval = {0, 10000000};
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (++waited == 300)                            /* 3 s */
-                kill(pid, SIGKILL);
-            nanosleep(&poll_interval, NULL);
-        }
+        int status = wait_bounded(pid, 300);               /* 3 s */
         char words[512];
         ssize_t got = read(pipefd[0], words, sizeof words - 1);
         words[got > 0 ? got : 0] = 0;
         close(pipefd[0]);
         printf("%ld:%s", nr, words);
-        if (waited >= 300)
+        if (status == -1)
             printf(" (timed out)\n");
         else if (WIFEXITED(status))
             printf(WEXITSTATUS(status) ? " (exited %d)\n" : "\n", WEXITSTATUS(status));
@@ -189,23 +201,12 @@ static int do_fuzz(int argc, char **argv) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
-            /* What the calls write goes to a scratch file of the cwd, never to /dev/null: fchmod(0, 3) or
-             * fchown(1, ...) on a shared device node would change the host's own (it did: /dev/null mode 0003). */
-            int sink = open("fuzz.std", O_RDWR | O_CREAT | O_TRUNC, 0600);
-            for (int std = 0; std < 3; std++)
-                dup2(sink, std);
-            int fd = open("fuzz.tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
+            int fd = sweep_child_files();
             seed += nr;
             fuzz_one(nr, rounds, fd);
         }
-        int status, waited = 0;
-        struct timespec poll_interval = {0, 10000000};
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (++waited == 1000)                           /* 10 s */
-                kill(pid, SIGKILL);
-            nanosleep(&poll_interval, NULL);
-        }
-        if (waited >= 1000)
+        int status = wait_bounded(pid, 1000);              /* 10 s */
+        if (status == -1)
             printf("%ld: timed out\n", nr);
         else if (WIFEXITED(status))
             printf("%ld: exited %d\n", nr, WEXITSTATUS(status));
