@@ -399,15 +399,58 @@ def _dumpable_ids(p) -> tuple[int, ...]:
     return p.euid, p.egid, p.fsuid, p.fsgid
 
 
+PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 7, 8, 23, 24
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+CAPABILITY_OPTIONS = (PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS,
+                      PR_GET_NO_NEW_PRIVS)
+
+
+def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    """prctl(2)'s options on capabilities and privileges (cap_task_prctl in security/commoncap.c, then
+    kernel/sys.c), kept in the record and made on the calling task's host thread too, as the set*id calls are:
+    PR_[GS]ET_KEEPCAPS, PR_CAPBSET_READ/DROP, PR_[GS]ET_NO_NEW_PRIVS."""
+    p = _creds(k)
+    if option == PR_GET_KEEPCAPS:
+        return getattr(p, "keepcaps", 0)
+    if option == PR_CAPBSET_READ:
+        if not 0 <= arg2 <= _valid_caps().bit_length() - 1:
+            raise SyscallError(EINVAL)
+        return p.cap_bnd >> arg2 & 1
+    if option == PR_GET_NO_NEW_PRIVS:
+        if arg2 or arg3 or arg4 or arg5:
+            raise SyscallError(EINVAL)
+        return getattr(p, "no_new_privs", 0)
+    if option == PR_SET_KEEPCAPS:
+        if not 0 <= arg2 <= 1:
+            raise SyscallError(EINVAL)
+        host_syscall("prctl", PR_SET_KEEPCAPS, arg2, 0, 0, 0)
+        p.keepcaps = arg2
+        return 0
+    if option == PR_CAPBSET_DROP:
+        if not capable(k, CAP_SETPCAP):
+            raise SyscallError(EPERM)
+        if not 0 <= arg2 <= _valid_caps().bit_length() - 1:
+            raise SyscallError(EINVAL)
+        host_syscall("prctl", PR_CAPBSET_DROP, arg2, 0, 0, 0)
+        p.cap_bnd &= ~(1 << arg2)
+        return 0
+    if arg2 != 1 or arg3 or arg4 or arg5:                  # PR_SET_NO_NEW_PRIVS
+        raise SyscallError(EINVAL)
+    host_syscall("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    p.no_new_privs = 1
+    return 0
+
+
 def capable(k, cap: int) -> bool:
     """ns_capable(): the guest's effective capability set has ``cap``."""
     return bool(_creds(k).cap_eff >> cap & 1)
 
 
 def _fix_setuid(p, old: tuple[int, int, int, int]) -> None:
-    """cap_emulate_setxuid() and the fsuid fixup of cap_task_fix_setuid() (security/commoncap.c)."""
+    """cap_emulate_setxuid() and the fsuid fixup of cap_task_fix_setuid() (security/commoncap.c): leaving root
+    for good clears the permitted set too, unless PR_SET_KEEPCAPS is on."""
     ouid, oeuid, osuid, ofsuid = old
-    if 0 in (ouid, oeuid, osuid) and 0 not in (p.uid, p.euid, p.suid):
+    if 0 in (ouid, oeuid, osuid) and 0 not in (p.uid, p.euid, p.suid) and not getattr(p, "keepcaps", 0):
         p.cap_prm = p.cap_eff = 0
     if oeuid == 0 and p.euid != 0:
         p.cap_eff = 0

@@ -178,10 +178,13 @@ TASK_COMM_LEN = 16
 NSIG = 64
 
 
-@syscall("prctl", PARTIAL, note="PR_SET_NAME/PR_GET_NAME, PR_[GS]ET_DUMPABLE, PR_[GS]ET_PDEATHSIG; "
-                                "other options are EINVAL")
+@syscall("prctl", PARTIAL, note="PR_SET_NAME/PR_GET_NAME, PR_[GS]ET_DUMPABLE, PR_[GS]ET_PDEATHSIG, "
+                                "PR_[GS]ET_KEEPCAPS, PR_CAPBSET_READ/DROP, PR_[GS]ET_NO_NEW_PRIVS (these bind on "
+                                "the host); other options are EINVAL")
 def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE",
-                           4: "PR_SET_DUMPABLE", 15: "PR_SET_NAME", 16: "PR_GET_NAME"}),
+                           4: "PR_SET_DUMPABLE", 7: "PR_GET_KEEPCAPS", 8: "PR_SET_KEEPCAPS", 15: "PR_SET_NAME",
+                           16: "PR_GET_NAME", 23: "PR_CAPBSET_READ", 24: "PR_CAPBSET_DROP",
+                           38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS"}),
           arg2: Ptr, arg3: Ptr, arg4: Ptr, arg5: Ptr) -> int:
     """prctl(2) (kernel/sys.c)."""
     p = k.proc
@@ -206,6 +209,9 @@ def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_
     if option == PR_GET_PDEATHSIG:
         k.mem.write(arg2, struct.pack("<i", getattr(p, "pdeathsig", 0)))
         return 0
+    from hermipy.syscalls.sys_info import CAPABILITY_OPTIONS, capability_prctl
+    if option in CAPABILITY_OPTIONS:
+        return capability_prctl(k, option, arg2, arg3, arg4, arg5)
     raise SyscallError(EINVAL)
 
 

@@ -1,8 +1,9 @@
 /* Credentials that bind: run as root, the program makes a directory of its own in /tmp with a file only root may
  * read, then gives up root step by step (groups, gids, the effective uid, then all of them) and prints what each
  * file access, chmod, kill and set*id call gives: EACCES/EPERM exactly where Linux gives them. A fork child after
- * the drop, and capset dropping CAP_DAC_OVERRIDE while still uid 0, are checked the same way. A parent that stays
- * root removes the directory at the end.
+ * the drop, and capset dropping CAP_DAC_OVERRIDE while still uid 0, are checked the same way; so are prctl's
+ * capability options (the bounding set, PR_SET_KEEPCAPS across a drop, PR_SET_NO_NEW_PRIVS), in a child of their
+ * own. A parent that stays root removes the directory at the end.
  * Usage: creds (as root; as another user it says so and exits 0). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -94,6 +95,33 @@ int main(void)
         rmdir(dir);
         return WEXITSTATUS(status);
     }
+
+    pid_t keeper = fork();             /* prctl's capability options, in a child of their own */
+    if (keeper == 0) {
+        printf("prctl:\n");
+        printf("  PR_CAPBSET_READ CAP_NET_RAW: %d\n", prctl(PR_CAPBSET_READ, 13, 0, 0, 0));
+        show("PR_CAPBSET_DROP CAP_NET_RAW", prctl(PR_CAPBSET_DROP, 13, 0, 0, 0));
+        printf("  PR_CAPBSET_READ CAP_NET_RAW: %d\n", prctl(PR_CAPBSET_READ, 13, 0, 0, 0));
+        show("PR_CAPBSET_READ 1000", prctl(PR_CAPBSET_READ, 1000, 0, 0, 0));
+        show("PR_SET_KEEPCAPS 2", prctl(PR_SET_KEEPCAPS, 2, 0, 0, 0));
+        show("PR_SET_KEEPCAPS 1", prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
+        printf("  PR_GET_KEEPCAPS: %d\n", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
+        show("setresuid 65534 keeping capabilities", setresuid(NOBODY, NOBODY, NOBODY));
+        struct cap_header kh = {CAP_V3, 0};
+        struct cap_data kd[2];
+        syscall(SYS_capget, &kh, kd);
+        printf("  permitted kept %s, effective cleared %s\n", kd[0].permitted ? "yes" : "no",
+               kd[0].effective ? "no" : "yes");
+        kd[0].effective = 1u << CAP_DAC_OVERRIDE;      /* raised again from the permitted set */
+        show("capset effective CAP_DAC_OVERRIDE", syscall(SYS_capset, &kh, kd));
+        show("open the root-only file with it", read_secret());
+        show("PR_SET_NO_NEW_PRIVS 2", prctl(PR_SET_NO_NEW_PRIVS, 2, 0, 0, 0));
+        show("PR_SET_NO_NEW_PRIVS 1", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+        printf("  PR_GET_NO_NEW_PRIVS: %d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(keeper, NULL, 0);
 
     accesses("root");
 

@@ -139,12 +139,15 @@ def test_process_ids(variant):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.skipif(os.geteuid() != 0, reason="gives up root: needs to be root")
 def test_credentials_bind(variant):
-    """The guest's set*id calls, setgroups and capset bind on the host (testbins/creds.c): a guest that gave up
-    root gets EACCES and EPERM from the host kernel as natively, in a fork child too, and cannot have root back."""
+    """The guest's set*id calls, setgroups, capset and prctl's capability options bind on the host
+    (testbins/creds.c): a guest that gave up root gets EACCES and EPERM from the host kernel as natively, in a fork
+    child too, and cannot have root back; PR_SET_KEEPCAPS keeps the permitted set across the drop."""
     out = assert_same([build("creds", variant)]).stdout.decode()
     for fact in ("open a mode-0 file as uid 0 without it: -1 EACCES",
                  "effective uid 65534, saved uid 0 (uid 0 euid 65534, gid 65534 egid 65534):\n"
                  "  open the root-only file: -1 EACCES",
                  "uid 65534 (uid 65534 euid 65534, gid 65534 egid 65534):\n  open the root-only file: -1 EACCES",
-                 "  setuid 0: -1 EPERM\n", "fork child:\n  open the root-only file: -1 EACCES"):
+                 "  setuid 0: -1 EPERM\n", "fork child:\n  open the root-only file: -1 EACCES",
+                 "  PR_CAPBSET_READ CAP_NET_RAW: 0\n", "permitted kept yes, effective cleared yes",
+                 "open the root-only file with it: ok", "PR_GET_NO_NEW_PRIVS: 1"):
         assert fact in out, fact
