@@ -401,9 +401,8 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     k.ram.close_windows()
     from hermipy.syscalls.sys_timer import delete_all
     delete_all(k)
-    if getattr(k.proc, "keepcaps", 0):                   # SECURE_KEEP_CAPS is cleared by every execve
-        from hermipy.syscalls.sys_info import PR_SET_KEEPCAPS, capability_prctl
-        capability_prctl(k, PR_SET_KEEPCAPS, 0, 0, 0, 0)
+    from hermipy.syscalls.sys_info import exec_capabilities
+    exec_capabilities(k)
     from hermipy.syscalls.sys_signal import SIGCHLD, sync_host_sigchld
     sync_host_sigchld(new.signals.actions[SIGCHLD])     # flush_signal_handlers: the SA_ flags are gone
     for fd in sorted(k.fds.cloexec):

@@ -369,6 +369,8 @@ def _bind_host(p, old_ids: tuple[int, ...]) -> None:
     that gave up root cannot have it back through hermipy. A change of the effective or fs ids makes the
     process non-dumpable as commit_creds() does (for the guest's prctl; the host's own /proc/self stays open to
     the process itself)."""
+    if p.euid != 0 and os.geteuid() == 0:
+        _preload_modules()
     if sorted(os.getgroups()) != sorted(p.groups):
         host_syscall("setgroups", len(p.groups), (ctypes.c_uint32 * max(1, len(p.groups)))(*p.groups))
     host_syscall("setresgid", p.gid, p.egid, p.sgid)
@@ -384,6 +386,21 @@ def _bind_host(p, old_ids: tuple[int, ...]) -> None:
         pass                               # the host thread has fewer already: stricter than the record
     if (p.euid, p.egid, p.fsuid, p.fsgid) != old_ids:
         p.dumpable = _suid_dumpable()
+
+
+# What hermipy imports on demand on a run's path (an execve's loader and rewriter, the syscall handlers) from
+# outside its own package: once the host thread is no longer root, the Python installation may not be readable
+# (this project's CI's is under /root), so these are imported while it still is.
+_ON_DEMAND = ("bisect", "hashlib", "ipaddress", "json", "mmap", "platform", "resource", "stat", "zlib", "capstone")
+
+
+def _preload_modules() -> None:
+    import importlib
+    for name in _ON_DEMAND:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def _suid_dumpable() -> int:
@@ -439,6 +456,23 @@ def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int)
     host_syscall("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     p.no_new_privs = 1
     return 0
+
+
+def exec_capabilities(k) -> None:
+    """cap_bprm_creds_from_file() for a file without capabilities (security/commoncap.c), at execve: root (real
+    or effective uid 0) gets permitted = inheritable | bounding, effective too when its euid is 0; anyone else
+    keeps no permitted or effective capability; SECURE_KEEP_CAPS is cleared. Bound on the host as set*id are
+    (where the host thread had fewer, it keeps fewer)."""
+    p = _creds(k)
+    if 0 in (p.uid, p.euid):
+        p.cap_prm = (p.cap_inh | p.cap_bnd) & _valid_caps()
+        p.cap_eff = p.cap_prm if p.euid == 0 else 0
+    else:
+        p.cap_prm = p.cap_eff = 0
+    if getattr(p, "keepcaps", 0):
+        host_syscall("prctl", PR_SET_KEEPCAPS, 0, 0, 0, 0)
+        p.keepcaps = 0
+    _bind_host(p, _dumpable_ids(p))
 
 
 def capable(k, cap: int) -> bool:

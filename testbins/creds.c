@@ -71,9 +71,18 @@ static void accesses(const char *stage)
     printf("  dumpable %d\n", prctl(PR_GET_DUMPABLE));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 3 && !strcmp(argv[1], "caps")) {   /* after an execve; argv[2]: the root-only file */
+        struct cap_header h = {CAP_V3, 0};
+        struct cap_data d[2];
+        syscall(SYS_capget, &h, d);
+        printf("  after execve: permitted %s, PR_GET_KEEPCAPS %d\n", d[0].permitted || d[1].permitted ? "kept" : "none",
+               prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
+        show("open the root-only file", open(argv[2], O_RDONLY) < 0 ? -1 : 0);
+        return 0;
+    }
     if (geteuid() != 0) {
         printf("not root: nothing to give up\n");
         return 0;
@@ -115,6 +124,12 @@ int main(void)
         kd[0].effective = 1u << CAP_DAC_OVERRIDE;      /* raised again from the permitted set */
         show("capset effective CAP_DAC_OVERRIDE", syscall(SYS_capset, &kh, kd));
         show("open the root-only file with it", read_secret());
+        pid_t execer = fork();                      /* execve as uid 65534: the kept capabilities go */
+        if (execer == 0) {
+            execl("/proc/self/exe", "creds", "caps", secret, (char *)NULL);
+            _exit(127);
+        }
+        waitpid(execer, NULL, 0);
         show("PR_SET_NO_NEW_PRIVS 2", prctl(PR_SET_NO_NEW_PRIVS, 2, 0, 0, 0));
         show("PR_SET_NO_NEW_PRIVS 1", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
         printf("  PR_GET_NO_NEW_PRIVS: %d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));

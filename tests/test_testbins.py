@@ -149,5 +149,6 @@ def test_credentials_bind(variant):
                  "uid 65534 (uid 65534 euid 65534, gid 65534 egid 65534):\n  open the root-only file: -1 EACCES",
                  "  setuid 0: -1 EPERM\n", "fork child:\n  open the root-only file: -1 EACCES",
                  "  PR_CAPBSET_READ CAP_NET_RAW: 0\n", "permitted kept yes, effective cleared yes",
-                 "open the root-only file with it: ok", "PR_GET_NO_NEW_PRIVS: 1"):
+                 "open the root-only file with it: ok", "PR_GET_NO_NEW_PRIVS: 1",
+                 "after execve: permitted none, PR_GET_KEEPCAPS 0\n  open the root-only file: -1 EACCES"):
         assert fact in out, fact
