@@ -357,10 +357,6 @@ def sysfs(k, option: SYSFS_OPTIONS, arg1: Ptr, arg2: Ptr) -> int:
     return host_syscall("sysfs", option)
 
 
-_CAP_HEADER = ctypes.c_uint32 * 2
-_CAP_DATA = ctypes.c_uint32 * 6
-
-
 def _bind_host(p, old_ids: tuple[int, ...]) -> None:
     """The calling task's host thread takes the guest's credentials (Linux's are per thread too; glibc's set*id
     has each thread make the call): groups and gids first, while CAP_SETGID may still be there, then uids, the fs
@@ -377,14 +373,13 @@ def _bind_host(p, old_ids: tuple[int, ...]) -> None:
     host_syscall("setresuid", p.uid, p.euid, p.suid)
     host_syscall("setfsgid", p.fsgid)
     host_syscall("setfsuid", p.fsuid)
-    data = _CAP_DATA(*(word for i in range(2) for word in ((p.cap_eff >> 32 * i) & 0xFFFFFFFF,
-                                                           (p.cap_prm >> 32 * i) & 0xFFFFFFFF,
-                                                           (p.cap_inh >> 32 * i) & 0xFFFFFFFF)))
+    header = ctypes.create_string_buffer(struct.pack("<Ii", CAPABILITY_VERSION_3, 0), 8)
+    data = ctypes.create_string_buffer(_split_caps(2, p.cap_eff, p.cap_prm, p.cap_inh), 24)
     try:
-        host_syscall("capset", _CAP_HEADER(CAPABILITY_VERSION_3, 0), data)
+        host_syscall("capset", header, data)
     except PermissionError:
         pass                               # the host thread has fewer already: stricter than the record
-    if (p.euid, p.egid, p.fsuid, p.fsgid) != old_ids:
+    if _dumpable_ids(p) != old_ids:
         p.dumpable = _suid_dumpable()
 
 
