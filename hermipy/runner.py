@@ -256,6 +256,9 @@ def finish_task(kernel: Kernel, status: int) -> None:
             kernel.mem.cpu = next((t.cpu for t in group.tasks.values() if t.cpu is not None), kernel.cpu)
     if not group.exiting or others or kernel.mem.shared_by_processes:     # (mm_release: the memory lives on)
         release_task_memory(kernel)
+    if not others and kernel.proc.vfork_done >= 0:
+        from hermipy.syscalls.sys_fork import complete_vfork_done
+        complete_vfork_done(kernel)
     with group.lock:
         group.ended.notify_all()
 

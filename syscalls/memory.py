@@ -44,6 +44,7 @@ _MAP_NORESERVE_HOST = 0x4000
 _MAP_FIXED_HOST = 0x10
 SHM_RDONLY, SHM_REMAP, SHM_EXEC = 0o10000, 0o40000, 0o100000      # uapi/linux/shm.h
 MS_SYNC = 4
+PAGEMAP_PRESENT_EXCLUSIVE = 1 << 63 | 1 << 56    # proc(5) pagemap: page present, exclusively mapped
 
 
 _commit_limit = 0
@@ -868,6 +869,25 @@ class AddressSpace:
             if not self.populate(vpn << 12, write):
                 raise SyscallError(EFAULT)
             return self.frames[vpn]
+
+    def written_since_fork(self) -> list[int]:
+        """The virtual page numbers of private pages this process has written since the host fork made it: those
+        whose RAM page is mapped by this process alone (proc(5) pagemap, bit 56 "exclusively mapped"; a page both
+        processes still share is not). What a vfork child hands back to its parent (sys_fork.complete_vfork_done)."""
+        ram = self.ram
+        first = ram.address >> 12
+        with self.lock:
+            pages = [(vpn, frame) for vpn, frame in self.frames.items() if frame < ram.top]
+        try:
+            fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return []
+        try:
+            entries = memoryview(os.pread(fd, (ram.top >> 12) * 8, first * 8)).cast("Q")
+        finally:
+            os.close(fd)
+        return [vpn for vpn, frame in pages
+                if entries[frame >> 12] & PAGEMAP_PRESENT_EXCLUSIVE == PAGEMAP_PRESENT_EXCLUSIVE]
 
     def host_address(self, addr: int, write: bool = False) -> int:
         """The host address of the guest byte at ``addr`` (for a host futex on a guest word); EFAULT."""

@@ -151,12 +151,48 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
         return 0
     if vfork:
         os.close(done_w)
-        while os.read(done_r, 1):          # EOF once the child has exec'd or exited
-            pass
-        os.close(done_r)
+        _take_vfork_writes(k, done_r)
     if flags & CLONE_PARENT_SETTID:
         k.mem.write(parent_tid, struct.pack("<i", pid))
     return pid
+
+
+VFORK_PAGE = struct.Struct("<Q4096s")    # what a vfork child hands back: a page's number and its contents
+
+
+def _take_vfork_writes(k, done_r: int) -> None:
+    """The vfork parent's wait (wait_for_vfork_done), until the child execs or ends (EOF): its memory is a copy
+    of the parent's, so the pages it wrote come back through the pipe and are written here, as if the two had
+    shared them (glibc's posix_spawn reads the child's exec error from the parent's stack this way)."""
+    with os.fdopen(done_r, "rb") as pipe:
+        data = pipe.read()
+    for offset in range(0, len(data) - VFORK_PAGE.size + 1, VFORK_PAGE.size):
+        vpn, page = VFORK_PAGE.unpack_from(data, offset)
+        try:
+            k.mem.write(vpn << 12, page)
+        except SyscallError:               # unmapped or made read-only meanwhile by another thread: gone
+            pass
+
+
+def complete_vfork_done(k) -> None:
+    """mm_release()'s complete_vfork_done, in a vfork child that execs or ends: hand the pages it wrote back
+    to its parent (see _take_vfork_writes) and let the parent go on. Nothing in a process not made by vfork."""
+    done = k.proc.vfork_done
+    if done < 0:
+        return
+    k.proc.vfork_done = -1
+    try:
+        mem, view = k.mem, k.mem.view
+        for vpn in mem.written_since_fork():
+            frame = mem.frames.get(vpn)
+            if frame is not None:
+                record = memoryview(VFORK_PAGE.pack(vpn, bytes(view[frame:frame + 4096])))
+                while record:
+                    record = record[os.write(done, record):]
+    except OSError:                       # the parent is gone
+        pass
+    finally:
+        os.close(done)
 
 
 def _clone_thread(k, flags, stack, parent_tid, child_tid, tls) -> int:
@@ -408,9 +444,7 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     for fd in sorted(k.fds.cloexec):
         k.fds.close(fd)
     k.clear_child_tid = k.robust_list = 0
-    if k.proc.vfork_done >= 0:
-        os.close(k.proc.vfork_done)
-        k.proc.vfork_done = -1
+    complete_vfork_done(k)
     if k.trace is not None:                 # the dispatcher never sees this call return
         k.trace.write(f"execve({path!r}, ...) = 0\n")
     raise ReplaceImage(new)

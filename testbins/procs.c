@@ -179,12 +179,23 @@ static void forks(void)
 static void vforks(void)
 {
     printf("-- vfork and posix_spawn\n");
+    static volatile int written_by_child;           /* vfork shares memory: the parent sees the child's writes */
+    volatile int on_stack = 0;
     pid_t pid = vfork();
-    if (pid == 0)
+    if (pid == 0) {
+        written_by_child = 7;
+        on_stack = 8;
         _exit(5);
+    }
     int status;
     waitpid(pid, &status, 0);
     describe("vfork child", status);
+    printf("after vfork: static %d, stack %d\n", written_by_child, on_stack);
+    char *missing[] = {"nope", NULL};
+    printf("posix_spawn of a missing program: %s\n",         /* glibc's child reports it through shared memory */
+           ename(posix_spawn(&pid, "/nonexistent/nope", NULL, NULL, missing, environ)));
+    printf("posix_spawnp of a missing program: %s\n",
+           ename(posix_spawnp(&pid, "hermipy-no-such-program", NULL, NULL, missing, environ)));
     char *argv[] = {"sh", "-c", "exit 9", NULL};
     int r = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
     printf("posix_spawn: %s\n", ename(r));
