@@ -32,7 +32,7 @@ import struct
 import sys
 import threading
 import time
-from errno import E2BIG, EACCES, ECHILD, EINVAL, ENOENT, ENOSYS
+from errno import E2BIG, EACCES, ECHILD, EINVAL, ELOOP, ENOENT, ENOSYS, EPERM
 
 from hermipy.cpu import ReplaceImage
 from hermipy.errors import ExecFailed, LoadError
@@ -48,13 +48,13 @@ CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x1000, 0x2
 CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x20000, 0x40000, 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x200000, 0x400000, 0x800000, 0x1000000
 # What a process clone may ask for here (CLONE_VM only together with CLONE_VFORK), and a thread clone.
-SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_VFORK | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
-             | CLONE_CHILD_SETTID | CLONE_DETACHED | CLONE_UNTRACED)
-VM_PROCESS_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_SYSVSEM | CLONE_SETTLS
-                        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | CLONE_DETACHED
-                        | CLONE_UNTRACED)
-THREAD_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
-                    | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID
+SUPPORTED = (CSIGNAL | CLONE_PIDFD | CLONE_VM | CLONE_VFORK | CLONE_SETTLS | CLONE_PARENT_SETTID
+             | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | CLONE_DETACHED | CLONE_UNTRACED)
+VM_PROCESS_SUPPORTED = (CSIGNAL | CLONE_PIDFD | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_SYSVSEM
+                        | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID
+                        | CLONE_DETACHED | CLONE_UNTRACED)
+THREAD_SUPPORTED = (CSIGNAL | CLONE_PIDFD | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+                    | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID
                     | CLONE_DETACHED | CLONE_UNTRACED)
 CLONE_ARGS = struct.Struct("<11Q")         # struct clone_args (uapi/linux/sched.h), CLONE_ARGS_SIZE_VER2
 CLONE_ARGS_SIZE_VER0 = 64
@@ -77,19 +77,30 @@ EXECVEAT_FLAGS = Flags({AT_SYMLINK_NOFOLLOW: "AT_SYMLINK_NOFOLLOW", AT_EMPTY_PAT
 
 
 # -- fork -----------------------------------------------------------------------------------------------
-def _check_clone_flags(flags: int) -> None:
-    """copy_process()'s consistency checks (EINVAL), then what hermipy cannot do (ENOSYS)."""
-    if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS:
+def _check_clone_flags(k, flags: int) -> None:
+    """copy_process()'s consistency checks (EINVAL), copy_namespaces()'s permission (EPERM; and the namespaces
+    hermipy does not give, as unshare), then what hermipy cannot do (ENOSYS)."""
+    from hermipy.syscalls.sys_ns import CLONE_NEWUSER, HOST_NAMESPACES, NOT_OURS, capable_sys_admin
+    if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS or flags & (CLONE_NEWUSER | CLONE_FS) == \
+            CLONE_NEWUSER | CLONE_FS:
         raise SyscallError(EINVAL)
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(EINVAL)
+    if flags & CLONE_PIDFD and flags & CLONE_DETACHED:
+        raise SyscallError(EINVAL)
+    namespaces = flags & (HOST_NAMESPACES | NOT_OURS)
+    if namespaces:
+        if flags & CLONE_THREAD and flags & (CLONE_NEWUSER | CLONE_NEWPID):
+            raise SyscallError(EINVAL)
+        if namespaces & ~CLONE_NEWUSER and not capable_sys_admin(k) or namespaces & NOT_OURS:
+            raise SyscallError(EPERM)
     if flags & CLONE_THREAD:
         if flags & ~THREAD_SUPPORTED or not flags & CLONE_FS:
             raise SyscallError(ENOSYS)
     elif flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
         if flags & ~VM_PROCESS_SUPPORTED:
             raise SyscallError(ENOSYS)
-    elif flags & ~SUPPORTED:
+    elif flags & ~(SUPPORTED | HOST_NAMESPACES):
         raise SyscallError(ENOSYS)
 
 
@@ -132,13 +143,27 @@ def _flush_host_streams(k) -> None:
         k.trace.flush()
 
 
-def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0, tls: int = 0) -> int:
-    """kernel_clone() for a new process: the host forks here; returns the child's pid in the parent."""
-    _check_clone_flags(flags)
+def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0, tls: int = 0,
+            pidfd: int = 0) -> int:
+    """kernel_clone(): a thread, a process sharing memory, or a new process (the host forks here); returns the
+    child's pid (tid) in the parent. With CLONE_PIDFD, a pidfd of the child is stored at ``pidfd``."""
+    _check_clone_flags(k, flags)
+    if flags & CLONE_PIDFD:
+        k.mem.write(pidfd, bytes(4))          # copy_process's put_user: EFAULT before there is a child
     if flags & CLONE_THREAD:
-        return _clone_thread(k, flags, stack, parent_tid, child_tid, tls)
-    if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
-        return _clone_vm_process(k, flags, stack, parent_tid, child_tid, tls)
+        tid = _clone_thread(k, flags, stack, parent_tid, child_tid, tls)
+    elif flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM:
+        tid = _clone_vm_process(k, flags, stack, parent_tid, child_tid, tls)
+    else:
+        tid = _fork_process(k, flags, stack, parent_tid, child_tid, tls)
+    if flags & CLONE_PIDFD and tid:           # (not in a fork child, where this returns 0)
+        from hermipy.syscalls.sys_process import pidfd_open
+        k.mem.write(pidfd, struct.pack("<i", pidfd_open(k, tid, PIDFD_THREAD if flags & CLONE_THREAD else 0)))
+    return tid
+
+
+def _fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
+    """copy_process() for a process of its own: the host forks; returns the child's pid in the parent."""
     cpu = k.cpu
     state = None if cpu.survives_fork else _cpu_state(cpu)
     vfork = bool(flags & CLONE_VFORK)
@@ -284,6 +309,20 @@ def vm_process_ended(task) -> None:
 
 
 CLD_EXITED, CLD_KILLED = 1, 2
+PIDFD_THREAD = os.O_EXCL                    # uapi/linux/pidfd.h
+
+
+def _enter_new_namespaces(flags: int) -> None:
+    """copy_namespaces() in a fork child: the UTS, IPC, network and cgroup namespaces asked for are the host's
+    unshare on its thread (as sys_ns.unshare); if the host refuses, the child cannot run as asked and ends."""
+    from hermipy.syscalls.sys_ns import HOST_NAMESPACES
+    namespaces = flags & HOST_NAMESPACES
+    if namespaces:
+        try:
+            host_syscall("unshare", namespaces)
+        except SyscallError as err:
+            sys.stderr.write(f"hermipy: clone: the host refused the child's namespaces: {os.strerror(err.errno)}\n")
+            os._exit(127)
 
 
 def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, done_w) -> None:
@@ -306,6 +345,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     if done_w >= 0:
         os.close(done_r)
         proc.vfork_done = done_w
+    _enter_new_namespaces(flags)
     k.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
     for flag, addr in ((CLONE_CHILD_SETTID, child_tid), (CLONE_PARENT_SETTID, parent_tid)):
         if flags & flag:
@@ -351,7 +391,10 @@ def vfork(k) -> int:
                                 "CLONE_PIDFD, CLONE_PARENT")
 def clone(k, flags: CLONE_FLAGS, newsp: Ptr, parent_tidptr: Ptr, child_tidptr: Ptr, tls: Ptr) -> int:
     """clone(2), x86-64 argument order: flags, stack, parent_tid, child_tid, tls."""
-    return do_fork(k, flags & 0xFFFFFFFF, newsp, parent_tidptr, child_tidptr, tls)
+    flags &= 0xFFFFFFFF
+    if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID:
+        raise SyscallError(EINVAL)           # one pointer for both (kernel/fork.c, clone syscall)
+    return do_fork(k, flags, newsp, parent_tidptr, child_tidptr, tls, parent_tidptr)
 
 
 @syscall("clone3", PARTIAL, note="as clone (processes and threads); set_tid and cgroup: ENOSYS")
@@ -362,13 +405,13 @@ def clone3(k, uargs: Ptr, size: Size) -> int:
     raw = k.mem.read(uargs, min(size, CLONE_ARGS.size)).ljust(CLONE_ARGS.size, b"\0")
     if size > CLONE_ARGS.size and any(k.mem.read(uargs + CLONE_ARGS.size, size - CLONE_ARGS.size)):
         raise SyscallError(E2BIG)
-    (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+    (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
      cgroup) = CLONE_ARGS.unpack(raw)
     if exit_signal & ~CSIGNAL or flags & CSIGNAL or bool(stack) != bool(stack_size):
         raise SyscallError(EINVAL)
     if set_tid or set_tid_size or cgroup:
         raise SyscallError(ENOSYS)
-    return do_fork(k, flags | exit_signal, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
+    return do_fork(k, flags | exit_signal, stack + stack_size if stack else 0, parent_tid, child_tid, tls, pidfd)
 
 
 # -- execve ---------------------------------------------------------------------------------------------
@@ -403,6 +446,10 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     target = lookup(k, AT_FDCWD, path)       # /proc/self/exe, /dev/fd/N: the caller's, resolved now
     if target.missing:
         raise SyscallError(ENOENT)
+    if flags & AT_SYMLINK_NOFOLLOW and stat.S_ISLNK(lookup(k, AT_FDCWD, path, follow=False).stat(False).st_mode):
+        raise SyscallError(ELOOP)            # do_open_execat: O_NOFOLLOW
+    if not argv:
+        argv = [b""]                         # bprm_stack_limits/do_execveat_common (5.18+): argv[0] is ""
     if target.node is not None or not stat.S_ISREG(target.stat().st_mode):
         raise SyscallError(EACCES)
     try:

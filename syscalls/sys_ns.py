@@ -62,7 +62,7 @@ def unshare(k, flags: UNSHARE_FLAGS) -> int:
         raise SyscallError(EPERM)
     host = flags & (HOST_NAMESPACES | CLONE_SYSVSEM)
     if host:
-        if not _capable_sys_admin(k) and flags & HOST_NAMESPACES:
+        if not capable_sys_admin(k) and flags & HOST_NAMESPACES:
             raise SyscallError(EPERM)
         host_syscall("unshare", host)
     if flags & CLONE_FILES:
@@ -98,19 +98,19 @@ def setns(k, fd: Fd, nstype: Int) -> int:
         raise SyscallError(EINVAL)
     if wanted & NOT_OURS:
         raise SyscallError(EPERM)
-    if not _capable_sys_admin(k):
+    if not capable_sys_admin(k):
         raise SyscallError(EPERM)
     return host_syscall("setns", of.host_fd, nstype)
 
 
-def _capable_sys_admin(k) -> bool:
+def capable_sys_admin(k) -> bool:
     from hermipy.syscalls.sys_info import CAP_SYS_ADMIN, capable
     return capable(k, CAP_SYS_ADMIN)
 
 
 def _set_uts_name(k, name: int, length: int, call: str) -> int:
     """sethostname/setdomainname: the host's, in a UTS namespace the guest made; EPERM in the host's own."""
-    if not _capable_sys_admin(k) or _uts_namespace() == HOST_UTS:
+    if not capable_sys_admin(k) or _uts_namespace() == HOST_UTS:
         raise SyscallError(EPERM)
     if length < 0 or length > HOST_NAME_MAX:
         raise SyscallError(EINVAL)

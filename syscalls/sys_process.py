@@ -3,7 +3,7 @@ pid.c)."""
 import ctypes
 import os
 import struct
-from errno import EBADF, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH
+from errno import EBADF, EFAULT, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
 
 from hermipy.cpu import GuestExit
 from hermipy.layout import PAGE_SIZE
@@ -65,10 +65,18 @@ def getegid(k) -> int:
     return k.proc.egid
 
 
-@syscall("arch_prctl", FULL)
+@syscall("arch_prctl", PARTIAL, note="ARCH_SET/GET_FS/GS; ARCH_GET_CPUID says enabled and ARCH_SET_CPUID is ENODEV, as "
+                                    "on a CPU without CPUID faulting; the XSTATE permission, LAM, shadow-stack and "
+                                    "MAP_VDSO codes are EINVAL")
 def arch_prctl(k, code: Enum({0x1001: "ARCH_SET_GS", 0x1002: "ARCH_SET_FS", 0x1003: "ARCH_GET_FS",
-                              0x1004: "ARCH_GET_GS"}), addr: Ptr) -> int:
-    """arch_prctl(2): FS/GS base for TLS."""
+                              0x1004: "ARCH_GET_GS", 0x1011: "ARCH_GET_CPUID", 0x1012: "ARCH_SET_CPUID"}),
+               addr: Ptr) -> int:
+    """arch_prctl(2): FS/GS base for TLS; CPUID always enabled, as on a CPU without CPUID faulting
+    (arch/x86/kernel/process.c: ARCH_SET_CPUID is ENODEV there)."""
+    if code == ARCH_GET_CPUID:
+        return 1
+    if code == ARCH_SET_CPUID:
+        raise SyscallError(ENODEV)
     if code in (ARCH_SET_FS, ARCH_SET_GS):
         if addr >= USER_TOP:
             raise SyscallError(EPERM)
@@ -374,6 +382,14 @@ def _pidfd_target(k, fd: int) -> tuple[int, int]:
         return of.host_fd, next((int(line.split()[1]) for line in f if line.startswith(b"Pid:")), 0)
 
 
+def _proc_dir_pid(k, fd: int) -> int:
+    """The pid of a /proc/PID directory open as ``fd`` (what pidfd_send_signal takes as a pidfd too:
+    pidfd_to_pid's tgid_pidfd_to_pid), else 0."""
+    of = k.fds.files.get(fd)
+    parent, _, name = (of.path if of is not None else "").rstrip("/").rpartition("/")
+    return int(name) if parent == "/proc" and name.isdigit() else 0
+
+
 @syscall("pidfd_send_signal", FULL)
 def pidfd_send_signal(k, pidfd: Int, sig: Signal, info: Ptr, flags: PIDFD_SIGNAL_FLAGS) -> int:
     """pidfd_send_signal(2). To another process: the host's call (that process's hermipy hands the signal to its
@@ -385,15 +401,25 @@ def pidfd_send_signal(k, pidfd: Int, sig: Signal, info: Ptr, flags: PIDFD_SIGNAL
     if flags & ~7 or flags & (flags - 1):         # one scope at most, before the fd (EINVAL)
         raise SyscallError(EINVAL)
     host_fd, target = _pidfd_target(k, pidfd)
-    if target == 0:                               # not open, or not a pidfd (pidfd_to_pid): before the siginfo
+    proc_dir = 0 if target else _proc_dir_pid(k, pidfd)
+    if proc_dir:
+        target = proc_dir
+    elif target == 0:                             # not open, or not a pidfd (pidfd_to_pid): before the siginfo
         raise SyscallError(EBADF)
     own = target > 0 and (target == k.proc.pid or target in k.group.tasks)
     if not own:
         data = None
         if info:
             data = ctypes.create_string_buffer(k.mem.read(info, SIGINFO_SIZE), SIGINFO_SIZE)
-        return host_syscall("pidfd_send_signal", host_fd, sig, data, flags)
-    host_syscall("pidfd_send_signal", host_fd, 0, None, flags)
+        if not proc_dir or k.fds.get(pidfd).node is None:      # a pidfd, or the host's /proc/PID itself
+            return host_syscall("pidfd_send_signal", host_fd, sig, data, flags)
+        host_fd = host_syscall("pidfd_open", target, 0)
+        try:
+            return host_syscall("pidfd_send_signal", host_fd, sig, data, flags)
+        finally:
+            os.close(host_fd)
+    if not proc_dir:
+        host_syscall("pidfd_send_signal", host_fd, 0, None, flags)
     if not 0 <= sig <= NSIG:
         raise SyscallError(EINVAL)
     thread = flags == PIDFD_SIGNAL_THREAD or flags == 0 and target != k.proc.pid

@@ -3,6 +3,7 @@
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
  * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
  * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd;
+ * clone's CLONE_PIDFD and namespaces, execve with no argv, execveat's AT_SYMLINK_NOFOLLOW, arch_prctl's CPUID;
  * capget/capset; sysfs; unshare/setns/sethostname ("ns": as root only, changes only this process's namespaces);
  * chroot.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
@@ -71,6 +72,7 @@ static const char *ename(int e)
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EOVERFLOW: return "EOVERFLOW";
     case E2BIG: return "E2BIG";
+    case ELOOP: return "ELOOP";
     default: {
         static char buf[32];
         snprintf(buf, sizeof buf, "errno %d", e);
@@ -860,6 +862,71 @@ static void test_pidfd(void)
     close(self), close(nb), close(cfd), close(copy), close(p[0]), close(p[1]);
 }
 
+/* -- clone: CLONE_PIDFD, namespaces; execve's argc 0; execveat's AT_SYMLINK_NOFOLLOW; arch_prctl CPUID ------ */
+struct clone_args_v2 { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; };
+
+static void test_clone(void)
+{
+    section("clone");
+    int pidfd = -1;
+    struct clone_args_v2 ca = {.flags = CLONE_PIDFD, .pidfd = (uintptr_t)&pidfd, .exit_signal = SIGCHLD};
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid == 0)
+        _exit(3);
+    printf("clone3 CLONE_PIDFD: child %d, pidfd %d, F_GETFD %d\n", pid > 0, pidfd > 2, fcntl(pidfd, F_GETFD));
+    struct pollfd pfd = {pidfd, POLLIN, 0};
+    SHOW("poll the pidfd until the child exits", poll(&pfd, 1, 10000));
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    SHOW("waitid P_PIDFD", waitid(P_PIDFD, pidfd, &si, WEXITED));
+    printf("status %d, pid matches %d\n", si.si_status, si.si_pid == pid);
+    close(pidfd);
+    ca.pidfd = (uintptr_t)BAD;
+    SHOW("clone3 CLONE_PIDFD to an unmapped pointer", syscall(SYS_clone3, &ca, sizeof ca));
+    SHOW("clone CLONE_PIDFD|CLONE_PARENT_SETTID", syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0,
+                                                          &pidfd, NULL, 0));
+    SHOW("clone CLONE_PIDFD|CLONE_DETACHED", syscall(SYS_clone, CLONE_PIDFD | CLONE_DETACHED | SIGCHLD, 0, &pidfd,
+                                                     NULL, 0));
+    SHOW("clone CLONE_NEWUSER|CLONE_FS", syscall(SYS_clone, CLONE_NEWUSER | CLONE_FS | SIGCHLD, 0, NULL, NULL, 0));
+    char before[65] = "", now[65] = "";
+    gethostname(before, sizeof before);
+    fflush(stdout);
+    pid = syscall(SYS_clone, CLONE_NEWUTS | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid == 0) {
+        sethostname("hermipy-clone", 13);
+        gethostname(now, sizeof now);
+        printf("the CLONE_NEWUTS child's hostname: %s\n", now);
+        _exit(0);
+    }
+    if (pid < 0)
+        printf("clone CLONE_NEWUTS: -1 %s\n", ename(errno));     /* not root */
+    else
+        waitpid(pid, NULL, 0);
+    gethostname(now, sizeof now);
+    printf("the parent's hostname unchanged: %s\n", strcmp(before, now) == 0 ? "yes" : "no");
+
+    int self = open("/proc/self", O_DIRECTORY | O_CLOEXEC);
+    signal(SIGUSR2, SIG_IGN);
+    SHOW("pidfd_send_signal through /proc/self", syscall(SYS_pidfd_send_signal, self, SIGUSR2, NULL, 0));
+    close(self);
+
+    symlink("/proc/self/exe", "exe-link");
+    SHOW("execveat AT_SYMLINK_NOFOLLOW of a symlink", syscall(SYS_execveat, AT_FDCWD, "exe-link",
+                                                              (char *[]){"x", NULL}, (char *[]){NULL}, AT_SYMLINK_NOFOLLOW));
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        execve("/proc/self/exe", (char *[]){NULL}, (char *[]){NULL});
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("execve with no argv: exit %d\n", WEXITSTATUS(status));
+    SHOW("arch_prctl ARCH_GET_CPUID", syscall(SYS_arch_prctl, 0x1011, 0));
+    long r = syscall(SYS_arch_prctl, 0x1012, 1);
+    printf("arch_prctl ARCH_SET_CPUID 1 (on, as it is): %s\n", r == 0 || errno == ENODEV ? "0 or ENODEV" : ename(errno));
+}
+
 /* -- capget / capset ------------------------------------------------------------------------------ */
 struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
@@ -1470,6 +1537,7 @@ static const struct section sections[] = {
     {"inotify-root", test_inotify_root},
     {"sched", test_sched},
     {"pidfd", test_pidfd},
+    {"clone", test_clone},
     {"caps", test_caps},
     {"sysfs", test_sysfs},
     {"ns", test_ns},
@@ -1487,6 +1555,10 @@ static const struct section sections[] = {
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 1 && argv[0][0] == 0) {          /* execve'd with no argv (test_clone): Linux gives argv[0] "" */
+        printf("argc 1, argv[0] empty\n");
+        return 4;
+    }
     size_t n = sizeof sections / sizeof sections[0];
     for (size_t i = 0; i < n; i++) {
         int wanted = argc < 2 && strcmp(sections[i].name, "inotify-root") != 0 && strcmp(sections[i].name, "ns") != 0
