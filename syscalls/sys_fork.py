@@ -387,8 +387,10 @@ def vfork(k) -> int:
                                 "Go) and processes sharing memory (CLONE_VM without CLONE_THREAD: tasks of a process "
                                 "of their own inside the parent's hermipy; a signal sent to one by another process "
                                 "reaches its parent; after its execve it is a hermipy process of its own whose "
-                                "getpid is a new pid, while the parent's wait and kill go on using clone's); ENOSYS for a thread without CLONE_FS, namespaces, "
-                                "CLONE_PIDFD, CLONE_PARENT")
+                                "getpid is a new pid, while the parent's wait and kill go on using clone's); CLONE_PIDFD; "
+                                "UTS, IPC, network and cgroup namespaces for a new process (the host's unshare in "
+                                "the child), the others EPERM as for unshare; ENOSYS for a thread without CLONE_FS, "
+                                "CLONE_PARENT, CLONE_FILES or CLONE_SIGHAND between processes")
 def clone(k, flags: CLONE_FLAGS, newsp: Ptr, parent_tidptr: Ptr, child_tidptr: Ptr, tls: Ptr) -> int:
     """clone(2), x86-64 argument order: flags, stack, parent_tid, child_tid, tls."""
     flags &= 0xFFFFFFFF
