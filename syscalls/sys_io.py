@@ -406,6 +406,7 @@ F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW = 0, 1, 
 F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX, F_GETOWNER_UIDS = 8, 9, 10, 11, 15, 16, 17
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 F_SETLEASE, F_GETLEASE, F_NOTIFY, F_DUPFD_QUERY, F_CANCELLK, F_DUPFD_CLOEXEC = 1024, 1025, 1026, 1027, 1029, 1030
+F_CREATED_QUERY = 1028
 F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS = 1031, 1032, 1033, 1034
 F_GET_RW_HINT, F_SET_RW_HINT, F_GET_FILE_RW_HINT, F_SET_FILE_RW_HINT = 1035, 1036, 1037, 1038
 FD_CLOEXEC = 1
@@ -414,7 +415,8 @@ SETFL_MASK = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME      # fs/fc
 FCNTL_CMDS = {0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK", 6: "F_SETLK",
               7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN", 10: "F_SETSIG", 11: "F_GETSIG", 15: "F_SETOWN_EX",
               16: "F_GETOWN_EX", 17: "F_GETOWNER_UIDS", 36: "F_OFD_GETLK", 37: "F_OFD_SETLK", 38: "F_OFD_SETLKW",
-              1024: "F_SETLEASE", 1025: "F_GETLEASE", 1026: "F_NOTIFY", 1027: "F_DUPFD_QUERY", 1029: "F_CANCELLK",
+              1024: "F_SETLEASE", 1025: "F_GETLEASE", 1026: "F_NOTIFY", 1027: "F_DUPFD_QUERY", 1028: "F_CREATED_QUERY",
+              1029: "F_CANCELLK",
               1030: "F_DUPFD_CLOEXEC", 1031: "F_SETPIPE_SZ", 1032: "F_GETPIPE_SZ", 1033: "F_ADD_SEALS",
               1034: "F_GET_SEALS", 1035: "F_GET_RW_HINT", 1036: "F_SET_RW_HINT", 1037: "F_GET_FILE_RW_HINT",
               1038: "F_SET_FILE_RW_HINT"}
@@ -428,7 +430,8 @@ _FCNTL_STRUCT = {F_GETLK: (FLOCK_SIZE, True), F_SETLK: (FLOCK_SIZE, False), F_SE
 # commands with a plain integer argument (or none) that the host answers for the file itself
 _FCNTL_VALUE = {F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETLEASE, F_GETLEASE, F_NOTIFY, F_CANCELLK,
                 F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS}
-_O_PATH_FCNTL = {F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_DUPFD_QUERY}   # check_fcntl_cmd()
+_O_PATH_FCNTL = {F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_DUPFD_QUERY,   # check_fcntl_cmd()
+                 F_CREATED_QUERY}
 
 
 def _host_struct_call(k, name: str, host_fd: int, cmd: int, addr: int, size: int, copy_back: bool) -> int:
@@ -476,6 +479,8 @@ def fcntl(k, fd: Fd, cmd: Enum(FCNTL_CMDS), arg: Long) -> int:
         return 0
     if cmd == F_DUPFD_QUERY:
         return int(k.fds.get(_s32(argi)) is of)
+    if cmd == F_CREATED_QUERY:                        # FMODE_CREATED: the host open made the file (or not)
+        return 0 if of.node is not None else host_syscall("fcntl", of.host_fd, cmd, 0)
     if cmd in _FCNTL_STRUCT:
         size, copy_back = _FCNTL_STRUCT[cmd]
         return _host_struct_call(k, "fcntl", of.host_fd, cmd, arg, size, copy_back)
@@ -518,13 +523,17 @@ TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, FIONBIO, TIOCNOTTY = 0x5411, 0x5413,
 TIOCGETD, TIOCGSID, FIONCLEX, FIOCLEX, FIOASYNC, FIOQSIZE = 0x5424, 0x5429, 0x5450, 0x5451, 0x5452, 0x5460
 TCGETS2, TCSETS2, TCSETSW2, TCSETSF2 = 0x802C542A, 0x402C542B, 0x402C542C, 0x402C542D
 TIOCGPTN, TIOCSPTLCK, FIGETBSZ, FS_IOC_GETFLAGS = 0x80045430, 0x40045431, 2, 0x80086601
+TCGETA, TCSETA, TCSETAW, TCSETAF = 0x5405, 0x5406, 0x5407, 0x5408
 TERMIOS_SIZE, TERMIOS2_SIZE, WINSIZE_SIZE = 36, 44, 8   # asm-generic/termbits.h, uapi/asm-generic/termios.h
+TERMIO_SIZE = 18                                        # struct termio (uapi/asm-generic/termios.h)
+PIDFS_IOCTL_MAGIC, PIDFD_GET_INFO_NR, PIDFD_NAMESPACE_NRS = 0xFF, 11, range(1, 11)     # uapi/linux/pidfd.h
 # request -> ("out", n): the host fills n bytes the guest gets; ("in", n): the guest's n bytes go to the host;
 # ("value", 0): the argument itself is passed on; ("none", 0): no argument.
 _IOCTL_PASS = {
     TCGETS: ("out", TERMIOS_SIZE), TCSETS: ("in", TERMIOS_SIZE), TCSETSW: ("in", TERMIOS_SIZE),
     TCSETSF: ("in", TERMIOS_SIZE), TCGETS2: ("out", TERMIOS2_SIZE), TCSETS2: ("in", TERMIOS2_SIZE),
-    TCSETSW2: ("in", TERMIOS2_SIZE), TCSETSF2: ("in", TERMIOS2_SIZE),
+    TCSETSW2: ("in", TERMIOS2_SIZE), TCSETSF2: ("in", TERMIOS2_SIZE), TCGETA: ("out", TERMIO_SIZE),
+    TCSETA: ("in", TERMIO_SIZE), TCSETAW: ("in", TERMIO_SIZE), TCSETAF: ("in", TERMIO_SIZE),
     TIOCGWINSZ: ("out", WINSIZE_SIZE), TIOCSWINSZ: ("in", WINSIZE_SIZE),
     TCSBRK: ("value", 0), TCXONC: ("value", 0), TCFLSH: ("value", 0), TIOCSCTTY: ("value", 0),
     TIOCNOTTY: ("none", 0),
@@ -534,8 +543,9 @@ _IOCTL_PASS = {
 }
 # Requests that change the terminal: a background process gets SIGTTOU for them (drivers/tty/tty_io.c tty_ioctl,
 # tty_ioctl.c set_termios, n_tty_ioctl_helper).
-_TTY_CHANGES = frozenset((TCSETS, TCSETSW, TCSETSF, TCSETS2, TCSETSW2, TCSETSF2, TIOCSPGRP, TCSBRK, TCXONC, TCFLSH))
-IOCTL_NAMES = {TCGETS: "TCGETS", TCSETS: "TCSETS", TCSETSW: "TCSETSW", TCSETSF: "TCSETSF", TCGETS2: "TCGETS2",
+_TTY_CHANGES = frozenset((TCSETS, TCSETSW, TCSETSF, TCSETS2, TCSETSW2, TCSETSF2, TIOCSPGRP, TCSBRK, TCXONC, TCFLSH,
+                          TCSETA, TCSETAW, TCSETAF))
+IOCTL_NAMES = {TCGETA: "TCGETA", TCSETA: "TCSETA", TCSETAW: "TCSETAW", TCSETAF: "TCSETAF", TCGETS: "TCGETS", TCSETS: "TCSETS", TCSETSW: "TCSETSW", TCSETSF: "TCSETSF", TCGETS2: "TCGETS2",
                TCSETS2: "TCSETS2", TCSETSW2: "TCSETSW2", TCSETSF2: "TCSETSF2", TIOCGWINSZ: "TIOCGWINSZ",
                TIOCSWINSZ: "TIOCSWINSZ", TCSBRK: "TCSBRK", TCXONC: "TCXONC", TCFLSH: "TCFLSH",
                TIOCSCTTY: "TIOCSCTTY", TIOCNOTTY: "TIOCNOTTY", TIOCGPGRP: "TIOCGPGRP", TIOCSPGRP: "TIOCSPGRP",
@@ -551,8 +561,9 @@ class IoctlRequest(UInt):
 
 
 @syscall("ioctl", PARTIAL, note="terminal requests (TCGETS/TCSETS*, termios2, TIOC[GS]WINSZ, TIOC[GS]PGRP, TIOCGSID, "
-                                "TCSBRK/TCXONC/TCFLSH, ...) and FIONREAD/FIOQSIZE/FIGETBSZ go to the host fd, so a "
-                                "tty answers as itself and anything else with ENOTTY; FIONBIO/FIOASYNC/FIOCLEX/"
+                                "TCSBRK/TCXONC/TCFLSH, termio's TCGETA/TCSETA*, ...) and FIONREAD/FIOQSIZE/FIGETBSZ go to "
+                                "the host fd, so a tty answers as itself and anything else with ENOTTY; a pidfd's "
+                                "PIDFD_GET_INFO and namespace requests are the host's; FIONBIO/FIOASYNC/FIOCLEX/"
                                 "FIONCLEX are handled here. Any other request is ENOTTY and is recorded in "
                                 "Kernel.unhandled_ioctls (logged at debug level). A background process changing its "
                                 "controlling terminal gets SIGTTOU, as on Linux")
@@ -575,8 +586,10 @@ def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
         of.flags = of.flags | bit if on else of.flags & ~bit
         return 0
     how = _IOCTL_PASS.get(request)
-    if how is None:                 # what a driver answers to a request it does not know (--strace shows it)
-        raise SyscallError(ENOTTY)
+    if how is None:
+        if (request >> 8) & 0xFF == PIDFS_IOCTL_MAGIC and of.path == "anon_inode:[pidfd]":
+            return _pidfd_ioctl(k, of, request, arg)
+        raise SyscallError(ENOTTY)  # what a driver answers to a request it does not know (--strace shows it)
     if request in _TTY_CHANGES and of.kind == "tty":     # from the background: SIGTTOU (tty_check_change)
         from hermipy.syscalls.sys_signal import SIGTTOU, tty_job_control
         tty_job_control(k, of.host_fd, SIGTTOU)
@@ -591,6 +604,21 @@ def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
     result = host_syscall("ioctl", of.host_fd, request, buf)
     k.mem.write(arg, buf.raw)
     return result
+
+
+def _pidfd_ioctl(k, of: OpenFile, request: int, arg: int) -> int:
+    """pidfs_ioctl() is the host's (guest pids and credentials are the host's): PIDFD_GET_INFO's struct
+    pidfd_info in and out (its size from the request), and a namespace fd of the process for the others."""
+    nr, size = request & 0xFF, (request >> 16) & 0x3FFF
+    if nr == PIDFD_GET_INFO_NR and size:
+        buf = ctypes.create_string_buffer(k.mem.read(arg, size), size)
+        result = host_syscall("ioctl", of.host_fd, request, buf)
+        k.mem.write(arg, buf.raw)
+        return result
+    if nr in PIDFD_NAMESPACE_NRS and not size:
+        from hermipy.syscalls.sys_net import _received_file, install_host_fd
+        return install_host_fd(k, _received_file(k, host_syscall("ioctl", of.host_fd, request, 0)), True)
+    raise SyscallError(ENOTTY)
 
 
 # -- pipes ------------------------------------------------------------------------------------------

@@ -881,6 +881,23 @@ static void test_clone(void)
     SHOW("waitid P_PIDFD", waitid(P_PIDFD, pidfd, &si, WEXITED));
     printf("status %d, pid matches %d\n", si.si_status, si.si_pid == pid);
     close(pidfd);
+    struct { uint64_t mask, cgroupid; uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid,
+             spare; } info = {.mask = 3};                               /* PIDFD_INFO_PID | PIDFD_INFO_CREDS */
+    int mine = syscall(SYS_pidfd_open, getpid(), 0);
+    long r = ioctl(mine, _IOWR(0xFF, 11, info), &info);                    /* PIDFD_GET_INFO (6.13) */
+    if (r == 0)
+        printf("PIDFD_GET_INFO: pid matches %d, ppid matches %d, euid matches %d\n", info.pid == (uint32_t)getpid(),
+               info.ppid == (uint32_t)getppid(), info.euid == geteuid());
+    else
+        printf("PIDFD_GET_INFO: -1 %s\n", ename(errno));
+    SHOW("TCGETA on a pidfd", ioctl(mine, 0x5405, &info));
+    close(mine);
+    SHOW("F_CREATED_QUERY of an O_CREAT open that made the file",
+         fcntl(pidfd = open("created", O_CREAT | O_RDWR, 0600), 1028));
+    close(pidfd);
+    SHOW("F_CREATED_QUERY of an O_CREAT open of that file again",
+         fcntl(pidfd = open("created", O_CREAT | O_RDWR, 0600), 1028));
+    close(pidfd);
     ca.pidfd = (uintptr_t)BAD;
     SHOW("clone3 CLONE_PIDFD to an unmapped pointer", syscall(SYS_clone3, &ca, sizeof ca));
     SHOW("clone CLONE_PIDFD|CLONE_PARENT_SETTID", syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0,
@@ -923,7 +940,7 @@ static void test_clone(void)
     waitpid(pid, &status, 0);
     printf("execve with no argv: exit %d\n", WEXITSTATUS(status));
     SHOW("arch_prctl ARCH_GET_CPUID", syscall(SYS_arch_prctl, 0x1011, 0));
-    long r = syscall(SYS_arch_prctl, 0x1012, 1);
+    r = syscall(SYS_arch_prctl, 0x1012, 1);
     printf("arch_prctl ARCH_SET_CPUID 1 (on, as it is): %s\n", r == 0 || errno == ENODEV ? "0 or ENODEV" : ename(errno));
 }
 

@@ -109,12 +109,14 @@ def test_pidfd(variant):
 def test_clone_and_exec_details(variant):
     """clone3/clone CLONE_PIDFD (a pidfd of the child, EFAULT before any child, EINVAL with CLONE_PARENT_SETTID),
     CLONE_NEWUTS (as root: the child's own hostname), execve with no argv (argv[0] ""), execveat ELOOP,
-    pidfd_send_signal through a /proc/PID directory, arch_prctl's CPUID codes."""
+    pidfd_send_signal through a /proc/PID directory, arch_prctl's CPUID codes; PIDFD_GET_INFO, F_CREATED_QUERY."""
     out = assert_same([build("surface", variant), "clone"], setup=empty_dir).stdout.decode()
     for fact in ("child 1, pidfd 1, F_GETFD 1", "status 3, pid matches 1",
                  "clone3 CLONE_PIDFD to an unmapped pointer: -1 EFAULT", "CLONE_PIDFD|CLONE_PARENT_SETTID: -1 EINVAL",
                  "the parent's hostname unchanged: yes", "through /proc/self: 0", "symlink: -1 ELOOP",
-                 "argc 1, argv[0] empty", "execve with no argv: exit 4", "ARCH_GET_CPUID: 1"):
+                 "argc 1, argv[0] empty", "execve with no argv: exit 4", "ARCH_GET_CPUID: 1",
+                 "PIDFD_GET_INFO: pid matches 1, ppid matches 1, euid matches 1", "TCGETA on a pidfd: -1 ENOTTY",
+                 "made the file: 1", "that file again: 0"):
         assert fact in out, fact
 
 
