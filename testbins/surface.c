@@ -3,7 +3,7 @@
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
  * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
  * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd;
- * clone's CLONE_PIDFD and namespaces, execve with no argv, execveat's AT_SYMLINK_NOFOLLOW, arch_prctl's CPUID;
+ * add_key/request_key/keyctl; clone's CLONE_PIDFD and namespaces, execve with no argv, execveat's AT_SYMLINK_NOFOLLOW, arch_prctl's CPUID;
  * capget/capset; sysfs; unshare/setns/sethostname ("ns": as root only, changes only this process's namespaces);
  * chroot.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
@@ -944,6 +944,40 @@ static void test_clone(void)
     printf("arch_prctl ARCH_SET_CPUID 1 (on, as it is): %s\n", r == 0 || errno == ENODEV ? "0 or ENODEV" : ename(errno));
 }
 
+/* -- keys: add_key, request_key, keyctl in a session keyring of the test's own ------------------------------ */
+static void test_keys(void)
+{
+    section("keys");
+    long ring = syscall(SYS_keyctl, 1 /* JOIN_SESSION_KEYRING */, NULL);
+    printf("a new session keyring: %s\n", ring > 0 ? "yes" : ename(errno));
+    long key = syscall(SYS_add_key, "user", "hermipy:one", "payload-1", 9, -3 /* KEY_SPEC_SESSION_KEYRING */);
+    printf("add_key user: %s\n", key > 0 ? "a key id" : ename(errno));
+    char buf[128] = "";
+    SHOW("KEYCTL_READ", syscall(SYS_keyctl, 11, key, buf, sizeof buf));
+    printf("payload \"%s\"\n", buf);
+    SHOW("KEYCTL_READ into 4 bytes", syscall(SYS_keyctl, 11, key, buf, 4));
+    SHOW("KEYCTL_READ length only", syscall(SYS_keyctl, 11, key, NULL, 0));
+    long n = syscall(SYS_keyctl, 6 /* DESCRIBE */, key, buf, sizeof buf);
+    printf("KEYCTL_DESCRIBE: %s, ends with the description %d\n", n > 0 ? "ok" : ename(errno),
+           n > 0 && strstr(buf, ";hermipy:one") != NULL);
+    SHOW("KEYCTL_SEARCH finds it", syscall(SYS_keyctl, 10, -3, "user", "hermipy:one", 0) == key);
+    SHOW("KEYCTL_SEARCH a missing key", syscall(SYS_keyctl, 10, -3, "user", "hermipy:none", 0));
+    SHOW("request_key finds it", syscall(SYS_request_key, "user", "hermipy:one", NULL, 0) == key);
+    SHOW("KEYCTL_UPDATE", syscall(SYS_keyctl, 2, key, "payload-two", 11));
+    memset(buf, 0, sizeof buf);
+    syscall(SYS_keyctl, 11, key, buf, sizeof buf);
+    printf("payload now \"%s\"\n", buf);
+    SHOW("KEYCTL_SET_TIMEOUT", syscall(SYS_keyctl, 15, key, 3600));
+    SHOW("KEYCTL_REVOKE", syscall(SYS_keyctl, 3, key));
+    SHOW("KEYCTL_READ a revoked key", syscall(SYS_keyctl, 11, key, buf, sizeof buf));
+    SHOW("add_key an unknown type", syscall(SYS_add_key, "hermipy-no-type", "d", "p", 1, -3));
+    SHOW("add_key user without a payload", syscall(SYS_add_key, "user", "d", NULL, 0, -3));
+    SHOW("add_key a bad description pointer", syscall(SYS_add_key, "user", BAD, "p", 1, -3));
+    SHOW("add_key into no keyring", syscall(SYS_add_key, "user", "d", "p", 1, 0));
+    SHOW("keyctl an unknown operation", syscall(SYS_keyctl, 999, 0, 0, 0, 0));
+    SHOW("KEYCTL_READ an invalid key", syscall(SYS_keyctl, 11, 0x7fffffff, buf, sizeof buf));
+}
+
 /* -- capget / capset ------------------------------------------------------------------------------ */
 struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
@@ -1555,6 +1589,7 @@ static const struct section sections[] = {
     {"sched", test_sched},
     {"pidfd", test_pidfd},
     {"clone", test_clone},
+    {"keys", test_keys},
     {"caps", test_caps},
     {"sysfs", test_sysfs},
     {"ns", test_ns},

@@ -121,6 +121,18 @@ def test_clone_and_exec_details(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_keys(variant):
+    """add_key, request_key and keyctl are the host's (in a session keyring of the test's own), with the guest's
+    strings and buffers copied in and out, and Linux's errors."""
+    out = assert_same([build("surface", variant), "keys"], setup=empty_dir).stdout.decode()
+    for fact in ("a new session keyring: yes", "add_key user: a key id", 'payload "payload-1"', "into 4 bytes: 9",
+                 "ends with the description 1", "KEYCTL_SEARCH finds it: 1", "request_key finds it: 1",
+                 'payload now "payload-two"', "KEYCTL_READ a revoked key: -1 errno 128",
+                 "add_key an unknown type: -1 ENODEV", "keyctl an unknown operation: -1 EOPNOTSUPP"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_capget_capset(variant):
     """capget/capset on the guest's own capability sets: the version handshake, pid checks, cap_capset()'s rules
     (effective within permitted, permitted only shrinks), and the sets emptied by setuid away from root."""
