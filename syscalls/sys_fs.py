@@ -991,6 +991,22 @@ def fchmodat(k, dirfd: DirFd, pathname: Path, mode: Octal) -> int:
     return 0
 
 
+@syscall("fchmodat2", FULL)
+def fchmodat2(k, dirfd: DirFd, pathname: Path, mode: Octal, flags: AT_FLAGS) -> int:
+    """fchmodat2(2) (6.6, do_fchmodat): AT_SYMLINK_NOFOLLOW changes a symlink itself (EOPNOTSUPP on Linux's file
+    systems), AT_EMPTY_PATH the file ``dirfd`` is; any other flag is EINVAL, before the path is read."""
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    path = _path(k, pathname)
+    if not path and not flags & AT_EMPTY_PATH:
+        raise SyscallError(ENOENT)
+    if not path and dirfd != AT_FDCWD:
+        return fchmod(k, dirfd, mode)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    _attr_target(k, dirfd, path or k.fs.cwd, follow).chmod(mode & 0o7777, follow)
+    return 0
+
+
 @syscall("fchmod", FULL)
 def fchmod(k, fd: Fd, mode: Octal) -> int:
     """fchmod(2)."""

@@ -857,3 +857,46 @@ def personality(k, persona: UInt) -> int:
     if persona != PER_QUERY:
         p.personality = persona
     return old
+
+
+# -- Linux security modules: the host's ----------------------------------------------------------------
+LSM_ATTR_MAX_SIZE = 1 << 16              # what hermipy copies of an attribute buffer (the host says E2BIG above)
+
+
+def _lsm_sized_call(k, name: str, first: int, buf: int, size_ptr: int, flags: int) -> int:
+    """lsm_list_modules / lsm_get_self_attr: ``*size_ptr`` bytes of ``buf`` for the host to fill, and the size
+    it needs written back (also when it says E2BIG)."""
+    size = int.from_bytes(k.mem.read(size_ptr, 4), "little")
+    host_size = ctypes.c_uint32(min(size, LSM_ATTR_MAX_SIZE))
+    out = ctypes.create_string_buffer(max(1, host_size.value))
+    target = out if buf else None
+    args = (target, host_size, flags) if name == "lsm_list_modules" else (first, target, host_size, flags)
+    try:
+        result = host_syscall(name, *args)
+    except OSError:
+        k.mem.write(size_ptr, host_size.value.to_bytes(4, "little"))
+        raise
+    k.mem.write(size_ptr, host_size.value.to_bytes(4, "little"))
+    if buf and result > 0:
+        k.mem.write(buf, out.raw[:host_size.value])
+    return result
+
+
+@syscall("lsm_list_modules", FULL)
+def lsm_list_modules(k, ids: Ptr, size: Ptr, flags: UInt) -> int:
+    """lsm_list_modules(2) (6.8): the host's modules' ids."""
+    return _lsm_sized_call(k, "lsm_list_modules", 0, ids, size, flags)
+
+
+@syscall("lsm_get_self_attr", FULL)
+def lsm_get_self_attr(k, attr: UInt, ctx: Ptr, size: Ptr, flags: UInt) -> int:
+    """lsm_get_self_attr(2) (6.8): hermipy's process is the guest's, so its attributes are the guest's."""
+    return _lsm_sized_call(k, "lsm_get_self_attr", attr, ctx, size, flags)
+
+
+@syscall("lsm_set_self_attr", FULL)
+def lsm_set_self_attr(k, attr: UInt, ctx: Ptr, size: UInt, flags: UInt) -> int:
+    """lsm_set_self_attr(2) (6.8): on hermipy's process, which is the guest's."""
+    data = ctypes.create_string_buffer(k.mem.read(ctx, min(size, LSM_ATTR_MAX_SIZE)), max(1, min(size,
+                                                                                          LSM_ATTR_MAX_SIZE)))
+    return host_syscall("lsm_set_self_attr", attr, data, size, flags)

@@ -969,3 +969,22 @@ def pselect6(k, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr, timeout:
                              lambda now: _select(k, nfds, readfds, writefds, exceptfds, Timespec(0, 0) if now else ts))
     finally:
         _write_left(k, timeout, ts, given)
+
+
+# -- page-cache statistics --------------------------------------------------------------------------
+CACHESTAT_RANGE_SIZE, CACHESTAT_SIZE = 16, 40       # struct cachestat_range, struct cachestat (uapi/linux/mman.h)
+
+
+@syscall("cachestat", FULL)
+def cachestat(k, fd: Fd, cstat_range: Ptr, cstat: Ptr, flags: UInt) -> int:
+    """cachestat(2) (6.5): the host's page-cache counts for the host file (fd first, then the flags, then the
+    range; a bad range pointer reaches the host as NULL, which reports EFAULT)."""
+    of = k.fds.get(fd)
+    try:
+        span = ctypes.create_string_buffer(k.mem.read(cstat_range, CACHESTAT_RANGE_SIZE), CACHESTAT_RANGE_SIZE)
+    except SyscallError:
+        span = None
+    out = ctypes.create_string_buffer(CACHESTAT_SIZE)
+    result = host_syscall("cachestat", of.host_fd, span, out, flags)
+    k.mem.write(cstat, out.raw)
+    return result

@@ -275,11 +275,17 @@ class Target:
         self._taken()
         host_syscall("linkat", fd, b"", *self._at(), AT_EMPTY_PATH)
 
-    def chmod(self, mode: int) -> None:
+    def chmod(self, mode: int, follow: bool = True) -> None:
+        """chmod of the file (``follow``) or of the symlink itself (fchmodat2's AT_SYMLINK_NOFOLLOW: the host
+        says EOPNOTSUPP for a symlink)."""
         self._read_only()
         self.own()
         if self.dirfd is None:
-            os.chmod(self.host, mode)
+            if follow:
+                os.chmod(self.host, mode)
+            else:
+                _raw(SYS_FCHMODAT2, ctypes.c_long(AT_FDCWD), os.fsencode(self.host), ctypes.c_long(mode),
+                     ctypes.c_long(AT_SYMLINK_NOFOLLOW))
             return
         fd = self.opath()
         try:

@@ -3,7 +3,7 @@
  * checks; splice, tee, vmsplice (with a signal interrupting a blocked call), fallocate;
  * inotify (events, errors, a blocking read that a signal interrupts or that SA_RESTART resumes);
  * sched_* and ioprio_*; pidfd_open, pidfd_send_signal (to itself: the handler runs), pidfd_getfd;
- * add_key/request_key/keyctl; clone's CLONE_PIDFD and namespaces, execve with no argv, execveat's AT_SYMLINK_NOFOLLOW, arch_prctl's CPUID;
+ * fchmodat2, cachestat, lsm_list_modules; add_key/request_key/keyctl; clone's CLONE_PIDFD and namespaces, execve with no argv, execveat's AT_SYMLINK_NOFOLLOW, arch_prctl's CPUID;
  * capget/capset; sysfs; unshare/setns/sethostname ("ns": as root only, changes only this process's namespaces);
  * chroot.
  * Usage: surface [SECTION...] (all sections without arguments). Runs in a fresh temporary directory. */
@@ -978,6 +978,55 @@ static void test_keys(void)
     SHOW("KEYCTL_READ an invalid key", syscall(SYS_keyctl, 11, 0x7fffffff, buf, sizeof buf));
 }
 
+/* -- newer calls: fchmodat2 (6.6), cachestat (6.5), lsm_list_modules (6.8) --------------------------------- */
+static void show_mode(const char *path)
+{
+    struct stat st;
+    stat(path, &st);
+    printf("mode %o\n", st.st_mode & 07777);
+}
+
+static void test_newer(void)
+{
+    section("newer");
+    close(open("f", O_CREAT | O_WRONLY, 0600));
+    symlink("f", "l");
+    SHOW("fchmodat2", syscall(452, AT_FDCWD, "f", 0640, 0));
+    show_mode("f");
+    SHOW("fchmodat2 AT_SYMLINK_NOFOLLOW of a symlink", syscall(452, AT_FDCWD, "l", 0600, AT_SYMLINK_NOFOLLOW));
+    SHOW("fchmodat2 through a symlink", syscall(452, AT_FDCWD, "l", 0604, 0));
+    show_mode("f");
+    int fd = open("f", O_RDWR);
+    SHOW("fchmodat2 AT_EMPTY_PATH", syscall(452, fd, "", 0644, AT_EMPTY_PATH));
+    show_mode("f");
+    SHOW("fchmodat2 empty path without AT_EMPTY_PATH", syscall(452, fd, "", 0644, 0));
+    SHOW("fchmodat2 unknown flag", syscall(452, AT_FDCWD, "f", 0644, 1));
+    SHOW("fchmodat2 bad path pointer", syscall(452, AT_FDCWD, BAD, 0644, 0));
+
+    static char page[3 * 4096];
+    memset(page, 'x', sizeof page);
+    write(fd, page, sizeof page);
+    uint64_t range[2] = {0, 0}, cs[5] = {0};
+    SHOW("cachestat", syscall(451, fd, range, cs, 0));
+    printf("pages in the page cache %llu, evicted %llu\n", (unsigned long long)cs[0], (unsigned long long)cs[3]);
+    SHOW("cachestat flags 1", syscall(451, fd, range, cs, 1));
+    SHOW("cachestat bad fd", syscall(451, -1, range, cs, 0));
+    SHOW("cachestat bad range pointer", syscall(451, fd, BAD, cs, 0));
+    SHOW("cachestat bad result pointer", syscall(451, fd, range, BAD, 0));
+    close(fd);
+    unlink("l");
+    unlink("f");
+
+    uint64_t ids[16];
+    uint32_t size = sizeof ids;
+    long n = syscall(461, ids, &size, 0);
+    printf("lsm_list_modules: %s, size matches %d\n", n > 0 ? "some" : ename(errno), n > 0 && size == n * 8);
+    size = 0;
+    SHOW("lsm_list_modules into 0 bytes", syscall(461, ids, &size, 0));
+    printf("size needed matches %d\n", n > 0 && size == n * 8);
+    SHOW("lsm_list_modules flags 1", syscall(461, ids, &size, 1));
+}
+
 /* -- capget / capset ------------------------------------------------------------------------------ */
 struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
@@ -1590,6 +1639,7 @@ static const struct section sections[] = {
     {"pidfd", test_pidfd},
     {"clone", test_clone},
     {"keys", test_keys},
+    {"newer", test_newer},
     {"caps", test_caps},
     {"sysfs", test_sysfs},
     {"ns", test_ns},

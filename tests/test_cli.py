@@ -119,14 +119,14 @@ def test_docs_are_current():
 def test_unimplemented_syscall_warns_once_and_strict_stops(tmp_path):
     src = tmp_path / "nosys.c"
     src.write_text('#include <unistd.h>\n#include <stdio.h>\n#include <errno.h>\n'
-                   'int main() { long a = syscall(248), b = syscall(248);\n'
-                   ' printf("%ld %ld %d\\n", a, b, errno == ENOSYS); return 0; }\n')   # 248: add_key
+                   'int main() { long a = syscall(298), b = syscall(298);\n'
+                   ' printf("%ld %ld %d\\n", a, b, errno == ENOSYS); return 0; }\n')   # 298: perf_event_open
     subprocess.run(["gcc", "-static", "-o", str(tmp_path / "nosys"), str(src)], check=True)
     proc = hermipy("run", tmp_path / "nosys")
     assert proc.stdout == b"-1 -1 1\n"
-    assert proc.stderr.decode().count("add_key") == 1
+    assert proc.stderr.decode().count("perf_event_open") == 1
     strict = hermipy("run", "--strict", tmp_path / "nosys")
-    assert_clean_error(strict, 126, "add_key")
+    assert_clean_error(strict, 126, "perf_event_open")
 
 
 def test_info_names_the_auto_backend_and_why():

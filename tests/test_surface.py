@@ -121,6 +121,18 @@ def test_clone_and_exec_details(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_newer_calls(variant):
+    """fchmodat2 (its flags; a symlink's own mode is EOPNOTSUPP), cachestat (the host's page-cache counts) and
+    lsm_list_modules (the host's modules), with Linux's errors."""
+    out = assert_same([build("surface", variant), "newer"], setup=empty_dir).stdout.decode()
+    for fact in ("fchmodat2: 0", "mode 640", "AT_SYMLINK_NOFOLLOW of a symlink: -1 EOPNOTSUPP", "mode 604",
+                 "mode 644", "without AT_EMPTY_PATH: -1 ENOENT", "fchmodat2 unknown flag: -1 EINVAL",
+                 "pages in the page cache 3", "cachestat flags 1: -1 EINVAL", "bad range pointer: -1 EFAULT",
+                 "bad result pointer: -1 EFAULT", "size matches 1", "size needed matches 1"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_keys(variant):
     """add_key, request_key and keyctl are the host's (in a session keyring of the test's own), with the guest's
     strings and buffers copied in and out, and Linux's errors."""
