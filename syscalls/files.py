@@ -5,7 +5,9 @@ directory, a pipe, a tty, or a memfd holding synthetic content (/proc files). Gu
 the guest's own; several guest fds may share one ``OpenFile`` (dup), and the host fd is closed when
 the last one goes.
 """
+import fcntl
 import os
+import struct
 from errno import EBADF, EMFILE, EINVAL
 
 from hermipy.syscalls.errors import SyscallError
@@ -16,6 +18,8 @@ O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_NOFOLLOW = 0o100, 0o200, 0o400, 0o1000, 0o
 O_LARGEFILE, O_TMPFILE = 0o100000, 0o20200000
 HERMIPY_FDS = 256       # host fds hermipy may hold beside the guest's (RAM, vCPUs, eventfds, signalfd, pipes)
 CLOSED_STDIO: set[int] = set()      # of fds 0-2, those closed when hermipy started: closed for the guest too
+POSIX_LOCKS = {"used": False}       # this process has taken a POSIX record lock (fcntl F_SETLK/F_SETLKW)
+UNLOCK_ALL = struct.pack("<hh4xqqi4x", 2, 0, 0, 0, 0)   # struct flock: F_UNLCK, SEEK_SET, the whole file
 
 
 class OpenFile:
@@ -41,10 +45,17 @@ class OpenFile:
         return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
 
     def release(self) -> None:
+        """One guest fd less. Closing any fd of a file drops the process's POSIX locks on it (filp_close's
+        locks_remove_posix): the host does that when the host fd closes, and here when other guest fds keep it."""
         self.refs -= 1
         if self.refs == 0:
             try:
                 os.close(self.host_fd)
+            except OSError:
+                pass
+        elif POSIX_LOCKS["used"] and self.kind == "file" and self.node is None and not self.flags & O_PATH:
+            try:
+                fcntl.fcntl(self.host_fd, fcntl.F_SETLK, UNLOCK_ALL)
             except OSError:
                 pass
 

@@ -17,7 +17,8 @@ from errno import EAGAIN, EBADF, EFAULT, EINVAL, EISDIR, ENOTTY, EPIPE
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import WHENCE, Arg, Enum, Fd, Flags, InBuf, Int, Long, Ptr, Size, UInt
 from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
-from hermipy.syscalls.files import O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, OpenFile
+from hermipy.syscalls.files import (O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, POSIX_LOCKS,
+                                    OpenFile)
 from hermipy.syscalls.host import host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
@@ -482,6 +483,8 @@ def fcntl(k, fd: Fd, cmd: Enum(FCNTL_CMDS), arg: Long) -> int:
     if cmd == F_CREATED_QUERY:                        # FMODE_CREATED: the host open made the file (or not)
         return 0 if of.node is not None else host_syscall("fcntl", of.host_fd, cmd, 0)
     if cmd in _FCNTL_STRUCT:
+        if cmd in (F_SETLK, F_SETLKW):
+            POSIX_LOCKS["used"] = True
         size, copy_back = _FCNTL_STRUCT[cmd]
         return _host_struct_call(k, "fcntl", of.host_fd, cmd, arg, size, copy_back)
     if cmd in _FCNTL_VALUE:

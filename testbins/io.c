@@ -15,6 +15,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,6 +252,19 @@ static void test_locks(void)
     SHOW("flock bad op", flock(a, 0));
     SHOW("flock bad fd", flock(999, LOCK_SH));
     close(d); close(ro); close(b); close(a);
+
+    struct flock whole = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    int e = open("lockfile", O_RDWR), e2 = dup(e);
+    SHOW("F_SETLK the whole file", fcntl(e, F_SETLK, &whole));
+    close(e2);                 /* closing any fd of the file drops the process's POSIX locks on it */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fcntl(open("lockfile", O_RDWR), F_SETLK, &whole) == 0 ? 0 : 1);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("after closing a dup of it, another process can lock the file: %d\n", WEXITSTATUS(status) == 0);
+    close(e);
 }
 
 static void test_ioctl(void)
