@@ -7,7 +7,7 @@ as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns erro
 import os
 import sys
 import threading
-from errno import EINTR, ENOSYS, EPIPE
+from errno import EFBIG, EINTR, ENOSYS, EPIPE
 from signal import SIGPIPE
 
 from hermipy.syscalls.argtypes import Arg, show_result
@@ -143,6 +143,19 @@ def _broken_pipe(k) -> int:
     return -EPIPE
 
 
+def _file_too_big(k) -> int:
+    """A host write or truncate failed with EFBIG: past the guest's RLIMIT_FSIZE (the host's too, see sys_info),
+    Linux also sends SIGXFSZ (generic_write_check_limits, inode_newsize_ok); the host's own, which Python
+    ignores, is the guest's to have."""
+    from hermipy.syscalls.kernel import RLIM_INFINITY
+    from hermipy.syscalls.sys_info import RLIMIT_FSIZE
+    from hermipy.syscalls.sys_signal import SI_USER, SIGXFSZ, make_siginfo, signal_task
+    if k.proc.rlimits.get(RLIMIT_FSIZE, (RLIM_INFINITY,))[0] < RLIM_INFINITY:
+        signal_task(k, SIGXFSZ, make_siginfo(SIGXFSZ, SI_USER, pid=k.proc.pid, uid=k.proc.uid))
+        k.interrupt = True
+    return -EFBIG
+
+
 class Dispatcher:
     """Turns a trapped syscall into a handler call and its result into rax, for one task.
 
@@ -179,6 +192,8 @@ class Dispatcher:
                         raise
                     if err.errno == EPIPE:
                         result = _broken_pipe(k)
+                    elif err.errno == EFBIG:
+                        result = _file_too_big(k)
                     elif err.errno != EINTR:  # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
                         result = -err.errno
                     elif _nothing_to_deliver(k):

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -27,6 +28,7 @@ static const char *ename(int e)
     case EINVAL: return "EINVAL";
     case EBADF: return "EBADF";
     case EFAULT: return "EFAULT";
+    case EFBIG: return "EFBIG";
     case ENOTTY: return "ENOTTY";
     case EAGAIN: return "EAGAIN";
     case ESPIPE: return "ESPIPE";
@@ -527,6 +529,36 @@ static void test_poll(void)
     close(p[0]); close(p[1]);
 }
 
+static volatile int xfsz_signals;
+static void on_xfsz(int sig) { (void)sig; xfsz_signals++; }
+
+static void test_fsize(void)
+{
+    section("RLIMIT_FSIZE");                 /* in a child: the limit stays with it */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, on_xfsz);
+        struct rlimit r = {4096, 4096};
+        SHOW("setrlimit RLIMIT_FSIZE 4096", setrlimit(RLIMIT_FSIZE, &r));
+        static char block[8192];
+        int fd = open("fsizefile", O_CREAT | O_RDWR | O_TRUNC, 0644);
+        SHOW("write 8192 bytes", write(fd, block, sizeof block));
+        SHOW("write past the limit", write(fd, block, 10));
+        SHOW("ftruncate past the limit", ftruncate(fd, 10000));
+        SHOW("pwrite below the limit", pwrite(fd, block, 10, 0));
+        printf("SIGXFSZ handled %d times\n", xfsz_signals);
+        signal(SIGXFSZ, SIG_DFL);
+        fflush(stdout);
+        write(fd, block, 10);                /* the default action: the process ends (core) */
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("then killed by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    unlink("fsizefile");
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -537,5 +569,6 @@ int main(void)
     test_ioctl();
     test_copies();
     test_poll();
+    test_fsize();
     return 0;
 }
