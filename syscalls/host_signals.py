@@ -50,7 +50,7 @@ SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQH")      # struct signalfd_si
 SIGNALFD_RECORD = 128
 SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
 SI_QUEUE, SI_TIMER, SI_MESGQ, SI_KERNEL = -1, -2, -3, 0x80
-CLD_FIRST, CLD_LAST = 1, 6
+CLD_FIRST, CLD_LAST, CLD_DUMPED = 1, 6, 3           # CLD_EXITED, CLD_CONTINUED; CLD_DUMPED ends the exits
 SIGALRM, SIGCHLD, SIGCONT, SIGVTALRM, SIGPROF, SIGIO = 14, 17, 18, 26, 27, 29
 HOST_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
 # 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID: not valid_signals() for the host, unblockable by it).
@@ -361,6 +361,14 @@ def _forward(task, fields: tuple) -> None:
         else:
             signal_group(task, signo, info)
         return
+    if signo == SIGCHLD and CLD_FIRST <= code <= CLD_DUMPED and task.proc.exit_signals:
+        exit_signal = task.proc.exit_signals.pop(fields[3], None)
+        if exit_signal is not None:        # do_notify_parent: the child's exit_signal, with SIGCHLD's fields
+            if exit_signal:
+                info = bytearray(guest_siginfo(fields))
+                struct.pack_into("<i", info, 0, exit_signal)
+                signal_group(task, exit_signal, bytes(info))
+            return
     signal_group(task, signo, guest_siginfo(fields))
     if signo == SIGALRM and code == SI_KERNEL and all(t.signals.blocked & bit for t in task.group.tasks.values()):
         from hermipy.syscalls.sys_timer import stop_real_timer

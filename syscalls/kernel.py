@@ -60,6 +60,8 @@ class Process:
         self.itimer_virtual = None         # sys_timer.VirtualItimer, once set (None: value and interval 0)
         self.guest_clock = None            # the same while armed: tasks then meter their guest CPU time for it
         self.mempolicy = (0, 0, 0)         # set_mempolicy's (mode, mode flags, nodemask get_mempolicy reports)
+        self.exit_signals: dict[int, int] = {}   # pid -> the signal its exit sends here, for children whose clone
+        #                                          asked for one other than SIGCHLD (0: none)
         self.parent: int | None = None     # a CLONE_VM process (a task group inside its parent's hermipy): the
         #                                    parent's pid; None for a process that is a hermipy process of its own
 
@@ -74,7 +76,7 @@ class Process:
         limits, umask), no timers."""
         child = Process.__new__(Process)
         child.__dict__.update(self.__dict__)
-        child.pid, child.parent, child.timers, child.vfork_done = pid, self.pid, {}, -1
+        child.pid, child.parent, child.timers, child.vfork_done, child.exit_signals = pid, self.pid, {}, -1, {}
         child.itimer_virtual = child.guest_clock = None
         child.groups = list(self.groups)
         child.rlimits = {r: list(v) for r, v in self.rlimits.items()}

@@ -43,6 +43,7 @@ from hermipy.syscalls.sys_timer import forget_real_timer
 from hermipy.syscalls.table import FULL, PARTIAL, TRACE_LOCK, syscall
 
 CSIGNAL = 0xFF
+FORK_EXIT_SIGNAL = 17                      # SIGCHLD: what fork() and most clones ask for
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x1000, 0x2000, 0x4000, 0x8000, 0x10000
 CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x20000, 0x40000, 0x80000, 0x100000
@@ -156,6 +157,8 @@ def do_fork(k, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int =
         tid = _clone_vm_process(k, flags, stack, parent_tid, child_tid, tls)
     else:
         tid = _fork_process(k, flags, stack, parent_tid, child_tid, tls)
+        if tid and flags & CSIGNAL != FORK_EXIT_SIGNAL:
+            k.proc.exit_signals[tid] = flags & CSIGNAL       # (host_signals turns the host's SIGCHLD into it)
     if flags & CLONE_PIDFD and tid:           # (not in a fork child, where this returns 0)
         from hermipy.syscalls.sys_process import pidfd_open
         k.mem.write(pidfd, struct.pack("<i", pidfd_open(k, tid, PIDFD_THREAD if flags & CLONE_THREAD else 0)))
@@ -333,6 +336,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     proc.pid = os.getpid()
     proc.forked = True
     proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
+    proc.exit_signals = {}
     proc.itimer_virtual = proc.guest_clock = None
     forget_real_timer()
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before
@@ -372,14 +376,14 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
                                "stay shared); MADV_DONTFORK and MADV_WIPEONFORK are not honoured")
 def fork(k) -> int:
     """fork(2)."""
-    return do_fork(k, 17)                    # SIGCHLD
+    return do_fork(k, FORK_EXIT_SIGNAL)
 
 
 @syscall("vfork", PARTIAL, note="the child runs on a copy of the parent's memory; the parent waits until it "
                                 "execs or exits")
 def vfork(k) -> int:
     """vfork(2)."""
-    return do_fork(k, CLONE_VM | CLONE_VFORK | 17)
+    return do_fork(k, CLONE_VM | CLONE_VFORK | FORK_EXIT_SIGNAL)
 
 
 @syscall("clone", PARTIAL, note="processes (fork-like, or CLONE_VM|CLONE_VFORK as posix_spawn uses it), threads "
@@ -389,7 +393,9 @@ def vfork(k) -> int:
                                 "reaches its parent; after its execve it is a hermipy process of its own whose "
                                 "getpid is a new pid, while the parent's wait and kill go on using clone's); CLONE_PIDFD; "
                                 "UTS, IPC, network and cgroup namespaces for a new process (the host's unshare in "
-                                "the child), the others EPERM as for unshare; ENOSYS for a thread without CLONE_FS, "
+                                "the child), the others EPERM as for unshare; a new process's exit signal other than "
+                                "SIGCHLD is the signal its parent gets, though a plain wait also reaps it (Linux: "
+                                "only __WCLONE/__WALL do); ENOSYS for a thread without CLONE_FS, "
                                 "CLONE_PARENT, CLONE_FILES or CLONE_SIGHAND between processes")
 def clone(k, flags: CLONE_FLAGS, newsp: Ptr, parent_tidptr: Ptr, child_tidptr: Ptr, tls: Ptr) -> int:
     """clone(2), x86-64 argument order: flags, stack, parent_tid, child_tid, tls."""

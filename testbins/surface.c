@@ -865,8 +865,12 @@ static void test_pidfd(void)
 /* -- clone: CLONE_PIDFD, namespaces; execve's argc 0; execveat's AT_SYMLINK_NOFOLLOW; arch_prctl CPUID ------ */
 struct clone_args_v2 { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; };
 
+static volatile int exit_signal_seen[65];
+static void on_exit_signal(int sig) { exit_signal_seen[sig]++; }
+
 static void test_clone(void)
 {
+    signal(SIGCHLD, on_exit_signal);
     section("clone");
     int pidfd = -1;
     struct clone_args_v2 ca = {.flags = CLONE_PIDFD, .pidfd = (uintptr_t)&pidfd, .exit_signal = SIGCHLD};
@@ -881,6 +885,16 @@ static void test_clone(void)
     SHOW("waitid P_PIDFD", waitid(P_PIDFD, pidfd, &si, WEXITED));
     printf("status %d, pid matches %d\n", si.si_status, si.si_pid == pid);
     close(pidfd);
+    struct sigaction sa = {.sa_handler = on_exit_signal};
+    sigaction(SIGUSR2, &sa, NULL);
+    exit_signal_seen[SIGCHLD] = exit_signal_seen[SIGUSR2] = 0;
+    struct clone_args_v2 other = {.exit_signal = SIGUSR2};
+    pid = syscall(SYS_clone3, &other, sizeof other);
+    if (pid == 0)
+        _exit(0);
+    int wstatus;
+    SHOW("waitpid __WALL a child whose exit signal is SIGUSR2", waitpid(pid, &wstatus, __WALL) == pid);
+    printf("SIGUSR2 on its exit %d, SIGCHLD %d\n", exit_signal_seen[SIGUSR2], exit_signal_seen[SIGCHLD]);
     struct { uint64_t mask, cgroupid; uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid,
              spare; } info = {.mask = 3};                               /* PIDFD_INFO_PID | PIDFD_INFO_CREDS */
     int mine = syscall(SYS_pidfd_open, getpid(), 0);

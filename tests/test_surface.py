@@ -116,7 +116,7 @@ def test_clone_and_exec_details(variant):
                  "the parent's hostname unchanged: yes", "through /proc/self: 0", "symlink: -1 ELOOP",
                  "argc 1, argv[0] empty", "execve with no argv: exit 4", "ARCH_GET_CPUID: 1",
                  "PIDFD_GET_INFO: pid matches 1, ppid matches 1, euid matches 1", "TCGETA on a pidfd: -1 ENOTTY",
-                 "made the file: 1", "that file again: 0"):
+                 "made the file: 1", "that file again: 0", "SIGUSR2 on its exit 1, SIGCHLD 0"):
         assert fact in out, fact
 
 
