@@ -10,8 +10,8 @@ A kick is the host signal ``SIGKICK`` (64, SIGRTMAX) sent with ``pthread_kill`` 
 which has it unblocked and handled (a no-op handler without SA_RESTART): a KVM_RUN in progress returns EINTR,
 and so does a blocking host call made through ctypes (ppoll, futex, wait4, epoll_wait ...). The guest can
 therefore not receive signal 64 from outside hermipy (it still can from its own threads), nor 32 and 33,
-which glibc keeps for itself in hermipy's process. Faults of hermipy's
-own (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are left alone.
+which glibc keeps for itself in hermipy's process. SIGSEGV, SIGBUS, SIGILL and SIGFPE sent by kill() are the
+guest's like any other; a fault of hermipy's own still ends hermipy (a blocked fault signal is forced).
 
 The pump also watches hermipy's parent (a pidfd): when it exits, what the guest reads of its parent inside
 the guest is refreshed (``after_reparent``).
@@ -52,10 +52,10 @@ SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
 SI_QUEUE, SI_TIMER, SI_MESGQ, SI_KERNEL = -1, -2, -3, 0x80
 CLD_FIRST, CLD_LAST, CLD_DUMPED = 1, 6, 3           # CLD_EXITED, CLD_CONTINUED; CLD_DUMPED ends the exits
 SIGALRM, SIGCHLD, SIGCONT, SIGVTALRM, SIGPROF, SIGIO = 14, 17, 18, 26, 27, 29
-HOST_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
 # 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID: not valid_signals() for the host, unblockable by it).
-FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK) - {
-    signal.SIGKILL, signal.SIGSTOP, *HOST_FAULTS}
+# SIGSEGV, SIGBUS, SIGILL and SIGFPE are blocked too: one sent with kill() is the guest's, and a fault of
+# hermipy's own still ends it (force_sig_fault unblocks a blocked one and applies the default action).
+FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK) - {signal.SIGKILL, signal.SIGSTOP}
 PARKABLE = (1 << (SIGALRM - 1)) | (1 << (SIGVTALRM - 1)) | (1 << (SIGPROF - 1))     # the itimers' signals
 
 _start_state: tuple[int, tuple[int, ...]] | None = None

@@ -865,8 +865,7 @@ def _thread(k, tid: int):
                                "process, whose signal pump hands the signal to its guest); -1 reaches only the "
                                "processes of this run: the descendants of its first process (one orphaned and "
                                "re-parented out of that tree is not reached); signals 32, 33 and 64 do not reach "
-                               "another guest process, and SIGSEGV/SIGBUS/SIGILL/SIGFPE take the host's default "
-                               "action there (a handler does not run)")
+                               "another guest process")
 def kill(k, pid: Int, sig: SIGNAL) -> int:
     """kill(2) (kill_something_info). Guest pids are host pids, so another process or a process group is the
     host's kill, Linux's permission rules and errnos included; the share of a group the caller is in is

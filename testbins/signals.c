@@ -651,6 +651,43 @@ static void test_wait(void)
     install(SIGUSR1, SIG_IGN, 0);
 }
 
+/* Fault signals sent by another process with kill(): a handler runs; without one, the default action. */
+static volatile sig_atomic_t sent_fault;
+static void on_sent_fault(int sig) { sent_fault = sig; }
+
+static void test_sent_faults(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        for (int handled = 1; handled >= 0; handled--) {
+            int p[2];
+            pipe(p);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(sigs[i], handled ? on_sent_fault : SIG_DFL);
+                alarm(10);                   /* never a hang */
+                write(p[1], "r", 1);
+                while (!sent_fault)
+                    pause();
+                _exit(sent_fault == sigs[i] ? 42 : 1);
+            }
+            char c;
+            read(p[0], &c, 1);
+            close(p[0]), close(p[1]);
+            kill(pid, sigs[i]);
+            int status;
+            waitpid(pid, &status, 0);
+            printf("kill %s to a child %s: %s %d\n", strsignal(sigs[i]), handled ? "with a handler" : "without",
+                   WIFSIGNALED(status) ? "killed by" : "exit", WIFSIGNALED(status) ? WTERMSIG(status)
+                   : WEXITSTATUS(status));
+        }
+    }
+}
+
 /* ---- fatal scenarios ---------------------------------------------------------------------------- */
 static void on_abort(int sig)
 {
@@ -740,6 +777,7 @@ int main(int argc, char **argv)
     test_altstack();
     test_queue();
     test_wait();
+    test_sent_faults();
     printf("done\n");
     return 0;
 }

@@ -38,6 +38,7 @@ def _run(backend: str, variant: str, *args: str):
 def test_signals_all_checks(backend, variant):
     native = _run(backend, variant)
     assert native.status == 0 and native.stdout.endswith(b"done\n")
+    assert b"kill Illegal instruction to a child with a handler: exit 42" in native.stdout     # a sent fault signal
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
