@@ -37,7 +37,8 @@ PTE_NX = 1 << 63
 PTE_ADDR = 0x000FFFFFFFFFF000
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
-MAP_GROWSDOWN, MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x100000
+MAP_GROWSDOWN, MAP_NORESERVE, MAP_FIXED_NOREPLACE, MAP_LOCKED = 0x100, 0x4000, 0x100000, 0x2000
+VM_LOCKED, VM_LOCKONFAULT = 0x2000, 0x8000000          # include/linux/mm.h
 FAULT_AROUND_PAGES = 16          # file-backed pages read around a fault
 ANON_FAULT_AROUND_PAGES = 64     # zero pages mapped around a fault (an aligned window within one leaf table)
 _MAP_NORESERVE_HOST = 0x4000
@@ -48,6 +49,7 @@ PAGEMAP_PRESENT_EXCLUSIVE = 1 << 63 | 1 << 56    # proc(5) pagemap: page present
 
 
 _commit_limit = 0
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def commit_limit() -> int:
@@ -310,19 +312,21 @@ class MappedFile:
 class Vma:
     """One virtual memory area: [start, end) with one protection and one backing (mm/mmap.c)."""
 
-    __slots__ = ("start", "end", "prot", "flags", "file", "offset", "name", "window")
+    __slots__ = ("start", "end", "prot", "flags", "file", "offset", "name", "window", "locked")
 
-    def __init__(self, start, end, prot, flags, file=None, offset=0, name="", window=None):
+    def __init__(self, start, end, prot, flags, file=None, offset=0, name="", window=None, locked=0):
         self.start, self.end, self.prot, self.flags = start, end, prot, flags
         self.file, self.offset, self.name = file, offset, name
         self.window = window                   # SharedWindow of a MAP_SHARED mapping (offset: into its file)
+        self.locked = locked                   # VM_LOCKED, with VM_LOCKONFAULT (mlock2 MLOCK_ONFAULT) or not
         if window is not None:
             window.users += 1
 
     def split_at(self, addr: int) -> "Vma":
         """Cut at addr: self keeps [start, addr), the returned VMA is [addr, end)."""
         tail = Vma(addr, self.end, self.prot, self.flags, self.file,
-                   self.offset + (addr - self.start) if self.file or self.window else 0, self.name, self.window)
+                   self.offset + (addr - self.start) if self.file or self.window else 0, self.name, self.window,
+                   self.locked)
         self.end = addr
         return tail
 
@@ -383,6 +387,7 @@ class AddressSpace:
         self.brk_start = self.brk = 0           # the heap (brk(2)) of this address space
         self.membarrier_state = 0               # membarrier registrations: a fork copies them, execve drops them
         self.vdso_clock = None                  # the [vvar] page's keeper (syscalls/timekeeping.py), once mapped
+        self.lock_future = 0                    # mlockall(MCL_FUTURE): the VM_LOCKED flags new mappings get
 
     # -- VMA bookkeeping -------------------------------------------------------------------------
     def _reindex(self) -> None:
@@ -513,9 +518,26 @@ class AddressSpace:
         window = self._new_window(file, offset, length) if flags & MAP_SHARED else None
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             self.unmap(addr, length)
-        self.vmas.append(Vma(addr, addr + length, prot, flags, file, offset, name, window))
+        self.vmas.append(Vma(addr, addr + length, prot, flags, file, offset, name, window,
+                             self.lock_future or (VM_LOCKED if flags & MAP_LOCKED else 0)))
         self._reindex()
         return addr
+
+    @_locked
+    def set_locked(self, start: int, end: int, locked: int) -> None:
+        """mlock_fixup() over [start, end): the VMAs there get ``locked`` (VM_LOCKED flags, 0 to unlock)."""
+        for vma in self._isolate(start, end):
+            vma.locked = locked
+
+    def locked_bytes(self, start: int = 0, end: int = USER_TOP) -> int:
+        """The size of the locked VMAs in [start, end) (mm->locked_vm, count_mm_mlocked_page_nr)."""
+        return sum(min(v.end, end) - max(v.start, start) for v in self._overlapping(start, end) if v.locked)
+
+    def forget_locks(self) -> None:
+        """A fork child's copy of the address space: dup_mmap clears VM_LOCKED and mlockall's future flags."""
+        self.lock_future = 0
+        for vma in self.vmas:
+            vma.locked = 0
 
     @_locked
     def attach_segment(self, shmid: int, size: int, addr: int, prot: int, remap: bool, name: str) -> int:
@@ -689,9 +711,9 @@ class AddressSpace:
                 if flags:
                     pt.set((vpn << 12) + delta, frame | flags)
         self._drop_pages(old + min(old_len, new_len), old + old_len)
-        if keep_old:
-            moving = Vma(target, target + new_len, moving.prot, moving.flags, moving.file, moving.offset,
-                         moving.name, moving.window)
+        if keep_old:                           # (MREMAP_DONTUNMAP: the old range is no longer locked)
+            moving.locked, moving = 0, Vma(target, target + new_len, moving.prot, moving.flags, moving.file,
+                                           moving.offset, moving.name, moving.window, moving.locked)
         else:
             self.vmas.remove(moving)
             moving.start, moving.end = target, target + new_len
@@ -715,7 +737,7 @@ class AddressSpace:
             self._claim(target, target + new_len)
             self.unmap(target, new_len)
         offset = vma.offset + old - vma.start
-        copy = Vma(target, target + new_len, vma.prot, vma.flags, vma.file, offset, vma.name, vma.window)
+        copy = Vma(target, target + new_len, vma.prot, vma.flags, vma.file, offset, vma.name, vma.window, vma.locked)
         self.vmas.append(copy)
         self._reindex()
         if offset - vma.window.offset + new_len > vma.window.length:
@@ -779,10 +801,34 @@ class AddressSpace:
             self.cpu.flush_tlb()
 
     def residency(self, addr: int, length: int) -> bytes:
-        """mincore(2) vector: 1 for each page currently backed by a frame, for the pages mapped without a gap
-        from addr (shorter than the range: the caller's ENOMEM)."""
+        """mincore(2) vector, for the pages mapped without a gap from addr (shorter than the range: the caller's
+        ENOMEM): a private page is resident once backed by a frame; a shared one when the host has its page
+        of the file in memory (the host's mincore of the window: the page cache, as Linux reports it)."""
         end = self.mapped_prefix(addr, addr + page_up(length))
-        return bytes(1 if v in self.frames else 0 for v in range(addr >> 12, end >> 12))
+        out = bytearray(1 if v in self.frames else 0 for v in range(addr >> 12, end >> 12))
+        for vma in self._overlapping(addr, end):
+            if vma.window is None:
+                continue
+            file_end = vma.file_end()
+            first, last = max(vma.start, addr), min(vma.end, end, vma.end if file_end is None else file_end)
+            if last <= first:
+                continue
+            vector = (ctypes.c_ubyte * ((last - first) >> 12))()
+            host = self.ram.address + vma.window_frame(first >> 12)
+            if _libc.mincore(ctypes.c_void_p(host), ctypes.c_size_t(last - first), vector) == 0:
+                out[(first - addr) >> 12:(last - addr) >> 12] = bytes(b & 1 for b in vector)
+        return bytes(out)
+
+    def touch_shared(self, start: int, end: int) -> None:
+        """Fault in the host pages behind the shared mappings in [start, end) (mlock's populate: the file's
+        pages are then in the host's page cache, as Linux's would be)."""
+        view = self.view
+        for vma in self._overlapping(start, end):
+            file_end = vma.file_end() if vma.window is not None else None
+            if file_end is None:
+                continue
+            for page in range(max(vma.start, start), min(vma.end, end, file_end), PAGE_SIZE):
+                view[vma.window_frame(page >> 12)]
 
     # -- demand paging ---------------------------------------------------------------------------
     @_locked

@@ -258,7 +258,8 @@ class Synthetic:
         """/proc/PID (``task`` None: the thread group, shown as its leader) or /proc/PID/task/TID."""
         k = self.k
         who = (lambda: task) if task is not None else self._leader
-        files = {"maps": self.maps, "status": lambda: self.status(who()), "stat": lambda: self.stat_line(who()),
+        files = {"maps": self.maps, "smaps": self.smaps, "status": lambda: self.status(who()),
+                 "stat": lambda: self.stat_line(who()),
                  "statm": self.statm, "cmdline": lambda: b"".join(a + b"\0" for a in k.proc.argv),
                  "comm": lambda: who().comm + b"\n"}
         private = {"environ": lambda: b"".join(e + b"\0" for e in k.proc.environ), "auxv": lambda: k.proc.auxv}
@@ -301,7 +302,35 @@ class Synthetic:
     # -- file contents ----------------------------------------------------------------------------
     def maps(self) -> bytes:
         """show_map_vma(): the header padded to 73 columns, then the name."""
-        areas = []                      # [start, end, prot, shared, offset, dev, ino, name]
+        return "".join(head for head, _vmas in self._map_areas()).encode(errors="surrogateescape")
+
+    def smaps(self) -> bytes:
+        """show_smap(): each area of maps, then its counts (guest pages present stand for resident ones; a
+        private one counts as dirty once written, which hermipy does not tell apart: all are Private_Dirty or
+        Shared_Clean) and VmFlags."""
+        frames, out = self.k.mem.frames, []
+        for head, vmas in self._map_areas():
+            size = sum(v.end - v.start for v in vmas) // 1024
+            rss = sum(1 for v in vmas for vpn in range(v.start >> 12, v.end >> 12) if vpn in frames) * PAGE_KB
+            first = vmas[0]
+            shared, anonymous = first.shared, first.file is None and first.window is None
+            locked = rss if first.locked else 0
+            flags = " ".join(name for bit, name in ((1, "rd"), (2, "wr"), (4, "ex")) if first.prot & bit)
+            flags += " sh" if shared else ""
+            flags += " mr mw me" + (" ms" if shared else "") + (" lo" if first.locked else "")
+            out.append(head + "".join(f"{name + ':':<16}{value:>8} kB\n" for name, value in (
+                ("Size", size), ("KernelPageSize", 4), ("MMUPageSize", 4), ("Rss", rss), ("Pss", rss),
+                ("Pss_Dirty", 0 if shared else rss), ("Shared_Clean", rss if shared else 0), ("Shared_Dirty", 0),
+                ("Private_Clean", 0), ("Private_Dirty", 0 if shared else rss), ("Referenced", rss),
+                ("Anonymous", rss if anonymous else 0), ("KSM", 0), ("LazyFree", 0), ("AnonHugePages", 0),
+                ("ShmemPmdMapped", 0), ("FilePmdMapped", 0), ("Shared_Hugetlb", 0), ("Private_Hugetlb", 0),
+                ("Swap", 0), ("SwapPss", 0), ("Locked", locked)))
+                       + f"THPeligible:    0\nVmFlags: {flags} \n")
+        return "".join(out).encode(errors="surrogateescape")
+
+    def _map_areas(self) -> list[tuple[str, list]]:
+        """The areas /proc/PID/maps shows, each as (its line, the VMAs it is made of)."""
+        areas = []                      # [start, end, prot, shared, offset, dev, ino, name, locked, vmas]
         for vma in self.k.mem.vmas:
             dev, ino, name = 0, 0, ""
             if vma.file is not None:
@@ -312,21 +341,22 @@ class Synthetic:
             elif vma.window is not None and vma.window.shmid >= 0:
                 dev, ino, name = os.makedev(0, 1), vma.window.shmid, vma.name    # shm_file_setup's SYSV file
             prev = areas[-1] if areas else None
-            if prev and vma.file is None and prev[5:] == [0, 0, name] and prev[1] == vma.start and \
+            if prev and vma.file is None and prev[5:9] == [0, 0, name, vma.locked] and prev[1] == vma.start and \
                     prev[2:4] == [vma.prot, vma.shared]:
                 prev[1] = vma.end       # adjacent anonymous areas alike are one VMA on Linux (vma_merge)
+                prev[9].append(vma)
                 continue
             areas.append([vma.start, vma.end, vma.prot, vma.shared, vma.offset if vma.file is not None else 0,
-                          dev, ino, name])
+                          dev, ino, name, vma.locked, [vma]])
         lines = []
-        for start, end, prot, shared, offset, dev, ino, name in areas:
+        for start, end, prot, shared, offset, dev, ino, name, _locked, vmas in areas:
             head = "%08x-%08x %s%s%s%s %08x %02x:%02x %d " % (
                 start, end, "r" if prot & 1 else "-", "w" if prot & 2 else "-", "x" if prot & 4 else "-",
                 "s" if shared else "p", offset, os.major(dev), os.minor(dev), ino)
             if name:
                 head = head.ljust(73) + name
-            lines.append(head + "\n")
-        return "".join(lines).encode(errors="surrogateescape")
+            lines.append((head + "\n", vmas))
+        return lines
 
     def _mapped_name(self, vma) -> str:
         try:
@@ -352,7 +382,8 @@ class Synthetic:
                 f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
                 f"FDSize:\t{self.k.fds.size}\nGroups:\t{groups} \n"
                 f"NStgid:\t{p.pid}\nNSpid:\t{task.tid}\n"
-                f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"
+                f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t{self.k.mem.locked_bytes() // 1024:8d} kB\n"
+                f"VmPin:\t       0 kB\n"
                 f"VmHWM:\t{rss:8d} kB\nVmRSS:\t{rss:8d} kB\nVmData:\t{data:8d} kB\nVmStk:\t{stack:8d} kB\n"
                 f"VmSwap:\t       0 kB\nThreads:\t{len(self.k.group.tasks)}\n"
                 "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n")

@@ -337,6 +337,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     proc.forked = True
     proc.timers = {}                         # POSIX timers are not inherited (nor alarm/itimers: the host's)
     proc.exit_signals = {}
+    k.mem.forget_locks()
     proc.itimer_virtual = proc.guest_clock = None
     forget_real_timer()
     k.signals.pending = {}                   # copy_process: the child starts with no pending signals (before

@@ -10,7 +10,7 @@ from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Lon
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE,
-                                     MAP_SHARED, PROT_WRITE, MappedFile)
+                                     MAP_SHARED, PROT_WRITE, VM_LOCKED, VM_LOCKONFAULT, MappedFile)
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 MAP_TYPE = 0xF
@@ -57,7 +57,7 @@ def _brk(k, addr: int) -> int:
 @syscall("mmap", PARTIAL, note="MAP_PRIVATE file pages are copied at first touch (a later change to the file "
                                "is not seen before the page is written, as Linux shows it); MAP_SHARED pages are "
                                "the host's page cache (coherent, shared across fork and with other processes); "
-                               "MAP_POPULATE and MAP_LOCKED do not prefault; " + OWN_AREAS_NOTE)
+                               "MAP_POPULATE does not prefault (MAP_LOCKED does); " + OWN_AREAS_NOTE)
 def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offset: Long) -> int:
     """mmap(2)."""
     if length == 0 or offset % PAGE_SIZE or page_up(length) == 0 or length > 1 << 47:
@@ -78,12 +78,16 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
             raise SyscallError(EACCES)
         host_can_map(of.host_fd, length, prot, flags, offset)
         file = MappedFile(of.host_fd, of.path, writable=access == O_RDWR)
+        name = of.path
     elif kind == MAP_SHARED_VALIDATE or shared and flags & MAP_GROWSDOWN:
         raise SyscallError(EINVAL)             # an anonymous mapping is MAP_SHARED or MAP_PRIVATE, never growing
-        name = of.path
-    kept = MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE
+    kept = MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_LOCKED
     norm_flags = (MAP_SHARED if shared else MAP_PRIVATE) | (flags & kept)
-    return k.mem.map(addr, length, prot, norm_flags, file, offset if file else 0, name)
+    addr = k.mem.map(addr, length, prot, norm_flags, file, offset if file else 0, name)
+    vma = k.mem.find(addr)
+    if vma is not None and vma.locked == VM_LOCKED:          # MAP_LOCKED or mlockall(MCL_FUTURE): mm_populate
+        _populate(k, addr, page_up(length))
+    return addr
 
 
 # Flags a probe of the host file must not carry: placement, prefaulting and locking are hermipy's business.
@@ -227,8 +231,8 @@ MLOCK_ONFAULT = 1
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 CAP_IPC_LOCK = 14
 RLIMIT_MEMLOCK, RLIM_INFINITY = 8, (1 << 64) - 1
-LOCK_NOTE = ("the range is checked and faulted in as Linux does, but guest RAM is not pinned in host memory: "
-             "VmLck stays 0 and RLIMIT_MEMLOCK is checked against each call, not charged")
+LOCK_NOTE = ("the range is checked, faulted in, marked locked (VmLck, smaps' Locked) and charged to "
+             "RLIMIT_MEMLOCK as Linux does, but guest RAM is not pinned in host memory")
 
 
 def _can_do_mlock(k) -> None:
@@ -239,29 +243,41 @@ def _can_do_mlock(k) -> None:
 
 
 def _lock_range(k, addr: int, length: int, populate: bool) -> int:
-    """do_mlock(): permission, RLIMIT_MEMLOCK for this span, the span mapped throughout (ENOMEM), then
-    __mm_populate."""
+    """do_mlock(): permission, RLIMIT_MEMLOCK for what is locked with this span, the span mapped throughout
+    (ENOMEM), the VMAs marked VM_LOCKED (VM_LOCKONFAULT without ``populate``), then __mm_populate."""
     from hermipy.syscalls.sys_info import capable
     _can_do_mlock(k)
     start = addr & ~(PAGE_SIZE - 1)
     length = page_up(length + addr - start)
-    limit = k.proc.rlimits.get(RLIMIT_MEMLOCK, [RLIM_INFINITY])[0]
-    if length > limit and not capable(k, CAP_IPC_LOCK):
-        raise SyscallError(ENOMEM)
     if start + length < start:
         raise SyscallError(EINVAL)
+    limit = k.proc.rlimits.get(RLIMIT_MEMLOCK, [RLIM_INFINITY])[0]
+    locked = length + k.mem.locked_bytes()
+    if locked > limit and not capable(k, CAP_IPC_LOCK):
+        locked -= k.mem.locked_bytes(start, start + length)
+        if locked > limit:
+            raise SyscallError(ENOMEM)
     if not length:
         return 0
     resident = k.mem.residency(start, length)
     if len(resident) < length // PAGE_SIZE:
         raise SyscallError(ENOMEM)                 # apply_vma_lock_flags(): a gap
+    k.mem.set_locked(start, start + length, VM_LOCKED | (0 if populate else VM_LOCKONFAULT))
     if populate:
-        for i, present in enumerate(resident):
-            if not present:
-                page = start + i * PAGE_SIZE
-                vma = k.mem.find(page)
-                k.mem.populate(page, write=bool(vma.prot & PROT_WRITE) and not vma.flags & MAP_SHARED)
+        _populate(k, start, length)
     return 0
+
+
+def _populate(k, start: int, length: int) -> None:
+    """__mm_populate() of [start, start + length): every page backed (written ones for a private writable
+    mapping), the shared ones in the host's page cache too."""
+    k.mem.touch_shared(start, start + length)
+    for i, present in enumerate(k.mem.residency(start, length)):
+        if not present:
+            page = start + i * PAGE_SIZE
+            vma = k.mem.find(page)
+            if vma is not None and vma.prot:
+                k.mem.populate(page, write=bool(vma.prot & PROT_WRITE) and not vma.flags & MAP_SHARED)
 
 
 @syscall("mlock", PARTIAL, note=LOCK_NOTE)
@@ -287,6 +303,8 @@ def munlock(k, start: Ptr, length: Size) -> int:
         raise SyscallError(EINVAL)
     if length and len(k.mem.residency(aligned, length)) < length // PAGE_SIZE:
         raise SyscallError(ENOMEM)
+    if length:
+        k.mem.set_locked(aligned, aligned + length, 0)
     return 0
 
 
@@ -294,15 +312,35 @@ def munlock(k, start: Ptr, length: Size) -> int:
                                    "pinned in host memory")
 def mlockall(k, flags: Flags({MCL_CURRENT: "MCL_CURRENT", MCL_FUTURE: "MCL_FUTURE", MCL_ONFAULT: "MCL_ONFAULT"})) -> int:
     """mlockall(2)."""
+    from hermipy.syscalls.sys_info import capable
     if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         raise SyscallError(EINVAL)
     _can_do_mlock(k)
+    locked = VM_LOCKED | (VM_LOCKONFAULT if flags & MCL_ONFAULT else 0)
+    mem = k.mem
+    if flags & MCL_CURRENT:
+        with mem.lock:
+            total = sum(v.end - v.start for v in mem.vmas)
+            if total > k.proc.rlimits.get(RLIMIT_MEMLOCK, [RLIM_INFINITY])[0] and not capable(k, CAP_IPC_LOCK):
+                raise SyscallError(ENOMEM)
+            for vma in mem.vmas:
+                vma.locked = locked
+            ranges = [(v.start, v.end) for v in mem.vmas if v.prot]
+        if not flags & MCL_ONFAULT:
+            for start, end in ranges:               # __mm_populate, as far as each range can be
+                for page in range(start, end, PAGE_SIZE * 16):
+                    mem.populate(page)
+    mem.lock_future = locked if flags & MCL_FUTURE else 0
     return 0
 
 
 @syscall("munlockall", FULL)
 def munlockall(k) -> int:
-    """munlockall(2): nothing is locked, so nothing is left locked."""
+    """munlockall(2): every VMA unlocked, and mlockall's MCL_FUTURE forgotten."""
+    with k.mem.lock:
+        k.mem.lock_future = 0
+        for vma in k.mem.vmas:
+            vma.locked = 0
     return 0
 
 

@@ -305,10 +305,92 @@ static void brk_patterns(void)
     printf("brk back to start: %d\n", brk_at(start) == start);
 }
 
+/* mlock & co: what /proc/self/status (VmLck) and smaps (Locked, VmFlags lo) say, mincore after MLOCK_ONFAULT */
+static long vm_locked_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmLck: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static void smaps_of(const char *label, void *addr, int exact)
+{
+    char line[512];
+    unsigned long a = (unsigned long)addr, lo, hi;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    int in = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = lo <= a && a < hi;       /* the area holding addr (Linux may have merged it with a neighbour) */
+        else if (in && !strncmp(line, "Locked:", 7) && exact)
+            printf("%s smaps %s", label, line);
+        else if (in && !strncmp(line, "Locked:", 7))      /* the area may be merged with a neighbour */
+            printf("%s smaps Locked nonzero: %d\n", label, atol(line + 7) > 0);
+        else if (in && !strncmp(line, "VmFlags:", 8))
+            printf("%s VmFlags has lo: %d\n", label, strstr(line, " lo") != NULL);
+    }
+    if (f)
+        fclose(f);
+}
+
+static void lock_patterns(void)
+{
+    long base = vm_locked_kb();
+    printf("VmLck at start: %ld kB\n", base);
+    char *p = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK("mlock 4 pages", mlock(p, 4 * PG));
+    printf("VmLck grew by %ld kB\n", vm_locked_kb() - base);
+    smaps_of("the locked half", p, 1);
+    smaps_of("the other half", p + 4 * PG, 1);
+    CHECK("munlock 2 pages", munlock(p, 2 * PG));
+    printf("VmLck grew by %ld kB\n", vm_locked_kb() - base);
+    munmap(p, 8 * PG);
+    printf("VmLck after munmap grew by %ld kB\n", vm_locked_kb() - base);
+    char *q = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+    printf("MAP_LOCKED: VmLck grew by %ld kB\n", vm_locked_kb() - base);
+    munmap(q, 4 * PG);
+    char *s = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    memset(s, 1, 2 * PG);
+    CHECK("mlock2 MLOCK_ONFAULT", syscall(SYS_mlock2, s, 8 * PG, 1));
+    unsigned char vec[8];
+    mincore(s, 8 * PG, vec);
+    int resident = 0;
+    for (int i = 0; i < 8; i++)
+        resident += vec[i] & 1;
+    printf("resident after MLOCK_ONFAULT: %d of 8\n", resident);
+    CHECK("mlock the rest in", mlock(s, 8 * PG));
+    mincore(s, 8 * PG, vec);
+    resident = 0;
+    for (int i = 0; i < 8; i++)
+        resident += vec[i] & 1;
+    printf("resident after mlock: %d of 8\n", resident);
+    munmap(s, 8 * PG);
+    CHECK("mlockall", mlockall(MCL_CURRENT | MCL_FUTURE));
+    printf("VmLck after mlockall is more: %d\n", vm_locked_kb() > base);
+    char *r = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    smaps_of("a mapping after MCL_FUTURE", r, 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        printf("a fork child's VmLck: %ld kB\n", vm_locked_kb());
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    CHECK("munlockall", munlockall());
+    printf("VmLck after munlockall: %ld kB\n", vm_locked_kb());
+    munmap(r, PG);
+}
+
 static const struct { const char *name; void (*run)(void); } SECTIONS[] = {
     {"anon", anon_basic}, {"fixed", fixed_patterns}, {"reserve", reserve_then_commit},
     {"remap", remap_patterns}, {"madvise", madvise_dontneed}, {"big", big_sparse},
-    {"file", file_mappings}, {"brk", brk_patterns},
+    {"file", file_mappings}, {"brk", brk_patterns}, {"locks", lock_patterns},
 };
 
 /* usage: mmap_patterns [SECTION...] (default: all) */

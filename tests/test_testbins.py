@@ -96,6 +96,19 @@ def test_mmap_file_backed(variant, tmp_path):
 
 
 @pytest.mark.parametrize("variant", variant_params())
+def test_mmap_locks(variant):
+    """mlock, mlock2 (MLOCK_ONFAULT), MAP_LOCKED, mlockall/munlockall: VmLck, smaps' Locked and VmFlags, mincore
+    of a shared mapping, a fork child without the locks."""
+    out = assert_same([build("mmap_patterns", variant), "locks"]).stdout.decode()
+    for fact in ("VmLck grew by 16 kB", "the locked half smaps Locked:               16 kB", "VmFlags has lo: 1",
+                 "the other half VmFlags has lo: 0", "VmLck grew by 8 kB", "MAP_LOCKED: VmLck grew by 16 kB",
+                 "resident after MLOCK_ONFAULT: 2 of 8", "resident after mlock: 8 of 8",
+                 "VmLck after mlockall is more: 1", "a mapping after MCL_FUTURE VmFlags has lo: 1",
+                 "a fork child's VmLck: 0 kB", "VmLck after munlockall: 0 kB"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", variant_params())
 def test_mmap_patterns_all_sections_in_one_process(variant):
     """The sections one after another: each leaves the address space as the next one expects."""
     assert_same([build("mmap_patterns", variant), *MEMORY_SECTIONS])
