@@ -170,14 +170,6 @@ def times(k, buf: Ptr) -> int:
     return int(t.elapsed * ticks) & (1 << 63) - 1
 
 
-def _host_task(k, pid: int) -> int:
-    """The host thread behind a task id of the caller's thread group (0: the caller; a tid is the host tid of
-    the thread running that task); any other id is ESRCH (find_task_by_vpid: the guest sees its own tasks)."""
-    if pid == 0:
-        return 0
-    if pid == k.proc.pid or pid in k.group.tasks:
-        return pid
-    raise SyscallError(ESRCH)
 
 
 @syscall("sched_getaffinity", FULL)
@@ -186,7 +178,7 @@ def sched_getaffinity(k, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
     runs on its own), including its checks of the size and the number of bytes it returns (cpumask_size())."""
     hlen = cpusetsize if cpusetsize <= 1 << 16 else (1 << 16) + cpusetsize % 8
     buf = ctypes.create_string_buffer(hlen)
-    target = _host_task(k, pid) if hlen >= 8 and not hlen % 8 else 0    # a bad size is EINVAL before the lookup
+    target = _sched_target(k, pid) if hlen >= 8 and not hlen % 8 else 0   # a bad size is EINVAL before the lookup
     nbytes = host_syscall("sched_getaffinity", target, hlen, buf)
     k.mem.write(mask, buf.raw[:nbytes])
     return nbytes
@@ -197,7 +189,8 @@ def sched_setaffinity(k, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
     """sched_setaffinity(2), applied to the host thread running that task (EINVAL from the host when no
     allowed CPU is left)."""
     data = k.mem.read(mask, min(cpusetsize, 1 << 16))
-    target = _host_task(k, pid)
+    target = _sched_target(k, pid)
+    _may_change(k, target, None, 0)
     return host_syscall("sched_setaffinity", target, len(data), ctypes.create_string_buffer(data, len(data)))
 
 
@@ -369,7 +362,7 @@ def _bind_host(p, old_ids: tuple[int, ...]) -> None:
     that gave up root cannot have it back through hermipy. A change of the effective or fs ids makes the
     process non-dumpable as commit_creds() does (for the guest's prctl; the host's own /proc/self stays open to
     the process itself)."""
-    if p.euid != 0 and os.geteuid() == 0:
+    if p.euid != 0 or p.fsuid != 0:       # files are then opened as someone else (setfsuid alone does it too)
         _preload_modules()
     if sorted(os.getgroups()) != sorted(p.groups):
         host_syscall("setgroups", len(p.groups), (ctypes.c_uint32 * max(1, len(p.groups)))(*p.groups))
@@ -665,8 +658,9 @@ def getpriority(k, which: PRIO_WHICH, who: Int) -> int:
     return host_syscall("getpriority", which, who)
 
 
-@syscall("setpriority", PARTIAL, note="only the guest itself: PRIO_PROCESS of its pid, or its own process group or "
-                                      "user, renices just the hermipy process; other targets are ESRCH")
+@syscall("setpriority", PARTIAL, note="the guest itself (PRIO_PROCESS of its pid, or its own process group or user) "
+                                      "renices just the hermipy thread running it; other processes, groups and "
+                                      "users are the host's call (under --root another run's process is ESRCH)")
 def setpriority(k, which: PRIO_WHICH, who: Int, niceval: Int) -> int:
     """setpriority(2) with set_one_prio()'s check: a lower nice needs RLIMIT_NICE room or CAP_SYS_NICE."""
     if which not in (PRIO_PROCESS, PRIO_PGRP, PRIO_USER):
@@ -674,7 +668,9 @@ def setpriority(k, which: PRIO_WHICH, who: Int, niceval: Int) -> int:
     niceval = min(max(niceval, MIN_NICE), MAX_NICE)
     own = {PRIO_PROCESS: k.proc.pid, PRIO_PGRP: os.getpgrp(), PRIO_USER: k.proc.uid}[which]
     if who not in (0, own):
-        raise SyscallError(ESRCH)
+        if which == PRIO_PROCESS:
+            _sched_target(k, who)
+        return host_syscall("setpriority", which, who, niceval)
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if niceval < current:
         limit = k.proc.rlimits.get(13, [0, 0])[0]                  # RLIMIT_NICE, as 20 - nice
@@ -865,24 +861,34 @@ def personality(k, persona: UInt) -> int:
 
 # -- Linux security modules: the host's ----------------------------------------------------------------
 LSM_ATTR_MAX_SIZE = 1 << 16              # what hermipy copies of an attribute buffer (the host says E2BIG above)
+LSM_CTX_SIZE = 32                        # uapi/linux/lsm.h: struct lsm_ctx without its ctx[]
 
 
 def _lsm_sized_call(k, name: str, first: int, buf: int, size_ptr: int, flags: int) -> int:
-    """lsm_list_modules / lsm_get_self_attr: ``*size_ptr`` bytes of ``buf`` for the host to fill, and the size
-    it needs written back (also when it says E2BIG)."""
-    size = int.from_bytes(k.mem.read(size_ptr, 4), "little")
-    host_size = ctypes.c_uint32(min(size, LSM_ATTR_MAX_SIZE))
-    out = ctypes.create_string_buffer(max(1, host_size.value))
-    target = out if buf else None
-    args = (target, host_size, flags) if name == "lsm_list_modules" else (first, target, host_size, flags)
+    """lsm_list_modules / lsm_get_self_attr, the host's checks in the host's order: ``*size_ptr`` and ``buf``
+    go to the host as copies (a pointer the guest cannot use as one the host cannot either:
+    BAD_HOST_POINTER), and come back with what the host wrote (the size also when it says E2BIG)."""
+    try:
+        size = ctypes.c_uint32(int.from_bytes(k.mem.read(size_ptr, 4), "little"))
+    except SyscallError:
+        size = None
+    length = min(size.value, LSM_ATTR_MAX_SIZE) if size is not None else 0
+    out = None
+    if buf and length:
+        try:
+            out = ctypes.create_string_buffer(k.mem.read(buf, length), length)
+        except SyscallError:
+            out = None
+    host_buf = out if out is not None else (BAD_HOST_POINTER if buf else None)
+    host_size = size if size is not None else (BAD_HOST_POINTER if size_ptr else None)
+    args = (host_buf, host_size, flags) if name == "lsm_list_modules" else (first, host_buf, host_size, flags)
     try:
         result = host_syscall(name, *args)
-    except OSError:
-        k.mem.write(size_ptr, host_size.value.to_bytes(4, "little"))
-        raise
-    k.mem.write(size_ptr, host_size.value.to_bytes(4, "little"))
-    if buf and result > 0:
-        k.mem.write(buf, out.raw[:host_size.value])
+    finally:
+        if size is not None:
+            k.mem.write(size_ptr, size.value.to_bytes(4, "little"))
+    if out is not None and result > 0:
+        k.mem.write(buf, out.raw[:min(size.value, length)])
     return result
 
 
@@ -900,7 +906,12 @@ def lsm_get_self_attr(k, attr: UInt, ctx: Ptr, size: Ptr, flags: UInt) -> int:
 
 @syscall("lsm_set_self_attr", FULL)
 def lsm_set_self_attr(k, attr: UInt, ctx: Ptr, size: UInt, flags: UInt) -> int:
-    """lsm_set_self_attr(2) (6.8): on hermipy's process, which is the guest's."""
+    """lsm_set_self_attr(2) (6.8): on hermipy's process, which is the guest's (security_setselfattr's checks
+    first)."""
+    if flags or size < LSM_CTX_SIZE:
+        raise SyscallError(EINVAL)
+    if size > PAGE_SIZE:
+        raise SyscallError(E2BIG)
     data = ctypes.create_string_buffer(k.mem.read(ctx, min(size, LSM_ATTR_MAX_SIZE)), max(1, min(size,
                                                                                           LSM_ATTR_MAX_SIZE)))
     return host_syscall("lsm_set_self_attr", attr, data, size, flags)

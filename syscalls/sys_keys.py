@@ -8,7 +8,7 @@ strings and buffers in and out; each keyctl operation's arguments are described 
 """
 import ctypes
 import struct
-from errno import EFAULT, EOPNOTSUPP
+from errno import EFAULT, EINVAL, EOPNOTSUPP
 
 from hermipy.syscalls.argtypes import Enum, Int, Long, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
@@ -71,7 +71,9 @@ def _in_buffer(k, addr: int, length: int):
 
 @syscall("add_key", FULL)
 def add_key(k, type_: Path, description: Path, payload: Ptr, plen: Size, keyring: Int) -> int:
-    """add_key(2): the host's, with the guest's type, description and payload."""
+    """add_key(2): the host's, with the guest's type, description and payload (the size is checked first)."""
+    if plen > PAYLOAD_MAX:
+        raise SyscallError(EINVAL)
     return host_syscall("add_key", _string(k, type_, KEY_TYPE_MAX), _string(k, description, KEY_DESC_MAX),
                         _in_buffer(k, payload, min(plen, PAYLOAD_MAX + 1)), plen, keyring)
 

@@ -315,10 +315,10 @@ open_tree fsconfig fspick sched_setaffinity sched_setscheduler sched_setparam sc
 arch_prctl seccomp set_tid_address set_robust_list rseq sigaltstack rt_sigsuspend rt_sigprocmask
 rt_sigaction""".split())
 # Where the sweep still differs from native, each for a reason kept here (the test fails once one matches, so that
-# the list stays true): a host process that is not the guest's (pid 3 here: hermipy answers ESRCH for pids outside
-# the guest's own), a CPU-time clock id of such a process, and fgetxattr(AT_FDCWD), which Linux 6.18 applies to the
-# cwd.
-ERRNOS_KNOWN = {"sched_getaffinity", "get_robust_list", "move_pages", "clock_nanosleep", "fgetxattr"}
+# the list stays true): a host process that is not the guest's (pid 3 here: hermipy answers ESRCH for another
+# process's robust list and pages), a CPU-time clock id of such a process, and fgetxattr(AT_FDCWD), which Linux 6.18
+# applies to the cwd.
+ERRNOS_KNOWN = {"get_robust_list", "move_pages", "clock_nanosleep", "fgetxattr"}
 
 
 def test_errnos_as_native(tmp_path):
