@@ -26,7 +26,11 @@ RLIMITS = {0: "RLIMIT_CPU", 1: "RLIMIT_FSIZE", 2: "RLIMIT_DATA", 3: "RLIMIT_STAC
            10: "RLIMIT_LOCKS", 11: "RLIMIT_SIGPENDING", 12: "RLIMIT_MSGQUEUE", 13: "RLIMIT_NICE",
            14: "RLIMIT_RTPRIO", 15: "RLIMIT_RTTIME"}
 RLIMIT_NOFILE = 7
-RLIMIT_FSIZE = 1
+RLIMIT_CPU, RLIMIT_FSIZE = 0, 1
+# Limits the host process takes too: RLIMIT_FSIZE (a write or truncate past it is EFBIG, then the dispatcher's
+# SIGXFSZ) and RLIMIT_CPU (the host's SIGXCPU at the soft limit reaches the guest, SIGKILL at the hard one; hermipy's
+# own CPU time for the guest counts, as the guest's system time would).
+HOST_ENFORCED = (RLIMIT_CPU, RLIMIT_FSIZE)
 RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
 GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE = 1, 2, 4
 
@@ -96,16 +100,17 @@ def _set_rlimit(k, resource_: int, soft: int, hard: int) -> list[int]:
         if hard > old[1] and host_fd_room(hard) < hard:
             raise SyscallError(EPERM)         # hermipy's own host limit could not follow
         k.fds.limit = soft
-    if resource_ == RLIMIT_FSIZE:             # the host enforces it on the guest's writes (EFBIG, then SIGXFSZ:
-        resource.setrlimit(resource.RLIMIT_FSIZE, tuple(v if v < RLIM_INFINITY else resource.RLIM_INFINITY
-                                                        for v in (soft, hard)))
-    old[:] = [soft, hard]                     # the dispatcher's file_too_big)
+    if resource_ in HOST_ENFORCED:            # the host enforces these on hermipy's process, the guest's
+        resource.setrlimit(resource_, tuple(v if v < RLIM_INFINITY else resource.RLIM_INFINITY for v in (soft, hard)))
+    old[:] = [soft, hard]
     return previous
 
 
 RLIMIT_NOTE = ("limits are the guest's own record: RLIMIT_NOFILE caps the guest's fd table (its hard limit is the "
                "host's, or 256 below it where hermipy may not raise its own to make room for its fds), RLIMIT_FSIZE "
-               "is also the host process's (EFBIG and SIGXFSZ as Linux gives them), the others are not enforced")
+               "and RLIMIT_CPU are also the host process's (EFBIG and SIGXFSZ, SIGXCPU then SIGKILL, as Linux "
+               "gives them; hermipy's own work for the guest counts as CPU time), RLIMIT_MEMLOCK is charged by "
+               "mlock, the others are not enforced")
 
 
 @syscall("prlimit64", PARTIAL, note=RLIMIT_NOTE)

@@ -529,7 +529,8 @@ static void test_poll(void)
     close(p[0]); close(p[1]);
 }
 
-static volatile int xfsz_signals;
+static volatile int xfsz_signals, xcpu_signals;
+static void on_xcpu(int sig) { (void)sig; xcpu_signals++; }
 static void on_xfsz(int sig) { (void)sig; xfsz_signals++; }
 
 static void test_fsize(void)
@@ -557,6 +558,21 @@ static void test_fsize(void)
     waitpid(pid, &status, 0);
     printf("then killed by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     unlink("fsizefile");
+
+    section("RLIMIT_CPU");
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        signal(SIGXCPU, on_xcpu);
+        struct rlimit r = {1, 60};
+        SHOW("setrlimit RLIMIT_CPU 1 s", setrlimit(RLIMIT_CPU, &r));
+        time_t give_up = time(NULL) + 20;
+        while (!xcpu_signals && time(NULL) < give_up)
+            ;                                /* computes until the soft limit's SIGXCPU */
+        printf("SIGXCPU after a second of CPU time: %d\n", xcpu_signals);
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
 }
 
 int main(void)

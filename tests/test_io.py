@@ -17,6 +17,7 @@ def test_io(variant):
                  "master read: ping", "winsize 24x80", "handler ran: 1", "TCGETS on file: -1 ENOTTY",
                  "own lock does not conflict: 1", "bad pipe used no fds: 1",
                  "after closing a dup of it, another process can lock the file: 1",
-                 "write past the limit: -1 EFBIG", "SIGXFSZ handled 2 times", "then killed by signal 25"):
+                 "write past the limit: -1 EFBIG", "SIGXFSZ handled 2 times", "then killed by signal 25",
+                 "SIGXCPU after a second of CPU time: 1"):
         assert fact in out, fact
     assert result.status == 0
