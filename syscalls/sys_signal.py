@@ -460,8 +460,8 @@ def _setup_rt_frame(k, signo: int, info: bytes, action: Action, old_mask: int) -
     if not action.flags & SA_NODEFER:
         blocked |= _bit(signo)
     st.blocked = blocked & ~UNBLOCKABLE
-    if action.flags & SA_RESETHAND:
-        st.actions[signo] = Action()
+    if action.flags & SA_RESETHAND:                                 # SA_ONESHOT: the handler only, flags kept
+        st.actions[signo] = Action(SIG_DFL, action.flags, action.restorer, action.mask)
     if st.sas_flags & SS_AUTODISARM:
         st.sas_sp, st.sas_size, st.sas_flags = 0, 0, SS_DISABLE
     return True

@@ -239,12 +239,13 @@ static void test_pending(void)
 
     /* SA_RESETHAND: one-shot */
     usr1_count = 0;
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
     raise(SIGUSR1);
     struct sigaction now;
     sigaction(SIGUSR1, NULL, &now);
-    printf("SA_RESETHAND: count=%d now SIG_DFL=%d\n", usr1_count, now.sa_handler == SIG_DFL);
+    printf("SA_RESETHAND: count=%d now SIG_DFL=%d flags kept=%d\n", usr1_count, now.sa_handler == SIG_DFL,
+           (now.sa_flags & (SA_RESETHAND | SA_RESTART)) == (SA_RESETHAND | SA_RESTART));
     install(SIGUSR1, SIG_IGN, 0);
 }
 
