@@ -67,6 +67,12 @@ static void test_basics(void)
     sigaddset(&all, SIGRTMIN);
     sigprocmask(SIG_BLOCK, &all, NULL);
     sigset_t mask = set_of(SIGUSR1, SIGRTMIN);
+    int blocking = signalfd(-1, &mask, 0);
+    int fl = fcntl(blocking, F_GETFL);
+    fcntl(blocking, F_SETFL, fl | O_NONBLOCK);
+    printf("signalfd without flags: O_NONBLOCK %d, then set: %d\n", !!(fl & O_NONBLOCK),
+           !!(fcntl(blocking, F_GETFL) & O_NONBLOCK));
+    close(blocking);
     int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     printf("fd valid: %d, cloexec %d, nonblock %d\n", fd >= 0, !!(fcntl(fd, F_GETFD) & FD_CLOEXEC),
            !!(fcntl(fd, F_GETFL) & O_NONBLOCK));

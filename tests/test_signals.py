@@ -80,6 +80,7 @@ def test_signalfd(backend, variant):
     reads woken by another process or interrupted by a handler, a fork child's own signals (alarm(20) guard)."""
     native = assert_same([build("signalfd", variant)], backend)
     assert native.status == 0 and native.stdout.endswith(b"done\n")
+    assert b"signalfd without flags: O_NONBLOCK 0, then set: 1" in native.stdout
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
