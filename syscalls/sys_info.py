@@ -414,9 +414,10 @@ def _dumpable_ids(p) -> tuple[int, ...]:
 
 
 PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 7, 8, 23, 24
-PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_GET_SECUREBITS, PR_SET_SECUREBITS = 38, 39, 27, 28
+SECBIT_KEEP_CAPS = 1 << 4
 CAPABILITY_OPTIONS = (PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS,
-                      PR_GET_NO_NEW_PRIVS)
+                      PR_GET_NO_NEW_PRIVS, PR_GET_SECUREBITS, PR_SET_SECUREBITS)
 
 
 def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
@@ -426,6 +427,12 @@ def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int)
     p = _creds(k)
     if option == PR_GET_KEEPCAPS:
         return getattr(p, "keepcaps", 0)
+    if option == PR_GET_SECUREBITS:                       # the host thread's (KEEP_CAPS kept in step below)
+        return host_syscall("prctl", PR_GET_SECUREBITS, 0, 0, 0, 0)
+    if option == PR_SET_SECUREBITS:                       # the host checks CAP_SETPCAP, the locks, the valid bits
+        host_syscall("prctl", PR_SET_SECUREBITS, arg2, 0, 0, 0)
+        p.keepcaps = int(bool(arg2 & SECBIT_KEEP_CAPS))
+        return 0
     if option == PR_CAPBSET_READ:
         if not 0 <= arg2 <= _valid_caps().bit_length() - 1:
             raise SyscallError(EINVAL)

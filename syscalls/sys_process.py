@@ -14,6 +14,7 @@ from hermipy.syscalls.table import FULL, PARTIAL, STUB, declare, syscall
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30
 USER_TOP = 1 << 47
 
 
@@ -187,12 +188,15 @@ NSIG = 64
 
 
 @syscall("prctl", PARTIAL, note="PR_SET_NAME/PR_GET_NAME, PR_[GS]ET_DUMPABLE, PR_[GS]ET_PDEATHSIG, "
-                                "PR_[GS]ET_KEEPCAPS, PR_CAPBSET_READ/DROP, PR_[GS]ET_NO_NEW_PRIVS (these bind on "
-                                "the host); other options are EINVAL")
+                                "PR_[GS]ET_KEEPCAPS, PR_[GS]ET_SECUREBITS, PR_CAPBSET_READ/DROP, "
+                                "PR_[GS]ET_NO_NEW_PRIVS (these bind on the host; of the securebits hermipy's own "
+                                "setuid rules follow KEEP_CAPS alone), PR_[GS]ET_TIMERSLACK (the host thread's); "
+                                "other options are EINVAL")
 def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE",
                            4: "PR_SET_DUMPABLE", 7: "PR_GET_KEEPCAPS", 8: "PR_SET_KEEPCAPS", 15: "PR_SET_NAME",
                            16: "PR_GET_NAME", 23: "PR_CAPBSET_READ", 24: "PR_CAPBSET_DROP",
-                           38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS"}),
+                           27: "PR_GET_SECUREBITS", 28: "PR_SET_SECUREBITS", 29: "PR_SET_TIMERSLACK",
+                           30: "PR_GET_TIMERSLACK", 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS"}),
           arg2: Ptr, arg3: Ptr, arg4: Ptr, arg5: Ptr) -> int:
     """prctl(2) (kernel/sys.c)."""
     p = k.proc
@@ -217,6 +221,8 @@ def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_
     if option == PR_GET_PDEATHSIG:
         k.mem.write(arg2, struct.pack("<i", getattr(p, "pdeathsig", 0)))
         return 0
+    if option in (PR_GET_TIMERSLACK, PR_SET_TIMERSLACK):       # per thread: the host thread's own
+        return host_syscall("prctl", option, arg2, arg3, arg4, arg5)
     from hermipy.syscalls.sys_info import CAPABILITY_OPTIONS, capability_prctl
     if option in CAPABILITY_OPTIONS:
         return capability_prctl(k, option, arg2, arg3, arg4, arg5)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -1039,6 +1040,18 @@ static void test_newer(void)
     SHOW("lsm_list_modules into 0 bytes", syscall(461, ids, &size, 0));
     printf("size needed matches %d\n", n > 0 && size == n * 8);
     SHOW("lsm_list_modules flags 1", syscall(461, ids, &size, 1));
+
+    SHOW("PR_GET_TIMERSLACK", prctl(30, 0, 0, 0, 0));
+    SHOW("PR_SET_TIMERSLACK 100000", prctl(29, 100000, 0, 0, 0));
+    SHOW("PR_GET_TIMERSLACK", prctl(30, 0, 0, 0, 0));
+    SHOW("PR_SET_TIMERSLACK 0 (the default again)", prctl(29, 0, 0, 0, 0));
+    SHOW("PR_GET_TIMERSLACK", prctl(30, 0, 0, 0, 0));
+    SHOW("PR_GET_SECUREBITS", prctl(27, 0, 0, 0, 0));
+    SHOW("PR_SET_SECUREBITS an unknown bit", prctl(28, 1 << 30, 0, 0, 0));
+    SHOW("PR_SET_SECUREBITS SECBIT_KEEP_CAPS", prctl(28, 1 << 4, 0, 0, 0));      /* EPERM without CAP_SETPCAP */
+    SHOW("PR_GET_KEEPCAPS", prctl(7, 0, 0, 0, 0));
+    SHOW("PR_SET_SECUREBITS 0", prctl(28, 0, 0, 0, 0));
+    SHOW("PR_GET_KEEPCAPS", prctl(7, 0, 0, 0, 0));
 }
 
 /* -- capget / capset ------------------------------------------------------------------------------ */
