@@ -39,6 +39,21 @@ def d_type_of(mode: int) -> int:
                                                                                        DT_UNKNOWN)
 
 
+STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "D": "D (disk sleep)", "T": "T (stopped)",
+               "t": "t (tracing stop)", "Z": "Z (zombie)", "X": "X (dead)", "I": "I (idle)"}
+
+
+def _host_state(tid: int) -> str:
+    """A task's state as /proc shows it: its host thread's (a guest thread blocked in a call is a hermipy thread
+    blocked in the host's; one computing is running), e.g. "S (sleeping)"."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+            code = f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        code = "R"
+    return STATE_NAMES.get(code, "R (running)")
+
+
 class Node:
     """One synthetic name. ``kind``: "dir", "file", "link" or "host" (a host file shown here)."""
 
@@ -377,7 +392,8 @@ class Synthetic:
         p = self.k.proc
         size, rss, stack, data = self._vm_kb()
         groups = " ".join(str(g) for g in p.groups)
-        text = (f"Name:\t{task.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\tR (running)\n"
+        state = _host_state(task.tid)
+        text = (f"Name:\t{task.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\t{state}\n"
                 f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{task.tid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
                 f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
                 f"FDSize:\t{self.k.fds.size}\nGroups:\t{groups} \n"
@@ -395,7 +411,7 @@ class Synthetic:
         size, rss, _stack, _data = self._vm_kb()
         ticks = os.sysconf("SC_CLK_TCK")
         times = os.times()
-        fields = [task.tid, f"({task.comm.decode(errors='replace')})", "R", p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
+        fields = [task.tid, f"({task.comm.decode(errors='replace')})", _host_state(task.tid)[0], p.ppid, os.getpgrp(), os.getsid(0), 0, -1,
                   0x400000, 0, 0, 0, 0, int(times.user * ticks), int(times.system * ticks), 0, 0, 20, 0,
                   len(k.group.tasks), 0,
                   0, size * 1024, rss // PAGE_KB, (1 << 64) - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0,

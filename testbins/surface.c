@@ -993,6 +993,47 @@ static void test_keys(void)
     SHOW("KEYCTL_READ an invalid key", syscall(SYS_keyctl, 11, 0x7fffffff, buf, sizeof buf));
 }
 
+/* -- /proc/PID/task/TID/stat's state of a thread blocked in a read ----------------------------------------- */
+static int state_pipe[2];
+static volatile pid_t blocked_tid;
+
+static void *blocked_reader(void *arg)
+{
+    (void)arg;
+    blocked_tid = syscall(SYS_gettid);
+    char c;
+    read(state_pipe[0], &c, 1);
+    return NULL;
+}
+
+static char task_state(pid_t tid)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY);
+    read(fd, buf, sizeof buf - 1);
+    close(fd);
+    char *end = strrchr(buf, ')');
+    return end ? end[2] : '?';
+}
+
+static void test_states(void)
+{
+    section("states");
+    pipe(state_pipe);
+    pthread_t t;
+    pthread_create(&t, NULL, blocked_reader, NULL);
+    int sleeping = 0;
+    for (int i = 0; i < 500 && !sleeping; i++) {          /* up to 5 s for the thread to block */
+        usleep(10000);
+        sleeping = blocked_tid && task_state(blocked_tid) == 'S';
+    }
+    printf("a thread blocked in read shows S: %d\n", sleeping);
+    printf("the reading thread itself shows R: %d\n", task_state(syscall(SYS_gettid)) == 'R');
+    write(state_pipe[1], "x", 1);
+    pthread_join(t, NULL);
+}
+
 /* -- newer calls: fchmodat2 (6.6), cachestat (6.5), lsm_list_modules (6.8) --------------------------------- */
 static void show_mode(const char *path)
 {
@@ -1667,6 +1708,7 @@ static const struct section sections[] = {
     {"clone", test_clone},
     {"keys", test_keys},
     {"newer", test_newer},
+    {"states", test_states},
     {"caps", test_caps},
     {"sysfs", test_sysfs},
     {"ns", test_ns},

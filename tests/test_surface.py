@@ -134,6 +134,13 @@ def test_newer_calls(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_task_states(variant):
+    """/proc/PID/task/TID/stat shows a task's state as its host thread's: S for one blocked in a call."""
+    out = assert_same([build("surface", variant), "states"], setup=empty_dir).stdout.decode()
+    assert "a thread blocked in read shows S: 1" in out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_keys(variant):
     """add_key, request_key and keyctl are the host's (in a session keyring of the test's own), with the guest's
     strings and buffers copied in and out, and Linux's errors."""
