@@ -368,7 +368,7 @@ def _bind_host(p, old_ids: tuple[int, ...]) -> None:
     process non-dumpable as commit_creds() does (for the guest's prctl; the host's own /proc/self stays open to
     the process itself)."""
     if p.euid != 0 or p.fsuid != 0:       # files are then opened as someone else (setfsuid alone does it too)
-        _preload_modules()
+        preload_modules()
     if sorted(os.getgroups()) != sorted(p.groups):
         host_syscall("setgroups", len(p.groups), (ctypes.c_uint32 * max(1, len(p.groups)))(*p.groups))
     host_syscall("setresgid", p.gid, p.egid, p.sgid)
@@ -391,7 +391,8 @@ def _bind_host(p, old_ids: tuple[int, ...]) -> None:
 _ON_DEMAND = ("bisect", "hashlib", "ipaddress", "json", "mmap", "platform", "resource", "stat", "zlib", "capstone")
 
 
-def _preload_modules() -> None:
+def preload_modules() -> None:
+    """Import what hermipy loads on demand (_ON_DEMAND) while the Python installation is still readable."""
     import importlib
     for name in _ON_DEMAND:
         try:

@@ -129,7 +129,7 @@ def load_handlers() -> None:
     """Import every handler module (each registers its syscalls)."""
     from hermipy.syscalls import (sys_fs, sys_io, sys_mm, sys_process, sys_signal,  # noqa: F401
                                   sys_time, sys_info, sys_net, sys_event, sys_xattr, sys_fork, sys_timer,
-                                  sys_ipc, sys_ns, sys_aio, sys_admin, sys_keys)
+                                  sys_ipc, sys_ns, sys_aio, sys_admin, sys_keys, sys_landlock)
 
 
 def _broken_pipe(k) -> int:

@@ -993,6 +993,45 @@ static void test_keys(void)
     SHOW("KEYCTL_READ an invalid key", syscall(SYS_keyctl, 11, 0x7fffffff, buf, sizeof buf));
 }
 
+static void make_file(const char *path, const char *text);
+
+/* -- landlock: a child restricts itself to reading files under one directory ------------------------------- */
+static void test_landlock(void)
+{
+    section("landlock");
+    long abi = syscall(444, NULL, 0, 1);                       /* LANDLOCK_CREATE_RULESET_VERSION */
+    printf("landlock ABI: %s\n", abi >= 1 ? "1 or more" : ename(errno));
+    if (abi < 1)
+        return;
+    mkdir("allowed", 0755);
+    make_file("allowed/in", "inside\n");
+    make_file("out", "outside\n");
+    uint64_t handled = 1ULL << 2 | 1ULL << 1;                  /* READ_FILE, WRITE_FILE */
+    SHOW("create_ruleset bad flags", syscall(444, &handled, sizeof handled, 4));
+    SHOW("create_ruleset bad pointer", syscall(444, BAD, sizeof handled, 0));
+    int ruleset = syscall(444, &handled, sizeof handled, 0);
+    printf("ruleset fd: %d\n", ruleset >= 0);
+    struct __attribute__((packed)) { uint64_t allowed; int32_t parent; } rule = {1ULL << 2, open("allowed", O_PATH)};
+    SHOW("add_rule path beneath", syscall(445, ruleset, 1, &rule, 0));
+    rule.parent = 999;
+    SHOW("add_rule a bad parent fd", syscall(445, ruleset, 1, &rule, 0));
+    SHOW("add_rule a bad ruleset fd", syscall(445, 999, 1, &rule, 0));
+    SHOW("add_rule an unknown type", syscall(445, ruleset, 7, &rule, 0));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        SHOW("restrict_self", syscall(446, ruleset, 0));
+        SHOW("read a file under the allowed directory", open("allowed/in", O_RDONLY) >= 0);
+        SHOW("read a file outside it", open("out", O_RDONLY));
+        SHOW("write a file under it", open("allowed/in", O_WRONLY));
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    SHOW("the parent still reads outside", open("out", O_RDONLY) >= 0);
+    close(ruleset);
+}
+
 /* -- /proc/PID/task/TID/stat's state of a thread blocked in a read ----------------------------------------- */
 static int state_pipe[2];
 static volatile pid_t blocked_tid;
@@ -1709,6 +1748,7 @@ static const struct section sections[] = {
     {"keys", test_keys},
     {"newer", test_newer},
     {"states", test_states},
+    {"landlock", test_landlock},
     {"caps", test_caps},
     {"sysfs", test_sysfs},
     {"ns", test_ns},

@@ -141,6 +141,17 @@ def test_task_states(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_landlock(variant):
+    """Landlock is the host's on the task's thread: a child that restricts itself to reading one directory is
+    refused (EACCES) outside it by the host, while the parent is not; the calls' errors in the host's order."""
+    out = assert_same([build("surface", variant), "landlock"], setup=empty_dir).stdout.decode()
+    for fact in ("restrict_self: 0", "read a file under the allowed directory: 1", "read a file outside it: -1 EACCES",
+                 "write a file under it: -1 EACCES", "the parent still reads outside: 1",
+                 "add_rule a bad parent fd: -1 EBADF", "create_ruleset bad pointer: -1 EFAULT"):
+        assert fact in out, fact
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_keys(variant):
     """add_key, request_key and keyctl are the host's (in a session keyring of the test's own), with the guest's
     strings and buffers copied in and out, and Linux's errors."""
