@@ -955,7 +955,16 @@ def readlinkat(k, dirfd: DirFd, pathname: Path, buf: Ptr, bufsiz: Int) -> int:
     """readlinkat(2)."""
     if bufsiz <= 0:
         raise SyscallError(EINVAL)
-    return do_readlink(k, dirfd, _path(k, pathname), buf, bufsiz)
+    path = _path(k, pathname)
+    if not path:                 # LOOKUP_EMPTY: the fd's own file, a symlink opened O_PATH|O_NOFOLLOW (else ENOENT)
+        of = k.fds.get(dirfd) if dirfd != AT_FDCWD else None
+        if of is None or of.node is not None:
+            raise SyscallError(ENOENT)
+        out = ctypes.create_string_buffer(bufsiz)
+        n = host_syscall("readlinkat", of.host_fd, b"", out, bufsiz)
+        k.mem.write(buf, out.raw[:n])
+        return n
+    return do_readlink(k, dirfd, path, buf, bufsiz)
 
 
 # -- attributes: mode, owner, times, size --------------------------------------------------------

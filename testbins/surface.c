@@ -1091,7 +1091,13 @@ static void test_newer(void)
     SHOW("fchmodat2 AT_SYMLINK_NOFOLLOW of a symlink", syscall(452, AT_FDCWD, "l", 0600, AT_SYMLINK_NOFOLLOW));
     SHOW("fchmodat2 through a symlink", syscall(452, AT_FDCWD, "l", 0604, 0));
     show_mode("f");
+    int link_fd = open("l", O_PATH | O_NOFOLLOW);
+    char target[64] = "";
+    SHOW("readlinkat of an O_PATH symlink fd with an empty path", readlinkat(link_fd, "", target, sizeof target));
+    printf("target %s\n", target);
+    close(link_fd);
     int fd = open("f", O_RDWR);
+    SHOW("readlinkat of a file's fd with an empty path", readlinkat(fd, "", target, sizeof target));
     SHOW("fchmodat2 AT_EMPTY_PATH", syscall(452, fd, "", 0644, AT_EMPTY_PATH));
     show_mode("f");
     SHOW("fchmodat2 empty path without AT_EMPTY_PATH", syscall(452, fd, "", 0644, 0));
