@@ -294,7 +294,7 @@ def futex_waitv(k, waiters: Ptr, nr_futexes: UInt, flags: UInt, timeout: Ptr, cl
     interrupts it (EINTR from the host: a restart, the timeout being absolute)."""
     import ctypes
     from hermipy.syscalls.host import host_syscall
-    if flags or not 0 < nr_futexes <= FUTEX_WAITV_MAX:
+    if flags or not 0 < nr_futexes <= FUTEX_WAITV_MAX or not waiters:
         raise SyscallError(EINVAL)
     raw = bytearray(k.mem.read(waiters, FUTEX_WAITV.size * nr_futexes))
     entries = [FUTEX_WAITV.unpack_from(raw, FUTEX_WAITV.size * i) for i in range(nr_futexes)]

@@ -1444,9 +1444,11 @@ static void sec_waitv(void)
     long none = waitv(w, 0, NULL);
     w[0].flags = 3 | 128;                                   /* FUTEX2_SIZE_U64: not supported */
     long size64 = waitv(w, 3, NULL);
-    printf("waitv: woken index %ld, changed value %s, deadline %s, no waiters %s, u64 %s\n", woken,
+    long null_vector = waitv(NULL, 1, NULL);
+    printf("waitv: woken index %ld, changed value %s, deadline %s, no waiters %s, u64 %s, NULL vector %s\n", woken,
            changed == -EAGAIN ? "EAGAIN" : "?", timed_out == -ETIMEDOUT ? "ETIMEDOUT" : "?",
-           none == -EINVAL ? "EINVAL" : "?", size64 == -EINVAL ? "EINVAL" : "?");
+           none == -EINVAL ? "EINVAL" : "?", size64 == -EINVAL ? "EINVAL" : "?",
+           null_vector == -EINVAL ? "EINVAL" : "?");
 }
 
 /* ---------------------------------------------------------------- main */

@@ -41,7 +41,8 @@ FACTS = {
     "fork_thread": "fork_thread: child: exited 7", "robust": "lock after the owner died EOWNERDEAD",
     "proc": "/proc/self/task lists 4 tasks, 4 of them ours", "affinity": "getaffinity(its tid) 0, 1 CPU(s)",
     "server": "sum of squares 6362, served 12",
-    "waitv": "waitv: woken index 2, changed value EAGAIN, deadline ETIMEDOUT, no waiters EINVAL, u64 EINVAL",
+    "waitv": "waitv: woken index 2, changed value EAGAIN, deadline ETIMEDOUT, no waiters EINVAL, u64 EINVAL, "
+             "NULL vector EINVAL",
     "main_exit": "which computed 500500", "exit_group": "atexit handler ran", "exec_thread": "exec-ok",
     "pshared": "pshared: total 20000", "sem_open": "waited 3 posts from the child",
 }
