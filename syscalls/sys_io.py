@@ -530,6 +530,8 @@ TCGETA, TCSETA, TCSETAW, TCSETAF = 0x5405, 0x5406, 0x5407, 0x5408
 TERMIOS_SIZE, TERMIOS2_SIZE, WINSIZE_SIZE = 36, 44, 8   # asm-generic/termbits.h, uapi/asm-generic/termios.h
 TERMIO_SIZE = 18                                        # struct termio (uapi/asm-generic/termios.h)
 PIDFS_IOCTL_MAGIC, PIDFD_GET_INFO_NR, PIDFD_NAMESPACE_NRS = 0xFF, 11, range(1, 11)     # uapi/linux/pidfd.h
+NSIO, NS_GET_USERNS, NS_GET_PARENT, NS_GET_NSTYPE, NS_GET_OWNER_UID, NS_GET_MNTNS_ID = 0xB7, 1, 2, 3, 4, 5  # nsfs.h
+NS_PID_TRANSLATIONS = range(6, 10)      # NS_GET_{PID,TGID}_{FROM,IN}_PIDNS: the pid is the argument itself
 # request -> ("out", n): the host fills n bytes the guest gets; ("in", n): the guest's n bytes go to the host;
 # ("value", 0): the argument itself is passed on; ("none", 0): no argument.
 _IOCTL_PASS = {
@@ -566,7 +568,8 @@ class IoctlRequest(UInt):
 @syscall("ioctl", PARTIAL, note="terminal requests (TCGETS/TCSETS*, termios2, TIOC[GS]WINSZ, TIOC[GS]PGRP, TIOCGSID, "
                                 "TCSBRK/TCXONC/TCFLSH, termio's TCGETA/TCSETA*, ...) and FIONREAD/FIOQSIZE/FIGETBSZ go to "
                                 "the host fd, so a tty answers as itself and anything else with ENOTTY; a pidfd's "
-                                "PIDFD_GET_INFO and namespace requests are the host's; FIONBIO/FIOASYNC/FIOCLEX/"
+                                "PIDFD_GET_INFO and namespace requests and a namespace file's NS_GET_* are the "
+                                "host's; FIONBIO/FIOASYNC/FIOCLEX/"
                                 "FIONCLEX are handled here. Any other request is ENOTTY and is recorded in "
                                 "Kernel.unhandled_ioctls (logged at debug level). A background process changing its "
                                 "controlling terminal gets SIGTTOU, as on Linux")
@@ -592,6 +595,8 @@ def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
     if how is None:
         if (request >> 8) & 0xFF == PIDFS_IOCTL_MAGIC and of.path == "anon_inode:[pidfd]":
             return _pidfd_ioctl(k, of, request, arg)
+        if (request >> 8) & 0xFF == NSIO and of.node is None:
+            return _ns_ioctl(k, of, request, arg)
         raise SyscallError(ENOTTY)  # what a driver answers to a request it does not know (--strace shows it)
     if request in _TTY_CHANGES and of.kind == "tty":     # from the background: SIGTTOU (tty_check_change)
         from hermipy.syscalls.sys_signal import SIGTTOU, tty_job_control
@@ -607,6 +612,25 @@ def ioctl(k, fd: Fd, request: IoctlRequest, arg: Ptr) -> int:
     result = host_syscall("ioctl", of.host_fd, request, buf)
     k.mem.write(arg, buf.raw)
     return result
+
+
+def _ns_ioctl(k, of: OpenFile, request: int, arg: int) -> int:
+    """ioctl_ns(2) on a namespace file (the host's: /proc/PID/ns links are the host's files): NS_GET_USERNS and
+    NS_GET_PARENT give a new fd, NS_GET_NSTYPE a number, NS_GET_OWNER_UID and NS_GET_MNTNS_ID fill the guest's
+    word, the pid translations take the pid itself; anything else on a file that is no namespace is ENOTTY."""
+    nr = request & 0xFF
+    if nr in (NS_GET_USERNS, NS_GET_PARENT):
+        from hermipy.syscalls.sys_net import _received_file, install_host_fd
+        return install_host_fd(k, _received_file(k, host_syscall("ioctl", of.host_fd, request, 0)), True)
+    if nr in (NS_GET_OWNER_UID, NS_GET_MNTNS_ID):
+        size = 4 if nr == NS_GET_OWNER_UID else 8
+        out = ctypes.create_string_buffer(size)
+        result = host_syscall("ioctl", of.host_fd, request, out)
+        k.mem.write(arg, out.raw)
+        return result
+    if nr == NS_GET_NSTYPE or nr in NS_PID_TRANSLATIONS:
+        return host_syscall("ioctl", of.host_fd, request, arg)
+    raise SyscallError(ENOTTY)
 
 
 def _pidfd_ioctl(k, of: OpenFile, request: int, arg: int) -> int:

@@ -942,6 +942,17 @@ static void test_clone(void)
     SHOW("pidfd_send_signal through /proc/self", syscall(SYS_pidfd_send_signal, self, SIGUSR2, NULL, 0));
     close(self);
 
+    int uts = open("/proc/self/ns/uts", O_RDONLY);
+    SHOW("NS_GET_NSTYPE of the uts namespace is CLONE_NEWUTS", ioctl(uts, _IO(0xb7, 3)) == CLONE_NEWUTS);
+    int userns = ioctl(uts, _IO(0xb7, 1));                                   /* NS_GET_USERNS */
+    printf("NS_GET_USERNS: a new fd %d\n", userns > uts);
+    uid_t owner = 12345;
+    SHOW("NS_GET_OWNER_UID of the user namespace", ioctl(userns, _IO(0xb7, 4), &owner));
+    printf("owner uid %u\n", owner);
+    SHOW("NS_GET_PARENT of the initial user namespace", ioctl(userns, _IO(0xb7, 2)));
+    SHOW("NS_GET_OWNER_UID of a uts namespace", ioctl(uts, _IO(0xb7, 4), &owner));
+    SHOW("NS_GET_NSTYPE of a regular file", ioctl(0, _IO(0xb7, 3)));
+    close(uts), close(userns);
     symlink("/proc/self/exe", "exe-link");
     SHOW("execveat AT_SYMLINK_NOFOLLOW of a symlink", syscall(SYS_execveat, AT_FDCWD, "exe-link",
                                                               (char *[]){"x", NULL}, (char *[]){NULL}, AT_SYMLINK_NOFOLLOW));
