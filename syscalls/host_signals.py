@@ -50,7 +50,7 @@ SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQH")      # struct signalfd_si
 SIGNALFD_RECORD = 128
 SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
 SI_QUEUE, SI_TIMER, SI_MESGQ, SI_KERNEL = -1, -2, -3, 0x80
-CLD_FIRST, CLD_LAST, CLD_DUMPED = 1, 6, 3           # CLD_EXITED, CLD_CONTINUED; CLD_DUMPED ends the exits
+CLD_FIRST, CLD_LAST, CLD_KILLED, CLD_DUMPED = 1, 6, 2, 3     # CLD_EXITED .. CLD_CONTINUED; DUMPED ends the exits
 SIGALRM, SIGCHLD, SIGCONT, SIGVTALRM, SIGPROF, SIGIO = 14, 17, 18, 26, 27, 29
 # 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID: not valid_signals() for the host, unblockable by it).
 # SIGSEGV, SIGBUS, SIGILL and SIGFPE are blocked too: one sent with kill() is the guest's, and a fault of
@@ -369,6 +369,10 @@ def _forward(task, fields: tuple) -> None:
                 struct.pack_into("<i", info, 0, exit_signal)
                 signal_group(task, exit_signal, bytes(info))
             return
+    if signo == SIGCHLD and code == CLD_KILLED:
+        from hermipy.syscalls.coredump import take_dumped
+        if take_dumped(fields[3], keep=True):  # a core hermipy wrote for the child: CLD_DUMPED
+            fields = (*fields[:2], CLD_DUMPED, *fields[3:])
     signal_group(task, signo, guest_siginfo(fields))
     if signo == SIGALRM and code == SI_KERNEL and all(t.signals.blocked & bit for t in task.group.tasks.values()):
         from hermipy.syscalls.sys_timer import stop_real_timer

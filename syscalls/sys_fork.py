@@ -35,6 +35,7 @@ import time
 from errno import E2BIG, EACCES, ECHILD, EINVAL, ELOOP, ENOENT, ENOSYS, EPERM
 
 from hermipy.cpu import ReplaceImage
+from hermipy.syscalls.coredump import take_dumped      # (its shared page exists before the first fork)
 from hermipy.errors import ExecFailed, LoadError
 from hermipy.syscalls.argtypes import AT_FDCWD, DirFd, Enum, Flags, Int, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
@@ -81,7 +82,7 @@ EXECVEAT_FLAGS = Flags({AT_SYMLINK_NOFOLLOW: "AT_SYMLINK_NOFOLLOW", AT_EMPTY_PAT
 def _check_clone_flags(k, flags: int) -> None:
     """copy_process()'s consistency checks (EINVAL), copy_namespaces()'s permission (EPERM; and the namespaces
     hermipy does not give, as unshare), then what hermipy cannot do (ENOSYS)."""
-    from hermipy.syscalls.sys_ns import CLONE_NEWUSER, HOST_NAMESPACES, NOT_OURS, capable_sys_admin
+    from hermipy.syscalls.sys_ns import CLONE_NEWPID, CLONE_NEWUSER, HOST_NAMESPACES, NOT_OURS, capable_sys_admin
     if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS or flags & (CLONE_NEWUSER | CLONE_FS) == \
             CLONE_NEWUSER | CLONE_FS:
         raise SyscallError(EINVAL)
@@ -311,7 +312,7 @@ def vm_process_ended(task) -> None:
         signal_group(leader, group.exit_signal, bytes(info))
 
 
-CLD_EXITED, CLD_KILLED = 1, 2
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 PIDFD_THREAD = os.O_EXCL                    # uapi/linux/pidfd.h
 
 
@@ -570,10 +571,25 @@ def wait4(k, upid: Int, stat_addr: Ptr, options: WAIT_OPTIONS, ru: Ptr) -> int:
     if not pid:
         return 0
     if stat_addr:
-        k.mem.write(stat_addr, struct.pack("<i", status.value))
+        k.mem.write(stat_addr, struct.pack("<i", _with_core_flag(pid, status.value, options)))
     if ru:
         k.mem.write(ru, rusage.raw)
     return _waited(k, _vm_pid(pid))
+
+
+def _with_core_flag(pid: int, status: int, options: int) -> int:
+    """A child killed by a signal whose core hermipy wrote: WCOREDUMP (0x80), as the host's own would set."""
+    if 0 < status & 0x7F < 0x7F:
+        if take_dumped(pid, keep=bool(options & WNOWAIT)):
+            return status | 0x80
+    return status
+
+
+def _with_cld_dumped(info, options: int) -> None:
+    """waitid's siginfo for such a child: CLD_DUMPED instead of the host's CLD_KILLED."""
+    if struct.unpack_from("<i", info, 8)[0] == CLD_KILLED:
+        if take_dumped(struct.unpack_from("<i", info, 16)[0], keep=bool(options & WNOWAIT)):
+            struct.pack_into("<i", info, 8, CLD_DUMPED)
 
 
 VM_EXECED_HOST: dict[int, int] = {}      # pid -> host pid: VM_EXECED the other way round
@@ -608,7 +624,7 @@ def _wait4_with_vm_children(k, upid, stat_addr, options, ru) -> int:
         if not pid:
             return None
         if stat_addr:
-            k.mem.write(stat_addr, struct.pack("<i", status.value))
+            k.mem.write(stat_addr, struct.pack("<i", _with_core_flag(pid, status.value, host_options)))
         if ru:
             k.mem.write(ru, rusage.raw)
         return _waited(k, _vm_pid(pid))
@@ -677,6 +693,7 @@ def waitid(k, which: ID_TYPE, upid: Int, infop: Ptr, options: WAIT_OPTIONS, ru: 
         if infop:                            # the fields waitid sets are written, zero, even when it fails
             k.mem.write(infop, bytes(WAITID_FIELDS))
         raise
+    _with_cld_dumped(info, options)
     if infop:
         k.mem.write(infop, info.raw)
     if ru:
@@ -697,6 +714,7 @@ def _waitid_with_vm_children(k, which, upid, infop, options, ru) -> int:
                      ctypes.addressof(info), host_options, ctypes.addressof(rusage) if ru else 0)
         if not struct.unpack_from("<i", info, 0)[0]:
             return None
+        _with_cld_dumped(info, host_options)
         struct.pack_into("<i", info, 16, _vm_pid(struct.unpack_from("<i", info, 16)[0]))
         if infop:
             k.mem.write(infop, info.raw)

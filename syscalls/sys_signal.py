@@ -99,6 +99,7 @@ PROT_READ, PROT_WRITE = 1, 2
 _DEFAULT_COREDUMP = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS}
 _DEFAULT_IGNORE = {SIGCHLD, SIGURG, SIGWINCH, SIGCONT}
 _DEFAULT_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
+RLIMIT_CORE = 4
 SYNCHRONOUS_MASK = sum(1 << (s - 1) for s in (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS))
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
@@ -331,6 +332,12 @@ def terminate_by_signal(k, signo: int):
     shell does, exit status 128+signo; a forked child's parent is a guest that reads the wait status, so there
     the host process dies by the signal."""
     k.group.killed_by = signo
+    dumped = False
+    if signo in _DEFAULT_COREDUMP and k.proc.rlimits.get(RLIMIT_CORE, (0,))[0]:
+        from hermipy.syscalls.coredump import note_dumped, write_core
+        dumped = write_core(k, signo)
+        if dumped:
+            note_dumped(k.proc.pid)
     if k.proc.parent is not None:           # a CLONE_VM process: its parent waits for it inside this hermipy
         k.group.begin_exit(128 + signo, k)
         raise GuestExit(128 + signo)
@@ -338,7 +345,7 @@ def terminate_by_signal(k, signo: int):
         _die_on_host(k, signo)
     k.group.begin_exit(128 + signo, k)
     sys.stdout.flush()
-    sys.stderr.write(f"{_signal.strsignal(signo) or f'Signal {signo}'}\n")
+    sys.stderr.write(f"{_signal.strsignal(signo) or f'Signal {signo}'}{' (core dumped)' if dumped else ''}\n")
     sys.stderr.flush()
     raise GuestExit(128 + signo)
 

@@ -13,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -689,6 +693,53 @@ static void test_sent_faults(void)
     }
 }
 
+/* Core dumps (run in an empty directory; core_pattern a plain file name): WCOREDUMP, CLD_DUMPED, the core file. */
+static int core_dumps(void)
+{
+    struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY}, none = {0, RLIM_INFINITY};
+    setrlimit(RLIMIT_CORE, &unlimited);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        abort();
+    int status;
+    waitpid(pid, &status, 0);
+    printf("abort: killed by %d, core dumped %d\n", WTERMSIG(status), !!WCOREDUMP(status));
+    pid = fork();
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        *(volatile int *)8 = 1;
+        _exit(0);
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    waitid(P_PID, pid, &si, WEXITED);
+    printf("SIGSEGV: waitid si_code CLD_DUMPED %d, si_status %d\n", si.si_code == CLD_DUMPED, si.si_status);
+    pid = fork();
+    if (pid == 0) {
+        setrlimit(RLIMIT_CORE, &none);
+        abort();
+    }
+    waitpid(pid, &status, 0);
+    printf("with RLIMIT_CORE 0: core dumped %d\n", !!WCOREDUMP(status));
+    int cores = 0, elf_cores = 0;
+    DIR *dir = opendir(".");
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        if (strncmp(e->d_name, "core", 4))
+            continue;
+        cores++;
+        unsigned char head[20] = {0};
+        int fd = open(e->d_name, O_RDONLY);
+        read(fd, head, sizeof head);
+        close(fd);
+        elf_cores += !memcmp(head, "\x7f" "ELF", 4) && head[16] == 4;              /* ET_CORE */
+    }
+    if (dir)
+        closedir(dir);
+    printf("core files %d, ELF cores %d\n", cores, elf_cores);
+    return 0;
+}
+
 /* ---- fatal scenarios ---------------------------------------------------------------------------- */
 static void on_abort(int sig)
 {
@@ -764,6 +815,8 @@ int main(int argc, char **argv)
         test_fpu();
         return 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "core"))
+        return core_dumps();
     if (argc > 1 && !strcmp(argv[1], "illegal")) {
         test_illegal();
         return 0;

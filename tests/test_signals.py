@@ -90,3 +90,26 @@ def test_signal_storm(backend, variant):
     keeps its result (Unicorn once resumed at a stale rip after a stop: short reads). alarm(60) guard."""
     native = assert_same([build("signal_storm", variant)], backend)
     assert b"short reads 0, wrong tokens 0" in native.stdout
+
+
+def _core_pattern() -> str:
+    try:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(_core_pattern().startswith("|") or "/" in _core_pattern() or not _core_pattern(),
+                    reason="core_pattern is not a plain file name here")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_core_dumps(backend, variant, tmp_path):
+    """A guest killed by a core-dumping signal under RLIMIT_CORE leaves an ELF core of its own image where
+    core_pattern says, and its parent's wait says so (WCOREDUMP, CLD_DUMPED); none with RLIMIT_CORE 0."""
+    native = difftest.assert_same([build("signals", variant), "core"], options=("--backend", backend),
+                                  setup=lambda d: None)
+    for fact in (b"abort: killed by 6, core dumped 1", b"CLD_DUMPED 1, si_status 11",
+                 b"with RLIMIT_CORE 0: core dumped 0"):
+        assert fact in native.stdout, fact
+    assert b"ELF cores 0" not in native.stdout
