@@ -56,6 +56,7 @@ SIGALRM, SIGCHLD, SIGCONT, SIGVTALRM, SIGPROF, SIGIO = 14, 17, 18, 26, 27, 29
 # SIGSEGV, SIGBUS, SIGILL and SIGFPE are blocked too: one sent with kill() is the guest's, and a fault of
 # hermipy's own still ends it (force_sig_fault unblocks a blocked one and applies the default action).
 FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < SIGKICK) - {signal.SIGKILL, signal.SIGSTOP}
+FORWARD_ROUNDS = 64            # signalfd reads per forwarding round (see _forward_pending)
 PARKABLE = (1 << (SIGALRM - 1)) | (1 << (SIGVTALRM - 1)) | (1 << (SIGPROF - 1))     # the itimers' signals
 
 _start_state: tuple[int, tuple[int, ...]] | None = None
@@ -216,10 +217,11 @@ def _read_and_forward(fd: int) -> None:
 
 
 def _forward_pending(fd: int) -> None:
-    """Forward every signal the host has pending for this process (none left when this returns). Signals
-    read together are the guest's together (under its group's lock): a task sees all or none of them, as
-    a Linux process sees what was pending at once."""
-    while True:
+    """Forward the signals the host has pending for this process (none left when this returns, unless more kept
+    coming for FORWARD_ROUNDS reads: a POSIX timer with a tiny interval is re-armed by each read, and the pump
+    must leave the lock to the task that is disarming it). Signals read together are the guest's together
+    (under its group's lock): a task sees all or none of them, as a Linux process sees what was pending at once."""
+    for _round in range(FORWARD_ROUNDS):
         try:
             data = os.read(fd, SIGNALFD_RECORD * 16)
         except InterruptedError:

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1026,6 +1027,41 @@ static void sec_ignored_posix(void)
 
 struct section { const char *name; void (*run)(void); };
 
+/* A periodic POSIX timer whose first expiry lies far in the past and whose interval is the clock's resolution:
+ * its overrun caps at INT_MAX (timer_settime03's case), and the handler can disarm it although every expiry
+ * re-arms it at once. */
+static timer_t tiny_timer;
+static volatile int tiny_called, tiny_overrun;
+
+static void on_tiny(int sig)
+{
+    (void)sig;
+    if (tiny_called)
+        return;
+    tiny_overrun = timer_getoverrun(tiny_timer);
+    struct itimerspec off = {{0, 0}, {0, 0}};
+    timer_settime(tiny_timer, 0, &off, NULL);
+    tiny_called = 1;
+}
+
+static void sec_tiny_interval(void)
+{
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    signal(SIGUSR1, on_tiny);
+    timer_create(CLOCK_REALTIME, &sev, &tiny_timer);
+    struct timespec res;
+    clock_getres(CLOCK_REALTIME, &res);
+    struct itimerspec spec = {{0, res.tv_nsec}, {0, 0}};
+    clock_gettime(CLOCK_REALTIME, &spec.it_value);
+    spec.it_value.tv_sec -= 30;                       /* 30 s of 1 ns intervals: far more than INT_MAX */
+    timer_settime(tiny_timer, TIMER_ABSTIME, &spec, NULL);
+    time_t give_up = time(NULL) + 10;
+    while (!tiny_called && time(NULL) < give_up)
+        ;
+    printf("a 1 ns timer 30 s overdue: handled %d, overrun INT_MAX %d\n", tiny_called, tiny_overrun == INT_MAX);
+    timer_delete(tiny_timer);
+}
+
 static const struct section sections[] = {
     { "alarm", sec_alarm },
     { "itimer_cpu", sec_itimer_cpu },
@@ -1044,6 +1080,7 @@ static const struct section sections[] = {
     { "ignored_posix", sec_ignored_posix },
     { "user_time", sec_user_time },
     { "blocked", sec_blocked },
+    { "tiny_interval", sec_tiny_interval },
 };
 
 int main(int argc, char **argv)

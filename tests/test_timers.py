@@ -57,6 +57,7 @@ FACTS = {
                "time(s)\n  30 ms more: still value 0",
     "ignored_posix": "SIGUSR1 ignored, a timer every 100 ms, 550 ms later a handler: it ran at once yes, si_overrun >= 3 "
                      "yes, si_value 7",
+    "tiny_interval": "a 1 ns timer 30 s overdue: handled 1, overrun INT_MAX 1",
     "ignored": "SIGALRM ignored, ITIMER_REAL every 2 ms: a 100 ms nanosleep returns 0; value 0, interval 2000 us\n"
                "  then a handler for 50 ms: handler ran 0 time(s)",
 }
