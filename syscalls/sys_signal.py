@@ -142,6 +142,7 @@ class SignalState:
     def __init__(self):
         self.actions = [Action() for _ in range(NSIG + 1)]
         self.blocked = 0
+        self.real_blocked = 0          # the mask rt_sigtimedwait set aside while it waits (task->real_blocked)
         self.pending: dict[int, list[bytes]] = {}      # signo -> queued siginfo images (RT signals queue)
         self.shared: dict[int, list[bytes]] = {}       # the thread group's (kill, not tgkill)
         self.sas_sp, self.sas_size, self.sas_flags = 0, 0, SS_DISABLE
@@ -160,7 +161,7 @@ class SignalState:
         and pending signals are kept; the alternate stack is gone."""
         new = SignalState.__new__(SignalState)
         new.actions = [Action(SIG_IGN if a.handler == SIG_IGN else SIG_DFL) for a in self.actions]
-        new.blocked, new.pending, new.shared = self.blocked, self.pending, self.shared
+        new.blocked, new.pending, new.shared, new.real_blocked = self.blocked, self.pending, self.shared, 0
         new.sas_sp, new.sas_size, new.sas_flags = 0, 0, SS_DISABLE
         new.trap_nr, new.error_code, new.cr2 = 0, 0, 0
         return new
@@ -170,6 +171,7 @@ class SignalState:
         mask, nothing pending of its own, no alternate stack (CLONE_VM without CLONE_VFORK clears it)."""
         new = SignalState.__new__(SignalState)
         new.actions, new.shared, new.blocked, new.pending = self.actions, self.shared, self.blocked, {}
+        new.real_blocked = 0
         new.sas_sp, new.sas_size, new.sas_flags = 0, 0, SS_DISABLE
         new.trap_nr, new.error_code, new.cr2 = 0, 0, 0
         return new
@@ -196,8 +198,8 @@ class SignalState:
         if signo == SIGCONT or signo in _DEFAULT_STOP:
             for other in (_DEFAULT_STOP if signo == SIGCONT else (SIGCONT,)):
                 self.discard(other)
-        if not (self.blocked & _bit(signo)) and self.ignored(signo) and signo != SIGKILL:
-            return False
+        if not ((self.blocked | self.real_blocked) & _bit(signo)) and self.ignored(signo) and signo != SIGKILL:
+            return False                                       # sig_ignored(): blocked ones are never ignored
         queue = (self.shared if shared else self.pending).setdefault(signo, [])
         if signo < 32 and queue:
             return False
@@ -1219,15 +1221,15 @@ def rt_sigtimedwait(k, uthese: SigSet, uinfo: Ptr, uts: Ptr, sigsetsize: Size) -
             if continued_since(started):         # a stop and continue, maybe before the sleep
                 raise SyscallError(EINTR)
             saved = st.blocked
-            st.blocked = saved & ~these                  # while waiting the set counts as unblocked (senders pick us)
-            try:
+            st.blocked, st.real_blocked = saved & ~these, saved    # the set counts as unblocked (senders pick us),
+            try:                                                   # yet a blocked ignored one is still kept
                 if st.pending_mask() & these:
                     continue
                 sleep(k, left)                           # a kick, or the time is up: looked at again above
             except InterruptedError:
                 raise interrupted(started) from None
             finally:
-                st.blocked = saved
+                st.blocked, st.real_blocked = saved, 0
     finally:
         STOP_SENSITIVE.pop(k, None)
     if uinfo:

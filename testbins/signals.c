@@ -654,6 +654,28 @@ static void test_wait(void)
            is_blocked(SIGUSR1));
     sigprocmask(SIG_SETMASK, &old, NULL);
     install(SIGUSR1, SIG_IGN, 0);
+
+    /* An ignored signal that is blocked is kept, also while sigwaitinfo waits for it (real_blocked). */
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    signal(SIGUSR2, SIG_IGN);
+    sigprocmask(SIG_BLOCK, &usr2, &old);
+    pid_t parent = getpid();
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(50000);                      /* the parent is waiting by then */
+        kill(parent, SIGUSR2);
+        _exit(0);
+    }
+    struct timespec five = {5, 0};
+    r = sigtimedwait(&usr2, &si, &five);
+    printf("sigtimedwait for an ignored blocked SIGUSR2 from a child: %s, from the child %d\n",
+           r == SIGUSR2 ? "USR2" : err_name(errno), si.si_pid == pid);
+    waitpid(pid, NULL, 0);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    signal(SIGUSR2, SIG_DFL);
 }
 
 /* Fault signals sent by another process with kill(): a handler runs; without one, the default action. */

@@ -40,6 +40,7 @@ def test_signals_all_checks(backend, variant):
     assert native.status == 0 and native.stdout.endswith(b"done\n")
     assert b"kill Illegal instruction to a child with a handler: exit 42" in native.stdout     # a sent fault signal
     assert b"now SIG_DFL=1 flags kept=1" in native.stdout          # SA_RESETHAND resets the handler alone
+    assert b"ignored blocked SIGUSR2 from a child: USR2, from the child 1" in native.stdout
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
