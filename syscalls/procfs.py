@@ -433,7 +433,18 @@ class Synthetic:
             ino = os.fstat(of.host_fd).st_ino
         except OSError:
             ino = 0
-        return f"pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t0\nino:\t{ino}\n".encode()
+        head = f"pos:\t{pos}\nflags:\t0{flags:o}\n".encode()
+        if hasattr(of, "mask"):          # a signalfd (an eventfd on the host): signalfd_show_fdinfo's sigmask
+            return head + f"mnt_id:\t0\nino:\t{ino}\nsigmask:\t{of.mask:016x}\n".encode()
+        if of.node is None:              # the host's mnt_id, ino and what the file's kind adds (inotify watches,
+            try:                         # eventfd counts, timerfd settings ...); pos and flags are the guest's
+                with open(f"/proc/self/fdinfo/{of.host_fd}", "rb") as f:
+                    host = f.read()
+                return head + b"".join(line for line in host.splitlines(keepends=True)
+                                       if not line.startswith((b"pos:", b"flags:")))
+            except OSError:
+                pass
+        return head + f"mnt_id:\t0\nino:\t{ino}\n".encode()
 
 
 def node_stat(node) -> Stat | os.stat_result:

@@ -3,7 +3,7 @@ set_mempolicy/get_mempolicy, membarrier (mm/mmap.c, mm/mremap.c, mm/mlock.c, mm/
 kernel/sched/membarrier.c)."""
 import os
 import struct
-from errno import EACCES, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM
+from errno import EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM
 
 from hermipy.layout import PAGE_SIZE, USER_TOP, page_up
 from hermipy.syscalls.argtypes import MAP_FLAGS, PROT, Enum, Fd, Flags, Int, Long, Path, Ptr, Size, UInt
@@ -209,6 +209,8 @@ def msync(k, addr: Ptr, length: Size, flags: Int) -> int:
     if addr % PAGE_SIZE or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or \
             (flags & MS_ASYNC and flags & MS_SYNC):
         raise SyscallError(EINVAL)
+    if flags & MS_INVALIDATE and k.mem.locked_bytes(addr, addr + page_up(length)):
+        raise SyscallError(EBUSY)                     # a locked mapping's pages cannot be invalidated
     k.mem.sync(addr, length)
     return 0
 

@@ -1138,6 +1138,28 @@ static void test_newer(void)
     printf("size needed matches %d\n", n > 0 && size == n * 8);
     SHOW("lsm_list_modules flags 1", syscall(461, ids, &size, 1));
 
+    char info[1024] = "", path[64];
+    int file = open("fdinfo-file", O_CREAT | O_RDWR, 0600);
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", file);
+    int in = open(path, O_RDONLY);
+    read(in, info, sizeof info - 1);
+    close(in);
+    uint64_t stx[32] = {0};                                    /* struct statx; stx_mnt_id at byte 144 */
+    syscall(SYS_statx, file, "", AT_EMPTY_PATH, 0x1000 /* STATX_MNT_ID */, stx);
+    char want[64];
+    snprintf(want, sizeof want, "mnt_id:\t%llu\n", (unsigned long long)stx[144 / 8]);
+    printf("fdinfo's mnt_id is statx's: %d\n", strstr(info, want) != NULL);
+    close(file);
+    int ino = inotify_init1(0);
+    inotify_add_watch(ino, ".", IN_CREATE);
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", ino);
+    in = open(path, O_RDONLY);
+    memset(info, 0, sizeof info);
+    read(in, info, sizeof info - 1);
+    close(in);
+    printf("an inotify fd's fdinfo lists its watch: %d\n", strstr(info, "inotify wd:1 ") != NULL);
+    close(ino);
+
     SHOW("PR_GET_TIMERSLACK", prctl(30, 0, 0, 0, 0));
     SHOW("PR_SET_TIMERSLACK 100000", prctl(29, 100000, 0, 0, 0));
     SHOW("PR_GET_TIMERSLACK", prctl(30, 0, 0, 0, 0));
