@@ -13,9 +13,9 @@ import struct
 from hermipy.syscalls.argtypes import Enum, Fd, Int, Ptr, Size, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.host import host_syscall
+from hermipy.syscalls.sys_info import BAD_HOST_POINTER, preload_modules
 from hermipy.syscalls.table import FULL, syscall
 
-BAD_HOST_POINTER = 8                      # never mapped in hermipy's process: the host says EFAULT
 RULESET_ATTR_MAX = 4096                   # copy_min_struct_from_user: a bigger struct must be zero past what
 RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2   # the kernel knows, and the host checks that on the copy
 PATH_BENEATH = struct.Struct("<Qi")       # struct landlock_path_beneath_attr (packed)
@@ -69,6 +69,5 @@ def landlock_add_rule(k, ruleset_fd: Fd, rule_type: RULE_TYPES, rule_attr: Ptr, 
 def landlock_restrict_self(k, ruleset_fd: Int, flags: UInt) -> int:
     """landlock_restrict_self(2) on the task's host thread (the host requires no_new_privs or CAP_SYS_ADMIN,
     both bound from the guest's)."""
-    from hermipy.syscalls.sys_info import preload_modules
     preload_modules()
     return host_syscall("landlock_restrict_self", _host_fd(k, ruleset_fd) if ruleset_fd != -1 else -1, flags)
