@@ -19,6 +19,7 @@ from hermipy.cpu import GPR_NAMES
 from hermipy.syscalls.errors import SyscallError
 
 PAGE = 4096
+RLIMIT_CORE = 4
 ET_CORE, EM_X86_64 = 4, 62
 PT_LOAD, PT_NOTE = 1, 4
 PF_X, PF_W, PF_R = 1, 2, 4
@@ -121,7 +122,7 @@ def write_core(k, signo: int) -> bool:
     from hermipy.syscalls.files import O_CREAT, O_NOFOLLOW, O_TRUNC, O_WRONLY
     from hermipy.syscalls.sys_fs import lookup
     from hermipy.syscalls.kernel import RLIM_INFINITY
-    limit = k.proc.rlimits.get(4, [0, 0])[0]                    # RLIMIT_CORE
+    limit = k.proc.rlimits.get(RLIMIT_CORE, [0, 0])[0]
     if limit < PAGE or not getattr(k.proc, "dumpable", 1):
         return False
     name = _core_name(k, signo)

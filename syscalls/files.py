@@ -28,6 +28,8 @@ class OpenFile:
     __slots__ = ("host_fd", "path", "flags", "refs", "dir_entries", "dir_pos", "kind", "node", "bound",
                  "__weakref__")
 
+    status_from_host = True     # F_GETFL/F_SETFL reach the host fd (not where it is hermipy's own, see SignalFd)
+
     def __init__(self, host_fd: int, path: str, flags: int, kind: str = "file", node=None):
         self.host_fd, self.path, self.flags, self.kind = host_fd, path, flags, kind
         self.refs = 0

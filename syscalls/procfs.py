@@ -434,7 +434,7 @@ class Synthetic:
         except OSError:
             ino = 0
         head = f"pos:\t{pos}\nflags:\t0{flags:o}\n".encode()
-        if hasattr(of, "mask"):          # a signalfd (an eventfd on the host): signalfd_show_fdinfo's sigmask
+        if not of.status_from_host:      # a signalfd (an eventfd on the host): signalfd_show_fdinfo's sigmask
             return head + f"mnt_id:\t0\nino:\t{ino}\nsigmask:\t{of.mask:016x}\n".encode()
         if of.node is None:              # the host's mnt_id, ino and what the file's kind adds (inotify watches,
             try:                         # eventfd counts, timerfd settings ...); pos and flags are the guest's

@@ -339,6 +339,7 @@ class SignalFd(OpenFile):
     eventfd's count."""
 
     __slots__ = ("mask", "owner", "ready", "lock")
+    status_from_host = False    # its host fd is hermipy's non-blocking eventfd: the status flags are the guest's
 
     def sync(self, changed) -> None:
         """What ``changed`` (a task's SignalState) has pending changed: readable iff the owner has one."""

@@ -611,7 +611,7 @@ def _vm_match(pid: int, exit_signal: int, upid: int, options: int) -> bool:
     exit signal is not SIGCHLD is a clone child)."""
     if upid > 0 and pid != upid or upid < -1 and -upid != os.getpgrp():
         return False
-    return bool(options & WALL) or bool(options & WCLONE) == (exit_signal != 17)
+    return bool(options & WALL) or bool(options & WCLONE) == (exit_signal != FORK_EXIT_SIGNAL)
 
 
 def _wait4_with_vm_children(k, upid, stat_addr, options, ru) -> int:

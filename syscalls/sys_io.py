@@ -473,7 +473,7 @@ def fcntl(k, fd: Fd, cmd: Enum(FCNTL_CMDS), arg: Long) -> int:
     if cmd == F_GETFL:
         return _status_flags(of)
     if cmd == F_SETFL:
-        if of.node is None and of.path != "anon_inode:[signalfd]":
+        if of.node is None and of.status_from_host:
             host = host_syscall("fcntl", of.host_fd, F_GETFL)
             host_syscall("fcntl", of.host_fd, F_SETFL, (host & ~SETFL_MASK) | (argi & SETFL_MASK))
         of.flags = (of.flags & ~SETFL_MASK) | (argi & SETFL_MASK)
@@ -502,7 +502,7 @@ def _s32(value: int) -> int:
 def _status_flags(of: OpenFile) -> int:
     """F_GETFL: the flags recorded at open, with the settable ones as the host file has them now (another
     process sharing the open file description may have changed O_NONBLOCK, say)."""
-    if of.node is not None or of.path == "anon_inode:[signalfd]":    # (a signalfd's host fd is hermipy's eventfd)
+    if of.node is not None or not of.status_from_host:
         return of.flags
     host = host_syscall("fcntl", of.host_fd, F_GETFL)
     return (of.flags & ~SETFL_MASK) | (host & SETFL_MASK)

@@ -84,9 +84,10 @@ def mmap(k, addr: Ptr, length: Size, prot: PROT, flags: MAP_FLAGS, fd: Fd, offse
     kept = MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_LOCKED
     norm_flags = (MAP_SHARED if shared else MAP_PRIVATE) | (flags & kept)
     addr = k.mem.map(addr, length, prot, norm_flags, file, offset if file else 0, name)
-    vma = k.mem.find(addr)
-    if vma is not None and vma.locked == VM_LOCKED:          # MAP_LOCKED or mlockall(MCL_FUTURE): mm_populate
-        _populate(k, addr, page_up(length))
+    if flags & MAP_LOCKED or k.mem.lock_future:              # a locked mapping is populated (mm_populate),
+        vma = k.mem.find(addr)                                # unless MLOCK_ONFAULT / MCL_ONFAULT
+        if vma is not None and vma.locked == VM_LOCKED:
+            _populate(k, addr, page_up(length))
     return addr
 
 

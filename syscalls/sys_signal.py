@@ -99,7 +99,6 @@ PROT_READ, PROT_WRITE = 1, 2
 _DEFAULT_COREDUMP = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS}
 _DEFAULT_IGNORE = {SIGCHLD, SIGURG, SIGWINCH, SIGCONT}
 _DEFAULT_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
-RLIMIT_CORE = 4
 SYNCHRONOUS_MASK = sum(1 << (s - 1) for s in (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS))
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
@@ -335,8 +334,8 @@ def terminate_by_signal(k, signo: int):
     the host process dies by the signal."""
     k.group.killed_by = signo
     dumped = False
+    from hermipy.syscalls.coredump import RLIMIT_CORE, note_dumped, write_core
     if signo in _DEFAULT_COREDUMP and k.proc.rlimits.get(RLIMIT_CORE, (0,))[0]:
-        from hermipy.syscalls.coredump import note_dumped, write_core
         dumped = write_core(k, signo)
         if dumped:
             note_dumped(k.proc.pid)
