@@ -871,7 +871,6 @@ static void on_exit_signal(int sig) { exit_signal_seen[sig]++; }
 
 static void test_clone(void)
 {
-    signal(SIGCHLD, on_exit_signal);
     section("clone");
     int pidfd = -1;
     struct clone_args_v2 ca = {.flags = CLONE_PIDFD, .pidfd = (uintptr_t)&pidfd, .exit_signal = SIGCHLD};
@@ -888,6 +887,7 @@ static void test_clone(void)
     close(pidfd);
     struct sigaction sa = {.sa_handler = on_exit_signal};
     sigaction(SIGUSR2, &sa, NULL);
+    signal(SIGCHLD, on_exit_signal);                 /* only now: a handler would interrupt the poll above */
     exit_signal_seen[SIGCHLD] = exit_signal_seen[SIGUSR2] = 0;
     struct clone_args_v2 other = {.exit_signal = SIGUSR2};
     pid = syscall(SYS_clone3, &other, sizeof other);
