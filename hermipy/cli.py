@@ -40,6 +40,10 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
                      "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
                      "directly after its first call)")
+    run.add_argument("--exitless", action="store_true", default=bool(os.environ.get("HERMIPY_EXITLESS")),
+                     help="KVM: serve file and socket syscalls while the guest waits in the guest, instead of an exit "
+                     "each (faster for syscall-heavy programs where exits are dear, e.g. PVM; costs a host core "
+                     "while the guest makes syscalls; default: $HERMIPY_EXITLESS, else off)")
     run.add_argument("--stats", metavar="FILE", help="write a syscall profile of the run to FILE: one JSON line per "
                      "guest process, at its exit (docs/sweep.md)")
     run.add_argument("--server", metavar="SOCKET", help="run through the `hermipy serve` server listening on "
@@ -223,7 +227,7 @@ def cmd_run(args) -> int:
     _start_record(args)
     options = Options(root=args.root, strace=args.strace, strace_file=args.strace_file, strict=args.strict,
                       memory=(args.memory or 4096) << 20, backend=args.backend or "auto", debug=args.debug,
-                      rewrite=args.rewrite)
+                      rewrite=args.rewrite, exitless=args.exitless)
     sys.stdout.flush()
     return run_binary(options, args.binary, [args.binary, *args.args], guest_environment(args))
 
@@ -269,7 +273,7 @@ def _run_image(args) -> int:
         options = Options(root=run.root, cwd=run.cwd, strace=args.strace, strace_file=args.strace_file,
                           strict=args.strict, memory=(args.memory or run.memory_mib or 4096) << 20,
                           backend=args.backend or run.backend, debug=args.debug, rewrite=args.rewrite,
-                          user=run.credentials())
+                          user=run.credentials(), exitless=args.exitless)
         sys.stdout.flush()
         return run_binary(options, run.argv[0], run.argv, run.env)
     finally:

@@ -68,14 +68,19 @@ import ctypes
 import fcntl
 import mmap
 import os
+import signal
 import struct
 import sys
 import threading
 import time
+from array import array
 
 from hermipy.cpu import GPR_NAMES, VEC_DB, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
+from hermipy.syscalls.kernel import SIGKICK
 from hermipy.syscalls.memory import PROT_WRITE, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
-from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAX_VCPUS, NOT_ANSWERED, PROBE_PORT,
+from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAIL_ARGS, MAIL_CHECK, MAIL_DONE, MAIL_NR,
+                               MAIL_POSTED, MAIL_REDO, MAIL_RESULT, MAIL_SERVER, MAIL_STATE, MAIL_WORDS, MAX_VCPUS,
+                               NOT_ANSWERED, PROBE_PORT,
                                SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
                                SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, USER_STUB_VA, VCPU_STRIDE,
                                KernelArea, VcpuArea)
@@ -168,6 +173,10 @@ MODE_USER = 0         # KVM's registers are the application's, at CPL3: resume a
 MODE_SYSCALL = 1      # at CPL0 inside the LSTAR stub (VMX/SVM): return with sysretq, or iretq
 MODE_KERNEL = 2       # at CPL0 (boot, an exception stub): return with iretq
 MODE_RAW = 3          # a KVM_RUN was interrupted: KVM's registers are mid-flight, resume untouched
+EXIT_SENTINEL = 0xFFFFFFFF   # kvm_run's exit_reason before an exitless KVM_RUN; KVM sets 0 (KVM_EXIT_UNKNOWN) as it
+                             # enters and the reason as it exits: ((word + 1) & 0xFFFFFFFF) > 1 is "it has exited"
+EXITLESS_SWITCH_INTERVAL = 0.0002   # s: sys.setswitchinterval while a server spins (see _run_exitless)
+SERVER_SPINS = 4000       # idle rounds (~0.3-0.5 ms) before an exitless server stops serving until the next exit
 
 # MODE_USER or MODE_SYSCALL once a vCPU of this process (or of the parent it was forked from) has learnt it:
 # a fork child's answer page must be current before its first exit, its trampolines read it.
@@ -653,6 +662,12 @@ class KvmCpu(Cpu):
         self._answered = vm.answered
         self._trapped = vm.trapped
         self.rewrite = False
+        self.exitless_server = None        # a Dispatcher: exitless mode, see _run_exitless
+        self._runner = None                # then the host thread making this vCPU's KVM_RUN calls (_VcpuRunner)
+        self._exitless_result = None       # a served syscall's result, for the exit that finishes it (MAIL_CHECK)
+        self._exitless_waited = area.exitless_waited
+        self._exitless_check_return = area.exitless_check_return
+        area.mail[0:MAIL_WORDS] = array("Q", bytes(8 * MAIL_WORDS))
         with vm.lock:
             vm.cpus = vm.cpus + (self,)
 
@@ -694,6 +709,10 @@ class KvmCpu(Cpu):
                 b[1] = 1
             except (ValueError, TypeError):       # closed meanwhile
                 pass
+        runner = self._runner
+        if runner is not None and self._in_guest:   # exitless: KVM_RUN is the runner thread's
+            with contextlib.suppress(OSError):
+                signal.pthread_kill(runner.ident, SIGKICK)
 
     # -- in-guest answers and site rewriting -----------------------------------------------------
     def stop_answering_in_guest(self) -> None:
@@ -758,6 +777,7 @@ class KvmCpu(Cpu):
             vm.destroy()                  # a fork child: the other threads' vCPUs are not its own
             return
         self._vm = None
+        self._stop_runner()
         with vm.lock:
             vm.cpus = tuple(cpu for cpu in vm.cpus if cpu is not self)
             last = not vm.cpus
@@ -777,6 +797,7 @@ class KvmCpu(Cpu):
 
     def _release(self) -> None:
         self._vm = None
+        self._stop_runner()
         run_map, w, b = self._run_map, self._w, self._b
         self._run_map = self._w = self._b = None
         if run_map is not None:
@@ -799,7 +820,12 @@ class KvmCpu(Cpu):
                 self._enter()
             w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
             try:
-                ioctl(vcpu, KVM_RUN, 0)
+                if self.exitless_server is not None:
+                    self._run_exitless()
+                else:
+                    if self._runner is not None:      # exitless mode ended (sys_time.watch_cpu_time)
+                        self._stop_runner()
+                    ioctl(vcpu, KVM_RUN, 0)
                 self._in_guest = False
                 self._in_flight = ()          # an exit: no flush stub of this vCPU is half done
                 reason = w[1] & 0xFFFFFFFF
@@ -836,6 +862,11 @@ class KvmCpu(Cpu):
                     return self._refused_port_read()
                 if port == SYSCALL_PORT:
                     rip = w[W_RIP]
+                    if rip == self._exitless_waited or rip == self._exitless_check_return:
+                        stop = self._exitless_exit(rip)
+                        if stop is not None:
+                            return stop
+                        continue
                     if rip == self._entry_return:
                         # `syscall` clears IF (SFMASK; PVM too), and CPL3 code cannot: IF set is CPL3 code that
                         # jumped into the entry past its check (an rcx after a `syscall`), as is an r11 that no
@@ -856,7 +887,7 @@ class KvmCpu(Cpu):
                         self._mode = mode
                         if w[W_RAX] in self._answered:
                             vm.new_answered_site(w[W_RCX], w[W_RAX], self.rewrite, self.invalidate_code)
-                        elif self.rewrite:
+                        elif self.rewrite and self.exitless_server is None:   # exitless: sites enter here
                             site = w[W_RCX] - 2
                             trapped = self._trapped.get(site)
                             if trapped:
@@ -893,6 +924,104 @@ class KvmCpu(Cpu):
                     self._kernel_flush_batch()
                     continue
             self._unexpected_exit(reason)
+
+    def _run_exitless(self) -> None:
+        """KVM_RUN in exitless mode: the runner thread makes the call while this one, the task's, serves the
+        syscalls the LSTAR entry posts in the vCPU's mailbox (kvm_stubs.MAIL_*) as the guest spins on it, so that
+        such a syscall costs no exit (on PVM ~40 µs each). Returns, or raises, as the KVM_RUN did.
+
+        The serving ends when the KVM_RUN does (kvm_run's exit_reason word changes, a kick sets immediate_exit), or
+        after SERVER_SPINS idle rounds: then the entry sees the server word clear and exits as usual; an entry that
+        posted just before is answered at its MAIL_POSTED exit (``_exitless_exit``). Only the calls the dispatcher
+        serves without the registers are served so (Dispatcher.serve_exitless); the rest, and one that needs a
+        signal delivered or a TLB flush after it, go on to an exit."""
+        runner, w, b, mail = self._runner, self._w, self._b, self.area.mail
+        if runner is None:
+            runner = self._runner = _VcpuRunner(self)
+            # A thread waiting for the GIL (the signal pump, another task's) asks the spinning server for it after
+            # this long, instead of CPython's 5 ms: a signal's delivery waits no longer than that.
+            sys.setswitchinterval(EXITLESS_SWITCH_INTERVAL)
+        self._thread = runner.ident
+        server = self.exitless_server     # (a served call may end exitless mode: sys_time.watch_cpu_time)
+        w[1] = EXIT_SENTINEL
+        mail[MAIL_SERVER] = 1
+        runner.start()
+        idle = 0
+        try:
+            while True:
+                if mail[MAIL_STATE] == MAIL_POSTED:
+                    self._serve_posted(server, mail)
+                    idle = 0
+                elif (w[1] + 1) & 0xFFFFFFFF > 1 or b[1] or runner.finished:
+                    break
+                else:
+                    idle += 1
+                    if idle >= SERVER_SPINS:
+                        mail[MAIL_SERVER] = 0
+                        if mail[MAIL_STATE] != MAIL_POSTED:
+                            break
+                        mail[MAIL_SERVER] = 1
+        except BaseException:
+            b[1] = 1                          # stop the guest's spinning (it resumes on the next run)
+            signal.pthread_kill(runner.ident, SIGKICK)
+            raise
+        finally:
+            mail[MAIL_SERVER] = 0
+            runner.wait()
+
+    def _serve_posted(self, server, mail) -> None:
+        """Answer the syscall the entry posted: its result (MAIL_DONE), a run through the usual exit instead
+        (MAIL_REDO), or its result kept here for the exit that finishes it (MAIL_CHECK: a signal to deliver, a
+        kick, or stale page-table entries, all of which need the registers or the flush stub)."""
+        result = server.serve_exitless(mail[MAIL_NR], *mail[MAIL_ARGS:MAIL_ARGS + 6])
+        if result is None:
+            mail[MAIL_STATE] = MAIL_REDO
+        elif self._flush or self._kick or server.exitless_pending():
+            self._exitless_result = (result, server)
+            mail[MAIL_STATE] = MAIL_CHECK
+        else:
+            mail[MAIL_RESULT] = result & MASK64
+            mail[MAIL_STATE] = MAIL_DONE
+
+    def _exitless_exit(self, rip: int) -> Stop | None:
+        """The entry's exits in exitless mode: after spinning EXITLESS_SPINS rounds (its post may be one no server
+        took: it runs as the usual exit), or to finish a served syscall (MAIL_CHECK). Checked as the entry's own
+        exit is (IF, r11), and a finish only with a result kept here: a jump to either `out` is a jump into the
+        entry."""
+        w = self._w
+        if w[W_RFLAGS] & RFLAGS_IF or w[W_R11] & R11_CHECKED != R11_EXPECTED:
+            self._mode = MODE_USER
+            return self._jumped_in(self._syscall_entry)
+        if rip == self._exitless_waited:
+            mail = self.area.mail
+            if mail[MAIL_STATE] == MAIL_POSTED:
+                mail[MAIL_STATE] = MAIL_REDO
+            self._mode = MODE_RAW
+            return None
+        pending, self._exitless_result = self._exitless_result, None
+        if pending is None:
+            self._mode = MODE_USER
+            return self._jumped_in(self._syscall_entry)
+        result, server = pending
+        w[W_RIP] = w[W_RCX]
+        w[W_RFLAGS] = w[W_R11]
+        mode = self._syscall_mode
+        if mode is None:
+            mode = self._syscall_mode = self._learn_syscall_mode()
+        self._mode = mode
+        try:
+            result = server.finish_exitless(result)
+        except GuestExit as exit_:
+            return Stop(StopReason.EXIT, status=exit_.status)
+        if result is not None:
+            w[W_RAX] = result & MASK64
+        return None
+
+    def _stop_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
+        self._thread = threading.get_ident()
 
     def _refused_port_read(self) -> Stop:
         """`in` from SYSCALL_PORT, the one port the I/O bitmap opens to CPL3 (any other port, and `out` wider than
@@ -1217,6 +1346,62 @@ class KvmCpu(Cpu):
         return result
 
 
+class _VcpuRunner:
+    """The host thread that makes a vCPU's KVM_RUN calls in exitless mode, while the task's own thread serves
+    the syscalls the guest posts (KvmCpu._run_exitless). One thread for the vCPU's life: KVM ties a vCPU to the
+    thread of its KVM_RUN, and a change of thread costs a synchronize_rcu."""
+
+    def __init__(self, cpu: KvmCpu):
+        self._cpu = cpu
+        self._go = threading.Lock()                 # released: make one KVM_RUN
+        self._go.acquire()
+        self._entered = threading.Lock()            # released: about to make it (the GIL is given up in it)
+        self._entered.acquire()
+        self._done = threading.Lock()               # released: the KVM_RUN returned
+        self._done.acquire()
+        self.finished = False                       # the KVM_RUN returned (read without a lock by the server)
+        self._error: OSError | None = None
+        self._quit = False
+        thread = threading.Thread(target=self._main, args=(cpu.vcpu,), name="hermipy-vcpu", daemon=True)
+        thread.start()
+        self.ident = thread.ident
+
+    def _main(self, vcpu: int) -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])     # a kick's EINTR
+        ioctl, go, entered, done, cpu = fcntl.ioctl, self._go, self._entered, self._done, self._cpu
+        while True:
+            go.acquire()
+            if self._quit:
+                return
+            entered.release()
+            try:
+                ioctl(vcpu, KVM_RUN, 0)
+                self._error = None
+            except OSError as err:
+                self._error = err
+            cpu._in_guest = False
+            self.finished = True
+            done.release()
+
+    def start(self) -> None:
+        """Make one KVM_RUN; returns once the runner is about to, so that a server spinning with the GIL does not
+        keep it from starting."""
+        self.finished = False
+        self._go.release()
+        self._entered.acquire()
+
+    def wait(self) -> None:
+        """Until the KVM_RUN returns; raises its error (InterruptedError, BlockingIOError)."""
+        self._done.acquire()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        self._quit = True
+        self._go.release()
+
+
 SHOOTDOWN_RETRY = 0.001       # re-signal a vCPU that has not left the application after this long (s)
 SHOOTDOWN_LIMIT = 30.0        # give up waiting after this long (a vCPU stuck in a stub: reported); a loaded
                               # host may not schedule a vCPU's thread for a second or more
@@ -1224,8 +1409,6 @@ SHOOTDOWN_LIMIT = 30.0        # give up waiting after this long (a vCPU stuck in
 
 def _shoot_down(cpus) -> None:
     """Make each of ``cpus`` leave KVM_RUN and take its pending flush before this returns."""
-    import signal as host_signal
-    from hermipy.syscalls.kernel import SIGKICK
     deadline = time.monotonic() + SHOOTDOWN_LIMIT
     while True:
         cpus = [cpu for cpu in cpus if cpu._in_guest and cpu._flush]
@@ -1240,7 +1423,7 @@ def _shoot_down(cpus) -> None:
             try:
                 if b is not None:
                     b[1] = 1
-                host_signal.pthread_kill(cpu._thread, SIGKICK)
+                signal.pthread_kill(cpu._thread, SIGKICK)
             except (ValueError, TypeError, ProcessLookupError, OSError):
                 pass                          # closed or ended meanwhile
         time.sleep(SHOOTDOWN_RETRY)

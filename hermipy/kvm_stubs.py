@@ -71,6 +71,14 @@ NOT_ANSWERED = 1 << 63                       # slot n holds NOT_ANSWERED | n: "a
 SCRATCH_STACK_TOP = 0x100                    # in the scratch page; the saved rsp is at offset 0
 SCRATCH_NR = 0x8                             # in the scratch page: the syscall number, kept by the entry
 TRAMPOLINE_STACK_TOP = SCRATCH_VA + 0x200    # the trampolines' pushfq stack (rewriter/trampoline.py)
+# Exitless mode (KvmCpu.exitless_server): a mailbox in the scratch page, 8-byte words from MAIL_OFFSET. The
+# entry posts a syscall there when the server word is set, and spins until Python answers it.
+MAIL_OFFSET = SCRATCH_VA - USER_STUB_VA + 0x400   # from the entry's base (rip-relative)
+MAIL_IN_PAGE = 0x400                              # in the scratch frame
+MAIL_SERVER, MAIL_STATE, MAIL_NR, MAIL_ARGS, MAIL_RESULT = 0, 1, 2, 3, 9   # words: MAIL_ARGS.. the 6 arguments
+MAIL_WORDS = 10
+MAIL_POSTED, MAIL_DONE, MAIL_REDO, MAIL_CHECK = 1, 2, 3, 4     # MAIL_STATE: 0 is idle
+EXITLESS_SPINS = 0x10000                     # `pause` rounds before the entry exits to wait (~0.5-2 ms)
 VCPU_STRIDE = 0x20000                        # vCPU i's block is at vcpu_base(i): USER_STUB_VA - i * VCPU_STRIDE
 MAX_VCPUS = 1024                             # live vCPUs per VM (closed ones are reused)
 DIRECT_MAP_LIMIT = USER_STUB_VA - (MAX_VCPUS - 1) * VCPU_STRIDE - USER_AREA   # guest RAM the window can map
@@ -214,6 +222,9 @@ new_site:
 not_answered:
     mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
 to_python:
+    cmp qword ptr [rip + syscall_entry + {mail_server:#x}], 0
+    jne exitless
+out_to_python:
     out {syscall_port:#x}, al
 entry_return:
     jmp rcx
@@ -223,6 +234,48 @@ bad_entry_return:
     ud2
 flush_trap:
     ud2
+exitless:
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x}], rax
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 8], rdi
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 16], rsi
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 24], rdx
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 32], r10
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 40], r8
+    mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 48], r9
+    mov qword ptr [rip + syscall_entry + {mail_state:#x}], {posted}
+exitless_wait_return:
+    mov eax, {spins:#x}
+exitless_spin:
+    pause
+    cmp qword ptr [rip + syscall_entry + {mail_state:#x}], {posted}
+    jne exitless_answered
+    dec eax
+    jnz exitless_spin
+    out {syscall_port:#x}, al
+exitless_waited:
+    jmp exitless_wait_return
+exitless_answered:
+    cmp qword ptr [rip + syscall_entry + {mail_state:#x}], {done}
+    jne exitless_exit
+    mov rax, qword ptr [rip + syscall_entry + {mail_result:#x}]
+    mov qword ptr [rip + syscall_entry + {mail_state:#x}], 0
+    mov qword ptr [rip + syscall_entry + {scratch:#x}], rsp
+    mov esp, cs
+    test esp, 3
+    jz answer_sysret
+    lea rsp, [rip + syscall_entry + {stack_top:#x}]
+    push r11
+    popfq
+    mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
+    jmp rcx
+exitless_exit:
+    cmp qword ptr [rip + syscall_entry + {mail_state:#x}], {redo}
+    mov rax, qword ptr [rip + syscall_entry + {mail_nr:#x}]
+    mov qword ptr [rip + syscall_entry + {mail_state:#x}], 0
+    je out_to_python
+    out {syscall_port:#x}, al
+exitless_check_return:
+    jmp rcx
 seen_table:
     .quad {seen_va:#x}
 """
@@ -278,7 +331,10 @@ def stub_sources() -> list[tuple[str, int]]:
     user = _USER_ASM.format(syscall_port=SYSCALL_PORT, slots=ANSWER_SLOTS, scratch=SCRATCH_VA - USER_STUB_VA,
                             scratch_nr=SCRATCH_VA - USER_STUB_VA + SCRATCH_NR, answers=ANSWERS_VA - USER_STUB_VA,
                             stack_top=SCRATCH_VA - USER_STUB_VA + SCRATCH_STACK_TOP,
-                            seen_mask=SEEN_MASK, seen_va=SEEN_VA)
+                            seen_mask=SEEN_MASK, seen_va=SEEN_VA, mail_server=MAIL_OFFSET + MAIL_SERVER * 8,
+                            mail_state=MAIL_OFFSET + MAIL_STATE * 8, mail_nr=MAIL_OFFSET + MAIL_NR * 8,
+                            mail_result=MAIL_OFFSET + MAIL_RESULT * 8, posted=MAIL_POSTED, done=MAIL_DONE,
+                            redo=MAIL_REDO, spins=EXITLESS_SPINS)
     kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_port=FLUSH_PORT) + "".join(
         _vector_stub(v) for v in STUB_VECTORS)
     return [(user, USER_STUB_VA), (kernel, KERNEL_BASE + CODE_PAGE * PAGE)]
@@ -447,10 +503,14 @@ class VcpuArea:
         self.entry_return = user["entry_return"] + shift
         self.bad_entry_return = user["bad_entry_return"] + shift
         self.flush_trap = user["flush_trap"] + shift
+        self.exitless_waited = user["exitless_waited"] + shift
+        self.exitless_check_return = user["exitless_check_return"] + shift
 
         buf = ram.buf
         buf[self.user_frame:self.user_frame + len(area.user_code)] = area.user_code
         buf[self.scratch_frame:self.scratch_frame + PAGE] = bytes(PAGE)
+        mail = self.scratch_frame + MAIL_IN_PAGE
+        self.mail = ram.view[mail:mail + MAIL_WORDS * 8].cast("Q")      # exitless mode's mailbox
         self._fill_tss()
         page_table.set(self.kernel_va, self.kernel_frame | PTE_P | PTE_W | PTE_NX)
         page_table.set(base, self.user_frame | PTE_P | PTE_U)

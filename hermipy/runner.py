@@ -11,7 +11,8 @@ import sys
 import threading
 
 from hermipy.cpu import VEC_PF, GuestExit, ReplaceImage, StopReason
-from hermipy.syscalls.kernel import Kernel, Options
+from hermipy.syscalls.kernel import RLIM_INFINITY, Kernel, Options
+from hermipy.syscalls import table
 from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
 
 # Syscalls whose result is kernel state the guest may read: answered inside the guest from an answer page
@@ -231,7 +232,6 @@ def _thread_main(task: Kernel, go: threading.Event) -> None:
 
 def _end_host_process(status: int) -> None:
     """What hermipy's entry does after a run, from a thread that owns the process (a fork child's)."""
-    from hermipy.syscalls import table
     if table.STATS is not None:
         table.STATS.finish(status)
     for stream in (sys.stdout, sys.stderr):
@@ -296,11 +296,16 @@ def _run(kernel: Kernel, trace) -> int:
     (StopReason.INTERRUPT) deliver what the task was kicked for."""
     from hermipy.syscalls.errors import SyscallError
     from hermipy.syscalls.int80 import INT80, serve_int80
+    from hermipy.syscalls.sys_info import RLIMIT_CPU
     from hermipy.syscalls.sys_signal import (SIGKILL, handle_fault, handle_interrupt, refused_int, set_current,
                                              terminate_by_signal)
     set_current(kernel)
     cpu, mem = kernel.cpu, kernel.mem
-    on_syscall = Dispatcher(kernel, trace).on_syscall
+    dispatcher = Dispatcher(kernel, trace)
+    on_syscall = dispatcher.on_syscall
+    if (kernel.options.exitless and cpu.name == "kvm" and table.STATS is None and not kernel.proc.cpu_time_watched
+            and kernel.proc.rlimits.get(RLIMIT_CPU, (RLIM_INFINITY,))[0] == RLIM_INFINITY):
+        cpu.exitless_server = dispatcher          # (KvmCpu._run_exitless; sys_time.watch_cpu_time ends it)
     retried = None
     try:
         if kernel.signals.next_deliverable():

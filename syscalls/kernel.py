@@ -32,9 +32,11 @@ class Options:
 
     def __init__(self, root: str | None = None, strace: bool = False, strace_file: str | None = None,
                  strict: bool = False, memory: int = 4 << 30, backend: str = "unicorn", debug: bool = False,
-                 rewrite: bool = True, cwd: str | None = None, user: tuple[int, int] | None = None):
+                 rewrite: bool = True, cwd: str | None = None, user: tuple[int, int] | None = None,
+                 exitless: bool = False):
         self.root, self.strace, self.strace_file, self.strict = root, strace, strace_file, strict
         self.memory, self.backend, self.debug, self.rewrite = memory, backend, debug, rewrite
+        self.exitless = exitless           # KVM: serve I/O syscalls while the guest spins (KvmCpu._run_exitless)
         self.cwd = cwd                     # the guest's first working directory (an image's); default: as FsView
         self.user = user                   # (uid, gid) the guest starts with (an image's User); default: the host's
 
@@ -56,6 +58,7 @@ class Process:
         self.auxv = b""
         self.forked = False                # a child hermipy process made by fork/clone (dies by real signals)
         self.vfork_done = -1               # host pipe fd a vfork parent waits on: closed at execve or exit
+        self.cpu_time_watched = False      # it read or timed its CPU time: no exitless mode (sys_time.watch_cpu_time)
         self.timers: dict = {}             # POSIX timer id -> sys_timer.PosixTimer
         self.itimer_virtual = None         # sys_timer.VirtualItimer, once set (None: value and interval 0)
         self.guest_clock = None            # the same while armed: tasks then meter their guest CPU time for it
@@ -160,6 +163,7 @@ class Kernel:
         self.clear_child_tid = 0
         self.robust_list = 0
         self.interrupt = False         # something (a signal, the group's exit) wants this task at its next stop
+        self.serving_exitless = False  # a handler runs while the vCPU does (table._serve): no register to touch
         self.host_thread = threading.get_ident()     # the host thread that runs this task
         self.guest_since = None        # its thread's CPU clock when it last entered guest code (proc.guest_clock)
         self._reported: set[str] = set()
@@ -178,7 +182,7 @@ class Kernel:
         task.signals = self.signals.for_thread()
         task.comm = self.comm
         task.clear_child_tid = task.robust_list = 0
-        task.interrupt = False
+        task.interrupt = task.serving_exitless = False
         task.host_thread = None
         task.guest_since = None
         task._reported = self._reported

@@ -18,6 +18,7 @@ from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import host_fd_room
 from hermipy.syscalls.kernel import RLIM_INFINITY
 from hermipy.syscalls.host import host_syscall
+from hermipy.syscalls.sys_time import watch_cpu_time
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 UTS_FIELD = 65
@@ -96,6 +97,8 @@ def _set_rlimit(k, resource_: int, soft: int, hard: int) -> list[int]:
     if hard > old[1] and not capable(k, CAP_SYS_RESOURCE):
         raise SyscallError(EPERM)
     previous = list(old)
+    if resource_ == RLIMIT_CPU and soft != RLIM_INFINITY:
+        watch_cpu_time(k)
     if resource_ == RLIMIT_NOFILE:
         if hard > old[1] and host_fd_room(hard) < hard:
             raise SyscallError(EPERM)         # hermipy's own host limit could not follow
@@ -157,6 +160,7 @@ def getrusage(k, who: Enum({0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_
     """getrusage(2): the hermipy process's own usage stands for the guest's (struct rusage, 144 bytes)."""
     if who not in (RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD):
         raise SyscallError(EINVAL)
+    watch_cpu_time(k)
     r = resource.getrusage(resource.RUSAGE_CHILDREN if who == RUSAGE_CHILDREN else resource.RUSAGE_SELF)
     k.mem.write(usage, struct.pack("<4q14q", *_timeval(r.ru_utime), *_timeval(r.ru_stime), r.ru_maxrss, r.ru_ixrss,
                                    r.ru_idrss, r.ru_isrss, r.ru_minflt, r.ru_majflt, r.ru_nswap, r.ru_inblock,
@@ -167,6 +171,7 @@ def getrusage(k, who: Enum({0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_
 @syscall("times", FULL)
 def times(k, buf: Ptr) -> int:
     """times(2): struct tms in clock ticks; returns ticks since boot."""
+    watch_cpu_time(k)
     t = os.times()
     ticks = os.sysconf("SC_CLK_TCK")
     if buf:

@@ -500,8 +500,12 @@ def force_signal(k, signo: int, info: bytes) -> None:
 
 
 def _finish(k, result: int):
-    """Return path of a syscall: deliver what became deliverable, with ``result`` in the saved rax."""
+    """Return path of a syscall: deliver what became deliverable, with ``result`` in the saved rax (a call served
+    in exitless mode leaves that to the exit that finishes it: the registers are the running vCPU's)."""
     if not k.signals.next_deliverable():
+        return result
+    if k.serving_exitless:
+        k.interrupt = True
         return result
     k.cpu.set_reg("rax", result)
     deliver_pending(k)

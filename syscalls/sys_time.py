@@ -34,12 +34,33 @@ class Timespec(ctypes.Structure):
     _fields_ = [("sec", ctypes.c_int64), ("nsec", ctypes.c_int64)]
 
 
+def watch_cpu_time(k) -> None:
+    """The process reads or times its CPU time (a CPU clock or timer, an itimer, getrusage, times, RLIMIT_CPU): KVM's
+    exitless mode ends for it, its vCPUs run in their tasks' own threads again, so that the host's CPU clocks of
+    those threads count the guest's computing (exitless, it runs in another thread, and the task's spins)."""
+    proc = k.proc
+    if not proc.cpu_time_watched:
+        proc.cpu_time_watched = True
+        with k.group.lock:
+            tasks = list(k.group.tasks.values())
+        for task in tasks:
+            if task.cpu is not None and getattr(task.cpu, "exitless_server", None) is not None:
+                task.cpu.exitless_server = None
+
+
+def is_cpu_clock(clock: int) -> bool:
+    """CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID or a dynamic CPU clock (clock_getcpuclockid)."""
+    return clock in (2, 3) or clock < 0 and clock & CPUCLOCK_CLOCK_MASK != CLOCKFD
+
+
 def host_clock(k, clock: int) -> int:
     """The host clock id that stands for the guest's ``clock``; EINVAL for another process's CPU clock.
 
     A negative id is a dynamic clock (include/linux/posix-timers.h): ~pid << 3 | type for a process or
     thread CPU clock, ~fd << 3 | CLOCKFD for a posix-clock device, whose guest fd becomes the host's.
     """
+    if is_cpu_clock(clock):
+        watch_cpu_time(k)
     if clock >= 0:
         return clock
     if clock & CPUCLOCK_CLOCK_MASK == CLOCKFD:

@@ -30,6 +30,7 @@ from hermipy.syscalls import host_signals
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, UInt
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.host import host_syscall
+from hermipy.syscalls.sys_time import is_cpu_clock, watch_cpu_time
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
@@ -130,6 +131,8 @@ def setitimer(k, which: ITIMERS, value: Ptr, ovalue: Ptr) -> int:
     kept here (VirtualItimer), as only the guest's own CPU time may count for it."""
     raw = k.mem.read(value, 32) if value else bytes(32)
     new = _parse_itimerval(raw)
+    if which != ITIMER_REAL:
+        watch_cpu_time(k)
     if which == ITIMER_REAL:
         host_signals.drain()               # an expiry the pump has not read yet leaves the host's timer at 0
         with k.group.lock:
@@ -411,6 +414,8 @@ def timer_create(k, which_clock: CLOCKS, timer_event_spec: Ptr, created_timer_id
         value, signo, notify, tid = struct.unpack_from("<Qiii", k.mem.read(timer_event_spec, SIGEVENT_SIZE))
     else:                                        # the default: SIGEV_SIGNAL, SIGALRM, si_value = the timer id
         value, signo, notify, tid = None, SIGALRM, SIGEV_SIGNAL, 0
+    if is_cpu_clock(which_clock):
+        watch_cpu_time(k)
     host_event = bytearray(SIGEVENT_SIZE)
     host_notify = SIGEV_NONE if notify == SIGEV_NONE else SIGEV_THREAD_ID
     struct.pack_into("<Qiii", host_event, 0, 0, TIMER_HOST_SIGNAL, host_notify, host_signals.pump_tid())

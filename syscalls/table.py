@@ -5,7 +5,6 @@ and never type a number. Handlers return an int >= 0 (or None when they set the 
 as rt_sigreturn does) or raise ``SyscallError``; ``Dispatcher`` alone turns errors into ``-errno``.
 """
 import os
-import sys
 import threading
 from errno import EFBIG, EINTR, ENOSYS, EPIPE
 from signal import SIGPIPE
@@ -156,6 +155,19 @@ def _file_too_big(k) -> int:
     return -EFBIG
 
 
+# The calls KVM's exitless mode serves while the guest spins (Dispatcher.serve_exitless): file and socket I/O
+# that reads no register, changes no mapping nor signal state, and can be run again when interrupted.
+EXITLESS_CALLS = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
+                  "pwritev2", "lseek", "fstat", "stat", "lstat", "newfstatat", "statx", "getdents64", "getdents",
+                  "open", "openat", "close", "fcntl", "dup", "dup3", "access", "faccessat", "faccessat2", "readlink",
+                  "readlinkat", "getcwd", "epoll_wait", "epoll_ctl", "recvfrom", "sendto", "recvmsg",
+                  "sendmsg", "accept", "accept4", "sendfile", "fsync", "fdatasync", "ftruncate", "unlink", "unlinkat",
+                  "rename", "renameat", "renameat2", "mkdir", "mkdirat", "socket", "setsockopt", "getsockopt",
+                  "getsockname", "getpeername", "shutdown", "fchmod", "fchown", "utimensat", "getrandom",
+                  "clock_gettime", "gettimeofday", "futex", "ioctl")
+EXITLESS = frozenset(NUMBERS[name] for name in EXITLESS_CALLS)
+
+
 class Dispatcher:
     """Turns a trapped syscall into a handler call and its result into rax, for one task.
 
@@ -208,6 +220,34 @@ class Dispatcher:
             if guest_clock is not None:
                 guest_clock.entered(k)
 
+    def serve_exitless(self, nr, a0, a1, a2, a3, a4, a5):
+        """A syscall the guest posted without exiting (KVM's exitless mode), served while its vCPU runs: the
+        result, or None to make it the usual exit. Served here are the calls in EXITLESS, which need no register
+        and whose interrupted run had no effect (an ERESTART* errno or a host EINTR: run again at the exit); the
+        caller sees ``exitless_pending`` for what must follow at an exit (a signal to deliver). Traced as
+        dispatch_traced traces, once: a call made again at the exit shows there."""
+        k = self.kernel
+        if nr not in EXITLESS or k.interrupt or k.proc.guest_clock is not None:
+            return None
+        entry = ENTRIES[nr]
+        if self.strace_file is None:
+            return _serve(k, entry, a0, a1, a2, a3, a4, a5)
+        shown = self._format_args(entry, (a0, a1, a2, a3, a4, a5))
+        result = _serve(k, entry, a0, a1, a2, a3, a4, a5)
+        if result is not None:
+            self._emit(f"{entry.name}({shown}) = {show_result(result)}")
+        return result
+
+    def exitless_pending(self) -> bool:
+        return self.kernel.interrupt
+
+    def finish_exitless(self, result):
+        """At the exit after a served syscall that left something pending: what dispatch does after a handler."""
+        k = self.kernel
+        if k.interrupt:
+            return _handle_interrupt(k, result)
+        return result
+
     def dispatch_traced(self, nr, a0, a1, a2, a3, a4, a5):
         entry = ENTRIES[nr] if nr < TABLE_SIZE else _out_of_range(nr)
         raw = (a0, a1, a2, a3, a4, a5)
@@ -234,6 +274,33 @@ class Dispatcher:
         with TRACE_LOCK:
             self.strace_file.write(line + "\n")
             self.strace_file.flush()
+
+
+def _serve(k, entry: Entry, a0, a1, a2, a3, a4, a5):
+    """Dispatcher.serve_exitless's run of the handler: its result, or None for the usual exit."""
+    while True:
+        k.serving_exitless = True
+        try:
+            return entry.invoke(k, a0, a1, a2, a3, a4, a5)
+        except SyscallError as err:
+            if err.errno not in RESTART_ERRNOS:
+                return -err.errno
+        except OSError as err:
+            if err.errno is None:
+                return None
+            if err.errno == EPIPE:
+                return _broken_pipe(k)
+            if err.errno == EFBIG:
+                return _file_too_big(k)
+            if err.errno != EINTR:
+                return -err.errno
+        except Exception:                     # run again at the exit, where it fails as it would there
+            return None
+        finally:
+            k.serving_exitless = False
+        if not _nothing_to_deliver(k):
+            k.interrupt = True                # the exit's run of it sees the kick again
+            return None
 
 
 def _nothing_to_deliver(k) -> bool:
