@@ -1362,6 +1362,7 @@ class _VcpuRunner:
         self.finished = False                       # the KVM_RUN returned (read without a lock by the server)
         self._error: OSError | None = None
         self._quit = False
+        self._pid = os.getpid()
         thread = threading.Thread(target=self._main, args=(cpu.vcpu,), name="hermipy-vcpu", daemon=True)
         thread.start()
         self.ident = thread.ident
@@ -1398,6 +1399,8 @@ class _VcpuRunner:
             raise error
 
     def stop(self) -> None:
+        if self._pid != os.getpid():
+            return                                  # a fork child's copy: the thread is its parent's
         self._quit = True
         self._go.release()
 

@@ -1,0 +1,137 @@
+"""KVM's exitless mode (``hermipy run --exitless``, issue 16): the guest posts file and socket syscalls in its
+vCPU's mailbox and spins while the task's thread serves them, instead of an exit each.
+
+Differential, as every mode: testbins and real programs under ``--exitless`` print what they print natively,
+including what makes a served call finish at an exit (a signal it raises, SIGPIPE; a signal that interrupts it,
+testbins/interrupt.c; a TLB flush, a process that times its CPU, which ends the mode). One test makes sure the
+mailbox does serve (a count of served calls, from inside the process), one that a jump to the entry's new exits
+is the SIGSEGV of a jump into hermipy's entry area, never a syscall.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import difftest
+from difftest import VARIANTS, assert_same, build
+from watchdog import assert_same as assert_same_watched
+
+def _kvm_reason() -> str | None:
+    from hermipy.kvm_backend import kvm_unusable_reason
+    return kvm_unusable_reason()
+
+
+KVM_REASON = _kvm_reason()
+pytestmark = pytest.mark.skipif(KVM_REASON is not None, reason=f"/dev/kvm is not usable here: {KVM_REASON}")
+EXITLESS = ("--backend", "kvm", "--exitless")
+BUSYBOX = "/usr/bin/busybox"
+
+
+@pytest.fixture
+def kvm_backend():
+    difftest.BACKEND = "kvm"
+    yield
+    difftest.BACKEND = None
+
+
+def _exitless_env() -> dict:
+    return dict(os.environ, HERMIPY_EXITLESS="1")
+
+
+# name -> argv maker: file and pipe I/O, sockets, SIGPIPE from a served write (compat), threads (one vCPU and one
+# server each), and real programs (busybox's shell and tools, Debian's python3).
+CASES = {
+    "io": lambda variant: [build("io", variant)],
+    "sockets": lambda variant: [build("sockets", variant)],
+    "compat": lambda variant: [build("compat", variant)],
+    "threads": lambda variant: [build("threads", variant)],
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("case", CASES)
+def test_same_as_native(case, variant):
+    assert_same(CASES[case](variant), setup=difftest.empty_dir, options=EXITLESS)
+
+
+@pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static is not installed")
+def test_busybox_pipeline(tmp_path):
+    (tmp_path / "numbers").write_text("".join(f"{(i * 7919) % 1000}\n" for i in range(2000)))
+    assert_same([BUSYBOX, "sh", "-c", "sort -n numbers | uniq -c | sort -rn | head -n 3; cat numbers | wc -l; "
+                                      "for i in 1 2 3; do echo $i | cat; done"], cwd=tmp_path, options=EXITLESS)
+
+
+@pytest.mark.skipif(not shutil.which("python3"), reason="python3 is not installed")
+def test_python3(tmp_path):
+    script = ("import os, json\nfor i in range(200):\n    open(f'f{i}', 'w').write(json.dumps({'i': i}))\n"
+              "print(sum(json.load(open(f'f{i}'))['i'] for i in range(200)), len(os.listdir('.')))\n")
+    assert_same(["/usr/bin/python3", "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+                options=EXITLESS)
+
+
+@pytest.mark.usefixtures("kvm_backend")
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("section", ["pipe", "socket", "futex", "poll", "nohandler"])
+def test_interrupted_served_calls(section, variant, tmp_path):
+    """A signal that interrupts a served call (blocked in read, recv, accept, a futex, epoll_wait) restarts it or
+    fails it with EINTR as natively: the call runs again at the usual exit, where the signal is delivered."""
+    assert_same_watched([build("interrupt", variant), section], tmp_path, env=_exitless_env())
+
+
+@pytest.mark.usefixtures("kvm_backend")
+@pytest.mark.parametrize("section", ["posix_clocks", "getitimer", "overrun"])
+def test_cpu_time_ends_exitless(section, tmp_path):
+    """A process that reads or times its CPU time runs on without exitless mode (its CPU clocks would otherwise
+    count the server's spinning, not the guest's computing): CPU-clock timers fire, itimers run down as natively."""
+    assert_same_watched([build("timers", "static"), section], tmp_path, env=_exitless_env())
+
+
+SERVED_COUNT = """
+import atexit, os, sys
+import hermipy.kvm_backend as kvm
+served = [0]
+serve = kvm.KvmCpu._serve_posted
+def counted(self, server, mail):
+    served[0] += 1
+    return serve(self, server, mail)
+kvm.KvmCpu._serve_posted = counted
+atexit.register(lambda: os.write(2, f"served {served[0]}\\n".encode()))
+from hermipy.cli import main
+sys.exit(main(["run", "--backend", "kvm", "--exitless", *sys.argv[1:]]))
+"""
+
+
+def test_mailbox_serves(tmp_path):
+    """Under --exitless most of a syscall-heavy program's calls are served from the mailbox: counted from inside
+    hermipy (testbins/io.c makes ~300 calls, most of them reads and writes)."""
+    argv = [str(build("io", "static"))]
+    (tmp_path / "native").mkdir()
+    (tmp_path / "hermipy").mkdir()
+    native = difftest.run_native(argv, cwd=tmp_path / "native")
+    proc = subprocess.run([sys.executable, "-c", SERVED_COUNT, *argv], cwd=tmp_path / "hermipy", capture_output=True,
+                          timeout=difftest.TIMEOUT)
+    assert proc.stdout == native.stdout and proc.returncode == native.status
+    served = int(proc.stderr.rsplit(b"served ", 1)[1])
+    assert served >= 100, proc.stderr.decode(errors="replace")
+
+
+def _labels() -> dict[str, int]:
+    from hermipy import kvm_stubs
+    (source, base), _kernel = kvm_stubs.stub_sources()
+    return kvm_stubs.assemble(source, base)[1]
+
+
+@pytest.mark.parametrize("label", ["exitless", "exitless_spin", "exitless_waited", "exitless_exit",
+                                   "exitless_check_return"])
+def test_jump_into_the_exitless_entry(label):
+    """A jump to the exitless part of vCPU 0's LSTAR entry (which runs at CPL3 on PVM) never acts as a syscall nor
+    hangs: it ends in the SIGSEGV of a jump into hermipy's entry area (where, natively, nothing is mapped). Its
+    address may be the entry's, where the backend stops the jump, not the target (testbins/isolation.c insns)."""
+    argv = [build("isolation", "static"), "insns", f"jump_to={_labels()[label]:x}"]
+    native = difftest.run_native(argv)
+    emulated = difftest.run_hermipy(argv, options=EXITLESS)
+    assert native.stdout.startswith(b"jump_to=") and b": signal 11 code 1 " in native.stdout
+    assert b": signal 11 code 1 " in emulated.stdout, emulated
+    assert (emulated.status, emulated.stderr) == (native.status, native.stderr)
