@@ -290,6 +290,8 @@ def hermipy_runners(hermipy: list[str]) -> list[Runner]:
         runners.append(Runner(f"hermipy-{backend}", base + ["--backend", backend]))
         if norewrite:
             runners.append(Runner(f"hermipy-{backend}-norewrite", base + ["--backend", backend, "--no-rewrite"]))
+        if backend == "kvm" and "--exitless" in help_text:
+            runners.append(Runner("hermipy-kvm-exitless", base + ["--backend", "kvm", "--exitless"]))
     if not norewrite:
         for backend in ("unicorn", "kvm"):
             runners.append(Runner(f"hermipy-{backend}-norewrite", None, "`hermipy run` has no --no-rewrite"))
@@ -732,6 +734,10 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
         measured = f"read {per_call[0]:.2f} µs, write {per_call[1]:.2f} µs" + \
             (f" (floor {floor:.2f} µs)" if runner == K else "")
         rows.append(("16", goal, measured, "met" if max(per_call) <= budget else "missed"))
+    exitless = [((costs.get(K + "-exitless") or {}).get(m) or {}).get("timed") for m in ("read", "write")]
+    rows.append(("16", "KVM exitless mode: read/write ≤ 6 µs per call",
+                 "—" if None in exitless else f"read {exitless[0]:.2f} µs, write {exitless[1]:.2f} µs",
+                 "not measured" if None in exitless else "met" if max(exitless) <= 6 else "missed"))
     for runner, what in ((U, "Unicorn"), (K, "KVM")):
         add("16", f"{what}: clock_gettime ≤ 0.1 µs (vDSO)", cost(runner, "clock_gettime"), 0.1, "{:.3f} µs")
     for runner, what, limit in ((U, "Unicorn", 0.5), (K, "KVM", 0.1)):
@@ -742,11 +748,11 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
         ratio("find_usr", faster) if faster else None, 8, "{:.1f}x")
     for w in ("nginx_ab", "lighttpd_ab"):
         native_rps = (cell(w, "native") or {}).get("requests_per_s")
-        kvm_rps = (cell(w, K) or {}).get("requests_per_s")
+        kvm_rps = max(((cell(w, r) or {}).get("requests_per_s") or 0 for r in (K, K + "-exitless")), default=0)
         share = kvm_rps / native_rps if native_rps and kvm_rps else None
-        parts = [f"{r.removeprefix('hermipy-')} {c['requests_per_s']:.0f}" for r in ("native", K, U, "qemu-user")
-                 if (c := cell(w, r)) and c.get("requests_per_s")]
-        rows.append(("16", f"{w}: KVM ≥ 30% of native requests/s",
+        parts = [f"{r.removeprefix('hermipy-')} {c['requests_per_s']:.0f}"
+                 for r in ("native", K, K + "-exitless", U, "qemu-user") if (c := cell(w, r)) and c.get("requests_per_s")]
+        rows.append(("16", f"{w}: KVM (either mode) ≥ 30% of native requests/s",
                      "—" if share is None else f"{100 * share:.0f}% ({', '.join(parts)} req/s)",
                      "not measured" if share is None else "met" if share >= 0.3 else "missed"))
     add("15", "KVM: static hello through `hermipy serve` ≤ 20 ms wall", wall("hello_server", K), 20, "{:.1f} ms")

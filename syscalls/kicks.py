@@ -87,9 +87,15 @@ def _kick_again(task) -> None:
         pass
 
 
+class WouldBlock(Exception):
+    """A call served in KVM's exitless mode (table._serve) would wait: it runs again at the usual exit, where its
+    guest sleeps instead of spinning (nothing was done yet, as for a restart)."""
+
+
 def wait(k, pollfds=None, nfds: int = 0, timeout=None, restart: int = ERESTARTSYS) -> int:
     """ppoll(pollfds, nfds, timeout) that a kick interrupts: returns ppoll's count (0: timed out; the host
-    updates ``timeout`` to the time left), or raises SyscallError(``restart``) when the task was kicked."""
+    updates ``timeout`` to the time left), or raises SyscallError(``restart``) when the task was kicked (WouldBlock
+    when it would sleep in a call served in exitless mode)."""
     from hermipy.syscalls.host import host_syscall
     from hermipy.syscalls.host_signals import kick_mask
     mask = kick_mask()
@@ -97,6 +103,12 @@ def wait(k, pollfds=None, nfds: int = 0, timeout=None, restart: int = ERESTARTSY
     try:
         if k.interrupt:
             raise SyscallError(restart)
+        if k.serving_exitless:
+            from hermipy.syscalls.sys_io import Timespec
+            ready = host_syscall("ppoll", pollfds, nfds, Timespec(0, 0), mask, 8)
+            if ready or timeout is not None and not timeout.sec and not timeout.nsec:
+                return ready
+            raise WouldBlock()
         try:
             return host_syscall("ppoll", pollfds, nfds, timeout, mask, 8)
         except InterruptedError:
@@ -119,6 +131,8 @@ def sleep(k, ns: int | None) -> bool:
     try:
         if k.interrupt:
             return True
+        if k.serving_exitless and ns != 0:
+            raise WouldBlock()
         timeout = None if ns is None else Timespec(*divmod(ns, 1_000_000_000))
         try:
             host_syscall("rt_sigtimedwait", _KICK_SET, None, timeout, 8)

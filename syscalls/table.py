@@ -156,7 +156,8 @@ def _file_too_big(k) -> int:
 
 
 # The calls KVM's exitless mode serves while the guest spins (Dispatcher.serve_exitless): file and socket I/O
-# that reads no register, changes no mapping nor signal state, and can be run again when interrupted.
+# that reads no register, changes no mapping nor signal state, and can be run again when interrupted (or when it
+# would wait: kicks.WouldBlock; a waiting guest sleeps in an exit rather than spin).
 EXITLESS_CALLS = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
                   "pwritev2", "lseek", "fstat", "stat", "lstat", "newfstatat", "statx", "getdents64", "getdents",
                   "open", "openat", "close", "fcntl", "dup", "dup3", "access", "faccessat", "faccessat2", "readlink",
@@ -164,7 +165,7 @@ EXITLESS_CALLS = ("read", "write", "pread64", "pwrite64", "readv", "writev", "pr
                   "sendmsg", "accept", "accept4", "sendfile", "fsync", "fdatasync", "ftruncate", "unlink", "unlinkat",
                   "rename", "renameat", "renameat2", "mkdir", "mkdirat", "socket", "setsockopt", "getsockopt",
                   "getsockname", "getpeername", "shutdown", "fchmod", "fchown", "utimensat", "getrandom",
-                  "clock_gettime", "gettimeofday", "futex", "ioctl")
+                  "clock_gettime", "gettimeofday", "ioctl")
 EXITLESS = frozenset(NUMBERS[name] for name in EXITLESS_CALLS)
 
 
@@ -294,7 +295,7 @@ def _serve(k, entry: Entry, a0, a1, a2, a3, a4, a5):
                 return _file_too_big(k)
             if err.errno != EINTR:
                 return -err.errno
-        except Exception:                     # run again at the exit, where it fails as it would there
+        except Exception:                     # kicks.WouldBlock, or a failure: run again at the exit
             return None
         finally:
             k.serving_exitless = False
