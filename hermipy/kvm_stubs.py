@@ -206,6 +206,7 @@ syscall_entry:
     add rsp, qword ptr [rip + seen_table]
     cmp rcx, qword ptr [rsp]
     jne new_site
+answer_return:
     mov esp, cs
     test esp, 3
     jz answer_sysret
@@ -260,14 +261,7 @@ exitless_answered:
     mov rax, qword ptr [rip + syscall_entry + {mail_result:#x}]
     mov qword ptr [rip + syscall_entry + {mail_state:#x}], 0
     mov qword ptr [rip + syscall_entry + {scratch:#x}], rsp
-    mov esp, cs
-    test esp, 3
-    jz answer_sysret
-    lea rsp, [rip + syscall_entry + {stack_top:#x}]
-    push r11
-    popfq
-    mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
-    jmp rcx
+    jmp answer_return
 exitless_exit:
     cmp qword ptr [rip + syscall_entry + {mail_state:#x}], {redo}
     mov rax, qword ptr [rip + syscall_entry + {mail_nr:#x}]
