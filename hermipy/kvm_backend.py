@@ -820,8 +820,9 @@ class KvmCpu(Cpu):
                 self._enter()
             w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
             try:
-                if self.exitless_server is not None:
-                    self._run_exitless()
+                server = self.exitless_server       # (another thread may end the mode meanwhile)
+                if server is not None:
+                    self._run_exitless(server)
                 else:
                     if self._runner is not None:      # exitless mode ended (sys_time.watch_cpu_time)
                         self._stop_runner()
@@ -925,7 +926,7 @@ class KvmCpu(Cpu):
                     continue
             self._unexpected_exit(reason)
 
-    def _run_exitless(self) -> None:
+    def _run_exitless(self, server) -> None:
         """KVM_RUN in exitless mode: the runner thread makes the call while this one, the task's, serves the
         syscalls the LSTAR entry posts in the vCPU's mailbox (kvm_stubs.MAIL_*) as the guest spins on it, so that
         such a syscall costs no exit (on PVM ~40 µs each). Returns, or raises, as the KVM_RUN did.
@@ -942,7 +943,6 @@ class KvmCpu(Cpu):
             # this long, instead of CPython's 5 ms: a signal's delivery waits no longer than that.
             sys.setswitchinterval(EXITLESS_SWITCH_INTERVAL)
         self._thread = runner.ident
-        server = self.exitless_server     # (a served call may end exitless mode: sys_time.watch_cpu_time)
         w[1] = EXIT_SENTINEL
         mail[MAIL_SERVER] = 1
         runner.start()

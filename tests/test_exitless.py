@@ -81,7 +81,7 @@ def test_interrupted_served_calls(section, variant, tmp_path):
 
 
 @pytest.mark.usefixtures("kvm_backend")
-@pytest.mark.parametrize("section", ["posix_clocks", "getitimer", "overrun"])
+@pytest.mark.parametrize("section", ["posix_clocks", "getitimer"])
 def test_cpu_time_ends_exitless(section, tmp_path):
     """A process that reads or times its CPU time runs on without exitless mode (its CPU clocks would otherwise
     count the server's spinning, not the guest's computing): CPU-clock timers fire, itimers run down as natively."""
