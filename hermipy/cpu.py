@@ -62,6 +62,7 @@ class Cpu:
     name = "abstract"
     survives_fork = True        # False: a forked child must build its own (a KVM VM belongs to its process)
     tsc_is_host = False         # the guest's rdtsc reads the host's TSC (the vDSO's clocks rely on it)
+    exitless_server = None      # KVM's exitless mode: the Dispatcher serving posted syscalls (kvm_backend)
 
     def run(self, on_syscall) -> Stop:
         """Run from the current rip until a stop. ``on_syscall(nr, a0..a5) -> int`` services syscalls."""

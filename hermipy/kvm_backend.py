@@ -662,7 +662,7 @@ class KvmCpu(Cpu):
         self._answered = vm.answered
         self._trapped = vm.trapped
         self.rewrite = False
-        self.exitless_server = None        # a Dispatcher: exitless mode, see _run_exitless
+        self.exitless_server = None        # exitless mode, see _run_exitless
         self._runner = None                # then the host thread making this vCPU's KVM_RUN calls (_VcpuRunner)
         self._exitless_result = None       # a served syscall's result, for the exit that finishes it (MAIL_CHECK)
         self._exitless_waited = area.exitless_waited
@@ -869,23 +869,10 @@ class KvmCpu(Cpu):
                             return stop
                         continue
                     if rip == self._entry_return:
-                        # `syscall` clears IF (SFMASK; PVM too), and CPL3 code cannot: IF set is CPL3 code that
-                        # jumped into the entry past its check (an rcx after a `syscall`), as is an r11 that no
-                        # `syscall` makes. (PVM leaves IF clear after an answer in the guest, whose popfq at CPL3
-                        # cannot set it: a jump from there is served as the syscall it asks for.)
-                        r11 = w[W_R11]
-                        if w[W_RFLAGS] & RFLAGS_IF or r11 & R11_CHECKED != R11_EXPECTED:
+                        if not self._from_syscall():
                             self._mode = MODE_USER
                             return self._jumped_in(self._syscall_entry)
-                        # Linux's view: rip is the instruction after `syscall` (rcx), rflags the caller's (r11).
-                        w[W_RIP] = w[W_RCX]
-                        w[W_RFLAGS] = r11
-                        mode = self._syscall_mode
-                        if mode is None:
-                            mode = self._syscall_mode = self._learn_syscall_mode()
-                            if vm.answers is not None:
-                                vm.write_answers()
-                        self._mode = mode
+                        self._return_from_syscall()
                         if w[W_RAX] in self._answered:
                             vm.new_answered_site(w[W_RCX], w[W_RAX], self.rewrite, self.invalidate_code)
                         elif self.rewrite and self.exitless_server is None:   # exitless: sites enter here
@@ -988,8 +975,7 @@ class KvmCpu(Cpu):
         took: it runs as the usual exit), or to finish a served syscall (MAIL_CHECK). Checked as the entry's own
         exit is (IF, r11), and a finish only with a result kept here: a jump to either `out` is a jump into the
         entry."""
-        w = self._w
-        if w[W_RFLAGS] & RFLAGS_IF or w[W_R11] & R11_CHECKED != R11_EXPECTED:
+        if not self._from_syscall():
             self._mode = MODE_USER
             return self._jumped_in(self._syscall_entry)
         if rip == self._exitless_waited:
@@ -1003,19 +989,35 @@ class KvmCpu(Cpu):
             self._mode = MODE_USER
             return self._jumped_in(self._syscall_entry)
         result, server = pending
-        w[W_RIP] = w[W_RCX]
-        w[W_RFLAGS] = w[W_R11]
-        mode = self._syscall_mode
-        if mode is None:
-            mode = self._syscall_mode = self._learn_syscall_mode()
-        self._mode = mode
+        self._return_from_syscall()
         try:
             result = server.finish_exitless(result)
         except GuestExit as exit_:
             return Stop(StopReason.EXIT, status=exit_.status)
         if result is not None:
-            w[W_RAX] = result & MASK64
+            self._w[W_RAX] = result & MASK64
         return None
+
+    def _from_syscall(self) -> bool:
+        """At an `out` of the LSTAR entry: was it entered by `syscall`? `syscall` clears IF (SFMASK; PVM too), and
+        CPL3 code cannot: IF set is CPL3 code that jumped into the entry past its check (an rcx after a `syscall`),
+        as is an r11 that no `syscall` makes. (PVM leaves IF clear after an answer in the guest, whose popfq at CPL3
+        cannot set it: a jump from there is served as the syscall it asks for.)"""
+        w = self._w
+        return not w[W_RFLAGS] & RFLAGS_IF and w[W_R11] & R11_CHECKED == R11_EXPECTED
+
+    def _return_from_syscall(self) -> None:
+        """Linux's view of a syscall's registers: rip is the instruction after `syscall` (rcx), rflags the caller's
+        (r11); the vCPU returns there as the syscall mode says (learnt at the first one)."""
+        w, vm = self._w, self._vm
+        w[W_RIP] = w[W_RCX]
+        w[W_RFLAGS] = w[W_R11]
+        mode = self._syscall_mode
+        if mode is None:
+            mode = self._syscall_mode = self._learn_syscall_mode()
+            if vm.answers is not None:
+                vm.write_answers()
+        self._mode = mode
 
     def _stop_runner(self) -> None:
         runner, self._runner = self._runner, None

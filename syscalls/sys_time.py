@@ -44,7 +44,7 @@ def watch_cpu_time(k) -> None:
         with k.group.lock:
             tasks = list(k.group.tasks.values())
         for task in tasks:
-            if task.cpu is not None and getattr(task.cpu, "exitless_server", None) is not None:
+            if task.cpu is not None:
                 task.cpu.exitless_server = None
 
 

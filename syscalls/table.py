@@ -190,30 +190,13 @@ class Dispatcher:
         if guest_clock is not None:
             guest_clock.left(k)
         try:
-            while True:
+            try:
+                result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
+            except (SyscallError, OSError) as err:
                 try:
-                    result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
-                except SyscallError as err:
-                    if err.errno not in RESTART_ERRNOS:
-                        result = -err.errno
-                    elif _nothing_to_deliver(k):
-                        continue              # a kick with nothing for a handler: the call goes on, as restarted
-                    else:
-                        return _interrupted_syscall(k, nr, err.errno)
-                except OSError as err:        # host call failed: Linux host, so the errno is the guest's too
-                    if err.errno is None:
-                        raise
-                    if err.errno == EPIPE:
-                        result = _broken_pipe(k)
-                    elif err.errno == EFBIG:
-                        result = _file_too_big(k)
-                    elif err.errno != EINTR:  # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
-                        result = -err.errno
-                    elif _nothing_to_deliver(k):
-                        continue
-                    else:
-                        return _interrupted_syscall(k, nr, ERESTARTSYS)
-                break
+                    result = _failed(k, entry, err, a0, a1, a2, a3, a4, a5)
+                except _Kicked as kicked:
+                    return _interrupted_syscall(k, nr, kicked.how)
             if k.interrupt:
                 return _handle_interrupt(k, result)
             return result
@@ -277,31 +260,54 @@ class Dispatcher:
             self.strace_file.flush()
 
 
-def _serve(k, entry: Entry, a0, a1, a2, a3, a4, a5):
-    """Dispatcher.serve_exitless's run of the handler: its result, or None for the usual exit."""
+class _Kicked(Exception):
+    """A kick interrupted the handler and there is something to deliver: ``how`` is the restart errno."""
+
+    def __init__(self, how: int):
+        self.how = how
+
+
+def _failed(k, entry: Entry, err: OSError, a0, a1, a2, a3, a4, a5):
+    """The handler raised ``err``: its -errno (a failed host call's is the guest's too: the host is Linux), or the
+    handler's run again after a kick that left nothing to deliver; _Kicked when there is something."""
     while True:
-        k.serving_exitless = True
-        try:
-            return entry.invoke(k, a0, a1, a2, a3, a4, a5)
-        except SyscallError as err:
+        if isinstance(err, SyscallError):
             if err.errno not in RESTART_ERRNOS:
                 return -err.errno
-        except OSError as err:
-            if err.errno is None:
-                return None
-            if err.errno == EPIPE:
-                return _broken_pipe(k)
-            if err.errno == EFBIG:
-                return _file_too_big(k)
-            if err.errno != EINTR:
-                return -err.errno
-        except Exception:                     # kicks.WouldBlock, or a failure: run again at the exit
-            return None
-        finally:
-            k.serving_exitless = False
+            how = err.errno
+        elif err.errno is None:
+            raise err
+        elif err.errno == EPIPE:
+            return _broken_pipe(k)
+        elif err.errno == EFBIG:
+            return _file_too_big(k)
+        elif err.errno != EINTR:          # EINTR: only SIGKICK reaches hermipy's threads, the task was kicked
+            return -err.errno
+        else:
+            how = ERESTARTSYS
         if not _nothing_to_deliver(k):
-            k.interrupt = True                # the exit's run of it sees the kick again
-            return None
+            raise _Kicked(how)
+        try:                              # a kick with nothing for a handler: the call goes on, as restarted
+            return entry.invoke(k, a0, a1, a2, a3, a4, a5)
+        except (SyscallError, OSError) as again:
+            err = again
+
+
+def _serve(k, entry: Entry, a0, a1, a2, a3, a4, a5):
+    """Dispatcher.serve_exitless's run of the handler: its result, or None for the usual exit."""
+    k.serving_exitless = True
+    try:
+        try:
+            return entry.invoke(k, a0, a1, a2, a3, a4, a5)
+        except (SyscallError, OSError) as err:
+            return _failed(k, entry, err, a0, a1, a2, a3, a4, a5)
+    except _Kicked:
+        k.interrupt = True                    # the exit's run of it sees the kick again
+        return None
+    except Exception:                         # kicks.WouldBlock, or a failure: run again at the exit
+        return None
+    finally:
+        k.serving_exitless = False
 
 
 def _nothing_to_deliver(k) -> bool:
