@@ -397,7 +397,9 @@ JOB_SCRIPTS = {
     "bg-read": 'cat & wait %1; echo "stopped: $?"; kill -9 %1',
     "bg-read-ignored": '(trap "" TTIN; cat; echo "cat: $?") & wait; echo done',
     "bg-write": '(echo hi; echo there) & wait; echo "done: $?"',
-    "bg-write-tostop": 'stty tostop; (echo hi) & wait %1; echo "stopped: $?"; kill -9 %1',
+    # the job sleeps first so that the shell is in `wait` when it stops (a job stopped before the wait makes bash
+    # print "wait_for_job: job 1 is stopped", natively too when the shell is the slower one)
+    "bg-write-tostop": 'stty tostop; (sleep 0.5; echo hi) & wait %1; echo "stopped: $?"; kill -9 %1',
     "bg-stty": '(stty -echo) & wait %1; echo "stopped: $?"; kill -9 %1',
 }
 JOB_REPORTS = (b"Terminated", b"resumed", b"Stopped", b"Done")
