@@ -35,6 +35,7 @@ SIGCHLD of a child that ``wait4`` reaped), the calling task ``drain``s: it reads
 has pending for the process itself, under the lock the pump reads with, so the signal is the guest's before
 the call returns.
 """
+import _signal
 import contextlib
 import ctypes
 import os
@@ -78,7 +79,7 @@ def _snapshot() -> tuple[int, tuple[int, ...]]:
     if _start_state is None:
         blocked = 0
         try:
-            for s in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+            for s in _signal.pthread_sigmask(signal.SIG_BLOCK, []):
                 if 1 <= int(s) <= 64:
                     blocked |= 1 << (int(s) - 1)
         except (OSError, ValueError):
@@ -118,8 +119,8 @@ def start(task) -> None:
         return
     if threading.current_thread() is threading.main_thread() and signal.getsignal(SIGKICK) is not _noop:
         signal.signal(SIGKICK, _noop)
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
+    _signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)     # (not signal's: see kicks._KICK_ONLY)
+    _signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
     _kick_mask = ctypes.c_uint64(sum(1 << (s - 1) for s in FORWARDED))
     from hermipy.syscalls.host import host_syscall
     global _fd, _read_lock, _pump_tid, _parent_fd
@@ -176,7 +177,7 @@ def _watch_parent() -> int:
 
 
 def _pump(fd: int) -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
+    _signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     if _parent_fd >= 0:
