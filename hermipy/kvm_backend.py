@@ -304,13 +304,18 @@ class KvmVm:
     """What the vCPUs of one guest address space share: the VM, its memory slots, the VM-wide kernel area,
     the stale page-table entries, the in-guest answers and the site rewriting state (see KvmCpu)."""
 
-    def __init__(self, ram, mem):
+    def __init__(self, ram, mem, forked_from: "KvmCpu | None" = None):
+        """A new VM over ``ram``; in a fork child, ``forked_from`` is the parent's forking vCPU (as copied): the
+        child's copy of guest RAM already holds the parent's kernel area and vCPU blocks, mapped, so they are
+        taken over instead of being built again, the forking vCPU's block for the child's first vCPU."""
         self.ram, self.mem, self.page_table = ram, mem, mem.page_table
         self.kvm = kvm_system_fd()
         self.fd = -1
         self.cpus: tuple = ()                      # the live vCPUs (KvmCpu)
         self.pool: list = []                       # closed vCPUs (fd, run map, its views, VcpuArea), to reuse
         self.created = 0                           # vCPU ids handed out (KVM frees a vCPU only with its VM)
+        self.free_areas: list = []                 # vCPU blocks without a vCPU (a fork child's inherited ones)
+        self.area_count = 0                        # vCPU blocks made (kvm_stubs.vcpu_base(i)), never freed
         self.lock = threading.Lock()               # memory slots, vCPU creation and the pool
         self.slot_size = self.slots = 0
         self.window_slots: dict[int, int] = {}     # window's guest-physical start -> its memory slot
@@ -322,9 +327,12 @@ class KvmVm:
             for window in list(ram.windows.values()):     # a fork child's VM: the windows it inherited
                 self.window_opened(window)
             ram.window_listeners.append(self)
-            self.area = KernelArea(ram, mem.page_table)
-            self.cpuid = self._supported_cpuid()
-            self.xcr0 = self._xsave_components()
+            if forked_from is None:
+                self.area = KernelArea(ram, mem.page_table)
+                self.cpuid = self._supported_cpuid()
+                self.xcr0 = self._xsave_components()
+            else:
+                self._inherit(forked_from)
             self.stale: set[int] = set()           # PTE addresses to rewrite from inside the guest
             self.syscall_mode = None               # MODE_USER or MODE_SYSCALL, learnt at the first syscall
             self.tsc_is_host = True                # until a vCPU's TSC offset cannot be set to 0
@@ -340,6 +348,17 @@ class KvmVm:
         except BaseException:
             self.destroy()
             raise
+
+    def _inherit(self, forked: "KvmCpu") -> None:
+        """A fork child's VM: the parent's kernel area and vCPU blocks (in the child's copy of RAM and page
+        tables), the forking vCPU's block last in line, so that the child's first vCPU takes it."""
+        parent = forked._vm
+        self.area = parent.area
+        self.area.forget_answers()
+        self.cpuid, self.xcr0 = parent.cpuid, parent.xcr0
+        blocks = [cpu.area for cpu in parent.cpus] + [pooled[4] for pooled in parent.pool]
+        self.free_areas = [area for area in blocks if area is not forked.area] + [forked.area]
+        self.area_count = parent.area_count
 
     def destroy(self) -> None:
         """Close every vCPU left (pooled or live) and the VM."""
@@ -580,12 +599,13 @@ class KvmCpu(Cpu):
     name = "kvm"
     survives_fork = False
 
-    def __init__(self, ram, mem):
-        """``ram``: the kernel's PhysicalMemory; ``mem``: its AddressSpace (page table, VMA list)."""
+    def __init__(self, ram, mem, forked_from: "KvmCpu | None" = None):
+        """``ram``: the kernel's PhysicalMemory; ``mem``: its AddressSpace (page table, VMA list);
+        ``forked_from``: in a fork child, the vCPU that forked (see KvmVm)."""
         self._vm = None
         self._run_map = self._w = self._b = None
         self.vcpu = -1
-        vm = KvmVm(ram, mem)
+        vm = KvmVm(ram, mem, forked_from)
         try:
             self._attach(vm)
         except BaseException:
@@ -604,7 +624,11 @@ class KvmCpu(Cpu):
             else:
                 if vm.created >= MAX_VCPUS:
                     raise OSError("kvm: too many threads")
-                area = VcpuArea(vm.area, vm.created)
+                if vm.free_areas:
+                    area = vm.free_areas.pop()
+                else:
+                    area = VcpuArea(vm.area, vm.area_count)
+                    vm.area_count += 1
                 fd = _create(vm.fd, KVM_CREATE_VCPU, vm.created)
                 vm.created += 1
                 try:
@@ -787,12 +811,6 @@ class KvmCpu(Cpu):
                 self.vcpu, self._run_map, self._w, self._b = -1, None, None, None
         if last:
             self._release()
-            vm.destroy()
-
-    def close_vm(self) -> None:
-        """Close every vCPU of this VM and the VM (what close() does in a forked child process)."""
-        vm = self._vm
-        if vm is not None:
             vm.destroy()
 
     def _release(self) -> None:

@@ -409,8 +409,7 @@ class KernelArea:
         self._fill_gdt()
         self._fill_idt()
         self._poke(self.frames[CODE_PAGE], kernel_code)
-        self.write_answers({})
-        self._poke(self.seen_frame, bytes(PAGE))
+        self.forget_answers()
         self._map(page_table)
 
     def _poke(self, phys: int, data: bytes) -> None:
@@ -457,6 +456,11 @@ class KernelArea:
             first = (table >> 3) + ((va >> 21) & 511)
             entries = array("Q", range(start | flags, min(start + GIB, ram.size) | flags, HUGE))
             words[first:first + len(entries)] = memoryview(entries)
+
+    def forget_answers(self) -> None:
+        """As a new area's: nothing answered, no site seen (a fork child's VM, which takes over its parent's)."""
+        self.write_answers({})
+        self._poke(self.seen_frame, bytes(PAGE))
 
     def write_answers(self, answers: dict[int, int]) -> None:
         """Fill the answer page: ``answers`` maps syscall numbers below ANSWER_SLOTS to their result."""

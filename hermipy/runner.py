@@ -32,14 +32,16 @@ FPU_CW_INIT = 0x037F        # x87: all exceptions masked, 64-bit precision, roun
 MXCSR_INIT = 0x1F80         # SSE: all exceptions masked, round to nearest
 
 
-def create_cpu(name: str, kernel: Kernel):
+def create_cpu(name: str, kernel: Kernel, forked_from=None):
+    """A CPU of backend ``name`` for ``kernel``; ``forked_from``: in a fork child, the CPU that forked, whose
+    backend state the child could not inherit (KVM: the VM; the child takes over its parts in guest RAM)."""
     if name == "unicorn":
         from hermipy.unicorn_backend import UnicornCpu
         return UnicornCpu(kernel.ram, kernel.mem.page_table)
     if name in ("kvm", "auto"):
         from hermipy.kvm_backend import KvmCpu
         try:
-            return KvmCpu(kernel.ram, kernel.mem)
+            return KvmCpu(kernel.ram, kernel.mem, forked_from)
         except (OSError, ImportError) as err:
             if name == "kvm":
                 from hermipy.errors import HermipyError
@@ -58,9 +60,10 @@ def boot(options: Options, successor_of: Kernel | None = None) -> Kernel:
     return kernel
 
 
-def attach_new_cpu(kernel: Kernel, backend: str):
-    """Give ``kernel`` a CPU of ``backend`` (at boot, and in a fork child that cannot inherit its parent's)."""
-    cpu = create_cpu(backend, kernel)
+def attach_new_cpu(kernel: Kernel, backend: str, forked_from=None):
+    """Give ``kernel`` a CPU of ``backend`` (at boot, and in a fork child that cannot inherit its parent's
+    ``forked_from``)."""
+    cpu = create_cpu(backend, kernel, forked_from)
     kernel.attach_cpu(cpu)
     _fast_paths(kernel, cpu)
     return cpu

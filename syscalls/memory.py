@@ -859,9 +859,7 @@ class AddressSpace:
             if addr >= in_file:
                 return False
             last = min(last, in_file >> 12)
-        for page in range(first, last):
-            if page not in self.frames:
-                self._fill(vma, page, flags)
+        self._fill_file(vma, first, last, flags)
         return True
 
     def _fill_anonymous(self, first: int, last: int, flags: int) -> None:
@@ -892,16 +890,31 @@ class AddressSpace:
                 pt.set(page << 12, frame | flags)
         return True
 
-    def _fill(self, vma: Vma, vpn: int, flags: int) -> None:
-        frame = self.ram.alloc()
-        if vma.file is not None:
-            file_off = vma.offset + (vpn << 12) - vma.start
-            try:
-                os.preadv(vma.file.fd, [self.view[frame:frame + PAGE_SIZE]], file_off)
-            except OSError:
-                pass
-        self.frames[vpn] = frame
-        self.page_table.set(vpn << 12, frame | flags)
+    def _fill_file(self, vma: Vma, first: int, last: int, flags: int) -> None:
+        """Back the missing pages of [first, last) with frames holding the file's contents (zeros past its
+        end): one preadv per run of missing pages and one page-table walk, as _fill_anonymous."""
+        frames, alloc, words, view = self.frames, self.ram.alloc, self.ram.words, self.view
+        leaf = self.page_table.leaf_slot(first << 12) - first
+        fd, delta = vma.file.fd, vma.offset - vma.start
+        run: list = []
+        run_start = first
+        for page in range(first, last + 1):
+            if page < last and page not in frames:
+                if not run:
+                    run_start = page
+                frame = alloc()
+                frames[page] = frame
+                run.append(view[frame:frame + PAGE_SIZE])
+                if words[leaf + page] & PTE_P:        # never expected; the backend's set sees the change
+                    self.page_table.set(page << 12, frame | flags)
+                else:
+                    words[leaf + page] = frame | flags
+            elif run:
+                try:
+                    os.preadv(fd, run, (run_start << 12) + delta)
+                except OSError:
+                    pass
+                run = []
 
     # -- kernel access to guest memory -----------------------------------------------------------
     def _frame_for(self, vpn: int, write: bool) -> int:

@@ -360,7 +360,7 @@ def _become_child(k, flags, stack, parent_tid, child_tid, tls, state, done_r, do
     if state is not None:
         from hermipy.runner import attach_new_cpu
         regs, fs_base, gs_base, fpu = state
-        cpu = attach_new_cpu(k, cpu.name)
+        cpu = attach_new_cpu(k, cpu.name, forked_from=cpu)
         cpu.set_regs(regs)
         cpu.set_gs_base(gs_base)
         cpu.write_fpu_state(fpu)
