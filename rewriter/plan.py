@@ -207,6 +207,24 @@ def is_rewritten(path: str) -> bool:
         os.close(fd)
 
 
+# The plans that runs in this process (or the process it was forked from: a shell's children exec what it runs)
+# have read, by cache directory and _stat_key (a file changed since has another key).
+_run_plans: dict[tuple[str, str], list[Site] | None] = {}
+
+
+def _plan_for_run(path: str) -> list[Site] | None:
+    key = _stat_key(path)
+    if key is None:
+        return load_cached_plan(path)
+    memo = (cache_dir(), key)
+    if memo not in _run_plans:
+        plan = load_cached_plan(path)
+        if plan is None:
+            return None                  # (a plan may be made later: not remembered)
+        _run_plans[memo] = plan
+    return _run_plans[memo]
+
+
 class SitePolicy:
     """Which trapped ``syscall`` sites of one mapped file ``hermipy run`` may rewrite in memory.
 
@@ -221,7 +239,7 @@ class SitePolicy:
 
     def __init__(self, path: str):
         self.rewritten = is_rewritten(path)
-        plan = None if self.rewritten else load_cached_plan(path)
+        plan = None if self.rewritten else _plan_for_run(path)
         self.shared = frozenset(s.offset for s in plan if s.nr is None) if plan else frozenset()
         self.known = {s.offset: s.nr for s in plan if s.kind == "known" and s.rax_is_nr} if plan else None
 

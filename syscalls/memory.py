@@ -892,29 +892,32 @@ class AddressSpace:
 
     def _fill_file(self, vma: Vma, first: int, last: int, flags: int) -> None:
         """Back the missing pages of [first, last) with frames holding the file's contents (zeros past its
-        end): one preadv per run of missing pages and one page-table walk, as _fill_anonymous."""
+        end): one preadv per run of missing pages, then one page-table walk, as _fill_anonymous (a page is
+        mapped only once it holds its data: another vCPU may be running)."""
         frames, alloc, words, view = self.frames, self.ram.alloc, self.ram.words, self.view
-        leaf = self.page_table.leaf_slot(first << 12) - first
         fd, delta = vma.file.fd, vma.offset - vma.start
-        run: list = []
-        run_start = first
+        filled = []
+        run_start, run = first, []
         for page in range(first, last + 1):
             if page < last and page not in frames:
                 if not run:
                     run_start = page
                 frame = alloc()
-                frames[page] = frame
+                filled.append((page, frame))
                 run.append(view[frame:frame + PAGE_SIZE])
-                if words[leaf + page] & PTE_P:        # never expected; the backend's set sees the change
-                    self.page_table.set(page << 12, frame | flags)
-                else:
-                    words[leaf + page] = frame | flags
             elif run:
                 try:
                     os.preadv(fd, run, (run_start << 12) + delta)
                 except OSError:
                     pass
                 run = []
+        leaf = self.page_table.leaf_slot(first << 12) - first
+        for page, frame in filled:
+            frames[page] = frame
+            if words[leaf + page] & PTE_P:            # never expected; the backend's set sees the change
+                self.page_table.set(page << 12, frame | flags)
+            else:
+                words[leaf + page] = frame | flags
 
     # -- kernel access to guest memory -----------------------------------------------------------
     def _frame_for(self, vpn: int, write: bool) -> int:
