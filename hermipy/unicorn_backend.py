@@ -34,8 +34,9 @@ page's by the time it is written).
 A syscall costs one hook call into Python (~1.7 µs). Those whose answer the guest may read (getpid & co.,
 ``answer_in_guest``) need none once their site is rewritten: at a wrapper's first trap its ``syscall``
 becomes a jump to a per-site trampoline that reads the answer page (``rewriter/trampoline.py``; the page and
-the trampolines' scratch stack sit where the KVM backend has them, reserved as ``[hermipy-answers]``), and
-the translated code of the site is dropped. Any other site keeps trapping.
+the trampolines' scratch stack sit in the kernel half, user-accessible, where Linux keeps its vsyscall page and no
+process can map anything: ``ANSWERS_VA`` here, reserved as ``[hermipy-answers]``), and the translated code of
+the site is dropped. Any other site keeps trapping.
 """
 import ctypes
 import errno
@@ -49,8 +50,9 @@ import time
 
 from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, Cpu, GuestExit, Stop, StopReason, VEC_DB, VEC_GP, VEC_PF, VEC_UD
 from hermipy.errors import HermipyError
-from hermipy.kvm_stubs import (ANSWER_SLOTS, ANSWERS_VA, GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, NOT_ANSWERED,
-                               SCRATCH_VA, SEL_TSS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT, TRAMPOLINE_STACK_TOP,
+from hermipy import kvm_stubs
+from hermipy.kvm_stubs import (ANSWER_SLOTS, GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, NOT_ANSWERED,
+                               SEL_TSS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT,
                                TSS_LIMIT, USER_GATES, tss_with_io_bitmap)
 from hermipy.syscalls.memory import PTE_NX, PTE_P, PTE_U, PTE_W
 
@@ -88,6 +90,14 @@ ICEBP, RDPMC = b"\xf1", b"\x0f\x33"
 # at CPL3, can neither read nor change it. A GDT as Linux's (user CS 0x33, SS 0x2b), a TSS whose I/O bitmap
 # opens SYSCALL_PORT alone, and the `iretq` (with its frame) that takes a new engine down to CPL3.
 SYSTEM_VA = KERNEL_BASE
+# The answer page and the trampolines' scratch page: user pages in the kernel half (Unicorn's CPU reaches them at
+# CPL3 as a CPU reaches Linux's vsyscall page at 0xffffffffff600000, right above), where no guest mapping can
+# ever be asked for. (KVM cannot: on PVM the kernel half is out of CPL3's reach; see kvm_stubs.) Page numbers
+# ending 0xf2, 0xf3 as the lower-half ones before them: QEMU's TLB is indexed by the low bits of the page number, and
+# 0xfe, 0xff made a static binary's getppid loop ~60% slower (its own pages there evicted them).
+ANSWERS_VA = 0xFFFF_FFFF_FF5F_2000
+SCRATCH_VA = ANSWERS_VA + 0x1000
+TRAMPOLINE_STACK_TOP = SCRATCH_VA + (kvm_stubs.TRAMPOLINE_STACK_TOP - kvm_stubs.SCRATCH_VA)
 _SYSTEM_TSS, _SYSTEM_IRETQ, _SYSTEM_FRAME = 0x100, 0x200, 0x300
 DESC_P, DESC_TSS_AVAILABLE = 1 << 15, 9 << 8     # QEMU's segment-cache flags for TR (check_io wants type 9)
 
@@ -818,7 +828,7 @@ class UnicornCpu(Cpu):
         if self._answer_frame < 0:
             ram = mem.ram
             self._answer_frame, self._scratch_frame = ram.alloc(), ram.alloc()
-            # Reserved like the KVM backend's window: no guest mapping lands there; PTEs set here directly.
+            # Reserved as an area of hermipy's own (not the guest's); PTEs set here directly.
             mem.reserve(ANSWERS_VA, SCRATCH_VA + 0x1000 - ANSWERS_VA, 0, "[hermipy-answers]")
             mem.page_table.set(ANSWERS_VA, self._answer_frame | PTE_P | PTE_U | PTE_NX)
             mem.page_table.set(SCRATCH_VA, self._scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)

@@ -466,11 +466,11 @@ def _own_pages() -> dict:
 
 
 def _immovable(backend: str, rewrite: bool) -> list[tuple[int, int]]:
-    """hermipy's areas that cannot move: the KVM entry area; Unicorn's answer page and scratch (when rewriting)."""
-    from hermipy.kvm_stubs import ANSWERS_VA, SCRATCH_VA, USER_AREA, USER_AREA_SIZE
+    """hermipy's areas that cannot move: the KVM entry area (Unicorn's answer page is in the kernel half)."""
+    from hermipy.kvm_stubs import USER_AREA, USER_AREA_SIZE
     if backend == "kvm":
         return [(USER_AREA, USER_AREA + USER_AREA_SIZE)]
-    return [(ANSWERS_VA, SCRATCH_VA + 0x1000)] if rewrite else []
+    return []
 
 
 def _as_hermipy_places(native: str, pages: dict, immovable: list) -> str:
