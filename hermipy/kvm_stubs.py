@@ -8,7 +8,7 @@ the familiar 0x33/0x2b.
 
 A window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a VMA so that nothing else is mapped there)
 holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3 cannot touch the upper half
-at all -- and, supervisor-only, what the kernel stubs reach by a lower-half address:
+at all -- and, supervisor-only, the flush lists the kernel stub reads:
 
 * one block per vCPU, ``VCPU_STRIDE`` apart downward from ``USER_STUB_VA`` (``vcpu_base(i)``; the
   addresses named below are vCPU 0's, and ``ANSWERS_VA``, ``TRAMPOLINE_STACK_TOP`` stay vCPU 0's for the
@@ -25,10 +25,11 @@ at all -- and, supervisor-only, what the kernel stubs reach by a lower-half addr
   entry's saved rsp and syscall number, a 16-byte stack for its ``popfq`` and, in vCPU 0's, another for the
   trampolines' ``pushfq``: the application's stack, red zone included, is never touched); and the
   seen-sites page (read-only, shared): the return addresses of the sites Python has seen call an answered
-  syscall, one slot per ``rcx & SEEN_MASK``;
-* a map of guest RAM (``USER_AREA + physical``, 2 MiB pages, up to ``DIRECT_MAP_LIMIT``, below the lowest
-  vCPU block; supervisor-only) through which the kernel flush stub writes page-table entries: a write the
-  *guest* makes to a page table is one KVM's shadow MMU sees.
+  syscall, one slot per ``rcx & SEEN_MASK``.
+
+The kernel half also holds the kernel's map of guest RAM (``DIRECT_MAP + physical``, 2 MiB pages, up to
+``DIRECT_MAP_LIMIT``; supervisor-only) through which the kernel flush stub writes page-table entries: a write the
+*guest* makes to a page table is one KVM's shadow MMU sees.
 
 What the application can reach is only what it could harm itself with: the scratch page holds nothing but
 its own thread's saved rsp and flags between two instructions of the entry; page tables, GDT, IDT, TSS,
@@ -81,7 +82,8 @@ MAIL_POSTED, MAIL_DONE, MAIL_REDO, MAIL_CHECK = 1, 2, 3, 4     # MAIL_STATE: 0 i
 EXITLESS_SPINS = 0x1000                      # `pause` rounds before the entry exits to wait (~30-150 µs)
 VCPU_STRIDE = 0x20000                        # vCPU i's block is at vcpu_base(i): USER_STUB_VA - i * VCPU_STRIDE
 MAX_VCPUS = 1024                             # live vCPUs per VM (closed ones are reused)
-DIRECT_MAP_LIMIT = USER_STUB_VA - (MAX_VCPUS - 1) * VCPU_STRIDE - USER_AREA   # guest RAM the window can map
+DIRECT_MAP = KERNEL_BASE + GIB               # the kernel's map of guest RAM: DIRECT_MAP + physical, supervisor-only
+DIRECT_MAP_LIMIT = (1 << 39) - GIB           # guest RAM it can map (the rest of the kernel half's first PML4 slot)
 # Top of each vCPU's kernel page: the kernel flush stub's list address, entry count and "more" flag
 # (FLUSH_PORT asks Python for the next batch), then RSP0 below them; Python's iret frame sits right under RSP0.
 FLUSH_SLOTS = 32
@@ -443,11 +445,11 @@ class KernelArea:
         self._map_direct(page_table)
 
     def _map_direct(self, page_table) -> None:
-        """USER_AREA + p -> physical p for all of RAM, with 2 MiB pages (PS in the page directory)."""
+        """DIRECT_MAP + p -> physical p for all of RAM, with 2 MiB pages (PS in the page directory)."""
         words, ram = self.words, self.ram
         flags = PTE_P | PTE_W | PTE_PS | PTE_NX          # supervisor-only: the application never reaches it
         for start in range(0, ram.size, GIB):                  # one page directory (512 entries) per GiB
-            va, table = USER_AREA + start, page_table.root
+            va, table = DIRECT_MAP + start, page_table.root
             for shift in (39, 30):
                 slot = (table >> 3) + ((va >> shift) & 511)
                 if not words[slot] & PTE_P:
@@ -526,7 +528,7 @@ class VcpuArea:
     def write_flush_list(self, entries: list[int]) -> int:
         """Store the PTEs' addresses in the guest's window on RAM; return their number."""
         buf = self.ram.buf
-        data = struct.pack(f"<{len(entries)}Q", *(USER_AREA + pte for pte in entries))
+        data = struct.pack(f"<{len(entries)}Q", *(DIRECT_MAP + pte for pte in entries))
         for i, frame in enumerate(self.list_frames):
             chunk = data[i * PAGE:(i + 1) * PAGE]
             if not chunk:
