@@ -115,10 +115,14 @@ static void on_usr1(int sig) { got_usr1 = 1; }
 
 static int signal_child(void *arg)
 {
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);     /* until sigsuspend: no signal between check and wait */
     signal(SIGUSR1, on_usr1);
     shared_value = 1;                        /* ready */
     while (!got_usr1)
-        pause();
+        sigsuspend(&old);
     return 3;
 }
 

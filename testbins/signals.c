@@ -692,14 +692,16 @@ static void test_sent_faults(void)
             fflush(stdout);
             pid_t pid = fork();
             if (pid == 0) {
-                sigset_t none;
+                sigset_t none, only;
                 sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
+                sigemptyset(&only);
+                sigaddset(&only, sigs[i]);
+                sigprocmask(SIG_SETMASK, &only, NULL);   /* until sigsuspend: no signal between check and wait */
                 signal(sigs[i], handled ? on_sent_fault : SIG_DFL);
                 alarm(10);                   /* never a hang */
                 write(p[1], "r", 1);
                 while (!sent_fault)
-                    pause();
+                    sigsuspend(&none);
                 _exit(sent_fault == sigs[i] ? 42 : 1);
             }
             char c;
