@@ -74,16 +74,18 @@ import sys
 import threading
 import time
 from array import array
+from errno import ENOMEM
 
 from hermipy.cpu import GPR_NAMES, VEC_DB, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExit, Stop, StopReason
+from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.kernel import SIGKICK
 from hermipy.syscalls.memory import PROT_WRITE, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
-from hermipy.kvm_stubs import (ANSWERS_VA, FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAIL_ARGS, MAIL_CHECK, MAIL_DONE, MAIL_NR,
+from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAIL_ARGS, MAIL_CHECK, MAIL_DONE, MAIL_NR,
                                MAIL_POSTED, MAIL_REDO, MAIL_RESULT, MAIL_SERVER, MAIL_STATE, MAIL_WORDS, MAX_VCPUS,
                                NOT_ANSWERED, PROBE_PORT,
                                SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
-                               SYSCALL_PORT, TRAMPOLINE_STACK_TOP, USER_AREA, USER_AREA_SIZE, USER_STUB_VA, VCPU_STRIDE,
-                               KernelArea, VcpuArea)
+                               SYSCALL_PORT, USER_AREA, USER_AREA_SIZE, USER_STUB_VA, VCPU_STRIDE, KernelArea,
+                               VcpuArea)
 
 KVM_PATH = "/dev/kvm"
 MONITOR, MWAIT = b"\x0f\x01\xc8", b"\x0f\x01\xc9"
@@ -139,6 +141,7 @@ RFLAGS_FIXED, RFLAGS_IF = 0x2, 0x200
 # What SYSCALL clears in RFLAGS (Linux: X86_EFLAGS_TF|DF|IF|IOPL|AC|NT, arch/x86/kernel/cpu/common.c).
 SYSCALL_MASK = 0x47700
 SLOT_MIN = 64 << 20                    # the first memory slot; it doubles as the frames handed out pass it
+USER_WINDOW_SLOT = USER_AREA >> 39          # the user window's PML4 slot; when the guest wants it, the next free one below
 WINDOW_SLOTS = 512                     # memory slots from here on: one per shared window (memory.SharedWindow)
 # Flags a user program may hold (CF PF AF ZF SF TF IF DF OF NT RF AC ID), as iretq from CPL0 accepts them.
 USER_RFLAGS = 0x254FD5 | RFLAGS_FIXED | RFLAGS_IF
@@ -327,12 +330,6 @@ class KvmVm:
             for window in list(ram.windows.values()):     # a fork child's VM: the windows it inherited
                 self.window_opened(window)
             ram.window_listeners.append(self)
-            if forked_from is None:
-                self.area = KernelArea(ram, mem.page_table)
-                self.cpuid = self._supported_cpuid()
-                self.xcr0 = self._xsave_components()
-            else:
-                self._inherit(forked_from)
             self.stale: set[int] = set()           # PTE addresses to rewrite from inside the guest
             self.syscall_mode = None               # MODE_USER or MODE_SYSCALL, learnt at the first syscall
             self.tsc_is_host = True                # until a vCPU's TSC offset cannot be set to 0
@@ -342,9 +339,16 @@ class KvmVm:
             self.trapped: dict[int, bool] = {}      # site -> True: rewrite it if it traps again; False: tried
             self.policies = None                   # vma -> its file's SitePolicy (trampoline.file_policies)
             self.trampolines = None                # rewriter.trampoline.Trampolines, when in use
+            if forked_from is None:
+                self.area = KernelArea(ram, mem.page_table)
+                self.cpuid = self._supported_cpuid()
+                self.xcr0 = self._xsave_components()
+            else:
+                self._inherit(forked_from)
             self._track_page_table(mem.page_table)
-            # The user window of kvm_stubs: hermipy's own area (memory.OwnArea), where no guest mapping lands.
-            mem.reserve(USER_AREA, USER_AREA_SIZE, 0, "[hermipy-kvm]")
+            # The user window of kvm_stubs: hermipy's own area (memory.OwnArea), where no guest mapping lands; a
+            # guest mapping that must land there (MAP_FIXED) moves it (move_window).
+            mem.reserve(self.area.window, USER_AREA_SIZE, 0, "[hermipy-kvm]", self.move_window)
         except BaseException:
             self.destroy()
             raise
@@ -359,6 +363,8 @@ class KvmVm:
         blocks = [cpu.area for cpu in parent.cpus] + [pooled[4] for pooled in parent.pool]
         self.free_areas = [area for area in blocks if area is not forked.area] + [forked.area]
         self.area_count = parent.area_count
+        # the trampolines the child's memory holds, with the sites they serve (move_window rewrites them)
+        self.trampolines, self.policies = parent.trampolines, parent.policies
 
     def destroy(self) -> None:
         """Close every vCPU left (pooled or live) and the VM."""
@@ -465,6 +471,38 @@ class KvmVm:
 
         page_table.set, page_table.clear = set_pte, clear_pte
 
+    def move_window(self, own) -> None:
+        """A guest mapping must land on the user window (``own``, its memory.OwnArea): the window moves to a free
+        PML4 slot, as if it had never been in the guest's way (issue 13 item 7).
+
+        Every vCPU block is mapped at the new place too, the trampolines read the new answer page, and each vCPU
+        is told (``_moved``); the caller holds the memory lock. Then the vCPUs running guest code are stopped
+        (as for a TLB shootdown) until each has taken the move in its own thread (``KvmCpu._take_move``: its LSTAR,
+        its registers if they are inside the old window, what it compares exits with), and only then does the old
+        window go; a vCPU in hermipy meanwhile takes the move before it next runs."""
+        area, mem = self.area, self.mem
+        old = area.window
+        taken_start, taken_end = mem.claimed
+        new = next((slot << 39 for slot in range(USER_WINDOW_SLOT, 0, -1)
+                    if slot << 39 != old and mem.is_free(slot << 39, (slot + 1) << 39)
+                    and not (taken_start < (slot + 1) << 39 and slot << 39 < taken_end)), None)
+        if new is None:
+            raise SyscallError(ENOMEM)
+        blocks = {id(a): a for a in [cpu.area for cpu in self.cpus] + [p[4] for p in self.pool] + self.free_areas}
+        gone = [va for block in blocks.values() for va in block.move(new)]
+        area.window = new
+        if self.trampolines is not None:
+            self.trampolines.move_answers(area.answers_va, area.trampoline_stack_top)
+        me = threading.get_ident()
+        for cpu in self.cpus:
+            cpu._moved = True
+        _stop_until(lambda cpu: cpu._moved, [cpu for cpu in self.cpus if cpu._thread != me], "moving the user window")
+        for va in gone:
+            self.page_table.clear(va)         # stale entries: every vCPU flushes them before it runs again
+        for cpu in self.cpus:
+            cpu._flush = True
+        mem.reserve(new, USER_AREA_SIZE, 0, "[hermipy-kvm]", self.move_window)
+
     def take_stale(self, cpu) -> list[int] | None:
         """Up to FLUSH_MAX stale PTE addresses, now ``cpu``'s to rewrite (None: the memory slots were reset
         instead, nothing to rewrite nor reload). The entries another vCPU's kernel flush stub may still be rewriting
@@ -505,7 +543,8 @@ class KvmVm:
     def _trampolines(self, invalidate):
         if self.trampolines is None:
             from hermipy.rewriter.trampoline import Trampolines
-            self.trampolines = Trampolines(self.mem, ANSWERS_VA, TRAMPOLINE_STACK_TOP, self.policy, invalidate)
+            self.trampolines = Trampolines(self.mem, self.area.answers_va, self.area.trampoline_stack_top, self.policy,
+                                           invalidate)
         return self.trampolines
 
     def policy(self, vma):
@@ -678,9 +717,8 @@ class KvmCpu(Cpu):
         self._kick = False                 # kick(): stop at the next point where the registers are the app's
         self._in_guest = False             # inside run()'s KVM_RUN (a TLB shootdown must wait for it)
         self._thread = 0                   # the host thread running it (pthread id, for SIGKICK)
-        self._entry_return = area.entry_return                # rip after the LSTAR stub's `out`
-        self._bad_entry_return = area.bad_entry_return        # rip after its `out` for an entry not by `syscall`
-        self._syscall_entry = area.syscall_entry
+        self._moved = False                # the user window moved: take it before running (_take_move)
+        self._addresses_from(area)
         self._flush_trapping = False       # sent to the user stub page's `ud2` for a flush (_trap_for_flush)
         self._refresh_after = vm.refresh_after
         self._answered = vm.answered
@@ -689,11 +727,41 @@ class KvmCpu(Cpu):
         self.exitless_server = None        # exitless mode, see _run_exitless
         self._runner = None                # then the host thread making this vCPU's KVM_RUN calls (_VcpuRunner)
         self._exitless_result = None       # a served syscall's result, for the exit that finishes it (MAIL_CHECK)
-        self._exitless_waited = area.exitless_waited
-        self._exitless_check_return = area.exitless_check_return
         area.mail[0:MAIL_WORDS] = array("Q", bytes(8 * MAIL_WORDS))
         with vm.lock:
             vm.cpus = vm.cpus + (self,)
+
+    def _addresses_from(self, area) -> None:
+        """The addresses of the vCPU's block that its exits are compared with, as they are now: the registers of
+        an exit are where the block was when the vCPU ran (a move is taken before it runs again)."""
+        self._window = area.kernel.window
+        self._entry_return = area.entry_return                # rip after the LSTAR stub's `out`
+        self._bad_entry_return = area.bad_entry_return        # rip after its `out` for an entry not by `syscall`
+        self._syscall_entry = area.syscall_entry
+        self._flush_trap = area.flush_trap
+        self._exitless_waited = area.exitless_waited
+        self._exitless_check_return = area.exitless_check_return
+
+    def _take_move(self) -> None:
+        """In the vCPU's own thread, before it runs: the user window has moved (KvmVm.move_window). Its LSTAR
+        follows, and so do registers that point into the old window (a vCPU stopped inside its entry, its flush
+        trap or a trampoline's scratch stack; the iret frame of the kernel page, for a vCPU stopped in a kernel
+        stub on its way back there): the block's pages are the same frames at the new place."""
+        self._moved = False
+        area, w = self.area, self._w
+        old = self._window
+        delta = area.kernel.window - old
+
+        def moved(value: int) -> int:
+            return value + delta if old <= value < old + USER_AREA_SIZE else value
+        w[W_RIP], w[W_RSP] = moved(w[W_RIP]), moved(w[W_RSP])
+        self._flush_resume_rip = moved(self._flush_resume_rip)
+        frame = area.stack_offset(area.iret_frame_va)
+        rip, cs, rflags, rsp = struct.unpack_from("<4Q", self.ram.buf, frame)
+        struct.pack_into("<4Q", self.ram.buf, frame, moved(rip), cs, rflags, moved(rsp))
+        w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
+        self._set_msrs({MSR_LSTAR: area.syscall_entry, MSR_CSTAR: area.syscall_entry})
+        self._addresses_from(area)
 
     def spawn(self) -> "KvmCpu":
         """A new vCPU in this one's VM (a guest thread), starting from a copy of this one's state: GPRs, rip,
@@ -834,6 +902,8 @@ class KvmCpu(Cpu):
             if ram.top > vm.slot_size:
                 vm.grow_slot()
             self._in_guest = True             # before looking at _flush: see flush_tlb()
+            if self._moved:
+                self._take_move()
             if self._mode != MODE_USER or self._flush:
                 self._enter()
             w[RUN_DIRTY_WORD] = KVM_SYNC_X86_REGS
@@ -901,7 +971,7 @@ class KvmCpu(Cpu):
                                 vm.rewrite_site(site, self.invalidate_code)
                             elif trapped is None:
                                 self._trapped[site] = True
-                    elif USER_AREA <= rip < USER_AREA + USER_AREA_SIZE:
+                    elif self._window <= rip < self._window + USER_AREA_SIZE:
                         stop = self._bad_entry(rip)
                         if stop is not None:
                             return stop
@@ -1067,7 +1137,7 @@ class KvmCpu(Cpu):
         stubs), not in the user window (the LSTAR entry, the flush trap; CPL0 on VMX/SVM), not with an
         exception or interrupt being delivered, not in a trampoline (its rsp is the scratch stack)."""
         rip = self._w[W_RIP]
-        if rip >= 1 << 47 or USER_AREA <= rip < USER_AREA + USER_AREA_SIZE:
+        if rip >= 1 << 47 or self._window <= rip < self._window + USER_AREA_SIZE:
             return False
         events = bytearray(64)
         try:
@@ -1084,7 +1154,8 @@ class KvmCpu(Cpu):
         which starts each TRAMPOLINE_SIZE slot of a page (this also finds trampolines a fork inherited).
         (A dispatching trampoline may be interrupted anywhere: its rsp is always the application's.)"""
         from hermipy.rewriter.trampoline import TRAMPOLINE_SIZE, trampoline_code
-        head = trampoline_code(0, 0, ANSWERS_VA, TRAMPOLINE_STACK_TOP, 0)[:13]
+        area = self.kernel_area
+        head = trampoline_code(0, 0, area.answers_va, area.trampoline_stack_top, 0)[:13]
         pte = self.page_table.get(rip)
         if not pte & PTE_P:
             return False
@@ -1095,7 +1166,8 @@ class KvmCpu(Cpu):
         """Whether the two bytes before ``rcx`` are a `syscall` (0f 05) the application can read: the LSTAR
         entry's check, for a vCPU stopped before the entry ran it."""
         site = rcx - 2
-        if not (0 <= site and rcx <= USER_AREA or USER_AREA + USER_AREA_SIZE <= site and rcx <= 1 << 47):
+        window = self._window
+        if not (0 <= site and rcx <= window or window + USER_AREA_SIZE <= site and rcx <= 1 << 47):
             return False
         page_table = self.page_table
         if any(page_table.get(va) & (PTE_P | PTE_U) != PTE_P | PTE_U for va in (site, site + 1)):
@@ -1124,7 +1196,8 @@ class KvmCpu(Cpu):
                 self._mode = mode
                 return None
         self._mode = MODE_USER
-        return self._jumped_in(rip - (rip - USER_STUB_VA) % VCPU_STRIDE + (self._syscall_entry - self.area.base))
+        top = self._window + (USER_STUB_VA - USER_AREA)       # vCPU 0's block; the others below it
+        return self._jumped_in(rip - (rip - top) % VCPU_STRIDE + (self._syscall_entry - self.area.base))
 
     def _jumped_in(self, target: int) -> Stop:
         """What Linux gives CPL3 code that jumps to ``target`` in hermipy's entry area, where nothing of the
@@ -1168,13 +1241,13 @@ class KvmCpu(Cpu):
             raise OSError(f"kvm: exception {vector} (error {error:#x}) in hermipy's guest kernel at "
                           f"{rip:#x}, cr2={cr2:#x}")
         w[W_RAX], w[W_RIP], w[W_RFLAGS], w[W_RSP] = rax, rip, rflags, rsp
-        if vector == VEC_UD and rip == area.flush_trap and self._flush_trapping:
+        if vector == VEC_UD and rip == self._flush_trap and self._flush_trapping:
             # From CPL3 into CPL0 for a flush: resume the application through the kernel flush stub.
             self._flush_trapping = False
             w[W_RIP], w[W_RFLAGS] = self._flush_resume_rip, self._flush_resume_rflags
             self._flush_cr3 = True
             return None
-        if USER_AREA <= rip < USER_AREA + USER_AREA_SIZE and vector != VEC_DB:
+        if self._window <= rip < self._window + USER_AREA_SIZE and vector != VEC_DB:
             # CPL3 code in hermipy's entry area faulted: it jumped there. The entry's check could not read [rcx - 2]
             # (rip: the entry), or it jumped to the flush trap, or into the middle of the stub, or to a page of data.
             return self._jumped_in(rip)
@@ -1229,7 +1302,7 @@ class KvmCpu(Cpu):
         w = self._w
         self._flush_resume_rip, self._flush_resume_rflags = w[W_RIP], w[W_RFLAGS]
         self._flush_trapping = True
-        w[W_RIP] = self.area.flush_trap
+        w[W_RIP] = self._flush_trap
 
     def _unexpected_exit(self, reason: int) -> None:
         w = self._w
@@ -1430,16 +1503,17 @@ SHOOTDOWN_LIMIT = 30.0        # give up waiting after this long (a vCPU stuck in
                               # host may not schedule a vCPU's thread for a second or more
 
 
-def _shoot_down(cpus) -> None:
-    """Make each of ``cpus`` leave KVM_RUN and take its pending flush before this returns."""
+def _stop_until(pending, cpus, what: str) -> None:
+    """Stop each of ``cpus`` running guest code (immediate_exit, SIGKICK) until ``pending(cpu)`` is false for it or
+    it is out of the guest (for ``what``)."""
     deadline = time.monotonic() + SHOOTDOWN_LIMIT
     while True:
-        cpus = [cpu for cpu in cpus if cpu._in_guest and cpu._flush]
+        cpus = [cpu for cpu in cpus if cpu._in_guest and pending(cpu)]
         if not cpus:
             return
         if time.monotonic() > deadline:
-            sys.stderr.write(f"hermipy: warning: kvm: TLB shootdown: {len(cpus)} vCPU(s) did not stop "
-                             f"in {SHOOTDOWN_LIMIT} s\n")
+            sys.stderr.write(f"hermipy: warning: kvm: {what}: {len(cpus)} vCPU(s) did not stop in "
+                             f"{SHOOTDOWN_LIMIT} s\n")
             return
         for cpu in cpus:
             b = cpu._b
@@ -1450,3 +1524,8 @@ def _shoot_down(cpus) -> None:
             except (ValueError, TypeError, ProcessLookupError, OSError):
                 pass                          # closed or ended meanwhile
         time.sleep(SHOOTDOWN_RETRY)
+
+
+def _shoot_down(cpus) -> None:
+    """Make each of ``cpus`` leave KVM_RUN and take its pending flush before this returns."""
+    _stop_until(lambda cpu: cpu._flush, cpus, "TLB shootdown")

@@ -6,16 +6,18 @@ page table.
 Segment selectors follow Linux (arch/x86/include/asm/segment.h), so ``sysretq`` works and CS/SS read as
 the familiar 0x33/0x2b.
 
-A window at ``USER_AREA`` (one PML4 slot, 512 GiB, reserved as a VMA so that nothing else is mapped there)
-holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3, and CPL3 cannot touch the upper half
-at all -- and, supervisor-only, the flush lists the kernel stub reads:
+A user window (one PML4 slot, 512 GiB, at ``USER_AREA`` at first; hermipy's own area, memory.OwnArea, so that
+nothing else is placed there, and moved to another slot when the guest wants the addresses: ``KernelArea.window``,
+``VcpuArea.move``, KvmVm.move_window) holds what must be reachable at CPL3 -- on PVM ``syscall`` stays at CPL3,
+and CPL3 cannot touch the upper half at all -- and, supervisor-only, the flush lists the kernel stub reads (the
+addresses below are those of the window at ``USER_AREA``; each moves with it):
 
 * one block per vCPU, ``VCPU_STRIDE`` apart downward from ``USER_STUB_VA`` (``vcpu_base(i)``; the
   addresses named below are vCPU 0's, and ``ANSWERS_VA``, ``TRAMPOLINE_STACK_TOP`` stay vCPU 0's for the
   trampolines, which run on every vCPU). In each block, at the same offsets:
 * the user stub page (read-only at CPL3): the LSTAR entry and the `ud2` by which a vCPU at CPL3 enters CPL0
-  for a page-table flush. Each vCPU has its own copy (the code is rip-relative but for ``seen_table``, so a
-  copy works at any base) and its LSTAR points at it;
+  for a page-table flush. Each vCPU has its own copy (the code is rip-relative but for ``seen_table``, which each
+  copy gets pointing at its own block's seen-sites page, so a copy works at any base) and its LSTAR points at it;
 * the flush list (supervisor-only, the vCPU's own): the addresses of the PTEs the kernel flush stub rewrites
   (each with an atomic ``lock or [pte], 0``, which writes back whatever the entry holds at that instant: Python
   may change it meanwhile, and a stored copy written back would resurrect an entry it has just cleared);
@@ -356,9 +358,9 @@ def render_cache() -> str:
     return "\n".join(lines) + "\n"
 
 
-def vcpu_base(index: int) -> int:
-    """Where vCPU ``index``'s block of the user window starts (its user stub page)."""
-    return USER_STUB_VA - index * VCPU_STRIDE
+def vcpu_base(index: int, window: int = USER_AREA) -> int:
+    """Where vCPU ``index``'s block of the user window at ``window`` starts (its user stub page)."""
+    return window + (USER_STUB_VA - USER_AREA) - index * VCPU_STRIDE
 
 
 def vcpu_kernel_va(index: int) -> int:
@@ -397,6 +399,7 @@ class KernelArea:
         self.tss_limit = TSS_LIMIT
         self.idt_va = KERNEL_BASE + IDT_PAGE * PAGE
         self.idt_limit = 256 * 16 - 1
+        self.window = USER_AREA                 # where the user window is (KvmVm.move_window changes it)
 
         (user_source, user_base), (kernel_source, kernel_base) = stub_sources()
         self.user_code, self.user_labels = assemble(user_source, user_base)
@@ -416,6 +419,15 @@ class KernelArea:
 
     def _poke(self, phys: int, data: bytes) -> None:
         self.ram.buf[phys:phys + len(data)] = data
+
+    @property
+    def answers_va(self) -> int:
+        """The answer page in vCPU 0's block, where the trampolines read it."""
+        return self.window + (ANSWERS_VA - USER_AREA)
+
+    @property
+    def trampoline_stack_top(self) -> int:
+        return self.window + (TRAMPOLINE_STACK_TOP - USER_AREA)
 
     def _fill_gdt(self) -> None:
         gdt = bytearray(GDT_SIZE)
@@ -487,24 +499,13 @@ class VcpuArea:
         self.user_frame = ram.alloc()
         self.scratch_frame = ram.alloc()
         self.list_frames = [ram.alloc() for _ in range(FLUSH_LIST_PAGES)]
-        base = self.base = vcpu_base(index)
-        shift = base - USER_STUB_VA
-        self.flush_list_va = FLUSH_LIST_VA + shift
-        self.scratch_va = SCRATCH_VA + shift
+        self.kernel = area
         self.kernel_va = vcpu_kernel_va(index)
         self.tss_va = self.kernel_va + TSS_IN_PAGE
         self.tss_limit = area.tss_limit
         self.stack_top = self.kernel_va + PAGE
         self.rsp0 = self.stack_top - FLUSH_SLOTS
         self.iret_frame_va = self.rsp0 - 40
-
-        user = area.user_labels
-        self.syscall_entry = user["syscall_entry"] + shift
-        self.entry_return = user["entry_return"] + shift
-        self.bad_entry_return = user["bad_entry_return"] + shift
-        self.flush_trap = user["flush_trap"] + shift
-        self.exitless_waited = user["exitless_waited"] + shift
-        self.exitless_check_return = user["exitless_check_return"] + shift
 
         buf = ram.buf
         buf[self.user_frame:self.user_frame + len(area.user_code)] = area.user_code
@@ -513,12 +514,40 @@ class VcpuArea:
         self.mail = ram.view[mail:mail + MAIL_WORDS * 8].cast("Q")      # exitless mode's mailbox
         self._fill_tss()
         page_table.set(self.kernel_va, self.kernel_frame | PTE_P | PTE_W | PTE_NX)
+        self._place(area.window)
+
+    def _place(self, window: int) -> None:
+        """Put the block where it belongs in the user window at ``window``: its addresses, its page-table entries,
+        and its stub copy's pointer to the seen-sites page (the one absolute address in it)."""
+        area, page_table = self.kernel, self.kernel.page_table
+        base = self.base = vcpu_base(self.index, window)
+        shift = base - USER_STUB_VA
+        self.flush_list_va = FLUSH_LIST_VA + shift
+        self.scratch_va = SCRATCH_VA + shift
+        user = area.user_labels
+        self.syscall_entry = user["syscall_entry"] + shift
+        self.entry_return = user["entry_return"] + shift
+        self.bad_entry_return = user["bad_entry_return"] + shift
+        self.flush_trap = user["flush_trap"] + shift
+        self.exitless_waited = user["exitless_waited"] + shift
+        self.exitless_check_return = user["exitless_check_return"] + shift
+        seen_table = self.user_frame + user["seen_table"] - USER_STUB_VA
+        struct.pack_into("<Q", self.ram.buf, seen_table, SEEN_VA + shift)
         page_table.set(base, self.user_frame | PTE_P | PTE_U)
         page_table.set(ANSWERS_VA + shift, area.answer_frame | PTE_P | PTE_U | PTE_NX)
         page_table.set(self.scratch_va, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
         page_table.set(SEEN_VA + shift, area.seen_frame | PTE_P | PTE_U | PTE_NX)
         for i, frame in enumerate(self.list_frames):
             page_table.set(self.flush_list_va + i * PAGE, frame | PTE_P | PTE_NX)      # the kernel stub's
+
+    def move(self, window: int) -> list[int]:
+        """Map the block in the user window at ``window`` as well; returns the addresses of its pages where it
+        was, which the caller unmaps (``unmap``) once no vCPU can be running there."""
+        shift = self.base - USER_STUB_VA
+        old = [self.base, ANSWERS_VA + shift, self.scratch_va, SEEN_VA + shift,
+               *(self.flush_list_va + i * PAGE for i in range(FLUSH_LIST_PAGES))]
+        self._place(window)
+        return old
 
     def _fill_tss(self) -> None:
         page = bytearray(PAGE)

@@ -177,6 +177,7 @@ class Trampolines:
         self.areas: list[list[int]] = []             # [start, next free, slot size] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
         self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (patched address, before, after)
+        self.made: dict[int, tuple[int, int | None]] = {}       # trampoline -> (site, nr; None: dispatching)
         self.closed = False                          # withdrawn: no more patching
 
     def patch(self, site: int, nr: int) -> bool:
@@ -217,6 +218,7 @@ class Trampolines:
         if at is None:
             return False
         mem.poke(at, trampoline_code(at, site, self.answers_va, self.scratch_top, nr))
+        self.made[at] = (site, nr)
         before = mem.read(entry, WRAPPER_ALIGN)
         fill_end = entry + WRAPPER_ALIGN
         mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
@@ -242,6 +244,7 @@ class Trampolines:
         if at is None:
             return False
         mem.poke(at, dispatch_code(at, site, self.answers_va))
+        self.made[at] = (site, None)
         self.invalidate(at, at + DISPATCH_SIZE)
         word = jump & ~7
         before = mem.read(word, 8)
@@ -258,6 +261,20 @@ class Trampolines:
         self.areas = [a for a in self.areas if a[0] != area.start]
         for at in [at for at in self.patched if area.start <= at < area.end]:
             self._unpatch(at)
+        self.made = {at: made for at, made in self.made.items() if not area.start <= at < area.end}
+
+    def move_answers(self, answers_va: int, scratch_top: int) -> None:
+        """The answer page and the scratch stack moved (the KVM user window, KvmVm.move_window): every trampoline
+        is written again for the new addresses, instruction for instruction where it was (a vCPU stopped inside
+        one goes on in the new code)."""
+        self.answers_va, self.scratch_top = answers_va, scratch_top
+        live = {area[0] for area in self.areas}
+        for at, (site, nr) in self.made.items():
+            if at & ~(PAGE - 1) in live:
+                code = (dispatch_code(at, site, answers_va) if nr is None
+                        else trampoline_code(at, site, answers_va, scratch_top, nr))
+                self.mem.poke(at, code)
+                self.invalidate(at, at + len(code))
 
     def withdraw(self) -> None:
         """No site answers from the answer page any more (it no longer holds every task's answers): every

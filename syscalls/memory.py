@@ -18,8 +18,8 @@ hermipy's own pages in the guest's address space (the KVM entry area ``[hermipy-
 the guest's memory calls act as if they were not there (munmap leaves them, mprotect, madvise, msync, mincore
 and mlock meet a hole: ENOMEM, mremap of them EFAULT), /proc/self/maps does not list them and the kernel's copies
 to and from guest memory fault on them; only placement sees them: a hint inside one is not honoured, and a
-MAP_FIXED over one takes its range when the area can give it back (trampolines: their sites are restored) or
-fails with ENOMEM when it cannot move (the entry area, the answer page).
+MAP_FIXED over one takes its range, the area giving it back (trampolines: their sites are restored; the KVM user
+window: it moves elsewhere). Unicorn's answer page is in the kernel half, where the guest cannot map.
 """
 import bisect
 import ctypes
@@ -388,6 +388,7 @@ class AddressSpace:
         self.membarrier_state = 0               # membarrier registrations: a fork copies them, execve drops them
         self.vdso_clock = None                  # the [vvar] page's keeper (syscalls/timekeeping.py), once mapped
         self.lock_future = 0                    # mlockall(MCL_FUTURE): the VM_LOCKED flags new mappings get
+        self.claimed = (0, 0)                   # the range a guest mapping is taking from hermipy's areas (_claim)
 
     # -- VMA bookkeeping -------------------------------------------------------------------------
     def _reindex(self) -> None:
@@ -438,13 +439,17 @@ class AddressSpace:
         return not self._overlapping(start, end) and all(a.give_back for a in self._own_in(start, end))
 
     def _claim(self, start: int, end: int) -> None:
-        """A guest mapping that must land on [start, end): hermipy's areas there give it back, or ENOMEM when
-        one cannot move (the guest cannot have the entry area's or the answer page's addresses)."""
+        """A guest mapping that must land on [start, end): hermipy's areas there give it back (ENOMEM when one
+        cannot: an area without ``give_back``, or a KVM user window with no free PML4 slot left to move to)."""
         areas = self._own_in(start, end)
         if any(area.give_back is None for area in areas):
             raise SyscallError(ENOMEM)
         for area in areas:
-            area.give_back(area)
+            self.claimed = (start, end)           # (where an area that moves must not go)
+            try:
+                area.give_back(area)
+            finally:
+                self.claimed = (0, 0)
             self.own.remove(area)
             if self.cpu:
                 self.cpu.invalidate_code(area.start, area.end)
@@ -457,10 +462,12 @@ class AddressSpace:
     @_locked
     def reserve(self, start: int, length: int, prot: int, name: str, give_back=None) -> None:
         """Place one of hermipy's own areas at [start, start + length) (nothing else may be there but the same
-        area, which a fork child's backend finds inherited). With ``prot``, zero pages are mapped there now (the
+        area, which a fork child's backend finds inherited, and whose ``give_back`` becomes the new one's). With ``prot``, zero pages are mapped there now (the
         trampolines' code is written with ``poke``); without, the caller sets the page-table entries it needs."""
         end = start + page_up(length)
-        if [(a.start, a.end, a.name) for a in self._own_in(start, end)] == [(start, end, name)]:
+        inherited = self._own_in(start, end)
+        if [(a.start, a.end, a.name) for a in inherited] == [(start, end, name)]:
+            inherited[0].give_back = give_back        # (the fork child's backend takes it over)
             return
         if not self.is_free(start, end):
             raise SyscallError(EEXIST)

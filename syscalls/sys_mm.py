@@ -25,9 +25,8 @@ PROT_GROWS = PROT_GROWSDOWN | PROT_GROWSUP
 MAP_GROWSDOWN, MAP_LOCKED, MAP_POPULATE, MAP_HUGETLB = 0x100, 0x2000, 0x8000, 0x40000
 MAP_HUGE_MASK = 0x3F << 26
 TASK_SIZE = USER_TOP - PAGE_SIZE
-OWN_AREAS_NOTE = ("hermipy's own pages are not the guest's (README, Memory): a placement over its KVM entry area "
-                  "(0x7f0000000000-0x7f8000000000) or its answer page (Unicorn when rewriting: "
-                  "0x7f7fffff2000-0x7f7fffff4000) fails with ENOMEM and a hint there is not honoured")
+OWN_AREAS_NOTE = ("hermipy's own pages are not the guest's (README, Memory): a placement over them takes their "
+                  "place (KVM's user window moves to another PML4 slot) and a hint there is not honoured")
 
 
 @syscall("brk", FULL)
