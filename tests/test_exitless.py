@@ -36,17 +36,24 @@ def kvm_backend():
     difftest.BACKEND = None
 
 
+def _window_placements() -> list[str]:
+    from test_isolation import _window_placements as placements
+    return placements()
+
+
 def _exitless_env() -> dict:
     return dict(os.environ, HERMIPY_EXITLESS="1")
 
 
 # name -> argv maker: file and pipe I/O, sockets, SIGPIPE from a served write (compat), threads (one vCPU and one
-# server each), and real programs (busybox's shell and tools, Debian's python3).
+# server each), the user window moving under threads that make syscalls (window_move), and real programs
+# (busybox's shell and tools, Debian's python3).
 CASES = {
     "io": lambda variant: [build("io", variant)],
     "sockets": lambda variant: [build("sockets", variant)],
     "compat": lambda variant: [build("compat", variant)],
     "threads": lambda variant: [build("threads", variant)],
+    "window_move": lambda variant: [build("window_move", variant), *_window_placements()],
 }
 
 
