@@ -17,8 +17,8 @@ hermipy's own pages in the guest's address space (the KVM entry area ``[hermipy-
 ``[hermipy-answers]``, the rewriter's ``[hermipy-trampolines]``) are ``OwnArea``s, kept apart from the guest's VMAs:
 the guest's memory calls act as if they were not there (munmap leaves them, mprotect, madvise, msync, mincore
 and mlock meet a hole: ENOMEM, mremap of them EFAULT), /proc/self/maps does not list them and the kernel's copies
-to and from guest memory fault on them; only placement sees them: a hint inside one is not honoured, and a
-MAP_FIXED over one takes its range, the area giving it back (trampolines: their sites are restored; the KVM user
+to and from guest memory fault on them; a mapping placed over one (MAP_FIXED, or a hint, as Linux honours one where
+nothing is mapped) takes its range, the area giving it back (trampolines: their sites are restored; the KVM user
 window: it moves elsewhere). Unicorn's answer page is in the kernel half, where the guest cannot map.
 """
 import bisect
@@ -518,8 +518,8 @@ class AddressSpace:
                 raise SyscallError(EEXIST)
             self._claim(addr, addr + length)
         elif addr and addr % PAGE_SIZE == 0 and MMAP_BOTTOM <= addr and addr + length <= USER_TOP \
-                and self.is_free(addr, addr + length):
-            pass
+                and self._takeable(addr, addr + length):
+            self._claim(addr, addr + length)      # a hint is honoured where only hermipy's areas are
         else:
             addr = self.find_free(length)
         window = self._new_window(file, offset, length) if flags & MAP_SHARED else None

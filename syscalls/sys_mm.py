@@ -25,8 +25,8 @@ PROT_GROWS = PROT_GROWSDOWN | PROT_GROWSUP
 MAP_GROWSDOWN, MAP_LOCKED, MAP_POPULATE, MAP_HUGETLB = 0x100, 0x2000, 0x8000, 0x40000
 MAP_HUGE_MASK = 0x3F << 26
 TASK_SIZE = USER_TOP - PAGE_SIZE
-OWN_AREAS_NOTE = ("hermipy's own pages are not the guest's (README, Memory): a placement over them takes their "
-                  "place (KVM's user window moves to another PML4 slot) and a hint there is not honoured")
+OWN_AREAS_NOTE = ("hermipy's own pages are not the guest's (README, Memory): a placement over them, fixed or "
+                  "hinted, takes their place (KVM's user window moves to another PML4 slot)")
 
 
 @syscall("brk", FULL)

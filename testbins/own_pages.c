@@ -78,6 +78,7 @@ static void probe(uintptr_t a) {
     close(fds[1]);
     char *hinted = mmap((void *)a, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     say("mmap(hint)", hinted == MAP_FAILED ? -1 : 0);
+    printf("%s mmap(hint) at the hint: %d\n", name, hinted == (void *)a);
     if (hinted != MAP_FAILED) {
         hinted[0] = 7;
         say("mmap(hint) holds what was written", hinted[0] == 7 ? 0 : -1);
