@@ -542,7 +542,7 @@ class VcpuArea:
 
     def move(self, window: int) -> list[int]:
         """Map the block in the user window at ``window`` as well; returns the addresses of its pages where it
-        was, which the caller unmaps (``unmap``) once no vCPU can be running there."""
+        was, which the caller clears once no vCPU can be running there (KvmVm.move_window)."""
         shift = self.base - USER_STUB_VA
         old = [self.base, ANSWERS_VA + shift, self.scratch_va, SEEN_VA + shift,
                *(self.flush_list_va + i * PAGE for i in range(FLUSH_LIST_PAGES))]
