@@ -320,6 +320,8 @@ class KvmVm:
         self.free_areas: list = []                 # vCPU blocks without a vCPU (a fork child's inherited ones)
         self.area_count = 0                        # vCPU blocks made (kvm_stubs.vcpu_base(i)), never freed
         self.lock = threading.Lock()               # memory slots, vCPU creation and the pool
+        self.moving = threading.Event()            # clear while the user window moves (move_window)
+        self.moving.set()
         self.slot_size = self.slots = 0
         self.window_slots: dict[int, int] = {}     # window's guest-physical start -> its memory slot
         self.pid = os.getpid()                     # a fork child inherits the fds, not the VM
@@ -475,11 +477,13 @@ class KvmVm:
         """A guest mapping must land on the user window (``own``, its memory.OwnArea): the window moves to a free
         PML4 slot, as if it had never been in the guest's way (issue 13 item 7).
 
-        Every vCPU block is mapped at the new place too, the trampolines read the new answer page, and each vCPU
-        is told (``_moved``); the caller holds the memory lock. Then the vCPUs running guest code are stopped
-        (as for a TLB shootdown) until each has taken the move in its own thread (``KvmCpu._take_move``: its LSTAR,
-        its registers if they are inside the old window, what it compares exits with), and only then does the old
-        window go; a vCPU in hermipy meanwhile takes the move before it next runs."""
+        The caller holds the memory lock. First no vCPU may run guest code: each is told (``_moved``), those running
+        are stopped (as for a TLB shootdown), and each waits in its own thread, before it runs again, until the
+        move is done (``KvmCpu._take_move``). Then every vCPU block is mapped at the new place, the trampolines are
+        written again for the new answer page, and the old window goes (its stale entries flushed before anyone
+        runs); then each vCPU takes the move: its LSTAR, its registers if they are inside the old window (a vCPU
+        stopped inside its entry or a trampoline goes on at the same instruction of the same frames), what it
+        compares exits with."""
         area, mem = self.area, self.mem
         old = area.window
         taken_start, taken_end = mem.claimed
@@ -488,20 +492,25 @@ class KvmVm:
                     and not (taken_start < (slot + 1) << 39 and slot << 39 < taken_end)), None)
         if new is None:
             raise SyscallError(ENOMEM)
-        blocks = {id(a): a for a in [cpu.area for cpu in self.cpus] + [p[4] for p in self.pool] + self.free_areas}
-        gone = [va for block in blocks.values() for va in block.move(new)]
-        area.window = new
-        if self.trampolines is not None:
-            self.trampolines.move_answers(area.answers_va, area.trampoline_stack_top)
         me = threading.get_ident()
-        for cpu in self.cpus:
-            cpu._moved = True
-        _stop_until(lambda cpu: cpu._moved, [cpu for cpu in self.cpus if cpu._thread != me], "moving the user window")
-        for va in gone:
-            self.page_table.clear(va)         # stale entries: every vCPU flushes them before it runs again
-        for cpu in self.cpus:
-            cpu._flush = True
-        mem.reserve(new, USER_AREA_SIZE, 0, "[hermipy-kvm]", self.move_window)
+        self.moving.clear()
+        try:
+            for cpu in self.cpus:
+                cpu._moved = True
+            _stop_until(lambda cpu: cpu._moved, [cpu for cpu in self.cpus if cpu._thread != me],
+                        "moving the user window")
+            blocks = {id(a): a for a in [cpu.area for cpu in self.cpus] + [p[4] for p in self.pool] + self.free_areas}
+            gone = [va for block in blocks.values() for va in block.move(new)]
+            area.window = new
+            if self.trampolines is not None:
+                self.trampolines.move_answers(area.answers_va, area.trampoline_stack_top)
+            for va in gone:
+                self.page_table.clear(va)     # stale entries: every vCPU flushes them before it runs again
+            for cpu in self.cpus:
+                cpu._flush = True
+            mem.reserve(new, USER_AREA_SIZE, 0, "[hermipy-kvm]", self.move_window)
+        finally:
+            self.moving.set()
 
     def take_stale(self, cpu) -> list[int] | None:
         """Up to FLUSH_MAX stale PTE addresses, now ``cpu``'s to rewrite (None: the memory slots were reset
@@ -743,11 +752,12 @@ class KvmCpu(Cpu):
         self._exitless_check_return = area.exitless_check_return
 
     def _take_move(self) -> None:
-        """In the vCPU's own thread, before it runs: the user window has moved (KvmVm.move_window). Its LSTAR
-        follows, and so do registers that point into the old window (a vCPU stopped inside its entry, its flush
-        trap or a trampoline's scratch stack; the iret frame of the kernel page, for a vCPU stopped in a kernel
-        stub on its way back there): the block's pages are the same frames at the new place."""
+        """In the vCPU's own thread, before it runs: the user window moves (KvmVm.move_window; this waits until it
+        has). Its LSTAR follows, and so do registers that point into the old window (a vCPU stopped inside its
+        entry, its flush trap or a trampoline's scratch stack; the iret frame of the kernel page, for a vCPU stopped
+        in a kernel stub on its way back there): the block's pages are the same frames at the new place."""
         self._moved = False
+        self._vm.moving.wait()
         area, w = self.area, self._w
         old = self._window
         delta = area.kernel.window - old

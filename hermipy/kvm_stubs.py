@@ -531,18 +531,18 @@ class VcpuArea:
         self.flush_trap = user["flush_trap"] + shift
         self.exitless_waited = user["exitless_waited"] + shift
         self.exitless_check_return = user["exitless_check_return"] + shift
-        seen_table = self.user_frame + user["seen_table"] - USER_STUB_VA
-        struct.pack_into("<Q", self.ram.buf, seen_table, SEEN_VA + shift)
         page_table.set(base, self.user_frame | PTE_P | PTE_U)
         page_table.set(ANSWERS_VA + shift, area.answer_frame | PTE_P | PTE_U | PTE_NX)
         page_table.set(self.scratch_va, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)
         page_table.set(SEEN_VA + shift, area.seen_frame | PTE_P | PTE_U | PTE_NX)
         for i, frame in enumerate(self.list_frames):
             page_table.set(self.flush_list_va + i * PAGE, frame | PTE_P | PTE_NX)      # the kernel stub's
+        seen_table = self.user_frame + user["seen_table"] - USER_STUB_VA     # (once the page it names is mapped)
+        struct.pack_into("<Q", self.ram.buf, seen_table, SEEN_VA + shift)
 
     def move(self, window: int) -> list[int]:
-        """Map the block in the user window at ``window`` as well; returns the addresses of its pages where it
-        was, which the caller clears once no vCPU can be running there (KvmVm.move_window)."""
+        """Map the block in the user window at ``window`` (no vCPU running); returns the addresses of its pages
+        where it was, which the caller clears (KvmVm.move_window)."""
         shift = self.base - USER_STUB_VA
         old = [self.base, ANSWERS_VA + shift, self.scratch_va, SEEN_VA + shift,
                *(self.flush_list_va + i * PAGE for i in range(FLUSH_LIST_PAGES))]
