@@ -751,6 +751,10 @@ class KvmCpu(Cpu):
         self._exitless_waited = area.exitless_waited
         self._exitless_check_return = area.exitless_check_return
 
+    def _in_window(self, address: int) -> bool:
+        """Inside the user window, where this vCPU's registers last saw it."""
+        return self._window <= address < self._window + USER_AREA_SIZE
+
     def _take_move(self) -> None:
         """In the vCPU's own thread, before it runs: the user window moves (KvmVm.move_window; this waits until it
         has). Its LSTAR follows, and so do registers that point into the old window (a vCPU stopped inside its
@@ -981,7 +985,7 @@ class KvmCpu(Cpu):
                                 vm.rewrite_site(site, self.invalidate_code)
                             elif trapped is None:
                                 self._trapped[site] = True
-                    elif self._window <= rip < self._window + USER_AREA_SIZE:
+                    elif self._in_window(rip):
                         stop = self._bad_entry(rip)
                         if stop is not None:
                             return stop
@@ -1147,7 +1151,7 @@ class KvmCpu(Cpu):
         stubs), not in the user window (the LSTAR entry, the flush trap; CPL0 on VMX/SVM), not with an
         exception or interrupt being delivered, not in a trampoline (its rsp is the scratch stack)."""
         rip = self._w[W_RIP]
-        if rip >= 1 << 47 or self._window <= rip < self._window + USER_AREA_SIZE:
+        if rip >= 1 << 47 or self._in_window(rip):
             return False
         events = bytearray(64)
         try:
@@ -1257,7 +1261,7 @@ class KvmCpu(Cpu):
             w[W_RIP], w[W_RFLAGS] = self._flush_resume_rip, self._flush_resume_rflags
             self._flush_cr3 = True
             return None
-        if self._window <= rip < self._window + USER_AREA_SIZE and vector != VEC_DB:
+        if self._in_window(rip) and vector != VEC_DB:
             # CPL3 code in hermipy's entry area faulted: it jumped there. The entry's check could not read [rcx - 2]
             # (rip: the entry), or it jumped to the flush trap, or into the middle of the stub, or to a page of data.
             return self._jumped_in(rip)

@@ -358,7 +358,7 @@ def render_cache() -> str:
     return "\n".join(lines) + "\n"
 
 
-def vcpu_base(index: int, window: int = USER_AREA) -> int:
+def vcpu_base(index: int, window: int) -> int:
     """Where vCPU ``index``'s block of the user window at ``window`` starts (its user stub page)."""
     return window + (USER_STUB_VA - USER_AREA) - index * VCPU_STRIDE
 

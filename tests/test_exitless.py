@@ -17,6 +17,7 @@ import pytest
 import difftest
 from difftest import VARIANTS, assert_same, build
 from watchdog import assert_same as assert_same_watched
+from test_isolation import _window_placements
 
 def _kvm_reason() -> str | None:
     from hermipy.kvm_backend import kvm_unusable_reason
@@ -34,11 +35,6 @@ def kvm_backend():
     difftest.BACKEND = "kvm"
     yield
     difftest.BACKEND = None
-
-
-def _window_placements() -> list[str]:
-    from test_isolation import _window_placements as placements
-    return placements()
 
 
 def _exitless_env() -> dict:
