@@ -121,6 +121,9 @@ def run_binary(options: Options, path: str, argv: list[str], env: list[bytes]) -
     kernel = boot(options)
     from hermipy.loader.load import find_command
     start_program(kernel, find_command(kernel, path, env), [os.fsencode(a) for a in argv], env)
+    if kernel.exec_creds.from_file:         # a set-id file or one with capabilities: the run starts as its exec
+        from hermipy.syscalls.sys_info import commit_exec_credentials
+        commit_exec_credentials(kernel, kernel.exec_creds)
     trace = _open_trace(options)
     kernel.trace = trace
     host_signals.start(kernel)

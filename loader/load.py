@@ -15,6 +15,7 @@ from hermipy.loader.elf import EHDR, ET_DYN, PF_R, PF_W, PF_X, ElfImage, parse_e
 from hermipy.loader.stack import build_initial_stack
 from hermipy.loader.vdso import map_vdso
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.sys_info import exec_credentials
 from hermipy.syscalls.sys_mm import host_can_map
 from hermipy.syscalls.memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE,
                                      PROT_EXEC, PROT_READ, PROT_WRITE, MappedFile)
@@ -270,6 +271,10 @@ def load_program(k, guest_path: str, argv: list[bytes], envp: list[bytes], depth
         image = read_image(fd, guest_path)
         if image.interpreter is not None:
             interp_fd, interp = open_interpreter(k, guest_path, image.interpreter)
+        try:
+            k.exec_creds = exec_credentials(k, fd)
+        except SyscallError as err:
+            raise LoadError(f"{guest_path}: {os.strerror(err.errno)}", 126, err.errno) from None
         try:            # the point of no return
             entry, sp = _build_image(k, guest_path, exe, argv, envp, image, fd, interp_fd, interp)
         except (SyscallError, OSError) as err:

@@ -37,11 +37,11 @@ def build_initial_stack(k, argv, envp, *, execfn: bytes, phdr: int, phnum: int, 
     p -= 16
     random_addr = p
     mem.write(random_addr, os.urandom(16))
-    proc = k.proc
+    proc, creds = k.proc, k.exec_creds
     auxv = [(AT_SYSINFO_EHDR, vdso), (AT_MINSIGSTKSZ, MINSIGSTKSZ), (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE),
             (AT_CLKTCK, CLK_TCK), (AT_PHDR, phdr), (AT_PHENT, 56), (AT_PHNUM, phnum), (AT_BASE, base), (AT_FLAGS, 0),
-            (AT_ENTRY, entry), (AT_UID, proc.uid), (AT_EUID, proc.euid), (AT_GID, proc.gid),
-            (AT_EGID, proc.egid), (AT_SECURE, 0), (AT_RANDOM, random_addr), (AT_HWCAP2, hwcap2),
+            (AT_ENTRY, entry), (AT_UID, creds.uid), (AT_EUID, creds.euid), (AT_GID, creds.gid),
+            (AT_EGID, creds.egid), (AT_SECURE, int(creds.secure)), (AT_RANDOM, random_addr), (AT_HWCAP2, hwcap2),
             (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform_addr), (AT_NULL, 0)]
     words = [len(argv), *arg_addrs, 0, *env_addrs, 0]
     for key, value in auxv:

@@ -160,6 +160,7 @@ class Kernel:
         self.cpu = None
         self.signals = None            # SignalState, created by sys_signal
         self.comm = b""
+        self.exec_creds = None         # sys_info.ExecCredentials of the program loaded into this image
         self.clear_child_tid = 0
         self.robust_list = 0
         self.interrupt = False         # something (a signal, the group's exit) wants this task at its next stop

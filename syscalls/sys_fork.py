@@ -494,8 +494,8 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     k.ram.close_windows()
     from hermipy.syscalls.sys_timer import delete_all
     delete_all(k)
-    from hermipy.syscalls.sys_info import exec_capabilities
-    exec_capabilities(k)
+    from hermipy.syscalls.sys_info import commit_exec_credentials
+    commit_exec_credentials(k, new.exec_creds)
     from hermipy.syscalls.sys_signal import SIGCHLD, sync_host_sigchld
     sync_host_sigchld(new.signals.actions[SIGCHLD])     # flush_signal_handlers: the SA_ flags are gone
     for fd in sorted(k.fds.cloexec):
@@ -507,8 +507,10 @@ def do_execve(k, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], fl
     raise ReplaceImage(new)
 
 
-@syscall("execve", PARTIAL, note="ELF (static, static-PIE, dynamic) and #! scripts; set-user-ID bits are not "
-                                 "honoured")
+@syscall("execve", PARTIAL, note="ELF (static, static-PIE, dynamic) and #! scripts; set-user-ID and "
+                                 "set-group-ID bits and file capabilities apply as Linux applies them where "
+                                 "hermipy's host process can take the credentials, and otherwise as Linux applies "
+                                 "them to an unsafe (traced) exec: no privilege gained")
 def execve(k, filename: Path, argv: Ptr, envp: Ptr) -> int:
     """execve(2)."""
     return do_execve(k, AT_FDCWD, _path(k, filename), _strings(k, argv), _strings(k, envp), 0)

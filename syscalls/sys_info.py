@@ -2,15 +2,18 @@
 getrandom, the set*id family, setgroups, priorities, personality (kernel/sys.c, kernel/groups.c,
 kernel/sched/core.c, security/commoncap.c, drivers/char/random.c).
 
-Credentials are the guest's own record (k.proc): the set*id calls follow the kernel's permission rules,
-with the guest's capabilities starting as the host process's and changing as commoncap.c changes them when
-the uids leave or return to 0; the hermipy process's own ids never change.
+Credentials are the guest's record (k.proc), bound on the host: the set*id calls and execve follow the kernel's
+rules, with the guest's capabilities starting as the host process's and changing as commoncap.c changes them,
+and the task's host thread takes the result, so the host kernel checks hermipy's work for the guest with the
+guest's own credentials.
 """
 import ctypes
 import os
 import resource
+import stat
 import struct
-from errno import E2BIG, EINVAL, EPERM, ESRCH
+from dataclasses import dataclass
+from errno import E2BIG, EINVAL, ENODATA, EOPNOTSUPP, EPERM, ESRCH
 
 from hermipy.layout import PAGE_SIZE
 from hermipy.syscalls.argtypes import Enum, Int, Ptr, Size, UInt
@@ -468,21 +471,114 @@ def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int)
     return 0
 
 
-def exec_capabilities(k) -> None:
-    """cap_bprm_creds_from_file() for a file without capabilities (security/commoncap.c), at execve: root (real
-    or effective uid 0) gets permitted = inheritable | bounding, effective too when its euid is 0; anyone else
-    keeps no permitted or effective capability; SECURE_KEEP_CAPS is cleared. Bound on the host as set*id are
-    (where the host thread had fewer, it keeps fewer)."""
+# -- execve's credentials ---------------------------------------------------------------------------
+XATTR_NAME_CAPS = "security.capability"
+VFS_CAP_REVISION_MASK, VFS_CAP_FLAGS_EFFECTIVE = 0xFF000000, 0x000001
+VFS_CAP_SIZES = {0x01000000: 12, 0x02000000: 20, 0x03000000: 24}    # XATTR_CAPS_SZ_1/2/3 by revision
+SETGID_EXEC = stat.S_ISGID | stat.S_IXGRP                           # S_ISGID without g+x is mandatory locking
+
+
+@dataclass(frozen=True)
+class ExecCredentials:
+    """What execve leaves (struct linux_binprm's cred and secureexec): the effective ids (saved and fs ids
+    follow them), the permitted and effective capability sets, AT_SECURE; ``from_file``: the file had set-id
+    bits or capabilities that applied."""
+    uid: int
+    gid: int
+    euid: int
+    egid: int
+    permitted: int
+    effective: int
+    secure: bool
+    from_file: bool
+
+
+def _file_caps(fd: int) -> tuple[bool, int, int] | None:
+    """get_vfs_caps_from_disk() (security/commoncap.c): (the effective flag, fP, fI) of a file's
+    security.capability; None without one, or with a v3 one whose root is another user namespace's."""
+    try:
+        raw = os.getxattr(fd, XATTR_NAME_CAPS)
+    except OSError as err:
+        if err.errno in (ENODATA, EOPNOTSUPP):
+            return None
+        raise SyscallError(err.errno) from None
+    magic = int.from_bytes(raw[:4], "little")
+    size = VFS_CAP_SIZES.get(magic & VFS_CAP_REVISION_MASK)
+    if len(raw) < 4 or size != len(raw):
+        raise SyscallError(EINVAL)
+    if size == 24 and int.from_bytes(raw[20:24], "little"):
+        return None
+    words = struct.unpack(f"<{2 if size == 12 else 4}I", raw[4:min(size, 20)])
+    permitted = sum(words[2 * i] << 32 * i for i in range(len(words) // 2)) & _valid_caps()
+    inheritable = sum(words[2 * i + 1] << 32 * i for i in range(len(words) // 2)) & _valid_caps()
+    return bool(magic & VFS_CAP_FLAGS_EFFECTIVE), permitted, inheritable
+
+
+def _host_takes(p, euid: int, egid: int, permitted: int) -> bool:
+    """Whether the calling host thread can take these credentials: setresuid/setresgid's rule (ids of its own,
+    or CAP_SETUID/CAP_SETGID), and a permitted set capset can reach (it only shrinks)."""
+    eff, prm, _, _ = _host_caps("thread-self")
+    if not eff >> CAP_SETUID & 1 and not {p.uid, euid} <= set(os.getresuid()):
+        return False
+    if not eff >> CAP_SETGID & 1 and not {p.gid, egid} <= set(os.getresgid()):
+        return False
+    return not permitted & ~prm
+
+
+def exec_credentials(k, fd: int) -> ExecCredentials:
+    """bprm_fill_uid() (fs/exec.c), then cap_bprm_creds_from_file() (security/commoncap.c), for the file execve
+    runs (host fd ``fd``): its set-user-ID and set-group-ID bits and file capabilities apply unless its mount is
+    nosuid or the caller has no_new_privs; root gets its bounding and inheritable sets. An exec that would raise
+    privileges the host thread cannot take is downgraded as Linux downgrades an unsafe one (traced, or
+    no_new_privs): the effective ids stay the real ones unless the caller has CAP_SETUID, and the permitted set
+    gains nothing. So hermipy honours a set-id binary where the host would (a guest that gave up root does not
+    regain it through a set-user-ID-root file: hermipy's host process cannot)."""
     p = _creds(k)
-    if 0 in (p.uid, p.euid):
-        p.cap_prm = (p.cap_inh | p.cap_bnd) & _valid_caps()
-        p.cap_eff = p.cap_prm if p.euid == 0 else 0
-    else:
-        p.cap_prm = p.cap_eff = 0
+    st = os.fstat(fd)
+    no_new_privs = getattr(p, "no_new_privs", 0)
+    may_suid = not os.fstatvfs(fd).f_flag & os.ST_NOSUID
+    euid, egid = p.euid, p.egid
+    if may_suid and not no_new_privs:
+        if st.st_mode & stat.S_ISUID:
+            euid = st.st_uid
+        if st.st_mode & SETGID_EXEC == SETGID_EXEC:
+            egid = st.st_gid
+    file_caps = _file_caps(fd) if may_suid else None
+    permitted, effective = 0, False
+    if file_caps is not None:
+        effective, file_permitted, file_inheritable = file_caps
+        permitted = p.cap_bnd & file_permitted | p.cap_inh & file_inheritable
+        if effective and file_permitted & ~permitted:
+            raise SyscallError(EPERM)             # bprm_caps_from_vfs_caps: too few to run as the file asks
+    if not (file_caps is not None and euid == 0 and p.uid != 0):      # handle_privileged_root
+        if 0 in (p.uid, euid):
+            permitted = (p.cap_bnd | p.cap_inh) & _valid_caps()
+        effective |= euid == 0
+    is_setid = (euid, egid) != (p.uid, p.gid)            # __is_setuid/__is_setgid: against the real ids
+    if (is_setid or permitted & ~p.cap_prm) and (no_new_privs or not _host_takes(p, euid, egid, permitted)):
+        if no_new_privs or not capable(k, CAP_SETUID):
+            euid, egid = p.uid, p.gid
+        permitted &= p.cap_prm
+    secure = is_setid or p.uid != 0 and (effective or permitted != 0)
+    return ExecCredentials(p.uid, p.gid, euid, egid, permitted, permitted if effective else 0, secure,
+                           bool(is_setid or file_caps is not None))
+
+
+def commit_exec_credentials(k, creds: ExecCredentials) -> None:
+    """begin_new_exec()'s credentials, past the point of no return: the saved and fs ids follow the effective
+    ones, SECURE_KEEP_CAPS is cleared, and the process is dumpable again unless its credentials changed or its
+    ids were mixed (then fs.suid_dumpable). Bound on the host as set*id are."""
+    p = _creds(k)
+    old = _dumpable_ids(p)
+    changed = p.euid != p.uid or p.egid != p.gid or creds.permitted & ~p.cap_prm
+    p.euid = p.suid = p.fsuid = creds.euid
+    p.egid = p.sgid = p.fsgid = creds.egid
+    p.cap_prm, p.cap_eff = creds.permitted, creds.effective
     if getattr(p, "keepcaps", 0):
         host_syscall("prctl", PR_SET_KEEPCAPS, 0, 0, 0, 0)
         p.keepcaps = 0
-    _bind_host(p, _dumpable_ids(p))
+    _bind_host(p, old)
+    p.dumpable = _suid_dumpable() if changed or _dumpable_ids(p) != old else 1
 
 
 def capable(k, cap: int) -> bool:

@@ -142,6 +142,45 @@ def test_build_is_cached():
     assert run_native([path]).status == 0
 
 
+@pytest.mark.parametrize("variant", [*VARIANTS, "dynamic"])
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes files of other owners: needs to be root")
+def test_setid_exec(variant):
+    """execve of set-user-ID, set-group-ID and file-capability copies of a testbin (testbins/setid_exec.c), from
+    root, root with no_new_privs, a saved root uid, a dropped uid keeping capabilities: ids, capability sets,
+    AT_SECURE (glibc's ld.so and libc drop LD_LIBRARY_PATH), dumpable and the host's permission checks as natively;
+    a set-user-ID script and a set-group-ID file without g+x change nothing."""
+    out = assert_same([build("setid_exec", variant)]).stdout.decode()
+    assert out.count("\n  uids ") == 11, out
+    for fact in ("set-user-ID file of uid 65534:\n  uids 0 65534 65534", "gids 0 65534 65534",
+                 "set-user-ID-root file:\n  uids 65534 0 0", "permitted 0x6, effective 0x6, AT_SECURE 1"):
+        assert fact in out, fact
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes files of other owners: needs to be root")
+def test_setid_exec_cannot_regain_root():
+    """A guest that gave up root for good and execs a set-user-ID-root file or a file with capabilities gets
+    neither back (natively it would): hermipy's host process cannot take them, and the exec is downgraded as Linux
+    downgrades an unsafe one (AT_SECURE still set)."""
+    from difftest import run_hermipy
+    out = run_hermipy([build("setid_exec", "static"), "regain"]).stdout.decode()
+    assert out.count("uids 65534 65534 65534, gids 0 0 0, permitted 0, effective 0, AT_SECURE 1") == 2, out
+    assert "root-only file read" not in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a file of another owner: needs to be root")
+def test_setid_program_run_directly(tmp_path):
+    """``hermipy run`` of a set-user-ID file starts the guest as its exec would natively: effective uid the
+    owner's, AT_SECURE, and the host refuses what that uid may not read."""
+    import shutil
+    copy = tmp_path / "setuid-nobody"
+    shutil.copy(build("setid_exec", "static"), copy)
+    os.chown(copy, 65534, 0)
+    os.chmod(copy, 0o4755)
+    out = assert_same([copy, "report", "/etc/shadow"], env={"LD_LIBRARY_PATH": "/x"}).stdout.decode()
+    assert out.startswith("  uids 0 65534 65534, gids 0 0 0,") and "AT_SECURE 1" in out, out
+    assert "root-only file Permission denied" in out, out
+
+
 @pytest.mark.parametrize("variant", variant_params())
 def test_process_ids(variant):
     """getres[ug]id, getgroups, getpgrp/getpgid/getsid/setpgid/setsid, prctl names, dumpable, pdeathsig."""
