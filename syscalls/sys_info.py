@@ -253,24 +253,25 @@ def _creds(k):
     p = k.proc
     if not hasattr(p, "cap_eff"):
         p.fsuid, p.fsgid = p.euid, p.egid
-        p.cap_eff, p.cap_prm, p.cap_inh, p.cap_bnd = _host_caps()
+        p.cap_eff, p.cap_prm, p.cap_inh, p.cap_bnd, p.cap_amb = _host_caps()
     return p
 
 
-def _host_caps(pid: str = "self") -> tuple[int, int, int, int]:
-    """(effective, permitted, inheritable, bounding) of a host process, from its /proc status."""
+def _host_caps(pid: str = "self") -> tuple[int, int, int, int, int]:
+    """(effective, permitted, inheritable, bounding, ambient) of a host process, from its /proc status."""
     caps = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith(("CapEff:", "CapPrm:", "CapInh:", "CapBnd:")):
+                if line.startswith(("CapEff:", "CapPrm:", "CapInh:", "CapBnd:", "CapAmb:")):
                     key, value = line.split(":")
                     caps[key] = int(value, 16)
     except FileNotFoundError:
         raise SyscallError(ESRCH) from None
     except OSError:
         pass
-    return caps.get("CapEff", 0), caps.get("CapPrm", 0), caps.get("CapInh", 0), caps.get("CapBnd", 0)
+    return (caps.get("CapEff", 0), caps.get("CapPrm", 0), caps.get("CapInh", 0), caps.get("CapBnd", 0),
+            caps.get("CapAmb", 0))
 
 
 CAPABILITY_VERSIONS = {0x19980330: 1, 0x20071026: 2, 0x20080522: 2}     # _LINUX_CAPABILITY_VERSION_1/2/3: u32s
@@ -312,7 +313,7 @@ def capget(k, header: Ptr, dataptr: Ptr) -> int:
     if pid and pid != k.proc.pid:
         from hermipy.syscalls.sys_signal import _visible
         _visible(k, pid)
-        eff, prm, inh, _ = _host_caps(str(pid))
+        eff, prm, inh, _, _ = _host_caps(str(pid))
     else:
         p = _creds(k)
         eff, prm, inh = p.cap_eff, p.cap_prm, p.cap_inh
@@ -337,6 +338,7 @@ def capset(k, header: Ptr, data: Ptr) -> int:
     if inh & ~(p.cap_inh | p.cap_bnd) or prm & ~p.cap_prm or eff & ~prm:
         raise SyscallError(EPERM)            # ... and the bounding set; permitted only shrinks; effective within it
     p.cap_eff, p.cap_prm, p.cap_inh = eff, prm, inh
+    p.cap_amb &= prm & inh                   # the ambient set stays within both (as the host's does)
     _bind_host(p, _dumpable_ids(p))
     return 0
 
@@ -424,16 +426,20 @@ def _dumpable_ids(p) -> tuple[int, ...]:
 
 PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 7, 8, 23, 24
 PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_GET_SECUREBITS, PR_SET_SECUREBITS = 38, 39, 27, 28
-SECBIT_KEEP_CAPS = 1 << 4
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER, PR_CAP_AMBIENT_CLEAR_ALL = 1, 2, 3, 4
+SECBIT_KEEP_CAPS, SECBIT_NO_CAP_AMBIENT_RAISE = 1 << 4, 1 << 6
 CAPABILITY_OPTIONS = (PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS,
-                      PR_GET_NO_NEW_PRIVS, PR_GET_SECUREBITS, PR_SET_SECUREBITS)
+                      PR_GET_NO_NEW_PRIVS, PR_GET_SECUREBITS, PR_SET_SECUREBITS, PR_CAP_AMBIENT)
 
 
 def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     """prctl(2)'s options on capabilities and privileges (cap_task_prctl in security/commoncap.c, then
     kernel/sys.c), kept in the record and made on the calling task's host thread too, as the set*id calls are:
-    PR_[GS]ET_KEEPCAPS, PR_CAPBSET_READ/DROP, PR_[GS]ET_NO_NEW_PRIVS."""
+    PR_[GS]ET_KEEPCAPS, PR_CAPBSET_READ/DROP, PR_[GS]ET_NO_NEW_PRIVS, PR_CAP_AMBIENT."""
     p = _creds(k)
+    if option == PR_CAP_AMBIENT:
+        return _ambient_prctl(p, arg2, arg3, arg4, arg5)
     if option == PR_GET_KEEPCAPS:
         return getattr(p, "keepcaps", 0)
     if option == PR_GET_SECUREBITS:                       # the host thread's (KEEP_CAPS kept in step below)
@@ -471,6 +477,33 @@ def capability_prctl(k, option: int, arg2: int, arg3: int, arg4: int, arg5: int)
     return 0
 
 
+def _ambient_prctl(p, op: int, cap: int, arg4: int, arg5: int) -> int:
+    """PR_CAP_AMBIENT (cap_task_prctl): raising needs the capability permitted and inheritable, and no
+    SECBIT_NO_CAP_AMBIENT_RAISE."""
+    if op == PR_CAP_AMBIENT_CLEAR_ALL:
+        if cap or arg4 or arg5:
+            raise SyscallError(EINVAL)
+        host_syscall("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        p.cap_amb = 0
+        return 0
+    if not 0 <= cap < _valid_caps().bit_length() or arg4 or arg5:
+        raise SyscallError(EINVAL)
+    if op == PR_CAP_AMBIENT_IS_SET:
+        return p.cap_amb >> cap & 1
+    if op not in (PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER):
+        raise SyscallError(EINVAL)
+    if op == PR_CAP_AMBIENT_RAISE and (not p.cap_prm >> cap & 1 or not p.cap_inh >> cap & 1 or
+                                       host_syscall("prctl", PR_GET_SECUREBITS, 0, 0, 0, 0)
+                                       & SECBIT_NO_CAP_AMBIENT_RAISE):
+        raise SyscallError(EPERM)
+    try:
+        host_syscall("prctl", PR_CAP_AMBIENT, op, cap, 0, 0)
+    except PermissionError:
+        pass                                 # the host thread has fewer already: the record still says Linux's
+    p.cap_amb = p.cap_amb | 1 << cap if op == PR_CAP_AMBIENT_RAISE else p.cap_amb & ~(1 << cap)
+    return 0
+
+
 # -- execve's credentials ---------------------------------------------------------------------------
 XATTR_NAME_CAPS = "security.capability"
 VFS_CAP_REVISION_MASK, VFS_CAP_FLAGS_EFFECTIVE = 0xFF000000, 0x000001
@@ -481,7 +514,7 @@ SETGID_EXEC = stat.S_ISGID | stat.S_IXGRP                           # S_ISGID wi
 @dataclass(frozen=True)
 class ExecCredentials:
     """What execve leaves (struct linux_binprm's cred and secureexec): the effective ids (saved and fs ids
-    follow them), the permitted and effective capability sets, AT_SECURE; ``from_file``: the file had set-id
+    follow them), the permitted, effective and ambient capability sets, AT_SECURE; ``from_file``: the file had set-id
     bits or capabilities that applied."""
     uid: int
     gid: int
@@ -489,6 +522,7 @@ class ExecCredentials:
     egid: int
     permitted: int
     effective: int
+    ambient: int
     secure: bool
     from_file: bool
 
@@ -516,11 +550,12 @@ def _file_caps(fd: int) -> tuple[bool, int, int] | None:
 
 def _host_takes(p, euid: int, egid: int, permitted: int) -> bool:
     """Whether the calling host thread can take these credentials: setresuid/setresgid's rule (ids of its own,
-    or CAP_SETUID/CAP_SETGID), and a permitted set capset can reach (it only shrinks)."""
-    eff, prm, _, _ = _host_caps("thread-self")
-    if not eff >> CAP_SETUID & 1 and not {p.uid, euid} <= set(os.getresuid()):
+    or CAP_SETUID/CAP_SETGID, which it may raise from its permitted set for the change), and a permitted set
+    capset can reach (it only shrinks)."""
+    _, prm, _, _, _ = _host_caps("thread-self")
+    if not prm >> CAP_SETUID & 1 and not {p.uid, euid} <= set(os.getresuid()):
         return False
-    if not eff >> CAP_SETGID & 1 and not {p.gid, egid} <= set(os.getresgid()):
+    if not prm >> CAP_SETGID & 1 and not {p.gid, egid} <= set(os.getresgid()):
         return False
     return not permitted & ~prm
 
@@ -555,13 +590,27 @@ def exec_credentials(k, fd: int) -> ExecCredentials:
             permitted = (p.cap_bnd | p.cap_inh) & _valid_caps()
         effective |= euid == 0
     is_setid = (euid, egid) != (p.uid, p.gid)            # __is_setuid/__is_setgid: against the real ids
+    ambient = 0 if is_setid or file_caps is not None else p.cap_amb
     if (is_setid or permitted & ~p.cap_prm) and (no_new_privs or not _host_takes(p, euid, egid, permitted)):
         if no_new_privs or not capable(k, CAP_SETUID):
             euid, egid = p.uid, p.gid
         permitted &= p.cap_prm
-    secure = is_setid or p.uid != 0 and (effective or permitted != 0)
-    return ExecCredentials(p.uid, p.gid, euid, egid, permitted, permitted if effective else 0, secure,
-                           bool(is_setid or file_caps is not None))
+    permitted |= ambient                                  # pP' = (X & fP) | (pI & fI) | pA'
+    secure = is_setid or p.uid != 0 and (effective or permitted & ~ambient != 0)
+    return ExecCredentials(p.uid, p.gid, euid, egid, permitted, permitted if effective else ambient, ambient,
+                           secure, bool(is_setid or file_caps is not None))
+
+
+def _raise_host_effective() -> None:
+    """The host thread's effective set made its permitted one, so that it can make exec's id changes (the set-id
+    file, not the caller's capabilities, allows them); _bind_host then sets the sets the record says."""
+    header = ctypes.create_string_buffer(struct.pack("<Ii", CAPABILITY_VERSION_3, 0), 8)
+    data = ctypes.create_string_buffer(24)
+    host_syscall("capget", header, data)
+    words = list(struct.unpack("<6I", data.raw))
+    if words[0::3] != words[1::3]:
+        words[0], words[3] = words[1], words[4]
+        host_syscall("capset", header, ctypes.create_string_buffer(struct.pack("<6I", *words), 24))
 
 
 def commit_exec_credentials(k, creds: ExecCredentials) -> None:
@@ -577,6 +626,10 @@ def commit_exec_credentials(k, creds: ExecCredentials) -> None:
     if getattr(p, "keepcaps", 0):
         host_syscall("prctl", PR_SET_KEEPCAPS, 0, 0, 0, 0)
         p.keepcaps = 0
+    if p.cap_amb and not creds.ambient:
+        host_syscall("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    p.cap_amb = creds.ambient
+    _raise_host_effective()
     _bind_host(p, old)
     p.dumpable = _suid_dumpable() if changed or _dumpable_ids(p) != old else 1
 
@@ -588,10 +641,12 @@ def capable(k, cap: int) -> bool:
 
 def _fix_setuid(p, old: tuple[int, int, int, int]) -> None:
     """cap_emulate_setxuid() and the fsuid fixup of cap_task_fix_setuid() (security/commoncap.c): leaving root
-    for good clears the permitted set too, unless PR_SET_KEEPCAPS is on."""
+    for good clears the permitted set too, unless PR_SET_KEEPCAPS is on, and the ambient set always."""
     ouid, oeuid, osuid, ofsuid = old
-    if 0 in (ouid, oeuid, osuid) and 0 not in (p.uid, p.euid, p.suid) and not getattr(p, "keepcaps", 0):
-        p.cap_prm = p.cap_eff = 0
+    if 0 in (ouid, oeuid, osuid) and 0 not in (p.uid, p.euid, p.suid):
+        p.cap_amb = 0
+        if not getattr(p, "keepcaps", 0):
+            p.cap_prm = p.cap_eff = 0
     if oeuid == 0 and p.euid != 0:
         p.cap_eff = 0
     if oeuid != 0 and p.euid == 0:

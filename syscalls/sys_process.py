@@ -189,14 +189,16 @@ NSIG = 64
 
 @syscall("prctl", PARTIAL, note="PR_SET_NAME/PR_GET_NAME, PR_[GS]ET_DUMPABLE, PR_[GS]ET_PDEATHSIG, "
                                 "PR_[GS]ET_KEEPCAPS, PR_[GS]ET_SECUREBITS, PR_CAPBSET_READ/DROP, "
-                                "PR_[GS]ET_NO_NEW_PRIVS (these bind on the host; of the securebits hermipy's own "
-                                "setuid rules follow KEEP_CAPS alone), PR_[GS]ET_TIMERSLACK (the host thread's); "
+                                "PR_[GS]ET_NO_NEW_PRIVS, PR_CAP_AMBIENT (these bind on the host; of the "
+                                "securebits hermipy's own setuid rules follow KEEP_CAPS alone), "
+                                "PR_[GS]ET_TIMERSLACK (the host thread's); "
                                 "other options are EINVAL")
 def prctl(k, option: Enum({1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE",
                            4: "PR_SET_DUMPABLE", 7: "PR_GET_KEEPCAPS", 8: "PR_SET_KEEPCAPS", 15: "PR_SET_NAME",
                            16: "PR_GET_NAME", 23: "PR_CAPBSET_READ", 24: "PR_CAPBSET_DROP",
                            27: "PR_GET_SECUREBITS", 28: "PR_SET_SECUREBITS", 29: "PR_SET_TIMERSLACK",
-                           30: "PR_GET_TIMERSLACK", 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS"}),
+                           30: "PR_GET_TIMERSLACK", 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS",
+                           47: "PR_CAP_AMBIENT"}),
           arg2: Ptr, arg3: Ptr, arg4: Ptr, arg5: Ptr) -> int:
     """prctl(2) (kernel/sys.c)."""
     p = k.proc

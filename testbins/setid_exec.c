@@ -78,6 +78,35 @@ static int give_caps(const char *name, uint32_t permitted, int effective)
     return setxattr(path, "security.capability", caps, sizeof caps, 0);
 }
 
+static void show(const char *what, int r)
+{
+    printf("  %s: %d%s%s\n", what, r, r < 0 ? " " : "", r < 0 ? strerror(errno) : "");
+}
+
+/* PR_CAP_AMBIENT's rules, then uid 65534 with CAP_DAC_OVERRIDE in its ambient set (kept across the drop with
+ * PR_SET_KEEPCAPS, made inheritable, raised): a plain exec keeps it, a set-id exec loses it. */
+static void ambient(void)
+{
+    show("raise, not inheritable", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_OVERRIDE, 0, 0));
+    show("raise, bad capability", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, 1000, 0, 0));
+    show("is set, arg4 given", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_DAC_OVERRIDE, 1, 0));
+    show("clear all, arg3 given", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 1, 0, 0));
+    show("operation 9", prctl(PR_CAP_AMBIENT, 9, CAP_DAC_OVERRIDE, 0, 0));
+    prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+    setresuid(NOBODY, NOBODY, NOBODY);
+    struct cap_header h = {CAP_V3, 0};
+    struct cap_data d[2];
+    syscall(SYS_capget, &h, d);
+    d[0].inheritable = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH;
+    show("capset inheritable", syscall(SYS_capset, &h, d));
+    show("raise CAP_DAC_OVERRIDE", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_OVERRIDE, 0, 0));
+    show("raise CAP_DAC_READ_SEARCH", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0));
+    show("lower CAP_DAC_READ_SEARCH", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, CAP_DAC_READ_SEARCH, 0, 0));
+    show("is set CAP_DAC_OVERRIDE", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_DAC_OVERRIDE, 0, 0));
+    show("is set CAP_DAC_READ_SEARCH", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_DAC_READ_SEARCH, 0, 0));
+    fflush(stdout);
+}
+
 /* In a child: set the credentials ``how`` says, then exec the copy ``name``. */
 static void exec_in_child(const char *title, const char *how, const char *name)
 {
@@ -94,6 +123,8 @@ static void exec_in_child(const char *title, const char *how, const char *name)
         else if (!strcmp(how, "keepcaps")) {
             prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
             setresuid(NOBODY, NOBODY, NOBODY);
+        } else if (!strcmp(how, "ambient")) {
+            ambient();
         } else if (!strcmp(how, "no-new-privs"))
             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         char path[128];
@@ -156,6 +187,9 @@ int main(int argc, char **argv)
         exec_in_child("uid 65534 for good execs a plain file", "dropped", "plain");
         exec_in_child("uid 65534 keeping capabilities execs a file with capabilities", "keepcaps", "caps");
         exec_in_child("uid 65534 keeping capabilities execs a plain file", "keepcaps", "plain");
+        exec_in_child("uid 65534 with an ambient capability execs a plain file", "ambient", "plain");
+        exec_in_child("uid 65534 with an ambient capability execs a set-group-ID file", "ambient", "setgid-nobody");
+        exec_in_child("uid 65534 with an ambient capability execs a file with capabilities", "ambient", "caps");
     }
     const char *names[] = {"plain", "setuid-nobody", "setgid-nobody", "setgid-no-gx", "setuid-root", "caps",
                            "setuid-script", "secret"};

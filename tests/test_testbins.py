@@ -146,13 +146,16 @@ def test_build_is_cached():
 @pytest.mark.skipif(os.geteuid() != 0, reason="makes files of other owners: needs to be root")
 def test_setid_exec(variant):
     """execve of set-user-ID, set-group-ID and file-capability copies of a testbin (testbins/setid_exec.c), from
-    root, root with no_new_privs, a saved root uid, a dropped uid keeping capabilities: ids, capability sets,
+    root, root with no_new_privs, a saved root uid, a dropped uid keeping capabilities or holding an ambient one
+    (PR_CAP_AMBIENT's rules checked too): ids, capability sets,
     AT_SECURE (glibc's ld.so and libc drop LD_LIBRARY_PATH), dumpable and the host's permission checks as natively;
     a set-user-ID script and a set-group-ID file without g+x change nothing."""
     out = assert_same([build("setid_exec", variant)]).stdout.decode()
-    assert out.count("\n  uids ") == 11, out
+    assert out.count("\n  uids ") == 14, out
     for fact in ("set-user-ID file of uid 65534:\n  uids 0 65534 65534", "gids 0 65534 65534",
-                 "set-user-ID-root file:\n  uids 65534 0 0", "permitted 0x6, effective 0x6, AT_SECURE 1"):
+                 "set-user-ID-root file:\n  uids 65534 0 0", "permitted 0x6, effective 0x6, AT_SECURE 1",
+                 "is set CAP_DAC_OVERRIDE: 1\n  is set CAP_DAC_READ_SEARCH: 0\n  uids 65534 65534 65534, gids 0 0 0, "
+                 "permitted 0x2, effective 0x2, AT_SECURE 0, dumpable 1, LD_LIBRARY_PATH kept, root-only file read"):
         assert fact in out, fact
 
 
