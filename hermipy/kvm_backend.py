@@ -80,8 +80,9 @@ from hermipy.cpu import GPR_NAMES, VEC_DB, VEC_GP, VEC_PF, VEC_UD, Cpu, GuestExi
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.kernel import SIGKICK
 from hermipy.syscalls.memory import PROT_WRITE, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W
-from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAIL_ARGS, MAIL_CHECK, MAIL_DONE, MAIL_NR,
-                               MAIL_POSTED, MAIL_REDO, MAIL_RESULT, MAIL_SERVER, MAIL_STATE, MAIL_WORDS, MAX_VCPUS,
+from hermipy.kvm_stubs import (FAULT_PORT, FLUSH_MAX, FLUSH_PORT, MAIL_ARGS, MAIL_CHECK, MAIL_DONE,
+                               MAIL_FROM_TRAMPOLINE, MAIL_NR, MAIL_POSTED, MAIL_REDO, MAIL_RESULT, MAIL_RETURN,
+                               MAIL_SERVER, MAIL_STATE, MAIL_WORDS, MAX_VCPUS,
                                NOT_ANSWERED, PROBE_PORT,
                                SEL_KERNEL_CS, SEL_KERNEL_DS, SEL_TSS, SEL_USER32_CS, SEL_USER_CS, SEL_USER_DS,
                                SYSCALL_PORT, USER_AREA, USER_AREA_SIZE, USER_STUB_VA, VCPU_STRIDE, KernelArea,
@@ -504,6 +505,7 @@ class KvmVm:
             area.window = new
             if self.trampolines is not None:
                 self.trampolines.move_answers(area.answers_va, area.trampoline_stack_top)
+            area.set_post_entry(0)            # the entries moved: set again at the next exitless run
             for va in gone:
                 self.page_table.clear(va)     # stale entries: every vCPU flushes them before it runs again
             for cpu in self.cpus:
@@ -548,6 +550,13 @@ class KvmVm:
                 if self._trampolines(invalidate).patch(rcx - 2, nr):
                     return
         self.area.remember_site(rcx)
+
+    def patch_post(self, site: int, invalidate) -> None:
+        """A site the exitless entry served for the only vCPU: a posting trampoline (rewriter/trampoline.py) if the
+        site has its shape."""
+        with _mem_lock(self.mem):
+            if len(self.cpus) == 1:
+                self._trampolines(invalidate).patch_post(site)
 
     def _trampolines(self, invalidate):
         if self.trampolines is None:
@@ -736,8 +745,11 @@ class KvmCpu(Cpu):
         self.exitless_server = None        # exitless mode, see _run_exitless
         self._runner = None                # then the host thread making this vCPU's KVM_RUN calls (_VcpuRunner)
         self._exitless_result = None       # a served syscall's result, for the exit that finishes it (MAIL_CHECK)
+        self._posts_tried: set[int] = set()    # return addresses of sites served in exitless mode (offered a
+                                               # trampoline, or remembered as answered, once)
         area.mail[0:MAIL_WORDS] = array("Q", bytes(8 * MAIL_WORDS))
         with vm.lock:
+            vm.area.set_post_entry(0)      # posting trampolines enter a vCPU's own entry only while it is alone
             vm.cpus = vm.cpus + (self,)
 
     def _addresses_from(self, area) -> None:
@@ -769,6 +781,9 @@ class KvmCpu(Cpu):
         def moved(value: int) -> int:
             return value + delta if old <= value < old + USER_AREA_SIZE else value
         w[W_RIP], w[W_RSP] = moved(w[W_RIP]), moved(w[W_RSP])
+        restart = self._posting_before_jump(w[W_RIP])
+        if restart is not None:               # its rcx may name the old entry: it reads the post word again
+            w[W_RIP] = restart
         self._flush_resume_rip = moved(self._flush_resume_rip)
         frame = area.stack_offset(area.iret_frame_va)
         rip, cs, rflags, rsp = struct.unpack_from("<4Q", self.ram.buf, frame)
@@ -1032,6 +1047,9 @@ class KvmCpu(Cpu):
             # this long, instead of CPython's 5 ms: a signal's delivery waits no longer than that.
             sys.setswitchinterval(EXITLESS_SWITCH_INTERVAL)
         self._thread = runner.ident
+        vm = self._vm
+        posting = self.rewrite and len(vm.cpus) == 1 and (vm.trampolines is None or not vm.trampolines.closed)
+        vm.area.set_post_entry(self.area.trampoline_post if posting else 0)
         w[1] = EXIT_SENTINEL
         mail[MAIL_SERVER] = 1
         runner.start()
@@ -1039,7 +1057,7 @@ class KvmCpu(Cpu):
         try:
             while True:
                 if mail[MAIL_STATE] == MAIL_POSTED:
-                    self._serve_posted(server, mail)
+                    self._serve_posted(server, mail, posting)
                     idle = 0
                 elif (w[1] + 1) & 0xFFFFFFFF > 1 or b[1] or runner.finished:
                     break
@@ -1058,11 +1076,20 @@ class KvmCpu(Cpu):
             mail[MAIL_SERVER] = 0
             runner.wait()
 
-    def _serve_posted(self, server, mail) -> None:
+    def _serve_posted(self, server, mail, posting: bool) -> None:
         """Answer the syscall the entry posted: its result (MAIL_DONE), a run through the usual exit instead
         (MAIL_REDO), or its result kept here for the exit that finishes it (MAIL_CHECK: a signal to deliver, a
-        kick, or stale page-table entries, all of which need the registers or the flush stub)."""
+        kick, or stale page-table entries, all of which need the registers or the flush stub). A site served for
+        the first time gets what an exit would give it for a number the guest answers, else a posting trampoline
+        if it can (``posting``: the VM's only vCPU; it is spinning in its entry meanwhile, not at the site)."""
         result = server.serve_exitless(mail[MAIL_NR], *mail[MAIL_ARGS:MAIL_ARGS + 6])
+        if result is not None and mail[MAIL_RETURN] not in self._posts_tried:
+            back = mail[MAIL_RETURN]
+            self._posts_tried.add(back)
+            if mail[MAIL_NR] in self._answered:        # the guest answers it: a wrapper's trampoline, or the entry
+                self._vm.new_answered_site(back, mail[MAIL_NR], self.rewrite, self.invalidate_code)
+            elif posting:
+                self._vm.patch_post(back - 2, self.invalidate_code)
         if result is None:
             mail[MAIL_STATE] = MAIL_REDO
         elif self._flush or self._kick or server.exitless_pending():
@@ -1104,9 +1131,13 @@ class KvmCpu(Cpu):
         """At an `out` of the LSTAR entry: was it entered by `syscall`? `syscall` clears IF (SFMASK; PVM too), and
         CPL3 code cannot: IF set is CPL3 code that jumped into the entry past its check (an rcx after a `syscall`),
         as is an r11 that no `syscall` makes. (PVM leaves IF clear after an answer in the guest, whose popfq at CPL3
-        cannot set it: a jump from there is served as the syscall it asks for.)"""
+        cannot set it: a jump from there is served as the syscall it asks for.) A posting trampoline's entry
+        (trampoline_post, with IF set) is one too: it names its return address in the mailbox."""
         w = self._w
-        return not w[W_RFLAGS] & RFLAGS_IF and w[W_R11] & R11_CHECKED == R11_EXPECTED
+        if w[W_R11] & R11_CHECKED != R11_EXPECTED:
+            return False
+        return not w[W_RFLAGS] & RFLAGS_IF or (self._syscall_mode is not None and w[W_RCX] != 0
+                                                and self.area.mail[MAIL_FROM_TRAMPOLINE] == w[W_RCX])
 
     def _return_from_syscall(self) -> None:
         """Linux's view of a syscall's registers: rip is the instruction after `syscall` (rcx), rflags the caller's
@@ -1161,7 +1192,24 @@ class KvmCpu(Cpu):
         else:
             if events[0] or events[3] or events[8]:    # exception injected / pending, interrupt injected
                 return False
-        return not self._in_trampoline(rip)
+        return not self._in_trampoline(rip) and self._posting_before_jump(rip) is None
+
+    def _posting_before_jump(self, rip: int) -> int | None:
+        """The start of the posting trampoline (rewriter/trampoline.py) whose rip this is, between its read of
+        the post-entry word and its jump there (rcx holds an entry's address, not the application's rcx: no
+        signal frame is built there, and a window move restarts it), else None."""
+        from hermipy.rewriter.trampoline import POST_JUMP, POST_LOADED, POST_SIGNATURE, POST_SIZE
+        offset = (rip & 0xFFF) % POST_SIZE
+        if not POST_LOADED <= offset <= POST_JUMP:
+            return None
+        pte = self.page_table.get(rip)
+        if not pte & PTE_P:
+            return None
+        slot = (pte & PTE_ADDR) + (rip & 0xFFF) - offset
+        buf = self.ram.buf
+        if any(buf[slot + at:slot + at + len(code)] != code for at, code in POST_SIGNATURE):
+            return None
+        return rip - offset
 
     def _in_trampoline(self, rip: int) -> bool:
         """Whether ``rip`` is inside a per-site trampoline (rewriter/trampoline.py): recognised by its code,

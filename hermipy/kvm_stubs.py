@@ -79,9 +79,12 @@ TRAMPOLINE_STACK_TOP = SCRATCH_VA + 0x200    # the trampolines' pushfq stack (re
 MAIL_OFFSET = SCRATCH_VA - USER_STUB_VA + 0x400   # from the entry's base (rip-relative)
 MAIL_IN_PAGE = 0x400                              # in the scratch frame
 MAIL_SERVER, MAIL_STATE, MAIL_NR, MAIL_ARGS, MAIL_RESULT = 0, 1, 2, 3, 9   # words: MAIL_ARGS.. the 6 arguments
-MAIL_WORDS = 10
+MAIL_RETURN = 10      # the post's return address (rcx): its site, for a posting trampoline (rewriter/trampoline.py)
+MAIL_FROM_TRAMPOLINE = 11   # rcx of the last entry by trampoline_post (whose IF is set: no `syscall` cleared it)
+MAIL_WORDS = 12
 MAIL_POSTED, MAIL_DONE, MAIL_REDO, MAIL_CHECK = 1, 2, 3, 4     # MAIL_STATE: 0 is idle
 EXITLESS_SPINS = 0x1000                      # `pause` rounds before the entry exits to wait (~30-150 µs)
+POST_ENTRY_SLOT = PAGE // 8 - 1              # answer page word: the only vCPU's trampoline_post, or 0
 VCPU_STRIDE = 0x20000                        # vCPU i's block is at vcpu_base(i): USER_STUB_VA - i * VCPU_STRIDE
 MAX_VCPUS = 1024                             # live vCPUs per VM (closed ones are reused)
 DIRECT_MAP = KERNEL_BASE + GIB               # the kernel's map of guest RAM: DIRECT_MAP + physical, supervisor-only
@@ -247,6 +250,7 @@ exitless:
     mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 32], r10
     mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 40], r8
     mov qword ptr [rip + syscall_entry + {mail_nr:#x} + 48], r9
+    mov qword ptr [rip + syscall_entry + {mail_return:#x}], rcx
     mov qword ptr [rip + syscall_entry + {mail_state:#x}], {posted}
 exitless_wait_return:
     mov eax, {spins:#x}
@@ -274,6 +278,15 @@ exitless_exit:
     out {syscall_port:#x}, al
 exitless_check_return:
     jmp rcx
+trampoline_post:
+    mov qword ptr [rip + syscall_entry + {scratch:#x}], rsp
+    lea rsp, [rip + syscall_entry + {stack_top:#x}]
+    pushfq
+    mov rcx, r11
+    pop r11
+    mov rsp, qword ptr [rip + syscall_entry + {scratch:#x}]
+    mov qword ptr [rip + syscall_entry + {mail_from:#x}], rcx
+    jmp to_python
 seen_table:
     .quad {seen_va:#x}
 """
@@ -332,6 +345,8 @@ def stub_sources() -> list[tuple[str, int]]:
                             seen_mask=SEEN_MASK, seen_va=SEEN_VA, mail_server=MAIL_OFFSET + MAIL_SERVER * 8,
                             mail_state=MAIL_OFFSET + MAIL_STATE * 8, mail_nr=MAIL_OFFSET + MAIL_NR * 8,
                             mail_result=MAIL_OFFSET + MAIL_RESULT * 8, posted=MAIL_POSTED, done=MAIL_DONE,
+                            mail_return=MAIL_OFFSET + MAIL_RETURN * 8,
+                            mail_from=MAIL_OFFSET + MAIL_FROM_TRAMPOLINE * 8,
                             redo=MAIL_REDO, spins=EXITLESS_SPINS)
     kernel = _KERNEL_ASM.format(fault_port=FAULT_PORT, probe_port=PROBE_PORT, flush_port=FLUSH_PORT) + "".join(
         _vector_stub(v) for v in STUB_VECTORS)
@@ -472,9 +487,21 @@ class KernelArea:
             words[first:first + len(entries)] = memoryview(entries)
 
     def forget_answers(self) -> None:
-        """As a new area's: nothing answered, no site seen (a fork child's VM, which takes over its parent's)."""
+        """As a new area's: nothing answered, no site seen, no post entry (a fork child's VM, which takes over its
+        parent's)."""
         self.write_answers({})
+        self.set_post_entry(0)
         self._poke(self.seen_frame, bytes(PAGE))
+
+    def set_post_entry(self, va: int) -> None:
+        """Where posting trampolines enter (rewriter/trampoline.py): the trampoline_post of the VM's only vCPU in
+        exitless mode, or 0: they make the `syscall` themselves."""
+        struct.pack_into("<Q", self.ram.buf, self.answer_frame + 8 * POST_ENTRY_SLOT, va)
+
+    @property
+    def post_entry_va(self) -> int:
+        """The address of the answer page's post-entry word, as trampolines read it."""
+        return self.answers_va + 8 * POST_ENTRY_SLOT
 
     def write_answers(self, answers: dict[int, int]) -> None:
         """Fill the answer page: ``answers`` maps syscall numbers below ANSWER_SLOTS to their result."""
@@ -531,6 +558,7 @@ class VcpuArea:
         self.flush_trap = user["flush_trap"] + shift
         self.exitless_waited = user["exitless_waited"] + shift
         self.exitless_check_return = user["exitless_check_return"] + shift
+        self.trampoline_post = user["trampoline_post"] + shift
         page_table.set(base, self.user_frame | PTE_P | PTE_U)
         page_table.set(ANSWERS_VA + shift, area.answer_frame | PTE_P | PTE_U | PTE_NX)
         page_table.set(self.scratch_va, self.scratch_frame | PTE_P | PTE_W | PTE_U | PTE_NX)

@@ -55,6 +55,25 @@ and a signal may arrive at any of its instructions (a kick does not wait for it 
     41 53 / 9d              push r11; popfq
     e9 <rel32>              jmp A                         the syscall
 
+**Posting trampolines** (KVM's exitless mode) serve any number at sites of the shapes glibc's read, write and
+their kin have, ``syscall; cmp rax, -4096 (or -4095); ja/jae error; ret``, and musl's __syscall_cp_c has,
+``syscall; ret``, followed by fill up to an aligned function entry. The ``syscall`` becomes ``jmp short`` to the fill, which becomes ``jmp rel32`` to the
+trampoline (the two bytes in one store; the instructions after them are unchanged, so a thread stopped anywhere
+goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
+process's only vCPU by a jump instead (``kvm_stubs`` trampoline_post: rcx = its return address, r11 = rflags,
+then the entry's mailbox post as after a ``syscall``), and with several vCPUs, or none serving, makes the
+``syscall`` itself::
+
+    48 b9 <post_entry_va>   movabs rcx, post_entry_va     the answer page's word: trampoline_post, or 0
+    48 8b 09                mov rcx, [rcx]
+    e3 09                   jrcxz slow
+    4c 8d 1d <rel32>        lea r11, [rip + (A+2)]
+    ff e1                   jmp rcx
+  slow:
+    0f 05                   syscall
+    48 8d 0d <rel32>        lea rcx, [rip + (A+2)]
+    e9 <rel32>              jmp A+2
+
 Trampolines live in pages hermipy reserves as its own areas, each kind in pages of its own (``memory.OwnArea``,
 ``[hermipy-trampolines]``: invisible to the guest's memory calls), placed by a top-down search below the patched code and within a
 ``rel32`` of it (so they never stand in the way of brk). A guest MAP_FIXED over such a page takes it back: the
@@ -63,7 +82,7 @@ bytes are assembled here by hand: no assembler on the run path.
 """
 import struct
 
-from hermipy.kvm_stubs import ANSWER_SLOTS
+from hermipy.kvm_stubs import ANSWER_SLOTS, POST_ENTRY_SLOT
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.memory import PROT_EXEC, PROT_READ, PROT_WRITE
 
@@ -84,6 +103,14 @@ GLIBC_SYSCALL_RETURN = bytes.fromhex("483d01f0ffff" "7301" "c3")
 DISPLACED = 5                              # mov r9, [rsp+8]: exactly a jmp rel32
 SITE_FORMS = (SYSCALL, b"\xe6\xe0")        # the site as built, or as KVM rewrites it (out 0xe0, al)
 DISPATCH_SIZE = 80                         # 77 bytes of code, int3 up to 80
+POST_SIZE = 40                             # 38 bytes of code, int3 up to 40
+# After a posting trampoline's `syscall`: cmp rax, -4096 or -4095; ja or jae rel8; ret (then fill)
+POST_CMPS = (bytes.fromhex("483d00f0ffff"), bytes.fromhex("483d01f0ffff"))
+POST_BRANCHES = (0x77, 0x73)
+POST_TAILS = (11, 3)                       # syscall, cmp, branch, ret; syscall, ret: where the fill starts
+POSTING = "post"                           # Trampolines.made's number for a posting trampoline
+POST_SIGNATURE = ((0, b"\x48\xb9"), (10, b"\x48\x8b\x09\xe3\x09"))   # how a posting trampoline starts
+POST_LOADED, POST_JUMP = 13, 22            # its rcx holds the post entry from here to its jmp rcx
 
 # Nop fill as assemblers emit it for .p2align (GNU as i386_generate_nops; int3 between functions too).
 _NOPS = (b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00", b"\x0f\x1f\x44\x00\x00",
@@ -149,6 +176,36 @@ def dispatch_code(at: int, site: int, answers_va: int) -> bytes:
     return code + bytes((INT3,)) * (DISPATCH_SIZE - len(code))
 
 
+def post_padding(code: bytes, site: int) -> int | None:
+    """The fill address after the ``syscall`` at ``site`` if the code from it (``code``: at least up to the next
+    16-byte boundary after its ``ret``) has a posting trampoline's shape, else None."""
+    if code[:2] != SYSCALL:
+        return None
+    if code[2:8] in POST_CMPS and code[8] in POST_BRANCHES and code[10] == RET:
+        tail = POST_TAILS[0]
+    elif code[2] == RET:
+        tail = POST_TAILS[1]
+    else:
+        return None
+    fill = code[tail:_fill_end(site, tail) - site]
+    return site + tail if len(fill) >= 5 and is_fill(fill) else None
+
+
+def _fill_end(site: int, tail: int) -> int:
+    return (site + tail + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)
+
+
+def post_code(at: int, site: int, post_entry_va: int) -> bytes:
+    """The posting trampoline of the site at ``site``, placed at ``at`` (see the module doc)."""
+    back = site + 2
+    code = b"\x48\xb9" + struct.pack("<Q", post_entry_va) + b"\x48\x8b\x09" + b"\xe3\x09"
+    code += b"\x4c\x8d\x1d" + struct.pack("<i", back - (at + len(code) + 7)) + b"\xff\xe1"
+    code += SYSCALL
+    code += b"\x48\x8d\x0d" + struct.pack("<i", back - (at + len(code) + 7))
+    code += bytes((JMP_REL32,)) + struct.pack("<i", back - (at + len(code) + 5))
+    return code + bytes((INT3,)) * (POST_SIZE - len(code))
+
+
 def file_policies():
     """A function vma -> the ``plan.SitePolicy`` of the file it maps (None for anonymous memory), one per file."""
     from hermipy.rewriter.plan import SitePolicy
@@ -177,7 +234,8 @@ class Trampolines:
         self.areas: list[list[int]] = []             # [start, next free, slot size] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
         self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (patched address, before, after)
-        self.made: dict[int, tuple[int, int | None]] = {}       # trampoline -> (site, nr; None: dispatching)
+        self.made: dict[int, tuple[int, int | str | None]] = {}   # trampoline -> (site, nr; None: dispatching;
+                                                                  # POSTING: a posting one)
         self.closed = False                          # withdrawn: no more patching
 
     def patch(self, site: int, nr: int) -> bool:
@@ -192,6 +250,35 @@ class Trampolines:
         number it trapped with: KVM asks before it rewrites a site to ``out``)."""
         vma, _policy = self._patchable(site)
         return vma is not None and self._patch_syscall_function(vma, site)
+
+    def patch_post(self, site: int) -> bool:
+        """Give the ``syscall`` at ``site`` (which the exitless entry just served) a posting trampoline, if the
+        site has its shape."""
+        if site & 63 == 63:                   # the two bytes must be one store (within a cache line)
+            return False
+        vma, _policy = self._patchable(site)
+        if vma is None:
+            return False
+        mem = self.mem
+        longest = _fill_end(site, max(POST_TAILS))
+        if longest > vma.end:
+            return False
+        pad = post_padding(mem.read(site, longest - site), site)
+        if pad is None:
+            return False
+        fill_end = _fill_end(site, pad - site)
+        before = mem.read(site, fill_end - site)
+        at = self._slot(pad, POST_SIZE)
+        if at is None:
+            return False
+        mem.poke(at, post_code(at, site, self.answers_va + 8 * POST_ENTRY_SLOT))
+        self.made[at] = (site, POSTING)
+        mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
+        mem.poke(site, bytes((JMP_SHORT, pad - (site + 2))))
+        self.patched[at] = (site, before, mem.read(site, fill_end - site))
+        self.invalidate(site, fill_end)
+        self.invalidate(at, at + POST_SIZE)
+        return True
 
     def _patchable(self, site: int):
         """(vma, policy) when the site may be patched (once: never examined before), else (None, None)."""
@@ -272,6 +359,7 @@ class Trampolines:
         for at, (site, nr) in self.made.items():
             if at & ~(PAGE - 1) in live:
                 code = (dispatch_code(at, site, answers_va) if nr is None
+                        else post_code(at, site, answers_va + 8 * POST_ENTRY_SLOT) if nr == POSTING
                         else trampoline_code(at, site, answers_va, scratch_top, nr))
                 self.mem.poke(at, code)
                 self.invalidate(at, at + len(code))
