@@ -42,14 +42,15 @@ def _exitless_env() -> dict:
 
 
 # name -> argv maker: file and pipe I/O, sockets, SIGPIPE from a served write (compat), threads (one vCPU and one
-# server each), the user window moving under threads that make syscalls (window_move), and real programs
-# (busybox's shell and tools, Debian's python3).
+# server each), the user window moving under threads that make syscalls (window_move), posting trampolines under
+# signals, threads and forks (posting), and real programs (busybox's shell and tools, Debian's python3).
 CASES = {
     "io": lambda variant: [build("io", variant)],
     "sockets": lambda variant: [build("sockets", variant)],
     "compat": lambda variant: [build("compat", variant)],
     "threads": lambda variant: [build("threads", variant)],
     "window_move": lambda variant: [build("window_move", variant), *_window_placements()],
+    "posting": lambda variant: [build("posting", variant)],
 }
 
 
@@ -57,6 +58,11 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_same_as_native(case, variant):
     assert_same(CASES[case](variant), setup=difftest.empty_dir, options=EXITLESS)
+
+
+def test_posting_dynamic():
+    """Posting trampolines in glibc's libc.so.6 (a shared library's sites), with signals, threads and forks."""
+    assert_same([build("posting", "dynamic")], options=EXITLESS)
 
 
 @pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static is not installed")
