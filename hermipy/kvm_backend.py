@@ -334,7 +334,8 @@ class KvmVm:
                 self.window_opened(window)
             ram.window_listeners.append(self)
             self.stale: set[int] = set()           # PTE addresses to rewrite from inside the guest
-            self.syscall_mode = None               # MODE_USER or MODE_SYSCALL, learnt at the first syscall
+            self.syscall_mode = _learnt_syscall_mode   # MODE_USER or MODE_SYSCALL: the host's, learnt at the first
+                                                       # syscall of this process's first VM (a fork or exec's knows it)
             self.tsc_is_host = True                # until a vCPU's TSC offset cannot be set to 0
             self.answers = None                    # () -> {nr: result}, see KvmCpu.answer_in_guest
             self.refresh_after: frozenset[int] = frozenset()
