@@ -55,11 +55,14 @@ and a signal may arrive at any of its instructions (a kick does not wait for it 
     41 53 / 9d              push r11; popfq
     e9 <rel32>              jmp A                         the syscall
 
-**Posting trampolines** (KVM's exitless mode) serve any number at sites of the shapes glibc's read, write and
-their kin have, ``syscall; cmp rax, -4096 (or -4095); ja/jae error; ret``, and musl's __syscall_cp_c has,
-``syscall; ret``, followed by fill up to an aligned function entry. The ``syscall`` becomes ``jmp short`` to the fill, which becomes ``jmp rel32`` to the
-trampoline (the two bytes in one store; the instructions after them are unchanged, so a thread stopped anywhere
-goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
+**Posting trampolines** (KVM's exitless mode) serve any number at sites whose function goes on, from the
+``syscall``, in the straight-line code libc's wrappers have (compare, branch to the errno path, ``ret``; the
+errno path: load, ``neg``, store through fs, ``mov`` -1, ``ret``), decoded instruction by instruction
+(``post_padding``, a handful of encodings: anything else and the site is left alone) up to fill that follows an
+unconditional ``ret`` or ``jmp`` and runs to a 16-byte boundary, within a ``jmp short`` of the site (glibc's
+read, write, close, getdents64, fstatat...; musl's __syscall_cp_c). The ``syscall`` becomes ``jmp short`` to the
+fill, which becomes ``jmp rel32`` to the trampoline (the two bytes in one store; the instructions after them
+are unchanged, so a thread stopped anywhere goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
 process's only vCPU by a jump instead (``kvm_stubs`` trampoline_post: rcx = its return address, r11 = rflags,
 then the entry's mailbox post as after a ``syscall``), and with several vCPUs, or none serving, makes the
 ``syscall`` itself::
@@ -104,10 +107,8 @@ DISPLACED = 5                              # mov r9, [rsp+8]: exactly a jmp rel3
 SITE_FORMS = (SYSCALL, b"\xe6\xe0")        # the site as built, or as KVM rewrites it (out 0xe0, al)
 DISPATCH_SIZE = 80                         # 77 bytes of code, int3 up to 80
 POST_SIZE = 40                             # 38 bytes of code, int3 up to 40
-# After a posting trampoline's `syscall`: cmp rax, -4096 or -4095; ja or jae rel8; ret (then fill)
-POST_CMPS = (bytes.fromhex("483d00f0ffff"), bytes.fromhex("483d01f0ffff"))
-POST_BRANCHES = (0x77, 0x73)
-POST_TAILS = (11, 3)                       # syscall, cmp, branch, ret; syscall, ret: where the fill starts
+POST_REACH = 127                           # what the site's jmp short reaches
+ALU_RR = frozenset((0x01, 0x03, 0x09, 0x0B, 0x21, 0x23, 0x29, 0x2B, 0x31, 0x33, 0x39, 0x3B, 0x85, 0x89, 0x8B))
 POSTING = "post"                           # Trampolines.made's number for a posting trampoline
 POST_SIGNATURE = ((0, b"\x48\xb9"), (10, b"\x48\x8b\x09\xe3\x09"))   # how a posting trampoline starts
 POST_LOADED, POST_JUMP = 13, 22            # its rcx holds the post entry from here to its jmp rcx
@@ -176,23 +177,97 @@ def dispatch_code(at: int, site: int, answers_va: int) -> bytes:
     return code + bytes((INT3,)) * (DISPATCH_SIZE - len(code))
 
 
+def _modrm_size(code: bytes, at: int) -> int | None:
+    """Bytes of the ModRM byte at ``at`` with its SIB and displacement (64-bit addressing), or None past the end."""
+    if at >= len(code):
+        return None
+    modrm = code[at]
+    mod, rm = modrm >> 6, modrm & 7
+    if mod == 3:
+        return 1
+    size = 1
+    if rm == 4:                                   # a SIB byte
+        if at + 1 >= len(code):
+            return None
+        size += 1
+        if mod == 0 and code[at + 1] & 7 == 5:    # no base: disp32
+            size += 4
+    elif mod == 0 and rm == 5:                    # rip + disp32
+        size += 4
+    return size + (1 if mod == 1 else 4 if mod == 2 else 0)
+
+
+def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | None:
+    """(length, branch target offset or None, whether it never falls through) of the instruction at ``pos``, for
+    the few encodings a libc wrapper's tail has (branches, ret, call, mov/lea/ALU forms with a ModRM, an fs or gs
+    prefix and a REX prefix); None for any other."""
+    if pos >= len(code):
+        return None
+    op = code[pos]
+    if op == RET:
+        return 1, None, True
+    if op in (JMP_SHORT, JMP_REL32, 0xE8) and pos + (2 if op == JMP_SHORT else 5) <= len(code):
+        size = 2 if op == JMP_SHORT else 5
+        if op == 0xE8:                                                # call: comes back
+            return 5, None, False
+        rel = struct.unpack_from("<b" if op == JMP_SHORT else "<i", code, pos + 1)[0]
+        return size, pos + size + rel, True
+    if 0x70 <= op <= 0x7F and pos + 2 <= len(code):                   # jcc rel8
+        return 2, pos + 2 + struct.unpack_from("<b", code, pos + 1)[0], False
+    if op == 0x0F and pos + 6 <= len(code) and 0x80 <= code[pos + 1] <= 0x8F:   # jcc rel32
+        return 6, pos + 6 + struct.unpack_from("<i", code, pos + 2)[0], False
+    prefix = 0
+    if op in (0x64, 0x65):                                            # fs, gs
+        prefix += 1
+    if pos + prefix < len(code) and 0x40 <= code[pos + prefix] <= 0x4F:   # REX
+        prefix += 1
+    if pos + prefix >= len(code):
+        return None
+    op = code[pos + prefix]
+    if 0xB8 <= op <= 0xBF:                                            # mov r, imm32 (imm64 with REX.W)
+        return prefix + (9 if prefix and code[pos + prefix - 1] & 0x48 == 0x48 else 5), None, False
+    if op == 0x3D:                                                    # cmp eax/rax, imm32
+        return prefix + 5, None, False
+    if op in ALU_RR or op == 0x8D or op in (0x83, 0x81, 0xC7, 0xF7):
+        modrm = _modrm_size(code, pos + prefix + 1)
+        if modrm is None:
+            return None
+        reg = code[pos + prefix + 1] >> 3 & 7
+        if op == 0xC7 and reg != 0 or op == 0xF7 and reg not in (2, 3):
+            return None
+        immediate = 1 if op == 0x83 else 4 if op in (0x81, 0xC7) else 0
+        return prefix + 1 + modrm + immediate, None, False
+    return None
+
+
 def post_padding(code: bytes, site: int) -> int | None:
-    """The fill address after the ``syscall`` at ``site`` if the code from it (``code``: at least up to the next
-    16-byte boundary after its ``ret``) has a posting trampoline's shape, else None."""
+    """The fill address a posting trampoline's jump can take, for the ``syscall`` at ``site`` (``code``: the
+    bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``: straight on
+    through the tail instructions (``_tail_instruction``), across an unconditional ``ret``/``jmp`` only to a
+    16-byte boundary that a branch seen so far targets; the fill is what follows such a ``ret``/``jmp`` up to the
+    boundary, at least 5 bytes of nops or int3 (never executed: nothing falls into it, no branch targets it)."""
     if code[:2] != SYSCALL:
         return None
-    if code[2:8] in POST_CMPS and code[8] in POST_BRANCHES and code[10] == RET:
-        tail = POST_TAILS[0]
-    elif code[2] == RET:
-        tail = POST_TAILS[1]
-    else:
-        return None
-    fill = code[tail:_fill_end(site, tail) - site]
-    return site + tail if len(fill) >= 5 and is_fill(fill) else None
-
-
-def _fill_end(site: int, tail: int) -> int:
-    return (site + tail + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)
+    pos, targets = 2, set()
+    while pos - 2 <= POST_REACH:
+        decoded = _tail_instruction(code, pos)
+        if decoded is None:
+            return None
+        size, target, ends = decoded
+        if target is not None:
+            targets.add(target)
+        pos += size
+        if not ends:
+            continue
+        boundary = ((site + pos + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)) - site
+        if boundary > len(code) or not is_fill(code[pos:boundary]):
+            return None
+        if boundary - pos >= 5 and pos - 2 <= POST_REACH and not any(pos <= t < boundary for t in targets):
+            return site + pos
+        if boundary not in targets:
+            return None
+        pos = boundary
+    return None
 
 
 def post_code(at: int, site: int, post_entry_va: int) -> bytes:
@@ -260,13 +335,10 @@ class Trampolines:
         if vma is None:
             return False
         mem = self.mem
-        longest = _fill_end(site, max(POST_TAILS))
-        if longest > vma.end:
-            return False
-        pad = post_padding(mem.read(site, longest - site), site)
+        pad = post_padding(mem.read(site, min(vma.end, site + 2 + POST_REACH + WRAPPER_ALIGN) - site), site)
         if pad is None:
             return False
-        fill_end = _fill_end(site, pad - site)
+        fill_end = (pad + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)
         before = mem.read(site, fill_end - site)
         at = self._slot(pad, POST_SIZE)
         if at is None:

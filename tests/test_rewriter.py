@@ -358,3 +358,61 @@ def test_no_plan_is_remembered(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     built = build_plan(str(binary))                                                # a plan appears later
     assert load_cached_plan(str(binary)) == built
+
+
+def _posting_reference(code: bytes, site: int) -> int | None:
+    """post_padding as capstone decodes: the same walk (straight on, across a ret/jmp only to a branch target at
+    the next 16-byte boundary), each instruction's length and kind from capstone."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+    cs = Cs(CS_ARCH_X86, CS_MODE_64)
+    pos, targets = 2, set()
+    while pos - 2 <= 127:
+        insn = next(cs.disasm(code[pos:pos + 15], site + pos, 1), None)
+        if insn is None:
+            return None
+        if insn.mnemonic.startswith("j"):
+            targets.add(int(insn.op_str, 16) - site)
+        pos += insn.size
+        if insn.mnemonic not in ("ret", "jmp"):
+            continue
+        boundary = ((site + pos + 15) & ~15) - site
+        fill = list(cs.disasm(code[pos:boundary], site + pos))
+        if sum(i.size for i in fill) != boundary - pos or any(i.mnemonic not in ("nop", "int3", "xchg")
+                                                              for i in fill):
+            return None
+        if boundary - pos >= 5 and not any(pos <= t < boundary for t in targets):
+            return site + pos
+        if boundary not in targets:
+            return None
+        pos = boundary
+    return None
+
+
+@pytest.mark.parametrize("path", ["/lib/x86_64-linux-gnu/libc.so.6", "/bin/busybox", "static", "musl"])
+def test_posting_sites_decode_as_capstone_does(path):
+    """Every `syscall` site the posting trampolines' small decoder (rewriter/trampoline.py post_padding) accepts
+    in real binaries is one capstone's decoding accepts, with the same fill: the patched fill is never code."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+    from elftools.elf.elffile import ELFFile
+    from hermipy.rewriter.trampoline import post_padding
+    if path in ("static", "musl"):
+        from difftest import build
+        path = build("io", path)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not installed")
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        text = elf.get_section_by_name(".text")
+        code, base = text.data(), text["sh_addr"]
+    accepted = 0
+    cs = Cs(CS_ARCH_X86, CS_MODE_64)
+    offset = code.find(b"\x0f\x05")
+    while offset >= 0:
+        window = code[offset:offset + 2 + 127 + 16]
+        pad = post_padding(window, base + offset)
+        if pad is not None:
+            accepted += 1
+            assert next(cs.disasm(window[:2], base + offset)).mnemonic == "syscall"
+            assert _posting_reference(window, base + offset) == pad, hex(base + offset)
+        offset = code.find(b"\x0f\x05", offset + 1)
+    assert accepted >= 10
