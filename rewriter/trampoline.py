@@ -308,6 +308,8 @@ class Trampolines:
         self.policy, self.invalidate = policy, invalidate
         self.areas: list[list[int]] = []             # [start, next free, slot size] of each reserved page
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
+        self.tried_post: set[int] = set()            # the same for posting trampolines (a syscall() site whose
+                                                     # preceding load jumps to its dispatching one may get one too)
         self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (patched address, before, after)
         self.made: dict[int, tuple[int, int | str | None]] = {}   # trampoline -> (site, nr; None: dispatching;
                                                                   # POSTING: a posting one)
@@ -331,7 +333,7 @@ class Trampolines:
         site has its shape."""
         if site & 63 == 63:                   # the two bytes must be one store (within a cache line)
             return False
-        vma, _policy = self._patchable(site)
+        vma, _policy = self._patchable(site, self.tried_post)
         if vma is None:
             return False
         mem = self.mem
@@ -352,11 +354,13 @@ class Trampolines:
         self.invalidate(at, at + POST_SIZE)
         return True
 
-    def _patchable(self, site: int):
-        """(vma, policy) when the site may be patched (once: never examined before), else (None, None)."""
-        if site in self.tried or self.closed:
+    def _patchable(self, site: int, tried: set[int] | None = None):
+        """(vma, policy) when the site may be patched (once: never examined before, in ``tried``, by default the
+        set of the answering trampolines'), else (None, None)."""
+        tried = self.tried if tried is None else tried
+        if site in tried or self.closed:
             return None, None
-        self.tried.add(site)
+        tried.add(site)
         vma = self.mem.find(site)
         if vma is None or vma.file is None or vma.shared or vma.prot & PROT_WRITE or not vma.prot & PROT_READ:
             return None, None
