@@ -243,9 +243,10 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
 def post_padding(code: bytes, site: int) -> int | None:
     """The fill address a posting trampoline's jump can take, for the ``syscall`` at ``site`` (``code``: the
     bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``: straight on
-    through the tail instructions (``_tail_instruction``), across an unconditional ``ret``/``jmp`` only to a
-    16-byte boundary that a branch seen so far targets; the fill is what follows such a ``ret``/``jmp`` up to the
-    boundary, at least 5 bytes of nops or int3 (never executed: nothing falls into it, no branch targets it)."""
+    through the tail instructions (``_tail_instruction``), across an unconditional ``ret``/``jmp`` only to the
+    next label a branch seen so far targets; the fill is what follows such a ``ret``/``jmp`` up to that label or
+    the next 16-byte boundary, at least 5 bytes of nops or int3 (never executed: nothing falls into it, no branch
+    seen targets it, and a label elsewhere would be aligned)."""
     if code[:2] != SYSCALL:
         return None
     pos, targets = 2, set()
@@ -259,10 +260,11 @@ def post_padding(code: bytes, site: int) -> int | None:
         pos += size
         if not ends:
             continue
-        boundary = ((site + pos + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)) - site
+        aligned = ((site + pos + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)) - site
+        boundary = min([t for t in targets if t >= pos] + [aligned])      # the fill ends at the next label
         if boundary > len(code) or not is_fill(code[pos:boundary]):
             return None
-        if boundary - pos >= 5 and pos - 2 <= POST_REACH and not any(pos <= t < boundary for t in targets):
+        if boundary - pos >= 5 and pos - 2 <= POST_REACH:
             return site + pos
         if boundary not in targets:
             return None

@@ -375,12 +375,12 @@ def _posting_reference(code: bytes, site: int) -> int | None:
         pos += insn.size
         if insn.mnemonic not in ("ret", "jmp"):
             continue
-        boundary = ((site + pos + 15) & ~15) - site
+        boundary = min([t for t in targets if t >= pos] + [((site + pos + 15) & ~15) - site])
         fill = list(cs.disasm(code[pos:boundary], site + pos))
         if sum(i.size for i in fill) != boundary - pos or any(i.mnemonic not in ("nop", "int3", "xchg")
                                                               for i in fill):
             return None
-        if boundary - pos >= 5 and not any(pos <= t < boundary for t in targets):
+        if boundary - pos >= 5:
             return site + pos
         if boundary not in targets:
             return None
