@@ -181,6 +181,7 @@ EXIT_SENTINEL = 0xFFFFFFFF   # kvm_run's exit_reason before an exitless KVM_RUN;
                              # enters and the reason as it exits: ((word + 1) & 0xFFFFFFFF) > 1 is "it has exited"
 EXITLESS_SWITCH_INTERVAL = 0.0002   # s: sys.setswitchinterval while a server spins (see _run_exitless)
 SERVER_SPINS = 4000       # idle rounds (~0.3-0.5 ms) before an exitless server stops serving until the next exit
+EXITLESS_BACKOFF = 0.02   # s without serving after the guest gave up waiting for a post: its server had no core
 
 # MODE_USER or MODE_SYSCALL once a vCPU of this process (or of the parent it was forked from) has learnt it:
 # a fork child's answer page must be current before its first exit, its trampolines read it.
@@ -746,6 +747,7 @@ class KvmCpu(Cpu):
         self.exitless_server = None        # exitless mode, see _run_exitless
         self._runner = None                # then the host thread making this vCPU's KVM_RUN calls (_VcpuRunner)
         self._exitless_result = None       # a served syscall's result, for the exit that finishes it (MAIL_CHECK)
+        self._calm_until = 0.0             # exitless: no serving before this monotonic time (_exitless_exit)
         self._posts_tried: set[int] = set()    # return addresses of sites served in exitless mode (offered a
                                                # trampoline, or remembered as answered, once)
         area.mail[0:MAIL_WORDS] = array("Q", bytes(8 * MAIL_WORDS))
@@ -1038,7 +1040,8 @@ class KvmCpu(Cpu):
 
         The serving ends when the KVM_RUN does (kvm_run's exit_reason word changes, a kick sets immediate_exit), or
         after SERVER_SPINS idle rounds: then the entry sees the server word clear and exits as usual; an entry that
-        posted just before is answered at its MAIL_POSTED exit (``_exitless_exit``). Only the calls the dispatcher
+        posted just before is answered at its MAIL_POSTED exit (``_exitless_exit``). After a post no server took in
+        time (the host's cores are busy), the vCPU runs EXITLESS_BACKOFF without serving. Only the calls the dispatcher
         serves without the registers are served so (Dispatcher.serve_exitless); the rest, and one that needs a
         signal delivered or a TLB flush after it, go on to an exit."""
         runner, w, b, mail = self._runner, self._w, self._b, self.area.mail
@@ -1048,6 +1051,10 @@ class KvmCpu(Cpu):
             # this long, instead of CPython's 5 ms: a signal's delivery waits no longer than that.
             sys.setswitchinterval(EXITLESS_SWITCH_INTERVAL)
         self._thread = runner.ident
+        if self._calm_until and time.monotonic() < self._calm_until:
+            runner.start()                    # no serving: the entry and the trampolines exit as without the mode
+            runner.wait()
+            return
         vm = self._vm
         posting = self.rewrite and len(vm.cpus) == 1 and (vm.trampolines is None or not vm.trampolines.closed)
         vm.area.set_post_entry(self.area.trampoline_post if posting else 0)
@@ -1112,6 +1119,9 @@ class KvmCpu(Cpu):
             mail = self.area.mail
             if mail[MAIL_STATE] == MAIL_POSTED:
                 mail[MAIL_STATE] = MAIL_REDO
+                # No server took the post in time: with more busy threads than cores, spinning costs a time slice
+                # a call. Calls run at exits for a while.
+                self._calm_until = time.monotonic() + EXITLESS_BACKOFF
             self._mode = MODE_RAW
             return None
         pending, self._exitless_result = self._exitless_result, None
