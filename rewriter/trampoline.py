@@ -240,9 +240,9 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
     return None
 
 
-def post_padding(code: bytes, site: int) -> int | None:
-    """The fill address a posting trampoline's jump can take, for the ``syscall`` at ``site`` (``code``: the
-    bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``: straight on
+def post_padding(code: bytes, site: int) -> tuple[int, int] | None:
+    """The fill a posting trampoline's jump can take, as (start, end) addresses, for the ``syscall`` at ``site``
+    (``code``: the bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``: straight on
     through the tail instructions (``_tail_instruction``), across an unconditional ``ret``/``jmp`` only to the
     next label a branch seen so far targets; the fill is what follows such a ``ret``/``jmp`` up to that label or
     the next 16-byte boundary, at least 5 bytes of nops or int3 (never executed: nothing falls into it, no branch
@@ -265,7 +265,7 @@ def post_padding(code: bytes, site: int) -> int | None:
         if boundary > len(code) or not is_fill(code[pos:boundary]):
             return None
         if boundary - pos >= 5 and pos - 2 <= POST_REACH:
-            return site + pos
+            return site + pos, site + boundary
         if boundary not in targets:
             return None
         pos = boundary
@@ -339,10 +339,10 @@ class Trampolines:
         if vma is None:
             return False
         mem = self.mem
-        pad = post_padding(mem.read(site, min(vma.end, site + 2 + POST_REACH + WRAPPER_ALIGN) - site), site)
-        if pad is None:
+        fill = post_padding(mem.read(site, min(vma.end, site + 2 + POST_REACH + WRAPPER_ALIGN) - site), site)
+        if fill is None:
             return False
-        fill_end = (pad + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)
+        pad, fill_end = fill
         before = mem.read(site, fill_end - site)
         at = self._slot(pad, POST_SIZE)
         if at is None:

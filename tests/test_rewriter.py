@@ -381,7 +381,7 @@ def _posting_reference(code: bytes, site: int) -> int | None:
                                                               for i in fill):
             return None
         if boundary - pos >= 5:
-            return site + pos
+            return site + pos, site + boundary
         if boundary not in targets:
             return None
         pos = boundary
@@ -391,7 +391,8 @@ def _posting_reference(code: bytes, site: int) -> int | None:
 @pytest.mark.parametrize("path", ["/lib/x86_64-linux-gnu/libc.so.6", "/bin/busybox", "static", "musl"])
 def test_posting_sites_decode_as_capstone_does(path):
     """Every `syscall` site the posting trampolines' small decoder (rewriter/trampoline.py post_padding) accepts
-    in real binaries is one capstone's decoding accepts, with the same fill: the patched fill is never code."""
+    in real binaries is one capstone's decoding accepts, with the same fill, start and end: the patched fill is
+    never code (a fill that ends at a label short of the 16-byte boundary ends there)."""
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
     from elftools.elf.elffile import ELFFile
     from hermipy.rewriter.trampoline import post_padding
@@ -416,3 +417,14 @@ def test_posting_sites_decode_as_capstone_does(path):
             assert _posting_reference(window, base + offset) == pad, hex(base + offset)
         offset = code.find(b"\x0f\x05", offset + 1)
     assert accepted >= 10
+
+
+def test_posting_fill_ends_at_a_label():
+    """musl's readdir: after its getdents64 `syscall` the loop jumps back, and 6 bytes of fill end at the label of
+    the errno path (8-aligned, short of the 16-byte boundary): the patch must stop there (it once ran on to the
+    boundary and put int3 over the label: SIGTRAP in a fork child under --exitless)."""
+    from hermipy.rewriter.trampoline import post_padding
+    code = bytes.fromhex("0f05" "4889c3" "85c0" "7e0e" "41894010" "31c0" "ebc4" "660f1f440000" "7916" "83f8fe"
+                         "7411" "e82c030000" "f7db" "4531c9" "8918" "ebbb" "0f1f00" "4531c9" "ebb3"
+                         "662e0f1f840000000000" "90")
+    assert post_padding(code, 0x403BD1) == (0x403BE2, 0x403BE8)
