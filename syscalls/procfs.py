@@ -388,21 +388,26 @@ class Synthetic:
         return size, rss, stack, data
 
     def status(self, task) -> bytes:
-        """/proc/PID/status and /proc/PID/task/TID/status (proc_pid_status): ``task``'s name and id."""
-        p = self.k.proc
+        """/proc/PID/status and /proc/PID/task/TID/status (proc_pid_status): ``task``'s name, ids, memory and
+        capability sets."""
+        from hermipy.syscalls.sys_info import _creds
+        p = c = _creds(self.k)                 # the credential record, capability sets included
         size, rss, stack, data = self._vm_kb()
         groups = " ".join(str(g) for g in p.groups)
         state = _host_state(task.tid)
         text = (f"Name:\t{task.comm.decode(errors='replace')}\nUmask:\t{p.umask:04o}\nState:\t{state}\n"
                 f"Tgid:\t{p.pid}\nNgid:\t0\nPid:\t{task.tid}\nPPid:\t{p.ppid}\nTracerPid:\t0\n"
-                f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.euid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.egid}\n"
+                f"Uid:\t{p.uid}\t{p.euid}\t{p.suid}\t{p.fsuid}\nGid:\t{p.gid}\t{p.egid}\t{p.sgid}\t{p.fsgid}\n"
                 f"FDSize:\t{self.k.fds.size}\nGroups:\t{groups} \n"
                 f"NStgid:\t{p.pid}\nNSpid:\t{task.tid}\n"
                 f"VmPeak:\t{size:8d} kB\nVmSize:\t{size:8d} kB\nVmLck:\t{self.k.mem.locked_bytes() // 1024:8d} kB\n"
                 f"VmPin:\t       0 kB\n"
                 f"VmHWM:\t{rss:8d} kB\nVmRSS:\t{rss:8d} kB\nVmData:\t{data:8d} kB\nVmStk:\t{stack:8d} kB\n"
                 f"VmSwap:\t       0 kB\nThreads:\t{len(self.k.group.tasks)}\n"
-                "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n")
+                "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
+                f"CapInh:\t{c.cap_inh:016x}\nCapPrm:\t{c.cap_prm:016x}\nCapEff:\t{c.cap_eff:016x}\n"
+                f"CapBnd:\t{c.cap_bnd:016x}\nCapAmb:\t{c.cap_amb:016x}\n"
+                f"NoNewPrivs:\t{getattr(c, 'no_new_privs', 0)}\n")
         return text.encode()
 
     def stat_line(self, task) -> bytes:

@@ -52,6 +52,14 @@ static void report(const char *file)
            getenv("LD_LIBRARY_PATH") ? "kept" : "gone", fd >= 0 ? "read" : strerror(errno));
     if (fd >= 0)
         close(fd);
+    FILE *status = fopen("/proc/self/status", "r");      /* the same, as /proc says it */
+    char line[256];
+    while (status && fgets(line, sizeof line, status))
+        if (!strncmp(line, "Uid:", 4) || !strncmp(line, "Gid:", 4) || !strncmp(line, "Cap", 3) ||
+            !strncmp(line, "NoNewPrivs:", 11))
+            printf("    %s", line);
+    if (status)
+        fclose(status);
 }
 
 static int copy_self(const char *name, uid_t owner, gid_t group, mode_t mode)
