@@ -325,9 +325,10 @@ static void sec_user_time(void)
     set_itimer(ITIMER_VIRTUAL, 20 * MS, 0);
     while (!fired)                /* the kernel's work on 1024 pieces per call is system time: not counted */
         writev(fd, pieces, 1024);
-    long long used = cpu() - start;
+    long long used = cpu() - start;   /* natively ~60x; under hermipy on KVM ~12x where an exit's world switch,
+                                         counted as the guest's, costs ~45 us (PVM): 4x leaves room for load */
     printf("  ITIMER_VIRTUAL 20 ms in a loop of writev(1024 x 1 byte): handler ran %d time(s); the process's CPU "
-           "time then more than 8x the timer's: %s\n", (int)fired, yes(used > 160 * MS));
+           "time then more than 4x the timer's: %s\n", (int)fired, yes(used > 80 * MS));
     close(fd);
     signal(SIGVTALRM, SIG_DFL);
 }
