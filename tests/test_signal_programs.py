@@ -396,9 +396,10 @@ JOB_SCRIPTS = {
     # a background job touching the terminal: SIGTTIN for a read, SIGTTOU for a write with TOSTOP or a change
     "bg-read": 'cat & wait %1; echo "stopped: $?"; kill -9 %1',
     "bg-read-ignored": '(trap "" TTIN; cat; echo "cat: $?") & wait; echo done',
-    "bg-write": '(echo hi; echo there) & wait; echo "done: $?"',
-    # the job sleeps first so that the shell is in `wait` when it stops (a job stopped before the wait makes bash
-    # print "wait_for_job: job 1 is stopped", natively too when the shell is the slower one)
+    # the jobs sleep first so that the shell is in `wait` when they end or stop (a job that ended before the wait
+    # makes bash print "[1]+ Done", one stopped before it "wait_for_job: job 1 is stopped", natively too when the
+    # shell is the slower one)
+    "bg-write": '(sleep 0.5; echo hi; echo there) & wait; echo "done: $?"',
     "bg-write-tostop": 'stty tostop; (sleep 0.5; echo hi) & wait %1; echo "stopped: $?"; kill -9 %1',
     "bg-stty": '(stty -echo) & wait %1; echo "stopped: $?"; kill -9 %1',
 }
