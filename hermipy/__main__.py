@@ -1,3 +1,3 @@
-from hermipy.cli import entry
+from hermipy.client import entry
 
 entry()

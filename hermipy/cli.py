@@ -204,10 +204,17 @@ def server_socket(args) -> str | None:
     return args.server or os.environ.get("HERMIPY_SERVER") or None
 
 
+def _direct_main(argv: list[str]) -> int:
+    """A run the client chose to make directly (no server)."""
+    global SERVED
+    SERVED = True
+    return main(argv)
+
+
 def cmd_run(args) -> int:
     if (server := server_socket(args)) is not None:
-        from hermipy.serve import run_through_server
-        return run_through_server(server, args.argv)
+        from hermipy.client import run_through_server
+        return run_through_server(server, args.argv, lambda: _direct_main(args.argv))
     if args.image or args.binary is not None and not args.root and is_image_file(args.binary):
         return _run_image(args)
     if args.binary is None:

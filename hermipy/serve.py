@@ -1,5 +1,5 @@
 """Warm start: a resident hermipy (``hermipy serve``) forks one child per run; ``hermipy run --server``
-(or ``HERMIPY_SERVER``) is its client.
+(or ``HERMIPY_SERVER``) is its client (hermipy/client.py).
 
 The server has imported the kernel, the handlers, the loader and both backends (the KVM entry stubs, libunicorn)
 and frozen its objects out of the garbage collector (gc.freeze: a child's collections do not copy the shared
@@ -7,12 +7,8 @@ pages). For each connection it checks the peer's uid (SO_PEERCRED: another user'
 forks; the child reads the request, becomes the client's run — its stdin/stdout/stderr (passed with
 SCM_RIGHTS), cwd (a directory fd), umask, rlimits, environment, ignored and blocked signals — a process group
 of its own, and runs ``hermipy <argv>`` as a direct run does. It sends back its pid and a pidfd; the server
-reports the child's stops, continuations and end on the connection.
-
-The client forwards every signal it receives to the guest's process (a terminal's, sent by the kernel: to the
-guest's process group, as a terminal reaches a whole foreground job), stops when the guest stops and exits
-with the guest's status; a guest killed by a host signal kills the client with it. When the client's end of
-the connection closes (the client died), the child kills its process group.
+reports the child's stops, continuations and end on the connection. When the client's end of the connection
+closes (the client died), the child kills its process group.
 
 Protocol, over a SOCK_STREAM unix socket. Request: a 4-byte little-endian length and a JSON object (strings
 are file-system strings: ``os.fsdecode``), with the file descriptors attached to its first bytes::
@@ -35,12 +31,10 @@ import struct
 import sys
 import threading
 
+from hermipy.client import FORWARDED
+
 REQUEST_LIMIT = 16 << 20        # bytes of JSON a request may have
 REQUEST_TIMEOUT = 10.0          # seconds a connected client has to send its request
-# What the client forwards: what hermipy's signal pump forwards in a direct run (host_signals.FORWARDED; a
-# fault signal of the client's own still ends it, as a blocked one is forced).
-FORWARDED = frozenset(int(s) for s in signal.valid_signals() if int(s) < 64) - {signal.SIGKILL, signal.SIGSTOP}
-SI_KERNEL = 0x80
 
 
 def default_socket() -> str:
@@ -381,166 +375,3 @@ def _watch_client(conn: socket.socket) -> None:
     old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     threading.Thread(target=watch, name="hermipy-client-watch", daemon=True).start()
     signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-# -- the client --------------------------------------------------------------------------------------------
-
-def run_through_server(path: str, argv: list[str]) -> int:
-    """``hermipy <argv>`` run by the server at ``path``; returns the guest's exit status (a guest killed by a
-    host signal kills this process with it). Runs directly when the server says a direct run is needed, or
-    when stdin is a terminal (see README, Warm start)."""
-    from hermipy.errors import HermipyError
-    if _is_terminal(0):
-        return _direct(argv)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        raise HermipyError(f"--server {path}: {err.strerror or err}", 2) from None
-    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    if uid != os.getuid():
-        raise HermipyError(f"--server {path}: the server runs as uid {uid}, not as this user", 2)
-    request = _request(argv)
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)     # from here on, sigwaitinfo takes them
-    _send_request(sock, request)
-    guest = _Guest()
-    threading.Thread(target=guest.forward_signals, name="hermipy-forward", daemon=True).start()
-    answers = _Answers(sock)
-    while True:
-        message = answers.next()
-        if message is None:
-            raise HermipyError(f"--server {path}: the server ended the connection", 70)
-        if "started" in message and answers.fds:
-            guest.started(message["started"], answers.fds.pop(0))
-        elif "stopped" in message:
-            os.kill(os.getpid(), signal.SIGSTOP)           # as the guest did; the shell sees this job stop
-        elif "exit" in message:
-            return message["exit"]
-        elif "killed" in message:
-            _die_by(message["killed"])
-        elif "error" in message:
-            if message.get("direct"):
-                sock.close()
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-                return _direct(argv)
-            raise HermipyError(message["error"], 2)
-
-
-def _is_terminal(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
-def _direct(argv: list[str]) -> int:
-    from hermipy import cli
-    cli.SERVED = True
-    return cli.main(argv)
-
-
-def _request(argv: list[str]) -> dict:
-    """What the server's child needs to be this process's direct run."""
-    import resource
-    from hermipy import cli
-    from hermipy.syscalls import files
-    umask = os.umask(0)
-    os.umask(umask)
-    rlimits = {}
-    for name in dir(resource):
-        if name.startswith("RLIMIT_"):
-            number = getattr(resource, name)
-            rlimits[str(number)] = list(resource.getrlimit(number))
-    ignored = [s for s in FORWARDED if s <= 31 and signal.getsignal(s) == signal.SIG_IGN
-               and s not in (signal.SIGPIPE, signal.SIGXFSZ)]      # Python ignores these two itself
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    return {"argv": argv,
-            "environ": [os.fsdecode(k + b"=" + v) for k, v in cli.inherited_environment().items()],
-            "fds": [fd for fd in (0, 1, 2) if _is_open(fd) and fd not in files.CLOSED_STDIO], "umask": umask, "rlimits": rlimits,
-            "ignored": ignored, "blocked": sorted(int(s) for s in blocked if int(s) in FORWARDED),
-            "gid": os.getgid(), "groups": os.getgroups()}
-
-
-def _send_request(sock: socket.socket, request: dict) -> None:
-    """The request, with the client's open stdio fds and its cwd attached."""
-    body = json.dumps(request).encode()
-    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        socket.send_fds(sock, [struct.pack("<I", len(body))], request["fds"] + [cwd])
-    finally:
-        os.close(cwd)
-    sock.sendall(body)
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
-
-
-class _Answers:
-    """The server's answers, one JSON object a line; ``fds`` collects the fds attached to them (the pidfd)."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock, self.buffer, self.fds = sock, b"", []
-
-    def next(self) -> dict | None:
-        while b"\n" not in self.buffer:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, 4096, 4)
-            self.fds += fds
-            if not data:
-                return None
-            self.buffer += data
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
-
-
-class _Guest:
-    """Where the client's signals go: the guest's process (pidfd), or its process group for a signal the
-    kernel sent (a terminal's ^C, ^\\, ^Z, a window change), as a terminal reaches a whole foreground job.
-    Signals that come before the guest has started wait for it."""
-
-    def __init__(self):
-        self.pid = 0
-        self.pidfd = -1
-        self.early: list[tuple[int, int]] = []
-        self.lock = threading.Lock()
-
-    def started(self, pid: int, pidfd: int) -> None:
-        with self.lock:
-            self.pid, self.pidfd = pid, pidfd
-            early, self.early = self.early, []
-        for signo, code in early:
-            self._send(signo, code)
-
-    def forward_signals(self) -> None:
-        while True:
-            info = signal.sigwaitinfo(FORWARDED)
-            with self.lock:
-                if self.pidfd < 0:
-                    self.early.append((info.si_signo, info.si_code))
-                    continue
-            self._send(info.si_signo, info.si_code)
-
-    def _send(self, signo: int, code: int) -> None:
-        try:
-            if code == SI_KERNEL:
-                os.killpg(self.pid, signo)
-            else:
-                signal.pidfd_send_signal(self.pidfd, signo)
-        except OSError:
-            pass                          # the guest has ended: its status is on its way
-
-
-def _die_by(signo: int) -> None:
-    """End this process by ``signo``, as the guest's process ended (no core file of the client)."""
-    import resource
-    sys.stdout.flush()
-    sys.stderr.flush()
-    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-    signal.signal(signo, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signo])
-    signal.pthread_kill(threading.get_ident(), signo)
-    os._exit(128 + signo)

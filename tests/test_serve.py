@@ -238,3 +238,48 @@ def test_native_reference_for_signals():
     """The native side of test_signal_forwarded_to_guest behaves as asserted there (the oracle holds)."""
     native = run_native([BUSYBOX, "sh", "-c", "kill -TERM $$"])
     assert (native.status, native.stderr) == (128 + signal.SIGTERM, b"Terminated\n")
+
+
+def test_run_options_match_parser():
+    """The client reads `run`'s options without argparse (hermipy.client): its two sets are the parser's."""
+    from hermipy import cli, client
+    run = next(a for a in cli.build_parser(["run"])._subparsers._group_actions[0].choices.values()
+               if a.prog.endswith(" run"))
+    options = [a for a in run._actions if a.option_strings and a.dest != "help"]
+    flags = {s for a in options if a.nargs == 0 for s in a.option_strings}
+    with_value = {s for a in options if a.nargs != 0 for s in a.option_strings}
+    assert (flags, with_value) == (client.RUN_FLAGS, client.RUN_OPTIONS_WITH_VALUE)
+
+
+@pytest.mark.parametrize("argv,env,expected", [
+    (["run", "--server", "S", "prog", "--server", "T"], None, "S"),
+    (["run", "--server=S", "prog"], None, "S"),
+    (["run", "--root", "/r", "-E", "A=1", "--strace", "--server", "S", "prog"], None, "S"),
+    (["run", "--backend", "kvm", "prog"], "E", "E"),
+    (["run", "--server", "S", "prog"], "E", "S"),
+    (["run", "prog"], None, None),
+    (["run", "--help"], "E", None),                   # argparse's: help, abbreviations, unknown options
+    (["run", "--serv", "S", "prog"], None, None),
+    (["run", "-EA=1", "prog"], "E", None),
+    (["info"], "E", None),
+])
+def test_client_reads_run_options(monkeypatch, argv, env, expected):
+    from hermipy import client
+    if env is None:
+        monkeypatch.delenv("HERMIPY_SERVER", raising=False)
+    else:
+        monkeypatch.setenv("HERMIPY_SERVER", env)
+    assert client.served_run(argv) == expected
+
+
+def test_client_imports_stay_lean(server):
+    """A run through the server imports none of the modules that make Python's start-up slow (re, enum, json,
+    argparse, socket, threading) nor hermipy's command line: the client's start is the interpreter's."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "hermipy", "run", "--server", server,
+                           BUSYBOX, "true"], capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()
+             if line.startswith("import time:")]
+    imported = set(names[names.index("site") + 1:])         # after the interpreter's own start (site, .pth files)
+    heavy = imported & {"re", "enum", "json", "argparse", "socket", "threading", "signal", "hermipy.cli"}
+    assert not heavy, f"the client imported {sorted(heavy)}"
