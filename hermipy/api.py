@@ -11,6 +11,7 @@ guest killed by signal N, 126/127 when it cannot start), in a process group of i
 import os
 import selectors
 import signal
+import sys
 import time
 from typing import Mapping, NamedTuple, Sequence
 
@@ -87,7 +88,11 @@ def _child(command: list[str], environment: dict, cwd: str | None, stdin: int, s
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
             if fd >= 0:
                 os.dup2(fd, target)
-        os.closerange(3, 256)             # the pipes' other ends and this process's own: the run's are 0-2
+        kvm = sys.modules.get("hermipy.kvm_backend")       # its /dev/kvm fd, opened once by warm_up, stays
+        kept = kvm.opened_system_fd() if kvm is not None else -1
+        kept = kept if kept >= 3 else 256
+        os.closerange(3, kept)            # the pipes' other ends and this process's own: the run's are 0-2
+        os.closerange(kept + 1, 256)
         if cwd is not None:
             os.chdir(cwd)
         for signo in sorted(FORWARDED):
@@ -95,7 +100,7 @@ def _child(command: list[str], environment: dict, cwd: str | None, stdin: int, s
                 signal.signal(signo, signal.default_int_handler if signo == signal.SIGINT else signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        import sys                        # streams of the run's own fds 0-2 (this process's may be others: pytest's)
+        # streams of the run's own fds 0-2 (this process's may be others: pytest's)
         sys.stdin = os.fdopen(0, "r", closefd=False) if stdin >= 0 else None
         sys.stdout = os.fdopen(1, "w", closefd=False)
         sys.stderr = os.fdopen(2, "w", closefd=False, buffering=1, errors="backslashreplace")

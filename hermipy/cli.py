@@ -40,7 +40,7 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-rewrite", dest="rewrite", action="store_false", help="never rewrite the binary's "
                      "syscall instructions in memory (default: on KVM, a site is rewritten to enter the kernel "
                      "directly after its first call)")
-    run.add_argument("--exitless", action="store_true", default=bool(os.environ.get("HERMIPY_EXITLESS")),
+    run.add_argument("--exitless", action="store_true",
                      help="KVM: serve file and socket syscalls while the guest waits in the guest, instead of an exit "
                      "each (faster for syscall-heavy programs where exits are dear, e.g. PVM; costs a host core "
                      "while the guest makes syscalls; default: $HERMIPY_EXITLESS, else off)")
@@ -96,6 +96,8 @@ def _inspect_arguments(inspect: argparse.ArgumentParser) -> None:
 def _serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--socket", metavar="PATH", help="the unix socket to listen on (default: "
                        "$XDG_RUNTIME_DIR/hermipy.sock, or /tmp/hermipy-UID/hermipy.sock)")
+    serve.add_argument("--spares", metavar="N", type=int, default=1, help="children forked ahead of the runs they "
+                       "will serve (default: 1; 0: fork when a client connects)")
 
 
 def _rewrite_arguments(rewrite: argparse.ArgumentParser) -> None:
@@ -148,11 +150,21 @@ COMMANDS = {
 }
 
 
+_PARSERS: dict[str | None, argparse.ArgumentParser] = {}     # built once per process (and `hermipy serve`'s)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command-line parser; given ``argv`` that names a command, the parser of that command alone
     (``hermipy run`` is on every guest's start-up path, and each parser and argument costs argparse real
     time); otherwise the parser of every command, for ``hermipy --help`` and usage errors."""
     chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    chosen = chosen if chosen in COMMANDS else None
+    if chosen not in _PARSERS:
+        _PARSERS[chosen] = _build_parser(chosen)
+    return _PARSERS[chosen]
+
+
+def _build_parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hermipy", description="Run unmodified Linux x86-64 binaries "
                                      "as unikernels.", epilog=EPILOG, formatter_class=_Formatter)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for hermipy errors")
@@ -169,6 +181,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 SERVED = False                  # this process is a run `hermipy serve` forked (or a direct run the client chose)
+BEFORE_EXIT = None              # entry calls it with the exit status before exiting (`hermipy serve`'s child)
 INHERITED_ENVIRONMENT: dict[bytes, bytes] | None = None      # the client's, in a run `hermipy serve` forked
 
 
@@ -212,6 +225,7 @@ def _direct_main(argv: list[str]) -> int:
 
 
 def cmd_run(args) -> int:
+    args.exitless = args.exitless or bool(os.environ.get("HERMIPY_EXITLESS"))
     if (server := server_socket(args)) is not None:
         from hermipy.client import run_through_server
         return run_through_server(server, args.argv, lambda: _direct_main(args.argv))
@@ -289,7 +303,9 @@ def _run_image(args) -> int:
 
 def cmd_serve(args) -> int:
     from hermipy.serve import serve
-    return serve(args.socket)
+    if args.spares < 0:
+        raise HermipyError("--spares: a count of children, 0 or more", 2)
+    return serve(args.socket, args.spares)
 
 
 def cmd_syscalls(args) -> int:
@@ -417,4 +433,6 @@ def entry() -> None:
             stream.flush()
         except (OSError, ValueError):
             status = status or 1
+    if BEFORE_EXIT is not None:
+        BEFORE_EXIT(status)
     os._exit(status)

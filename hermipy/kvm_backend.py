@@ -231,6 +231,34 @@ def kvm_system_fd() -> int:
     return _system_fd
 
 
+def opened_system_fd() -> int:
+    """The fd kvm_system_fd keeps, or -1 before it is opened (a fork that closes fds must keep it)."""
+    return _system_fd
+
+
+_supported: bytes | None = None
+
+
+def supported_cpuid() -> bytes:
+    """KVM_GET_SUPPORTED_CPUID's table (struct kvm_cpuid2), asked once per process (and shared by the forks of
+    a warm one: `hermipy serve`, hermipy.api)."""
+    global _supported
+    if _supported is None:
+        nent = 128
+        while True:
+            buf = bytearray(8 + 40 * nent)
+            struct.pack_into("<I", buf, 0, nent)
+            try:
+                fcntl.ioctl(kvm_system_fd(), KVM_GET_SUPPORTED_CPUID, buf)
+                break
+            except OSError as err:
+                if err.errno != 7 or nent >= 4096:      # E2BIG: more entries than room
+                    raise
+                nent *= 2
+        _supported = bytes(buf)
+    return _supported
+
+
 def kvm_unusable_reason() -> str | None:
     """None when /dev/kvm can run a guest here, else a one-line reason (for tests and ``--backend auto``)."""
     try:
@@ -608,17 +636,7 @@ class KvmVm:
 
     # -- CPUID -----------------------------------------------------------------------------------
     def _supported_cpuid(self) -> bytearray:
-        nent = 128
-        while True:
-            buf = bytearray(8 + 40 * nent)
-            struct.pack_into("<I", buf, 0, nent)
-            try:
-                fcntl.ioctl(self.kvm, KVM_GET_SUPPORTED_CPUID, buf)
-                return buf
-            except OSError as err:
-                if err.errno != 7 or nent >= 4096:      # E2BIG: more entries than room
-                    raise
-                nent *= 2
+        return bytearray(supported_cpuid())
 
     def cpuid_entry(self, function: int, index: int = 0) -> tuple[int, int, int, int] | None:
         buf = self.cpuid

@@ -1,13 +1,15 @@
 """Warm start: a resident hermipy (``hermipy serve``) forks one child per run; ``hermipy run --server``
 (or ``HERMIPY_SERVER``) is its client (hermipy/client.py).
 
-The server has imported the kernel, the handlers, the loader and both backends (the KVM entry stubs, libunicorn)
-and frozen its objects out of the garbage collector (gc.freeze: a child's collections do not copy the shared
-pages). For each connection it checks the peer's uid (SO_PEERCRED: another user's client is refused) and
-forks; the child reads the request, becomes the client's run — its stdin/stdout/stderr (passed with
+The server has imported the kernel, the handlers, the loader and both backends (the KVM entry stubs, libunicorn,
+KVM's CPUID table), compiled every handler's invoke and built ``run``'s parser, and frozen its objects out of the
+garbage collector (gc.freeze: a child's collections do not copy the shared pages). For each connection it checks
+the peer's uid (SO_PEERCRED: another user's client is refused) and hands the connection to a spare child forked
+ahead of it (``--spares``), or forks one; the child reads the request, becomes the client's run — its stdin/stdout/stderr (passed with
 SCM_RIGHTS), cwd (a directory fd), umask, rlimits, environment, ignored and blocked signals — a process group
-of its own, and runs ``hermipy <argv>`` as a direct run does. It sends back its pid and a pidfd; the server
-reports the child's stops, continuations and end on the connection. When the client's end of the connection
+of its own, and runs ``hermipy <argv>`` as a direct run does. It sends back its pid and a pidfd, and its exit
+status as soon as the run has ended; the server reports the child's stops, continuations and a death by a
+signal on the connection. When the client's end of the connection
 closes (the client died), the child kills its process group.
 
 Protocol, over a SOCK_STREAM unix socket. Request: a 4-byte little-endian length and a JSON object (strings
@@ -58,8 +60,9 @@ def warm_up() -> None:
     """Import what a run imports and load what every run loads, once, in the server."""
     import importlib
     from hermipy import cli, runner  # noqa: F401
-    from hermipy.syscalls.table import load_handlers
+    from hermipy.syscalls.table import compile_invokers, load_handlers
     load_handlers()
+    compile_invokers()
     for name in ("hermipy.loader.load", "hermipy.loader.stack", "hermipy.syscalls.sys_signal",
                  "hermipy.syscalls.host_signals", "hermipy.syscalls.procfs", "hermipy.rewriter.plan",
                  "hermipy.rewriter.trampoline", "hermipy.kvm_stubs", "hermipy.kvm_stub_cache",
@@ -72,6 +75,11 @@ def warm_up() -> None:
         from hermipy.unicorn_backend import _load_libunicorn
         _load_libunicorn()
     except OSError:
+        pass
+    try:
+        from hermipy.kvm_backend import supported_cpuid
+        supported_cpuid()                 # opens /dev/kvm for every fork (kvm_system_fd) and asks KVM once
+    except (OSError, ImportError):
         pass
     cli.build_parser(["run"])           # argparse's own first-use work (gettext lookups, the formatter width)
 
@@ -110,12 +118,17 @@ def _bind(path: str) -> socket.socket:
 
 
 class Server:
-    """The accept loop: one forked child per connection, its stops and its end reported on the connection."""
+    """The accept loop: one forked child per connection, its stops and its end reported on the connection.
 
-    def __init__(self, path: str):
+    ``spares`` children are forked ahead of the connections they will serve: each waits for its connection on a
+    socket pair of its own, so that a run does not wait for the server's fork (~1.3 ms here)."""
+
+    def __init__(self, path: str, spares: int = 1):
         self.path = path
+        self.wanted_spares = spares
         self.listener: socket.socket | None = None
         self.children: dict[int, socket.socket] = {}      # child pid -> its connection
+        self.spares: dict[int, socket.socket] = {}        # idle child pid -> the server's end of its socket pair
         self.stopping = False
 
     def serve(self) -> int:
@@ -138,7 +151,8 @@ class Server:
         self.poller = select.poll()
         self.poller.register(self.listener.fileno(), select.POLLIN)
         self.poller.register(wake_r, select.POLLIN)
-        while not (self.stopping and not self.children):
+        self._fork_spares()
+        while not (self.stopping and not self.children and not self.spares):
             for fd, events in self.poller.poll():
                 if fd == wake_r:
                     self._wakeup()
@@ -162,6 +176,8 @@ class Server:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+        for channel in self.spares.values():
+            channel.close()                   # the spare reads the end of its socket pair and exits
 
     def _wakeup(self) -> None:
         try:
@@ -181,25 +197,60 @@ class Server:
             _send(conn, {"error": f"hermipy serve: uid {uid} is not this server's user ({os.getuid()})"})
             conn.close()
             return
+        if self.spares:
+            child, channel = self.spares.popitem()
+            try:
+                socket.send_fds(channel, [b"c"], [conn.fileno()])
+            except OSError:
+                child = None                  # the spare is gone (its end is reaped later): fork one now
+            channel.close()
+        else:
+            child = None
+        if child is None:
+            child = self._fork(lambda: _child(conn))
+        self.children[child] = conn
+        self._fork_spares()
+
+    def _fork(self, run) -> int:
+        """A child that closes what is the server's alone, then calls ``run`` (which never returns)."""
         sys.stdout.flush()
         sys.stderr.flush()
         child = os.fork()
         if child == 0:
-            _child(conn, self._fds_to_close(conn))      # never returns
-        self.children[child] = conn
+            try:
+                signal.set_wakeup_fd(-1)
+                for signo in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signo, signal.SIG_DFL)
+                for sock in [*self.children.values(), *self.spares.values()]:
+                    sock.close()
+                for fd in (self.wake_r, self.wake_w, self.listener.fileno()):
+                    os.close(fd)
+                run()
+            finally:
+                os._exit(70)
+        return child
 
-    def _fds_to_close(self, conn) -> list[int]:
-        fds = [self.wake_r, self.wake_w, self.listener.fileno()]
-        return fds + [c.fileno() for c in self.children.values() if c is not conn]
+    def _fork_spares(self) -> None:
+        while not self.stopping and len(self.spares) < self.wanted_spares:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                child = self._fork(lambda: (ours.close(), _spare(theirs)))
+            finally:
+                theirs.close()
+            self.spares[child] = ours
 
     def _reap(self) -> None:
-        while self.children:
+        while self.children or self.spares:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            spare = self.spares.pop(pid, None)
+            if spare is not None:             # a spare ended before it had a run (killed, or the server stops)
+                spare.close()
+                continue
             conn = self.children.get(pid)
             if conn is None:
                 continue
@@ -225,18 +276,30 @@ def _send(conn: socket.socket, message: dict, fds: list[int] = ()) -> None:
         pass                              # the client is gone: nothing to tell
 
 
-def serve(path: str | None) -> int:
-    return Server(path or default_socket()).serve()
+def serve(path: str | None, spares: int = 1) -> int:
+    return Server(path or default_socket(), spares).serve()
 
 
 # -- the server's child: one run ---------------------------------------------------------------------------
 
-def _child(conn: socket.socket, close: list[int]) -> None:
-    """A forked child of the server: become the client's run and run it; never returns."""
+def _spare(channel: socket.socket) -> None:
+    """A child forked ahead of its run: wait for the connection the server hands over, then serve it as
+    _child; the end of the socket pair (the server stops) ends it."""
     try:
-        signal.set_wakeup_fd(-1)
-        for fd in close:
-            os.close(fd)
+        _data, fds, _flags, _addr = socket.recv_fds(channel, 1, 1)
+    except OSError:
+        fds = []
+    channel.close()
+    if not fds:
+        os._exit(0)
+    _child(socket.socket(fileno=fds[0]))
+
+
+def _child(conn: socket.socket) -> None:
+    """A forked child of the server: become the client's run and run it; never returns. Its exit status goes
+    to the client as soon as the run has ended (cli.entry), before the process's teardown (1-2 ms) and the
+    server's reaping; a run that a signal ends is reported by the server."""
+    try:
         argv = _become_client(conn)
     except ServeError as err:
         _send(conn, {"error": str(err), "direct": err.direct})
@@ -250,6 +313,12 @@ def _child(conn: socket.socket, close: list[int]) -> None:
     os.close(pidfd)
     from hermipy import cli
     cli.SERVED = True
+    me = os.getpid()
+
+    def report_exit(status: int) -> None:
+        if os.getpid() == me:             # not in the processes the guest forks, which inherit the hook
+            _send(conn, {"exit": status})
+    cli.BEFORE_EXIT = report_exit
     sys.argv = ["hermipy", *argv]
     cli.entry()                           # os._exit with the run's status
 

@@ -76,6 +76,13 @@ ENTRIES: list[Entry] = [Entry(nr, NAMES.get(nr, f"syscall_{nr}")) for nr in rang
 BY_NAME: dict[str, Entry] = {e.name: e for e in ENTRIES if e.nr in NAMES}
 
 
+def compile_invokers() -> None:
+    """Compile every handler's invoke now (a warm parent's forks then share them instead of compiling each)."""
+    for entry in ENTRIES:
+        if entry.handler is not None and entry.invoke == entry._compile_on_first_call:
+            entry.invoke = entry._compile()
+
+
 def syscall(name: str, status: str = FULL, note: str = ""):
     """Register the decorated function as the handler of ``name`` (man 2 name)."""
     if status in (PARTIAL, STUB) and not note:

@@ -80,6 +80,13 @@ def test_exit_status(server, code, how):
     assert_same([build("exit_codes", "static"), code, how], options=via(server))
 
 
+def test_forked_processes_end_first(server):
+    """Processes the guest forks end before it: the client waits for the guest's own end (a served run's child
+    reports its status itself, and its forks inherit that hook)."""
+    assert_same([BUSYBOX, "sh", "-c", f"{BUSYBOX} true & wait; echo | {BUSYBOX} cat; echo after them; exit 4"],
+                options=via(server))
+
+
 def test_stdio_pipes_and_stdin(server):
     assert_same([BUSYBOX, "sh", "-c", "read a; echo out $a; echo err $a >&2; cat"], stdin=b"one\ntwo\nthree\n",
                 options=via(server))
@@ -283,3 +290,17 @@ def test_client_imports_stay_lean(server):
     imported = set(names[names.index("site") + 1:])         # after the interpreter's own start (site, .pth files)
     heavy = imported & {"re", "enum", "json", "argparse", "socket", "threading", "signal", "hermipy.cli"}
     assert not heavy, f"the client imported {sorted(heavy)}"
+
+
+def test_without_spares(tmp_path):
+    """`hermipy serve --spares 0` forks each run when its client connects; runs are the same."""
+    path = str(tmp_path / "s.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "hermipy", "serve", "--socket", path, "--spares", "0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ready = _read_line_within(proc.stderr, 30)
+        assert ready.startswith(b"hermipy serve: listening"), ready
+        assert_same([BUSYBOX, "sh", "-c", "echo one; exit 3"], options=via(path))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
