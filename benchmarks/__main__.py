@@ -57,11 +57,12 @@ SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins
            "file_io": HERE / "src" / "file_io.c", "malloc_list": HERE / "src" / "malloc_list.c",
            "spawn": HERE / "src" / "spawn.c", "threads": HERE / "src" / "threads.c",
            "signals": HERE / "src" / "signals.c", "shm": HERE / "src" / "shm.c",
-           "fork_loop": HERE / "src" / "fork_loop.c",
+           "fork_loop": HERE / "src" / "fork_loop.c", "sleeper": HERE / "src" / "sleeper.c",
            "cpu_mixed_prof": (ROOT / "testbins" / "cpu_mixed.c", HERE / "src" / "prof_1khz.c")}
 SYSCALL_MODES = ("getppid", "read", "write", "clock_gettime", "syscall_getppid")
 FIND = "/usr/bin/find"
 SERVED_REQUESTS, SERVED_REQUESTS_QUICK = 2000, 500
+FORKING_REQUESTS, FORKING_REQUESTS_QUICK = 500, 200      # busybox httpd: a fork per request
 LATENCY = re.compile(r"median (\d+) ns p99 (\d+) ns$")
 
 
@@ -147,6 +148,8 @@ class Workload:
     latency: bool = False                # the program reports "... median NS ns p99 NS ns" as its last stderr line
     served: bool = False                 # hermipy runs it through a `hermipy serve` of the harness (--server)
     server: str | None = None            # a web server run by the runner and loaded by ab (serverload.py)
+    requests: tuple[int, int] = (SERVED_REQUESTS, SERVED_REQUESTS_QUICK)     # ab's, for a server (full, quick)
+    density: bool = False                # PSS of one more running instance (density.py); served: through the server
 
 
 def syscall_workload(mode: str, full: int, quick: int) -> Workload:
@@ -168,6 +171,13 @@ WORKLOADS = [
     Workload("fork_exec", "busybox sh runs /bin/true (fork + execve + wait) 50 times (20 --quick): time per command",
              lambda c: [BUSYBOX, "sh", "-c", FORK_EXEC_SCRIPT, "sh", "20" if c.quick else "50"], needs=(BUSYBOX,),
              timed_loop=True),
+    Workload("httpd_fork", f"busybox httpd (a fork per connection) serving a 4 KiB page to `ab -c 8`, "
+             f"{FORKING_REQUESTS} requests ({FORKING_REQUESTS_QUICK} with --quick): ab's wall time; the report adds "
+             "requests/s", lambda c: [], server="busybox-httpd", needs=(BUSYBOX, "/usr/bin/ab"),
+             requests=(FORKING_REQUESTS, FORKING_REQUESTS_QUICK)),
+    Workload("density", "sleeping hellos started at once (hermipy: through `hermipy serve`), 10 then 60 (5 then 20 "
+             "with --quick): time to start the 60; the report adds the PSS of one more instance",
+             lambda c: [compile_static("sleeper")], served=True, density=True),
     Workload("true", "/bin/true (dynamic): startup with ld.so and libc", lambda c: ["/bin/true"], needs=("/bin/true",)),
     Workload("ls_usr_bin", "ls -la /usr/bin (dynamic)", lambda c: ["/bin/ls", "-la", "/usr/bin"], needs=("/bin/ls",)),
     Workload("int_loop", "xorshift integer loop, 200M iterations",
@@ -370,6 +380,7 @@ class Cell:
     def __init__(self):
         self.times, self.loop_ns, self.latency, self.rss, self.digest, self.failed = [], [], [], 0, None, None
         self.rps: list[float] = []
+        self.pss: list[float] = []
 
     def result(self) -> dict:
         if self.failed:
@@ -383,6 +394,8 @@ class Cell:
             cell["loop_clock_ok"] = all(ns <= wall * 1e9 for ns, wall in zip(self.loop_ns, times))
         if self.rps:
             cell["requests_per_s"] = statistics.median(self.rps)
+        if self.pss:
+            cell["pss_per_instance_kib"] = statistics.median(self.pss)
         if self.latency:
             cell["latency_us"] = {"median": statistics.median(m for m, _ in self.latency) / 1000,
                                   "p99": max(p for _, p in self.latency) / 1000}
@@ -400,9 +413,21 @@ def run_into(cell: Cell, workload: Workload, runner: Runner, ctx: Context, timeo
     prefix = runner.prefix
     if workload.served and runner.name.startswith("hermipy-"):
         prefix = prefix + ["--server", ctx.server()]
+    if workload.density:
+        from benchmarks.density import measure as measure_density
+        shared = [ctx.serving.pid] if workload.served and runner.name.startswith("hermipy-") else []
+        try:
+            r = measure_density(prefix + argv, ctx.quick, shared)
+        except RuntimeError as err:
+            cell.failed = str(err)
+            return
+        if timed_run:
+            cell.times.append(r["wall"])
+            cell.pss.append(r["pss_per_instance_kib"])
+        return
     if workload.server:
         from benchmarks.serverload import load
-        r = load(workload.server, prefix, ctx.tmp, SERVED_REQUESTS_QUICK if ctx.quick else SERVED_REQUESTS, timeout)
+        r = load(workload.server, prefix, ctx.tmp, workload.requests[1 if ctx.quick else 0], timeout)
         if "failed" in r:
             cell.failed = r["failed"]
         elif timed_run:
@@ -577,6 +602,8 @@ def cell_text(cell: dict, detail: bool = False) -> str:
         text += f", {cell['ratio']:.2f}x"
     if "requests_per_s" in cell:
         text += f", {cell['requests_per_s']:.0f} req/s"
+    if "pss_per_instance_kib" in cell:
+        text += f", {cell['pss_per_instance_kib'] / 1024:.1f} MiB each"
     if detail and cell["rss_kib"]:
         text += f", {cell['rss_kib'] / 1024:.0f} MiB"
     return text
@@ -766,6 +793,25 @@ def goals(report: dict) -> list[tuple[str, str, str, str]]:
                  for r in ("native", K, U, "qemu-user") if per_call_us(report, w, r) is not None]
         rows.append(("15", f"{w} per operation next to native and qemu-user", ", ".join(parts) or "—",
                      "reported" if parts else "not measured"))
+    native_rps = (cell("httpd_fork", "native") or {}).get("requests_per_s")
+    kvm_rps = (cell("httpd_fork", K) or {}).get("requests_per_s")
+    parts = [f"{r.removeprefix('hermipy-')} {c['requests_per_s']:.0f}"
+             for r in ("native", K, U, "qemu-user") if (c := cell("httpd_fork", r)) and c.get("requests_per_s")]
+    share = kvm_rps / native_rps if native_rps and kvm_rps else None
+    rows.append(("15", "busybox httpd (httpd_fork): KVM ≥ 25% of native requests/s",
+                 "—" if share is None else f"{100 * share:.0f}% ({', '.join(parts)} req/s)",
+                 "not measured" if share is None else "met" if share >= 0.25 else "missed"))
+    for runner, what in ((K, "KVM"), (U, "Unicorn")):
+        pss = (cell("density", runner) or {}).get("pss_per_instance_kib")
+        add("15", f"{what}: PSS of one more sleeping instance through `hermipy serve` ≤ 3 MiB",
+            None if pss is None else pss / 1024, 3, "{:.2f} MiB")
+        rows.append(("15", f"{what}: sleeping instances that fit in 2 GiB ≥ 500",
+                     "—" if pss is None else f"{int(2048 * 1024 // pss)}",
+                     "not measured" if pss is None else "met" if 2048 * 1024 // pss >= 500 else "missed"))
+    parts = [f"{r.removeprefix('hermipy-')} {c['pss_per_instance_kib'] / 1024:.2f} MiB"
+             for r in ("native", K, U, "qemu-user") if (c := cell("density", r)) and "pss_per_instance_kib" in c]
+    rows.append(("15", "PSS of one more sleeping instance next to native and qemu-user", ", ".join(parts) or "—",
+                 "reported" if parts else "not measured"))
     return rows
 
 

@@ -1,10 +1,10 @@
-"""Server workloads for the harness (issue 16): a web server started under a runner on a free loopback port,
+"""Server workloads for the harness (issues 15, 16): a web server started under a runner on a free loopback port,
 loaded by ApacheBench (`ab -c 8`, a bounded number of requests, natively), then stopped. The timed part is
 ab's run; what the report shows besides is the requests per second ab measured.
 
 Each server runs from a temporary prefix of its own (configuration, a 4 KiB page, logs), listens on
 127.0.0.1 only and is stopped by its graceful signal (nginx SIGQUIT, lighttpd SIGINT), then killed with its
-process group if it lingers.
+process group if it lingers. busybox httpd forks a child for each connection (issue 15's process lifecycle).
 """
 import os
 import re
@@ -52,7 +52,16 @@ SERVERS = {
                                                              f"{prefix}/server.conf"], signal.SIGQUIT),
     "lighttpd": ("/usr/sbin/lighttpd", LIGHTTPD_CONF, lambda prefix: ["/usr/sbin/lighttpd", "-D", "-f",
                                                                       f"{prefix}/server.conf"], signal.SIGINT),
+    "busybox-httpd": ("/bin/busybox", "", lambda prefix: ["/bin/busybox", "httpd", "-f", "-p",
+                                                          f"127.0.0.1:{_port_of(prefix)}", "-h", f"{prefix}/html"],
+                      signal.SIGTERM),
 }
+
+
+def _port_of(prefix: str) -> str:
+    """The port load() chose for the server in ``prefix`` (busybox httpd takes it on its command line)."""
+    with open(f"{prefix}/port") as f:
+        return f.read()
 
 
 def free_port() -> int:
@@ -96,6 +105,7 @@ def load(name: str, prefix_cmd: list[str], workdir: Path, requests: int, timeout
     (prefix / "html" / "index.html").write_text(PAGE)
     port = free_port()
     (prefix / "server.conf").write_text(conf.format(prefix=prefix, port=port))
+    (prefix / "port").write_text(str(port))
     with open(prefix / "stderr", "wb") as err:
         server = subprocess.Popen(prefix_cmd + argv(str(prefix)), stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                   start_new_session=True)
