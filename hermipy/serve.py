@@ -72,8 +72,8 @@ def warm_up() -> None:
         except ImportError:
             pass
     try:
-        from hermipy.unicorn_backend import _load_libunicorn
-        _load_libunicorn()
+        from hermipy.unicorn_backend import context_offsets
+        context_offsets()                 # loads libunicorn and probes its saved context once
     except OSError:
         pass
     try:

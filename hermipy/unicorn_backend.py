@@ -517,6 +517,58 @@ _shared_turn: _SharedTurn | None = None
 _context_offsets: tuple[int, int, int] | None = None   # env->old_exception, exception_is_int, error_code (libunicorn's)
 
 
+def context_offsets() -> tuple[int, int, int]:
+    """The offsets of env->old_exception, exception_is_int and error_code in a saved context, found once per
+    process (~6.5 ms; a warm parent's forks share them: `hermipy serve`, hermipy.api)."""
+    global _context_offsets
+    if _context_offsets is None:
+        _context_offsets = _find_context_offsets()
+    return _context_offsets
+
+
+def _find_context_offsets() -> tuple[int, int, int]:
+    """Where env->old_exception, exception_is_int and error_code lie in a saved context (-1: not found),
+    found on a scratch vCPU of the same model. old_exception: the int32 that is -1 before any exception, 0
+    after a hooked #DE and 8 (#DF) after a second one. (Guessing it from one real fault picked a wrong
+    field now and then, and the guest then died of a triple fault that left uc_emu_start returning at
+    once.) exception_is_int: 0 then, 1 after an `int 0x40`, 0 after a #DE again. error_code: the
+    selectors of two #GPs from loading DS (0x1234, then 0x5678)."""
+    lib = _load_libunicorn()
+
+    def check(err: int) -> None:
+        if err:
+            raise OSError(f"unicorn: {lib.uc_strerror(err).decode()}")
+    uch, ctx = ctypes.c_void_p(), ctypes.c_void_p()
+    check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(uch)))
+    stop = _INTR_CB(lambda _uc, _vector, _data: lib.uc_emu_stop(uch))
+    try:
+        lib.uc_ctl(uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
+        check(lib.uc_mem_map(uch, _PROBE_ADDR, 0x1000, 7))
+        check(lib.uc_mem_write(uch, _PROBE_ADDR, _CONTEXT_PROBE_CODE, len(_CONTEXT_PROBE_CODE)))
+        handle = ctypes.c_size_t()
+        check(lib.uc_hook_add(uch, ctypes.byref(handle), UC_HOOK_INTR, ctypes.cast(stop, ctypes.c_void_p),
+                              None, 1, 0, 0))
+        check(lib.uc_context_alloc(uch, ctypes.byref(ctx)))
+        size = lib.uc_context_size(uch)
+        images = []
+        # fresh; after a hooked #DE; after a second one (a #DF then); after `int 0x40`; after a #DE; the #GPs
+        for start, end in ((None, None), (0, 4), (2, 4), (4, 6), (2, 4), (6, 13), (13, 20)):
+            if start is not None:
+                lib.uc_emu_start(uch, _PROBE_ADDR + start, _PROBE_ADDR + end, 0, 0)
+            lib.uc_context_save(uch, ctx)
+            images.append(ctypes.string_at(ctx.value, size))
+        lib.uc_context_free(ctx)
+    finally:
+        lib.uc_close(uch)
+
+    words = [memoryview(image)[:len(image) & ~3].cast("i") for image in images]
+
+    def offset(expected, first=0):
+        hits = [4 * i for i, values in enumerate(zip(*words[first:first + len(expected)])) if values == expected]
+        return hits[0] if len(hits) == 1 else -1
+    return offset((-1, 0, 8)), offset((0, 0, 0, 1, 0)), offset((0x1234, 0x5678), 5)
+
+
 class UnicornCpu(Cpu):
     """A vCPU emulated by Unicorn, in 64-bit long mode with paging, over the kernel's physical RAM."""
 
@@ -924,54 +976,13 @@ class UnicornCpu(Cpu):
         """
         lib, uch, ctx = self.lib, self.uch, self._ctx
         lib.uc_context_save(uch, ctx)
-        global _context_offsets
-        if _context_offsets is None:
-            _context_offsets = self._find_context_offsets()
-        old_exception, is_int, error_code = _context_offsets
+        old_exception, is_int, error_code = context_offsets()
         software = ctypes.c_int32.from_address(ctx.value + is_int).value != 0 if is_int >= 0 else None
         error = ctypes.c_int32.from_address(ctx.value + error_code).value if error_code >= 0 else -1
         if old_exception >= 0:
             ctypes.c_int32.from_address(ctx.value + old_exception).value = -1
             lib.uc_context_restore(uch, ctx)
         return software, error
-
-    def _find_context_offsets(self) -> tuple[int, int, int]:
-        """Where env->old_exception, exception_is_int and error_code lie in a saved context (-1: not found),
-        found on a scratch vCPU of the same model. old_exception: the int32 that is -1 before any exception, 0
-        after a hooked #DE and 8 (#DF) after a second one. (Guessing it from one real fault picked a wrong
-        field now and then, and the guest then died of a triple fault that left uc_emu_start returning at
-        once.) exception_is_int: 0 then, 1 after an `int 0x40`, 0 after a #DE again. error_code: the
-        selectors of two #GPs from loading DS (0x1234, then 0x5678)."""
-        lib = self.lib
-        uch, ctx = ctypes.c_void_p(), ctypes.c_void_p()
-        self._check(lib.uc_open(UC_ARCH_X86, UC_MODE_64, ctypes.byref(uch)))
-        stop = _INTR_CB(lambda _uc, _vector, _data: lib.uc_emu_stop(uch))
-        try:
-            lib.uc_ctl(uch, _ctl_code(UC_CTL_CPU_MODEL, 1), ctypes.c_int(UC_CPU_X86_WESTMERE))
-            self._check(lib.uc_mem_map(uch, _PROBE_ADDR, 0x1000, 7))
-            self._check(lib.uc_mem_write(uch, _PROBE_ADDR, _CONTEXT_PROBE_CODE, len(_CONTEXT_PROBE_CODE)))
-            handle = ctypes.c_size_t()
-            self._check(lib.uc_hook_add(uch, ctypes.byref(handle), UC_HOOK_INTR, ctypes.cast(stop, ctypes.c_void_p),
-                                        None, 1, 0, 0))
-            self._check(lib.uc_context_alloc(uch, ctypes.byref(ctx)))
-            size = lib.uc_context_size(uch)
-            images = []
-            # fresh; after a hooked #DE; after a second one (a #DF then); after `int 0x40`; after a #DE; the #GPs
-            for start, end in ((None, None), (0, 4), (2, 4), (4, 6), (2, 4), (6, 13), (13, 20)):
-                if start is not None:
-                    lib.uc_emu_start(uch, _PROBE_ADDR + start, _PROBE_ADDR + end, 0, 0)
-                lib.uc_context_save(uch, ctx)
-                images.append(ctypes.string_at(ctx.value, size))
-            lib.uc_context_free(ctx)
-        finally:
-            lib.uc_close(uch)
-
-        def offset(expected, first=0):
-            shown = images[first:first + len(expected)]
-            hits = [i for i in range(0, len(images[0]) - 3, 4)
-                    if tuple(struct.unpack_from("<i", image, i)[0] for image in shown) == expected]
-            return hits[0] if len(hits) == 1 else -1
-        return offset((-1, 0, 8)), offset((0, 0, 0, 1, 0)), offset((0x1234, 0x5678), 5)
 
     # -- registers -------------------------------------------------------------------------------
     # Inside the SYSCALL hook QEMU's rip still points at the instruction and is advanced after the hook;
