@@ -31,7 +31,6 @@ import signal
 import socket
 import struct
 import sys
-import threading
 
 from hermipy.client import FORWARDED
 
@@ -285,6 +284,7 @@ def serve(path: str | None, spares: int = 1) -> int:
 def _spare(channel: socket.socket) -> None:
     """A child forked ahead of its run: wait for the connection the server hands over, then serve it as
     _child; the end of the socket pair (the server stops) ends it."""
+    _prepare_kvm()
     try:
         _data, fds, _flags, _addr = socket.recv_fds(channel, 1, 1)
     except OSError:
@@ -293,6 +293,15 @@ def _spare(channel: socket.socket) -> None:
     if not fds:
         os._exit(0)
     _child(socket.socket(fileno=fds[0]))
+
+
+def _prepare_kvm() -> None:
+    """A KVM VM made ahead for the run (kvm_backend.prepare_vm), where KVM is usable."""
+    try:
+        from hermipy.kvm_backend import prepare_vm
+        prepare_vm()
+    except (OSError, ImportError):
+        pass
 
 
 def _child(conn: socket.socket) -> None:
@@ -307,7 +316,8 @@ def _child(conn: socket.socket) -> None:
     except Exception as err:             # a malformed request: an answer, never a traceback in the server
         _send(conn, {"error": f"hermipy serve: bad request: {type(err).__name__}: {err}"})
         os._exit(2)
-    _watch_client(conn)
+    from hermipy.syscalls import host_signals
+    host_signals.on_hangup(conn.fileno(), lambda: os.killpg(0, signal.SIGKILL))    # the client died: the run too
     pidfd = os.pidfd_open(os.getpid())
     _send(conn, {"started": os.getpid()}, [pidfd])
     os.close(pidfd)
@@ -425,22 +435,3 @@ def _become_client(conn: socket.socket) -> list[str]:
             signal.signal(signo, signal.SIG_IGN if signo in ignored else python)
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return argv
-
-
-def _watch_client(conn: socket.socket) -> None:
-    """A thread that kills this run's process group (the guest and the processes it forked) when the client's
-    end of the connection closes. Host signals stay blocked in it: they are the signal pump's."""
-    def watch():
-        poller = select.poll()
-        poller.register(conn.fileno(), select.POLLRDHUP)
-        while True:
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            if any(e & (select.POLLRDHUP | select.POLLHUP | select.POLLERR) for _, e in events):
-                os.killpg(0, signal.SIGKILL)
-                return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-    threading.Thread(target=watch, name="hermipy-client-watch", daemon=True).start()
-    signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -68,6 +68,7 @@ _kick_mask = None              # sigset for ppoll: the thread's mask with SIGKIC
 _fd = -1                       # the pump's signalfd (non-blocking)
 _read_lock = threading.Lock()  # held while a record is read and forwarded (the pump, or a task's drain)
 _parent_fd = -1                # the pump's pidfd of hermipy's parent (see after_reparent)
+_hangups: dict[int, object] = {}     # fd -> what the pump calls when its other end closes (on_hangup)
 _after_reparent = None         # () -> None: what the guest reads of its parent, made current again
 _continued_at = 0.0            # time.monotonic() when a SIGCONT was last read (see continued_since)
 parked = 0                     # PARKABLE signals left out of the signalfd's mask: the guest ignores them
@@ -176,17 +177,28 @@ def _watch_parent() -> int:
         os.close(pidfd)
 
 
+def on_hangup(fd: int, call) -> None:
+    """Have the pump call ``call()`` when the other end of socket ``fd`` closes (`hermipy serve`'s child: its
+    client died); before the pump starts, at its start (the pump of a fork child made later watches it too)."""
+    _hangups[fd] = call
+
+
 def _pump(fd: int) -> None:
     _signal.pthread_sigmask(signal.SIG_BLOCK, [SIGKICK])
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     if _parent_fd >= 0:
         poller.register(_parent_fd, select.POLLIN)
+    for watched in _hangups:
+        poller.register(watched, select.POLLRDHUP)
     while True:
         try:
-            poller.poll()
+            events = poller.poll()
         except InterruptedError:
             continue
+        for ready, event in events:
+            if ready in _hangups and event & (select.POLLRDHUP | select.POLLHUP | select.POLLERR):
+                _hangups[ready]()
         if _parent_exited():
             _watch_new_parent(poller)
         _read_and_forward(fd)
