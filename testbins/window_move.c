@@ -31,13 +31,21 @@ static volatile int done;
 static volatile const char *doing[THREADS + 1];
 static pid_t pid;
 
-static int checks(int fds[2]) {
+static volatile const char *first_error[THREADS + 1];      /* what failed first, told on stderr */
+
+static int checks(int t, int fds[2]) {
     int errors = 0;
     char c = 'x';
-    if (getpid() != pid || syscall(SYS_getpid) != pid)
+    if (getpid() != pid || syscall(SYS_getpid) != pid) {
         errors++;
-    if (write(fds[1], &c, 1) != 1 || read(fds[0], &c, 1) != 1 || c != 'x')
+        if (!first_error[t])
+            first_error[t] = getpid() != pid ? "getpid()" : "syscall(SYS_getpid)";
+    }
+    if (write(fds[1], &c, 1) != 1 || read(fds[0], &c, 1) != 1 || c != 'x') {
         errors++;
+        if (!first_error[t])
+            first_error[t] = "pipe write/read";
+    }
     sched_yield();
     return errors;
 }
@@ -51,9 +59,11 @@ static void *worker(void *arg) {
         return (void *)-1L;
     doing[t] = "checks";
     while (!done) {
-        errors += checks(fds);
+        errors += checks(t, fds);
         rounds++;
     }
+    if (rounds == 0)
+        first_error[t] = "no round before the end";
     doing[t] = "finished";
     close(fds[0]);
     close(fds[1]);
@@ -110,7 +120,7 @@ int main(int argc, char **argv) {
             zero &= p[j] == 0;
         memset(p, i, PAGES * PAGE);
         doing[0] = "checks";
-        int errors = checks(fds);
+        int errors = checks(0, fds);
         usleep(2000);
         printf("placement %d: at the address %d, zero-filled %d, holds %d, checks %d\n", i, p == (void *)a, zero,
                p[PAGE + 7], errors);
@@ -121,18 +131,20 @@ int main(int argc, char **argv) {
         void *r;
         pthread_join(threads[t], &r);
         printf("thread %d: errors %ld\n", t + 1, (long)r);
+        if (first_error[t + 1])
+            fprintf(stderr, "thread %d: first error: %s\n", t + 1, first_error[t + 1]);
     }
     doing[0] = "fork";
     pid_t child = fork();
     if (child == 0) {
         pid = getpid();
-        int errors = checks(fds);
+        int errors = checks(0, fds);
         unsigned char *p = mmap((void *)strtoul(argv[argc - 1], NULL, 16), PAGES * PAGE, PROT_READ | PROT_WRITE,
                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         if (p == MAP_FAILED)
             _exit(50);
         p[0] = 1;
-        _exit(errors + checks(fds) + (p[1] != 0));
+        _exit(errors + checks(0, fds) + (p[1] != 0));
     }
     int status;
     waitpid(child, &status, 0);
