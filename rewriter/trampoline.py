@@ -121,20 +121,21 @@ _NOPS = (b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00", b"\x0f\x1f\
 
 def is_fill(data: bytes) -> bool:
     """Whether ``data`` is entirely nop-fill instructions (extra 0x66 prefixes allowed, as GNU as pads)."""
-    pos = 0
+    return fill_length(data) == len(data)
+
+
+def fill_length(data: bytes, pos: int = 0) -> int:
+    """How many bytes of ``data`` from ``pos`` on are whole nop-fill instructions (and int3)."""
+    start = pos
     while pos < len(data):
-        start = pos
-        while data[pos:pos + 1] == b"\x66" and data[pos + 1:pos + 2] == b"\x66":
-            pos += 1
-        for nop in _NOPS:
-            if data.startswith(nop, pos):
-                pos += len(nop)
-                break
-        else:
-            return False
-        if pos - start > 15:                  # longer than any x86 instruction
-            return False
-    return True
+        at = pos
+        while data[at:at + 1] == b"\x66" and data[at + 1:at + 2] == b"\x66":
+            at += 1
+        nop = next((nop for nop in _NOPS if data.startswith(nop, at)), None)
+        if nop is None or at + len(nop) - pos > 15:       # (no x86 instruction is longer than 15 bytes)
+            break
+        pos = at + len(nop)
+    return pos - start
 
 
 def wrapper_padding(code: bytes, base: int, site: int, nr: int) -> int | None:
@@ -199,8 +200,8 @@ def _modrm_size(code: bytes, at: int) -> int | None:
 
 def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | None:
     """(length, branch target offset or None, whether it never falls through) of the instruction at ``pos``, for
-    the few encodings a libc wrapper's tail has (branches, ret, call, mov/lea/ALU forms with a ModRM, an fs or gs
-    prefix and a REX prefix); None for any other."""
+    the few encodings the code around a libc wrapper's `syscall` has (branches, ret, call, syscall, mov/lea/ALU/
+    movzx forms with a ModRM, an fs or gs prefix and a REX prefix); None for any other."""
     if pos >= len(code):
         return None
     op = code[pos]
@@ -216,6 +217,8 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
         return 2, pos + 2 + struct.unpack_from("<b", code, pos + 1)[0], False
     if op == 0x0F and pos + 6 <= len(code) and 0x80 <= code[pos + 1] <= 0x8F:   # jcc rel32
         return 6, pos + 6 + struct.unpack_from("<i", code, pos + 2)[0], False
+    if code[pos:pos + 2] == SYSCALL:                                   # another wrapper's: comes back
+        return 2, None, False
     prefix = 0
     if op in (0x64, 0x65):                                            # fs, gs
         prefix += 1
@@ -228,25 +231,29 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
         return prefix + (9 if prefix and code[pos + prefix - 1] & 0x48 == 0x48 else 5), None, False
     if op == 0x3D:                                                    # cmp eax/rax, imm32
         return prefix + 5, None, False
-    if op in ALU_RR or op == 0x8D or op in (0x83, 0x81, 0xC7, 0xF7):
+    if op == 0x0F and pos + prefix + 1 < len(code) and code[pos + prefix + 1] in (0xB6, 0xB7, 0xBE, 0xBF):
+        modrm = _modrm_size(code, pos + prefix + 2)                   # movzx, movsx
+        return None if modrm is None else (prefix + 2 + modrm, None, False)
+    if op in ALU_RR or op in (0x8D, 0x63, 0x84, 0x88, 0x8A) or op in (0x80, 0x83, 0x81, 0xC6, 0xC7, 0xF7):
         modrm = _modrm_size(code, pos + prefix + 1)
         if modrm is None:
             return None
         reg = code[pos + prefix + 1] >> 3 & 7
-        if op == 0xC7 and reg != 0 or op == 0xF7 and reg not in (2, 3):
+        if op in (0xC6, 0xC7) and reg != 0 or op == 0xF7 and reg not in (2, 3):
             return None
-        immediate = 1 if op == 0x83 else 4 if op in (0x81, 0xC7) else 0
+        immediate = 1 if op in (0x80, 0x83, 0xC6) else 4 if op in (0x81, 0xC7) else 0
         return prefix + 1 + modrm + immediate, None, False
     return None
 
 
 def post_padding(code: bytes, site: int) -> tuple[int, int] | None:
     """The fill a posting trampoline's jump can take, as (start, end) addresses, for the ``syscall`` at ``site``
-    (``code``: the bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``: straight on
-    through the tail instructions (``_tail_instruction``), across an unconditional ``ret``/``jmp`` only to the
-    next label a branch seen so far targets; the fill is what follows such a ``ret``/``jmp`` up to that label or
-    the next 16-byte boundary, at least 5 bytes of nops or int3 (never executed: nothing falls into it, no branch
-    seen targets it, and a label elsewhere would be aligned)."""
+    (``code``: the bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``:
+    straight on through the instructions ``_tail_instruction`` knows; after an unconditional ``ret``/``jmp``, the fill
+    is the nops or int3 that follow it, up to the next label a branch seen so far targets, the next 16-byte boundary
+    or the first byte that is not fill, whichever comes first, when it has at least 5 bytes (never executed: nothing
+    falls into it, no branch seen targets it, and a label elsewhere would be aligned or right after the fill).
+    Shorter, the walk goes on where the fill ends: code there is a label, reached from elsewhere."""
     if code[:2] != SYSCALL:
         return None
     pos, targets = 2, set()
@@ -260,15 +267,12 @@ def post_padding(code: bytes, site: int) -> tuple[int, int] | None:
         pos += size
         if not ends:
             continue
+        end = pos + fill_length(code, pos)
         aligned = ((site + pos + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)) - site
-        boundary = min([t for t in targets if t >= pos] + [aligned])      # the fill ends at the next label
-        if boundary > len(code) or not is_fill(code[pos:boundary]):
-            return None
+        boundary = min([t for t in targets if t >= pos] + [aligned, end])
         if boundary - pos >= 5 and pos - 2 <= POST_REACH:
             return site + pos, site + boundary
-        if boundary not in targets:
-            return None
-        pos = boundary
+        pos = end
     return None
 
 

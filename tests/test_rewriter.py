@@ -361,8 +361,9 @@ def test_no_plan_is_remembered(tmp_path, monkeypatch):
 
 
 def _posting_reference(code: bytes, site: int) -> int | None:
-    """post_padding as capstone decodes: the same walk (straight on, across a ret/jmp only to a branch target at
-    the next 16-byte boundary), each instruction's length and kind from capstone."""
+    """post_padding as capstone decodes: the same walk (straight on; after a ret/jmp, the nops up to a branch target
+    seen, the next 16-byte boundary or the first other instruction; on from there when shorter than 5 bytes), each
+    instruction's length and kind from capstone."""
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
     cs = Cs(CS_ARCH_X86, CS_MODE_64)
     pos, targets = 2, set()
@@ -375,16 +376,15 @@ def _posting_reference(code: bytes, site: int) -> int | None:
         pos += insn.size
         if insn.mnemonic not in ("ret", "jmp"):
             continue
-        boundary = min([t for t in targets if t >= pos] + [((site + pos + 15) & ~15) - site])
-        fill = list(cs.disasm(code[pos:boundary], site + pos))
-        if sum(i.size for i in fill) != boundary - pos or any(i.mnemonic not in ("nop", "int3", "xchg")
-                                                              for i in fill):
-            return None
+        end = pos
+        for fill in cs.disasm(code[pos:], site + pos):
+            if fill.mnemonic not in ("nop", "int3") and (fill.mnemonic, fill.op_str) != ("xchg", "ax, ax"):
+                break
+            end += fill.size
+        boundary = min([t for t in targets if t >= pos] + [((site + pos + 15) & ~15) - site, end])
         if boundary - pos >= 5:
             return site + pos, site + boundary
-        if boundary not in targets:
-            return None
-        pos = boundary
+        pos = end
     return None
 
 
