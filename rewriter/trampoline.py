@@ -59,10 +59,11 @@ and a signal may arrive at any of its instructions (a kick does not wait for it 
 ``syscall``, in the straight-line code libc's wrappers have (compare, branch to the errno path, ``ret``; the
 errno path: load, ``neg``, store through fs, ``mov`` -1, ``ret``), decoded instruction by instruction
 (``post_padding``, a handful of encodings: anything else and the site is left alone) up to fill that follows an
-unconditional ``ret`` or ``jmp`` and runs to a 16-byte boundary, within a ``jmp short`` of the site (glibc's
-read, write, close, getdents64, fstatat...; musl's __syscall_cp_c). The ``syscall`` becomes ``jmp short`` to the
-fill, which becomes ``jmp rel32`` to the trampoline (the two bytes in one store; the instructions after them
-are unchanged, so a thread stopped anywhere goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
+unconditional ``ret`` or ``jmp`` (glibc's read, write, close, getdents64, fstatat, fcntl...; musl's
+__syscall_cp_c). The ``syscall`` becomes ``jmp short`` to a fill of at least 5 bytes within its reach, which becomes
+``jmp rel32`` to the trampoline; where that fill is further, the ``jmp short`` goes through up to two hops, smaller
+fills that become ``jmp short`` on (the site's two bytes in one store, written last; the instructions between are
+unchanged, so a thread stopped anywhere goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
 process's only vCPU by a jump instead (``kvm_stubs`` trampoline_post: rcx = its return address, r11 = rflags,
 then the entry's mailbox post as after a ``syscall``), and with several vCPUs, or none serving, makes the
 ``syscall`` itself::
@@ -108,6 +109,8 @@ SITE_FORMS = (SYSCALL, b"\xe6\xe0")        # the site as built, or as KVM rewrit
 DISPATCH_SIZE = 80                         # 77 bytes of code, int3 up to 80
 POST_SIZE = 40                             # 38 bytes of code, int3 up to 40
 POST_REACH = 127                           # what the site's jmp short reaches
+POST_HOPS = 2                              # jmp shorts on the way to a fill out of the site's reach, at most
+POST_WINDOW = 2 + (POST_HOPS + 1) * (POST_REACH + 2) + WRAPPER_ALIGN      # bytes post_padding reads from a site
 ALU_RR = frozenset((0x01, 0x03, 0x09, 0x0B, 0x21, 0x23, 0x29, 0x2B, 0x31, 0x33, 0x39, 0x3B, 0x85, 0x89, 0x8B))
 POSTING = "post"                           # Trampolines.made's number for a posting trampoline
 POST_SIGNATURE = ((0, b"\x48\xb9"), (10, b"\x48\x8b\x09\xe3\x09"))   # how a posting trampoline starts
@@ -200,8 +203,8 @@ def _modrm_size(code: bytes, at: int) -> int | None:
 
 def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | None:
     """(length, branch target offset or None, whether it never falls through) of the instruction at ``pos``, for
-    the few encodings the code around a libc wrapper's `syscall` has (branches, ret, call, syscall, mov/lea/ALU/
-    movzx forms with a ModRM, an fs or gs prefix and a REX prefix); None for any other."""
+    the few encodings the code around a libc wrapper's `syscall` has (branches, ret, call, syscall, nops, mov/lea/
+    ALU/movzx forms with a ModRM or an immediate, an fs or gs prefix and a REX prefix); None for any other."""
     if pos >= len(code):
         return None
     op = code[pos]
@@ -219,6 +222,9 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
         return 6, pos + 6 + struct.unpack_from("<i", code, pos + 2)[0], False
     if code[pos:pos + 2] == SYSCALL:                                   # another wrapper's: comes back
         return 2, None, False
+    nops = fill_length(code[:pos + 15], pos)
+    if nops:                                                          # alignment inside a function (or int3)
+        return nops, None, False
     prefix = 0
     if op in (0x64, 0x65):                                            # fs, gs
         prefix += 1
@@ -229,38 +235,45 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
     op = code[pos + prefix]
     if 0xB8 <= op <= 0xBF:                                            # mov r, imm32 (imm64 with REX.W)
         return prefix + (9 if prefix and code[pos + prefix - 1] & 0x48 == 0x48 else 5), None, False
-    if op == 0x3D:                                                    # cmp eax/rax, imm32
+    if op in (0x05, 0x0D, 0x25, 0x2D, 0x35, 0x3D, 0xA9):               # add/or/and/sub/xor/cmp/test eax, imm32
         return prefix + 5, None, False
+    if op in (0x04, 0x0C, 0x24, 0x2C, 0x34, 0x3C, 0xA8):               # the same with al, imm8
+        return prefix + 2, None, False
     if op == 0x0F and pos + prefix + 1 < len(code) and code[pos + prefix + 1] in (0xB6, 0xB7, 0xBE, 0xBF):
         modrm = _modrm_size(code, pos + prefix + 2)                   # movzx, movsx
         return None if modrm is None else (prefix + 2 + modrm, None, False)
-    if op in ALU_RR or op in (0x8D, 0x63, 0x84, 0x88, 0x8A) or op in (0x80, 0x83, 0x81, 0xC6, 0xC7, 0xF7):
+    if op in ALU_RR or op in (0x8D, 0x63, 0x84, 0x88, 0x8A) or op in (0x80, 0x83, 0x81, 0xC6, 0xC7, 0xF6, 0xF7):
         modrm = _modrm_size(code, pos + prefix + 1)
         if modrm is None:
             return None
         reg = code[pos + prefix + 1] >> 3 & 7
-        if op in (0xC6, 0xC7) and reg != 0 or op == 0xF7 and reg not in (2, 3):
+        if op in (0xC6, 0xC7) and reg != 0:
             return None
-        immediate = 1 if op in (0x80, 0x83, 0xC6) else 4 if op in (0x81, 0xC7) else 0
+        if op in (0xF6, 0xF7):                                        # test r/m, imm; not, neg, mul, div
+            immediate = (1 if op == 0xF6 else 4) if reg in (0, 1) else 0
+        else:
+            immediate = 1 if op in (0x80, 0x83, 0xC6) else 4 if op in (0x81, 0xC7) else 0
         return prefix + 1 + modrm + immediate, None, False
     return None
 
 
-def post_padding(code: bytes, site: int) -> tuple[int, int] | None:
-    """The fill a posting trampoline's jump can take, as (start, end) addresses, for the ``syscall`` at ``site``
-    (``code``: the bytes from it, up to POST_REACH + 2 + 16 of them), or None. Decoded from after the ``syscall``:
-    straight on through the instructions ``_tail_instruction`` knows; after an unconditional ``ret``/``jmp``, the fill
-    is the nops or int3 that follow it, up to the next label a branch seen so far targets, the next 16-byte boundary
-    or the first byte that is not fill, whichever comes first, when it has at least 5 bytes (never executed: nothing
-    falls into it, no branch seen targets it, and a label elsewhere would be aligned or right after the fill).
-    Shorter, the walk goes on where the fill ends: code there is a label, reached from elsewhere."""
+def post_padding(code: bytes, site: int) -> tuple[int, int, tuple[int, ...]] | None:
+    """Where a posting trampoline's jumps go, for the ``syscall`` at ``site`` (``code``: the bytes from it, up to
+    POST_WINDOW of them): (start, end) of the fill that takes the jmp rel32, and the hops on the way to it (the
+    addresses of 2-byte fills that take a jmp short on), or None. Decoded from after the ``syscall``: straight on
+    through the instructions ``_tail_instruction`` knows; after an unconditional ``ret``/``jmp``, the fill is the
+    nops or int3 that follow it, up to the next label a branch seen so far targets, the next 16-byte boundary or the
+    first byte that is not fill, whichever comes first (never executed: nothing falls into it, no branch seen
+    targets it, and a label elsewhere would be aligned or right after the fill); the walk goes on where it ends
+    (code there is a label, reached from elsewhere). The first fill of 5 bytes reachable from the site, directly
+    or through at most POST_HOPS hops (each the furthest fill within the previous jump's reach), is taken."""
     if code[:2] != SYSCALL:
         return None
-    pos, targets = 2, set()
-    while pos - 2 <= POST_REACH:
+    pos, targets, fills = 2, set(), []
+    while pos < len(code):
         decoded = _tail_instruction(code, pos)
         if decoded is None:
-            return None
+            break
         size, target, ends = decoded
         if target is not None:
             targets.add(target)
@@ -270,10 +283,27 @@ def post_padding(code: bytes, site: int) -> tuple[int, int] | None:
         end = pos + fill_length(code, pos)
         aligned = ((site + pos + WRAPPER_ALIGN - 1) & ~(WRAPPER_ALIGN - 1)) - site
         boundary = min([t for t in targets if t >= pos] + [aligned, end])
-        if boundary - pos >= 5 and pos - 2 <= POST_REACH:
-            return site + pos, site + boundary
+        if boundary - pos >= 2:
+            fills.append((pos, boundary))
+            if boundary - pos >= 5:
+                hops = _hops(fills, site)
+                if hops is not None:
+                    return site + pos, site + boundary, hops
         pos = end
     return None
+
+
+def _hops(fills: list[tuple[int, int]], site: int) -> tuple[int, ...] | None:
+    """The hops to the last of ``fills`` (offsets from ``site``), each the furthest fill within reach of the jump
+    before it; None if it takes more than POST_HOPS of them."""
+    goal, origin, hops = fills[-1][0], 2, []
+    while goal - origin > POST_REACH:
+        reachable = [start for start, _end in fills[:-1] if origin <= start <= origin + POST_REACH and start not in hops]
+        if not reachable or len(hops) == POST_HOPS:
+            return None
+        hops.append(max(reachable))
+        origin = hops[-1] + 2
+    return tuple(site + hop for hop in hops)
 
 
 def post_code(at: int, site: int, post_entry_va: int) -> bytes:
@@ -343,10 +373,10 @@ class Trampolines:
         if vma is None:
             return False
         mem = self.mem
-        fill = post_padding(mem.read(site, min(vma.end, site + 2 + POST_REACH + WRAPPER_ALIGN) - site), site)
+        fill = post_padding(mem.read(site, min(vma.end, site + POST_WINDOW) - site), site)
         if fill is None:
             return False
-        pad, fill_end = fill
+        pad, fill_end, hops = fill
         before = mem.read(site, fill_end - site)
         at = self._slot(pad, POST_SIZE)
         if at is None:
@@ -354,7 +384,9 @@ class Trampolines:
         mem.poke(at, post_code(at, site, self.answers_va + 8 * POST_ENTRY_SLOT))
         self.made[at] = (site, POSTING)
         mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
-        mem.poke(site, bytes((JMP_SHORT, pad - (site + 2))))
+        for hop, to in zip(hops, hops[1:] + (pad,)):
+            mem.poke(hop, bytes((JMP_SHORT, to - (hop + 2))))
+        mem.poke(site, bytes((JMP_SHORT, (hops or (pad,))[0] - (site + 2))))
         self.patched[at] = (site, before, mem.read(site, fill_end - site))
         self.invalidate(site, fill_end)
         self.invalidate(at, at + POST_SIZE)

@@ -360,14 +360,15 @@ def test_no_plan_is_remembered(tmp_path, monkeypatch):
     assert load_cached_plan(str(binary)) == built
 
 
-def _posting_reference(code: bytes, site: int) -> int | None:
+def _posting_reference(code: bytes, site: int):
     """post_padding as capstone decodes: the same walk (straight on; after a ret/jmp, the nops up to a branch target
-    seen, the next 16-byte boundary or the first other instruction; on from there when shorter than 5 bytes), each
-    instruction's length and kind from capstone."""
+    seen, the next 16-byte boundary or the first other instruction, and on from there), each instruction's length
+    and kind from capstone; the first fill of 5 bytes reached from the site by jmp shorts of at most 127 bytes,
+    through at most 2 fills of 2 bytes or more on the way, each the furthest in reach."""
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
     cs = Cs(CS_ARCH_X86, CS_MODE_64)
-    pos, targets = 2, set()
-    while pos - 2 <= 127:
+    pos, targets, fills = 2, set(), []
+    while pos < len(code):
         insn = next(cs.disasm(code[pos:pos + 15], site + pos, 1), None)
         if insn is None:
             return None
@@ -382,8 +383,18 @@ def _posting_reference(code: bytes, site: int) -> int | None:
                 break
             end += fill.size
         boundary = min([t for t in targets if t >= pos] + [((site + pos + 15) & ~15) - site, end])
-        if boundary - pos >= 5:
-            return site + pos, site + boundary
+        if boundary - pos >= 2:
+            fills.append(pos)
+            if boundary - pos >= 5:
+                origin, hops = 2, []
+                while pos - origin > 127 and len(hops) <= 2:
+                    reach = [f for f in fills[:-1] if origin <= f <= origin + 127 and f not in hops]
+                    if not reach:
+                        break
+                    hops.append(max(reach))
+                    origin = hops[-1] + 2
+                if pos - origin <= 127 and len(hops) <= 2:
+                    return site + pos, site + boundary, tuple(site + h for h in hops)
         pos = end
     return None
 
@@ -395,7 +406,7 @@ def test_posting_sites_decode_as_capstone_does(path):
     never code (a fill that ends at a label short of the 16-byte boundary ends there)."""
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
     from elftools.elf.elffile import ELFFile
-    from hermipy.rewriter.trampoline import post_padding
+    from hermipy.rewriter.trampoline import POST_WINDOW, post_padding
     if path in ("static", "musl"):
         from difftest import build
         path = build("io", path)
@@ -409,7 +420,7 @@ def test_posting_sites_decode_as_capstone_does(path):
     cs = Cs(CS_ARCH_X86, CS_MODE_64)
     offset = code.find(b"\x0f\x05")
     while offset >= 0:
-        window = code[offset:offset + 2 + 127 + 16]
+        window = code[offset:offset + POST_WINDOW]
         pad = post_padding(window, base + offset)
         if pad is not None:
             accepted += 1
@@ -427,4 +438,14 @@ def test_posting_fill_ends_at_a_label():
     code = bytes.fromhex("0f05" "4889c3" "85c0" "7e0e" "41894010" "31c0" "ebc4" "660f1f440000" "7916" "83f8fe"
                          "7411" "e82c030000" "f7db" "4531c9" "8918" "ebbb" "0f1f00" "4531c9" "ebb3"
                          "662e0f1f840000000000" "90")
-    assert post_padding(code, 0x403BD1) == (0x403BE2, 0x403BE8)
+    assert post_padding(code, 0x403BD1) == (0x403BE2, 0x403BE8, ())
+
+
+def test_posting_hops_to_a_far_fill():
+    """A fill of 5 bytes beyond a jmp short from the site (glibc's fcntl64: only 3- and 4-byte fills nearer) is
+    reached through a hop: a 2-byte fill on the way takes a jmp short on."""
+    from hermipy.rewriter.trampoline import post_padding
+    code = bytes.fromhex("0f05" "c3" "9090") + bytes.fromhex("4889c7") * 41 + bytes.fromhex("31c0" "c3") + \
+        b"\x90" * 13 + bytes.fromhex("c3")
+    assert post_padding(code, 0x1000) == (0x1000 + 131, 0x1000 + 144, (0x1000 + 3,))
+    assert post_padding(code[:3] + b"\x31\xc0" + code[5:], 0x1000) is None      # no fill on the way: out of reach
