@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:           # its reader left (`hermipy info | head`): quietly, as SIGPIPE ends a program
+        sys.stdout = open(os.devnull, "w")
+        return 128 + 13
     except Exception as err:          # a hermipy bug: one clear line unless --debug asks for the traceback
         if args.debug:
             raise

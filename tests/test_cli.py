@@ -161,3 +161,16 @@ def test_closed_standard_fd_stays_closed(redirection):
         return proc.returncode, proc.stdout, proc.stderr
     native, emulated = shell([program]), shell(hermipy_command() + [program])
     assert emulated == native and native[0] == 3 and b"Bad file descriptor" in native[1] + native[2]
+
+
+def test_output_into_a_closed_pipe():
+    """`hermipy syscalls | head -0`: its reader gone, hermipy ends quietly with SIGPIPE's shell status (141), as a
+    program that SIGPIPE ends, not with an internal error."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "hermipy", "syscalls"], stdout=write_end, stderr=subprocess.PIPE,
+                              timeout=60)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, b"")
