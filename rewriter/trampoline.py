@@ -61,7 +61,7 @@ errno path: load, ``neg``, store through fs, ``mov`` -1, ``ret``), decoded instr
 (``post_padding``, a handful of encodings: anything else and the site is left alone) up to fill that follows an
 unconditional ``ret`` or ``jmp`` (glibc's read, write, close, getdents64, fstatat, fcntl...; musl's
 __syscall_cp_c). The ``syscall`` becomes ``jmp short`` to a fill of at least 5 bytes within its reach, which becomes
-``jmp rel32`` to the trampoline; where that fill is further, the ``jmp short`` goes through up to two hops, smaller
+``jmp rel32`` to the trampoline; where that fill is further, the ``jmp short`` goes through up to three hops, smaller
 fills that become ``jmp short`` on (the site's two bytes in one store, written last; the instructions between are
 unchanged, so a thread stopped anywhere goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
 process's only vCPU by a jump instead (``kvm_stubs`` trampoline_post: rcx = its return address, r11 = rflags,
@@ -109,7 +109,7 @@ SITE_FORMS = (SYSCALL, b"\xe6\xe0")        # the site as built, or as KVM rewrit
 DISPATCH_SIZE = 80                         # 77 bytes of code, int3 up to 80
 POST_SIZE = 40                             # 38 bytes of code, int3 up to 40
 POST_REACH = 127                           # what the site's jmp short reaches
-POST_HOPS = 2                              # jmp shorts on the way to a fill out of the site's reach, at most
+POST_HOPS = 3                              # jmp shorts on the way to a fill out of the site's reach, at most
 POST_WINDOW = 2 + (POST_HOPS + 1) * (POST_REACH + 2) + WRAPPER_ALIGN      # bytes post_padding reads from a site
 ALU_RR = frozenset((0x01, 0x03, 0x09, 0x0B, 0x21, 0x23, 0x29, 0x2B, 0x31, 0x33, 0x39, 0x3B, 0x85, 0x89, 0x8B))
 POSTING = "post"                           # Trampolines.made's number for a posting trampoline
@@ -203,8 +203,9 @@ def _modrm_size(code: bytes, at: int) -> int | None:
 
 def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | None:
     """(length, branch target offset or None, whether it never falls through) of the instruction at ``pos``, for
-    the few encodings the code around a libc wrapper's `syscall` has (branches, ret, call, syscall, nops, mov/lea/
-    ALU/movzx forms with a ModRM or an immediate, an fs or gs prefix and a REX prefix); None for any other."""
+    the few encodings the code around a libc wrapper's `syscall` has (branches, ret, call, syscall, nops, push/pop,
+    mov/lea/ALU/movzx forms with a ModRM or an immediate, an fs or gs prefix and a REX prefix); None for any
+    other."""
     if pos >= len(code):
         return None
     op = code[pos]
@@ -220,7 +221,7 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
         return 2, pos + 2 + struct.unpack_from("<b", code, pos + 1)[0], False
     if op == 0x0F and pos + 6 <= len(code) and 0x80 <= code[pos + 1] <= 0x8F:   # jcc rel32
         return 6, pos + 6 + struct.unpack_from("<i", code, pos + 2)[0], False
-    if code[pos:pos + 2] == SYSCALL:                                   # another wrapper's: comes back
+    if code[pos:pos + 2] in SITE_FORMS:                                # another site (or KVM's `out` of one): comes back
         return 2, None, False
     nops = fill_length(code[:pos + 15], pos)
     if nops:                                                          # alignment inside a function (or int3)
@@ -233,6 +234,8 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
     if pos + prefix >= len(code):
         return None
     op = code[pos + prefix]
+    if 0x50 <= op <= 0x5F:                                            # push r, pop r
+        return prefix + 1, None, False
     if 0xB8 <= op <= 0xBF:                                            # mov r, imm32 (imm64 with REX.W)
         return prefix + (9 if prefix and code[pos + prefix - 1] & 0x48 == 0x48 else 5), None, False
     if op in (0x05, 0x0D, 0x25, 0x2D, 0x35, 0x3D, 0xA9):               # add/or/and/sub/xor/cmp/test eax, imm32
@@ -346,7 +349,7 @@ class Trampolines:
         self.tried: set[int] = set()                 # sites examined (patched or not): never twice
         self.tried_post: set[int] = set()            # the same for posting trampolines (a syscall() site whose
                                                      # preceding load jumps to its dispatching one may get one too)
-        self.patched: dict[int, tuple[int, bytes, bytes]] = {}   # trampoline -> (patched address, before, after)
+        self.patched: dict[int, list[tuple[int, bytes, bytes]]] = {}   # trampoline -> [(address, before, after)]
         self.made: dict[int, tuple[int, int | str | None]] = {}   # trampoline -> (site, nr; None: dispatching;
                                                                   # POSTING: a posting one)
         self.closed = False                          # withdrawn: no more patching
@@ -377,17 +380,18 @@ class Trampolines:
         if fill is None:
             return False
         pad, fill_end, hops = fill
-        before = mem.read(site, fill_end - site)
         at = self._slot(pad, POST_SIZE)
         if at is None:
             return False
         mem.poke(at, post_code(at, site, self.answers_va + 8 * POST_ENTRY_SLOT))
         self.made[at] = (site, POSTING)
-        mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
-        for hop, to in zip(hops, hops[1:] + (pad,)):
-            mem.poke(hop, bytes((JMP_SHORT, to - (hop + 2))))
-        mem.poke(site, bytes((JMP_SHORT, (hops or (pad,))[0] - (site + 2))))
-        self.patched[at] = (site, before, mem.read(site, fill_end - site))
+        writes = [(site, bytes((JMP_SHORT, (hops or (pad,))[0] - (site + 2))))]     # the site first: see _unpatch
+        writes += [(hop, bytes((JMP_SHORT, to - (hop + 2)))) for hop, to in zip(hops, hops[1:] + (pad,))]
+        writes.append((pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5)))
+        pieces = [(address, mem.read(address, len(code)), code) for address, code in writes]
+        for address, _before, code in reversed(pieces):                 # the site's two bytes last, in one store
+            mem.poke(address, code)
+        self.patched[at] = pieces
         self.invalidate(site, fill_end)
         self.invalidate(at, at + POST_SIZE)
         return True
@@ -424,7 +428,7 @@ class Trampolines:
         fill_end = entry + WRAPPER_ALIGN
         mem.poke(pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5))
         mem.poke(site, bytes((JMP_SHORT, pad - (site + 2))))
-        self.patched[at] = (entry, before, mem.read(entry, WRAPPER_ALIGN))
+        self.patched[at] = [(entry, before, mem.read(entry, WRAPPER_ALIGN))]
         self.invalidate(entry, fill_end)
         self.invalidate(at, at + TRAMPOLINE_SIZE)
         return True
@@ -452,7 +456,7 @@ class Trampolines:
         offset = jump - word
         after = before[:offset] + bytes((JMP_REL32,)) + struct.pack("<i", at - (jump + 5)) + before[offset + 5:]
         mem.store_u64(word, int.from_bytes(after, "little"))
-        self.patched[at] = (word, before, after)
+        self.patched[at] = [(word, before, after)]
         self.invalidate(word, word + 8)
         return True
 
@@ -486,16 +490,17 @@ class Trampolines:
             self._unpatch(at)
 
     def _unpatch(self, at: int) -> None:
-        """The original bytes of the site that jumps to ``at``, where it still holds the patch (the code may
-        have been unmapped or changed since)."""
-        address, before, after = self.patched.pop(at)
-        try:
-            if self.mem.read(address, len(after)) != after:
-                return
-        except SyscallError:
-            return
-        self.mem.poke(address, before)
-        self.invalidate(address, address + len(before))
+        """The original bytes of what was patched to jump to ``at``, site first (nothing enters the chain after it),
+        each piece where it still holds the patch (the code may have been unmapped or changed since, or another
+        site's patch may have taken a fill this one left dead)."""
+        for address, before, after in self.patched.pop(at):
+            try:
+                if self.mem.read(address, len(after)) != after:
+                    continue
+            except SyscallError:
+                continue
+            self.mem.poke(address, before)
+            self.invalidate(address, address + len(before))
 
     def _slot(self, near: int, size: int) -> int | None:
         """A free slot of ``size`` bytes within a rel32 of ``near``: in a reserved page of slots of that size

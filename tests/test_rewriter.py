@@ -364,7 +364,7 @@ def _posting_reference(code: bytes, site: int):
     """post_padding as capstone decodes: the same walk (straight on; after a ret/jmp, the nops up to a branch target
     seen, the next 16-byte boundary or the first other instruction, and on from there), each instruction's length
     and kind from capstone; the first fill of 5 bytes reached from the site by jmp shorts of at most 127 bytes,
-    through at most 2 fills of 2 bytes or more on the way, each the furthest in reach."""
+    through at most 3 fills of 2 bytes or more on the way, each the furthest in reach."""
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
     cs = Cs(CS_ARCH_X86, CS_MODE_64)
     pos, targets, fills = 2, set(), []
@@ -387,13 +387,13 @@ def _posting_reference(code: bytes, site: int):
             fills.append(pos)
             if boundary - pos >= 5:
                 origin, hops = 2, []
-                while pos - origin > 127 and len(hops) <= 2:
+                while pos - origin > 127 and len(hops) <= 3:
                     reach = [f for f in fills[:-1] if origin <= f <= origin + 127 and f not in hops]
                     if not reach:
                         break
                     hops.append(max(reach))
                     origin = hops[-1] + 2
-                if pos - origin <= 127 and len(hops) <= 2:
+                if pos - origin <= 127 and len(hops) <= 3:
                     return site + pos, site + boundary, tuple(site + h for h in hops)
         pos = end
     return None
