@@ -100,7 +100,7 @@ def run_through_server(path: str, argv: list[str], direct) -> int:
     except OSError as err:
         raise HermipyError(f"--server {path}: {err.strerror or err}", 2) from None
     creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-    uid = int.from_bytes(creds[4:8], "little", signed=True)
+    uid = int.from_bytes(creds[4:8], sys.byteorder, signed=True)      # struct ucred: pid, uid, gid
     if uid != os.getuid():
         raise HermipyError(f"--server {path}: the server runs as uid {uid}, not as this user", 2)
     request = _request(argv, passed)

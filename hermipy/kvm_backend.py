@@ -400,7 +400,7 @@ class KvmVm:
             self.trampolines = None                # rewriter.trampoline.Trampolines, when in use
             if forked_from is None:
                 self.area = KernelArea(ram, mem.page_table)
-                self.cpuid = self._supported_cpuid()
+                self.cpuid = bytearray(supported_cpuid())
                 self.xcr0 = self._xsave_components()
             else:
                 self._inherit(forked_from)
@@ -666,9 +666,6 @@ class KvmVm:
                 word.value = SYSCALL_PORT << 8 | 0xE6
 
     # -- CPUID -----------------------------------------------------------------------------------
-    def _supported_cpuid(self) -> bytearray:
-        return bytearray(supported_cpuid())
-
     def cpuid_entry(self, function: int, index: int = 0) -> tuple[int, int, int, int] | None:
         buf = self.cpuid
         for i in range(struct.unpack_from("<I", buf, 0)[0]):

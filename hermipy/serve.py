@@ -5,12 +5,12 @@ The server has imported the kernel, the handlers, the loader and both backends (
 KVM's CPUID table), compiled every handler's invoke and built ``run``'s parser, and frozen its objects out of the
 garbage collector (gc.freeze: a child's collections do not copy the shared pages). For each connection it checks
 the peer's uid (SO_PEERCRED: another user's client is refused) and hands the connection to a spare child forked
-ahead of it (``--spares``), or forks one; the child reads the request, becomes the client's run — its stdin/stdout/stderr (passed with
-SCM_RIGHTS), cwd (a directory fd), umask, rlimits, environment, ignored and blocked signals — a process group
-of its own, and runs ``hermipy <argv>`` as a direct run does. It sends back its pid and a pidfd, and its exit
-status as soon as the run has ended; the server reports the child's stops, continuations and a death by a
-signal on the connection. When the client's end of the connection
-closes (the client died), the child kills its process group.
+ahead of it (``--spares``), or forks one; the child reads the request, becomes the client's run — its
+stdin/stdout/stderr (passed with SCM_RIGHTS), cwd (a directory fd), umask, rlimits, environment, ignored and
+blocked signals — a process group of its own, and runs ``hermipy <argv>`` as a direct run does. It sends back
+its pid and a pidfd, and its exit status as soon as the run has ended; the server reports the child's stops,
+continuations and a death by a signal on the connection. When the client's end of the connection closes (the
+client died), the child kills its process group (the signal pump watches it: host_signals.on_hangup).
 
 Protocol, over a SOCK_STREAM unix socket. Request: a 4-byte little-endian length and a JSON object (strings
 are file-system strings: ``os.fsdecode``), with the file descriptors attached to its first bytes::
@@ -80,7 +80,7 @@ def warm_up() -> None:
         supported_cpuid()                 # opens /dev/kvm for every fork (kvm_system_fd) and asks KVM once
     except (OSError, ImportError):
         pass
-    cli.build_parser(["run"])           # argparse's own first-use work (gettext lookups, the formatter width)
+    cli.build_parser(["run"])           # built once here, kept for every run (cli._PARSERS)
 
 
 def _bind(path: str) -> socket.socket:

@@ -63,10 +63,10 @@ unconditional ``ret`` or ``jmp`` (glibc's read, write, close, getdents64, fstata
 __syscall_cp_c). The ``syscall`` becomes ``jmp short`` to a fill of at least 5 bytes within its reach, which becomes
 ``jmp rel32`` to the trampoline; where that fill is further, the ``jmp short`` goes through up to three hops, smaller
 fills that become ``jmp short`` on (the site's two bytes in one store, written last; the instructions between are
-unchanged, so a thread stopped anywhere goes on unharmed). On PVM a ``syscall`` alone costs several µs; the trampoline enters the LSTAR entry of the
-process's only vCPU by a jump instead (``kvm_stubs`` trampoline_post: rcx = its return address, r11 = rflags,
-then the entry's mailbox post as after a ``syscall``), and with several vCPUs, or none serving, makes the
-``syscall`` itself::
+unchanged, so a thread stopped anywhere goes on unharmed). On PVM a ``syscall`` alone costs several µs; the
+trampoline enters the LSTAR entry of the process's only vCPU by a jump instead (``kvm_stubs`` trampoline_post:
+rcx = its return address, r11 = rflags, then the entry's mailbox post as after a ``syscall``), and with several
+vCPUs, or none serving, makes the ``syscall`` itself::
 
     48 b9 <post_entry_va>   movabs rcx, post_entry_va     the answer page's word: trampoline_post, or 0
     48 8b 09                mov rcx, [rcx]
@@ -221,7 +221,7 @@ def _tail_instruction(code: bytes, pos: int) -> tuple[int, int | None, bool] | N
         return 2, pos + 2 + struct.unpack_from("<b", code, pos + 1)[0], False
     if op == 0x0F and pos + 6 <= len(code) and 0x80 <= code[pos + 1] <= 0x8F:   # jcc rel32
         return 6, pos + 6 + struct.unpack_from("<i", code, pos + 2)[0], False
-    if code[pos:pos + 2] in SITE_FORMS:                                # another site (or KVM's `out` of one): comes back
+    if code[pos:pos + 2] in SITE_FORMS:                                # another site, or KVM's `out` of one
         return 2, None, False
     nops = fill_length(code[:pos + 15], pos)
     if nops:                                                          # alignment inside a function (or int3)
@@ -301,7 +301,8 @@ def _hops(fills: list[tuple[int, int]], site: int) -> tuple[int, ...] | None:
     before it; None if it takes more than POST_HOPS of them."""
     goal, origin, hops = fills[-1][0], 2, []
     while goal - origin > POST_REACH:
-        reachable = [start for start, _end in fills[:-1] if origin <= start <= origin + POST_REACH and start not in hops]
+        reachable = [start for start, _end in fills[:-1]
+                     if origin <= start <= origin + POST_REACH and start not in hops]
         if not reachable or len(hops) == POST_HOPS:
             return None
         hops.append(max(reachable))
@@ -387,7 +388,8 @@ class Trampolines:
         self.made[at] = (site, POSTING)
         writes = [(site, bytes((JMP_SHORT, (hops or (pad,))[0] - (site + 2))))]     # the site first: see _unpatch
         writes += [(hop, bytes((JMP_SHORT, to - (hop + 2)))) for hop, to in zip(hops, hops[1:] + (pad,))]
-        writes.append((pad, bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5)) + bytes((INT3,)) * (fill_end - pad - 5)))
+        jump = bytes((JMP_REL32,)) + struct.pack("<i", at - (pad + 5))
+        writes.append((pad, jump + bytes((INT3,)) * (fill_end - pad - len(jump))))
         pieces = [(address, mem.read(address, len(code)), code) for address, code in writes]
         for address, _before, code in reversed(pieces):                 # the site's two bytes last, in one store
             mem.poke(address, code)

@@ -179,7 +179,7 @@ def _watch_parent() -> int:
 
 def on_hangup(fd: int, call) -> None:
     """Have the pump call ``call()`` when the other end of socket ``fd`` closes (`hermipy serve`'s child: its
-    client died); before the pump starts, at its start (the pump of a fork child made later watches it too)."""
+    client died). Registered before the pump starts; the pumps of the processes the guest forks watch it too."""
     _hangups[fd] = call
 
 
