@@ -25,6 +25,7 @@ from errno import EAGAIN, EEXIST, EFAULT, EINVAL, ENOENT, ENOTDIR
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Path, Ptr, SigSet, Size, UInt
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDONLY, O_RDWR, OpenFile
+from hermipy.syscalls.kicks import STOP_SENSITIVE, WouldBlock, interrupted
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -140,8 +141,7 @@ def epoll_create1(k, flags: EPOLL_FLAGS) -> int:
 
 
 def _host_ctl(ep_host: int, op: int, host_fd: int, events: int, token: int) -> None:
-    event = ctypes.create_string_buffer(EVENT.pack(events, token), EVENT.size)
-    host_syscall("epoll_ctl", ep_host, op, host_fd, ctypes.addressof(event))
+    host_syscall("epoll_ctl", ep_host, op, host_fd, EVENT.pack(events, token))   # bytes: passed as a pointer
 
 
 @syscall("epoll_ctl", FULL)
@@ -207,7 +207,6 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None).
     A kick interrupts it, and so does a stop of the process: EINTR when a signal is to be delivered or after the
     stop, whatever SA_RESTART says (ep_poll returns EINTR)."""
-    from hermipy.syscalls.kicks import STOP_SENSITIVE, interrupted
     started = STOP_SENSITIVE[k] = time.monotonic()
     try:
         count = min(maxevents, MAX_BATCH)
@@ -216,7 +215,11 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
             with ep.lock:
                 ep.prune()
             try:
-                if timeout is None or not isinstance(timeout, int):
+                if k.serving_exitless:       # a wait sleeps in an exit, not in the server while the guest spins
+                    n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, 0)
+                    if not n and _waits(timeout):
+                        raise WouldBlock()
+                elif timeout is None or not isinstance(timeout, int):
                     n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
                                      ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
                 else:
@@ -236,6 +239,13 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
         return len(out) // EVENT.size
     finally:
         STOP_SENSITIVE.pop(k, None)
+
+
+def _waits(timeout) -> bool:
+    """Does an epoll wait with ``timeout`` (see _wait) wait when nothing is ready?"""
+    if isinstance(timeout, int):
+        return timeout != 0
+    return timeout is None or bool(timeout.sec or timeout.nsec)
 
 
 @syscall("epoll_wait", FULL)

@@ -157,7 +157,9 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
         else:
             mode = 0                          # build_open_how(): the mode means nothing unless a file is made
         host_fd = t.open(host_flags, mode)
-        of = OpenFile(host_fd, _guest_name(k, host_fd, t), shown, host_kind(host_fd))
+        # Unconfined, the host resolved the path: its name is the host's (OpenFile.path reads it when asked).
+        name = None if t.dirfd is None and not k.fs.confined else _guest_name(k, host_fd, t)
+        of = OpenFile(host_fd, name, shown, host_kind(host_fd))
         of.bound = t.bound
     try:
         return k.fds.install(of, cloexec)

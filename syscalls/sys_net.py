@@ -25,6 +25,7 @@ from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, ENOTS
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
+from hermipy.syscalls.kicks import STOP_SENSITIVE, interrupted
 from hermipy.syscalls.sys_fs import host_syscall, lookup
 from hermipy.syscalls.sys_io import MAX_RW_COUNT, access_ok
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
@@ -138,12 +139,9 @@ def _receive_buffer(size: int):
 
 
 def _host_socket_file(k, host_fd: int, nonblock: bool, cloexec: bool) -> int:
-    """Install a new host socket in the guest's fd table (closing it if the table is full)."""
-    try:
-        path = os.readlink(f"/proc/self/fd/{host_fd}")        # socket:[inode], as /proc/self/fd shows it
-    except OSError:
-        path = "socket:[0]"
-    return install_host_fd(k, OpenFile(host_fd, path, O_RDWR | (O_NONBLOCK if nonblock else 0), "socket"), cloexec)
+    """Install a new host socket in the guest's fd table (closing it if the table is full). Its name is the host's,
+    socket:[inode] (OpenFile.path)."""
+    return install_host_fd(k, OpenFile(host_fd, None, O_RDWR | (O_NONBLOCK if nonblock else 0), "socket"), cloexec)
 
 
 def install_host_fd(k, of: OpenFile, cloexec: bool) -> int:
@@ -311,24 +309,20 @@ def timeout_of(host_fd: int, option: int):
     return Timespec(sec, usec * 1000) if sec or usec else None
 
 
-def blocking_call(option: int, name: str, host_fd: int, *args) -> int:
-    """The host socket call ``name`` on ``host_fd``, which may block. A kick interrupts it (EINTR from the host):
-    it restarts after a handler with SA_RESTART, unless the socket has a timeout for it (``option``: SO_RCVTIMEO
-    or SO_SNDTIMEO): then it fails with EINTR whenever a signal is to be delivered, and after a stop of the
-    process, which ends the host call too (sock_intr_errno; signal(7))."""
-    from hermipy.syscalls.kicks import STOP_SENSITIVE
-    from hermipy.syscalls.sys_signal import current_task
-    task = current_task()
-    started = STOP_SENSITIVE[task] = _time.monotonic()
+def blocking_call(k, option: int, name: str, host_fd: int, *args) -> int:
+    """Task ``k``'s host socket call ``name`` on ``host_fd``, which may block. A kick interrupts it (EINTR from the
+    host): it restarts after a handler with SA_RESTART, unless the socket has a timeout for it (``option``:
+    SO_RCVTIMEO or SO_SNDTIMEO): then it fails with EINTR whenever a signal is to be delivered, and after a stop
+    of the process, which ends the host call too (sock_intr_errno; signal(7))."""
+    started = STOP_SENSITIVE[k] = _time.monotonic()
     try:
         return host_syscall(name, host_fd, *args)
     except InterruptedError:
         if timeout_of(host_fd, option):
-            from hermipy.syscalls.kicks import interrupted
             raise interrupted(started) from None
         raise SyscallError(ERESTARTSYS) from None
     finally:
-        STOP_SENSITIVE.pop(task, None)
+        STOP_SENSITIVE.pop(k, None)
 
 
 # -- socket, socketpair -----------------------------------------------------------------------------
@@ -421,7 +415,7 @@ def connect(k, fd: Int, addr: SockAddr(2), addrlen: Int) -> int:
     of = k.fds.get(fd)
     a = address_in(k, addr, addrlen)
     try:
-        return blocking_call(SO_SNDTIMEO, "connect", of.host_fd, _addr(a.buf), a.len)
+        return blocking_call(k, SO_SNDTIMEO, "connect", of.host_fd, _addr(a.buf), a.len)
     finally:
         a.close()
 
@@ -435,7 +429,7 @@ def listen(k, fd: Int, backlog: Int) -> int:
 def _accept(k, fd: int, upeer: int, upeer_len: int, flags: int) -> int:
     of = k.fds.get(fd)
     out = AddrOut() if upeer else None
-    host = blocking_call(SO_RCVTIMEO, "accept4", of.host_fd, _addr(out.buf) if out else 0,
+    host = blocking_call(k, SO_RCVTIMEO, "accept4", of.host_fd, _addr(out.buf) if out else 0,
                          out.len_addr if out else 0, (flags & ~SOCK_CLOEXEC) | SOCK_CLOEXEC)
     if out is not None:
         try:
@@ -494,7 +488,7 @@ def sendto(k, fd: Int, buff: Ptr, len: Size, flags: MSG_FLAGS, addr: SockAddr(5)
     data = _buf(k.mem.read(buff, min(len, INT_MAX)))
     a = address_in(k, addr, addr_len) if addr else None
     try:
-        return _sending(k, flags, lambda: blocking_call(SO_SNDTIMEO, "sendto", of.host_fd, _addr(data),
+        return _sending(k, flags, lambda: blocking_call(k, SO_SNDTIMEO, "sendto", of.host_fd, _addr(data),
                                                         min(len, INT_MAX), flags, _addr(a.buf) if a else 0,
                                                         a.len if a else 0))
     finally:
@@ -510,7 +504,7 @@ def recvfrom(k, fd: Int, ubuf: Ptr, size: Size, flags: MSG_FLAGS, addr: Ptr, add
     size = min(size, INT_MAX)
     buf = _receive_buffer(min(size, MAX_COPY))
     out = AddrOut() if addr else None
-    n = blocking_call(SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
+    n = blocking_call(k, SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
                       _addr(out.buf) if out else 0, out.len_addr if out else 0)
     if n:
         k.mem.write(ubuf, ctypes.string_at(buf, min(n, size, MAX_COPY)))
@@ -634,7 +628,7 @@ class _Msg:
 def _sendmsg(k, of: OpenFile, msg: int, flags: int) -> int:
     m = _Msg(k, msg, receiving=False)
     try:
-        return _sending(k, flags, lambda: blocking_call(SO_SNDTIMEO, "sendmsg", of.host_fd,
+        return _sending(k, flags, lambda: blocking_call(k, SO_SNDTIMEO, "sendmsg", of.host_fd,
                                                         ctypes.addressof(m.host), flags))
     finally:
         m.close()
@@ -642,7 +636,7 @@ def _sendmsg(k, of: OpenFile, msg: int, flags: int) -> int:
 
 def _recvmsg(k, of: OpenFile, msg: int, flags: int) -> int:
     m = _Msg(k, msg, receiving=True)
-    n = blocking_call(SO_RCVTIMEO, "recvmsg", of.host_fd, ctypes.addressof(m.host), flags | MSG_CMSG_CLOEXEC)
+    n = blocking_call(k, SO_RCVTIMEO, "recvmsg", of.host_fd, ctypes.addressof(m.host), flags | MSG_CMSG_CLOEXEC)
     m.deliver(k, n, flags)
     return n
 

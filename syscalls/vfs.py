@@ -29,6 +29,7 @@ from errno import (EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, E
                    EXDEV)
 
 from hermipy.syscalls.errors import SyscallError
+from hermipy.syscalls.table import NUMBERS as _NUMBERS
 
 MAX_SYMLINKS = 40          # fs/namei.c MAXSYMLINKS
 RACE_RETRIES = 3           # looks at a name that keeps changing kind under the walk (a hostile swap loop)
@@ -76,8 +77,7 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int | None:
 def host_syscall(name: str, *args) -> int:
     """Make one host syscall (same ABI: the host is x86-64 Linux); ints pass as C longs, buffers and bytes
     as pointers, None as NULL; an error raises OSError."""
-    from hermipy.syscalls.table import NUMBERS
-    return _raw(NUMBERS[name], *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+    return _raw(_NUMBERS[name], *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
 
 
 class Target:
