@@ -183,6 +183,40 @@ EXITLESS_SWITCH_INTERVAL = 0.0002   # s: sys.setswitchinterval while a server sp
 SERVER_SPINS = 4000       # idle rounds (~0.3-0.5 ms) before an exitless server stops serving until the next exit
 EXITLESS_BACKOFF = 0.02   # s without serving after the guest gave up waiting for a post: its server had no core
 
+
+
+class SpinSlots:
+    """How many exitless servers of one run may spin at once: each keeps two host threads busy (its vCPU waiting in
+    the guest, itself in Python), so a run gets one slot per two host cores. The slots are the bytes of a pipe, which
+    the guest's forks inherit with the rest of hermipy's process: a server takes one (a non-blocking read) before it
+    serves and gives it back (a write) when it stops; without one, its syscalls exit as without the mode. (nginx's
+    two workers, each spinning, and the load, on 2 cores: 1100 requests/s; one spinning: see benchmarks/RESULTS.md.)
+    """
+
+    def __init__(self, count: int):
+        self._read, self._write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        os.write(self._write, b"s" * count)
+
+    def take(self) -> bool:
+        try:
+            return bool(os.read(self._read, 1))
+        except BlockingIOError:
+            return False
+
+    def give_back(self) -> None:
+        os.write(self._write, b"s")
+
+
+_spin_slots: SpinSlots | None = None      # this run's, made by its first exitless server (inherited by forks)
+
+
+def _slots() -> SpinSlots:
+    global _spin_slots
+    if _spin_slots is None:
+        _spin_slots = SpinSlots(max(1, len(os.sched_getaffinity(0)) // 2))
+    return _spin_slots
+
+
 # MODE_USER or MODE_SYSCALL once a vCPU of this process (or of the parent it was forked from) has learnt it:
 # a fork child's answer page must be current before its first exit, its trampolines read it.
 _learnt_syscall_mode: int | None = None
@@ -1090,7 +1124,8 @@ class KvmCpu(Cpu):
         The serving ends when the KVM_RUN does (kvm_run's exit_reason word changes, a kick sets immediate_exit), or
         after SERVER_SPINS idle rounds: then the entry sees the server word clear and exits as usual; an entry that
         posted just before is answered at its MAIL_POSTED exit (``_exitless_exit``). After a post no server took in
-        time (the host's cores are busy), the vCPU runs EXITLESS_BACKOFF without serving. Only the calls the dispatcher
+        time (the host's cores are busy), the vCPU runs EXITLESS_BACKOFF without serving, and it runs so whenever the
+        run's other servers hold every SpinSlots slot. Only the calls the dispatcher
         serves without the registers are served so (Dispatcher.serve_exitless); the rest, and one that needs a
         signal delivered or a TLB flush after it, go on to an exit."""
         runner, w, b, mail = self._runner, self._w, self._b, self.area.mail
@@ -1100,7 +1135,8 @@ class KvmCpu(Cpu):
             # this long, instead of CPython's 5 ms: a signal's delivery waits no longer than that.
             sys.setswitchinterval(EXITLESS_SWITCH_INTERVAL)
         self._thread = runner.ident
-        if self._calm_until and time.monotonic() < self._calm_until:
+        slots = _slots()
+        if self._calm_until and time.monotonic() < self._calm_until or not slots.take():
             runner.start()                    # no serving: the entry and the trampolines exit as without the mode
             runner.wait()
             return
@@ -1131,6 +1167,7 @@ class KvmCpu(Cpu):
             raise
         finally:
             mail[MAIL_SERVER] = 0
+            slots.give_back()
             runner.wait()
 
     def _serve_posted(self, server, mail, posting: bool) -> None:

@@ -135,6 +135,40 @@ def test_mailbox_serves(tmp_path):
     assert posting >= 2, proc.stderr.decode(errors="replace")      # at least glibc's read and write
 
 
+LONGEST_SERVED = """
+import atexit, os, sys, time
+from hermipy.syscalls.table import Dispatcher
+longest = [0.0, None]
+serve = Dispatcher.serve_exitless
+def timed(self, nr, *args):
+    started = time.perf_counter()
+    try:
+        return serve(self, nr, *args)
+    finally:
+        took = time.perf_counter() - started
+        if took > longest[0]:
+            longest[:] = [took, nr]
+Dispatcher.serve_exitless = timed
+atexit.register(lambda: os.write(2, f"longest {longest[0]:.6f} nr {longest[1]}\\n".encode()))
+from hermipy.cli import main
+sys.exit(main(["run", "--backend", "kvm", "--exitless", *sys.argv[1:]]))
+"""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_waits_sleep_in_exits(variant, tmp_path):
+    """A served call that would wait (a blocking read, recv or accept, an epoll_wait with a timeout; testbins/waits.c,
+    each made ready 200 ms later by a child) goes to an exit and waits there: the server never waits while the guest
+    spins in its entry (a core burnt, and the guest's back-off from the mode). Output as natively."""
+    argv = [str(build("waits", variant))]
+    native = difftest.run_native(argv, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", LONGEST_SERVED, *argv], cwd=tmp_path, capture_output=True,
+                          timeout=difftest.TIMEOUT)
+    assert (proc.stdout, proc.returncode) == (native.stdout, native.status), proc.stderr.decode(errors="replace")
+    longest = max(float(part.split()[0]) for part in proc.stderr.split(b"longest ")[1:])   # each process's
+    assert longest < 0.1, proc.stderr.decode(errors="replace")     # each wait is 200 ms
+
+
 def _labels() -> dict[str, int]:
     from hermipy import kvm_stubs
     (source, base), _kernel = kvm_stubs.stub_sources()
