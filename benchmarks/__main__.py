@@ -208,8 +208,9 @@ WORKLOADS = [
              lambda c: [PYTHON3, str(HERE / "src" / "pybench.py"), "1" if c.quick else "3"], needs=(PYTHON3,)),
     Workload("find_usr", "find /usr -xdev -name '*.conf' (dynamic; /usr/include with --quick): syscall-bound",
              lambda c: [FIND, "/usr/include" if c.quick else "/usr", "-xdev", "-name", "*.conf"], needs=(FIND,)),
-    Workload("nginx_ab", f"nginx (2 workers) serving a 4 KiB page to `ab -c 8`, {SERVED_REQUESTS} requests "
-             f"({SERVED_REQUESTS_QUICK} with --quick): ab's wall time; the report adds requests/s",
+    Workload("nginx_ab", f"nginx (a worker per core ab leaves: 1 on 2 cores) serving a 4 KiB page to `ab -c 8`, "
+             f"{SERVED_REQUESTS} requests ({SERVED_REQUESTS_QUICK} with --quick): ab's wall time; the report adds "
+             "requests/s",
              lambda c: [], server="nginx", needs=("/usr/sbin/nginx", "/usr/bin/ab")),
     Workload("lighttpd_ab", f"lighttpd serving a 4 KiB page to `ab -c 8`, {SERVED_REQUESTS} requests "
              f"({SERVED_REQUESTS_QUICK} with --quick): ab's wall time; the report adds requests/s",
