@@ -61,7 +61,7 @@ SOURCES = {"hello": ROOT / "testbins" / "hello.c", "cpu_mixed": ROOT / "testbins
            "cpu_mixed_prof": (ROOT / "testbins" / "cpu_mixed.c", HERE / "src" / "prof_1khz.c")}
 SYSCALL_MODES = ("getppid", "read", "write", "clock_gettime", "syscall_getppid")
 FIND = "/usr/bin/find"
-SERVED_REQUESTS, SERVED_REQUESTS_QUICK = 2000, 500
+SERVED_REQUESTS, SERVED_REQUESTS_QUICK = 10000, 500
 FORKING_REQUESTS, FORKING_REQUESTS_QUICK = 500, 200      # busybox httpd: a fork per request
 LATENCY = re.compile(r"median (\d+) ns p99 (\d+) ns$")
 

@@ -186,25 +186,27 @@ EXITLESS_BACKOFF = 0.02   # s without serving after the guest gave up waiting fo
 
 
 class SpinSlots:
-    """How many exitless servers of one run may spin at once: each keeps two host threads busy (its vCPU waiting in
-    the guest, itself in Python), so a run gets one slot per two host cores. The slots are the bytes of a pipe, which
-    the guest's forks inherit with the rest of hermipy's process: a server takes one (a non-blocking read) before it
-    serves and gives it back (a write) when it stops; without one, its syscalls exit as without the mode. (nginx's
-    two workers, each spinning, and the load, on 2 cores: 1100 requests/s; one spinning: see benchmarks/RESULTS.md.)
-    """
+    """How many exitless servers of one run may spin at once, and on which cores: each keeps two host threads busy
+    (its vCPU waiting in the guest, itself in Python), so a run gets one slot per two host cores, slot i the i-th pair
+    of the cores the server may use. A pair sharing one core (the scheduler's choice with a third busy thread, e.g.
+    the load of a web server) serves ~20% less, and a second spinning pair on 2 cores starves both (nginx's two
+    workers: 1100 requests/s). The slots are the bytes of a pipe (each one's number), which the guest's forks
+    inherit with the rest of hermipy's process: a server takes one (a non-blocking read) before it serves and gives
+    it back (a write) when it stops; without one, its syscalls exit as without the mode."""
 
     def __init__(self, count: int):
         self._read, self._write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        os.write(self._write, b"s" * count)
+        os.write(self._write, bytes(range(count)))
 
-    def take(self) -> bool:
+    def take(self) -> int | None:
         try:
-            return bool(os.read(self._read, 1))
+            taken = os.read(self._read, 1)
         except BlockingIOError:
-            return False
+            return None
+        return taken[0] if taken else None
 
-    def give_back(self) -> None:
-        os.write(self._write, b"s")
+    def give_back(self, slot: int) -> None:
+        os.write(self._write, bytes((slot,)))
 
 
 _spin_slots: SpinSlots | None = None      # this run's, made by its first exitless server (inherited by forks)
@@ -215,6 +217,32 @@ def _slots() -> SpinSlots:
     if _spin_slots is None:
         _spin_slots = SpinSlots(max(1, len(os.sched_getaffinity(0)) // 2))
     return _spin_slots
+
+
+def _pin_pair(slot: int, vcpu_thread: int) -> set[int] | None:
+    """Slot ``slot``'s two cores, of those this thread may use, for this thread (the server) and the vCPU's: the
+    mask to restore after, or None when there are not two."""
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        return None
+    cores = sorted(allowed)
+    try:
+        os.sched_setaffinity(0, {cores[2 * slot % len(cores)]})
+        os.sched_setaffinity(vcpu_thread, {cores[(2 * slot + 1) % len(cores)]})
+    except OSError:
+        _unpin_pair(allowed, vcpu_thread)
+        return None
+    return allowed
+
+
+def _unpin_pair(allowed: set[int] | None, vcpu_thread: int) -> None:
+    if allowed is None:
+        return
+    for thread in (0, vcpu_thread):
+        try:
+            os.sched_setaffinity(thread, allowed)
+        except OSError:
+            pass                              # (a mask the guest narrowed meanwhile is applied at its exit)
 
 
 # MODE_USER or MODE_SYSCALL once a vCPU of this process (or of the parent it was forked from) has learnt it:
@@ -830,6 +858,7 @@ class KvmCpu(Cpu):
         self.exitless_server = None        # exitless mode, see _run_exitless
         self._runner = None                # then the host thread making this vCPU's KVM_RUN calls (_VcpuRunner)
         self._exitless_result = None       # a served syscall's result, for the exit that finishes it (MAIL_CHECK)
+        self._spinning: tuple[int, set[int] | None] | None = None   # exitless: the SpinSlots slot held, the mask
         self._calm_until = 0.0             # exitless: no serving before this monotonic time (_exitless_exit)
         self._posts_tried: set[int] = set()    # return addresses of sites served in exitless mode (offered a
                                                # trampoline, or remembered as answered, once)
@@ -1009,6 +1038,21 @@ class KvmCpu(Cpu):
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, on_syscall) -> Stop:
+        if self.exitless_server is None and self._spinning is None:
+            return self._run_loop(on_syscall)
+        try:
+            return self._run_loop(self._releasing(on_syscall))
+        finally:
+            self._release_spin()
+
+    def _releasing(self, on_syscall):
+        """``on_syscall`` after giving back the exitless server's slot (``_release_spin``)."""
+        def dispatch(*args):
+            self._release_spin()
+            return on_syscall(*args)
+        return dispatch
+
+    def _run_loop(self, on_syscall) -> Stop:
         w, vcpu, ioctl, ram, vm = self._w, self.vcpu, fcntl.ioctl, self.ram, self._vm
         self._thread = threading.get_ident()
         while True:
@@ -1135,8 +1179,13 @@ class KvmCpu(Cpu):
             # this long, instead of CPython's 5 ms: a signal's delivery waits no longer than that.
             sys.setswitchinterval(EXITLESS_SWITCH_INTERVAL)
         self._thread = runner.ident
-        slots = _slots()
-        if self._calm_until and time.monotonic() < self._calm_until or not slots.take():
+        if self._calm_until and time.monotonic() < self._calm_until:
+            self._release_spin()
+        elif self._spinning is None:
+            slot = _slots().take()
+            if slot is not None:
+                self._spinning = (slot, _pin_pair(slot, runner.native_id))
+        if self._spinning is None:
             runner.start()                    # no serving: the entry and the trampolines exit as without the mode
             runner.wait()
             return
@@ -1159,6 +1208,7 @@ class KvmCpu(Cpu):
                     if idle >= SERVER_SPINS:
                         mail[MAIL_SERVER] = 0
                         if mail[MAIL_STATE] != MAIL_POSTED:
+                            self._release_spin()      # the guest computes: no core of the slot's is kept
                             break
                         mail[MAIL_SERVER] = 1
         except BaseException:
@@ -1167,8 +1217,17 @@ class KvmCpu(Cpu):
             raise
         finally:
             mail[MAIL_SERVER] = 0
-            slots.give_back()
             runner.wait()
+
+    def _release_spin(self) -> None:
+        """Give back the SpinSlots slot this vCPU's server holds, and the cores it was pinned to: before a syscall is
+        dispatched at an exit (it may block, fork, clone or ask for its affinity), when run() returns, and when the
+        server stops spinning. The slot is kept across the exits run() handles itself (a fault, a late answer)."""
+        if self._spinning is not None:
+            slot, pinned = self._spinning
+            self._spinning = None
+            _unpin_pair(pinned, self._runner.native_id)
+            _slots().give_back(slot)
 
     def _serve_posted(self, server, mail, posting: bool) -> None:
         """Answer the syscall the entry posted: its result (MAIL_DONE), a run through the usual exit instead
@@ -1250,6 +1309,7 @@ class KvmCpu(Cpu):
         self._mode = mode
 
     def _stop_runner(self) -> None:
+        self._release_spin()
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.stop()
@@ -1617,7 +1677,7 @@ class _VcpuRunner:
         self._pid = os.getpid()
         thread = threading.Thread(target=self._main, args=(cpu.vcpu,), name="hermipy-vcpu", daemon=True)
         thread.start()
-        self.ident = thread.ident
+        self.ident, self.native_id = thread.ident, thread.native_id
 
     def _main(self, vcpu: int) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])     # a kick's EINTR

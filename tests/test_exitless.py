@@ -73,6 +73,19 @@ def test_busybox_pipeline(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("python3"), reason="python3 is not installed")
+def test_affinity_is_the_guests(tmp_path):
+    """A spinning server and its vCPU are pinned to a pair of cores (SpinSlots), never as the guest sees them: its
+    own sched_getaffinity after many served calls (Debian's python3: file I/O, then os.sched_getaffinity; and a
+    thread's, which clone gave the creator's mask), as natively."""
+    script = ("import os, threading\nfor i in range(300):\n    open('f', 'w').write(str(i))\n"
+              "print(sorted(os.sched_getaffinity(0)))\nout = []\n"
+              "t = threading.Thread(target=lambda: out.append(sorted(os.sched_getaffinity(0))))\nt.start(); t.join()\n"
+              "print(out[0], os.cpu_count())\n")
+    assert_same(["/usr/bin/python3", "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+                options=EXITLESS)
+
+
+@pytest.mark.skipif(not shutil.which("python3"), reason="python3 is not installed")
 def test_python3(tmp_path):
     script = ("import os, json\nfor i in range(200):\n    open(f'f{i}', 'w').write(json.dumps({'i': i}))\n"
               "print(sum(json.load(open(f'f{i}'))['i'] for i in range(200)), len(os.listdir('.')))\n")
