@@ -111,6 +111,9 @@ def load(name: str, prefix_cmd: list[str], workdir: Path, requests: int, timeout
     (prefix / "html").mkdir(parents=True, exist_ok=True)
     (prefix / "tmp").mkdir(exist_ok=True)
     (prefix / "html" / "index.html").write_text(PAGE)
+    for path in (workdir, prefix, prefix / "html"):     # nginx's workers run as nobody: the page must be theirs to
+        os.chmod(path, 0o755)                           # read (a 0700 temp dir made every answer a 403 until 12-05)
+    os.chmod(prefix / "html" / "index.html", 0o644)
     port = free_port()
     (prefix / "server.conf").write_text(conf.format(prefix=prefix, port=port, workers=nginx_workers()))
     (prefix / "port").write_text(str(port))
@@ -137,4 +140,9 @@ def load(name: str, prefix_cmd: list[str], workdir: Path, requests: int, timeout
     if ab.returncode or not (complete and failed and rps) or int(complete.group(1)) != requests or \
             int(failed.group(1)):
         return {"failed": f"ab: {(ab.stderr or ab.stdout).strip().splitlines()[-1:] or ab.returncode}"}
+    errors = re.search(r"Non-2xx responses:\s+(\d+)", ab.stdout)
+    length = re.search(r"Document Length:\s+(\d+) bytes", ab.stdout)
+    if errors or not length or int(length.group(1)) != len(PAGE):
+        return {"failed": f"ab: {errors.group(1) if errors else 'no'} error answers, a page of "
+                          f"{length.group(1) if length else '?'} bytes (not the {len(PAGE)}-byte page)"}
     return {"wall": wall, "rps": float(rps.group(1))}
