@@ -184,7 +184,6 @@ SERVER_SPINS = 4000       # idle rounds (~0.3-0.5 ms) before an exitless server 
 EXITLESS_BACKOFF = 0.02   # s without serving after the guest gave up waiting for a post: its server had no core
 
 
-
 class SpinSlots:
     """How many exitless servers of one run may spin at once, and on which cores: each keeps two host threads busy
     (its vCPU waiting in the guest, itself in Python), so a run gets one slot per two host cores, slot i the i-th pair
@@ -192,7 +191,8 @@ class SpinSlots:
     the load of a web server) serves ~20% less, and a second spinning pair on 2 cores starves both (nginx's two
     workers: 1100 requests/s). The slots are the bytes of a pipe (each one's number), which the guest's forks
     inherit with the rest of hermipy's process: a server takes one (a non-blocking read) before it serves and gives
-    it back (a write) when it stops; without one, its syscalls exit as without the mode."""
+    it back (a write) when it stops; without one, its syscalls exit as without the mode. (A process killed outright
+    while it holds one takes it along: the run's other servers then have one slot less.)"""
 
     def __init__(self, count: int):
         self._read, self._write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -1169,9 +1169,9 @@ class KvmCpu(Cpu):
         after SERVER_SPINS idle rounds: then the entry sees the server word clear and exits as usual; an entry that
         posted just before is answered at its MAIL_POSTED exit (``_exitless_exit``). After a post no server took in
         time (the host's cores are busy), the vCPU runs EXITLESS_BACKOFF without serving, and it runs so whenever the
-        run's other servers hold every SpinSlots slot. Only the calls the dispatcher
-        serves without the registers are served so (Dispatcher.serve_exitless); the rest, and one that needs a
-        signal delivered or a TLB flush after it, go on to an exit."""
+        run's other servers hold every SpinSlots slot. Only the calls the dispatcher serves without the registers are
+        served so (Dispatcher.serve_exitless); the rest, and one that needs a signal delivered or a TLB flush after
+        it, go on to an exit."""
         runner, w, b, mail = self._runner, self._w, self._b, self.area.mail
         if runner is None:
             runner = self._runner = _VcpuRunner(self)
