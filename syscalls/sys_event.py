@@ -25,6 +25,7 @@ from errno import EAGAIN, EEXIST, EFAULT, EINVAL, ENOENT, ENOTDIR
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Path, Ptr, SigSet, Size, UInt
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDONLY, O_RDWR, OpenFile
+from hermipy.syscalls.host import host_call
 from hermipy.syscalls.kicks import STOP_SENSITIVE, WouldBlock, interrupted
 from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
@@ -216,14 +217,14 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
                 ep.prune()
             try:
                 if k.serving_exitless:       # a wait sleeps in an exit, not in the server while the guest spins
-                    n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, 0)
+                    n = host_call("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, 0)
                     if not n and _waits(timeout):
                         raise WouldBlock()
                 elif timeout is None or not isinstance(timeout, int):
                     n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
                                      ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
                 else:
-                    n = host_syscall("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
+                    n = host_call("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
             except InterruptedError:
                 raise interrupted(started) from None
             out = bytearray()

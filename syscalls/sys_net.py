@@ -27,6 +27,7 @@ from select import POLLIN, POLLOUT, poll
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
+from hermipy.syscalls.host import host_call
 from hermipy.syscalls.kicks import STOP_SENSITIVE, WouldBlock, interrupted
 from hermipy.syscalls.sys_fs import host_syscall, lookup
 from hermipy.syscalls.sys_io import MAX_RW_COUNT, access_ok
@@ -330,7 +331,7 @@ def blocking_call(k, option: int, name: str, host_fd: int, *args) -> int:
         raise WouldBlock()
     started = STOP_SENSITIVE[k] = _time.monotonic()
     try:
-        return host_syscall(name, host_fd, *args)
+        return host_call(name, host_fd, *args)
     except InterruptedError:
         if timeout_of(host_fd, option):
             raise interrupted(started) from None
