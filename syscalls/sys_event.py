@@ -210,7 +210,8 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     stop, whatever SA_RESTART says (ep_poll returns EINTR)."""
     started = STOP_SENSITIVE[k] = time.monotonic()
     try:
-        count = min(maxevents, MAX_BATCH)
+        # A registration is ready once at most (an epitem is on the ready list once): no more events than those.
+        count = min(maxevents, MAX_BATCH, len(ep.regs) or 1)
         buf = ctypes.create_string_buffer(count * EVENT.size)
         while True:
             with ep.lock:
