@@ -30,6 +30,7 @@ class OpenFile:
                  "__weakref__")
 
     status_from_host = True     # F_GETFL/F_SETFL reach the host fd (not where it is hermipy's own, see SignalFd)
+    released = 0                # how many open files of this process have lost their last guest fd (Epoll.prune)
 
     def __init__(self, host_fd: int, path: str | None, flags: int, kind: str = "file", node=None):
         self.host_fd, self._path, self.flags, self.kind = host_fd, path, flags, kind
@@ -67,6 +68,7 @@ class OpenFile:
         locks_remove_posix): the host does that when the host fd closes, and here when other guest fds keep it."""
         self.refs -= 1
         if self.refs == 0:
+            OpenFile.released += 1
             try:
                 os.close(self.host_fd)
             except OSError:

@@ -91,25 +91,33 @@ class Epoll(OpenFile):
     ``tokens`` and ``next_token``: threads of the guest add and wait on one instance at the same time (Go's
     netpoller), and a token must name one registration from before the host can report it until it is gone."""
 
-    __slots__ = ("regs", "tokens", "next_token", "lock")
+    __slots__ = ("regs", "tokens", "files", "next_token", "lock", "pruned_at")
 
     def __init__(self, host_fd: int, path: str, flags: int, kind: str = "anon"):
         super().__init__(host_fd, path, flags, kind)
         self.regs: dict[tuple[int, OpenFile], Registration] = {}
         self.tokens: dict[int, Registration] = {}
+        self.files: dict[OpenFile, int] = {}         # registrations per open file (a second one watches a dup)
         self.next_token = 1
         self.lock = threading.Lock()
+        self.pruned_at = -1                          # OpenFile.released at the last prune
         EPOLLS.add(self)
 
     def forget(self, reg: Registration) -> None:
         del self.regs[(reg.fd, reg.file)]
         del self.tokens[reg.token]
+        left = self.files.pop(reg.file) - 1
+        if left:
+            self.files[reg.file] = left
         if reg.owned:
             os.close(reg.host_fd)                # the host drops the registration with the fd
 
     def prune(self) -> None:
-        """Registrations whose open file was released (its guest fds all closed) end, as in Linux. (Caller
-        holds ``lock``.)"""
+        """Registrations whose open file was released (its guest fds all closed) end, as in Linux; looked for only
+        when some file was released since the last time. (Caller holds ``lock``.)"""
+        if self.pruned_at == OpenFile.released:
+            return
+        self.pruned_at = OpenFile.released
         for reg in [r for r in self.regs.values() if not r.alive]:
             self.forget(reg)
 
@@ -169,11 +177,12 @@ def epoll_ctl(k, epfd: Int, op: EPOLL_OP, fd: Int, event: Ptr) -> int:
         if op == EPOLL_CTL_ADD:
             if reg is not None:
                 raise SyscallError(EEXIST)
-            shared = any(r.file is target for r in ep.regs.values())
+            shared = target in ep.files
             host_fd = os.dup(target.host_fd) if shared else target.host_fd
             token = ep.next_token                # known before the host can report an event for it
             ep.next_token += 1
             reg = ep.regs[key] = ep.tokens[token] = Registration(token, fd, target, data, host_fd, shared)
+            ep.files[target] = ep.files.get(target, 0) + 1
             try:
                 _host_ctl(ep.host_fd, EPOLL_CTL_ADD, host_fd, events, token)
             except OSError:
