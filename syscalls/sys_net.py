@@ -21,8 +21,7 @@ import os
 import struct
 import time as _time
 from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, ENOTSOCK, EPIPE
-from fcntl import F_GETFL, fcntl as host_fcntl
-from select import POLLIN, POLLOUT, poll
+from select import POLLIN, POLLOUT
 
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
@@ -30,7 +29,7 @@ from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
 from hermipy.syscalls.host import host_call
 from hermipy.syscalls.kicks import STOP_SENSITIVE, WouldBlock, interrupted
 from hermipy.syscalls.sys_fs import host_syscall, lookup
-from hermipy.syscalls.sys_io import MAX_RW_COUNT, access_ok
+from hermipy.syscalls.sys_io import MAX_RW_COUNT, access_ok, ready_now
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
@@ -312,22 +311,13 @@ def timeout_of(host_fd: int, option: int):
     return Timespec(sec, usec * 1000) if sec or usec else None
 
 
-def _ready_now(host_fd: int, events: int) -> bool:
-    """Would a call waiting for ``events`` on ``host_fd`` go on at once (ready, or a non-blocking socket)?"""
-    if host_fcntl(host_fd, F_GETFL) & O_NONBLOCK:
-        return True
-    ready = poll()
-    ready.register(host_fd, events)
-    return bool(ready.poll(0))
-
-
 def blocking_call(k, option: int, name: str, host_fd: int, *args) -> int:
     """Task ``k``'s host socket call ``name`` on ``host_fd``, which may block. A kick interrupts it (EINTR from the
     host): it restarts after a handler with SA_RESTART, unless the socket has a timeout for it (``option``:
     SO_RCVTIMEO or SO_SNDTIMEO): then it fails with EINTR whenever a signal is to be delivered, and after a stop
     of the process, which ends the host call too (sock_intr_errno; signal(7)). Served in exitless mode, a call that
     would wait goes to an exit instead (kicks.WouldBlock): the guest spins meanwhile."""
-    if k.serving_exitless and not _ready_now(host_fd, POLLIN if option == SO_RCVTIMEO else POLLOUT):
+    if k.serving_exitless and not ready_now(host_fd, POLLIN if option == SO_RCVTIMEO else POLLOUT):
         raise WouldBlock()
     started = STOP_SENSITIVE[k] = _time.monotonic()
     try:
