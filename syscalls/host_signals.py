@@ -66,7 +66,9 @@ _pump_pid = 0                  # the process the pump thread runs in (a fork chi
 _pump_tid = 0                  # its host thread id (POSIX timers aim their expiries at it)
 _kick_mask = None              # sigset for ppoll: the thread's mask with SIGKICK open
 _fd = -1                       # the pump's signalfd (non-blocking)
-_read_lock = threading.Lock()  # held while a record is read and forwarded (the pump, or a task's drain)
+_read_lock = threading.Lock()  # held while a record is read and forwarded (the pump, or a task: _task_turn)
+_turn = threading.Condition()  # guards _tasks_waiting; the pump waits on it for the tasks to be done
+_tasks_waiting = 0             # tasks waiting for or holding _read_lock (the pump steps aside meanwhile)
 _parent_fd = -1                # the pump's pidfd of hermipy's parent (see after_reparent)
 _hangups: dict[int, object] = {}     # fd -> what the pump calls when its other end closes (on_hangup)
 _after_reparent = None         # () -> None: what the guest reads of its parent, made current again
@@ -124,8 +126,9 @@ def start(task) -> None:
     _signal.pthread_sigmask(signal.SIG_UNBLOCK, [SIGKICK])
     _kick_mask = ctypes.c_uint64(sum(1 << (s - 1) for s in FORWARDED))
     from hermipy.syscalls.host import host_syscall
-    global _fd, _read_lock, _pump_tid, _parent_fd
+    global _fd, _read_lock, _turn, _tasks_waiting, _pump_tid, _parent_fd
     _read_lock = threading.Lock()          # a fork child's copy may have been held by the parent's pump
+    _turn, _tasks_waiting = threading.Condition(), 0
     _parent_fd = _watch_parent()           # (a fork child leaves its copy of the parent's open, as the signalfd)
     if not task.proc.forked and _after_reparent is not None:
         _after_reparent()                  # boot's answers may name a parent that has exited since
@@ -201,7 +204,11 @@ def _pump(fd: int) -> None:
                 _hangups[ready]()
         if _parent_exited():
             _watch_new_parent(poller)
-        _read_and_forward(fd)
+        if _tasks_waiting:
+            with _turn:
+                _turn.wait_for(lambda: not _tasks_waiting)
+        with _read_lock:
+            _forward_pending(fd)
 
 
 def _parent_exited() -> bool:
@@ -224,9 +231,21 @@ def _watch_new_parent(poller) -> None:
         _after_reparent()
 
 
-def _read_and_forward(fd: int) -> None:
-    with _read_lock:
-        _forward_pending(fd)
+@contextlib.contextmanager
+def _task_turn():
+    """_read_lock for a task thread. Python's locks are not fair: a flood of host signals (a POSIX timer of 1 ns)
+    would have the pump take it back round after round, so the pump waits while a task wants it."""
+    global _tasks_waiting
+    with _turn:
+        _tasks_waiting += 1
+    try:
+        with _read_lock:
+            yield
+    finally:
+        with _turn:
+            _tasks_waiting -= 1
+            if not _tasks_waiting:
+                _turn.notify_all()
 
 
 def _forward_pending(fd: int) -> None:
@@ -253,7 +272,8 @@ def drain() -> None:
     """Make what the host has pending for this process the guest's now (see the module docstring). Called
     by a task thread holding no lock of the kernel's."""
     if _pump_pid == os.getpid():
-        _read_and_forward(_fd)
+        with _task_turn():
+            _forward_pending(_fd)
 
 
 @contextlib.contextmanager
@@ -264,7 +284,7 @@ def held():
     if _pump_pid != os.getpid():
         yield
         return
-    with _read_lock:
+    with _task_turn():
         _forward_pending(_fd)
         yield
 
@@ -293,7 +313,7 @@ def parking(bits: int):
     if not bits or _pump_pid != os.getpid():
         yield
         return
-    with _read_lock:
+    with _task_turn():
         for bit in _bits(bits & parked):
             _flush(bit.bit_length())
         before = parked
