@@ -19,6 +19,7 @@ kernel refuses every request that would change its configuration (they are read-
 import ctypes
 import os
 import struct
+import threading
 import time as _time
 from errno import EACCES, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOBUFS, ENOENT, ENOTSOCK, EPIPE
 from select import POLLIN, POLLOUT
@@ -127,17 +128,6 @@ def _buf(data: bytes | int):
 
 def _addr(buf) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
-
-
-_scratch = ctypes.create_string_buffer(65536)
-
-
-def _receive_buffer(size: int):
-    """hermipy's one reusable receive buffer, grown to ``size`` (the guest is one thread)."""
-    global _scratch
-    if ctypes.sizeof(_scratch) < size:
-        _scratch = ctypes.create_string_buffer(size)
-    return _scratch
 
 
 def _host_socket_file(k, host_fd: int, nonblock: bool, cloexec: bool) -> int:
@@ -281,6 +271,33 @@ class AddrOut:
     @property
     def len_addr(self) -> int:
         return ctypes.addressof(self.len)
+
+
+class _ThreadBuffers(threading.local):
+    """The host buffers a receive reuses, one set per host thread: each guest task runs on a thread of its own, and
+    threads receive at the same time (the host call leaves the GIL)."""
+
+    def __init__(self):
+        self.data = ctypes.create_string_buffer(65536)
+        self.address = AddrOut()
+
+
+_buffers = _ThreadBuffers()
+
+
+def _receive_buffer(size: int):
+    """This thread's receive buffer, grown to ``size``."""
+    buffers = _buffers
+    if ctypes.sizeof(buffers.data) < size:
+        buffers.data = ctypes.create_string_buffer(size)
+    return buffers.data
+
+
+def _address_buffer() -> AddrOut:
+    """This thread's buffer for an address the host writes back, its length reset."""
+    out = _buffers.address
+    out.len.value = SOCKADDR_STORAGE
+    return out
 
 
 # -- SIGPIPE --------------------------------------------------------------------------------------
@@ -433,7 +450,7 @@ def listen(k, fd: Int, backlog: Int) -> int:
 
 def _accept(k, fd: int, upeer: int, upeer_len: int, flags: int) -> int:
     of = k.fds.get(fd)
-    out = AddrOut() if upeer else None
+    out = _address_buffer() if upeer else None
     host = blocking_call(k, SO_RCVTIMEO, "accept4", of.host_fd, _addr(out.buf) if out else 0,
                          out.len_addr if out else 0, (flags & ~SOCK_CLOEXEC) | SOCK_CLOEXEC)
     if out is not None:
@@ -459,7 +476,7 @@ def accept4(k, fd: Int, upeer_sockaddr: Ptr, upeer_addrlen: Ptr, flags: ACCEPT_F
 
 def _getname(k, name: str, fd: int, usockaddr: int, usockaddr_len: int) -> int:
     of = k.fds.get(fd)
-    out = AddrOut()
+    out = _address_buffer()
     host_syscall(name, of.host_fd, _addr(out.buf), out.len_addr)
     address_out(k, out.data, usockaddr, usockaddr_len)
     return 0
@@ -508,7 +525,7 @@ def recvfrom(k, fd: Int, ubuf: Ptr, size: Size, flags: MSG_FLAGS, addr: Ptr, add
     of = _socket_file(k, fd)
     size = min(size, INT_MAX)
     buf = _receive_buffer(min(size, MAX_COPY))
-    out = AddrOut() if addr else None
+    out = _address_buffer() if addr else None
     n = blocking_call(k, SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
                       _addr(out.buf) if out else 0, out.len_addr if out else 0)
     if n:
@@ -589,7 +606,7 @@ class _Msg:
             self.size = min(total, MAX_COPY)
             self.data = _receive_buffer(self.size)
             if self.name:
-                self.out = AddrOut()
+                self.out = _address_buffer()
                 host.name, host.namelen = _addr(self.out.buf), SOCKADDR_STORAGE
             self.control_buf = _buf(self.controllen) if self.control and self.controllen else None
         else:
