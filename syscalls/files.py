@@ -27,10 +27,9 @@ class OpenFile:
     """An open file description: a host fd plus what the guest asked for when opening it."""
 
     __slots__ = ("host_fd", "_path", "flags", "refs", "dir_entries", "dir_pos", "kind", "node", "bound",
-                 "__weakref__")
+                 "watchers", "__weakref__")
 
     status_from_host = True     # F_GETFL/F_SETFL reach the host fd (not where it is hermipy's own, see SignalFd)
-    released = 0                # how many open files of this process have lost their last guest fd (Epoll.prune)
 
     def __init__(self, host_fd: int, path: str | None, flags: int, kind: str = "file", node=None):
         self.host_fd, self._path, self.flags, self.kind = host_fd, path, flags, kind
@@ -39,6 +38,7 @@ class OpenFile:
         self.dir_pos = 0
         self.node = node            # the procfs node a synthetic file or directory was opened from
         self.bound = None           # opened through a read-only bind (vfs.Target.bound): its metadata stays
+        self.watchers = None        # the epoll instances with a registration of this file (a set), told of its release
 
     @property
     def path(self) -> str:
@@ -68,11 +68,13 @@ class OpenFile:
         locks_remove_posix): the host does that when the host fd closes, and here when other guest fds keep it."""
         self.refs -= 1
         if self.refs == 0:
-            OpenFile.released += 1
             try:
                 os.close(self.host_fd)
             except OSError:
                 pass
+            if self.watchers:                   # eventpoll_release(): its registrations end with it
+                for epoll in list(self.watchers):
+                    epoll.file_released(self)
         elif POSIX_LOCKS["used"] and self.kind == "file" and self.node is None and not self.flags & O_PATH:
             try:
                 fcntl.fcntl(self.host_fd, fcntl.F_SETLK, UNLOCK_ALL)

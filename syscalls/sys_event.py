@@ -91,35 +91,57 @@ class Epoll(OpenFile):
     ``tokens`` and ``next_token``: threads of the guest add and wait on one instance at the same time (Go's
     netpoller), and a token must name one registration from before the host can report it until it is gone."""
 
-    __slots__ = ("regs", "tokens", "files", "next_token", "lock", "pruned_at")
+    __slots__ = ("regs", "tokens", "files", "next_token", "lock")
 
     def __init__(self, host_fd: int, path: str, flags: int, kind: str = "anon"):
         super().__init__(host_fd, path, flags, kind)
         self.regs: dict[tuple[int, OpenFile], Registration] = {}
         self.tokens: dict[int, Registration] = {}
-        self.files: dict[OpenFile, int] = {}         # registrations per open file (a second one watches a dup)
+        self.files: dict[OpenFile, list[Registration]] = {}     # per open file (a second one watches a dup)
         self.next_token = 1
         self.lock = threading.Lock()
-        self.pruned_at = -1                          # OpenFile.released at the last prune
         EPOLLS.add(self)
 
+    def add(self, fd: int, file: OpenFile, data: int, events: int) -> None:
+        """A new registration of (fd, file), made on the host. (Caller holds ``lock``.)"""
+        regs = self.files.get(file)
+        shared = regs is not None
+        host_fd = os.dup(file.host_fd) if shared else file.host_fd
+        token = self.next_token                # known before the host can report an event for it
+        self.next_token += 1
+        reg = self.regs[(fd, file)] = self.tokens[token] = Registration(token, fd, file, data, host_fd, shared)
+        if regs is None:
+            regs = self.files[file] = []
+            if file.watchers is None:
+                file.watchers = set()
+            file.watchers.add(self)
+        regs.append(reg)
+        try:
+            _host_ctl(self.host_fd, EPOLL_CTL_ADD, host_fd, events, token)
+        except OSError:
+            self.forget(reg)
+            raise
+        if not file.refs:                      # released by another thread meanwhile, before it saw this instance
+            self.forget(reg)
+
     def forget(self, reg: Registration) -> None:
+        """(Caller holds ``lock``.)"""
+        if self.tokens.pop(reg.token, None) is None:
+            return                             # gone already
         del self.regs[(reg.fd, reg.file)]
-        del self.tokens[reg.token]
-        left = self.files.pop(reg.file) - 1
-        if left:
-            self.files[reg.file] = left
+        regs = self.files[reg.file]
+        regs.remove(reg)
+        if not regs:
+            del self.files[reg.file]
+            reg.file.watchers.discard(self)
         if reg.owned:
             os.close(reg.host_fd)                # the host drops the registration with the fd
 
-    def prune(self) -> None:
-        """Registrations whose open file was released (its guest fds all closed) end, as in Linux; looked for only
-        when some file was released since the last time. (Caller holds ``lock``.)"""
-        if self.pruned_at == OpenFile.released:
-            return
-        self.pruned_at = OpenFile.released
-        for reg in [r for r in self.regs.values() if not r.alive]:
-            self.forget(reg)
+    def file_released(self, file: OpenFile) -> None:
+        """The last guest fd of ``file`` closed: its registrations end, as in Linux (eventpoll_release_file)."""
+        with self.lock:
+            for reg in list(self.files.get(file, ())):
+                self.forget(reg)
 
     def release(self) -> None:
         super().release()
@@ -171,23 +193,11 @@ def epoll_ctl(k, epfd: Int, op: EPOLL_OP, fd: Int, event: Ptr) -> int:
     if op == EPOLL_CTL_MOD and events & EPOLLEXCLUSIVE:
         raise SyscallError(EINVAL)
     with ep.lock:
-        ep.prune()
-        key = (fd, target)
-        reg = ep.regs.get(key)
+        reg = ep.regs.get((fd, target))
         if op == EPOLL_CTL_ADD:
             if reg is not None:
                 raise SyscallError(EEXIST)
-            shared = target in ep.files
-            host_fd = os.dup(target.host_fd) if shared else target.host_fd
-            token = ep.next_token                # known before the host can report an event for it
-            ep.next_token += 1
-            reg = ep.regs[key] = ep.tokens[token] = Registration(token, fd, target, data, host_fd, shared)
-            ep.files[target] = ep.files.get(target, 0) + 1
-            try:
-                _host_ctl(ep.host_fd, EPOLL_CTL_ADD, host_fd, events, token)
-            except OSError:
-                ep.forget(reg)
-                raise
+            ep.add(fd, target, data, events)
             return 0
         if reg is None:
             raise SyscallError(ENOENT)
@@ -213,6 +223,16 @@ def _wait_args(k, epfd: int, events: int, maxevents: int) -> Epoll:
     return ep
 
 
+class _EventBuffer(threading.local):
+    """The host buffer of a wait, one per host thread (each guest task's own: threads wait at the same time)."""
+
+    def __init__(self):
+        self.buffer = ctypes.create_string_buffer(MAX_BATCH * EVENT.size)
+
+
+_events = _EventBuffer()
+
+
 def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None).
     A kick interrupts it, and so does a stop of the process: EINTR when a signal is to be delivered or after the
@@ -221,10 +241,8 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     try:
         # A registration is ready once at most (an epitem is on the ready list once): no more events than those.
         count = min(maxevents, MAX_BATCH, len(ep.regs) or 1)
-        buf = ctypes.create_string_buffer(count * EVENT.size)
+        buf = _events.buffer
         while True:
-            with ep.lock:
-                ep.prune()
             try:
                 if k.serving_exitless:       # a wait sleeps in an exit, not in the server while the guest spins
                     n = host_call("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, 0)
@@ -241,7 +259,7 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
             for i in range(n):
                 mask, token = EVENT.unpack_from(buf, i * EVENT.size)
                 reg = ep.tokens.get(token)
-                if reg is not None and reg.alive:   # else: its file was released after the last prune
+                if reg is not None and reg.alive:   # else: gone since the host reported it (file_released)
                     out += EVENT.pack(mask, reg.data)
             if out or not n:
                 break

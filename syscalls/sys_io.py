@@ -292,10 +292,10 @@ def _writev(k, of: OpenFile, iov: int, iovcnt: int, offset: int | None, flags: i
     except SyscallError:
         _host_verdict(of, offset, True)
         raise
-    if not any(length for _base, length in segments):
+    chunks = _gather(k, segments)
+    if not chunks:                         # every length 0 (an unmapped first buffer is EFAULT in _gather)
         _host_verdict(of, offset, True)
         return 0
-    chunks = _gather(k, segments)
     if offset is None and not flags & RWF_NOWAIT:
         _wait_ready(k, of, POLLOUT)
     if offset is None and not flags:
