@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -83,6 +84,101 @@ def test_affinity_is_the_guests(tmp_path):
               "print(out[0], os.cpu_count())\n")
     assert_same(["/usr/bin/python3", "-c", script], cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
                 options=EXITLESS)
+
+
+PINNED_AFTER_SETUID = ("import os, time\nos.setgid(65534); os.setuid(65534)\nend = time.monotonic() + 3\n"
+                      "with open('/dev/null', 'w') as null:\n    while time.monotonic() < end:\n"
+                      "        for i in range(200):\n            null.write('x'); null.flush()\nprint('done')\n")
+
+
+def _single_cores(pid: int) -> set[str]:
+    """The cores of the process's threads that may run on one core only (proc(5) Cpus_allowed_list)."""
+    single = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = open(f"/proc/{pid}/task/{tid}/status").read()
+        except OSError:
+            continue
+        cores = status.split("Cpus_allowed_list:\t", 1)[1].split("\n", 1)[0]
+        if "-" not in cores and "," not in cores:
+            single.add(cores)
+    return single
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or len(os.sched_getaffinity(0)) < 2 or not shutil.which("python3"),
+                    reason="needs root (setuid), two cores and python3")
+def test_pinned_after_setuid(tmp_path):
+    """The spinning pair is pinned (PinnedPair) also once the task took the guest's credentials: nginx's workers run
+    as nobody, and a nobody thread may not set the affinity of hermipy's vCPU thread (which kept root's), so the vCPU
+    thread pins itself. Sampled from /proc while python3 in the guest, as nobody, makes served writes for 3 s: two
+    threads each on a core of its own (before: neither, the pin failed with EPERM)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hermipy", "run", *EXITLESS, "/usr/bin/python3", "-c",
+                             PINNED_AFTER_SETUID], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    pinned = 0
+    try:
+        deadline = time.monotonic() + 2.5
+        time.sleep(0.5)
+        while time.monotonic() < deadline and proc.poll() is None:
+            pinned += len(_single_cores(proc.pid)) == 2
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert out == b"done\n", err.decode(errors="replace")
+    assert pinned, "no sample had the server and the vCPU thread each on a core of its own"
+
+
+class _Clocks:
+    """A stand-in for kvm_backend._WaitClocks: waits (server, vCPU) in ns as the test sets them."""
+
+    def __init__(self):
+        self.pid, self.served, self.since, self.last, self.now = os.getpid(), 0, 0, (0, 0), (0, 0)
+
+    def waited(self):
+        return self.now
+
+
+class _Runner:
+    affinity = None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_pair_swaps_when_the_vcpu_waits():
+    """PinnedPair.served: after CHECK_EVERY calls the vCPU, if it waited on its run queue longer than the server
+    (another process shares its core), swaps cores with the server; not when the server waited the longer, nor for
+    a wait under a twentieth of the time."""
+    from hermipy.kvm_backend import PinnedPair, _vcpu_core
+    allowed = os.sched_getaffinity(0)
+    clocks, runner = _Clocks(), _Runner()
+    slot = 99                                   # a slot of the test's own (its orientation is remembered)
+    try:
+        pair = PinnedPair.pin(slot, runner, clocks)
+        first, second = pair.cores
+        assert os.sched_getaffinity(0) == {first} and runner.affinity == {second}
+
+        def look(server_ms: int, vcpu_ms: int):
+            clocks.since = time.monotonic_ns() - 100_000_000            # the last look: 100 ms ago
+            clocks.now = (clocks.last[0] + server_ms * 10**6, clocks.last[1] + vcpu_ms * 10**6)
+            for _ in range(PinnedPair.CHECK_EVERY):
+                pair.served()
+
+        look(40, 1)                             # the server waited (ab on its core): as it should be
+        assert pair.cores == (first, second)
+        look(0, 3)                              # the vCPU waited, but only 3% of the time
+        assert pair.cores == (first, second)
+        look(2, 40)                             # the vCPU waited 40%: swap
+        assert pair.cores == (second, first)
+        assert os.sched_getaffinity(0) == {second} and runner.affinity == {first}
+        assert _vcpu_core[slot] == 0            # the next pinning of the slot starts the swapped way
+        pair.unpin()
+        assert os.sched_getaffinity(0) == allowed and runner.affinity == allowed
+        again = PinnedPair.pin(slot, runner, clocks)
+        assert again.cores == (second, first)
+        again.unpin()
+    finally:
+        os.sched_setaffinity(0, allowed)
+        _vcpu_core.pop(slot, None)
 
 
 @pytest.mark.skipif(not shutil.which("python3"), reason="python3 is not installed")
