@@ -334,8 +334,10 @@ def blocking_call(k, option: int, name: str, host_fd: int, *args) -> int:
     SO_RCVTIMEO or SO_SNDTIMEO): then it fails with EINTR whenever a signal is to be delivered, and after a stop
     of the process, which ends the host call too (sock_intr_errno; signal(7)). Served in exitless mode, a call that
     would wait goes to an exit instead (kicks.WouldBlock): the guest spins meanwhile."""
-    if k.serving_exitless and not ready_now(host_fd, POLLIN if option == SO_RCVTIMEO else POLLOUT):
-        raise WouldBlock()
+    if k.serving_exitless:
+        if not ready_now(host_fd, POLLIN if option == SO_RCVTIMEO else POLLOUT):
+            raise WouldBlock()
+        return host_call(name, host_fd, *args)      # ready, or non-blocking: it neither waits nor stops
     started = STOP_SENSITIVE[k] = _time.monotonic()
     try:
         return host_call(name, host_fd, *args)

@@ -221,10 +221,25 @@ class Dispatcher:
         if nr not in EXITLESS or k.interrupt or k.proc.guest_clock is not None:
             return None
         entry = ENTRIES[nr]
-        if self.strace_file is None:
-            return _serve(k, entry, a0, a1, a2, a3, a4, a5)
+        if self.strace_file is not None:
+            return self._serve_traced(entry, a0, a1, a2, a3, a4, a5)
+        k.serving_exitless = True             # (_serve's body, inline: ~0.1 µs a served call)
+        try:
+            try:
+                return entry.invoke(k, a0, a1, a2, a3, a4, a5)
+            except (SyscallError, OSError) as err:
+                return _failed(k, entry, err, a0, a1, a2, a3, a4, a5)
+        except _Kicked:
+            k.interrupt = True
+            return None
+        except Exception:
+            return None
+        finally:
+            k.serving_exitless = False
+
+    def _serve_traced(self, entry: Entry, a0, a1, a2, a3, a4, a5):
         shown = self._format_args(entry, (a0, a1, a2, a3, a4, a5))
-        result = _serve(k, entry, a0, a1, a2, a3, a4, a5)
+        result = _serve(self.kernel, entry, a0, a1, a2, a3, a4, a5)
         if result is not None:
             self._emit(f"{entry.name}({shown}) = {show_result(result)}")
         return result
