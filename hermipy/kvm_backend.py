@@ -255,20 +255,19 @@ class PinnedPair:
         runner.affinity = {pair[1]}
         return cls(allowed, pair, runner, clocks, slot)
 
-    def served(self) -> None:
-        """One more call served: every CHECK_EVERY, swap the two threads' cores if the vCPU waited the longer since
-        the last look (see the class)."""
+    def look(self) -> int:
+        """After CHECK_EVERY served calls (the server counts them down from ``clocks.due``): swap the two threads'
+        cores if the vCPU waited the longer since the last look (see the class). Returns the calls until the next."""
         clocks = self.clocks
-        clocks.served += 1
-        if clocks.served < self.CHECK_EVERY:
-            return
-        clocks.served = 0
         now, waited = time.monotonic_ns(), clocks.waited()
         server, vcpu = waited[0] - clocks.last[0], waited[1] - clocks.last[1]
         elapsed = now - clocks.since
         clocks.since, clocks.last = now, waited
-        if vcpu <= server or vcpu * 20 < elapsed:
-            return
+        if vcpu > server and vcpu * 20 >= elapsed:
+            self._swap()
+        return self.CHECK_EVERY
+
+    def _swap(self) -> None:
         server_core, vcpu_core = self.cores
         try:
             os.sched_setaffinity(0, {vcpu_core})
@@ -292,7 +291,7 @@ _vcpu_core: dict[int, int] = {}           # slot -> which of its two cores its v
 class _WaitClocks:
     """How long the server thread and a vCPU's runner thread have waited on a run queue (ns), from their
     /proc/self/task/TID/schedstat (its second field), each kept open: a read costs ~0.7 µs; and PinnedPair's count
-    of calls served and its last look at them."""
+    of calls to serve until its next look, and its last look at them."""
 
     def __init__(self, server_thread: int, vcpu_thread: int):
         self.pid = os.getpid()
@@ -302,7 +301,7 @@ class _WaitClocks:
                 self.fds.append(os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC))
             except OSError:
                 self.fds.append(-1)            # no schedstat (CONFIG_SCHED_INFO off): nothing waits
-        self.served, self.since, self.last = 0, time.monotonic_ns(), self.waited()
+        self.due, self.since, self.last = PinnedPair.CHECK_EVERY, time.monotonic_ns(), self.waited()
 
     def waited(self) -> tuple[int, int]:
         return self._read(self.fds[0]), self._read(self.fds[1])
@@ -1279,13 +1278,15 @@ class KvmCpu(Cpu):
         runner.start()
         idle = 0
         pair = self._spinning[1]
+        due = -1 if pair is None else pair.clocks.due      # served calls until the pair's next look
         try:
             while True:
                 if mail[MAIL_STATE] == MAIL_POSTED:
                     self._serve_posted(server, mail, posting)
                     idle = 0
-                    if pair is not None:
-                        pair.served()
+                    due -= 1
+                    if not due:
+                        due = pair.look()
                 elif (w[1] + 1) & 0xFFFFFFFF > 1 or b[1] or runner.finished:
                     break
                 else:
@@ -1302,6 +1303,8 @@ class KvmCpu(Cpu):
             raise
         finally:
             mail[MAIL_SERVER] = 0
+            if pair is not None:
+                pair.clocks.due = due
             runner.wait()
 
     def _release_spin(self) -> None:

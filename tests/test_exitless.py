@@ -133,7 +133,7 @@ class _Clocks:
     """A stand-in for kvm_backend._WaitClocks: waits (server, vCPU) in ns as the test sets them."""
 
     def __init__(self):
-        self.pid, self.served, self.since, self.last, self.now = os.getpid(), 0, 0, (0, 0), (0, 0)
+        self.pid, self.due, self.since, self.last, self.now = os.getpid(), 0, 0, (0, 0), (0, 0)
 
     def waited(self):
         return self.now
@@ -145,7 +145,7 @@ class _Runner:
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_pair_swaps_when_the_vcpu_waits():
-    """PinnedPair.served: after CHECK_EVERY calls the vCPU, if it waited on its run queue longer than the server
+    """PinnedPair.look (after CHECK_EVERY served calls): the vCPU, if it waited on its run queue longer than the server
     (another process shares its core), swaps cores with the server; not when the server waited the longer, nor for
     a wait under a twentieth of the time."""
     from hermipy.kvm_backend import PinnedPair, _vcpu_core
@@ -160,8 +160,7 @@ def test_pair_swaps_when_the_vcpu_waits():
         def look(server_ms: int, vcpu_ms: int):
             clocks.since = time.monotonic_ns() - 100_000_000            # the last look: 100 ms ago
             clocks.now = (clocks.last[0] + server_ms * 10**6, clocks.last[1] + vcpu_ms * 10**6)
-            for _ in range(PinnedPair.CHECK_EVERY):
-                pair.served()
+            assert pair.look() == PinnedPair.CHECK_EVERY
 
         look(40, 1)                             # the server waited (ab on its core): as it should be
         assert pair.cores == (first, second)
