@@ -69,10 +69,6 @@ class Registration:
         self.token, self.fd, self.file, self.data = token, fd, file, data
         self.host_fd, self.owned = host_fd, owned          # owned: a dup hermipy made and must close
 
-    @property
-    def alive(self) -> bool:
-        return self.file.refs > 0
-
 
 EPOLLS: "weakref.WeakSet[Epoll]" = weakref.WeakSet()   # every instance, for the fork child's fresh locks
 
@@ -255,17 +251,14 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
                     n = host_call("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
             except InterruptedError:
                 raise interrupted(started) from None
-            out = bytearray()
-            for i in range(n):
-                mask, token = EVENT.unpack_from(buf, i * EVENT.size)
-                reg = ep.tokens.get(token)
-                if reg is not None and reg.alive:   # else: gone since the host reported it (file_released)
-                    out += EVENT.pack(mask, reg.data)
+            tokens = ep.tokens
+            out = [EVENT.pack(mask, reg.data) for mask, token in EVENT.iter_unpack(memoryview(buf)[:n * EVENT.size])
+                   if (reg := tokens.get(token)) is not None and reg.file.refs]   # else: gone since (file_released)
             if out or not n:
                 break
         if out:
-            k.mem.write(events, bytes(out))
-        return len(out) // EVENT.size
+            k.mem.write(events, b"".join(out))
+        return len(out)
     finally:
         STOP_SENSITIVE.pop(k, None)
 
