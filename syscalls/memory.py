@@ -973,17 +973,17 @@ class AddressSpace:
             if frame is None:
                 frame = self._frame_for(addr >> 12, False)
             return bytes(view[frame + off:frame + off + length])
-        out = bytearray()
+        pieces = []
         while length > 0:
             chunk = min(length, PAGE_SIZE - (addr & 0xFFF))
             frame = frames.get(addr >> 12)
             if frame is None:
                 frame = self._frame_for(addr >> 12, False)
             start = frame + (addr & 0xFFF)
-            out += view[start:start + chunk]
+            pieces.append(view[start:start + chunk])
             addr += chunk
             length -= chunk
-        return bytes(out)
+        return b"".join(pieces)           # (one copy: the pieces are views of guest RAM until here)
 
     def write(self, addr: int, data) -> None:
         """copy_to_user: EFAULT when any byte is not writable."""
