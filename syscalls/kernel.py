@@ -164,7 +164,7 @@ class Kernel:
         self.clear_child_tid = 0
         self.robust_list = 0
         self.interrupt = False         # something (a signal, the group's exit) wants this task at its next stop
-        self.serving_exitless = False  # a handler runs while the vCPU does (table._serve): no register to touch
+        self.serving_exitless = False  # a handler runs while the vCPU does (Dispatcher.serve_exitless): no register to touch
         self.host_thread = threading.get_ident()     # the host thread that runs this task
         self.guest_since = None        # its thread's CPU clock when it last entered guest code (proc.guest_clock)
         self._reported: set[str] = set()

@@ -91,7 +91,7 @@ def _kick_again(task) -> None:
 
 
 class WouldBlock(Exception):
-    """A call served in KVM's exitless mode (table._serve) would wait: it runs again at the usual exit, where its
+    """A call served in KVM's exitless mode (Dispatcher.serve_exitless) would wait: it runs again at the usual exit, where its
     guest sleeps instead of spinning (nothing was done yet, as for a restart)."""
 
 

@@ -221,26 +221,21 @@ class Dispatcher:
         if nr not in EXITLESS or k.interrupt or k.proc.guest_clock is not None:
             return None
         entry = ENTRIES[nr]
-        if self.strace_file is not None:
-            return self._serve_traced(entry, a0, a1, a2, a3, a4, a5)
-        k.serving_exitless = True             # (_serve's body, inline: ~0.1 µs a served call)
+        shown = None if self.strace_file is None else self._format_args(entry, (a0, a1, a2, a3, a4, a5))
+        k.serving_exitless = True
         try:
             try:
-                return entry.invoke(k, a0, a1, a2, a3, a4, a5)
+                result = entry.invoke(k, a0, a1, a2, a3, a4, a5)
             except (SyscallError, OSError) as err:
-                return _failed(k, entry, err, a0, a1, a2, a3, a4, a5)
+                result = _failed(k, entry, err, a0, a1, a2, a3, a4, a5)
         except _Kicked:
-            k.interrupt = True
+            k.interrupt = True                # the exit's run of it sees the kick again
             return None
-        except Exception:
+        except Exception:                     # kicks.WouldBlock, or a failure: run again at the exit
             return None
         finally:
             k.serving_exitless = False
-
-    def _serve_traced(self, entry: Entry, a0, a1, a2, a3, a4, a5):
-        shown = self._format_args(entry, (a0, a1, a2, a3, a4, a5))
-        result = _serve(self.kernel, entry, a0, a1, a2, a3, a4, a5)
-        if result is not None:
+        if shown is not None and result is not None:
             self._emit(f"{entry.name}({shown}) = {show_result(result)}")
         return result
 
@@ -313,23 +308,6 @@ def _failed(k, entry: Entry, err: OSError, a0, a1, a2, a3, a4, a5):
             return entry.invoke(k, a0, a1, a2, a3, a4, a5)
         except (SyscallError, OSError) as again:
             err = again
-
-
-def _serve(k, entry: Entry, a0, a1, a2, a3, a4, a5):
-    """Dispatcher.serve_exitless's run of the handler: its result, or None for the usual exit."""
-    k.serving_exitless = True
-    try:
-        try:
-            return entry.invoke(k, a0, a1, a2, a3, a4, a5)
-        except (SyscallError, OSError) as err:
-            return _failed(k, entry, err, a0, a1, a2, a3, a4, a5)
-    except _Kicked:
-        k.interrupt = True                    # the exit's run of it sees the kick again
-        return None
-    except Exception:                         # kicks.WouldBlock, or a failure: run again at the exit
-        return None
-    finally:
-        k.serving_exitless = False
 
 
 def _nothing_to_deliver(k) -> bool:
