@@ -332,16 +332,24 @@ def test_errnos_as_native(tmp_path):
     numbers = [str(e.nr) for e in ENTRIES if e.status != UNIMPLEMENTED and e.name not in ERRNOS_NOT_SWEPT
                and e.nr in NAMES]
     binary = build("isolation", "static")
-    results = {}
-    for side, prefix in (("native", []), ("hermipy", hermipy_command())):
-        cwd = tmp_path / side
-        cwd.mkdir()
-        proc = subprocess.run([str(a) for a in prefix + [binary, "errnos", *numbers]], capture_output=True,
-                              cwd=cwd, timeout=300)
-        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-        results[side] = dict(line.split(":", 1) for line in proc.stdout.decode().splitlines())
-    differ = {names[nr]: f"native{results['native'][nr]} / hermipy{results['hermipy'].get(nr)}"
-              for nr in numbers if results["native"][nr] != results["hermipy"].get(nr)}
+
+    def sweep(numbers: list[str], round_: int) -> dict[str, str]:
+        results = {}
+        for side, prefix in (("native", []), ("hermipy", hermipy_command())):
+            cwd = tmp_path / f"{side}{round_}"
+            cwd.mkdir()
+            proc = subprocess.run([str(a) for a in prefix + [binary, "errnos", *numbers]], capture_output=True,
+                                  cwd=cwd, timeout=300)
+            assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+            results[side] = dict(line.split(":", 1) for line in proc.stdout.decode().splitlines())
+        return {nr: f"native{results['native'][nr]} / hermipy{results['hermipy'].get(nr)}"
+                for nr in numbers if results["native"][nr] != results["hermipy"].get(nr)}
+
+    # A call that differs is swept again on both sides before it counts: the vectors name pids (1000, 0x1000, an
+    # fd's number) that a short-lived process of another test may hold during one side's run only (pid_max 32768
+    # wraps under the suite: kcmp once saw pid 4096 exist under hermipy and not natively).
+    first = sweep(numbers, 0)
+    differ = {names[nr]: d for nr, d in sweep(list(first), 1).items()} if first else {}
     assert set(differ) - ERRNOS_KNOWN == set(), {n: d for n, d in differ.items() if n not in ERRNOS_KNOWN}
     assert ERRNOS_KNOWN <= set(differ), f"now as native, take off ERRNOS_KNOWN: {ERRNOS_KNOWN - set(differ)}"
 
