@@ -189,24 +189,34 @@ class SpinSlots:
     (its vCPU waiting in the guest, itself in Python), so a run gets one slot per two host cores, slot i the i-th pair
     of the cores the server may use. A pair sharing one core (the scheduler's choice with a third busy thread, e.g.
     the load of a web server) serves ~20% less, and a second spinning pair on 2 cores starves both (nginx's two
-    workers: 1100 requests/s). The slots are the bytes of a pipe (each one's number), which the guest's forks
-    inherit with the rest of hermipy's process: a server takes one (a non-blocking read) before it serves and gives
-    it back (a write) when it stops; without one, its syscalls exit as without the mode. (A process killed outright
-    while it holds one takes it along: the run's other servers then have one slot less.)"""
+    workers: 1100 requests/s). Slot i is byte i of a memfd that the guest's forks inherit with the rest of hermipy's
+    process: a server takes it with a POSIX record lock (fcntl(2) F_SETLK, which a fork child does not inherit and
+    the host drops when the holder dies, even by SIGKILL) and a lock of its process's own (record locks do not
+    exclude the threads of one process), and gives both back when it stops; without a slot, its syscalls exit as
+    without the mode."""
 
     def __init__(self, count: int):
-        self._read, self._write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        os.write(self._write, bytes(range(count)))
+        self._fd = os.memfd_create("hermipy-spin-slots", os.MFD_CLOEXEC)
+        self._threads = [threading.Lock() for _ in range(count)]
+        os.register_at_fork(after_in_child=self._forked)
 
     def take(self) -> int | None:
-        try:
-            taken = os.read(self._read, 1)
-        except BlockingIOError:
-            return None
-        return taken[0] if taken else None
+        for slot, held in enumerate(self._threads):
+            if held.acquire(blocking=False):
+                try:
+                    fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+                    return slot
+                except OSError:
+                    held.release()            # another process spins on it
+        return None
 
     def give_back(self, slot: int) -> None:
-        os.write(self._write, bytes((slot,)))
+        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, slot)
+        self._threads[slot].release()
+
+    def _forked(self) -> None:
+        """In a fork child: it holds no record lock, and no thread but the forking one goes on."""
+        self._threads = [threading.Lock() for _ in self._threads]
 
 
 _spin_slots: SpinSlots | None = None      # this run's, made by its first exitless server (inherited by forks)

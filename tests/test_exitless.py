@@ -9,6 +9,7 @@ is the SIGSEGV of a jump into hermipy's entry area, never a syscall.
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -127,6 +128,35 @@ def test_pinned_after_setuid(tmp_path):
         proc.kill()
     assert out == b"done\n", err.decode(errors="replace")
     assert pinned, "no sample had the server and the vCPU thread each on a core of its own"
+
+
+def test_slot_of_a_killed_process_comes_back():
+    """SpinSlots: a slot is one process's, and one thread's in it, at a time; a process killed outright while it
+    holds one does not take it along (the host drops its record lock). Before, the slots were a pipe's bytes: a
+    SIGKILLed holder's byte was gone for the rest of the run, and on 2 cores the run's only slot with it."""
+    from hermipy.kvm_backend import SpinSlots
+    slots = SpinSlots(1)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(ready_w, b"held" if slots.take() == 0 else b"none")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 4) == b"held"
+        assert slots.take() is None                 # the child's meanwhile
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)
+    assert slots.take() == 0                        # back after the SIGKILL
+    assert slots.take() is None                     # this thread holds it now: not twice
+    slots.give_back(0)
+    assert slots.take() == 0
+    slots.give_back(0)
 
 
 class _Clocks:
