@@ -198,6 +198,7 @@ class SpinSlots:
     def __init__(self, count: int):
         self._fd = os.memfd_create("hermipy-spin-slots", os.MFD_CLOEXEC)
         self._threads = [threading.Lock() for _ in range(count)]
+        self._held: set[int] = set()          # the slots this process holds
         os.register_at_fork(after_in_child=self._forked)
 
     def take(self) -> int | None:
@@ -205,18 +206,26 @@ class SpinSlots:
             if held.acquire(blocking=False):
                 try:
                     fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
-                    return slot
                 except OSError:
                     held.release()            # another process spins on it
+                    continue
+                self._held.add(slot)
+                return slot
         return None
 
+    def holds(self, slot: int) -> bool:
+        """Whether this process holds ``slot`` (a fork child's copy of another thread's server does not)."""
+        return slot in self._held
+
     def give_back(self, slot: int) -> None:
+        self._held.discard(slot)
         fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, slot)
         self._threads[slot].release()
 
     def _forked(self) -> None:
         """In a fork child: it holds no record lock, and no thread but the forking one goes on."""
         self._threads = [threading.Lock() for _ in self._threads]
+        self._held = set()
 
 
 _spin_slots: SpinSlots | None = None      # this run's, made by its first exitless server (inherited by forks)
@@ -1324,6 +1333,8 @@ class KvmCpu(Cpu):
         if self._spinning is not None:
             slot, pinned = self._spinning
             self._spinning = None
+            if not _slots().holds(slot):
+                return                        # a fork child's copy of another thread's: the parent's slot and pin
             if pinned is not None:
                 pinned.unpin()
             _slots().give_back(slot)

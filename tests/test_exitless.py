@@ -133,7 +133,8 @@ def test_pinned_after_setuid(tmp_path):
 def test_slot_of_a_killed_process_comes_back():
     """SpinSlots: a slot is one process's, and one thread's in it, at a time; a process killed outright while it
     holds one does not take it along (the host drops its record lock). Before, the slots were a pipe's bytes: a
-    SIGKILLed holder's byte was gone for the rest of the run, and on 2 cores the run's only slot with it."""
+    SIGKILLed holder's byte was gone for the rest of the run, and on 2 cores the run's only slot with it; and a fork
+    child that closed its copy of another thread's spinning vCPU wrote that thread's byte back (one slot more)."""
     from hermipy.kvm_backend import SpinSlots
     slots = SpinSlots(1)
     ready_r, ready_w = os.pipe()
@@ -154,6 +155,11 @@ def test_slot_of_a_killed_process_comes_back():
         os.close(ready_w)
     assert slots.take() == 0                        # back after the SIGKILL
     assert slots.take() is None                     # this thread holds it now: not twice
+    pid = os.fork()                                 # a fork child holds none of its parent's slots (nor takes one)
+    if pid == 0:
+        os._exit(0 if not slots.holds(0) and slots.take() is None else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert slots.holds(0)
     slots.give_back(0)
     assert slots.take() == 0
     slots.give_back(0)
