@@ -330,9 +330,14 @@ def cmd_info(args) -> int:
     from hermipy.syscalls.table import rows
     from hermipy.trip import report
     from hermipy.unicorn_backend import unicorn_version
+    from hermipy.syscalls.host import host_call, ctypes_host_call
     backend, why = auto_backend()
+    calls = ("ctypes (~0.7 µs more a host call: hermipy._hostcall is not built, or HERMIPY_CTYPES_ONLY is set)"
+             if host_call is ctypes_host_call
+             else "hermipy._hostcall")
     sys.stdout.write(f"hermipy {__version__} (Python {platform.python_version()})\n"
                      f"backends: kvm, unicorn {unicorn_version()}\n"
+                     f"host calls: {calls}\n"
                      f"--backend auto: {backend} ({why})\n"
                      f"syscalls: {summary(rows())}\n")
     sys.stdout.flush()

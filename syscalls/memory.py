@@ -998,6 +998,19 @@ class AddressSpace:
                 return
         data = memoryview(data).cast("B")
         pos, length, view = 0, len(data), self.view
+        with self.lock:                       # pages of one writable VMA: one lookup (2 pages: 2 -> 1 µs)
+            vma = self.find(addr)
+            if vma is not None and addr + length <= vma.end and vma.prot & PROT_WRITE:
+                frames = self.frames
+                while pos < length:
+                    frame = frames.get(addr >> 12)
+                    if frame is None:
+                        break                 # not present yet: the loop below populates it
+                    chunk = min(length - pos, PAGE_SIZE - (addr & 0xFFF))
+                    start = frame + (addr & 0xFFF)
+                    view[start:start + chunk] = data[pos:pos + chunk]
+                    addr += chunk
+                    pos += chunk
         while pos < length:
             chunk = min(length - pos, PAGE_SIZE - (addr & 0xFFF))
             frame = self._frame_for(addr >> 12, True)
@@ -1005,6 +1018,31 @@ class AddressSpace:
             view[start:start + chunk] = data[pos:pos + chunk]
             addr += chunk
             pos += chunk
+
+    def span(self, addr: int, length: int, write: bool) -> int | None:
+        """The host address of the guest's [addr, addr + length) when it lies in one present page the guest may
+        read (or ``write``): a host call then reads or writes guest RAM itself, with no copy. None: copy through
+        read/write, which fault as copy_from_user/copy_to_user do."""
+        if (addr & 0xFFF) + length > PAGE_SIZE or length <= 0:
+            return None
+        with self.lock:
+            frame = self.frames.get(addr >> 12)
+            vma = None if frame is None else self.find(addr)
+        if vma is None or not (vma.prot & PROT_WRITE if write else vma.prot):
+            return None
+        return self.ram.address + frame + (addr & 0xFFF)
+
+    def accessible(self, addr: int, length: int, write: bool) -> bool:
+        """Whether the guest may read (or ``write``) every byte of [addr, addr + length): VMAs without a gap, each
+        allowing it (access_ok and the VMAs' protections; pages not present yet count, they come on first touch)."""
+        end = addr + length
+        with self.lock:
+            cursor = addr
+            for vma in self._overlapping(addr, end):
+                if vma.start > cursor or not (vma.prot & PROT_WRITE if write else vma.prot):
+                    return False
+                cursor = vma.end
+            return cursor >= end
 
     def writable_views(self, addr: int, length: int) -> list[memoryview]:
         """Guest buffer as host memoryviews (one per page run), for readv/preadv straight into guest RAM."""

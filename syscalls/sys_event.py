@@ -168,7 +168,9 @@ def epoll_create1(k, flags: EPOLL_FLAGS) -> int:
 
 
 def _host_ctl(ep_host: int, op: int, host_fd: int, events: int, token: int) -> None:
-    host_syscall("epoll_ctl", ep_host, op, host_fd, EVENT.pack(events, token))   # bytes: passed as a pointer
+    buffers = _events
+    EVENT.pack_into(buffers.control, 0, events, token)
+    host_call("epoll_ctl", ep_host, op, host_fd, buffers.control_address)
 
 
 @syscall("epoll_ctl", FULL)
@@ -224,6 +226,8 @@ class _EventBuffer(threading.local):
 
     def __init__(self):
         self.buffer = ctypes.create_string_buffer(MAX_BATCH * EVENT.size)
+        self.control = ctypes.create_string_buffer(EVENT.size)       # epoll_ctl's struct epoll_event
+        self.control_address = ctypes.addressof(self.control)
 
 
 _events = _EventBuffer()

@@ -23,6 +23,7 @@ from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, 
                                     O_NOFOLLOW, O_PATH, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile,
                                     host_kind)
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
+from hermipy.syscalls.host import host_call
 from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall, own_open_file
 
 AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
@@ -159,7 +160,7 @@ def do_open(k, dirfd: int, path: str, flags: int, mode: int) -> int:
         host_fd = t.open(host_flags, mode)
         # Unconfined, the host resolved the path: its name is the host's (OpenFile.path reads it when asked).
         name = None if t.dirfd is None and not k.fs.confined else _guest_name(k, host_fd, t)
-        of = OpenFile(host_fd, name, shown, host_kind(host_fd))
+        of = OpenFile(host_fd, name, shown, None)
         of.bound = t.bound
     try:
         return k.fds.install(of, cloexec)
@@ -419,17 +420,30 @@ def lstat(k, pathname: Path, statbuf: Ptr) -> int:
     return 0
 
 
+def _fstat_out(k, of: OpenFile, statbuf: int) -> int:
+    """fstat of an open file into the guest's struct stat: a host file's straight from the host's fstat into guest
+    RAM where the buffer is in one page (the host's struct stat is the guest's, byte for byte: ~1.2 µs less)."""
+    if of.node is None:
+        dest = k.mem.span(statbuf, STAT.size, True)
+        if dest is not None:
+            host_call("fstat", of.host_fd, dest)
+            return 0
+    k.mem.write(statbuf, pack_stat(_fstat_of(of)))
+    return 0
+
+
 @syscall("fstat", FULL)
 def fstat(k, fd: Fd, statbuf: Ptr) -> int:
     """fstat(2)."""
-    k.mem.write(statbuf, pack_stat(_fstat_of(k.fds.get(fd))))
-    return 0
+    return _fstat_out(k, k.fds.get(fd), statbuf)
 
 
 @syscall("newfstatat", FULL)
 def newfstatat(k, dirfd: DirFd, pathname: Path, statbuf: Ptr, flags: AT_FLAGS) -> int:
     """fstatat(2): the flags are checked before the path is read (vfs_fstatat)."""
     _check_stat_flags(flags)
+    if flags & AT_EMPTY_PATH and dirfd != AT_FDCWD and k.mem.read(pathname, 1) == b"\0":
+        return _fstat_out(k, k.fds.get(dirfd), statbuf)         # fstat(fd) as glibc makes it
     k.mem.write(statbuf, pack_stat(_stat_at(k, dirfd, _path(k, pathname), flags)))
     return 0
 

@@ -19,7 +19,7 @@ from hermipy.syscalls.argtypes import WHENCE, Arg, Enum, Fd, Flags, InBuf, Int, 
 from hermipy.syscalls.errors import ERESTARTNOHAND, ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import (O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_WRONLY, POSIX_LOCKS,
                                     OpenFile)
-from hermipy.syscalls.host import host_syscall
+from hermipy.syscalls.host import host_call, host_syscall
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 
 IOV_MAX = 1024
@@ -308,7 +308,13 @@ def pread64(k, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
     """pread(2) (ksys_pread64: the offset, then the fd, then ESPIPE before EBADF)."""
     of = _positional(k, fd, offset, False)
     access_ok(buf, count)
-    data = os.pread(of.host_fd, min(count, MAX_RW_COUNT), offset)
+    count = min(count, MAX_RW_COUNT)
+    dest = k.mem.span(buf, count, True)
+    if dest is not None:                  # a buffer in one page: the host reads into guest RAM itself
+        return host_call("pread64", of.host_fd, dest, count, offset)
+    if not k.mem.accessible(buf, count, True):
+        return _read_into(k, of.host_fd, [(buf, count)], offset)      # the bytes before a fault, as Linux reads
+    data = os.pread(of.host_fd, count, offset)
     k.mem.write(buf, data)
     return len(data)
 

@@ -40,8 +40,9 @@ SO_RCVTIMEO, SO_SNDTIMEO = 20, 21         # the _OLD names: a struct timeval (as
 SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
 SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 26, 50, 51, 52
 SO_PEERPIDFD = 77
+SO_TYPE, SOCK_STREAM = 3, 1
 MSG_DONTWAIT, MSG_NOSIGNAL, MSG_WAITFORONE, MSG_CMSG_CLOEXEC = 0x40, 0x4000, 0x10000, 0x40000000
-MSG_OOB, MSG_CTRUNC = 0x1, 0x8
+MSG_OOB, MSG_PEEK, MSG_CTRUNC = 0x1, 0x2, 0x8
 SIGPIPE = 13
 
 SOCKADDR_STORAGE = 128            # sizeof(struct sockaddr_storage): the most any address takes
@@ -526,15 +527,34 @@ def recvfrom(k, fd: Int, ubuf: Ptr, size: Size, flags: MSG_FLAGS, addr: Ptr, add
     access_ok(ubuf, min(size, MAX_RW_COUNT))
     of = _socket_file(k, fd)
     size = min(size, INT_MAX)
-    buf = _receive_buffer(min(size, MAX_COPY))
     out = _address_buffer() if addr else None
-    n = blocking_call(k, SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
-                      _addr(out.buf) if out else 0, out.len_addr if out else 0)
-    if n:
-        k.mem.write(ubuf, ctypes.string_at(buf, min(n, size, MAX_COPY)))
+    dest = k.mem.span(ubuf, size, True)
+    if dest is not None:                      # within one page of guest RAM: the host receives into it
+        n = blocking_call(k, SO_RCVTIMEO, "recvfrom", of.host_fd, dest, size, flags,
+                          _addr(out.buf) if out else 0, out.len_addr if out else 0)
+    else:
+        buf = _receive_buffer(min(size, MAX_COPY))
+        if not flags & MSG_PEEK and not k.mem.accessible(ubuf, size, True) and _is_stream(of):
+            # A stream keeps what it could not copy (tcp_recvmsg: EFAULT, nothing taken): look at it first.
+            n = blocking_call(k, SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY),
+                              flags | MSG_PEEK, 0, 0)
+            if n:
+                k.mem.write(ubuf, ctypes.string_at(buf, min(n, size, MAX_COPY)))
+            size = max(n, 1)
+        n = blocking_call(k, SO_RCVTIMEO, "recvfrom", of.host_fd, _addr(buf), min(size, MAX_COPY), flags,
+                          _addr(out.buf) if out else 0, out.len_addr if out else 0)
+        if n:
+            k.mem.write(ubuf, ctypes.string_at(buf, min(n, size, MAX_COPY)))
     if out is not None:
         address_out(k, out.data, addr, addr_len)
     return n
+
+
+def _is_stream(of) -> bool:
+    """Whether the socket is a SOCK_STREAM one (SO_TYPE)."""
+    value, length = ctypes.c_int(0), ctypes.c_uint32(4)
+    host_syscall("getsockopt", of.host_fd, SOL_SOCKET, SO_TYPE, ctypes.addressof(value), ctypes.addressof(length))
+    return value.value == SOCK_STREAM
 
 
 def _read_iovecs(k, iov: int, iovlen: int) -> list[tuple[int, int]]:

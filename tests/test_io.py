@@ -1,6 +1,7 @@
 """I/O control differentially: dup*, fcntl, flock, ioctl (a pty for the terminal requests), pipes, sendfile,
 copy_file_range, fadvise/readahead, poll/ppoll/select/pselect6 (testbins/io.c), and exit statuses and stdio
-flushing at exit (testbins/exit_codes.c), each natively and under hermipy."""
+flushing at exit (testbins/exit_codes.c), and the calls the host answers into guest RAM itself (fstat, pread,
+recvfrom: testbins/guest_buffers.c), each natively and under hermipy."""
 import pytest
 
 from difftest import VARIANTS, assert_same, build, empty_dir
@@ -21,3 +22,15 @@ def test_io(variant):
                  "SIGXCPU after a second of CPU time: 1"):
         assert fact in out, fact
     assert result.status == 0
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_guest_buffers(variant):
+    """fstat, fstatat(AT_EMPTY_PATH), pread and recvfrom into a buffer in one page (the host writes guest RAM
+    itself), across pages, in an untouched, read-only, unmapped or shared page: the same results, the bytes before
+    a fault read (pread), and a stream's bytes left in the socket when they could not be copied (EFAULT)."""
+    result = assert_same([build("guest_buffers", variant), "/usr/bin/busybox"])
+    out = result.stdout.decode()
+    assert "pread 3960 across into unmapped    40 digest" in out
+    assert out.count("Bad address\n  left in the socket               200") == 3
+
