@@ -226,6 +226,7 @@ class _EventBuffer(threading.local):
 
     def __init__(self):
         self.buffer = ctypes.create_string_buffer(MAX_BATCH * EVENT.size)
+        self.address = ctypes.addressof(self.buffer)
         self.control = ctypes.create_string_buffer(EVENT.size)       # epoll_ctl's struct epoll_event
         self.control_address = ctypes.addressof(self.control)
 
@@ -236,28 +237,34 @@ _events = _EventBuffer()
 def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
     """Wait on the host; ``timeout`` is milliseconds (int, <0: forever) or a host timespec buffer (or None).
     A kick interrupts it, and so does a stop of the process: EINTR when a signal is to be delivered or after the
-    stop, whatever SA_RESTART says (ep_poll returns EINTR)."""
+    stop, whatever SA_RESTART says (ep_poll returns EINTR). Served in exitless mode, the host is asked without a
+    wait, and a wait that would sleep goes to an exit (WouldBlock): the guest spins meanwhile."""
+    # A registration is ready once at most (an epitem is on the ready list once): no more events than those.
+    count = min(maxevents, MAX_BATCH, len(ep.regs) or 1)
+    buffers = _events
+    if k.serving_exitless:
+        while True:
+            n = host_call("epoll_wait", ep.host_fd, buffers.address, count, 0)
+            if not n:
+                if _waits(timeout):
+                    raise WouldBlock()
+                return 0
+            out = _reported(ep, buffers.buffer, n)
+            if out:
+                k.mem.write(events, b"".join(out))
+                return len(out)
     started = STOP_SENSITIVE[k] = time.monotonic()
     try:
-        # A registration is ready once at most (an epitem is on the ready list once): no more events than those.
-        count = min(maxevents, MAX_BATCH, len(ep.regs) or 1)
-        buf = _events.buffer
         while True:
             try:
-                if k.serving_exitless:       # a wait sleeps in an exit, not in the server while the guest spins
-                    n = host_call("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, 0)
-                    if not n and _waits(timeout):
-                        raise WouldBlock()
-                elif timeout is None or not isinstance(timeout, int):
-                    n = host_syscall("epoll_pwait2", ep.host_fd, ctypes.addressof(buf), count,
+                if timeout is None or not isinstance(timeout, int):
+                    n = host_syscall("epoll_pwait2", ep.host_fd, buffers.address, count,
                                      ctypes.addressof(timeout) if timeout is not None else 0, 0, SIGSET_SIZE)
                 else:
-                    n = host_call("epoll_wait", ep.host_fd, ctypes.addressof(buf), count, timeout)
+                    n = host_call("epoll_wait", ep.host_fd, buffers.address, count, timeout)
             except InterruptedError:
                 raise interrupted(started) from None
-            tokens = ep.tokens
-            out = [EVENT.pack(mask, reg.data) for mask, token in EVENT.iter_unpack(memoryview(buf)[:n * EVENT.size])
-                   if (reg := tokens.get(token)) is not None and reg.file.refs]   # else: gone since (file_released)
+            out = _reported(ep, buffers.buffer, n)
             if out or not n:
                 break
         if out:
@@ -265,6 +272,14 @@ def _wait(k, ep: Epoll, events: int, maxevents: int, timeout) -> int:
         return len(out)
     finally:
         STOP_SENSITIVE.pop(k, None)
+
+
+def _reported(ep: Epoll, buf, n: int) -> list[bytes]:
+    """The guest's struct epoll_event for each of the host's ``n`` events in ``buf`` whose registration is still
+    there (one whose file was released since has gone: file_released)."""
+    tokens = ep.tokens
+    return [EVENT.pack(mask, reg.data) for mask, token in EVENT.iter_unpack(memoryview(buf)[:n * EVENT.size])
+            if (reg := tokens.get(token)) is not None and reg.file.refs]
 
 
 def _waits(timeout) -> bool:

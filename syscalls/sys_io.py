@@ -312,11 +312,28 @@ def pread64(k, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
     dest = k.mem.span(buf, count, True)
     if dest is not None:                  # a buffer in one page: the host reads into guest RAM itself
         return host_call("pread64", of.host_fd, dest, count, offset)
-    if not k.mem.accessible(buf, count, True):
-        return _read_into(k, of.host_fd, [(buf, count)], offset)      # the bytes before a fault, as Linux reads
     data = os.pread(of.host_fd, count, offset)
-    k.mem.write(buf, data)
+    try:
+        k.mem.write(buf, data)
+    except SyscallError:
+        return _copy_out_prefix(k, buf, data)
     return len(data)
+
+
+def _copy_out_prefix(k, buf: int, data: bytes) -> int:
+    """Copy ``data`` to the guest's ``buf`` up to the first page it may not write: how much was copied (EFAULT when
+    nothing), as a read that faults part way returns the bytes before the fault."""
+    done = 0
+    while done < len(data):
+        chunk = min(len(data) - done, PAGE_SIZE - ((buf + done) & (PAGE_SIZE - 1)))
+        try:
+            k.mem.write(buf + done, data[done:done + chunk])
+        except SyscallError:
+            if not done:
+                raise
+            break
+        done += chunk
+    return done
 
 
 @syscall("pwrite64", FULL)

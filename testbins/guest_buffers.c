@@ -1,7 +1,7 @@
 /* Calls whose result the host writes into the guest's buffer itself where it can (fstat, fstatat with
  * AT_EMPTY_PATH, pread, recvfrom): the buffer in one page, across two pages, into a page not touched yet, a
  * read-only page, an unmapped page and a shared mapping. Each prints its result or errno and a digest of what
- * landed in the buffer. Usage: guest_buffers FILE (a regular file of at least 8 KiB). */
+ * landed in the buffer. Usage: guest_buffers FILE (a regular file of at least 4 KiB). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
