@@ -80,6 +80,11 @@ def served_run(argv: list[str]) -> str | None:
     return server or os.environ.get("HERMIPY_SERVER") or None
 
 
+def direct_entry() -> None:
+    """The ``hermipy`` command as a direct run, where the server said one is needed (hermipy/client.c)."""
+    _cli_entry(served=True)
+
+
 def _cli_entry(served: bool) -> None:
     """hermipy.cli's entry (never returns); ``served``: as a direct run the client chose."""
     from hermipy import cli

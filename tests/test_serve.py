@@ -26,11 +26,40 @@ BUSYBOX = "/bin/busybox"
 TIMEOUT = 60
 
 
+@pytest.fixture(scope="session")
+def c_client(tmp_path_factory) -> str:
+    """hermipy/client.c built as setup.py builds the installed `hermipy` command, for this interpreter."""
+    path = str(tmp_path_factory.mktemp("c-client") / "hermipy")
+    python = "".join(f"\\{byte:03o}" for byte in os.fsencode(sys.executable))
+    source = str(difftest.ROOT / "hermipy" / "client.c")
+    built = subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", path, source, f'-DHERMIPY_PYTHON="{python}"'],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    assert built.returncode == 0, built.stderr
+    return path
+
+
+@pytest.fixture(scope="module", params=["python-client", "c-client"])
+def client_program(request, c_client):
+    """Which client the module's runs go through: hermipy/client.py (`python -m hermipy`) or hermipy/client.c
+    (the installed `hermipy` where a C compiler was found); both must make every run the same."""
+    if request.param == "python-client":
+        yield [sys.executable, "-m", "hermipy"]
+        return
+
+    python_command = difftest.hermipy_command
+
+    def through_c_client(*options: str) -> list[str]:
+        return [c_client] + python_command(*options)[3:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(difftest, "hermipy_command", through_c_client)
+        yield [c_client]
+
+
 @pytest.fixture(scope="module")
-def server():
-    """The socket of a `hermipy serve` started for this module; stopped with SIGTERM at the end, when its socket
-    must be gone and its status 0. Its directory is reachable by another uid (test_other_uid_refused): a
-    directory of its own under /tmp, not pytest's (0700)."""
+def server(client_program):
+    """The socket of a `hermipy serve` started for this module (once per client); stopped with SIGTERM at the end,
+    when its socket must be gone and its status 0. Its directory is reachable by another uid
+    (test_other_uid_refused): a directory of its own under /tmp, not pytest's (0700)."""
     directory = tempfile.mkdtemp(prefix="hermipy-serve-test-")
     os.chmod(directory, 0o755)
     path = os.path.join(directory, "hermipy.sock")
@@ -234,11 +263,40 @@ def test_other_uid_refused(server):
     assert "uid 65534" in answer.get("error", ""), answer
 
 
-def test_server_unreachable(tmp_path):
+def test_server_unreachable(tmp_path, client_program):
     """--server naming no server is an error (exit 2), not a silent direct run."""
     proc = subprocess.run(difftest.hermipy_command("--server", str(tmp_path / "none.sock")) + [BUSYBOX, "true"],
                           capture_output=True, timeout=TIMEOUT)
     assert proc.returncode == 2 and b"--server" in proc.stderr, proc.stderr
+
+
+def test_file_system_strings(server, client_program):
+    """argv and environment strings that are not UTF-8, or beyond the BMP, or with JSON's special characters
+    reach the guest byte for byte (the request's strings are os.fsdecode's: surrogateescape)."""
+    words = [b"\xff\xfe", b"caf\xc3\xa9 \xe2\x82", "\U0001d11e \" \\ \t \x01 \x7f".encode(), b"\xed\xa0\x80", b""]
+    script = b'printf "[%s]\\n" "$@"; echo "[$WEIRD]"'
+    env = {b"PATH": b"/usr/bin:/bin", b"WEIRD": b"\xc0\xaf=\xf4\x90\x80\x80"}
+    argv = [BUSYBOX.encode(), b"sh", b"-c", script, b"x", *words]
+    native = subprocess.run(argv, env=env, capture_output=True, timeout=TIMEOUT)
+    command = [os.fsencode(a) for a in difftest.hermipy_command(*via(server))]
+    served = subprocess.run(command + argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=TIMEOUT)
+    assert (served.returncode, served.stdout, served.stderr) == (0, native.stdout, native.stderr)
+    assert native.stdout.count(b"[") == len(words) + 1
+
+
+def test_c_client_reads_run_options():
+    """hermipy/client.c's option lists are hermipy.client's (which test_run_options_match_parser holds to the
+    parser's)."""
+    from hermipy import client
+    import re
+    source = (difftest.ROOT / "hermipy" / "client.c").read_text()
+
+    def listed(name: str) -> set[str]:
+        body = re.search(name + r"\[\] = \{(.*?)\};", source, re.S).group(1)
+        return set(re.findall(r'"([^"]+)"', body))
+    assert listed("RUN_FLAGS") == client.RUN_FLAGS
+    assert listed("RUN_OPTIONS_WITH_VALUE") == client.RUN_OPTIONS_WITH_VALUE
 
 
 def test_native_reference_for_signals():
