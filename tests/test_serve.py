@@ -350,6 +350,28 @@ def test_client_imports_stay_lean(server):
     assert not heavy, f"the client imported {sorted(heavy)}"
 
 
+def test_direct_run_when_server_cannot_take_limits(tmp_path, client_program):
+    """A client whose hard core limit is above the server's cannot be that server's run: it is told to run
+    directly and does (the guest's parent is then the client's parent, here this test, not the server)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if hard == 0:
+        pytest.skip("the core limit is 0 already: no lower one to start the server with")
+    path = str(tmp_path / "s.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "hermipy", "serve", "--socket", path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+    try:
+        ready = _read_line_within(proc.stderr, 30)
+        assert ready.startswith(b"hermipy serve: listening"), ready
+        run = subprocess.run(difftest.hermipy_command(*via(path)) + [BUSYBOX, "sh", "-c", "echo $PPID; exit 5"],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
+        assert (run.returncode, run.stdout, run.stderr) == (5, f"{os.getpid()}\n".encode(), b""), run
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
 def test_without_spares(tmp_path):
     """`hermipy serve --spares 0` forks each run when its client connects; runs are the same."""
     path = str(tmp_path / "s.sock")
