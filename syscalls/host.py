@@ -1,9 +1,12 @@
-"""Raw host system calls through libc's ``syscall(3)``, for the few places where passing the guest's request
-to the host kernel unchanged gives exactly the native answer (clocks, sleeps, fcntl locks, tty ioctls).
+"""Raw host system calls through libc's ``syscall(3)``, for the places where passing the guest's request to the
+host kernel unchanged gives exactly the native answer (clocks, sleeps, fcntl locks, tty ioctls, the file system
+walk's *at calls).
 
-Arguments are ints (passed as C longs) or ctypes objects (buffers, passed by reference). A failure raises
-``OSError`` with the host's errno, which the dispatcher turns into the guest's -errno (host and guest are both
-x86-64 Linux, so numbers and errnos agree).
+``host_syscall`` arguments: ints (passed as C longs), None (NULL), bytes and ctypes arrays (a pointer to their
+first byte), ``ctypes.byref`` objects and ctypes pointer values (c_char_p, c_void_p: passed as they are), and
+other ctypes objects, structures and scalars, passed by reference. ``host_call`` takes ints only (addresses
+included) and is the fast path. A failure raises ``OSError`` with the host's errno, which the dispatcher turns
+into the guest's -errno (host and guest are both x86-64 Linux, so numbers and errnos agree).
 """
 import ctypes
 import os
@@ -12,13 +15,24 @@ from hermipy.syscalls.table import NUMBERS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_PASSED_AS_THEY_ARE = (bytes, ctypes.Array, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_wchar_p,
+                       type(ctypes.byref(ctypes.c_int())))      # the last: what ctypes.byref returns
+_BY_REFERENCE = (ctypes.Structure, ctypes.Union, ctypes._SimpleCData)
+
+
+def _argument(value):
+    if isinstance(value, int):
+        return ctypes.c_long(value)
+    if value is None or isinstance(value, _PASSED_AS_THEY_ARE):
+        return value
+    if isinstance(value, _BY_REFERENCE):
+        return ctypes.byref(value)
+    raise TypeError(f"host_syscall: cannot pass {type(value).__name__}")
 
 
 def host_syscall(name: str, *args) -> int:
     """syscall(NUMBERS[name], *args) on the host; returns the result or raises OSError(errno)."""
-    converted = [ctypes.c_long(a) if isinstance(a, int) else
-                 (ctypes.c_void_p(None) if a is None else ctypes.byref(a)) for a in args]
-    result = _libc.syscall(ctypes.c_long(NUMBERS[name]), *converted)
+    result = _libc.syscall(ctypes.c_long(NUMBERS[name]), *[_argument(a) for a in args])
     if result == -1:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

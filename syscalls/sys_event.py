@@ -25,9 +25,8 @@ from errno import EAGAIN, EEXIST, EFAULT, EINVAL, ENOENT, ENOTDIR
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Path, Ptr, SigSet, Size, UInt
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDONLY, O_RDWR, OpenFile
-from hermipy.syscalls.host import host_call
+from hermipy.syscalls.host import host_call, host_syscall
 from hermipy.syscalls.kicks import STOP_SENSITIVE, WouldBlock, interrupted
-from hermipy.syscalls.sys_fs import host_syscall
 from hermipy.syscalls.sys_net import install_host_fd
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 

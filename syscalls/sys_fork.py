@@ -39,7 +39,8 @@ from hermipy.syscalls.coredump import take_dumped      # (its shared page exists
 from hermipy.errors import ExecFailed, LoadError
 from hermipy.syscalls.argtypes import AT_FDCWD, DirFd, Enum, Flags, Int, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
-from hermipy.syscalls.sys_fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, _path, host_syscall, lookup
+from hermipy.syscalls.host import host_syscall
+from hermipy.syscalls.sys_fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, _path, lookup
 from hermipy.syscalls.sys_timer import forget_real_timer
 from hermipy.syscalls.table import FULL, PARTIAL, TRACE_LOCK, syscall
 

@@ -23,8 +23,8 @@ from hermipy.syscalls.files import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, 
                                     O_NOFOLLOW, O_PATH, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY, OpenFile,
                                     host_kind)
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
-from hermipy.syscalls.host import host_call
-from hermipy.syscalls.vfs import PATH_MAX, Target, host_syscall, own_open_file
+from hermipy.syscalls.host import host_call, host_syscall
+from hermipy.syscalls.vfs import PATH_MAX, Target, own_open_file
 
 AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
 AT_NO_AUTOMOUNT, AT_EMPTY_PATH, AT_STATX_SYNC_TYPE = 0x800, 0x1000, 0x6000

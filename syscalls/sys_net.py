@@ -27,9 +27,9 @@ from select import POLLIN, POLLOUT
 from hermipy.syscalls.argtypes import AT_FDCWD, Enum, Flags, Int, Ptr, Size, UInt, quote
 from hermipy.syscalls.errors import ERESTARTSYS, SyscallError
 from hermipy.syscalls.files import O_NONBLOCK, O_RDWR, OpenFile, host_kind
-from hermipy.syscalls.host import host_call
+from hermipy.syscalls.host import host_call, host_syscall
 from hermipy.syscalls.kicks import STOP_SENSITIVE, WouldBlock, interrupted
-from hermipy.syscalls.sys_fs import host_syscall, lookup
+from hermipy.syscalls.sys_fs import lookup
 from hermipy.syscalls.sys_io import MAX_RW_COUNT, access_ok, ready_now
 from hermipy.syscalls.table import FULL, PARTIAL, syscall
 

@@ -843,25 +843,14 @@ def sync_host_sigchld(action: Action) -> None:
     _host_syscall("rt_sigaction", SIGCHLD, ctypes.addressof(host), 0, SIGSET_SIZE)
 
 
-def _host_libc():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    return _libc
-
-
-_libc = None
-
-
 def _host_syscall(name: str, *args: int) -> int:
-    """Forward a signal to another host process or thread (the guest shares the host's pid space)."""
-    from hermipy.syscalls.table import NUMBERS
-    libc = _host_libc()
-    result = libc.syscall(ctypes.c_long(NUMBERS[name]), *(ctypes.c_long(a) for a in args))
-    if result < 0:
-        raise SyscallError(ctypes.get_errno())
-    return result
+    """Forward a signal to another host process or thread (the guest shares the host's pid space); the host's
+    refusal is the caller's errno."""
+    from hermipy.syscalls.host import host_call
+    try:
+        return host_call(name, *args)
+    except OSError as err:
+        raise SyscallError(err.errno) from None
 
 
 def _own_info(k, sig: int, code: int) -> bytes:

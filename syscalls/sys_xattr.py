@@ -16,7 +16,8 @@ from errno import E2BIG, EFAULT, EINVAL, EOPNOTSUPP, ERANGE, EROFS
 from hermipy.syscalls.argtypes import AT_FDCWD, Fd, Flags, InBuf, Path, Ptr, Size
 from hermipy.syscalls.errors import SyscallError
 from hermipy.syscalls.files import O_PATH
-from hermipy.syscalls.sys_fs import _existing, _path, host_syscall, lookup
+from hermipy.syscalls.host import host_syscall
+from hermipy.syscalls.sys_fs import _existing, _path, lookup
 from hermipy.syscalls.table import FULL, syscall
 from hermipy.syscalls.vfs import own_open_file
 

@@ -29,7 +29,7 @@ from errno import (EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, E
                    EXDEV)
 
 from hermipy.syscalls.errors import SyscallError
-from hermipy.syscalls.table import NUMBERS as _NUMBERS
+from hermipy.syscalls.host import host_syscall
 
 MAX_SYMLINKS = 40          # fs/namei.c MAXSYMLINKS
 RACE_RETRIES = 3           # looks at a name that keeps changing kind under the walk (a hostile swap loop)
@@ -38,11 +38,8 @@ AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = -100, 0x100, 0
 O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_PATH_ENTRY = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 0x04, 0x10          # linux/openat2.h
-SYS_OPENAT2, SYS_FCHMODAT2 = 437, 452                      # arch/x86/entry/syscalls/syscall_64.tbl
 
 RECORD: int | None = None  # hermipy run --record: a host fd (O_APPEND) each guest path looked up is written to
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 _have = {"openat2": True, "fchmodat2": True}               # False once the host said ENOSYS
 
 
@@ -51,33 +48,18 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-def _raw(nr: int, *args) -> int:
-    result = _libc.syscall(ctypes.c_long(nr), *args)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
-
-
 def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int | None:
     """openat2(2); None on a host without it (before Linux 5.6)."""
     if not _have["openat2"]:
         return None
     how = _OpenHow(flags, 0, resolve)
     try:
-        return _raw(SYS_OPENAT2, ctypes.c_long(dirfd), os.fsencode(path), ctypes.byref(how),
-                    ctypes.c_size_t(ctypes.sizeof(how)))
+        return host_syscall("openat2", dirfd, os.fsencode(path), how, ctypes.sizeof(how))
     except OSError as err:
         if err.errno != ENOSYS:
             raise
         _have["openat2"] = False
         return None
-
-
-def host_syscall(name: str, *args) -> int:
-    """Make one host syscall (same ABI: the host is x86-64 Linux); ints pass as C longs, buffers and bytes
-    as pointers, None as NULL; an error raises OSError."""
-    return _raw(_NUMBERS[name], *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
 
 
 class Target:
@@ -284,14 +266,13 @@ class Target:
             if follow:
                 os.chmod(self.host, mode)
             else:
-                _raw(SYS_FCHMODAT2, ctypes.c_long(AT_FDCWD), os.fsencode(self.host), ctypes.c_long(mode),
-                     ctypes.c_long(AT_SYMLINK_NOFOLLOW))
+                host_syscall("fchmodat2", AT_FDCWD, os.fsencode(self.host), mode, AT_SYMLINK_NOFOLLOW)
             return
         fd = self.opath()
         try:
             if _have["fchmodat2"]:
                 try:
-                    _raw(SYS_FCHMODAT2, ctypes.c_long(fd), b"", ctypes.c_long(mode), ctypes.c_long(AT_EMPTY_PATH))
+                    host_syscall("fchmodat2", fd, b"", mode, AT_EMPTY_PATH)
                     return
                 except OSError as err:
                     if err.errno != ENOSYS:
