@@ -299,6 +299,54 @@ def test_c_client_reads_run_options():
     assert listed("RUN_OPTIONS_WITH_VALUE") == client.RUN_OPTIONS_WITH_VALUE
 
 
+def _through_terminal(command: list, stdin_terminal: bool) -> tuple[int, bytes, bytes]:
+    """Run ``command`` with stdout (and with ``stdin_terminal`` stdin too) the slave of a new pty; returns its
+    status, what the pty's master read (until every slave fd was closed) and its stderr."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(command, stdin=slave if stdin_terminal else subprocess.DEVNULL, stdout=slave,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        os.close(slave)
+        slave = -1
+        out = b""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:                      # EIO: every slave fd is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        else:
+            proc.kill()
+            raise AssertionError(f"{command}: the terminal was not closed within {TIMEOUT} s; read {out!r}")
+        _, err = proc.communicate(timeout=TIMEOUT)
+        return proc.returncode, out, err
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+@pytest.mark.parametrize("stdin_terminal", [False, True], ids=["stdout", "stdin-and-stdout"])
+def test_terminal_stdio(server, client_program, stdin_terminal):
+    """A terminal as stdout goes through the server as any fd does; a terminal as stdin makes the client run
+    directly (job control needs it): the guest's parent is then the client's, here this test."""
+    script = 'for fd in 0 1 2; do [ -t $fd ] && echo "$fd: a terminal"; done; echo line; exit 3'
+    argv = [BUSYBOX, "sh", "-c", script]
+    native = _through_terminal(argv, stdin_terminal)
+    served = _through_terminal(difftest.hermipy_command(*via(server)) + argv, stdin_terminal)
+    assert served == native, f"native {native!r}, through the server {served!r}"
+    assert native[1].count(b"a terminal") == 1 + stdin_terminal
+    parent = _through_terminal(difftest.hermipy_command(*via(server)) + [BUSYBOX, "sh", "-c", "echo $PPID"],
+                               stdin_terminal)
+    assert (parent[1].strip() == str(os.getpid()).encode()) == stdin_terminal, parent
+
+
 def test_native_reference_for_signals():
     """The native side of test_signal_forwarded_to_guest behaves as asserted there (the oracle holds)."""
     native = run_native([BUSYBOX, "sh", "-c", "kill -TERM $$"])
