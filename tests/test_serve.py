@@ -347,6 +347,52 @@ def test_terminal_stdio(server, client_program, stdin_terminal):
     assert (parent[1].strip() == str(os.getpid()).encode()) == stdin_terminal, parent
 
 
+def test_terminal_interrupt_reaches_guest(server, client_program):
+    """^C typed on the terminal that is stdout (stdin is not: the run goes through the server) reaches the guest,
+    which the server put in a process group of its own: the client, in the terminal's foreground group, gets
+    the SIGINT from the kernel and sends it to the guest's group, as the terminal reaches a whole job."""
+    import fcntl
+    import termios
+    script = 'trap "echo got INT; exit 7" INT; echo ready; while :; do /bin/busybox sleep 0.05; done'
+
+    def interrupted(command: list) -> tuple[int, bytes]:
+        master, slave = os.openpty()
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                                    start_new_session=True,
+                                    preexec_fn=lambda: fcntl.ioctl(1, termios.TIOCSCTTY, 0))
+            os.close(slave)
+            slave = -1
+            out = b""
+            deadline = time.monotonic() + TIMEOUT
+            while b"ready" not in out and time.monotonic() < deadline:
+                if select.select([master], [], [], 1)[0]:
+                    out += os.read(master, 4096)
+            assert b"ready" in out, f"{command}: no 'ready' within {TIMEOUT} s: {out!r}"
+            os.write(master, b"\x03")
+            while time.monotonic() < deadline:
+                if not select.select([master], [], [], 1)[0]:
+                    continue
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:                  # EIO: the terminal's last user is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            proc.wait(timeout=TIMEOUT)
+            return proc.returncode, out
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+    argv = [BUSYBOX, "sh", "-c", script]
+    native = interrupted(argv)
+    served = interrupted(difftest.hermipy_command(*via(server)) + argv)
+    assert served == native, f"native {native!r}, through the server {served!r}"
+    assert native[0] == 7 and b"got INT" in native[1]
+
+
 def test_native_reference_for_signals():
     """The native side of test_signal_forwarded_to_guest behaves as asserted there (the oracle holds)."""
     native = run_native([BUSYBOX, "sh", "-c", "kill -TERM $$"])
