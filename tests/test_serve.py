@@ -393,6 +393,36 @@ def test_terminal_interrupt_reaches_guest(server, client_program):
     assert native[0] == 7 and b"got INT" in native[1]
 
 
+def test_stop_and_continue(server, client_program):
+    """SIGTSTP to the client stops the guest, and the client stops with it (its shell sees the job stop);
+    SIGCONT to the client continues both, and the run ends as it would have: as natively."""
+    script = f"echo ready; {BUSYBOX} sleep 0.5; echo done"
+
+    def stopped_and_continued(command: list) -> tuple[int, bytes, bytes]:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert _read_line_within(proc.stdout, TIMEOUT) == b"ready\n", f"{command} did not start"
+            proc.send_signal(signal.SIGTSTP)
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                pid, status = os.waitpid(proc.pid, os.WUNTRACED | os.WNOHANG)
+                if pid and os.WIFSTOPPED(status):
+                    break
+                assert pid == 0, f"{command} ended instead of stopping: {status:#x}"
+                assert time.monotonic() < deadline, f"{command} did not stop within {TIMEOUT} s of SIGTSTP"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGCONT)
+            out, err = proc.communicate(timeout=TIMEOUT)
+            return proc.returncode, out, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    argv = [BUSYBOX, "sh", "-c", script]
+    native = stopped_and_continued(argv)
+    served = stopped_and_continued(difftest.hermipy_command(*via(server)) + argv)
+    assert served == native == (0, b"done\n", b""), f"native {native!r}, through the server {served!r}"
+
+
 def test_native_reference_for_signals():
     """The native side of test_signal_forwarded_to_guest behaves as asserted there (the oracle holds)."""
     native = run_native([BUSYBOX, "sh", "-c", "kill -TERM $$"])
