@@ -399,7 +399,10 @@ def test_stop_and_continue(server, client_program):
     script = f"echo ready; {BUSYBOX} sleep 0.5; echo done"
 
     def stopped_and_continued(command: list) -> tuple[int, bytes, bytes]:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # A process group of its own in this session, whose parent (this test) is in another group of it: in an
+        # orphaned group (a pytest-xdist worker's, a new session's) the kernel discards SIGTSTP.
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                process_group=0)
         try:
             assert _read_line_within(proc.stdout, TIMEOUT) == b"ready\n", f"{command} did not start"
             proc.send_signal(signal.SIGTSTP)
