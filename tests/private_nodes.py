@@ -45,8 +45,9 @@ def snapshot(copies: str) -> dict:
     return out
 
 
-def private_copies() -> str:
-    copies = tempfile.mkdtemp(prefix="hermipy-nodes.")
+def private_copies(base: str) -> str:
+    copies = os.path.join(base, "nodes")
+    os.mkdir(copies)
     mount("-t", "tmpfs", "hermipy-nodes", copies)
     for name, (major, minor) in DEVICES.items():
         os.mknod(os.path.join(copies, name), 0o20666, os.makedev(major, minor))
@@ -66,8 +67,9 @@ def private_copies() -> str:
     return copies
 
 
-def native_root(program: str) -> str:
-    root = tempfile.mkdtemp(prefix="hermipy-native-root.")
+def native_root(base: str, program: str) -> str:
+    root = os.path.join(base, "native-root")
+    os.mkdir(root)
     mount("-t", "tmpfs", "hermipy-native-root", root)
     for directory in ("dev", "proc", "tmp"):
         os.mkdir(os.path.join(root, directory))
@@ -83,21 +85,28 @@ def native_root(program: str) -> str:
 
 def main() -> None:
     mode, program, *command = sys.argv[1:]
-    copies = private_copies()
-    before = snapshot(copies)
-    if mode == "native":
-        argv = ["chroot", native_root(program), "/prog"]
-    else:
-        root = tempfile.mkdtemp(prefix="hermipy-root.")
-        os.mkdir(os.path.join(root, "tmp"))
-        if mode == "root-with-dev":
-            os.mkdir(os.path.join(root, "dev"))
-        shutil.copy(program, os.path.join(root, "prog"))
-        argv = [*command, "--root", root, "/prog"]
-    proc = subprocess.run(argv, capture_output=True, timeout=120, start_new_session=True)
-    json.dump({"status": proc.returncode, "stdout": proc.stdout.decode(errors="replace"),
-               "stderr": proc.stderr.decode(errors="replace"), "before": before, "after": snapshot(copies)},
-              sys.stdout)
+    base = tempfile.mkdtemp(prefix="hermipy-isolation.")      # everything made here, removed at the end
+    try:
+        copies = private_copies(base)
+        before = snapshot(copies)
+        if mode == "native":
+            argv = ["chroot", native_root(base, program), "/prog"]
+        else:
+            root = os.path.join(base, "root")
+            os.makedirs(os.path.join(root, "tmp"))
+            if mode == "root-with-dev":
+                os.mkdir(os.path.join(root, "dev"))
+            shutil.copy(program, os.path.join(root, "prog"))
+            argv = [*command, "--root", root, "/prog"]
+        proc = subprocess.run(argv, capture_output=True, timeout=120, start_new_session=True)
+        json.dump({"status": proc.returncode, "stdout": proc.stdout.decode(errors="replace"),
+                   "stderr": proc.stderr.decode(errors="replace"), "before": before, "after": snapshot(copies)},
+                  sys.stdout)
+    finally:
+        for mounted in ("native-root", "nodes"):             # (this mount namespace's only: detached here)
+            if os.path.ismount(os.path.join(base, mounted)):
+                subprocess.run(["umount", "-R", "-l", os.path.join(base, mounted)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
