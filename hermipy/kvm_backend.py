@@ -1180,22 +1180,22 @@ class KvmCpu(Cpu):
             except InterruptedError:
                 self._in_guest = False
                 self._b[1] = 0                # immediate_exit: it did its job (never left set: no spinning)
-                if not self._kick:
-                    if self._flush and self._at_application():
-                        self._mode = MODE_USER    # a TLB shootdown: through the kernel flush stub, then on
-                    else:
-                        self._mode = MODE_RAW
-                    continue
                 if self._at_application():
-                    self._mode = MODE_USER
-                    return self._interrupted()
+                    if self._kick:
+                        self._mode = MODE_USER
+                        return self._interrupted()
+                    if self._flush:
+                        self._mode = MODE_USER    # a TLB shootdown: through the kernel flush stub, then on
+                        continue
                 self._mode = MODE_RAW
-                if w[W_RIP] != self._syscall_entry or not self._after_syscall(w[W_RCX]):
+                if (not (self._kick or self._flush) or w[W_RIP] != self._syscall_entry
+                        or not self._after_syscall(w[W_RCX])):
                     continue                  # mid-stub (or a jump to the entry: its check is next): the next
-                                              # kick or exit will find a better point
+                                              # kick, shootdown or exit will find a better point
                 # Right after `syscall`, before the entry's first instruction (on PVM, where `syscall` itself
-                # exits, that is where a signal finds a vCPU looping on answered syscalls): hand the
-                # syscall to Python as if the entry had asked; the kick is taken right after it.
+                # exits, that is where a signal finds a vCPU looping on answered syscalls, every time: a
+                # shootdown that waited for another point never ended): hand the syscall to Python as if the
+                # entry had asked; the kick or the flush is taken right after it.
                 w[W_RIP] = self._entry_return
                 w[4] = SYSCALL_PORT << 16 | IO_OUT_BYTE
                 reason = KVM_EXIT_IO

@@ -396,6 +396,18 @@ def tss_with_io_bitmap(rsp0: int) -> bytes:
     return bytes(tss)
 
 
+def store_answers(ram, frame: int, answers: dict[int, int]) -> None:
+    """Fill the answer page at guest-physical ``frame`` (both backends' layout): slot n holds ``answers[n]``, else
+    NOT_ANSWERED | n. Other vCPUs read the page while it changes, so only the slots that change are written, each
+    as one aligned 8-byte store: struct.pack_into clears its whole destination first, and a read in that window
+    took 0 as the answer (a thread's getpid() was 0 while another thread was being created)."""
+    words, base = ram.words, frame >> 3
+    for nr in range(ANSWER_SLOTS):
+        value = answers.get(nr, NOT_ANSWERED | nr)
+        if words[base + nr] != value:
+            words[base + nr] = value
+
+
 class KernelArea:
     """The VM-wide part of the guest kernel: GDT, IDT, kernel code, the answer and seen-sites pages, the RAM
     direct map. Allocates, fills and maps them; ``VcpuArea`` does the same for each vCPU's own pages."""
@@ -496,7 +508,7 @@ class KernelArea:
     def set_post_entry(self, va: int) -> None:
         """Where posting trampolines enter (rewriter/trampoline.py): the trampoline_post of the VM's only vCPU in
         exitless mode, or 0: they make the `syscall` themselves."""
-        struct.pack_into("<Q", self.ram.buf, self.answer_frame + 8 * POST_ENTRY_SLOT, va)
+        self.ram.words[(self.answer_frame >> 3) + POST_ENTRY_SLOT] = va
 
     @property
     def post_entry_va(self) -> int:
@@ -505,12 +517,11 @@ class KernelArea:
 
     def write_answers(self, answers: dict[int, int]) -> None:
         """Fill the answer page: ``answers`` maps syscall numbers below ANSWER_SLOTS to their result."""
-        slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]
-        struct.pack_into(f"<{ANSWER_SLOTS}Q", self.ram.buf, self.answer_frame, *slots)
+        store_answers(self.ram, self.answer_frame, answers)
 
     def remember_site(self, rcx: int) -> None:
         """Let the LSTAR entry answer the syscalls of the site returning to ``rcx`` without asking Python."""
-        struct.pack_into("<Q", self.ram.buf, self.seen_frame + (rcx & SEEN_MASK), rcx)
+        self.ram.words[(self.seen_frame + (rcx & SEEN_MASK)) >> 3] = rcx
 
 
 class VcpuArea:

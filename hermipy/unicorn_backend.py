@@ -51,9 +51,8 @@ import time
 from hermipy.cpu import GPR_NAMES, INT_INSN_LEN, Cpu, GuestExit, Stop, StopReason, VEC_DB, VEC_GP, VEC_PF, VEC_UD
 from hermipy.errors import HermipyError
 from hermipy import kvm_stubs
-from hermipy.kvm_stubs import (ANSWER_SLOTS, GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, NOT_ANSWERED,
-                               SEL_TSS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT,
-                               TSS_LIMIT, USER_GATES, tss_with_io_bitmap)
+from hermipy.kvm_stubs import (GDT_ENTRIES, GDT_SIZE, KERNEL_BASE, SEL_TSS, SEL_USER_CS, SEL_USER_DS, SYSCALL_PORT,
+                               TSS_LIMIT, USER_GATES, store_answers, tss_with_io_bitmap)
 from hermipy.syscalls.memory import PTE_NX, PTE_P, PTE_U, PTE_W
 
 # unicorn.h / x86.h constants (unicorn 2.1).
@@ -907,8 +906,7 @@ class UnicornCpu(Cpu):
         with _answers_lock:
             answers = {nr: value for nr, value in self._answers().items() if 0 <= value < 1 << 63}
             self._answered = frozenset(answers)
-            slots = [answers.get(nr, NOT_ANSWERED | nr) for nr in range(ANSWER_SLOTS)]   # as KVM's page
-            struct.pack_into(f"<{ANSWER_SLOTS}Q", self._ram.buf, self._answer_frame, *slots)
+            store_answers(self._ram, self._answer_frame, answers)                        # as KVM's page
 
     def _out_hook(self, _uc, port, size, _value, _user_data) -> None:
         """`out imm8, al` reports rip at the instruction, as the SYSCALL hook does (both are 2 bytes). (Unicorn

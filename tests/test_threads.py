@@ -128,6 +128,22 @@ def test_threads_all(variant, tmp_path):
     assert all(FACTS[section] in native.stdout.decode() for section in IN_ALL)
 
 
+@differential
+@pytest.mark.parametrize("variant", _c_variants())
+def test_answers_while_threads_are_made(variant, tmp_path):
+    """testbins/answers_race.c: two threads call getpid() and syscall(SYS_getpid) without pause while the main
+    thread creates and joins 30 threads. Every answer is right (the answer page used to be written by a pass that
+    cleared it first, and a reader in that window took 0 for its pid), and the run ends (on PVM, a TLB shootdown
+    waited for such a reader's vCPU to stop anywhere but right after its `syscall`, where every kick found it).
+    KVM only: on Unicorn a thread that never makes a call the kernel sees keeps its engine's turn for a whole
+    time slice (unicorn_backend.TIME_SLICE, 1 s), and 30 thread starts take minutes."""
+    import difftest
+    if difftest.BACKEND == "unicorn":
+        pytest.skip("Unicorn: a spinning thread keeps its engine's turn for a 1 s time slice")
+    native = assert_same([build("answers_race", variant)], tmp_path, traced=False)     # (tracing answers in Python)
+    assert native.stdout == b"wrong answers: 0\n"
+
+
 # ---------------------------------------------------------------- testbins/clone_vm.c
 
 CLONE_VM_FACTS = {

@@ -68,9 +68,11 @@ def run_native(argv, **kw) -> Result:
     return _run(argv, what="native run", **kw)
 
 
-def run_hermipy(argv, tmp_path: Path, **kw) -> tuple[Result, Path]:
-    trace = tmp_path / f"strace-{os.getpid()}-{len(list(tmp_path.glob('strace-*')))}"
-    command = difftest.hermipy_command("--strace-file", str(trace))
+def run_hermipy(argv, tmp_path: Path, traced: bool = True, **kw) -> tuple[Result, Path | None]:
+    """hermipy's run of ``argv``, with its syscall trace unless not ``traced`` (a traced run answers every call in
+    Python: in-guest answers and trampolines are off)."""
+    trace = tmp_path / f"strace-{os.getpid()}-{len(list(tmp_path.glob('strace-*')))}" if traced else None
+    command = difftest.hermipy_command(*(("--strace-file", str(trace)) if traced else ()))
     assert command[1:3] == ["-m", "hermipy"], command
     command = [command[0], "-c", _BOOT] + command[3:] + [str(a) for a in argv]
     result = _run(command, what="hermipy", trace=trace, **kw)
@@ -81,11 +83,12 @@ def run_hermipy(argv, tmp_path: Path, **kw) -> tuple[Result, Path]:
     return Result(result.status, result.stdout, stderr), trace
 
 
-def assert_same(argv, tmp_path: Path, *, stdin=b"", cwd=None, env=None) -> Result:
+def assert_same(argv, tmp_path: Path, *, stdin=b"", cwd=None, env=None, traced: bool = True) -> Result:
     """Native and hermipy (on the fixture's backend) must agree on stdout, stderr and exit status. A failure shows
-    both runs in full and the end of hermipy's syscall trace; syscalls hermipy warned it lacks come first."""
+    both runs in full and the end of hermipy's syscall trace (when ``traced``); syscalls hermipy warned it lacks
+    come first."""
     native = run_native(argv, stdin=stdin, cwd=cwd, env=env)
-    emulated, trace = run_hermipy(argv, tmp_path, stdin=stdin, cwd=cwd, env=env)
+    emulated, trace = run_hermipy(argv, tmp_path, traced, stdin=stdin, cwd=cwd, env=env)
     if (native.status, native.stdout, native.stderr) != (emulated.status, emulated.stdout, emulated.stderr):
         missing = sorted(set(difftest.reported_missing(emulated.stderr)))
         lacking = f"hermipy lacks {', '.join(missing)}\n" if missing else ""
