@@ -11,6 +11,7 @@ import sys
 import threading
 
 from hermipy.cpu import VEC_PF, GuestExit, ReplaceImage, StopReason
+from hermipy.errors import HermipyError
 from hermipy.syscalls.kernel import RLIM_INFINITY, Kernel, Options
 from hermipy.syscalls import table
 from hermipy.syscalls.table import ENTRIES, NUMBERS, Dispatcher, load_handlers
@@ -44,10 +45,8 @@ def create_cpu(name: str, kernel: Kernel, forked_from=None):
             return KvmCpu(kernel.ram, kernel.mem, forked_from)
         except (OSError, ImportError) as err:
             if name == "kvm":
-                from hermipy.errors import HermipyError
                 raise HermipyError(f"--backend kvm: {err}", 2)
         return create_cpu("unicorn", kernel)       # auto: /dev/kvm missing or unusable
-    from hermipy.errors import HermipyError
     raise HermipyError(f"unknown backend {name!r} (available: auto, kvm, unicorn)", 2)
 
 
@@ -218,6 +217,9 @@ def _thread_main(task: Kernel, go: threading.Event) -> None:
         task, status = _run_task(task)
     except _Handed:
         return
+    except HermipyError as err:           # the task's CPU cannot go on (Unicorn's unreported double fault): the run
+        sys.stderr.write(f"hermipy: {err}\n")    # ends with hermipy's message, as when the main thread's cannot
+        _end_host_process(err.exit_code)
     if task.group.owner == threading.get_ident():        # a fork child made by this thread: it owns the process
         group = task.group
         finish_task(task, status)
